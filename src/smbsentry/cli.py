@@ -1,0 +1,219 @@
+"""The `smbsentry` command: parses arguments and calls the packages.
+
+Thin on purpose: everything it does is a call into scan (and later audit,
+detect, report, web).  Exit status follows contract.md: 0 success, 1 a
+run-time failure, 2 bad usage or bad input (one line on stderr, no
+traceback), 130 after Ctrl-C with the finished hosts written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from . import __version__
+
+app = typer.Typer(
+    name="smbsentry",
+    help="Find, prove, fix and watch SMB exposure (MS17-010, DoublePulsar, SMBGhost, SMBv1).",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+
+err = Console(stderr=True, highlight=False)
+
+
+def fail(message: str, code: int = 2) -> "typer.Exit":
+    """Print one line on stderr and exit with `code`."""
+    err.print(f"smbsentry: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"smbsentry {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Find, prove, fix and watch SMB exposure."""
+
+
+def _ports(text: str) -> tuple[int, ...]:
+    ports = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part.isdigit() or not 0 < int(part) < 65536:
+            fail(f"bad port {part!r} in --ports (expected e.g. 445,139)")
+        ports.append(int(part))
+    return tuple(dict.fromkeys(ports))
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  smbsentry scan 10.0.0.0/24\n\n"
+        "  smbsentry scan 10.0.0.1-50 10.0.1.0/24 --exclude 10.0.0.7 --format jsonl -o hosts.jsonl\n\n"
+        "  smbsentry scan --targets-file nmap.xml --user audit --domain CORP   (password from SMBSENTRY_PASSWORD)"
+    )
+)
+def scan(
+    targets: list[str] = typer.Argument(None, help="Addresses, CIDRs, ranges (a.b.c.d-e.f.g.h, a.b.c.d-h), host names."),
+    targets_file: list[Path] = typer.Option(
+        [], "--targets-file", "-iL", help="File of targets: plain lines, nmap XML (-oX) or masscan JSON (-oJ)."
+    ),
+    exclude: list[str] = typer.Option([], "--exclude", help="Targets to skip (same syntax; repeatable)."),
+    ports: str = typer.Option("445,139", "--ports", help="SMB ports to probe."),
+    concurrency: int = typer.Option(256, "--concurrency", min=1, max=100000, help="Hosts in flight at once."),
+    rate: float = typer.Option(0, "--rate", min=0, help="New connections per second (0: no limit)."),
+    timeout: float = typer.Option(5.0, "--timeout", min=0.05, help="Seconds allowed for each step (connect, each reply)."),
+    dialects: str = typer.Option(
+        "range",
+        "--dialects",
+        help="range: confirm the lowest and highest SMB2/3 dialect (3 connections); exact: negotiate each one.",
+    ),
+    user: Optional[str] = typer.Option(None, "--user", help="User for credentialed logons (password: SMBSENTRY_PASSWORD or a prompt)."),
+    domain: str = typer.Option("", "--domain", help="Domain of --user."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table | jsonl | json | csv"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write results to this file instead of stdout."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary on stderr."),
+) -> None:
+    """Discover SMB/NetBIOS hosts and fingerprint them (SMBv1, dialects, signing, identity)."""
+    from .scan.engine import Engine, install_uvloop
+    from .scan.fingerprint import ScanOptions
+    from .scan.output import FORMATS, Writer
+    from .scan.session import Credentials
+    from .scan.targets import TargetError, TargetSet
+
+    if fmt not in FORMATS:
+        fail(f"unknown --format {fmt!r} (choose from {', '.join(FORMATS)})")
+    if dialects not in ("range", "exact"):
+        fail(f"unknown --dialects {dialects!r} (range or exact)")
+    if not targets and not targets_file:
+        fail("no targets: give addresses, ranges or --targets-file")
+    try:
+        target_set = TargetSet(targets or [], files=targets_file, excludes=exclude)
+    except TargetError as exc:
+        fail(str(exc))
+    creds = None
+    if user:
+        password = os.environ.get("SMBSENTRY_PASSWORD")
+        if password is None:
+            if not sys.stdin.isatty():
+                fail("--user needs a password: set SMBSENTRY_PASSWORD (it is never read from the command line)")
+            password = getpass.getpass(f"Password for {domain + chr(92) if domain else ''}{user}: ")
+        creds = Credentials(user, password, domain)
+    options = ScanOptions(ports=_ports(ports), timeout=timeout, credentials=creds, dialect_method=dialects)
+
+    try:
+        stream = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc.strerror}")
+    writer = Writer(fmt, stream, Console(file=stream) if fmt == "table" and output is None else None)
+    show_progress = not quiet and err.is_terminal
+    progress = Progress(
+        TextColumn("[bold]scanning"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[found]} with SMB"),
+        TimeElapsedColumn(),
+        console=err,
+        disable=not show_progress,
+        transient=True,
+    )
+    task = progress.add_task("scan", total=target_set.estimated_count, found=0)
+    found = 0
+    bad_input: list[str] = []
+
+    def on_result(result) -> None:
+        nonlocal found
+        found += 1
+        writer.add(result)
+        progress.update(task, found=found)
+
+    def on_progress(n: int) -> None:
+        progress.advance(task, n)
+
+    def guarded(it):
+        try:
+            for t in it:
+                if t.address is None or not target_set.is_excluded(t.address):
+                    yield t
+        except TargetError as exc:
+            bad_input.append(str(exc))
+
+    engine = Engine(options, concurrency=concurrency, rate=rate or None, on_result=on_result, on_progress=on_progress)
+    install_uvloop()
+
+    async def run():
+        loop = asyncio.get_running_loop()
+        main = asyncio.current_task()
+        interrupted = {"n": 0}
+
+        def on_sigint() -> None:
+            interrupted["n"] += 1
+            engine.stop()
+            if main is not None:
+                main.cancel()
+
+        try:
+            loop.add_signal_handler(signal.SIGINT, on_sigint)
+            loop.add_signal_handler(signal.SIGTERM, on_sigint)
+        except (NotImplementedError, RuntimeError):
+            pass
+        return await engine.run(guarded(iter(target_set)))
+
+    with progress:
+        try:
+            summary = asyncio.run(run())
+        except KeyboardInterrupt:
+            summary = engine.summary
+            summary.interrupted = True
+    writer.finish()
+    if output:
+        stream.close()
+    if not quiet:
+        err.print(
+            f"{summary.targets} targets, {summary.with_smb} with SMB open, "
+            f"{summary.elapsed:.1f}s ({summary.hosts_per_second:.0f} hosts/s)"
+            + (f", {summary.unresolved} unresolved" if summary.unresolved else "")
+            + (" - interrupted, finished hosts written" if summary.interrupted else ""),
+            markup=False,
+        )
+    if bad_input:
+        fail(bad_input[0])
+    if summary.interrupted:
+        raise typer.Exit(130)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("smbsentry: interrupted", markup=False)
+        sys.exit(130)
+    except BrokenPipeError:
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""The one result model (../shared/reference/contract.md).
+
+Scanner, checks, CLI writers, store, reports and the web UI all read and
+write these classes; `to_dict` produces exactly the contract's JSON shape.
+Fields that could not be learned stay None and serialise as null: nothing
+here is ever filled with a guess.  Attacker-controlled strings (names,
+NativeOS) are capped at MAX_REMOTE_STRING when they enter the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+MAX_REMOTE_STRING = 256
+
+STATUSES = ("vulnerable", "likely", "not_vulnerable", "unknown")
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+SIGNING = ("disabled", "enabled", "required")
+
+
+def cap(text: str | None, limit: int = MAX_REMOTE_STRING) -> str | None:
+    """Cap a string that came from the network and drop control characters."""
+    if text is None:
+        return None
+    cleaned = "".join(ch if ch.isprintable() else "\ufffd" for ch in text[:limit])
+    return cleaned
+
+
+@dataclass(slots=True)
+class Finding:
+    id: str
+    status: str
+    severity: str
+    title: str
+    cves: list[str] = field(default_factory=list)
+    references: list[str] = field(default_factory=list)
+    evidence: str | None = None
+    reason: str | None = None
+    inferred: bool = False
+    port: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if not d["details"]:
+            del d["details"]
+        return d
+
+
+@dataclass(slots=True)
+class Smb1Info:
+    enabled: bool
+    ports: dict[str, bool] = field(default_factory=dict)
+    signing: str | None = None
+    native_os: str | None = None
+    native_lm: str | None = None
+    primary_domain: str | None = None
+    server_name: str | None = None
+    extended_security: bool | None = None
+    capabilities: int | None = None
+    system_time: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        if not self.enabled:
+            return {"enabled": False, "ports": self.ports}
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class Smb2Info:
+    dialects: list[str] = field(default_factory=list)
+    dialects_confirmed: list[str] = field(default_factory=list)
+    dialects_method: str = "range"
+    signing: str | None = None
+    capabilities: list[str] = field(default_factory=list)
+    compression: list[str] = field(default_factory=list)
+    encryption: list[str] = field(default_factory=list)
+    signing_algorithms: list[str] = field(default_factory=list)
+    server_guid: str | None = None
+    system_time: str | None = None
+    boot_time: str | None = None
+    max_read: int | None = None
+    max_write: int | None = None
+    max_transact: int | None = None
+    security_mechanisms: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class Identity:
+    netbios_name: str | None = None
+    netbios_domain: str | None = None
+    dns_name: str | None = None
+    dns_domain: str | None = None
+    dns_forest: str | None = None
+    os_version: str | None = None
+    os_build: int | None = None
+    os_name: str | None = None
+    os_candidates: list[str] = field(default_factory=list)
+    os_build_shared: bool | None = None
+    implementation: str | None = None
+    samba_version: str | None = None
+    null_session: bool | None = None
+    guest_session: bool | None = None
+    ntlm_time: str | None = None
+    source: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class HostResult:
+    address: str
+    hostname: str | None = None
+    ports: dict[str, str] = field(default_factory=dict)
+    smb1: Smb1Info | None = None
+    smb2: Smb2Info | None = None
+    identity: Identity = field(default_factory=Identity)
+    findings: list[Finding] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    duration_ms: int = 0
+    connections: int = 0
+
+    @property
+    def smb_open(self) -> bool:
+        return any(state == "open" for state in self.ports.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "hostname": self.hostname,
+            "ports": dict(self.ports),
+            "smb1": self.smb1.to_dict() if self.smb1 else None,
+            "smb2": self.smb2.to_dict() if self.smb2 else None,
+            "identity": self.identity.to_dict(),
+            "findings": [f.to_dict() for f in self.findings],
+            "errors": list(self.errors),
+            "duration_ms": self.duration_ms,
+            "connections": self.connections,
+        }

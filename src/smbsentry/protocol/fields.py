@@ -1,0 +1,122 @@
+"""Declarative fixed-size layouts, in the manner of dpkt.
+
+A layout lists its fields once as (name, struct format, default); packing,
+unpacking, size and repr follow from that list.  SMB1/SMB2 headers, NTLM
+structures and negotiate contexts are declared with it, so that no caller
+indexes raw slices and every read is bounds-checked in one place.
+
+All SMB and NTLM integers are little-endian; the NetBIOS session header is the
+one big-endian structure and declares that with `_byte_order_ = ">"`.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, ClassVar
+
+from .errors import ProtocolError
+
+
+class Layout:
+    """Base class: subclasses set `_fields_ = [(name, fmt, default), ...]`."""
+
+    _fields_: ClassVar[list[tuple[str, str, Any]]] = []
+    _byte_order_: ClassVar[str] = "<"
+    _struct: ClassVar[struct.Struct]
+    _names: ClassVar[tuple[str, ...]]
+    _defaults: ClassVar[tuple[Any, ...]]
+    size: ClassVar[int]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        fmt = cls._byte_order_ + "".join(f for _, f, _ in cls._fields_)
+        cls._struct = struct.Struct(fmt)
+        cls._names = tuple(n for n, _, _ in cls._fields_)
+        cls._defaults = tuple(d for _, _, d in cls._fields_)
+        cls.size = cls._struct.size
+        cls.__slots__ = cls._names  # type: ignore[misc]
+
+    def __init__(self, **values: Any) -> None:
+        for name, default in zip(self._names, self._defaults):
+            object.__setattr__(self, name, values.pop(name, default))
+        if values:
+            raise TypeError(f"{type(self).__name__}: unknown fields {sorted(values)}")
+
+    @classmethod
+    def unpack_from(cls, buf: bytes | memoryview, offset: int = 0):
+        """Parse the layout at `offset`; ProtocolError when the buffer is short."""
+        if offset < 0 or len(buf) - offset < cls.size:
+            raise ProtocolError(
+                f"{cls.__name__}: need {cls.size} bytes at offset {offset}, have {max(0, len(buf) - offset)}"
+            )
+        obj = cls.__new__(cls)
+        for name, value in zip(cls._names, cls._struct.unpack_from(buf, offset)):
+            object.__setattr__(obj, name, value)
+        return obj
+
+    def pack(self) -> bytes:
+        try:
+            return self._struct.pack(*(getattr(self, n) for n in self._names))
+        except struct.error as exc:  # a caller put a value that does not fit
+            raise ProtocolError(f"{type(self).__name__}: {exc}") from None
+
+    def replace(self, **values: Any):
+        new = type(self).__new__(type(self))
+        for n in self._names:
+            object.__setattr__(new, n, values.pop(n, getattr(self, n)))
+        if values:
+            raise TypeError(f"{type(self).__name__}: unknown fields {sorted(values)}")
+        return new
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and all(getattr(self, n) == getattr(other, n) for n in self._names)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._names)
+        return f"{type(self).__name__}({inner})"
+
+
+def take(buf: bytes | memoryview, offset: int, length: int, what: str, cap: int | None = None) -> bytes:
+    """Return buf[offset:offset+length] after checking it lies inside the buffer.
+
+    `cap` is the fixed maximum for this kind of field (security blob, AV pair,
+    string): a hostile peer that announces more gets a ProtocolError rather
+    than a large allocation.
+    """
+    if length < 0 or offset < 0:
+        raise ProtocolError(f"{what}: negative offset or length")
+    if cap is not None and length > cap:
+        raise ProtocolError(f"{what}: length {length} exceeds the cap of {cap}")
+    if offset + length > len(buf):
+        raise ProtocolError(f"{what}: {length} bytes at offset {offset} run past the {len(buf)}-byte buffer")
+    return bytes(buf[offset : offset + length])
+
+
+def utf16z(buf: bytes, offset: int, cap: int, what: str) -> tuple[str, int]:
+    """Read a NUL-terminated UTF-16LE string; return (text, offset after the NUL).
+
+    A missing terminator at the end of the buffer is accepted (old Samba and
+    some NAS firmware omit the last one); text longer than `cap` bytes raises.
+    """
+    if offset < 0 or offset > len(buf):
+        raise ProtocolError(f"{what}: offset {offset} outside the buffer")
+    end = offset
+    while end + 1 < len(buf):
+        if end - offset > cap:
+            raise ProtocolError(f"{what}: string longer than {cap} bytes")
+        if buf[end] == 0 and buf[end + 1] == 0:
+            return bytes(buf[offset:end]).decode("utf-16-le", "replace"), end + 2
+        end += 2
+    if end - offset > cap:
+        raise ProtocolError(f"{what}: string longer than {cap} bytes")
+    return bytes(buf[offset:end]).decode("utf-16-le", "replace"), len(buf)
+
+
+def asciiz(buf: bytes, offset: int, cap: int, what: str) -> tuple[str, int]:
+    """Read a NUL-terminated 8-bit string (OEM code page, decoded as latin-1)."""
+    nul = bytes(buf[offset : offset + cap + 1]).find(b"\x00")
+    if nul < 0:
+        if len(buf) - offset > cap:
+            raise ProtocolError(f"{what}: string longer than {cap} bytes")
+        return bytes(buf[offset:]).decode("latin-1"), len(buf)
+    return bytes(buf[offset : offset + nul]).decode("latin-1"), offset + nul + 1

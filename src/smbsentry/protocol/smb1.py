@@ -1,0 +1,475 @@
+"""SMB1 (CIFS) messages for fingerprinting and the MS17-010 / DoublePulsar checks.
+
+NEGOTIATE, SESSION_SETUP_ANDX (extended security with SPNEGO/NTLMSSP, and the
+old non-extended form for servers without it), TREE_CONNECT_ANDX,
+TRANSACTION and TRANSACTION2.  A message is a 32-byte header, a word block
+(WordCount x 2 bytes) and a byte block (ByteCount bytes); `parse_message`
+checks those counts once and every parser below reads from its result.
+Offsets inside a message are counted from the start of the SMB header.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from .errors import ProtocolError
+from .fields import Layout, asciiz, take, utf16z
+
+MAGIC = b"\xffSMB"
+
+NEGOTIATE = 0x72
+SESSION_SETUP_ANDX = 0x73
+LOGOFF_ANDX = 0x74
+TREE_CONNECT_ANDX = 0x75
+TRANSACTION = 0x25
+TRANSACTION_SECONDARY = 0x26
+TRANSACTION2 = 0x32
+TRANSACTION2_SECONDARY = 0x33
+NT_TRANSACT = 0xA0
+NT_TRANSACT_SECONDARY = 0xA1
+ECHO = 0x2B
+WRITE_ANDX = 0x2F
+
+COMMAND_NAMES = {
+    NEGOTIATE: "NEGOTIATE",
+    SESSION_SETUP_ANDX: "SESSION_SETUP_ANDX",
+    LOGOFF_ANDX: "LOGOFF_ANDX",
+    TREE_CONNECT_ANDX: "TREE_CONNECT_ANDX",
+    TRANSACTION: "TRANSACTION",
+    TRANSACTION_SECONDARY: "TRANSACTION_SECONDARY",
+    TRANSACTION2: "TRANSACTION2",
+    TRANSACTION2_SECONDARY: "TRANSACTION2_SECONDARY",
+    NT_TRANSACT: "NT_TRANSACT",
+    NT_TRANSACT_SECONDARY: "NT_TRANSACT_SECONDARY",
+    ECHO: "ECHO",
+    WRITE_ANDX: "WRITE_ANDX",
+}
+
+FLAGS_CASE_INSENSITIVE = 0x08
+FLAGS_CANONICAL_PATHS = 0x10
+FLAGS_REPLY = 0x80
+
+FLAGS2_LONG_NAMES = 0x0001
+FLAGS2_EAS = 0x0002
+FLAGS2_SIGNATURES = 0x0004
+FLAGS2_IS_LONG_NAME = 0x0040
+FLAGS2_EXTENDED_SECURITY = 0x0800
+FLAGS2_DFS = 0x1000
+FLAGS2_NT_STATUS = 0x4000
+FLAGS2_UNICODE = 0x8000
+
+DEFAULT_FLAGS2 = FLAGS2_LONG_NAMES | FLAGS2_EXTENDED_SECURITY | FLAGS2_NT_STATUS | FLAGS2_UNICODE | FLAGS2_IS_LONG_NAME
+
+SECMODE_USER = 0x01
+SECMODE_ENCRYPT = 0x02
+SECMODE_SIGNING_ENABLED = 0x04
+SECMODE_SIGNING_REQUIRED = 0x08
+
+CAP_UNICODE = 0x00000004
+CAP_LARGE_FILES = 0x00000008
+CAP_NT_SMBS = 0x00000010
+CAP_STATUS32 = 0x00000040
+CAP_EXTENDED_SECURITY = 0x80000000
+CLIENT_CAPABILITIES = CAP_UNICODE | CAP_LARGE_FILES | CAP_NT_SMBS | CAP_STATUS32 | CAP_EXTENDED_SECURITY
+
+NT_LM_012 = "NT LM 0.12"
+
+MAX_STRING = 512
+MAX_BLOB = 16384
+
+
+class Header(Layout):
+    _fields_ = [
+        ("protocol", "4s", MAGIC),
+        ("command", "B", 0),
+        ("status", "I", 0),
+        ("flags", "B", FLAGS_CASE_INSENSITIVE | FLAGS_CANONICAL_PATHS),
+        ("flags2", "H", DEFAULT_FLAGS2),
+        ("pid_high", "H", 0),
+        ("signature", "8s", b"\x00" * 8),
+        ("reserved", "H", 0),
+        ("tid", "H", 0),
+        ("pid", "H", 0xFEFF),
+        ("uid", "H", 0),
+        ("mid", "H", 0),
+    ]
+
+
+@dataclass(slots=True)
+class Message:
+    """A parsed SMB1 message: header, word block and byte block."""
+
+    header: Header
+    words: bytes
+    data: bytes
+    data_offset: int  # offset of `data` from the start of the SMB header
+    raw: bytes
+
+    @property
+    def status(self) -> int:
+        return self.header.status
+
+    @property
+    def unicode(self) -> bool:
+        return bool(self.header.flags2 & FLAGS2_UNICODE)
+
+
+def parse_message(msg: bytes) -> Message:
+    """Split an SMB1 message; ProtocolError when the counts overrun it."""
+    hdr = Header.unpack_from(msg)
+    if hdr.protocol != MAGIC:
+        raise ProtocolError("smb1: not an SMB1 message")
+    off = Header.size
+    if off >= len(msg):
+        raise ProtocolError("smb1: message ends before WordCount")
+    word_count = msg[off]
+    words = take(msg, off + 1, 2 * word_count, "smb1: word block")
+    off += 1 + 2 * word_count
+    if off == len(msg):
+        # Some servers end error replies right after a zero WordCount.
+        return Message(hdr, words, b"", off, bytes(msg))
+    if off + 2 > len(msg):
+        raise ProtocolError("smb1: message ends inside ByteCount")
+    (byte_count,) = struct.unpack_from("<H", msg, off)
+    data = take(msg, off + 2, byte_count, "smb1: byte block")
+    return Message(hdr, words, data, off + 2, bytes(msg))
+
+
+def _header(command: int, mid: int, uid: int = 0, tid: int = 0, flags2: int = DEFAULT_FLAGS2, pid: int = 0xFEFF) -> bytes:
+    return Header(command=command, mid=mid, uid=uid, tid=tid, flags2=flags2, pid=pid).pack()
+
+
+def _message(head: bytes, words: bytes, data: bytes) -> bytes:
+    if len(words) % 2 or len(words) > 510 or len(data) > 0xFFFF:
+        raise ProtocolError("smb1: word or byte block too large")
+    return head + bytes([len(words) // 2]) + words + struct.pack("<H", len(data)) + data
+
+
+def _ustr(text: str, offset: int, unicode: bool) -> bytes:
+    """A NUL-terminated string placed at `offset` from the header start,
+    with the pad byte Unicode strings need to land on an even offset."""
+    if unicode:
+        pad = b"\x00" if offset % 2 else b""
+        return pad + text.encode("utf-16-le") + b"\x00\x00"
+    return text.encode("latin-1", "replace") + b"\x00"
+
+
+# -- NEGOTIATE ---------------------------------------------------------------
+
+
+def negotiate_request(dialects: tuple[str, ...] = (NT_LM_012,), mid: int = 0, flags2: int = DEFAULT_FLAGS2) -> bytes:
+    data = b"".join(b"\x02" + d.encode("ascii") + b"\x00" for d in dialects)
+    return _message(_header(NEGOTIATE, mid, flags2=flags2), b"", data)
+
+
+@dataclass(slots=True)
+class NegotiateResponse:
+    dialect_index: int
+    security_mode: int | None = None
+    max_mpx: int | None = None
+    max_vcs: int | None = None
+    max_buffer: int | None = None
+    capabilities: int | None = None
+    system_time: int | None = None
+    timezone: int | None = None
+    challenge: bytes | None = None
+    server_guid: bytes | None = None
+    security_blob: bytes = b""
+    domain: str | None = None
+    server_name: str | None = None
+    status: int = 0
+
+    @property
+    def extended_security(self) -> bool:
+        return bool(self.capabilities and self.capabilities & CAP_EXTENDED_SECURITY)
+
+
+class NegotiateWordsNT(Layout):
+    _fields_ = [
+        ("dialect_index", "H", 0),
+        ("security_mode", "B", 0),
+        ("max_mpx", "H", 0),
+        ("max_vcs", "H", 0),
+        ("max_buffer", "I", 0),
+        ("max_raw", "I", 0),
+        ("session_key", "I", 0),
+        ("capabilities", "I", 0),
+        ("system_time", "Q", 0),
+        ("timezone", "h", 0),
+        ("challenge_length", "B", 0),
+    ]
+
+
+def parse_negotiate_response(msg: bytes) -> NegotiateResponse:
+    m = parse_message(msg)
+    if m.header.command != NEGOTIATE:
+        raise ProtocolError(f"smb1: expected NEGOTIATE reply, got 0x{m.header.command:02x}")
+    if m.status != 0:
+        return NegotiateResponse(dialect_index=0xFFFF, status=m.status)
+    if len(m.words) < 2:
+        raise ProtocolError("smb1: negotiate reply without a dialect index")
+    (index,) = struct.unpack_from("<H", m.words)
+    if len(m.words) != NegotiateWordsNT.size:
+        # WordCount 1: no dialect accepted (0xFFFF) or a core dialect;
+        # WordCount 13: a LANMAN dialect.  Neither is NT LM 0.12.
+        return NegotiateResponse(dialect_index=index)
+    w = NegotiateWordsNT.unpack_from(m.words)
+    resp = NegotiateResponse(
+        dialect_index=index,
+        security_mode=w.security_mode,
+        max_mpx=w.max_mpx,
+        max_vcs=w.max_vcs,
+        max_buffer=w.max_buffer,
+        capabilities=w.capabilities,
+        system_time=w.system_time,
+        timezone=w.timezone,
+    )
+    if w.capabilities & CAP_EXTENDED_SECURITY:
+        resp.server_guid = take(m.data, 0, 16, "smb1: server GUID")
+        resp.security_blob = take(m.data, 16, len(m.data) - 16, "smb1: security blob", cap=MAX_BLOB)
+    else:
+        resp.challenge = take(m.data, 0, w.challenge_length, "smb1: challenge", cap=64)
+        off = w.challenge_length
+        if off < len(m.data):
+            if m.unicode:
+                # Unicode strings are aligned relative to the header start.
+                if (m.data_offset + off) % 2:
+                    off += 1
+                resp.domain, off = utf16z(m.data, off, MAX_STRING, "smb1: domain name")
+                if off < len(m.data):
+                    resp.server_name, off = utf16z(m.data, off, MAX_STRING, "smb1: server name")
+            else:
+                resp.domain, off = asciiz(m.data, off, MAX_STRING, "smb1: domain name")
+                if off < len(m.data):
+                    resp.server_name, off = asciiz(m.data, off, MAX_STRING, "smb1: server name")
+    return resp
+
+
+# -- SESSION_SETUP_ANDX ------------------------------------------------------
+
+
+def session_setup_request(
+    blob: bytes,
+    mid: int,
+    uid: int = 0,
+    max_buffer: int = 0xFFFF,
+    native_os: str = "Windows 7 Professional 7601 Service Pack 1",
+    native_lm: str = "Windows 7 Professional 6.1",
+    flags2: int = DEFAULT_FLAGS2,
+    capabilities: int = CLIENT_CAPABILITIES,
+) -> bytes:
+    """Extended-security SESSION_SETUP_ANDX (WordCount 12) carrying `blob`."""
+    words = struct.pack("<BBHHHHIHII", 0xFF, 0, 0, max_buffer, 50, 0, 0, len(blob), 0, capabilities)
+    data_offset = Header.size + 1 + len(words) + 2
+    unicode = bool(flags2 & FLAGS2_UNICODE)
+    data = blob
+    data += _ustr(native_os, data_offset + len(data), unicode)
+    data += _ustr(native_lm, data_offset + len(data), unicode)
+    return _message(_header(SESSION_SETUP_ANDX, mid, uid=uid, flags2=flags2), words, data)
+
+
+def session_setup_basic_request(
+    mid: int,
+    account: str = "",
+    domain: str = "",
+    oem_password: bytes = b"",
+    unicode_password: bytes = b"",
+    max_buffer: int = 0xFFFF,
+    native_os: str = "Unix",
+    native_lm: str = "smbsentry",
+    flags2: int = DEFAULT_FLAGS2 & ~FLAGS2_EXTENDED_SECURITY,
+) -> bytes:
+    """Non-extended SESSION_SETUP_ANDX (WordCount 13), for servers without
+    extended security; empty account and passwords ask for a null session."""
+    caps = CLIENT_CAPABILITIES & ~CAP_EXTENDED_SECURITY
+    words = struct.pack(
+        "<BBHHHHIHHII", 0xFF, 0, 0, max_buffer, 50, 0, 0, len(oem_password), len(unicode_password), 0, caps
+    )
+    data_offset = Header.size + 1 + len(words) + 2
+    unicode = bool(flags2 & FLAGS2_UNICODE)
+    data = oem_password + unicode_password
+    for text in (account, domain, native_os, native_lm):
+        data += _ustr(text, data_offset + len(data), unicode)
+    return _message(_header(SESSION_SETUP_ANDX, mid, flags2=flags2), words, data)
+
+
+@dataclass(slots=True)
+class SessionSetupResponse:
+    status: int
+    uid: int
+    action: int
+    security_blob: bytes
+    native_os: str | None
+    native_lm: str | None
+    primary_domain: str | None
+
+    @property
+    def guest(self) -> bool:
+        return bool(self.action & 0x0001)
+
+
+def parse_session_setup_response(msg: bytes) -> SessionSetupResponse:
+    m = parse_message(msg)
+    if m.header.command != SESSION_SETUP_ANDX:
+        raise ProtocolError(f"smb1: expected SESSION_SETUP_ANDX reply, got 0x{m.header.command:02x}")
+    action = 0
+    blob = b""
+    off = 0
+    if len(m.words) >= 8:  # extended: AndX(4) Action(2) SecurityBlobLength(2)
+        action, blob_len = struct.unpack_from("<HH", m.words, 4)
+        blob = take(m.data, 0, blob_len, "smb1: security blob", cap=MAX_BLOB)
+        off = blob_len
+    elif len(m.words) >= 6:  # non-extended: AndX(4) Action(2)
+        (action,) = struct.unpack_from("<H", m.words, 4)
+    strings: list[str | None] = [None, None, None]
+    if m.data:
+        for i in range(3):
+            if off >= len(m.data):
+                break
+            if m.unicode:
+                if (m.data_offset + off) % 2:
+                    off += 1
+                if off >= len(m.data):
+                    break
+                strings[i], off = utf16z(m.data, off, MAX_STRING, "smb1: session setup string")
+            else:
+                strings[i], off = asciiz(m.data, off, MAX_STRING, "smb1: session setup string")
+    return SessionSetupResponse(m.status, m.header.uid, action, blob, strings[0], strings[1], strings[2])
+
+
+# -- TREE_CONNECT_ANDX -------------------------------------------------------
+
+
+def tree_connect_request(path: str, mid: int, uid: int, flags2: int = DEFAULT_FLAGS2, service: str = "?????") -> bytes:
+    words = struct.pack("<BBHHH", 0xFF, 0, 0, 0x0008, 1)  # flags: extended response
+    data_offset = Header.size + 1 + len(words) + 2
+    data = b"\x00"  # empty password
+    data += _ustr(path, data_offset + len(data), bool(flags2 & FLAGS2_UNICODE))
+    data += service.encode("ascii") + b"\x00"
+    return _message(_header(TREE_CONNECT_ANDX, mid, uid=uid, flags2=flags2), words, data)
+
+
+@dataclass(frozen=True, slots=True)
+class TreeConnectResponse:
+    status: int
+    tid: int
+    service: str | None
+
+
+def parse_tree_connect_response(msg: bytes) -> TreeConnectResponse:
+    m = parse_message(msg)
+    if m.header.command != TREE_CONNECT_ANDX:
+        raise ProtocolError(f"smb1: expected TREE_CONNECT_ANDX reply, got 0x{m.header.command:02x}")
+    service = None
+    if m.status == 0 and m.data:
+        service, _ = asciiz(m.data, 0, 16, "smb1: service")
+    return TreeConnectResponse(m.status, m.header.tid, service)
+
+
+# -- TRANSACTION / TRANSACTION2 ---------------------------------------------
+
+
+def transaction_request(
+    command: int,
+    mid: int,
+    uid: int,
+    tid: int,
+    setup: tuple[int, ...],
+    name: str | None = "\\PIPE\\",
+    params: bytes = b"",
+    data: bytes = b"",
+    max_param: int = 0xFFFF,
+    max_data: int = 0xFFFF,
+    max_setup: int = 0,
+    timeout: int = 0,
+    flags2: int = DEFAULT_FLAGS2 & ~FLAGS2_UNICODE,
+    total_params: int | None = None,
+    total_data: int | None = None,
+) -> bytes:
+    """TRANSACTION (0x25, with a pipe/mailslot name) or TRANSACTION2 (0x32,
+    name omitted).  The MS17-010 probe is TRANSACTION, setup (0x23, 0),
+    name "\\PIPE\\" in ASCII, which puts parameters and data at 0x4A."""
+    if command not in (TRANSACTION, TRANSACTION2):
+        raise ProtocolError("smb1: transaction_request builds TRANSACTION or TRANSACTION2")
+    word_count = 14 + len(setup)
+    data_start = Header.size + 1 + 2 * word_count + 2
+    unicode = bool(flags2 & FLAGS2_UNICODE)
+    name_bytes = b""
+    if command == TRANSACTION and name is not None:
+        name_bytes = _ustr(name, data_start, unicode)
+    elif command == TRANSACTION2:
+        name_bytes = b"\x00"  # Trans2 carries an empty name (one pad/NUL byte)
+    param_offset = data_start + len(name_bytes)
+    pad1 = b"" if command == TRANSACTION else b"\x00" * ((4 - param_offset % 4) % 4)
+    param_offset += len(pad1)
+    data_offset = param_offset + len(params)
+    pad2 = b"" if command == TRANSACTION else b"\x00" * ((4 - data_offset % 4) % 4)
+    data_offset += len(pad2)
+    words = struct.pack(
+        "<HHHHBBHIHHHHHBB",
+        len(params) if total_params is None else total_params,
+        len(data) if total_data is None else total_data,
+        max_param,
+        max_data,
+        max_setup,
+        0,
+        0,
+        timeout,
+        0,
+        len(params),
+        param_offset,
+        len(data),
+        data_offset,
+        len(setup),
+        0,
+    ) + struct.pack(f"<{len(setup)}H", *setup)
+    body = name_bytes + pad1 + params + pad2 + data
+    return _message(_header(command, mid, uid=uid, tid=tid, flags2=flags2), words, body)
+
+
+@dataclass(slots=True)
+class TransactionResponse:
+    status: int
+    mid: int
+    setup: tuple[int, ...]
+    params: bytes
+    data: bytes
+    header: Header
+
+
+class TransactionResponseWords(Layout):
+    _fields_ = [
+        ("total_params", "H", 0),
+        ("total_data", "H", 0),
+        ("reserved", "H", 0),
+        ("param_count", "H", 0),
+        ("param_offset", "H", 0),
+        ("param_displacement", "H", 0),
+        ("data_count", "H", 0),
+        ("data_offset", "H", 0),
+        ("data_displacement", "H", 0),
+        ("setup_count", "B", 0),
+        ("reserved2", "B", 0),
+    ]
+
+
+def parse_transaction_response(msg: bytes) -> TransactionResponse:
+    """TRANSACTION / TRANSACTION2 reply.  Error replies (WordCount 0) keep
+    their status and MID: both matter to the MS17-010 and DoublePulsar checks."""
+    m = parse_message(msg)
+    if m.header.command not in (TRANSACTION, TRANSACTION2):
+        raise ProtocolError(f"smb1: expected a transaction reply, got 0x{m.header.command:02x}")
+    if len(m.words) < TransactionResponseWords.size:
+        return TransactionResponse(m.status, m.header.mid, (), b"", b"", m.header)
+    w = TransactionResponseWords.unpack_from(m.words)
+    setup_bytes = take(m.words, TransactionResponseWords.size, 2 * w.setup_count, "smb1: transaction setup")
+    setup = struct.unpack(f"<{w.setup_count}H", setup_bytes)
+    raw = m.raw
+    params = take(raw, w.param_offset, w.param_count, "smb1: transaction parameters") if w.param_count else b""
+    data = take(raw, w.data_offset, w.data_count, "smb1: transaction data") if w.data_count else b""
+    return TransactionResponse(m.status, m.header.mid, tuple(setup), params, data, m.header)
+
+
+def logoff_request(mid: int, uid: int) -> bytes:
+    return _message(_header(LOGOFF_ANDX, mid, uid=uid), struct.pack("<BBH", 0xFF, 0, 0), b"")

@@ -1,0 +1,399 @@
+"""SMB2/SMB3 messages the scanner and the lab exchange (MS-SMB2).
+
+NEGOTIATE with its 3.1.1 negotiate contexts (preauth integrity, encryption,
+compression, signing, netname) and SESSION_SETUP carrying SPNEGO/NTLMSSP.
+Builders return the SMB2 message without the NetBIOS header; parsers take
+it the same way.  Offsets inside messages are measured from the start of the
+SMB2 header, as the specification does.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field
+
+from .errors import ProtocolError
+from .fields import Layout, take
+
+MAGIC = b"\xfeSMB"
+TRANSFORM_MAGIC = b"\xfdSMB"
+COMPRESSION_MAGIC = b"\xfcSMB"
+
+NEGOTIATE = 0x0000
+SESSION_SETUP = 0x0001
+LOGOFF = 0x0002
+TREE_CONNECT = 0x0003
+ECHO = 0x000D
+
+FLAG_RESPONSE = 0x00000001
+
+SIGNING_ENABLED = 0x0001
+SIGNING_REQUIRED = 0x0002
+
+DIALECTS = {0x0202: "2.0.2", 0x0210: "2.1", 0x0300: "3.0", 0x0302: "3.0.2", 0x0311: "3.1.1"}
+DIALECT_CODES = {v: k for k, v in DIALECTS.items()}
+WILDCARD_DIALECT = 0x02FF
+ALL_DIALECTS = (0x0202, 0x0210, 0x0300, 0x0302, 0x0311)
+
+CAPABILITIES = [
+    (0x01, "dfs"),
+    (0x02, "leasing"),
+    (0x04, "large_mtu"),
+    (0x08, "multi_channel"),
+    (0x10, "persistent_handles"),
+    (0x20, "directory_leasing"),
+    (0x40, "encryption"),
+    (0x80, "notifications"),
+]
+CLIENT_CAPABILITIES = 0x7F
+
+# negotiate context types
+CTX_PREAUTH = 1
+CTX_ENCRYPTION = 2
+CTX_COMPRESSION = 3
+CTX_NETNAME = 5
+CTX_TRANSPORT = 6
+CTX_RDMA = 7
+CTX_SIGNING = 8
+
+CIPHERS = {1: "AES-128-CCM", 2: "AES-128-GCM", 3: "AES-256-CCM", 4: "AES-256-GCM"}
+COMPRESSION = {0: "none", 1: "LZNT1", 2: "LZ77", 3: "LZ77+Huffman", 4: "Pattern_V1", 5: "LZ4"}
+SIGNING_ALGORITHMS = {0: "HMAC-SHA256", 1: "AES-CMAC", 2: "AES-GMAC"}
+HASH_SHA512 = 1
+
+MAX_CONTEXTS = 32
+MAX_CONTEXT_DATA = 1024
+MAX_SECURITY_BUFFER = 16384
+
+
+class Header(Layout):
+    _fields_ = [
+        ("protocol", "4s", MAGIC),
+        ("structure_size", "H", 64),
+        ("credit_charge", "H", 0),
+        ("status", "I", 0),
+        ("command", "H", 0),
+        ("credits", "H", 1),
+        ("flags", "I", 0),
+        ("next_command", "I", 0),
+        ("message_id", "Q", 0),
+        ("process_id", "I", 0xFEFF),
+        ("tree_id", "I", 0),
+        ("session_id", "Q", 0),
+        ("signature", "16s", b"\x00" * 16),
+    ]
+
+
+class NegotiateRequestFixed(Layout):
+    _fields_ = [
+        ("structure_size", "H", 36),
+        ("dialect_count", "H", 0),
+        ("security_mode", "H", SIGNING_ENABLED),
+        ("reserved", "H", 0),
+        ("capabilities", "I", CLIENT_CAPABILITIES),
+        ("client_guid", "16s", b"\x00" * 16),
+        ("context_offset", "I", 0),
+        ("context_count", "H", 0),
+        ("reserved2", "H", 0),
+    ]
+
+
+class NegotiateResponseFixed(Layout):
+    _fields_ = [
+        ("structure_size", "H", 65),
+        ("security_mode", "H", 0),
+        ("dialect", "H", 0),
+        ("context_count", "H", 0),
+        ("server_guid", "16s", b"\x00" * 16),
+        ("capabilities", "I", 0),
+        ("max_transact", "I", 0),
+        ("max_read", "I", 0),
+        ("max_write", "I", 0),
+        ("system_time", "Q", 0),
+        ("start_time", "Q", 0),
+        ("security_offset", "H", 0),
+        ("security_length", "H", 0),
+        ("context_offset", "I", 0),
+    ]
+
+
+class ContextHeader(Layout):
+    _fields_ = [("type", "H", 0), ("length", "H", 0), ("reserved", "I", 0)]
+
+
+class SessionSetupRequestFixed(Layout):
+    _fields_ = [
+        ("structure_size", "H", 25),
+        ("flags", "B", 0),
+        ("security_mode", "B", SIGNING_ENABLED),
+        ("capabilities", "I", 1),
+        ("channel", "I", 0),
+        ("security_offset", "H", 0),
+        ("security_length", "H", 0),
+        ("previous_session_id", "Q", 0),
+    ]
+
+
+class SessionSetupResponseFixed(Layout):
+    _fields_ = [
+        ("structure_size", "H", 9),
+        ("session_flags", "H", 0),
+        ("security_offset", "H", 0),
+        ("security_length", "H", 0),
+    ]
+
+
+class CompressionTransformHeader(Layout):
+    """The 3.1.1 compression transform (0xFC 'SMB') that SMBGhost abuses."""
+
+    _fields_ = [
+        ("protocol", "4s", COMPRESSION_MAGIC),
+        ("original_size", "I", 0),
+        ("algorithm", "H", 0),
+        ("flags", "H", 0),
+        ("offset", "I", 0),
+    ]
+
+
+SESSION_FLAG_GUEST = 0x0001
+SESSION_FLAG_NULL = 0x0002
+SESSION_FLAG_ENCRYPT = 0x0004
+
+
+def _pad8(n: int) -> int:
+    return (8 - n % 8) % 8
+
+
+def _context(ctx_type: int, data: bytes) -> bytes:
+    return ContextHeader(type=ctx_type, length=len(data)).pack() + data
+
+
+def default_contexts(
+    compression: tuple[int, ...] = (1, 2, 3, 4),
+    ciphers: tuple[int, ...] = (2, 1, 4, 3),
+    signing: tuple[int, ...] = (2, 1, 0),
+    netname: str | None = None,
+    salt: bytes | None = None,
+) -> list[tuple[int, bytes]]:
+    """The contexts a modern client sends: preauth (SHA-512 + 32-byte salt),
+    encryption, compression (LZNT1 first), signing and optionally the netname."""
+    salt = salt if salt is not None else os.urandom(32)
+    ctx = [
+        (CTX_PREAUTH, struct.pack("<HHH", 1, len(salt), HASH_SHA512) + salt),
+        (CTX_ENCRYPTION, struct.pack("<H", len(ciphers)) + struct.pack(f"<{len(ciphers)}H", *ciphers)),
+    ]
+    if compression:
+        ctx.append(
+            (CTX_COMPRESSION, struct.pack("<HHI", len(compression), 0, 0) + struct.pack(f"<{len(compression)}H", *compression))
+        )
+    if signing:
+        ctx.append((CTX_SIGNING, struct.pack("<H", len(signing)) + struct.pack(f"<{len(signing)}H", *signing)))
+    if netname:
+        ctx.append((CTX_NETNAME, netname.encode("utf-16-le")))
+    return ctx
+
+
+def header(command: int, message_id: int, session_id: int = 0, tree_id: int = 0, credits: int = 31, credit_charge: int = 0) -> bytes:
+    return Header(
+        command=command,
+        message_id=message_id,
+        session_id=session_id,
+        tree_id=tree_id,
+        credits=credits,
+        credit_charge=credit_charge,
+    ).pack()
+
+
+def negotiate_request(
+    dialects: tuple[int, ...] = ALL_DIALECTS,
+    contexts: list[tuple[int, bytes]] | None = None,
+    client_guid: bytes | None = None,
+    security_mode: int = SIGNING_ENABLED,
+    capabilities: int = CLIENT_CAPABILITIES,
+    message_id: int = 0,
+) -> bytes:
+    """NEGOTIATE offering `dialects`; contexts are sent only when 3.1.1 is offered."""
+    if not dialects:
+        raise ProtocolError("smb2: negotiate needs at least one dialect")
+    if 0x0311 in dialects and contexts is None:
+        contexts = default_contexts()
+    if 0x0311 not in dialects:
+        contexts = []
+    guid = client_guid if client_guid is not None else os.urandom(16)
+    dialect_bytes = struct.pack(f"<{len(dialects)}H", *dialects)
+    fixed_end = Header.size + NegotiateRequestFixed.size + len(dialect_bytes)
+    ctx_blob = b""
+    ctx_offset = 0
+    if contexts:
+        pad = _pad8(fixed_end)
+        ctx_offset = fixed_end + pad
+        parts = []
+        for i, (t, d) in enumerate(contexts):
+            item = _context(t, d)
+            if i < len(contexts) - 1:
+                item += b"\x00" * _pad8(len(item))
+            parts.append(item)
+        ctx_blob = b"\x00" * pad + b"".join(parts)
+    fixed = NegotiateRequestFixed(
+        dialect_count=len(dialects),
+        security_mode=security_mode,
+        capabilities=capabilities,
+        client_guid=guid,
+        context_offset=ctx_offset,
+        context_count=len(contexts or []),
+    )
+    return header(NEGOTIATE, message_id, credits=1) + fixed.pack() + dialect_bytes + ctx_blob
+
+
+@dataclass(slots=True)
+class NegotiateContexts:
+    preauth_hashes: list[int] = field(default_factory=list)
+    ciphers: list[int] = field(default_factory=list)
+    compression: list[int] = field(default_factory=list)
+    compression_flags: int | None = None
+    signing: list[int] = field(default_factory=list)
+    netname: str | None = None
+    transport_flags: int | None = None
+    rdma: bytes | None = None
+    types: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class NegotiateResponse:
+    status: int
+    dialect: int
+    security_mode: int
+    server_guid: bytes
+    capabilities: int
+    max_transact: int
+    max_read: int
+    max_write: int
+    system_time: int
+    start_time: int
+    security_blob: bytes
+    contexts: NegotiateContexts
+
+    @property
+    def dialect_name(self) -> str | None:
+        return DIALECTS.get(self.dialect)
+
+    @property
+    def capability_names(self) -> list[str]:
+        return [name for bit, name in CAPABILITIES if self.capabilities & bit]
+
+
+def parse_header(msg: bytes) -> Header:
+    hdr = Header.unpack_from(msg)
+    if hdr.protocol != MAGIC:
+        raise ProtocolError("smb2: not an SMB2 message")
+    return hdr
+
+
+def _u16_list(data: bytes, off: int, count: int, what: str) -> list[int]:
+    raw = take(data, off, 2 * count, what, cap=2 * 64)
+    return list(struct.unpack(f"<{count}H", raw))
+
+
+def parse_contexts(msg: bytes, offset: int, count: int) -> NegotiateContexts:
+    if count > MAX_CONTEXTS:
+        raise ProtocolError(f"smb2: {count} negotiate contexts exceeds the cap of {MAX_CONTEXTS}")
+    out = NegotiateContexts()
+    off = offset
+    for i in range(count):
+        hdr = ContextHeader.unpack_from(msg, off)
+        data = take(msg, off + ContextHeader.size, hdr.length, "smb2: negotiate context", cap=MAX_CONTEXT_DATA)
+        out.types.append(hdr.type)
+        if hdr.type == CTX_PREAUTH and len(data) >= 4:
+            n, _salt_len = struct.unpack_from("<HH", data)
+            out.preauth_hashes = _u16_list(data, 4, n, "smb2: preauth hashes")
+        elif hdr.type == CTX_ENCRYPTION and len(data) >= 2:
+            (n,) = struct.unpack_from("<H", data)
+            out.ciphers = _u16_list(data, 2, n, "smb2: ciphers")
+        elif hdr.type == CTX_COMPRESSION and len(data) >= 8:
+            n, _pad, flags = struct.unpack_from("<HHI", data)
+            out.compression = _u16_list(data, 8, n, "smb2: compression algorithms")
+            out.compression_flags = flags
+        elif hdr.type == CTX_SIGNING and len(data) >= 2:
+            (n,) = struct.unpack_from("<H", data)
+            out.signing = _u16_list(data, 2, n, "smb2: signing algorithms")
+        elif hdr.type == CTX_NETNAME:
+            out.netname = data.decode("utf-16-le", "replace")
+        elif hdr.type == CTX_TRANSPORT and len(data) >= 4:
+            (out.transport_flags,) = struct.unpack_from("<I", data)
+        elif hdr.type == CTX_RDMA:
+            out.rdma = data
+        off += ContextHeader.size + hdr.length
+        if i < count - 1:
+            off += _pad8(off)
+    return out
+
+
+def parse_negotiate_response(msg: bytes) -> NegotiateResponse:
+    hdr = parse_header(msg)
+    if hdr.command != NEGOTIATE or not hdr.flags & FLAG_RESPONSE:
+        raise ProtocolError(f"smb2: expected a NEGOTIATE response, got command {hdr.command}")
+    if hdr.status != 0:
+        raise ProtocolError(f"smb2: negotiate failed with status 0x{hdr.status:08X}")
+    fixed = NegotiateResponseFixed.unpack_from(msg, Header.size)
+    if fixed.structure_size != 65:
+        raise ProtocolError(f"smb2: negotiate response structure size {fixed.structure_size}")
+    blob = b""
+    if fixed.security_length:
+        blob = take(msg, fixed.security_offset, fixed.security_length, "smb2: security buffer", cap=MAX_SECURITY_BUFFER)
+    contexts = NegotiateContexts()
+    if fixed.dialect == 0x0311 and fixed.context_count:
+        contexts = parse_contexts(msg, fixed.context_offset, fixed.context_count)
+    return NegotiateResponse(
+        status=hdr.status,
+        dialect=fixed.dialect,
+        security_mode=fixed.security_mode,
+        server_guid=fixed.server_guid,
+        capabilities=fixed.capabilities,
+        max_transact=fixed.max_transact,
+        max_read=fixed.max_read,
+        max_write=fixed.max_write,
+        system_time=fixed.system_time,
+        start_time=fixed.start_time,
+        security_blob=blob,
+        contexts=contexts,
+    )
+
+
+def session_setup_request(
+    blob: bytes,
+    message_id: int,
+    session_id: int = 0,
+    security_mode: int = SIGNING_ENABLED,
+) -> bytes:
+    offset = Header.size + SessionSetupRequestFixed.size
+    fixed = SessionSetupRequestFixed(security_mode=security_mode, security_offset=offset, security_length=len(blob))
+    return header(SESSION_SETUP, message_id, session_id=session_id, credits=31, credit_charge=1) + fixed.pack() + blob
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSetupResponse:
+    status: int
+    session_id: int
+    session_flags: int
+    security_blob: bytes
+
+
+def parse_session_setup_response(msg: bytes) -> SessionSetupResponse:
+    hdr = parse_header(msg)
+    if hdr.command != SESSION_SETUP or not hdr.flags & FLAG_RESPONSE:
+        raise ProtocolError(f"smb2: expected a SESSION_SETUP response, got command {hdr.command}")
+    if len(msg) < Header.size + SessionSetupResponseFixed.size:
+        # Error responses (ERROR structure, size 9) are shorter than a
+        # session setup body only when truncated; report the status we have.
+        return SessionSetupResponse(hdr.status, hdr.session_id, 0, b"")
+    fixed = SessionSetupResponseFixed.unpack_from(msg, Header.size)
+    blob = b""
+    if hdr.status in (0, 0xC0000016) and fixed.security_length:
+        blob = take(msg, fixed.security_offset, fixed.security_length, "smb2: security buffer", cap=MAX_SECURITY_BUFFER)
+    flags = fixed.session_flags if hdr.status in (0, 0xC0000016) else 0
+    return SessionSetupResponse(hdr.status, hdr.session_id, flags, blob)
+
+
+def logoff_request(message_id: int, session_id: int) -> bytes:
+    return header(LOGOFF, message_id, session_id=session_id, credit_charge=1) + struct.pack("<HH", 4, 0)

@@ -1,0 +1,1 @@
+"""Targets, the async engine, connection sessions, rate limits and the fingerprint."""

@@ -1,0 +1,190 @@
+"""One TCP connection speaking NetBIOS-framed SMB, driven by asyncio.
+
+The protocol layer knows nothing of sockets; this module owns them.  It uses
+a bare asyncio.Protocol (no StreamReader) because the hot path opens tens of
+thousands of connections: bytes go straight into the bounded FrameReader and
+whole messages come out.  Every wait has a deadline, and every failure is
+raised as ScanError with a kind from a small fixed vocabulary (as zgrab2
+does), so results read the same whatever went wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import errno
+import socket
+
+from ..protocol import netbios
+from ..protocol.errors import ProtocolError
+
+# The fixed error vocabulary.
+REFUSED = "connection-refused"
+CONNECT_TIMEOUT = "connection-timeout"
+UNREACHABLE = "unreachable"
+RESET = "connection-reset"
+CLOSED = "connection-closed"
+IO_TIMEOUT = "io-timeout"
+PROTOCOL = "protocol-error"
+
+
+class ScanError(Exception):
+    """A failed step: `kind` is from the vocabulary above."""
+
+    def __init__(self, kind: str, detail: str = "") -> None:
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind = kind
+        self.detail = detail
+
+
+class _FrameProtocol(asyncio.Protocol):
+    __slots__ = ("reader", "messages", "waiter", "error", "transport")
+
+    def __init__(self, max_frame: int) -> None:
+        self.reader = netbios.FrameReader(max_frame)
+        self.messages: collections.deque[tuple[int, bytes]] = collections.deque()
+        self.waiter: asyncio.Future | None = None
+        self.error: ScanError | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.messages.extend(self.reader.feed(data))
+        except ProtocolError as exc:
+            self.error = ScanError(PROTOCOL, str(exc))
+            if self.transport is not None:
+                self.transport.abort()
+        # Wake the reader only for a whole message or an error: a server that
+        # trickles bytes must not reset the step's deadline.
+        if self.messages or self.error is not None:
+            self._wake()
+
+    def eof_received(self):
+        if self.error is None:
+            self.error = ScanError(CLOSED, "peer closed the connection")
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.error is None:
+            if isinstance(exc, ConnectionResetError):
+                self.error = ScanError(RESET, "connection reset by peer")
+            elif exc is not None:
+                self.error = ScanError(CLOSED, str(exc) or type(exc).__name__)
+            else:
+                self.error = ScanError(CLOSED, "peer closed the connection")
+        self._wake()
+
+    def _wake(self) -> None:
+        w = self.waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+
+class Connection:
+    """An open SMB transport; `request` sends one message and returns the reply."""
+
+    __slots__ = ("_proto", "_transport", "port", "host")
+
+    def __init__(self, host: str, port: int, transport, proto: _FrameProtocol) -> None:
+        self.host = host
+        self.port = port
+        self._transport = transport
+        self._proto = proto
+
+    @classmethod
+    async def open(
+        cls,
+        host: str,
+        port: int,
+        timeout: float,
+        max_frame: int = netbios.DEFAULT_MAX_FRAME,
+        called_name: str | None = None,
+    ) -> "Connection":
+        """Connect; on port 139 also run the NetBIOS session request."""
+        loop = asyncio.get_running_loop()
+        try:
+            transport, proto = await asyncio.wait_for(
+                loop.create_connection(lambda: _FrameProtocol(max_frame), host, port), timeout
+            )
+        except asyncio.TimeoutError:
+            raise ScanError(CONNECT_TIMEOUT, f"no answer within {timeout:g}s") from None
+        except ConnectionRefusedError:
+            raise ScanError(REFUSED) from None
+        except ConnectionResetError:
+            raise ScanError(RESET, "reset during connect") from None
+        except OSError as exc:
+            if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EACCES, errno.EPERM):
+                raise ScanError(UNREACHABLE, exc.strerror or str(exc)) from None
+            if exc.errno == errno.ECONNREFUSED:
+                raise ScanError(REFUSED) from None
+            raise ScanError(CLOSED, exc.strerror or str(exc)) from None
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        conn = cls(host, port, transport, proto)
+        if called_name is not None:
+            try:
+                await conn.session_request(called_name, timeout)
+            except BaseException:
+                conn.close()
+                raise
+        return conn
+
+    async def session_request(self, called_name: str, timeout: float) -> None:
+        self._transport.write(netbios.session_request(called_name))
+        msg_type, body = await self._next(timeout)
+        try:
+            resp = netbios.parse_session_response(msg_type, body)
+        except ProtocolError as exc:
+            raise ScanError(PROTOCOL, str(exc)) from None
+        if not resp.positive:
+            raise ScanError(PROTOCOL, f"NetBIOS session refused: {resp.reason}")
+
+    async def _next(self, timeout: float) -> tuple[int, bytes]:
+        proto = self._proto
+        if not proto.messages:
+            if proto.error is not None:
+                raise proto.error
+            loop = asyncio.get_running_loop()
+            proto.waiter = loop.create_future()
+            handle = loop.call_later(timeout, _expire, proto.waiter)
+            try:
+                await proto.waiter
+            finally:
+                handle.cancel()
+                proto.waiter = None
+            if not proto.messages:
+                if proto.error is not None:
+                    raise proto.error
+                raise ScanError(IO_TIMEOUT, f"no complete reply within {timeout:g}s")
+        return proto.messages.popleft()
+
+    def send(self, payload: bytes) -> None:
+        if self._proto.error is not None:
+            raise self._proto.error
+        self._transport.write(netbios.frame(payload))
+
+    async def recv(self, timeout: float) -> bytes:
+        while True:
+            msg_type, body = await self._next(timeout)
+            if msg_type == netbios.SESSION_MESSAGE:
+                return body
+
+    async def request(self, payload: bytes, timeout: float) -> bytes:
+        self.send(payload)
+        return await self.recv(timeout)
+
+    def close(self) -> None:
+        self._transport.abort()
+
+
+def _expire(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)

@@ -1,0 +1,418 @@
+"""Fingerprint one host: port states, SMB1, SMB2/3 dialects and security, identity.
+
+Connection plan on 445 (the same on 139 when 445 is closed), chosen to need
+few connections while never reporting what was not seen:
+  A. SMB1: negotiate offering only NT LM 0.12 (a reset or an SMB2 answer
+     means SMB1 is off), then the extended-security session setup whose
+     first leg carries NativeOS/NativeLanMan and an NTLM CHALLENGE; then the
+     anonymous and guest logons on the same connection.
+  B. SMB2: negotiate offering every dialect with 3.1.1 contexts (highest
+     dialect, signing, capabilities, compression, ciphers, GUID, times), then
+     the NTLM CHALLENGE: the identity even with SMB1 disabled.
+  C. The lowest dialect: a negotiate offering 2.0.2 alone (and the next ones
+     up if refused).  Windows, Samba and ksmbd implement the supported set as
+     a min..max range, so the dialects between the two confirmed ends are
+     listed with `dialects_method: "range"`; `--dialects exact` negotiates
+     each one instead (one connection per dialect, as nmap does).
+On 139 with 445 open, only A's negotiate runs, to report SMBv1 per port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import struct
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from ..kb import builds
+from ..model import HostResult, Identity, Smb1Info, Smb2Info, cap
+from ..protocol import ntlm, smb1, smb2, spnego
+from ..protocol.errors import ProtocolError
+from ..protocol.filetime import to_iso
+from .connection import CONNECT_TIMEOUT, REFUSED, RESET, UNREACHABLE, Connection, ScanError
+from .session import Credentials, Logon, Smb1Client, Smb2Client
+
+SMB_PORTS = (445, 139)
+
+
+@dataclass(slots=True)
+class ScanOptions:
+    ports: tuple[int, ...] = SMB_PORTS
+    timeout: float = 5.0
+    credentials: Credentials | None = None
+    dialect_method: str = "range"  # range | exact
+    called_name: str = "*SMBSERVER"
+    max_frame: int = 1 << 20
+
+
+class RateLimiter:
+    """Token bucket for new connections per second (shared by all hosts)."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.rate = rate if rate and rate > 0 else None
+        self._next = 0.0
+
+    async def acquire(self) -> None:
+        if self.rate is None:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        slot = max(now, self._next)
+        self._next = slot + 1.0 / self.rate
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
+@dataclass(slots=True)
+class HostContext:
+    """Per-host state shared by the fingerprint steps and, later, the checks."""
+
+    address: str
+    options: ScanOptions
+    limiter: RateLimiter
+    result: HostResult
+    smb1_client: Smb1Client | None = None
+    smb1_port: int | None = None
+    smb2_client: Smb2Client | None = None
+    smb2_port: int | None = None
+    logons: dict[str, Logon] = field(default_factory=dict)
+
+    async def connect(self, port: int, retry_reset: bool = True) -> Connection:
+        """Open a connection (rate-limited, counted); one retry on a reset."""
+        called = self.options.called_name if port == 139 else None
+        for attempt in (1, 2):
+            await self.limiter.acquire()
+            self.result.connections += 1
+            try:
+                return await Connection.open(
+                    self.address, port, self.options.timeout, self.options.max_frame, called_name=called
+                )
+            except ScanError as exc:
+                if exc.kind == RESET and retry_reset and attempt == 1:
+                    continue
+                raise
+        raise AssertionError("unreachable")
+
+    def error(self, port: int, step: str, exc: Exception) -> None:
+        text = str(exc) if isinstance(exc, ScanError) else f"internal-error: {type(exc).__name__}: {exc}"
+        self.result.errors.append(f"{port} {step}: {text}"[:300])
+
+    def close(self) -> None:
+        for client in (self.smb1_client, self.smb2_client):
+            if client is not None:
+                client.conn.close()
+
+
+def port_state(exc: ScanError) -> str:
+    if exc.kind == REFUSED:
+        return "closed"
+    if exc.kind in (CONNECT_TIMEOUT, UNREACHABLE):
+        return "filtered"
+    return "open" if exc.kind == RESET else "filtered"
+
+
+async def probe_port(ctx: HostContext, port: int) -> Connection | None:
+    try:
+        conn = await ctx.connect(port)
+    except ScanError as exc:
+        ctx.result.ports[str(port)] = port_state(exc)
+        if exc.kind not in (REFUSED, CONNECT_TIMEOUT):
+            ctx.error(port, "connect", exc)
+        return None
+    ctx.result.ports[str(port)] = "open"
+    return conn
+
+
+# -- A: SMB1 ----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Smb1Outcome:
+    enabled: bool | None = None
+    negotiate: smb1.NegotiateResponse | None = None
+    setup: smb1.SessionSetupResponse | None = None
+    challenge: ntlm.Challenge | None = None
+    anonymous: Logon | None = None
+    guest: Logon | None = None
+
+
+async def smb1_probe(ctx: HostContext, conn: Connection, port: int, full: bool) -> Smb1Outcome:
+    out = Smb1Outcome()
+    client = Smb1Client(conn, ctx.options.timeout)
+    try:
+        resp, why = await client.negotiate()
+    except ScanError as exc:
+        ctx.error(port, "smb1-negotiate", exc)
+        conn.close()
+        return out
+    if resp is None:
+        out.enabled = False
+        conn.close()
+        return out
+    out.enabled, out.negotiate = True, resp
+    if not full:
+        conn.close()
+        return out
+    ctx.smb1_client, ctx.smb1_port = client, port
+    step = "smb1-session-setup"
+    try:
+        if resp.extended_security:
+            out.setup, out.challenge = await client.ntlm_challenge()
+        step = "smb1-anonymous-logon"
+        out.anonymous = await client.logon("anonymous")
+        if out.setup is None:
+            out.setup = client.first_setup
+        step = "smb1-guest-logon"
+        out.guest = await client.logon("guest")
+    except ScanError as exc:
+        ctx.error(port, step, exc)
+    return out
+
+
+# -- B, C: SMB2 -------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Smb2Outcome:
+    negotiate: smb2.NegotiateResponse | None = None
+    refused: str | None = None
+    challenge: ntlm.Challenge | None = None
+    anonymous: Logon | None = None
+    guest: Logon | None = None
+    confirmed: set[int] = field(default_factory=set)
+    tested: set[int] = field(default_factory=set)
+
+
+async def smb2_probe(ctx: HostContext, port: int) -> Smb2Outcome:
+    out = Smb2Outcome()
+    try:
+        conn = await ctx.connect(port)
+    except ScanError as exc:
+        ctx.error(port, "smb2-connect", exc)
+        return out
+    client = Smb2Client(conn, ctx.options.timeout)
+    step = "smb2-negotiate"
+    try:
+        resp, why = await client.negotiate()
+        if resp is None:
+            out.refused = why
+            conn.close()
+            return out
+        out.negotiate = resp
+        out.confirmed.add(resp.dialect)
+        out.tested.update(smb2.ALL_DIALECTS)
+        ctx.smb2_client, ctx.smb2_port = client, port
+        step = "smb2-session-setup"
+        _, out.challenge = await client.ntlm_challenge()
+    except ScanError as exc:
+        ctx.error(port, step, exc)
+    return out
+
+
+async def _negotiate_only(ctx: HostContext, port: int, dialects: tuple[int, ...]) -> int | None:
+    """One connection, one negotiate: the dialect chosen, or None if refused."""
+    try:
+        conn = await ctx.connect(port)
+    except ScanError as exc:
+        ctx.error(port, "smb2-dialect-connect", exc)
+        return None
+    try:
+        resp, _ = await Smb2Client(conn, ctx.options.timeout).negotiate(dialects, contexts=None)
+        return resp.dialect if resp else None
+    except ScanError as exc:
+        ctx.error(port, "smb2-dialect-probe", exc)
+        return None
+    finally:
+        conn.close()
+
+
+async def probe_dialects(ctx: HostContext, port: int, out: Smb2Outcome) -> None:
+    """Fill `out.confirmed` below the highest dialect (see the module doc)."""
+    assert out.negotiate is not None
+    highest = out.negotiate.dialect
+    lower = [d for d in smb2.ALL_DIALECTS if d < highest]
+    if ctx.options.dialect_method == "exact":
+        answers = await asyncio.gather(*(_negotiate_only(ctx, port, (d,)) for d in lower))
+        for d, got in zip(lower, answers):
+            out.tested.add(d)
+            if got == d:
+                out.confirmed.add(d)
+        return
+    for d in lower:  # lowest first: one connection for nearly every server
+        got = await _negotiate_only(ctx, port, (d,))
+        out.tested.add(d)
+        if got == d:
+            out.confirmed.add(d)
+            return
+
+
+def dialect_list(out: Smb2Outcome, method: str) -> list[int]:
+    if not out.confirmed:
+        return []
+    if method == "exact":
+        return sorted(out.confirmed)
+    lo, hi = min(out.confirmed), max(out.confirmed)
+    return [d for d in smb2.ALL_DIALECTS if lo <= d <= hi]
+
+
+# -- assembling the result ---------------------------------------------------
+
+_SAMBA_LM = re.compile(r"Samba\s+([0-9][\w.~+-]*)")
+
+
+def signing_smb1(mode: int | None) -> str | None:
+    if mode is None:
+        return None
+    if mode & smb1.SECMODE_SIGNING_REQUIRED:
+        return "required"
+    if mode & smb1.SECMODE_SIGNING_ENABLED:
+        return "enabled"
+    return "disabled"
+
+
+def signing_smb2(mode: int) -> str:
+    # For SMB2+ only "required" is meaningful to a client; signing itself is
+    # always available.  Read straight from the negotiate reply (checks.md).
+    return "required" if mode & smb2.SIGNING_REQUIRED else "enabled"
+
+
+def identity_from(challenge: ntlm.Challenge, source: str, ident: Identity) -> None:
+    ident.source = source
+    ident.netbios_name = cap(challenge.av_text(ntlm.AV_NB_COMPUTER))
+    ident.netbios_domain = cap(challenge.av_text(ntlm.AV_NB_DOMAIN))
+    ident.dns_name = cap(challenge.av_text(ntlm.AV_DNS_COMPUTER))
+    ident.dns_domain = cap(challenge.av_text(ntlm.AV_DNS_DOMAIN))
+    ident.dns_forest = cap(challenge.av_text(ntlm.AV_DNS_TREE))
+    ident.ntlm_time = to_iso(challenge.timestamp)
+    v = challenge.version
+    if v is not None:
+        ident.os_version = f"{v.major}.{v.minor}.{v.build}"
+        ident.os_build = v.build
+        guess = builds.lookup(v.major, v.minor, v.build)
+        ident.os_name = guess.name
+        ident.os_candidates = list(guess.candidates)
+        ident.os_build_shared = guess.shared
+        ident.implementation = guess.implementation
+
+
+def assemble(ctx: HostContext, a: Smb1Outcome | None, b: Smb2Outcome | None, smb1_ports: dict[str, bool]) -> None:
+    r = ctx.result
+    ident = r.identity
+    if b is not None and (b.negotiate is not None or b.refused):
+        info = Smb2Info(dialects_method=ctx.options.dialect_method)
+        n = b.negotiate
+        if n is not None:
+            info.dialects = [smb2.DIALECTS[d] for d in dialect_list(b, ctx.options.dialect_method)]
+            info.dialects_confirmed = [smb2.DIALECTS[d] for d in sorted(b.confirmed)]
+            info.signing = signing_smb2(n.security_mode)
+            info.capabilities = n.capability_names
+            info.compression = [smb2.COMPRESSION.get(c, f"0x{c:04x}") for c in n.contexts.compression if c != 0]
+            info.encryption = [smb2.CIPHERS.get(c, f"0x{c:04x}") for c in n.contexts.ciphers if c != 0]
+            info.signing_algorithms = [smb2.SIGNING_ALGORITHMS.get(c, f"0x{c:04x}") for c in n.contexts.signing]
+            info.server_guid = str(uuid.UUID(bytes_le=n.server_guid))
+            info.system_time = to_iso(n.system_time)
+            info.boot_time = to_iso(n.start_time)
+            info.max_read, info.max_write, info.max_transact = n.max_read, n.max_write, n.max_transact
+            if n.security_blob:
+                try:
+                    token = spnego.parse(n.security_blob)
+                    info.security_mechanisms = [spnego.MECH_NAMES.get(m, m) for m in token.mechs]
+                except ProtocolError:
+                    pass
+        r.smb2 = info
+    if a is not None and a.enabled is not None:
+        if a.enabled and a.negotiate is not None:
+            info1 = Smb1Info(enabled=True, ports=smb1_ports)
+            info1.signing = signing_smb1(a.negotiate.security_mode)
+            info1.extended_security = a.negotiate.extended_security
+            info1.capabilities = a.negotiate.capabilities
+            info1.system_time = to_iso(a.negotiate.system_time)
+            info1.primary_domain = cap(a.negotiate.domain)
+            info1.server_name = cap(a.negotiate.server_name)
+            setup = a.setup
+            if setup is not None:
+                info1.native_os = cap(setup.native_os)
+                info1.native_lm = cap(setup.native_lm)
+                if setup.primary_domain:
+                    info1.primary_domain = cap(setup.primary_domain)
+            r.smb1 = info1
+        else:
+            r.smb1 = Smb1Info(enabled=any(smb1_ports.values()), ports=smb1_ports)
+    elif smb1_ports:
+        r.smb1 = Smb1Info(enabled=any(smb1_ports.values()), ports=smb1_ports)
+    # Identity: the SMB2 challenge first (works with SMB1 off), SMB1's next.
+    if b is not None and b.challenge is not None:
+        identity_from(b.challenge, "smb2-ntlm", ident)
+    elif a is not None and a.challenge is not None:
+        identity_from(a.challenge, "smb1-ntlm", ident)
+    elif a is not None and a.negotiate is not None and a.negotiate.server_name:
+        ident.source = "smb1-negotiate"
+        ident.netbios_name = cap(a.negotiate.server_name)
+        ident.netbios_domain = cap(a.negotiate.domain)
+    lm = r.smb1.native_lm if r.smb1 and r.smb1.enabled else None
+    if lm:
+        m = _SAMBA_LM.search(lm)
+        if m:
+            ident.samba_version = m.group(1)[:64]
+            ident.implementation = "samba"
+            if ident.os_name is None or ident.os_name == "Samba":
+                ident.os_name = f"Samba {ident.samba_version}"
+    logons = [x for x in ((a.anonymous, a.guest) if a else ()) + ((b.anonymous, b.guest) if b else ()) if x]
+    anon = [x for x in logons if x.kind == "anonymous"]
+    guest = [x for x in logons if x.kind == "guest"]
+    if anon:
+        ident.null_session = any(x.ok for x in anon)
+    if guest:
+        ident.guest_session = any(x.ok and x.guest for x in guest)
+    for x in logons:
+        ctx.logons.setdefault(x.kind, x)
+
+
+async def fingerprint(ctx: HostContext) -> None:
+    """Run the connection plan against ctx.address, filling ctx.result."""
+    ports = ctx.options.ports
+    opened = dict(zip(ports, await asyncio.gather(*(probe_port(ctx, p) for p in ports))))
+    main_port = next((p for p in ports if opened.get(p) is not None), None)
+    smb1_ports: dict[str, bool] = {}
+    a = b = None
+    if main_port is not None:
+        conn = opened.pop(main_port)
+        a, b = await asyncio.gather(smb1_probe(ctx, conn, main_port, full=True), smb2_probe(ctx, main_port))
+        if a.enabled is not None:
+            smb1_ports[str(main_port)] = a.enabled
+        if b.negotiate is not None:
+            await probe_dialects(ctx, main_port, b)
+        # logons over SMB2 only when SMB1 did not give us sessions to reuse
+        if b.negotiate is not None and not a.enabled and ctx.smb2_client is not None:
+            step = "smb2-anonymous-logon"
+            try:
+                b.anonymous = await ctx.smb2_client.logon("anonymous")
+                step = "smb2-guest-logon"
+                b.guest = await ctx.smb2_client.logon("guest")
+            except ScanError as exc:
+                ctx.error(main_port, step, exc)
+    for port, conn in opened.items():
+        if conn is None:
+            continue
+        extra = await smb1_probe(ctx, conn, port, full=False)
+        if extra.enabled is not None:
+            smb1_ports[str(port)] = extra.enabled
+    assemble(ctx, a, b, smb1_ports)
+
+
+async def scan_host(address: str, options: ScanOptions, limiter: RateLimiter, hostname: str | None = None) -> HostResult:
+    """Fingerprint one address; never raises (errors land in result.errors)."""
+    start = time.perf_counter()
+    ctx = HostContext(address, options, limiter, HostResult(address=address, hostname=hostname))
+    try:
+        await fingerprint(ctx)
+    except ScanError as exc:  # pragma: no cover - steps catch their own
+        ctx.error(0, "scan", exc)
+    except (ProtocolError, ValueError, KeyError, IndexError, struct.error) as exc:
+        ctx.error(0, "scan", exc)
+    finally:
+        ctx.close()
+    ctx.result.duration_ms = int((time.perf_counter() - start) * 1000)
+    return ctx.result

@@ -1,0 +1,155 @@
+"""Result writers: jsonl (streamed), json, csv (streamed) and a terminal table.
+
+jsonl and csv write and flush each host as it finishes, so a killed scan
+keeps everything it finished.  json and table need the whole set and are
+written at the end, also after an interrupt.  Machine-readable output goes
+to stdout or the file; progress and logs go to stderr only.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from typing import IO
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..model import HostResult
+
+FORMATS = ("table", "jsonl", "json", "csv")
+
+CSV_COLUMNS = [
+    "address",
+    "hostname",
+    "port_445",
+    "port_139",
+    "smb1",
+    "smb1_signing",
+    "smb2_dialects",
+    "smb2_signing",
+    "compression",
+    "netbios_name",
+    "netbios_domain",
+    "dns_name",
+    "os_name",
+    "os_build",
+    "native_os",
+    "samba_version",
+    "null_session",
+    "guest_session",
+    "findings",
+    "errors",
+]
+
+
+def _flag(value: bool | None) -> str:
+    return "" if value is None else ("yes" if value else "no")
+
+
+def csv_row(r: HostResult) -> list[str]:
+    s1, s2, ident = r.smb1, r.smb2, r.identity
+    return [
+        r.address,
+        r.hostname or "",
+        r.ports.get("445", ""),
+        r.ports.get("139", ""),
+        _flag(s1.enabled) if s1 else "",
+        (s1.signing or "") if s1 else "",
+        " ".join(s2.dialects) if s2 else "",
+        (s2.signing or "") if s2 else "",
+        " ".join(s2.compression) if s2 else "",
+        ident.netbios_name or "",
+        ident.netbios_domain or "",
+        ident.dns_name or "",
+        ident.os_name or "",
+        "" if ident.os_build is None else str(ident.os_build),
+        (s1.native_os or "") if s1 else "",
+        ident.samba_version or "",
+        _flag(ident.null_session),
+        _flag(ident.guest_session),
+        " ".join(f"{f.id}:{f.status}" for f in r.findings),
+        " | ".join(r.errors),
+    ]
+
+
+class Writer:
+    def __init__(self, fmt: str, stream: IO[str], console: Console | None = None) -> None:
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown format {fmt!r}")
+        self.fmt = fmt
+        self.stream = stream
+        self.console = console
+        self.results: list[HostResult] = []
+        self._csv = None
+        if fmt == "csv":
+            self._csv = csv.writer(stream)
+            self._csv.writerow(CSV_COLUMNS)
+            stream.flush()
+
+    def add(self, result: HostResult) -> None:
+        if self.fmt == "jsonl":
+            self.stream.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+            self.stream.flush()
+        elif self.fmt == "csv":
+            assert self._csv is not None
+            self._csv.writerow(csv_row(result))
+            self.stream.flush()
+        else:
+            self.results.append(result)
+
+    def finish(self) -> None:
+        if self.fmt == "json":
+            json.dump([r.to_dict() for r in self.results], self.stream, ensure_ascii=False, indent=2)
+            self.stream.write("\n")
+        elif self.fmt == "table":
+            console = self.console or Console(file=self.stream)
+            console.print(host_table(self.results))
+        self.stream.flush()
+
+
+def host_table(results: list[HostResult]) -> Table:
+    """One row per host; remote strings are passed as Text, never markup."""
+    table = Table(title=f"SMB hosts ({len(results)})", show_lines=False)
+    for col in ("address", "445", "139", "SMBv1", "SMB2/3 dialects", "signing", "name", "domain", "OS", "notes"):
+        table.add_column(col, overflow="fold")
+    for r in sorted(results, key=_addr_key):
+        s1, s2, ident = r.smb1, r.smb2, r.identity
+        smb1 = "-" if s1 is None else ("ON" if s1.enabled else "off")
+        signing = []
+        if s1 and s1.enabled and s1.signing:
+            signing.append(f"v1 {s1.signing}")
+        if s2 and s2.signing:
+            signing.append(f"v2 {s2.signing}")
+        notes = []
+        if ident.null_session:
+            notes.append("null session")
+        if ident.guest_session:
+            notes.append("guest")
+        notes += [f"{f.id} {f.status}" for f in r.findings if f.status in ("vulnerable", "likely")]
+        if r.errors:
+            notes.append(f"{len(r.errors)} error(s)")
+        table.add_row(
+            Text(r.address),
+            Text(r.ports.get("445", "")),
+            Text(r.ports.get("139", "")),
+            Text(smb1, style="bold red" if smb1 == "ON" else ""),
+            Text(" ".join(s2.dialects) if s2 else "-"),
+            Text(", ".join(signing)),
+            Text(ident.netbios_name or ""),
+            Text(ident.netbios_domain or ""),
+            Text(ident.os_name or (s1.native_os if s1 and s1.native_os else "") or ""),
+            Text("; ".join(notes)),
+        )
+    return table
+
+
+def _addr_key(r: HostResult):
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(r.address)
+        return (ip.version, int(ip))
+    except ValueError:
+        return (9, 0)
