@@ -1,0 +1,1 @@
+"""Capture reading, TCP reassembly, detectors and alert output (see issue 5)."""

@@ -1,0 +1,654 @@
+"""Streaming reader for pcap and pcapng captures (optionally gzip-compressed).
+
+Standard library only (``struct``, ``gzip``).  The parsing core,
+:class:`CaptureParser`, is sans-I/O: feed it bytes, iterate the records that
+are complete, and call :meth:`CaptureParser.close` at end of input.
+:class:`CaptureReader` drives it from a binary file object in fixed-size
+chunks, so memory stays bounded (one chunk plus at most one record/block)
+however long the capture is.
+
+Every record is a plain tuple, in this order::
+
+    (frame, timestamp, linktype, data, wirelen)
+
+``frame`` counts from 1 across the whole file (matching Wireshark's frame
+numbers), ``timestamp`` is float seconds since the epoch (0.0 for pcapng
+Simple Packet Blocks, which carry none), ``linktype`` is the LINKTYPE_* value
+of the record's interface, ``data`` the captured bytes and ``wirelen`` the
+original length on the wire.
+
+All lengths are bounds-checked.  Damage (a truncated final record, a corrupt
+block, an absurd length) raises :class:`CaptureError` at the point of damage,
+after every good record before it has been yielded.  Input that is not a
+capture at all raises ``CaptureError("not a pcap or pcapng file")`` before
+any record.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from typing import BinaryIO
+
+__all__ = [
+    "CHUNK_SIZE",
+    "MAX_BLOCK_LEN",
+    "MAX_CAPLEN",
+    "CaptureError",
+    "CaptureParser",
+    "CaptureReader",
+    "Record",
+    "open_capture",
+    "read_capture",
+]
+
+#: Largest captured length accepted for one packet (256 KiB, libpcap's maximum snaplen).
+MAX_CAPLEN = 256 * 1024
+#: Largest pcapng block accepted (16 MiB).
+MAX_BLOCK_LEN = 16 * 1024 * 1024
+#: Default read size of :class:`CaptureReader`.
+CHUNK_SIZE = 1024 * 1024
+
+#: ``(frame, timestamp, linktype, data, wirelen)``
+Record = tuple[int, float, int, bytes, int]
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
+# pcap magic as it appears on disk -> (struct byte order, timestamp fraction divisor)
+_PCAP_MAGICS = {
+    b"\xd4\xc3\xb2\xa1": ("<", 1e6),
+    b"\xa1\xb2\xc3\xd4": (">", 1e6),
+    b"\x4d\x3c\xb2\xa1": ("<", 1e9),
+    b"\xa1\xb2\x3c\x4d": (">", 1e9),
+}
+_PCAP_MODIFIED = (
+    b"\x34\xcd\xb2\xa1",
+    b"\xa1\xb2\xcd\x34",
+)  # Kuznetzov's patched libpcap
+
+_SHB = 0x0A0D0D0A
+_IDB = 1
+_OPB = 2
+_SPB = 3
+_EPB = 6
+
+_NOT_A_CAPTURE = "not a pcap or pcapng file"
+
+
+class CaptureError(Exception):
+    """A capture file is unreadable or damaged.
+
+    The message is one line naming the byte offset (in the decompressed
+    stream for gzip input); the offset is also available as :attr:`offset`.
+    """
+
+    def __init__(self, message: str, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+def _damage(what: str, offset: int) -> CaptureError:
+    return CaptureError(f"{what} at byte offset {offset}", offset)
+
+
+class _Interface:
+    __slots__ = ("divisor", "linktype", "snaplen", "tsoffset")
+
+    def __init__(
+        self, linktype: int, snaplen: int, divisor: float, tsoffset: int
+    ) -> None:
+        self.linktype = linktype
+        self.snaplen = snaplen
+        self.divisor = divisor
+        self.tsoffset = tsoffset
+
+
+class CaptureParser:
+    """Sans-I/O pcap/pcapng parser.
+
+    Usage::
+
+        parser = CaptureParser()
+        for chunk in chunks:
+            parser.feed(chunk)
+            for record in parser.records():
+                ...
+        parser.close()   # raises CaptureError if the input ended mid-record
+
+    :meth:`feed` raises ``CaptureError("not a pcap or pcapng file")`` as soon
+    as the first four bytes are known not to be a capture.  :meth:`records`
+    yields the complete records buffered so far and raises at the first
+    damaged one (and again on every later call: errors are sticky).
+    """
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._pos = 0  # parse position inside _buf
+        self._base = 0  # absolute stream offset of _buf[0]
+        self._frame = 0
+        self._error: CaptureError | None = None
+        self._closed = False
+        #: ``"pcap"`` or ``"pcapng"`` once known, else ``None``.
+        self.format: str | None = None
+        #: pcap: the file's link type.  pcapng: the link type of the most recent interface.
+        self.linktype: int | None = None
+        #: pcap: snapshot length from the file header.
+        self.snaplen: int | None = None
+        self.nanosecond = False
+        # pcap state
+        self._pcap_hdr: struct.Struct | None = None
+        self._pcap_div = 1e6
+        self._header_done = False
+        # pcapng state
+        self._bo = "<"
+        self._ifaces: list[_Interface] = []
+
+    # -- input -------------------------------------------------------------
+    @property
+    def offset(self) -> int:
+        """Absolute stream offset of the next unparsed byte."""
+        return self._base + self._pos
+
+    @property
+    def frames(self) -> int:
+        """Number of records produced so far."""
+        return self._frame
+
+    def feed(self, data: bytes) -> None:
+        if self._closed:
+            raise ValueError("feed() after close()")
+        if not data:
+            return
+        pos = self._pos
+        if pos:
+            self._base += pos
+            self._buf = self._buf[pos:] + bytes(data)
+            self._pos = 0
+        elif self._buf:
+            self._buf += bytes(data)
+        else:
+            self._buf = bytes(data)
+        if self.format is None:
+            self._sniff(final=False)
+        if self.format == "pcap" and not self._header_done and len(self._buf) >= 24:
+            bo = self._pcap_hdr.format[0]  # type: ignore[union-attr]
+            _major, _minor, _zone, _sigfigs, snaplen, network = struct.unpack_from(
+                bo + "HHiIII", self._buf, 4
+            )
+            self.snaplen = snaplen
+            self.linktype = network & 0x03FFFFFF  # high bits: FCS length information
+            self._pos = 24
+            self._header_done = True
+
+    @property
+    def bytes_fed(self) -> int:
+        """Total number of bytes fed so far."""
+        return self._base + len(self._buf)
+
+    def _sniff(self, final: bool) -> None:
+        buf = self._buf
+        if len(buf) < 4:
+            if final:
+                raise CaptureError(_NOT_A_CAPTURE, 0)
+            return
+        magic = buf[:4]
+        if magic == _PCAPNG_SHB:
+            self.format = "pcapng"
+        elif magic in _PCAP_MAGICS:
+            self.format = "pcap"
+            bo, self._pcap_div = _PCAP_MAGICS[magic]
+            self.nanosecond = self._pcap_div == 1e9
+            self._pcap_hdr = struct.Struct(bo + "IIII")
+        elif magic in _PCAP_MODIFIED:
+            raise CaptureError(
+                "unsupported modified-pcap (Kuznetzov) format at byte offset 0", 0
+            )
+        else:
+            raise CaptureError(_NOT_A_CAPTURE, 0)
+
+    # -- output ------------------------------------------------------------
+    def records(self) -> Iterator[Record]:
+        """Yield every complete record buffered so far."""
+        if self._error is not None:
+            raise self._error
+        if self.format is None:
+            return iter(())
+        if self.format == "pcap":
+            return self._guard(self._pcap_records())
+        return self._guard(self._pcapng_records())
+
+    def _guard(self, gen: Iterator[Record]) -> Iterator[Record]:
+        try:
+            yield from gen
+        except CaptureError as exc:
+            self._error = exc
+            raise
+
+    def close(self) -> None:
+        """Signal end of input; raise :class:`CaptureError` if it ended mid-record.
+
+        Call after the last :meth:`records` iteration has been exhausted.
+        """
+        self._closed = True
+        if self._error is not None:
+            raise self._error
+        if self.format is None:
+            self._sniff(final=True)
+        remaining = len(self._buf) - self._pos
+        if self.format == "pcap" and not self._header_done:
+            self._error = _damage(
+                f"truncated pcap file header ({len(self._buf)} of 24 bytes)", 0
+            )
+        elif remaining:
+            self._error = self._truncation(remaining)
+        if self._error is not None:
+            raise self._error
+
+    def _truncation(self, remaining: int) -> CaptureError:
+        buf, pos, off = self._buf, self._pos, self.offset
+        if self.format == "pcap":
+            if remaining < 16:
+                return _damage(
+                    f"truncated record header ({remaining} of 16 bytes)", off
+                )
+            caplen = self._pcap_hdr.unpack_from(buf, pos)[2]  # type: ignore[union-attr]
+            return _damage(
+                f"truncated record (frame {self._frame + 1}: {caplen} captured bytes, "
+                f"{remaining - 16} present)",
+                off,
+            )
+        if remaining < 8 or (remaining < 12 and buf[pos : pos + 4] == _PCAPNG_SHB):
+            return _damage(f"truncated pcapng block header ({remaining} bytes)", off)
+        blen = struct.unpack_from(self._bo + "I", buf, pos + 4)[0]
+        return _damage(
+            f"truncated pcapng block ({blen} bytes, {remaining} present)", off
+        )
+
+    # -- pcap --------------------------------------------------------------
+    def _pcap_records(self) -> Iterator[Record]:
+        if not self._header_done:
+            return
+        buf = self._buf
+        pos = self._pos
+        n = len(buf)
+        unpack = self._pcap_hdr.unpack_from  # type: ignore[union-attr]
+        div = self._pcap_div
+        lt = self.linktype
+        frame = self._frame
+        try:
+            while pos + 16 <= n:
+                sec, frac, caplen, wirelen = unpack(buf, pos)
+                if caplen > MAX_CAPLEN:
+                    raise _damage(
+                        f"absurd captured length {caplen} (frame {frame + 1}, limit {MAX_CAPLEN})",
+                        self._base + pos,
+                    )
+                start = pos + 16
+                end = start + caplen
+                if end > n:
+                    break
+                pos = end
+                frame += 1
+                yield (frame, sec + frac / div, lt, buf[start:end], wirelen)  # type: ignore[misc]
+        finally:
+            self._pos = pos
+            self._frame = frame
+
+    # -- pcapng ------------------------------------------------------------
+    def _pcapng_records(self) -> Iterator[Record]:
+        buf = self._buf
+        pos = self._pos
+        n = len(buf)
+        base = self._base
+        frame = self._frame
+        bo = self._bo
+        hdr = struct.Struct(bo + "II").unpack_from
+        epb = struct.Struct(bo + "IIIII").unpack_from
+        u32 = struct.Struct(bo + "I").unpack_from
+        ifaces = self._ifaces
+        try:
+            while pos + 8 <= n:
+                btype, blen = hdr(buf, pos)
+                if btype == _SHB:  # 0x0A0D0D0A reads the same in both byte orders
+                    # Section Header Block: establishes the byte order of the section.
+                    if pos + 12 > n:
+                        break
+                    bom = buf[pos + 8 : pos + 12]
+                    if bom == b"\x4d\x3c\x2b\x1a":
+                        bo = "<"
+                    elif bom == b"\x1a\x2b\x3c\x4d":
+                        bo = ">"
+                    else:
+                        raise _damage(
+                            "corrupt pcapng section header (bad byte-order magic)",
+                            base + pos,
+                        )
+                    hdr = struct.Struct(bo + "II").unpack_from
+                    epb = struct.Struct(bo + "IIIII").unpack_from
+                    u32 = struct.Struct(bo + "I").unpack_from
+                    self._bo = bo
+                    blen = hdr(buf, pos)[1]
+                if blen < 12 or blen & 3 or blen > MAX_BLOCK_LEN:
+                    raise _damage(
+                        f"corrupt pcapng block (type 0x{btype:x}, length {blen})",
+                        base + pos,
+                    )
+                end = pos + blen
+                if end > n:
+                    break
+                if u32(buf, end - 4)[0] != blen:
+                    raise _damage(
+                        f"corrupt pcapng block (type 0x{btype:x}: trailing length "
+                        f"{u32(buf, end - 4)[0]} != {blen})",
+                        base + pos,
+                    )
+                if btype == _EPB:
+                    if blen < 32:
+                        raise _damage(
+                            f"corrupt enhanced packet block (length {blen})", base + pos
+                        )
+                    iface, ts_hi, ts_lo, caplen, wirelen = epb(buf, pos + 8)
+                    start = pos + 28
+                    if caplen > MAX_CAPLEN or start + caplen > end - 4:
+                        raise _damage(
+                            f"corrupt enhanced packet block (captured length {caplen}, "
+                            f"block length {blen})",
+                            base + pos,
+                        )
+                    if iface >= len(ifaces):
+                        raise _damage(
+                            f"packet block for undefined interface {iface}", base + pos
+                        )
+                    itf = ifaces[iface]
+                    pos = end
+                    frame += 1
+                    yield (
+                        frame,
+                        ((ts_hi << 32) | ts_lo) / itf.divisor + itf.tsoffset,
+                        itf.linktype,
+                        buf[start : start + caplen],
+                        wirelen,
+                    )
+                    continue
+                if btype == _SHB:
+                    if blen < 28:
+                        raise _damage(
+                            f"corrupt pcapng section header (length {blen})", base + pos
+                        )
+                    major = struct.unpack_from(bo + "H", buf, pos + 12)[0]
+                    if major != 1:
+                        raise _damage(
+                            f"unsupported pcapng major version {major}", base + pos
+                        )
+                    ifaces = self._ifaces = []
+                elif btype == _IDB:
+                    if blen < 20:
+                        raise _damage(
+                            f"corrupt interface description block (length {blen})",
+                            base + pos,
+                        )
+                    ifaces.append(self._parse_idb(buf, pos, end, bo))
+                    self.linktype = ifaces[-1].linktype
+                elif btype == _SPB:
+                    if blen < 16:
+                        raise _damage(
+                            f"corrupt simple packet block (length {blen})", base + pos
+                        )
+                    if not ifaces:
+                        raise _damage(
+                            "simple packet block without an interface", base + pos
+                        )
+                    itf = ifaces[0]
+                    wirelen = u32(buf, pos + 8)[0]
+                    caplen = min(wirelen, blen - 16, MAX_CAPLEN)
+                    if itf.snaplen:
+                        caplen = min(caplen, itf.snaplen)
+                    start = pos + 12
+                    pos = end
+                    frame += 1
+                    yield (
+                        frame,
+                        0.0,
+                        itf.linktype,
+                        buf[start : start + caplen],
+                        wirelen,
+                    )
+                    continue
+                elif btype == _OPB:
+                    # Obsolete Packet Block: decoded (not skipped) so frame numbers
+                    # stay aligned with Wireshark's, which counts them as frames.
+                    if blen < 32:
+                        raise _damage(
+                            f"corrupt packet block (length {blen})", base + pos
+                        )
+                    iface = struct.unpack_from(bo + "H", buf, pos + 8)[0]
+                    _iface, ts_hi, ts_lo, caplen, wirelen = epb(buf, pos + 8)
+                    start = pos + 28
+                    if caplen > MAX_CAPLEN or start + caplen > end - 4:
+                        raise _damage(
+                            f"corrupt packet block (captured length {caplen}, block length {blen})",
+                            base + pos,
+                        )
+                    if iface >= len(ifaces):
+                        raise _damage(
+                            f"packet block for undefined interface {iface}", base + pos
+                        )
+                    itf = ifaces[iface]
+                    pos = end
+                    frame += 1
+                    yield (
+                        frame,
+                        ((ts_hi << 32) | ts_lo) / itf.divisor + itf.tsoffset,
+                        itf.linktype,
+                        buf[start : start + caplen],
+                        wirelen,
+                    )
+                    continue
+                # any other block type (NRB, ISB, DSB, custom, ...) is skipped
+                pos = end
+        finally:
+            self._pos = pos
+            self._frame = frame
+
+    def _parse_idb(self, buf: bytes, pos: int, end: int, bo: str) -> _Interface:
+        linktype, _reserved, snaplen = struct.unpack_from(bo + "HHI", buf, pos + 8)
+        divisor: float = 1e6
+        tsoffset = 0
+        opt = pos + 16
+        limit = end - 4
+        u16x2 = struct.Struct(bo + "HH").unpack_from
+        while opt + 4 <= limit:
+            code, olen = u16x2(buf, opt)
+            if code == 0:  # opt_endofopt
+                break
+            vstart = opt + 4
+            if vstart + olen > limit:
+                raise _damage(
+                    f"corrupt interface description option (code {code}, length {olen})",
+                    self._base + opt,
+                )
+            if code == 9 and olen >= 1:  # if_tsresol
+                v = buf[vstart]
+                exp = v & 0x7F
+                if v & 0x80:
+                    if exp > 63:
+                        raise _damage(
+                            f"unsupported if_tsresol 0x{v:02x}", self._base + opt
+                        )
+                    divisor = float(1 << exp)
+                else:
+                    if exp > 18:
+                        raise _damage(f"unsupported if_tsresol {v}", self._base + opt)
+                    divisor = float(10**exp)
+            elif code == 14 and olen >= 8:  # if_tsoffset (seconds)
+                tsoffset = struct.unpack_from(bo + "q", buf, vstart)[0]
+            opt = vstart + ((olen + 3) & ~3)
+        return _Interface(linktype, snaplen, divisor, tsoffset)
+
+
+class _PrefixedReader(io.RawIOBase):
+    """A non-seekable stream with some already-read bytes put back in front."""
+
+    def __init__(self, prefix: bytes, fp: BinaryIO) -> None:
+        self._prefix = prefix
+        self._fp = fp
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if self._prefix:
+            if size is None or size < 0:
+                data, self._prefix = self._prefix + self._fp.read(), b""
+                return data
+            data, self._prefix = self._prefix[:size], self._prefix[size:]
+            return data
+        return self._fp.read(size)
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+_GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
+
+
+class CaptureReader:
+    """Iterate the records of a (possibly gzip-compressed) capture file object.
+
+    The format is sniffed in the constructor, so a non-capture raises
+    :class:`CaptureError` immediately.  Iterating yields
+    ``(frame, timestamp, linktype, data, wirelen)`` tuples and raises
+    :class:`CaptureError` at the first damaged record.  The file object is not
+    closed (see :func:`open_capture` / :func:`read_capture` for that).
+    """
+
+    def __init__(self, fileobj: BinaryIO, chunk_size: int = CHUNK_SIZE) -> None:
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be positive")
+        self.chunk_size = chunk_size
+        self.compressed = False
+        self._parser = CaptureParser()
+        self._gz: gzip.GzipFile | None = None
+        head = self._read_at_least(fileobj, 4)
+        if head[:2] == _GZIP_MAGIC:
+            self.compressed = True
+            try:
+                if _seekable(fileobj):
+                    fileobj.seek(-len(head), os.SEEK_CUR)
+                    self._gz = gzip.GzipFile(fileobj=fileobj, mode="rb")
+                else:
+                    self._gz = gzip.GzipFile(
+                        fileobj=_PrefixedReader(head, fileobj), mode="rb"
+                    )  # type: ignore[arg-type]
+                self._fp: BinaryIO = self._gz  # type: ignore[assignment]
+                head = self._read_at_least(self._fp, 4)
+            except _GZIP_ERRORS as exc:
+                raise CaptureError(
+                    f"{_NOT_A_CAPTURE} (bad gzip data: {exc})", 0
+                ) from None
+        else:
+            self._fp = fileobj
+        self._parser.feed(head)
+        if len(head) < 4:
+            self._parser.close()  # raises "not a pcap or pcapng file"
+
+    def _read_at_least(self, fp: BinaryIO, n: int) -> bytes:
+        data = fp.read(max(self.chunk_size, n))
+        while 0 < len(data) < n:
+            more = fp.read(n - len(data))
+            if not more:
+                break
+            data += more
+        return data
+
+    @property
+    def format(self) -> str | None:
+        """``"pcap"`` or ``"pcapng"``."""
+        return self._parser.format
+
+    @property
+    def linktype(self) -> int | None:
+        """The pcap file's link type (pcapng: most recent interface's, once read)."""
+        return self._parser.linktype
+
+    @property
+    def frames(self) -> int:
+        """Number of records yielded so far."""
+        return self._parser.frames
+
+    def __iter__(self) -> Iterator[Record]:
+        parser = self._parser
+        read = self._fp.read
+        size = self.chunk_size
+        while True:
+            yield from parser.records()
+            try:
+                chunk = read(size)
+            except _GZIP_ERRORS as exc:
+                raise _damage(f"corrupt gzip data ({exc})", parser.bytes_fed) from None
+            if not chunk:
+                break
+            parser.feed(chunk)
+        parser.close()
+
+
+def _seekable(fp: BinaryIO) -> bool:
+    try:
+        return bool(fp.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+class open_capture:
+    """Context manager: ``with open_capture(path) as reader: for rec in reader: ...``
+
+    Raises :class:`CaptureError` on entry (construction) if the file is not a capture.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], chunk_size: int = CHUNK_SIZE
+    ) -> None:
+        self._file = open(path, "rb")  # noqa: SIM115 (closed by close()/__exit__)
+        try:
+            self.reader = CaptureReader(self._file, chunk_size)
+        except BaseException:
+            self._file.close()
+            raise
+
+    def __enter__(self) -> CaptureReader:
+        return self.reader
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.reader._gz is not None:
+            self.reader._gz.close()
+        self._file.close()
+
+
+def read_capture(
+    source: str | os.PathLike[str] | BinaryIO, chunk_size: int = CHUNK_SIZE
+) -> Iterator[Record]:
+    """Return an iterator over the records of a capture path or binary file object.
+
+    Not a generator function: a non-capture raises :class:`CaptureError` here,
+    at call time.  A path is opened and closed by the iterator.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        ctx = open_capture(source, chunk_size)
+        return _closing_iter(ctx)
+    return iter(CaptureReader(source, chunk_size))
+
+
+def _closing_iter(ctx: open_capture) -> Iterator[Record]:
+    try:
+        yield from ctx.reader
+    finally:
+        ctx.close()
