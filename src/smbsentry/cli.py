@@ -123,7 +123,9 @@ def scan(
         stream = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
     except OSError as exc:
         fail(f"cannot write {output}: {exc.strerror}")
-    writer = Writer(fmt, stream, Console(file=stream) if fmt == "table" and output is None else None)
+    # A table for a pipe or a file is not folded to 80 columns.
+    table_console = Console(file=stream, width=None if stream.isatty() else 200, highlight=False)
+    writer = Writer(fmt, stream, table_console if fmt == "table" else None)
     show_progress = not quiet and err.is_terminal
     progress = Progress(
         TextColumn("[bold]scanning"),
