@@ -78,6 +78,12 @@ def scan(
     ),
     exclude: list[str] = typer.Option([], "--exclude", help="Targets to skip (same syntax; repeatable)."),
     ports: str = typer.Option("445,139", "--ports", help="SMB ports to probe."),
+    checks: str = typer.Option(
+        "default", "--checks", help="default | all | none | comma-separated ids (see `smbsentry checks`)."
+    ),
+    fail_on: Optional[str] = typer.Option(
+        None, "--fail-on", help="Exit 3 when a vulnerable or likely finding is at or above this severity (critical|high|medium|low)."
+    ),
     concurrency: int = typer.Option(256, "--concurrency", min=1, max=100000, help="Hosts in flight at once."),
     rate: float = typer.Option(0, "--rate", min=0, help="New connections per second (0: no limit)."),
     timeout: float = typer.Option(5.0, "--timeout", min=0.05, help="Seconds allowed for each step (connect, each reply)."),
@@ -101,6 +107,15 @@ def scan(
 
     if fmt not in FORMATS:
         fail(f"unknown --format {fmt!r} (choose from {', '.join(FORMATS)})")
+    from .checks.registry import select
+    from .model import SEVERITIES
+
+    try:
+        selected = tuple(select(checks))
+    except ValueError as exc:
+        fail(str(exc))
+    if fail_on is not None and fail_on not in SEVERITIES[:-1]:
+        fail(f"unknown --fail-on {fail_on!r} (choose from critical, high, medium, low)")
     if dialects not in ("range", "exact"):
         fail(f"unknown --dialects {dialects!r} (range or exact)")
     if not targets and not targets_file:
@@ -117,7 +132,9 @@ def scan(
                 fail("--user needs a password: set SMBSENTRY_PASSWORD (it is never read from the command line)")
             password = getpass.getpass(f"Password for {domain + chr(92) if domain else ''}{user}: ")
         creds = Credentials(user, password, domain)
-    options = ScanOptions(ports=_ports(ports), timeout=timeout, credentials=creds, dialect_method=dialects)
+    options = ScanOptions(
+        ports=_ports(ports), timeout=timeout, credentials=creds, dialect_method=dialects, checks=selected
+    )
 
     try:
         stream = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
@@ -140,10 +157,16 @@ def scan(
     task = progress.add_task("scan", total=target_set.estimated_count, found=0)
     found = 0
     bad_input: list[str] = []
+    threshold = SEVERITIES.index(fail_on) if fail_on else None
+    failing = 0
 
     def on_result(result) -> None:
-        nonlocal found
+        nonlocal found, failing
         found += 1
+        if threshold is not None and any(
+            f.status in ("vulnerable", "likely") and SEVERITIES.index(f.severity) <= threshold for f in result.findings
+        ):
+            failing += 1
         writer.add(result)
         progress.update(task, found=found)
 
@@ -200,6 +223,27 @@ def scan(
         fail(bad_input[0])
     if summary.interrupted:
         raise typer.Exit(130)
+    if failing:
+        if not quiet:
+            err.print(f"{failing} host(s) with findings at or above {fail_on}", markup=False)
+        raise typer.Exit(3)
+
+
+@app.command("checks")
+def list_checks() -> None:
+    """List the checks: id, severity, whether it runs by default, and what it does."""
+    from rich.table import Table
+
+    from .checks.registry import select
+    from .kb.findings import meta
+
+    table = Table(title="checks")
+    for col in ("id", "severity", "default", "title"):
+        table.add_column(col)
+    for check in select("all"):
+        m = meta(check.id)
+        table.add_row(check.id, m["severity"], "yes" if check.default else "no", m["title"])
+    Console().print(table)
 
 
 def main() -> None:

@@ -32,78 +32,8 @@ from ..protocol import ntlm, smb1, smb2, spnego
 from ..protocol.errors import ProtocolError
 from ..protocol.filetime import to_iso
 from .connection import CONNECT_TIMEOUT, REFUSED, RESET, UNREACHABLE, Connection, ScanError
-from .session import Credentials, Logon, Smb1Client, Smb2Client
-
-SMB_PORTS = (445, 139)
-
-
-@dataclass(slots=True)
-class ScanOptions:
-    ports: tuple[int, ...] = SMB_PORTS
-    timeout: float = 5.0
-    credentials: Credentials | None = None
-    dialect_method: str = "range"  # range | exact
-    called_name: str = "*SMBSERVER"
-    max_frame: int = 1 << 20
-
-
-class RateLimiter:
-    """Token bucket for new connections per second (shared by all hosts)."""
-
-    def __init__(self, rate: float | None) -> None:
-        self.rate = rate if rate and rate > 0 else None
-        self._next = 0.0
-
-    async def acquire(self) -> None:
-        if self.rate is None:
-            return
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        slot = max(now, self._next)
-        self._next = slot + 1.0 / self.rate
-        if slot > now:
-            await asyncio.sleep(slot - now)
-
-
-@dataclass(slots=True)
-class HostContext:
-    """Per-host state shared by the fingerprint steps and, later, the checks."""
-
-    address: str
-    options: ScanOptions
-    limiter: RateLimiter
-    result: HostResult
-    smb1_client: Smb1Client | None = None
-    smb1_port: int | None = None
-    smb2_client: Smb2Client | None = None
-    smb2_port: int | None = None
-    logons: dict[str, Logon] = field(default_factory=dict)
-
-    async def connect(self, port: int, retry_reset: bool = True) -> Connection:
-        """Open a connection (rate-limited, counted); one retry on a reset."""
-        called = self.options.called_name if port == 139 else None
-        for attempt in (1, 2):
-            await self.limiter.acquire()
-            self.result.connections += 1
-            try:
-                return await Connection.open(
-                    self.address, port, self.options.timeout, self.options.max_frame, called_name=called
-                )
-            except ScanError as exc:
-                if exc.kind == RESET and retry_reset and attempt == 1:
-                    continue
-                raise
-        raise AssertionError("unreachable")
-
-    def error(self, port: int, step: str, exc: Exception) -> None:
-        text = str(exc) if isinstance(exc, ScanError) else f"internal-error: {type(exc).__name__}: {exc}"
-        self.result.errors.append(f"{port} {step}: {text}"[:300])
-
-    def close(self) -> None:
-        for client in (self.smb1_client, self.smb2_client):
-            if client is not None:
-                client.conn.close()
-
+from .host import HostContext, RateLimiter, ScanOptions
+from .session import Logon, Smb1Client, Smb2Client
 
 def port_state(exc: ScanError) -> str:
     if exc.kind == REFUSED:
@@ -366,8 +296,10 @@ def assemble(ctx: HostContext, a: Smb1Outcome | None, b: Smb2Outcome | None, smb
         ident.null_session = any(x.ok for x in anon)
     if guest:
         ident.guest_session = any(x.ok and x.guest for x in guest)
-    for x in logons:
-        ctx.logons.setdefault(x.kind, x)
+    if a is not None:
+        ctx.smb1_logons.update({x.kind: x for x in (a.anonymous, a.guest) if x})
+    if b is not None:
+        ctx.smb2_logons.update({x.kind: x for x in (b.anonymous, b.guest) if x})
 
 
 async def fingerprint(ctx: HostContext) -> None:
@@ -402,12 +334,29 @@ async def fingerprint(ctx: HostContext) -> None:
     assemble(ctx, a, b, smb1_ports)
 
 
+async def run_checks(ctx: HostContext, checks) -> None:
+    """Run each check on the shared sessions; a failing check becomes an
+    `unknown` finding with the reason and never stops the others."""
+    for check in checks:
+        try:
+            findings = await check.run(ctx)
+        except ScanError as exc:
+            findings = [check.unknown(f"probe failed: {exc}")]
+        except ProtocolError as exc:
+            findings = [check.unknown(f"malformed reply: {exc}")]
+        except (ValueError, KeyError, IndexError, struct.error) as exc:
+            findings = [check.unknown(f"unexpected reply: {type(exc).__name__}: {exc}")]
+        ctx.result.findings.extend(findings)
+
+
 async def scan_host(address: str, options: ScanOptions, limiter: RateLimiter, hostname: str | None = None) -> HostResult:
     """Fingerprint one address; never raises (errors land in result.errors)."""
     start = time.perf_counter()
     ctx = HostContext(address, options, limiter, HostResult(address=address, hostname=hostname))
     try:
         await fingerprint(ctx)
+        if options.checks and ctx.result.smb_open:
+            await run_checks(ctx, options.checks)
     except ScanError as exc:  # pragma: no cover - steps catch their own
         ctx.error(0, "scan", exc)
     except (ProtocolError, ValueError, KeyError, IndexError, struct.error) as exc:

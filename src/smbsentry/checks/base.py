@@ -1,0 +1,101 @@
+"""The one interface every check implements, and what a check may ask of a host.
+
+Like zgrab2's modules, a check registers an id, says what it needs (an SMB1
+session, an IPC$ tree, the SMB2 negotiate, credentials) and returns findings
+of one shape.  Checks do no socket work of their own: the engine hands them
+a `HostAccess`, which shares the fingerprint's connections and sessions.
+`HostAccess` is a Protocol declared here so that checks depend on nothing in
+smbsentry.scan (the arrows point scan -> checks -> protocol).
+
+A check never raises into the engine: the runner turns any failure into an
+`unknown` finding with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, ClassVar, Protocol
+
+from ..kb.findings import meta
+from ..model import Finding, HostResult
+
+
+@dataclass(slots=True)
+class IpcSession:
+    """An SMB1 session whose tree connect to IPC$ succeeded."""
+
+    kind: str  # anonymous | guest | credentials
+    port: int
+    uid: int
+    tid: int
+    request: Callable[[bytes], Awaitable[bytes]]  # send one SMB1 message, get the reply
+    next_mid: Callable[[], int]
+
+
+@dataclass(slots=True)
+class Access:
+    """Whether a logon of one kind reached IPC$, and what it could see."""
+
+    kind: str
+    reached: bool | None  # None: could not be tested
+    detail: str  # evidence or reason, one line
+    protocol: str | None = None  # "SMB1" | "SMB2"
+    shares: list[tuple[str, int, str]] | None = None  # (name, type, remark) from NetShareEnum
+    shares_detail: str | None = None
+    share_access: dict[str, str] = field(default_factory=dict)  # name -> "writable" | "read" | "denied"
+
+
+class HostAccess(Protocol):
+    result: HostResult
+    credentials: Any | None
+    scan_date: date
+    facts: dict[str, Any]  # host-side facts from a credentialed audit (e.g. "ubr")
+
+    async def smb1_ipc(self) -> tuple[IpcSession | None, str]:
+        """IPC$ over SMB1: anonymous, then guest, then the user's credentials."""
+
+    async def access(self, kind: str, list_shares: bool = False) -> Access:
+        """Logon of `kind` (anonymous | guest) to IPC$ over SMB1 or SMB2."""
+
+
+class Check:
+    """Base class: subclasses set `id` (a finding id of contract.md)."""
+
+    id: ClassVar[str]
+    needs: ClassVar[frozenset[str]] = frozenset()
+    default: ClassVar[bool] = True
+    description: ClassVar[str] = ""
+
+    async def run(self, host: HostAccess) -> list[Finding]:
+        raise NotImplementedError
+
+    def finding(
+        self,
+        status: str,
+        *,
+        evidence: str | None = None,
+        reason: str | None = None,
+        inferred: bool = False,
+        port: int | None = None,
+        details: dict[str, Any] | None = None,
+        finding_id: str | None = None,
+    ) -> Finding:
+        m = meta(finding_id or self.id)
+        return Finding(
+            id=finding_id or self.id,
+            status=status,
+            severity=m["severity"],
+            title=m["title"],
+            cves=list(m.get("cves", [])),
+            references=list(m.get("references", [])),
+            evidence=evidence,
+            reason=reason,
+            inferred=inferred,
+            port=port,
+            details=details or {},
+        )
+
+    def unknown(self, reason: str, port: int | None = None) -> Finding:
+        return self.finding("unknown", reason=reason, port=port)

@@ -1,0 +1,28 @@
+"""Null session: an anonymous logon that reaches IPC$, and what it can list.
+
+Anonymous IPC$ plus share listing over SRVSVC (NetShareEnumAll) shows what a
+worm can reach without credentials (checks.md)."""
+
+from __future__ import annotations
+
+from ..model import Finding
+from .base import Check, HostAccess
+from .registry import register
+
+
+@register
+class NullSession(Check):
+    id = "smb-null-session"
+
+    async def run(self, host: HostAccess) -> list[Finding]:
+        acc = await host.access("anonymous", list_shares=True)
+        if acc.reached is None:
+            return [self.unknown(acc.detail)]
+        details = {}
+        evidence = acc.detail
+        if acc.shares is not None:
+            details["shares"] = [name for name, _, _ in acc.shares]
+            evidence += f"; NetShareEnum listed {len(acc.shares)} share(s): {', '.join(details['shares'][:20])}"
+        elif acc.shares_detail:
+            evidence += f"; {acc.shares_detail}"
+        return [self.finding("vulnerable" if acc.reached else "not_vulnerable", evidence=evidence, details=details)]

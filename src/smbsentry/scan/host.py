@@ -1,0 +1,238 @@
+"""Per-host state: options, the rate limiter, open sessions, and the access
+that checks ask for (smbsentry.checks.base.HostAccess).
+
+The fingerprint leaves its SMB1 and SMB2 sessions here; the checks reuse
+them (IPC$ tree connects, transactions, share listing) instead of opening
+connections of their own.  Every outcome is cached per host, so the
+MS17-010, DoublePulsar, null-session and guest checks share one IPC$ tree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from ..checks.base import Access, IpcSession
+from ..model import HostResult
+from ..protocol import status
+from .connection import RESET, Connection, ScanError
+from .session import Credentials, Logon, Smb1Client, Smb2Client
+
+SMB_PORTS = (445, 139)
+ADMIN_SHARES = ("ADMIN$", "C$")
+MAX_SHARES_PROBED = 16
+
+
+@dataclass(slots=True)
+class ScanOptions:
+    ports: tuple[int, ...] = SMB_PORTS
+    timeout: float = 5.0
+    credentials: Credentials | None = None
+    dialect_method: str = "range"  # range | exact
+    called_name: str = "*SMBSERVER"
+    max_frame: int = 1 << 20
+    checks: tuple = ()  # Check instances, run after the fingerprint
+
+
+class RateLimiter:
+    """Token bucket for new connections per second (shared by all hosts)."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.rate = rate if rate and rate > 0 else None
+        self._next = 0.0
+
+    async def acquire(self) -> None:
+        if self.rate is None:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        slot = max(now, self._next)
+        self._next = slot + 1.0 / self.rate
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
+@dataclass(slots=True)
+class HostContext:
+    """Per-host state shared by the fingerprint steps and the checks."""
+
+    address: str
+    options: ScanOptions
+    limiter: RateLimiter
+    result: HostResult
+    smb1_client: Smb1Client | None = None
+    smb1_port: int | None = None
+    smb2_client: Smb2Client | None = None
+    smb2_port: int | None = None
+    smb1_logons: dict[str, Logon] = field(default_factory=dict)
+    smb2_logons: dict[str, Logon] = field(default_factory=dict)
+    scan_date: date = field(default_factory=date.today)
+    facts: dict[str, Any] = field(default_factory=dict)
+    _ipc: tuple[IpcSession | None, str] | None = None
+    _ipc_tids: dict[tuple[str, str], int] = field(default_factory=dict)
+    _access: dict[str, Access] = field(default_factory=dict)
+
+    @property
+    def credentials(self) -> Credentials | None:
+        return self.options.credentials
+
+    async def connect(self, port: int, retry_reset: bool = True) -> Connection:
+        """Open a connection (rate-limited, counted); one retry on a reset."""
+        called = self.options.called_name if port == 139 else None
+        for attempt in (1, 2):
+            await self.limiter.acquire()
+            self.result.connections += 1
+            try:
+                return await Connection.open(
+                    self.address, port, self.options.timeout, self.options.max_frame, called_name=called
+                )
+            except ScanError as exc:
+                if exc.kind == RESET and retry_reset and attempt == 1:
+                    continue
+                raise
+        raise AssertionError("unreachable")
+
+    def error(self, port: int, step: str, exc: Exception) -> None:
+        text = str(exc) if isinstance(exc, ScanError) else f"internal-error: {type(exc).__name__}: {exc}"
+        self.result.errors.append(f"{port} {step}: {text}"[:300])
+
+    def close(self) -> None:
+        for client in (self.smb1_client, self.smb2_client):
+            if client is not None:
+                client.conn.close()
+
+    # -- what checks may ask (checks.base.HostAccess) ----------------------
+
+    def _smb1_missing(self) -> str:
+        s1 = self.result.smb1
+        if s1 is not None and not s1.enabled:
+            return "SMBv1 is disabled (the NT LM 0.12 negotiate was refused)"
+        return "no SMB1 session (the SMB1 negotiate did not complete)"
+
+    async def _smb1_tree(self, kind: str, uid: int, share: str) -> int:
+        """Tree connect over SMB1; returns the NT status, caching IPC$ tids."""
+        assert self.smb1_client is not None
+        tc = await self.smb1_client.tree_connect(f"\\\\{self.address}\\{share}", uid)
+        if tc.status == status.SUCCESS and share == "IPC$":
+            self._ipc_tids[("SMB1", kind)] = tc.tid
+        return tc.status
+
+    async def _smb1_logon(self, kind: str) -> Logon | None:
+        if kind == "credentials":
+            if self.credentials is None or self.smb1_client is None:
+                return None
+            if kind not in self.smb1_logons:
+                self.smb1_logons[kind] = await self.smb1_client.logon("credentials", self.credentials)
+        return self.smb1_logons.get(kind)
+
+    async def smb1_ipc(self) -> tuple[IpcSession | None, str]:
+        if self._ipc is not None:
+            return self._ipc
+        client = self.smb1_client
+        if client is None:
+            self._ipc = (None, self._smb1_missing())
+            return self._ipc
+        attempts = []
+        for kind in ("anonymous", "guest", "credentials"):
+            logon = await self._smb1_logon(kind)
+            if logon is None:
+                continue
+            if not logon.ok:
+                attempts.append(f"{kind} logon refused with {status.describe(logon.status)}")
+                continue
+            tid = self._ipc_tids.get(("SMB1", kind))
+            if tid is None:
+                code = await self._smb1_tree(kind, logon.uid, "IPC$")
+                if code != status.SUCCESS:
+                    attempts.append(f"{kind} session: IPC$ tree connect refused with {status.describe(code)}")
+                    continue
+                tid = self._ipc_tids[("SMB1", kind)]
+            conn, timeout = client.conn, client.timeout
+            self._ipc = (
+                IpcSession(kind, self.smb1_port or 445, logon.uid, tid, lambda b: conn.request(b, timeout), client.next_mid),
+                "",
+            )
+            return self._ipc
+        if self.credentials is None:
+            attempts.append("no credentials given")
+        self._ipc = (None, "; ".join(attempts))
+        return self._ipc
+
+    async def access(self, kind: str, list_shares: bool = False) -> Access:
+        cached = self._access.get(kind)
+        if cached is not None and (cached.shares is not None or cached.shares_detail or not list_shares or not cached.reached):
+            return cached
+        if self.smb1_client is not None and kind in self.smb1_logons:
+            acc = await self._access_smb1(kind, list_shares)
+        elif self.smb2_client is not None and kind in self.smb2_logons:
+            acc = await self._access_smb2(kind, list_shares)
+        else:
+            acc = Access(kind, None, f"no {kind} logon was attempted (no SMB session completed)")
+        self._access[kind] = acc
+        return acc
+
+    def _logon_refusal(self, kind: str, logon: Logon, proto: str) -> Access | None:
+        if not logon.ok:
+            return Access(kind, False, f"{proto} {kind} logon refused with {status.describe(logon.status)}", proto)
+        if kind == "guest" and not logon.guest:
+            return Access(kind, False, f"{proto} logon as Guest succeeded without guest access (the guest flag is clear)", proto)
+        return None
+
+    async def _access_smb1(self, kind: str, list_shares: bool) -> Access:
+        logon = self.smb1_logons[kind]
+        refused = self._logon_refusal(kind, logon, "SMB1")
+        if refused:
+            return refused
+        if ("SMB1", kind) not in self._ipc_tids:
+            code = await self._smb1_tree(kind, logon.uid, "IPC$")
+            if code != status.SUCCESS:
+                return Access(kind, False, f"SMB1 {kind} session; IPC$ tree connect refused with {status.describe(code)}", "SMB1")
+        acc = Access(kind, True, f"SMB1 {kind} logon reached IPC$", "SMB1")
+        if list_shares:
+            await self._fill_shares(acc, "SMB1", logon)
+        return acc
+
+    async def _access_smb2(self, kind: str, list_shares: bool) -> Access:
+        from . import shares as sh
+
+        logon = self.smb2_logons[kind]
+        refused = self._logon_refusal(kind, logon, "SMB2")
+        if refused:
+            return refused
+        assert self.smb2_client is not None
+        probe = await sh.probe_share_access_smb2(self.smb2_client, logon.uid, self.address, "IPC$")
+        if probe.status != status.SUCCESS:
+            return Access(kind, False, f"SMB2 {kind} session; IPC$ tree connect refused with {status.describe(probe.status)}", "SMB2")
+        acc = Access(kind, True, f"SMB2 {kind} logon reached IPC$", "SMB2")
+        if list_shares:
+            await self._fill_shares(acc, "SMB2", logon)
+        return acc
+
+    async def _fill_shares(self, acc: Access, proto: str, logon: Logon) -> None:
+        """NetShareEnum over IPC$, then the maximal access of each disk share
+        and of ADMIN$/C$ from tree connects (nothing is written)."""
+        from . import shares as sh
+
+        if proto == "SMB1":
+            assert self.smb1_client is not None
+            listing = await sh.list_shares_smb1(self.smb1_client, logon.uid, self.address)
+        else:
+            assert self.smb2_client is not None
+            listing = await sh.list_shares_smb2(self.smb2_client, logon.uid, self.address)
+        names: list[str] = []
+        if listing.shares is not None:
+            acc.shares = [(s.name, s.type, s.remark) for s in listing.shares]
+            names = [s.name for s in listing.shares if s.type & 0xFF == 0][:MAX_SHARES_PROBED]
+        else:
+            acc.shares_detail = f"share listing failed: {listing.error}"
+        for name in dict.fromkeys(names + list(ADMIN_SHARES)):
+            if proto == "SMB1":
+                probe = await sh.probe_share_access_smb1(self.smb1_client, logon.uid, self.address, name)
+            else:
+                probe = await sh.probe_share_access_smb2(self.smb2_client, logon.uid, self.address, name)
+            if probe.status != status.SUCCESS:
+                acc.share_access[name] = "denied"
+            else:
+                acc.share_access[name] = "writable" if probe.writable else "read"
