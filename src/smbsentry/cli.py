@@ -94,7 +94,8 @@ def scan(
     ),
     user: Optional[str] = typer.Option(None, "--user", help="User for credentialed logons (password: SMBSENTRY_PASSWORD or a prompt)."),
     domain: str = typer.Option("", "--domain", help="Domain of --user."),
-    fmt: str = typer.Option("table", "--format", "-f", help="table | jsonl | json | csv"),
+    fmt: str = typer.Option("table", "--format", "-f", help="table | jsonl | json | csv | html"),
+    lang: str = typer.Option("en", "--lang", help="Language of the html report: en | zh."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write results to this file instead of stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary on stderr."),
 ) -> None:
@@ -116,6 +117,8 @@ def scan(
         fail(str(exc))
     if fail_on is not None and fail_on not in SEVERITIES[:-1]:
         fail(f"unknown --fail-on {fail_on!r} (choose from critical, high, medium, low)")
+    if lang not in ("en", "zh"):
+        fail(f"unknown --lang {lang!r} (en or zh)")
     if dialects not in ("range", "exact"):
         fail(f"unknown --dialects {dialects!r} (range or exact)")
     if not targets and not targets_file:
@@ -142,7 +145,7 @@ def scan(
         fail(f"cannot write {output}: {exc.strerror}")
     # A table for a pipe or a file is not folded to 80 columns.
     table_console = Console(file=stream, width=None if stream.isatty() else 200, highlight=False)
-    writer = Writer(fmt, stream, table_console if fmt == "table" else None)
+    writer = Writer(fmt, stream, table_console if fmt == "table" else None, lang=lang)
     show_progress = not quiet and err.is_terminal
     progress = Progress(
         TextColumn("[bold]scanning"),

@@ -1,4 +1,4 @@
-"""Result writers: jsonl (streamed), json, csv (streamed) and a terminal table.
+"""Result writers: jsonl (streamed), json, csv (streamed), a terminal table, html.
 
 jsonl and csv write and flush each host as it finishes, so a killed scan
 keeps everything it finished.  json and table need the whole set and are
@@ -18,7 +18,7 @@ from rich.text import Text
 
 from ..model import HostResult
 
-FORMATS = ("table", "jsonl", "json", "csv")
+FORMATS = ("table", "jsonl", "json", "csv", "html")
 
 CSV_COLUMNS = [
     "address",
@@ -75,10 +75,11 @@ def csv_row(r: HostResult) -> list[str]:
 
 
 class Writer:
-    def __init__(self, fmt: str, stream: IO[str], console: Console | None = None) -> None:
+    def __init__(self, fmt: str, stream: IO[str], console: Console | None = None, lang: str = "en") -> None:
         if fmt not in FORMATS:
             raise ValueError(f"unknown format {fmt!r}")
         self.fmt = fmt
+        self.lang = lang
         self.stream = stream
         self.console = console
         self.results: list[HostResult] = []
@@ -106,6 +107,10 @@ class Writer:
         elif self.fmt == "table":
             console = self.console or Console(file=self.stream)
             console.print(host_table(self.results))
+        elif self.fmt == "html":
+            from ..report.html import render
+
+            self.stream.write(render(self.results, lang=self.lang))
         self.stream.flush()
 
 

@@ -1,0 +1,49 @@
+"""The HTML report: self-contained, both languages, remote strings as text."""
+
+from __future__ import annotations
+
+from smbsentry.model import Finding, HostResult, Identity, Smb1Info, Smb2Info
+from smbsentry.report.html import render
+
+EVIL = "<script>alert(1)</script>"
+
+
+def host(addr: str, name: str, findings):
+    r = HostResult(addr, ports={"445": "open"})
+    r.identity = Identity(netbios_name=name, os_name="Windows 7 SP1 / Server 2008 R2 SP1")
+    r.smb1 = Smb1Info(enabled=True, ports={"445": True}, native_os=f"Windows 7 {EVIL}")
+    r.smb2 = Smb2Info(dialects=["2.0.2", "2.1"], signing="enabled")
+    r.findings = findings
+    return r
+
+
+def results():
+    ms17 = Finding("ms17-010", "vulnerable", "critical", "MS17-010", evidence=f"answered 0xC0000205 {EVIL}", port=445)
+    return [
+        host("127.0.0.5", EVIL, [ms17]),
+        host("127.0.0.6", "FS2", [Finding("ms17-010", "unknown", "critical", "MS17-010", reason="SMBv1 is disabled")]),
+    ]
+
+
+def test_remote_strings_are_escaped():
+    html = render(results())
+    assert EVIL not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_self_contained_no_network():
+    html = render(results())
+    for marker in ("http://", "https://", "<script", "<link", "src="):
+        assert marker not in html, marker
+
+
+def test_sections_and_counts():
+    html = render(results())
+    assert 'id="f-ms17-010"' in html
+    assert "vulnerable 1" in html and "unknown 1" in html
+    assert "SMBv1 is disabled" in html
+
+
+def test_chinese_labels_and_titles():
+    html = render(results(), lang="zh")
+    assert "扫描报告" in html and "永恒之蓝" in html
