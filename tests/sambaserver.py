@@ -499,8 +499,14 @@ def _signal_pid(pid: int, sig: int) -> None:
 
 
 def tcp_listeners(addresses: Iterable[str], ports: Iterable[int]) -> list[tuple[str, int]]:
-    """(address, port) pairs from the given sets that something already LISTENs on (IPv4)."""
-    wanted = {(a, int(p)) for a in addresses for p in ports}
+    """(address, port) pairs from the given sets that something already LISTENs on (IPv4).
+
+    A wildcard listener (0.0.0.0, e.g. an smbsentry lab bound to lo) counts
+    for every address: the kernel would hand it the connections meant for
+    our smbd, and the tests would silently talk to the wrong server."""
+    ports = [int(p) for p in ports]
+    wanted = {(a, p) for a in addresses for p in ports}
+    wildcard = {("0.0.0.0", p) for p in ports}
     found: list[tuple[str, int]] = []
     try:
         lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
@@ -513,7 +519,7 @@ def tcp_listeners(addresses: Iterable[str], ports: Iterable[int]) -> list[tuple[
         hex_ip, hex_port = fields[1].split(":")
         addr = socket.inet_ntoa(int(hex_ip, 16).to_bytes(4, "little"))
         key = (addr, int(hex_port, 16))
-        if key in wanted:
+        if key in wanted or key in wildcard:
             found.append(key)
     return sorted(found)
 

@@ -114,6 +114,8 @@ def utf16z(buf: bytes, offset: int, cap: int, what: str) -> tuple[str, int]:
 
 def asciiz(buf: bytes, offset: int, cap: int, what: str) -> tuple[str, int]:
     """Read a NUL-terminated 8-bit string (OEM code page, decoded as latin-1)."""
+    if offset < 0 or offset > len(buf):
+        raise ProtocolError(f"{what}: offset {offset} outside the buffer")
     nul = bytes(buf[offset : offset + cap + 1]).find(b"\x00")
     if nul < 0:
         if len(buf) - offset > cap:

@@ -262,3 +262,89 @@ def _filetime_now() -> int:
     import time
 
     return int(time.time() * 10_000_000) + 116444736000000000
+
+
+# -- server side (the lab) ---------------------------------------------------
+# The lab answers NEGOTIATE with a CHALLENGE and reads the client's
+# AUTHENTICATE to tell an anonymous logon from a guest or user one.  Keeping
+# these beside the client code means both directions share one layout.
+
+
+def challenge(
+    server_challenge: bytes,
+    flags: int,
+    target_name: str,
+    av_pairs: list[tuple[int, bytes]],
+    version: Version | None = None,
+) -> bytes:
+    """Build a CHALLENGE (type 2).  `av_pairs` keeps the caller's order
+    (Windows sends 2, 1, 4, 3, [5], 7); MsvAvEOL is appended here."""
+    if len(server_challenge) != 8:
+        raise ProtocolError("ntlm: the server challenge is 8 bytes")
+    name = target_name.encode("utf-16-le")
+    info = b"".join(struct.pack("<HH", av_id, len(value)) + value for av_id, value in av_pairs)
+    info += struct.pack("<HH", AV_EOL, 0)
+    if version is not None:
+        flags |= NEGOTIATE_VERSION
+    ver = version.pack() if version is not None else b""
+    name_offset = ChallengeHeader.size + len(ver)
+    info_offset = name_offset + len(name)
+    hdr = ChallengeHeader(
+        target_name_len=len(name),
+        target_name_max=len(name),
+        target_name_offset=name_offset,
+        flags=flags | (NEGOTIATE_TARGET_INFO if info else 0),
+        server_challenge=server_challenge,
+        target_info_len=len(info),
+        target_info_max=len(info),
+        target_info_offset=info_offset,
+    )
+    return hdr.pack() + ver + name + info
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticate:
+    """The parts of a client's AUTHENTICATE (type 3) that a server decides on."""
+
+    flags: int
+    lm_response: bytes
+    nt_response: bytes
+    domain: str
+    user: str
+    workstation: str
+
+    @property
+    def anonymous(self) -> bool:
+        """MS-NLMP 3.2.5.1.2: empty user and NT response, LM empty or one zero byte."""
+        return not self.user and not self.nt_response and self.lm_response in (b"", b"\x00")
+
+
+def parse_authenticate(data: bytes) -> Authenticate:
+    """Parse an AUTHENTICATE; every field is bounds-checked against `data`."""
+    if len(data) < 64 or data[:8] != SIGNATURE:
+        raise ProtocolError("ntlm: not an NTLMSSP message")
+    (msg_type,) = struct.unpack_from("<I", data, 8)
+    if msg_type != 3:
+        raise ProtocolError(f"ntlm: expected AUTHENTICATE (3), got type {msg_type}")
+    values = []
+    for i in range(5):  # LM, NT, domain, user, workstation
+        f = Fields.unpack_from(data, 12 + 8 * i)
+        values.append(take(data, f.offset, f.length, "ntlm: AUTHENTICATE field", cap=MAX_TARGET_INFO))
+    (flags,) = struct.unpack_from("<I", data, 60)
+    enc = "utf-16-le" if flags & NEGOTIATE_UNICODE else "latin-1"
+    lm, nt, domain, user, workstation = values
+    return Authenticate(
+        flags,
+        lm,
+        nt,
+        domain.decode(enc, "replace")[:MAX_NAME],
+        user.decode(enc, "replace")[:MAX_NAME],
+        workstation.decode(enc, "replace")[:MAX_NAME],
+    )
+
+
+def message_type(data: bytes) -> int | None:
+    """1, 2 or 3 for an NTLMSSP message, None for anything else."""
+    if len(data) < 12 or data[:8] != SIGNATURE:
+        return None
+    return struct.unpack_from("<I", data, 8)[0]

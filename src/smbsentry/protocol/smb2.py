@@ -397,3 +397,208 @@ def parse_session_setup_response(msg: bytes) -> SessionSetupResponse:
 
 def logoff_request(message_id: int, session_id: int) -> bytes:
     return header(LOGOFF, message_id, session_id=session_id, credit_charge=1) + struct.pack("<HH", 4, 0)
+
+
+# -- server side (the lab) ---------------------------------------------------
+# Requests parsed and responses built from the server's point of view: the
+# emulated hosts answer with these, so scanner and lab share every layout.
+
+TREE_DISCONNECT = 0x0004
+CREATE = 0x0005
+CLOSE = 0x0006
+READ = 0x0008
+WRITE = 0x0009
+IOCTL = 0x000B
+
+SHARE_TYPE_DISK = 0x01
+SHARE_TYPE_PIPE = 0x02
+SHARE_TYPE_PRINT = 0x03
+
+
+@dataclass(slots=True)
+class NegotiateRequest:
+    header: Header
+    dialects: list[int]
+    security_mode: int
+    capabilities: int
+    client_guid: bytes
+    contexts: NegotiateContexts
+    contexts_malformed: bool = False
+
+
+def parse_negotiate_request(msg: bytes) -> NegotiateRequest:
+    """A client NEGOTIATE.  Contexts are read leniently: nmap 7.93, for one,
+    sends a preauth context whose data begins with its cipher list, and
+    Windows still answers it; a context list that cannot be walked at all is
+    flagged rather than fatal."""
+    hdr = parse_header(msg)
+    if hdr.command != NEGOTIATE or hdr.flags & FLAG_RESPONSE:
+        raise ProtocolError("smb2: not a NEGOTIATE request")
+    fixed = NegotiateRequestFixed.unpack_from(msg, Header.size)
+    if fixed.dialect_count == 0 or fixed.dialect_count > 64:
+        raise ProtocolError(f"smb2: negotiate with {fixed.dialect_count} dialects")
+    dialects = _u16_list(msg, Header.size + NegotiateRequestFixed.size, fixed.dialect_count, "smb2: dialects")
+    contexts, malformed = NegotiateContexts(), False
+    if 0x0311 in dialects and fixed.context_count:
+        try:
+            contexts = parse_contexts(msg, fixed.context_offset, fixed.context_count)
+        except ProtocolError:
+            malformed = True
+    return NegotiateRequest(hdr, dialects, fixed.security_mode, fixed.capabilities, fixed.client_guid, contexts, malformed)
+
+
+def response_header(
+    command: int,
+    message_id: int,
+    status: int = 0,
+    session_id: int = 0,
+    tree_id: int = 0,
+    credits: int = 1,
+    process_id: int = 0xFEFF,
+    credit_charge: int = 0,
+) -> bytes:
+    return Header(
+        command=command,
+        status=status,
+        flags=FLAG_RESPONSE,
+        message_id=message_id,
+        session_id=session_id,
+        tree_id=tree_id,
+        credits=credits,
+        process_id=process_id,
+        credit_charge=credit_charge,
+    ).pack()
+
+
+def error_response(command: int, message_id: int, status: int, **hdr: int) -> bytes:
+    """The ERROR body (StructureSize 9, no error data beyond one byte)."""
+    return response_header(command, message_id, status, **hdr) + struct.pack("<HBBI", 9, 0, 0, 0) + b"\x00"
+
+
+def server_contexts(
+    salt: bytes,
+    cipher: int | None = None,
+    compression: tuple[int, ...] = (),
+    compression_flags: int = 0,
+    signing: int | None = None,
+) -> list[tuple[int, bytes]]:
+    """The 3.1.1 contexts a server returns, in Windows' order: preauth
+    (SHA-512 with its salt), then encryption, compression and signing, each
+    with the one choice (or the algorithm list, for compression) made."""
+    ctx = [(CTX_PREAUTH, struct.pack("<HHH", 1, len(salt), HASH_SHA512) + salt)]
+    if cipher is not None:
+        ctx.append((CTX_ENCRYPTION, struct.pack("<HH", 1, cipher)))
+    if compression:
+        algs = struct.pack(f"<{len(compression)}H", *compression)
+        ctx.append((CTX_COMPRESSION, struct.pack("<HHI", len(compression), 0, compression_flags) + algs))
+    if signing is not None:
+        ctx.append((CTX_SIGNING, struct.pack("<HH", 1, signing)))
+    return ctx
+
+
+def negotiate_response(
+    message_id: int,
+    dialect: int,
+    security_mode: int,
+    server_guid: bytes,
+    capabilities: int,
+    max_transact: int,
+    max_read: int,
+    max_write: int,
+    system_time: int,
+    start_time: int,
+    security_blob: bytes,
+    contexts: list[tuple[int, bytes]] = (),  # type: ignore[assignment]
+    credits: int = 1,
+) -> bytes:
+    """NEGOTIATE response; the security buffer sits at 0x80 as on Windows
+    and Samba, the context list (3.1.1 only) 8-byte aligned after it."""
+    sec_offset = Header.size + NegotiateResponseFixed.size
+    body_end = sec_offset + len(security_blob)
+    ctx_blob = b""
+    ctx_offset = 0
+    if contexts:
+        pad = _pad8(body_end)
+        ctx_offset = body_end + pad
+        parts = []
+        for i, (t, d) in enumerate(contexts):
+            item = _context(t, d)
+            if i < len(contexts) - 1:
+                item += b"\x00" * _pad8(len(item))
+            parts.append(item)
+        ctx_blob = b"\x00" * pad + b"".join(parts)
+    fixed = NegotiateResponseFixed(
+        security_mode=security_mode,
+        dialect=dialect,
+        context_count=len(contexts),
+        server_guid=server_guid,
+        capabilities=capabilities,
+        max_transact=max_transact,
+        max_read=max_read,
+        max_write=max_write,
+        system_time=system_time,
+        start_time=start_time,
+        security_offset=sec_offset if security_blob else 0,
+        security_length=len(security_blob),
+        context_offset=ctx_offset,
+    )
+    return response_header(NEGOTIATE, message_id, credits=credits) + fixed.pack() + security_blob + ctx_blob
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSetupRequest:
+    header: Header
+    flags: int
+    security_mode: int
+    previous_session_id: int
+    security_blob: bytes
+
+
+def parse_session_setup_request(msg: bytes) -> SessionSetupRequest:
+    hdr = parse_header(msg)
+    if hdr.command != SESSION_SETUP or hdr.flags & FLAG_RESPONSE:
+        raise ProtocolError("smb2: not a SESSION_SETUP request")
+    fixed = SessionSetupRequestFixed.unpack_from(msg, Header.size)
+    blob = take(msg, fixed.security_offset, fixed.security_length, "smb2: security buffer", cap=MAX_SECURITY_BUFFER)
+    return SessionSetupRequest(hdr, fixed.flags, fixed.security_mode, fixed.previous_session_id, blob)
+
+
+def session_setup_response(
+    message_id: int, status: int, session_id: int, session_flags: int = 0, security_blob: bytes = b"", credits: int = 1
+) -> bytes:
+    offset = Header.size + SessionSetupResponseFixed.size
+    fixed = SessionSetupResponseFixed(
+        session_flags=session_flags, security_offset=offset if security_blob else 0, security_length=len(security_blob)
+    )
+    hdr = response_header(SESSION_SETUP, message_id, status, session_id=session_id, credits=credits, credit_charge=1)
+    return hdr + fixed.pack() + security_blob
+
+
+def parse_tree_connect_request(msg: bytes) -> tuple[Header, str]:
+    """(header, path) of a TREE_CONNECT request; the path is \\\\server\\share."""
+    hdr = parse_header(msg)
+    if hdr.command != TREE_CONNECT or hdr.flags & FLAG_RESPONSE:
+        raise ProtocolError("smb2: not a TREE_CONNECT request")
+    _size, _flags, off, length = struct.unpack_from("<HHHH", take(msg, Header.size, 8, "smb2: tree connect"))
+    path = take(msg, off, length, "smb2: tree connect path", cap=1024)
+    return hdr, path.decode("utf-16-le", "replace")
+
+
+def tree_connect_response(
+    message_id: int,
+    session_id: int,
+    tree_id: int,
+    share_type: int,
+    maximal_access: int,
+    share_flags: int = 0,
+    capabilities: int = 0,
+    credits: int = 1,
+) -> bytes:
+    hdr = response_header(TREE_CONNECT, message_id, session_id=session_id, tree_id=tree_id, credits=credits, credit_charge=1)
+    return hdr + struct.pack("<HBBIII", 16, share_type, 0, share_flags, capabilities, maximal_access)
+
+
+def simple_response(command: int, message_id: int, session_id: int = 0, tree_id: int = 0, credits: int = 1) -> bytes:
+    """LOGOFF, TREE_DISCONNECT and ECHO responses: StructureSize 4, reserved."""
+    hdr = response_header(command, message_id, session_id=session_id, tree_id=tree_id, credits=credits, credit_charge=1)
+    return hdr + struct.pack("<HH", 4, 0)

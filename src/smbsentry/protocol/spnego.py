@@ -170,3 +170,44 @@ def parse(buf: bytes) -> Token:
                 token.mech_token = v
         return token
     raise ProtocolError(f"spnego: unexpected token tag 0x{tag:02x}")
+
+
+# -- server side (the lab) ---------------------------------------------------
+
+
+def neg_token_init2(mechs: tuple[str, ...], hint: str | None = None, mech_token: bytes | None = None) -> bytes:
+    """The NegTokenInit2 a server puts in its negotiate reply: the mechanism
+    list, optionally a mechToken (Windows sends NEGOEX data) and the negHints
+    principal ("not_defined_in_RFC4178@please_ignore" on Samba and domain
+    members)."""
+    body = _tlv(0xA0, _tlv(0x30, b"".join(encode_oid(m) for m in mechs)))
+    if mech_token is not None:
+        body += _tlv(0xA2, _tlv(0x04, mech_token))
+    if hint is not None:
+        body += _tlv(0xA3, _tlv(0x30, _tlv(0xA0, _tlv(0x1B, hint.encode("utf-8")))))
+    return _tlv(0x60, encode_oid(OID_SPNEGO) + _tlv(0xA0, _tlv(0x30, body)))
+
+
+ACCEPT_COMPLETED = 0
+ACCEPT_INCOMPLETE = 1
+REJECT = 2
+
+
+def neg_token_targ(
+    neg_state: int | None = None,
+    supported_mech: str | None = None,
+    response_token: bytes | None = None,
+    mic: bytes | None = None,
+) -> bytes:
+    """A server's NegTokenResp: negState, supportedMech, responseToken
+    (the NTLM CHALLENGE) and mechListMIC, each only when given."""
+    body = b""
+    if neg_state is not None:
+        body += _tlv(0xA0, _tlv(0x0A, bytes([neg_state])))
+    if supported_mech is not None:
+        body += _tlv(0xA1, encode_oid(supported_mech))
+    if response_token is not None:
+        body += _tlv(0xA2, _tlv(0x04, response_token))
+    if mic is not None:
+        body += _tlv(0xA3, _tlv(0x04, mic))
+    return _tlv(0xA1, _tlv(0x30, body))

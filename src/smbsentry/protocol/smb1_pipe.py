@@ -1,0 +1,681 @@
+"""SMB1 named-pipe messages (MS-CIFS / MS-SMB), both sides, no I/O.
+
+What a DCE/RPC call over `\\PIPE\\srvsvc` needs on an SMB1 session:
+TREE_CONNECT_ANDX with the extended response (MaximalShareAccessRights),
+NT_CREATE_ANDX (0xA2) to open the pipe and get its FID, TRANSACTION (0x25)
+with setup (0x0026 TransactNmPipe, FID) to write a PDU and read the reply,
+READ_ANDX (0x2E) for the rest of a reply that did not fit (status
+STATUS_BUFFER_OVERFLOW), CLOSE (0x04) and TREE_DISCONNECT (0x71).
+
+Client request builders take (mid, uid, tid); server response builders take
+the parsed request header and echo its PID/MID/UID/TID, as a server must.
+Parsers take the SMB1 message without the NetBIOS header and raise only
+ProtocolError; every count and offset is checked by `smb1.parse_message` and
+`take`.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from . import smb1
+from .errors import ProtocolError
+from .fields import Layout, asciiz, take, utf16z
+
+CLOSE = 0x04
+TREE_DISCONNECT = 0x71
+READ_ANDX = 0x2E
+NT_CREATE_ANDX = 0xA2
+TRANSACTION = smb1.TRANSACTION
+TREE_CONNECT_ANDX = smb1.TREE_CONNECT_ANDX
+
+COMMAND_NAMES = {
+    CLOSE: "CLOSE",
+    TREE_DISCONNECT: "TREE_DISCONNECT",
+    READ_ANDX: "READ_ANDX",
+    NT_CREATE_ANDX: "NT_CREATE_ANDX",
+    TRANSACTION: "TRANSACTION",
+    TREE_CONNECT_ANDX: "TREE_CONNECT_ANDX",
+}
+
+TRANS_TRANSACT_NMPIPE = 0x0026
+TRANS_PEEK_NMPIPE = 0x0023
+PIPE_PATH = "\\PIPE\\"
+
+STATUS_BUFFER_OVERFLOW = 0x80000005
+
+# TREE_CONNECT_ANDX
+TREE_CONNECT_EXTENDED_RESPONSE = 0x0008
+TREE_CONNECT_EXTENDED_SIGNATURES = 0x0004
+SMB_SUPPORT_SEARCH_BITS = 0x0001
+SMB_SHARE_IS_IN_DFS = 0x0002
+
+# access masks
+FILE_READ_DATA = 0x00000001
+FILE_WRITE_DATA = 0x00000002
+FILE_APPEND_DATA = 0x00000004
+FILE_READ_EA = 0x00000008
+FILE_WRITE_EA = 0x00000010
+FILE_READ_ATTRIBUTES = 0x00000080
+FILE_WRITE_ATTRIBUTES = 0x00000100
+READ_CONTROL = 0x00020000
+SYNCHRONIZE = 0x00100000
+GENERIC_ALL = 0x10000000
+GENERIC_WRITE = 0x40000000
+GENERIC_READ = 0x80000000
+#: What Windows asks for when it opens an RPC pipe (read/write data, EAs,
+#: attributes, READ_CONTROL, SYNCHRONIZE).
+PIPE_ACCESS = 0x0012019F
+
+FILE_SHARE_READ = 0x1
+FILE_SHARE_WRITE = 0x2
+FILE_OPEN = 0x1
+SECURITY_IMPERSONATION = 2
+
+# ResourceType in the NT_CREATE_ANDX response
+FILE_TYPE_DISK = 0
+FILE_TYPE_BYTE_MODE_PIPE = 1
+FILE_TYPE_MESSAGE_MODE_PIPE = 2
+
+MAX_NAME = 1024  # bytes of a file or pipe name
+MAX_PATH = 1024
+
+
+# -- headers -----------------------------------------------------------------
+
+
+def _request_header(command: int, mid: int, uid: int, tid: int, flags2: int = smb1.DEFAULT_FLAGS2) -> bytes:
+    return smb1.Header(command=command, mid=mid, uid=uid, tid=tid, flags2=flags2).pack()
+
+
+def reply_header(req: smb1.Header, status: int = 0, command: int | None = None, tid: int | None = None,
+                 uid: int | None = None) -> bytes:
+    """Server: a reply header echoing the request's PID, MID, UID and TID."""
+    return smb1.Header(
+        command=req.command if command is None else command,
+        status=status,
+        flags=smb1.FLAGS_REPLY | smb1.FLAGS_CASE_INSENSITIVE | smb1.FLAGS_CANONICAL_PATHS,
+        flags2=(req.flags2 | smb1.FLAGS2_NT_STATUS) & ~smb1.FLAGS2_SIGNATURES,
+        pid_high=req.pid_high,
+        tid=req.tid if tid is None else tid,
+        pid=req.pid,
+        uid=req.uid if uid is None else uid,
+        mid=req.mid,
+    ).pack()
+
+
+def _message(head: bytes, words: bytes, data: bytes) -> bytes:
+    if len(words) % 2 or len(words) > 510 or len(data) > 0xFFFF:
+        raise ProtocolError("smb1: word or byte block too large")
+    return head + bytes([len(words) // 2]) + words + struct.pack("<H", len(data)) + data
+
+
+def _unicode(flags2: int) -> bool:
+    return bool(flags2 & smb1.FLAGS2_UNICODE)
+
+
+def _encode(text: str, offset: int, unicode: bool) -> bytes:
+    """A NUL-terminated string at `offset` from the header start (Unicode
+    strings get the pad byte that puts them on an even offset)."""
+    if unicode:
+        return (b"\x00" if offset % 2 else b"") + text.encode("utf-16-le") + b"\x00\x00"
+    return text.encode("latin-1", "replace") + b"\x00"
+
+
+def _decode(m: smb1.Message, off: int, what: str, cap: int = MAX_PATH) -> tuple[str, int]:
+    """Read a string from the byte block at `off` (relative to it)."""
+    if m.unicode:
+        if (m.data_offset + off) % 2:
+            off += 1
+        return utf16z(m.data, off, cap, what)
+    return asciiz(m.data, off, cap, what)
+
+
+def _expect(m: smb1.Message, command: int, what: str) -> None:
+    if m.header.command != command:
+        raise ProtocolError(f"smb1: expected {what}, got command 0x{m.header.command:02x}")
+
+
+def error_response(req: smb1.Header, status: int, command: int | None = None) -> bytes:
+    """Server: the reply any command gets on failure: WordCount 0, ByteCount 0."""
+    return _message(reply_header(req, status, command), b"", b"")
+
+
+# -- TREE_CONNECT_ANDX ----------------------------------------------------------
+
+
+@dataclass(slots=True)
+class TreeConnectRequest:
+    header: smb1.Header
+    flags: int
+    password: bytes
+    path: str
+    service: str
+
+
+def parse_tree_connect_request(msg: bytes) -> TreeConnectRequest:
+    """Server: TREE_CONNECT_ANDX request (AndX, Flags, PasswordLength)."""
+    m = smb1.parse_message(msg)
+    _expect(m, TREE_CONNECT_ANDX, "TREE_CONNECT_ANDX")
+    if len(m.words) < 8:
+        raise ProtocolError("smb1: TREE_CONNECT_ANDX request with fewer than 4 words")
+    flags, pw_len = struct.unpack_from("<HH", m.words, 4)
+    password = take(m.data, 0, pw_len, "smb1: tree connect password", cap=256)
+    path, off = _decode(m, pw_len, "smb1: tree connect path")
+    service, _ = asciiz(m.data, off, 16, "smb1: tree connect service") if off < len(m.data) else ("", off)
+    return TreeConnectRequest(m.header, flags, password, path, service)
+
+
+class TreeConnectWordsExt(Layout):
+    _fields_ = [
+        ("andx_command", "B", 0xFF),
+        ("andx_reserved", "B", 0),
+        ("andx_offset", "H", 0),
+        ("optional_support", "H", SMB_SUPPORT_SEARCH_BITS),
+        ("maximal_access", "I", 0),
+        ("guest_maximal_access", "I", 0),
+    ]
+
+
+def tree_connect_response(
+    req: smb1.Header,
+    tid: int,
+    service: str = "IPC",
+    native_fs: str = "",
+    maximal_access: int | None = None,
+    guest_maximal_access: int = 0,
+    optional_support: int = SMB_SUPPORT_SEARCH_BITS,
+    status: int = 0,
+) -> bytes:
+    """Server: TREE_CONNECT_ANDX reply; WordCount 7 (the extended response
+    with MaximalShareAccessRights) when `maximal_access` is given, else 3."""
+    if status:
+        return error_response(req, status, TREE_CONNECT_ANDX)
+    if maximal_access is None:
+        words = struct.pack("<BBHH", 0xFF, 0, 0, optional_support)
+    else:
+        words = TreeConnectWordsExt(optional_support=optional_support, maximal_access=maximal_access,
+                                    guest_maximal_access=guest_maximal_access).pack()
+    data_offset = smb1.Header.size + 1 + len(words) + 2
+    data = service.encode("ascii", "replace") + b"\x00"
+    data += _encode(native_fs, data_offset + len(data), _unicode(req.flags2))
+    return _message(reply_header(req, 0, TREE_CONNECT_ANDX, tid=tid), words, data)
+
+
+@dataclass(slots=True)
+class TreeConnectResponse:
+    status: int
+    tid: int
+    service: str | None = None
+    native_fs: str | None = None
+    optional_support: int | None = None
+    maximal_access: int | None = None  # None: no extended response
+    guest_maximal_access: int | None = None
+
+
+def parse_tree_connect_response(msg: bytes) -> TreeConnectResponse:
+    """Client: TREE_CONNECT_ANDX reply, with MaximalShareAccessRights when
+    the server sent the extended response (WordCount 7)."""
+    m = smb1.parse_message(msg)
+    _expect(m, TREE_CONNECT_ANDX, "TREE_CONNECT_ANDX reply")
+    out = TreeConnectResponse(m.status, m.header.tid)
+    if m.status != 0:
+        return out
+    if len(m.words) >= TreeConnectWordsExt.size:
+        w = TreeConnectWordsExt.unpack_from(m.words)
+        out.optional_support = w.optional_support
+        out.maximal_access = w.maximal_access
+        out.guest_maximal_access = w.guest_maximal_access
+    elif len(m.words) >= 6:
+        (out.optional_support,) = struct.unpack_from("<H", m.words, 4)
+    if m.data:
+        out.service, off = asciiz(m.data, 0, 16, "smb1: service")
+        if off < len(m.data):
+            out.native_fs, _ = _decode(m, off, "smb1: native file system", cap=256)
+    return out
+
+
+# -- NT_CREATE_ANDX -------------------------------------------------------------
+
+
+class NtCreateRequestWords(Layout):
+    _fields_ = [
+        ("andx_command", "B", 0xFF),
+        ("andx_reserved", "B", 0),
+        ("andx_offset", "H", 0),
+        ("reserved", "B", 0),
+        ("name_length", "H", 0),
+        ("flags", "I", 0),
+        ("root_fid", "I", 0),
+        ("desired_access", "I", PIPE_ACCESS),
+        ("allocation_size", "Q", 0),
+        ("attributes", "I", 0),
+        ("share_access", "I", FILE_SHARE_READ | FILE_SHARE_WRITE),
+        ("disposition", "I", FILE_OPEN),
+        ("create_options", "I", 0),
+        ("impersonation", "I", SECURITY_IMPERSONATION),
+        ("security_flags", "B", 0),
+    ]
+
+
+class NtCreateResponseWords(Layout):
+    _fields_ = [
+        ("andx_command", "B", 0xFF),
+        ("andx_reserved", "B", 0),
+        ("andx_offset", "H", 0),
+        ("oplock_level", "B", 0),
+        ("fid", "H", 0),
+        ("create_action", "I", 1),
+        ("creation_time", "Q", 0),
+        ("last_access_time", "Q", 0),
+        ("last_write_time", "Q", 0),
+        ("change_time", "Q", 0),
+        ("attributes", "I", 0x80),
+        ("allocation_size", "Q", 0),
+        ("end_of_file", "Q", 0),
+        ("resource_type", "H", FILE_TYPE_MESSAGE_MODE_PIPE),
+        ("nmpipe_status", "H", 0x05FF),
+        ("directory", "B", 0),
+    ]
+
+
+def nt_create_request(
+    name: str,
+    mid: int,
+    uid: int,
+    tid: int,
+    desired_access: int = PIPE_ACCESS,
+    share_access: int = FILE_SHARE_READ | FILE_SHARE_WRITE,
+    disposition: int = FILE_OPEN,
+    create_options: int = 0,
+    flags2: int = smb1.DEFAULT_FLAGS2,
+) -> bytes:
+    """Client: NT_CREATE_ANDX opening `name` (e.g. "\\\\srvsvc" on IPC$)."""
+    unicode = _unicode(flags2)
+    raw_name = name.encode("utf-16-le") if unicode else name.encode("latin-1", "replace")
+    if len(raw_name) > MAX_NAME:
+        raise ProtocolError(f"smb1: name of {len(raw_name)} bytes exceeds {MAX_NAME}")
+    words = NtCreateRequestWords(name_length=len(raw_name), desired_access=desired_access,
+                                 share_access=share_access, disposition=disposition,
+                                 create_options=create_options).pack()
+    data_offset = smb1.Header.size + 1 + len(words) + 2
+    data = _encode(name, data_offset, unicode)
+    return _message(_request_header(NT_CREATE_ANDX, mid, uid, tid, flags2), words, data)
+
+
+@dataclass(slots=True)
+class NtCreateRequest:
+    header: smb1.Header
+    name: str
+    flags: int
+    desired_access: int
+    attributes: int
+    share_access: int
+    disposition: int
+    create_options: int
+    impersonation: int
+
+
+def parse_nt_create_request(msg: bytes) -> NtCreateRequest:
+    """Server: NT_CREATE_ANDX request; the name is read up to NameLength
+    bytes or its NUL, whichever comes first."""
+    m = smb1.parse_message(msg)
+    _expect(m, NT_CREATE_ANDX, "NT_CREATE_ANDX")
+    w = NtCreateRequestWords.unpack_from(m.words)
+    off = 0
+    if m.unicode and m.data_offset % 2:
+        off = 1
+    length = min(w.name_length, max(0, len(m.data) - off))
+    raw = take(m.data, off, length, "smb1: create name", cap=MAX_NAME)
+    if m.unicode:
+        raw = raw[: len(raw) - len(raw) % 2]
+        name = raw.decode("utf-16-le", "replace")
+    else:
+        name = raw.decode("latin-1")
+    name = name.split("\x00", 1)[0]
+    return NtCreateRequest(m.header, name, w.flags, w.desired_access, w.attributes, w.share_access,
+                           w.disposition, w.create_options, w.impersonation)
+
+
+def nt_create_response(
+    req: smb1.Header,
+    fid: int,
+    status: int = 0,
+    resource_type: int = FILE_TYPE_MESSAGE_MODE_PIPE,
+    nmpipe_status: int = 0x05FF,
+    create_action: int = 1,
+    attributes: int = 0x80,
+) -> bytes:
+    """Server: NT_CREATE_ANDX reply (WordCount 34); an error status gives
+    the WordCount 0 error reply."""
+    if status:
+        return error_response(req, status, NT_CREATE_ANDX)
+    words = NtCreateResponseWords(fid=fid, create_action=create_action, attributes=attributes,
+                                  resource_type=resource_type, nmpipe_status=nmpipe_status).pack()
+    return _message(reply_header(req, 0, NT_CREATE_ANDX), words, b"")
+
+
+@dataclass(slots=True)
+class NtCreateResponse:
+    status: int
+    fid: int | None = None
+    create_action: int | None = None
+    attributes: int | None = None
+    end_of_file: int | None = None
+    resource_type: int | None = None
+    nmpipe_status: int | None = None
+    directory: bool | None = None
+
+
+def parse_nt_create_response(msg: bytes) -> NtCreateResponse:
+    """Client: NT_CREATE_ANDX reply (WordCount 34, or 42 for the extended
+    response Windows sends; both start the same way)."""
+    m = smb1.parse_message(msg)
+    _expect(m, NT_CREATE_ANDX, "NT_CREATE_ANDX reply")
+    if m.status != 0:
+        return NtCreateResponse(m.status)
+    if len(m.words) < NtCreateResponseWords.size:
+        raise ProtocolError(f"smb1: NT_CREATE_ANDX reply with {len(m.words)} parameter bytes")
+    w = NtCreateResponseWords.unpack_from(m.words)
+    return NtCreateResponse(m.status, w.fid, w.create_action, w.attributes, w.end_of_file,
+                            w.resource_type, w.nmpipe_status, bool(w.directory))
+
+
+# -- TRANSACTION (TransactNmPipe) -----------------------------------------------
+
+
+def transact_nmpipe_request(fid: int, data: bytes, mid: int, uid: int, tid: int, max_data: int = 4280) -> bytes:
+    """Client: TRANSACTION, setup (0x0026, FID), name \\PIPE\\: write `data`
+    (one DCE/RPC PDU) to the pipe and read up to `max_data` bytes back."""
+    return smb1.transaction_request(
+        TRANSACTION, mid, uid, tid, setup=(TRANS_TRANSACT_NMPIPE, fid), name=PIPE_PATH,
+        data=data, max_param=0, max_data=max_data,
+    )
+
+
+class TransactionRequestWords(Layout):
+    _fields_ = [
+        ("total_params", "H", 0),
+        ("total_data", "H", 0),
+        ("max_params", "H", 0),
+        ("max_data", "H", 0),
+        ("max_setup", "B", 0),
+        ("reserved", "B", 0),
+        ("flags", "H", 0),
+        ("timeout", "I", 0),
+        ("reserved2", "H", 0),
+        ("param_count", "H", 0),
+        ("param_offset", "H", 0),
+        ("data_count", "H", 0),
+        ("data_offset", "H", 0),
+        ("setup_count", "B", 0),
+        ("reserved3", "B", 0),
+    ]
+
+
+@dataclass(slots=True)
+class TransactionRequest:
+    header: smb1.Header
+    setup: tuple[int, ...]
+    name: str | None
+    params: bytes
+    data: bytes
+    total_params: int
+    total_data: int
+    max_params: int
+    max_data: int
+    max_setup: int
+    flags: int
+    timeout: int
+
+    @property
+    def subcommand(self) -> int | None:
+        return self.setup[0] if self.setup else None
+
+    @property
+    def fid(self) -> int | None:
+        """The FID of a named-pipe transaction (second setup word)."""
+        return self.setup[1] if len(self.setup) >= 2 else None
+
+
+def parse_transaction_request(msg: bytes) -> TransactionRequest:
+    """Server: TRANSACTION or TRANSACTION2 request (the primary message; the
+    lab answers MS17-010 probes and TransactNmPipe calls from this)."""
+    m = smb1.parse_message(msg)
+    if m.header.command not in (smb1.TRANSACTION, smb1.TRANSACTION2):
+        raise ProtocolError(f"smb1: expected a transaction request, got 0x{m.header.command:02x}")
+    w = TransactionRequestWords.unpack_from(m.words)
+    raw_setup = take(m.words, TransactionRequestWords.size, 2 * w.setup_count, "smb1: transaction setup")
+    setup = struct.unpack(f"<{w.setup_count}H", raw_setup)
+    name = None
+    if m.header.command == smb1.TRANSACTION and m.data:
+        name, _ = _decode(m, 0, "smb1: transaction name", cap=256)
+    params = take(m.raw, w.param_offset, w.param_count, "smb1: transaction parameters") if w.param_count else b""
+    data = take(m.raw, w.data_offset, w.data_count, "smb1: transaction data") if w.data_count else b""
+    return TransactionRequest(m.header, tuple(setup), name, params, data, w.total_params, w.total_data,
+                              w.max_params, w.max_data, w.max_setup, w.flags, w.timeout)
+
+
+def transaction_response(
+    req: smb1.Header,
+    data: bytes = b"",
+    params: bytes = b"",
+    setup: tuple[int, ...] = (),
+    status: int = 0,
+    total_params: int | None = None,
+    total_data: int | None = None,
+    param_displacement: int = 0,
+    data_displacement: int = 0,
+) -> bytes:
+    """Server: one TRANSACTION / TRANSACTION2 reply message.  An error status
+    with no data gives the WordCount 0 error reply; STATUS_BUFFER_OVERFLOW
+    with data is the "more to read" reply of a message-mode pipe.  Replies
+    split over several messages set `total_*` and the displacements."""
+    command = req.command if req.command in (smb1.TRANSACTION, smb1.TRANSACTION2) else smb1.TRANSACTION
+    if status and not (data or params) and status & 0xC0000000 == 0xC0000000:
+        return error_response(req, status, command)
+    word_count = 10 + len(setup)
+    data_start = smb1.Header.size + 1 + 2 * word_count + 2
+    pad1 = b"\x00" * ((4 - data_start % 4) % 4)
+    param_offset = data_start + len(pad1)
+    pad2 = b"\x00" * ((4 - (param_offset + len(params)) % 4) % 4)
+    data_offset = param_offset + len(params) + len(pad2)
+    words = smb1.TransactionResponseWords(
+        total_params=len(params) if total_params is None else total_params,
+        total_data=len(data) if total_data is None else total_data,
+        param_count=len(params),
+        param_offset=param_offset if params else 0,
+        param_displacement=param_displacement,
+        data_count=len(data),
+        data_offset=data_offset,
+        data_displacement=data_displacement,
+        setup_count=len(setup),
+    ).pack() + struct.pack(f"<{len(setup)}H", *setup)
+    return _message(reply_header(req, status, command), words, pad1 + params + pad2 + data)
+
+
+@dataclass(slots=True)
+class TransactionResponsePart:
+    """One TRANSACTION reply message: the data it carries and where that
+    lies in the whole reply (total_data, data_displacement)."""
+
+    status: int
+    mid: int
+    setup: tuple[int, ...] = ()
+    params: bytes = b""
+    data: bytes = b""
+    total_params: int = 0
+    total_data: int = 0
+    param_displacement: int = 0
+    data_displacement: int = 0
+
+
+def parse_transaction_response_part(msg: bytes) -> TransactionResponsePart:
+    """Client: a TRANSACTION reply with its totals and displacements (the
+    MS17-010 parser in smb1.py drops them; a pipe reader needs them)."""
+    m = smb1.parse_message(msg)
+    if m.header.command not in (smb1.TRANSACTION, smb1.TRANSACTION2):
+        raise ProtocolError(f"smb1: expected a transaction reply, got 0x{m.header.command:02x}")
+    if len(m.words) < smb1.TransactionResponseWords.size:
+        return TransactionResponsePart(m.status, m.header.mid)
+    w = smb1.TransactionResponseWords.unpack_from(m.words)
+    raw_setup = take(m.words, smb1.TransactionResponseWords.size, 2 * w.setup_count, "smb1: transaction setup")
+    setup = struct.unpack(f"<{w.setup_count}H", raw_setup)
+    params = take(m.raw, w.param_offset, w.param_count, "smb1: transaction parameters") if w.param_count else b""
+    data = take(m.raw, w.data_offset, w.data_count, "smb1: transaction data") if w.data_count else b""
+    if w.data_displacement + w.data_count > w.total_data or w.param_displacement + w.param_count > w.total_params:
+        raise ProtocolError("smb1: transaction reply part lies outside the announced totals")
+    return TransactionResponsePart(m.status, m.header.mid, tuple(setup), params, data, w.total_params,
+                                   w.total_data, w.param_displacement, w.data_displacement)
+
+
+# -- READ_ANDX ----------------------------------------------------------------------
+
+
+class ReadRequestWords(Layout):
+    _fields_ = [
+        ("andx_command", "B", 0xFF),
+        ("andx_reserved", "B", 0),
+        ("andx_offset", "H", 0),
+        ("fid", "H", 0),
+        ("offset", "I", 0),
+        ("max_count", "H", 0),
+        ("min_count", "H", 0),
+        ("timeout", "I", 0),
+        ("remaining", "H", 0),
+        ("offset_high", "I", 0),
+    ]
+
+
+class ReadResponseWords(Layout):
+    _fields_ = [
+        ("andx_command", "B", 0xFF),
+        ("andx_reserved", "B", 0),
+        ("andx_offset", "H", 0),
+        ("available", "H", 0),
+        ("compaction_mode", "H", 0),
+        ("reserved", "H", 0),
+        ("data_length", "H", 0),
+        ("data_offset", "H", 0),
+        ("data_length_high", "H", 0),
+        ("reserved2", "8s", b"\x00" * 8),
+    ]
+
+
+def read_andx_request(fid: int, mid: int, uid: int, tid: int, max_count: int = 4280, offset: int = 0) -> bytes:
+    """Client: READ_ANDX (WordCount 12) of up to `max_count` bytes."""
+    words = ReadRequestWords(fid=fid, offset=offset & 0xFFFFFFFF, max_count=max_count, min_count=max_count,
+                             offset_high=offset >> 32).pack()
+    return _message(_request_header(READ_ANDX, mid, uid, tid), words, b"")
+
+
+@dataclass(slots=True)
+class ReadRequest:
+    header: smb1.Header
+    fid: int
+    offset: int
+    max_count: int
+    min_count: int
+
+
+def parse_read_andx_request(msg: bytes) -> ReadRequest:
+    m = smb1.parse_message(msg)
+    _expect(m, READ_ANDX, "READ_ANDX")
+    if len(m.words) < 20:
+        raise ProtocolError("smb1: READ_ANDX request with fewer than 10 words")
+    fid, offset, max_count, min_count = struct.unpack_from("<HIHH", m.words, 4)
+    if len(m.words) >= ReadRequestWords.size:
+        offset |= ReadRequestWords.unpack_from(m.words).offset_high << 32
+    return ReadRequest(m.header, fid, offset, max_count, min_count)
+
+
+def read_andx_response(req: smb1.Header, data: bytes, status: int = 0, available: int = 0) -> bytes:
+    """Server: READ_ANDX reply; the data starts on an even offset."""
+    if status and not data and status & 0xC0000000 == 0xC0000000:
+        return error_response(req, status, READ_ANDX)
+    data_start = smb1.Header.size + 1 + ReadResponseWords.size + 2
+    pad = b"\x00" * (data_start % 2)
+    words = ReadResponseWords(available=available, data_length=len(data) & 0xFFFF,
+                              data_offset=data_start + len(pad), data_length_high=len(data) >> 16).pack()
+    return _message(reply_header(req, status, READ_ANDX), words, pad + data)
+
+
+@dataclass(slots=True)
+class ReadResponse:
+    status: int
+    data: bytes = b""
+    available: int = 0
+
+
+def parse_read_andx_response(msg: bytes) -> ReadResponse:
+    m = smb1.parse_message(msg)
+    _expect(m, READ_ANDX, "READ_ANDX reply")
+    if len(m.words) < ReadResponseWords.size:
+        return ReadResponse(m.status)
+    w = ReadResponseWords.unpack_from(m.words)
+    length = w.data_length | (w.data_length_high << 16)
+    data = take(m.raw, w.data_offset, length, "smb1: read data", cap=0x1FFFF) if length else b""
+    return ReadResponse(m.status, data, w.available)
+
+
+# -- CLOSE, TREE_DISCONNECT -------------------------------------------------------------
+
+
+def close_request(fid: int, mid: int, uid: int, tid: int) -> bytes:
+    """Client: CLOSE (WordCount 3: FID, LastTimeModified 0 = leave as is)."""
+    return _message(_request_header(CLOSE, mid, uid, tid), struct.pack("<HI", fid, 0), b"")
+
+
+@dataclass(slots=True)
+class CloseRequest:
+    header: smb1.Header
+    fid: int
+
+
+def parse_close_request(msg: bytes) -> CloseRequest:
+    m = smb1.parse_message(msg)
+    _expect(m, CLOSE, "CLOSE")
+    if len(m.words) < 2:
+        raise ProtocolError("smb1: CLOSE request without a FID")
+    (fid,) = struct.unpack_from("<H", m.words)
+    return CloseRequest(m.header, fid)
+
+
+def close_response(req: smb1.Header, status: int = 0) -> bytes:
+    return _message(reply_header(req, status, CLOSE), b"", b"")
+
+
+def tree_disconnect_request(mid: int, uid: int, tid: int) -> bytes:
+    return _message(_request_header(TREE_DISCONNECT, mid, uid, tid), b"", b"")
+
+
+def tree_disconnect_response(req: smb1.Header, status: int = 0) -> bytes:
+    return _message(reply_header(req, status, TREE_DISCONNECT), b"", b"")
+
+
+@dataclass(slots=True)
+class SimpleResponse:
+    """A reply that carries nothing but its status (CLOSE, TREE_DISCONNECT)."""
+
+    status: int
+    header: smb1.Header
+
+
+def parse_simple_response(msg: bytes, command: int) -> SimpleResponse:
+    m = smb1.parse_message(msg)
+    _expect(m, command, COMMAND_NAMES.get(command, f"0x{command:02x}") + " reply")
+    return SimpleResponse(m.status, m.header)
+
+
+def parse_close_response(msg: bytes) -> SimpleResponse:
+    return parse_simple_response(msg, CLOSE)
+
+
+def parse_tree_disconnect_response(msg: bytes) -> SimpleResponse:
+    return parse_simple_response(msg, TREE_DISCONNECT)
+
+
+def parse_request_header(msg: bytes) -> smb1.Header:
+    """Server: the header of any SMB1 request, to dispatch on its command."""
+    return smb1.parse_message(msg).header
