@@ -246,3 +246,16 @@ def run_nmap(
 def scan(address: str, **kwargs: Any) -> dict[str, Any]:
     """Scan one address; returns its host dict (see parse_nmap_xml)."""
     return run_nmap([address], **kwargs)[_check_target(address)]
+
+
+def vuln_state(host: dict[str, Any], script_id: str) -> str | None:
+    """The vulns-library state a script reported ("VULNERABLE", "NOT VULNERABLE",
+    "LIKELY VULNERABLE", ...), or None when the script printed nothing.
+    Run nmap with ``script_args="vulns.showall"`` to see NOT VULNERABLE too."""
+    data = host.get("scripts", {}).get(script_id)
+    if not isinstance(data, dict):
+        return None
+    for table in data.values():
+        if isinstance(table, dict) and "state" in table:
+            return str(table["state"]).strip().upper()
+    return None

@@ -232,6 +232,61 @@ def scan(
         raise typer.Exit(3)
 
 
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  smbsentry lab 127.50.0.1-40 --manifest lab.json\n\n"
+        "  smbsentry lab 127.50.0.0/22 --mix win7-sp1-unpatched=500,win10-22h2=500 --port 4450\n\n"
+        "  smbsentry lab 127.50.0.7 --mix win7-doublepulsar"
+    )
+)
+def lab(
+    lab_range: str = typer.Argument(..., metavar="RANGE", help="Loopback addresses to emulate (inside 127.0.0.0/8)."),
+    port: list[str] = typer.Option([], "--port", help="Port to serve (repeatable or comma list; PORT=139 for NetBIOS framing). Default 445,139."),
+    mix: Optional[str] = typer.Option(None, "--mix", help="NAME, or PROFILE=COUNT,... (default: every profile in turn)."),
+    manifest: Optional[Path] = typer.Option(None, "--manifest", help="Write address -> profile -> expected findings as JSON."),
+    bind_mode: str = typer.Option("auto", "--bind-mode", help="auto | device (one socket per port, bound to lo) | per-address (one socket per address)."),
+) -> None:
+    """Serve emulated Windows and Samba hosts on loopback until interrupted.
+
+    Each address answers as the profile the mix assigns it, built from the
+    real replies in the capture corpus; the manifest says what a correct
+    scanner must report for each address (`smbsentry lab-profiles` lists
+    the profiles)."""
+    import logging
+
+    from .lab.mix import LabConfigError
+    from .lab.profiles import ProfileError
+    from .lab.server import run as run_lab
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+
+    try:
+        run_lab(lab_range, port or (445, 139), mix, str(manifest) if manifest else None, bind_mode)
+    except (LabConfigError, ProfileError, ValueError) as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot serve: {exc}", code=1)
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command("lab-profiles")
+def lab_profiles() -> None:
+    """List the lab's profiles with the capture each reproduces."""
+    from rich.table import Table
+
+    from .lab import profiles
+
+    table = Table(title="lab profiles")
+    for col in ("profile", "description", "source"):
+        table.add_column(col, overflow="fold")
+    for name in profiles.ordered_names():
+        p = profiles.get(name)
+        table.add_row(name, p.description, "; ".join(f"{k}: {v}" for k, v in p.sources.items()))
+    Console().print(table)
+
+
 @app.command("checks")
 def list_checks() -> None:
     """List the checks: id, severity, whether it runs by default, and what it does."""

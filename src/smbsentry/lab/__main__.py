@@ -1,0 +1,42 @@
+"""`python -m smbsentry.lab RANGE [--port P] [--mix M] [--manifest F] [--bind-mode B]`.
+
+The same entry as `smbsentry lab`, usable before and without the CLI (the
+tests start the lab as a subprocess this way).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .mix import LabConfigError
+from .profiles import ProfileError
+from .server import BIND_MODES, run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m smbsentry.lab", description=__doc__.splitlines()[0])
+    parser.add_argument("range", help="loopback addresses: 127.50.0.0/24, 127.50.0.1-40 or one address")
+    parser.add_argument("--port", action="append", help="port to serve (repeatable, comma list, PORT=139 for NetBIOS)")
+    parser.add_argument("--mix", default=None, help="NAME, or PROFILE=COUNT,... (default: every profile in turn)")
+    parser.add_argument("--manifest", default=None, help="write {address: {profile, expected}} JSON here")
+    parser.add_argument("--bind-mode", choices=BIND_MODES, default="auto")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr, format="%(message)s")
+    try:
+        run(args.range, args.port or (445, 139), args.mix, args.manifest, args.bind_mode)
+    except (LabConfigError, ProfileError) as exc:
+        print(f"smbsentry lab: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"smbsentry lab: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,311 @@
+"""SMB1 as an emulated host answers it, one connection at a time.
+
+Covers what scanners send: NEGOTIATE (NT LM 0.12, or the SMB2 upgrade when
+"SMB 2.002"/"SMB 2.???" is offered), SESSION_SETUP_ANDX in both forms,
+TREE_CONNECT_ANDX, TRANSACTION (PeekNamedPipe: the MS17-010 probe; named
+pipes when the pipe layer is present), TRANSACTION2 SESSION_SETUP (the
+DoublePulsar ping), ECHO, TREE_DISCONNECT and LOGOFF_ANDX.  Everything else
+gets an error reply.  Values come from the profile; the reply layouts come
+from smbsentry.protocol.smb1, the same module the scanner parses them with.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from typing import TYPE_CHECKING
+
+from ..protocol import smb1, status
+from ..protocol.errors import ProtocolError
+from . import auth
+from .access import maximal_access, share_denied
+
+if TYPE_CHECKING:
+    from .host import HostConnection
+
+TREE_DISCONNECT = 0x71
+NT_CREATE_ANDX = 0xA2
+TRANS_PEEK_NAMED_PIPE = 0x0023
+TRANS_TRANSACT_NM_PIPE = 0x0026
+TRANS2_SESSION_SETUP = 0x000E
+STATUS_SMB_BAD_TID = 0x00050002
+STATUS_OBJECT_NAME_NOT_FOUND = 0xC0000034
+MAX_SESSIONS = 16
+MAX_TREES = 32
+
+SMB2_DIALECT_STRINGS = ("SMB 2.002", "SMB 2.???")
+
+
+class Smb1Server:
+    """Per-connection SMB1 state: negotiated or not, sessions (UID -> logon
+    kind), logons in progress and tree connects (TID -> share)."""
+
+    def __init__(self, conn: HostConnection) -> None:
+        self.conn = conn
+        self.profile = conn.profile
+        self.cfg = conn.profile.smb1
+        self.negotiated = False
+        self.sessions: dict[int, str] = {}
+        self.pending: dict[int, auth.Exchange] = {}
+        self.trees: dict[int, object] = {}
+        self.next_uid = self.cfg.first_uid if self.cfg else 2048
+        self.next_tid = self.cfg.first_tid if self.cfg else 2048
+
+    # -- dispatch ------------------------------------------------------------
+
+    def handle(self, msg: bytes) -> bytes | str | None:
+        """Reply bytes, None (no reply) or "reset"/"close"."""
+        hdr = smb1.Header.unpack_from(msg)
+        if hdr.command == smb1.NEGOTIATE:
+            return self.negotiate(msg)
+        if not self.negotiated:
+            return "close"  # Windows drops a connection that skips NEGOTIATE
+        handler = _HANDLERS.get(hdr.command)
+        if handler is None:
+            return self._error(hdr, status.NOT_IMPLEMENTED)
+        try:
+            return handler(self, msg, hdr)
+        except ProtocolError:
+            return self._error(hdr, status.INVALID_PARAMETER)
+
+    def _error(self, hdr: smb1.Header, code: int, **kw: object) -> bytes:
+        return smb1.error_reply(hdr, code, **self._style(hdr), **kw)
+
+    def _style(self, hdr: smb1.Header) -> dict:
+        """Reply flags and flags2 as the emulated server sets them: Windows
+        echoes the request's flags2 (adding NT status), Samba builds its own
+        from the Unicode and extended-security bits of the request."""
+        if self.cfg is None:
+            return {"flags": smb1.REPLY_FLAGS_WINDOWS}
+        style: dict = {"flags": self.cfg.reply_flags}
+        if self.cfg.samba_flags2:
+            kept = hdr.flags2 & (smb1.FLAGS2_UNICODE | smb1.FLAGS2_EXTENDED_SECURITY)
+            style["flags2"] = kept | smb1.FLAGS2_NT_STATUS | smb1.FLAGS2_LONG_NAMES | smb1.FLAGS2_EAS
+        return style
+
+    # -- NEGOTIATE -----------------------------------------------------------
+
+    def negotiate(self, msg: bytes) -> bytes | str:
+        if self.negotiated:
+            return "close"
+        m, dialects = smb1.parse_negotiate_request(msg)
+        smb2cfg = self.profile.smb2
+        if smb2cfg is not None:
+            if "SMB 2.???" in dialects and smb2cfg.max_dialect >= 0x0210:
+                return self.conn.smb2_upgrade(0x02FF)
+            if "SMB 2.002" in dialects and smb2cfg.supports(0x0202):
+                return self.conn.smb2_upgrade(0x0202)
+        cfg = self.cfg
+        if cfg is None or not cfg.on(self.conn.role):
+            return "reset"  # SMBv1 disabled: Windows resets the connection
+        if smb1.NT_LM_012 not in dialects:
+            return smb1.negotiate_refusal(m.header, **self._style(m.header))
+        self.negotiated = True
+        common = dict(
+            security_mode=cfg.security_mode,
+            max_mpx=cfg.max_mpx,
+            max_vcs=cfg.max_vcs,
+            max_buffer=cfg.max_buffer,
+            max_raw=cfg.max_raw,
+            session_key=0,
+            capabilities=cfg.capabilities,
+            system_time=self.conn.now(),
+            timezone=cfg.timezone,
+            **self._style(m.header),
+        )
+        index = dialects.index(smb1.NT_LM_012)
+        if m.header.flags2 & smb1.FLAGS2_EXTENDED_SECURITY and cfg.capabilities & smb1.CAP_EXTENDED_SECURITY:
+            guid = self.conn.server_guid(cfg.server_guid)
+            return smb1.negotiate_response(
+                m.header, index, server_guid=guid, security_blob=auth.negotiate_blob(self.profile), **common
+            )
+        return smb1.negotiate_response(
+            m.header,
+            index,
+            challenge=os.urandom(8),
+            domain=self.profile.netbios_domain,
+            server_name=self.profile.netbios_name if cfg.server_name_in_negotiate else None,
+            **common,
+        )
+
+    # -- SESSION_SETUP_ANDX ----------------------------------------------------
+
+    def session_setup(self, msg: bytes, hdr: smb1.Header) -> bytes:
+        req = smb1.parse_session_setup_request(msg)
+        if not req.extended:
+            step = auth.basic_logon(self.profile, req.anonymous)
+            if step.status != status.SUCCESS:
+                return self._error(hdr, step.status, uid=0)
+            uid = self._new_session(step.kind)
+            if uid is None:
+                return self._error(hdr, status.REQUEST_NOT_ACCEPTED, uid=0)
+            return smb1.session_setup_response(
+                hdr, 0, uid, int(step.guest), None, self._strings(extended=False), **self._style(hdr)
+            )
+        uid = hdr.uid
+        exchange = self.pending.get(uid)
+        if exchange is None:
+            if len(self.pending) >= MAX_SESSIONS:
+                return self._error(hdr, status.REQUEST_NOT_ACCEPTED, uid=0)
+            uid = self._allocate_uid()
+            exchange = self.pending[uid] = auth.Exchange(self.profile, "smb1")
+        step = exchange.step(req.security_blob, self.conn.now())
+        if step.status == status.MORE_PROCESSING_REQUIRED:
+            return smb1.session_setup_response(
+                hdr, step.status, uid, 0, step.blob, self._strings(extended=True), **self._style(hdr)
+            )
+        del self.pending[uid]
+        if step.status != status.SUCCESS:
+            return self._error(hdr, step.status, uid=0)
+        if len(self.sessions) >= MAX_SESSIONS:
+            return self._error(hdr, status.REQUEST_NOT_ACCEPTED, uid=0)
+        self.sessions[uid] = step.kind or "anonymous"
+        return smb1.session_setup_response(
+            hdr, 0, uid, int(step.guest), step.blob or b"", self._strings(extended=True), **self._style(hdr)
+        )
+
+    def _strings(self, extended: bool) -> list[str]:
+        cfg = self.cfg
+        texts = [cfg.native_os, cfg.native_lm]
+        if not extended or cfg.primary_domain_in_extended_reply:
+            texts.append(cfg.primary_domain)
+        return texts
+
+    def _allocate_uid(self) -> int:
+        uid = self.next_uid
+        self.next_uid = (self.next_uid + 1) & 0xFFFF or 1
+        return uid
+
+    def _new_session(self, kind: str | None) -> int | None:
+        if len(self.sessions) >= MAX_SESSIONS:
+            return None
+        uid = self._allocate_uid()
+        self.sessions[uid] = kind or "anonymous"
+        return uid
+
+    # -- TREE_CONNECT_ANDX / TREE_DISCONNECT / LOGOFF -----------------------
+
+    def tree_connect(self, msg: bytes, hdr: smb1.Header) -> bytes:
+        kind = self.sessions.get(hdr.uid)
+        if kind is None:
+            return self._error(hdr, status.SMB_BAD_UID)
+        req = smb1.parse_tree_connect_request(msg)
+        share = self.profile.share(req.share)
+        if share is None:
+            return self._error(hdr, status.BAD_NETWORK_NAME)
+        refusal = share_denied(self.profile, share, kind)
+        if refusal:
+            return self._error(hdr, refusal)
+        if len(self.trees) >= MAX_TREES:
+            return self._error(hdr, status.REQUEST_NOT_ACCEPTED)
+        tid = self.next_tid
+        self.next_tid = (self.next_tid + 1) & 0xFFFF or 1
+        self.trees[tid] = share
+        ipc = share.type == "ipc"
+        access = maximal_access(self.profile, share)
+        extended = req.flags & smb1.TREE_CONNECT_EXTENDED_RESPONSE
+        return smb1.tree_connect_response(
+            hdr,
+            tid,
+            "IPC" if ipc else ("LPT1:" if share.type == "print" else "A:"),
+            "" if ipc else "NTFS",
+            0x0001,
+            access if extended else None,
+            access if (ipc or share.guest) else 0,
+            **self._style(hdr),
+        )
+
+    def tree_disconnect(self, msg: bytes, hdr: smb1.Header) -> bytes:
+        if self.trees.pop(hdr.tid, None) is None:
+            return self._error(hdr, STATUS_SMB_BAD_TID)
+        return smb1.error_reply(hdr, 0, **self._style(hdr))
+
+    def logoff(self, msg: bytes, hdr: smb1.Header) -> bytes:
+        if self.sessions.pop(hdr.uid, None) is None:
+            return self._error(hdr, status.SMB_BAD_UID)
+        return smb1.logoff_response(hdr, **self._style(hdr))
+
+    def echo(self, msg: bytes, hdr: smb1.Header) -> bytes | None:
+        m = smb1.parse_message(msg)
+        count = struct.unpack_from("<H", m.words)[0] if len(m.words) >= 2 else 0
+        if count == 0:
+            return None  # MS-CIFS: an echo count of zero gets no reply
+        return smb1.echo_response(hdr, 1, m.data[:4096], **self._style(hdr))
+
+    # -- TRANSACTION / TRANSACTION2 --------------------------------------------
+
+    def _tree(self, hdr: smb1.Header) -> tuple[object | None, int]:
+        if hdr.uid not in self.sessions:
+            return None, status.SMB_BAD_UID
+        tree = self.trees.get(hdr.tid)
+        if tree is None:
+            return None, STATUS_SMB_BAD_TID
+        return tree, 0
+
+    def transaction(self, msg: bytes, hdr: smb1.Header) -> bytes:
+        tree, err = self._tree(hdr)
+        if tree is None:
+            return self._error(hdr, err)
+        req = smb1.parse_transaction_request(msg)
+        sub = req.setup[0] if req.setup else None
+        fid = req.setup[1] if len(req.setup) > 1 else 0
+        pipes = self.conn.pipes
+        if sub == TRANS_PEEK_NAMED_PIPE and (pipes is None or not pipes.is_open(fid)):
+            # FID 0 is never open: an unpatched srv.sys still walks into
+            # the transaction and fails for resources (MS17-010 probe).
+            return self._error(hdr, self.profile.ms17_010_status)
+        if pipes is not None and sub in (TRANS_PEEK_NAMED_PIPE, TRANS_TRANSACT_NM_PIPE):
+            return pipes.smb1_transaction(self, hdr, req, sub, fid)
+        return self._error(hdr, status.NOT_SUPPORTED)
+
+    def transaction2(self, msg: bytes, hdr: smb1.Header) -> bytes:
+        tree, err = self._tree(hdr)
+        if tree is None:
+            return self._error(hdr, err)
+        req = smb1.parse_transaction_request(msg)
+        if req.setup[:1] == (TRANS2_SESSION_SETUP,):
+            signature = self.profile.doublepulsar
+            if signature is not None:
+                # The implant answers its ping with the MID moved by 16 and
+                # its key material in the signature field.
+                return self._error(hdr, status.NOT_IMPLEMENTED, mid=(hdr.mid + 16) & 0xFFFF, signature=signature)
+            return self._error(hdr, self.profile.trans2_status)
+        return self._error(hdr, status.NOT_SUPPORTED)
+
+    def nt_create(self, msg: bytes, hdr: smb1.Header) -> bytes:
+        tree, err = self._tree(hdr)
+        if tree is None:
+            return self._error(hdr, err)
+        pipes = self.conn.pipes
+        if pipes is not None and getattr(tree, "type", None) == "ipc":
+            return pipes.smb1_create(self, hdr, msg)
+        return self._error(hdr, STATUS_OBJECT_NAME_NOT_FOUND if getattr(tree, "type", None) == "ipc" else status.ACCESS_DENIED)
+
+    def read(self, msg: bytes, hdr: smb1.Header) -> bytes:
+        tree, err = self._tree(hdr)
+        if tree is None:
+            return self._error(hdr, err)
+        pipes = self.conn.pipes
+        if pipes is not None:
+            return pipes.smb1_read(self, hdr, msg)
+        return self._error(hdr, status.INVALID_HANDLE)
+
+    def close_fid(self, msg: bytes, hdr: smb1.Header) -> bytes:
+        pipes = self.conn.pipes
+        if pipes is not None:
+            return pipes.smb1_close(self, hdr, msg)
+        return self._error(hdr, status.INVALID_HANDLE)
+
+
+_HANDLERS = {
+    smb1.SESSION_SETUP_ANDX: Smb1Server.session_setup,
+    smb1.TREE_CONNECT_ANDX: Smb1Server.tree_connect,
+    TREE_DISCONNECT: Smb1Server.tree_disconnect,
+    smb1.LOGOFF_ANDX: Smb1Server.logoff,
+    smb1.ECHO: Smb1Server.echo,
+    smb1.TRANSACTION: Smb1Server.transaction,
+    smb1.TRANSACTION2: Smb1Server.transaction2,
+    NT_CREATE_ANDX: Smb1Server.nt_create,
+    0x04: Smb1Server.close_fid,  # SMB_COM_CLOSE
+    0x2E: Smb1Server.read,  # SMB_COM_READ_ANDX
+}
