@@ -1,45 +1,90 @@
 #!/usr/bin/env python3
-"""`make demo`: scan a throw-away loopback Samba and write the report.
+"""`make demo`: start the built-in lab, scan it with every check, write the report.
 
-Starts Debian's smbd on 127.77.0.1 (SMBv1 on, a guest share) with its own
-temporary configuration, runs `smbsentry scan` against it and a closed
-neighbour, prints the table, writes demo-output/scan.json and scan.csv, and
-stops the server.  Loopback only.
+The lab emulates 19 Windows and Samba hosts on 127.77.0.1-19 (unpatched and
+patched Windows 7, a DoublePulsar implant, XP, 2003, 2012 R2, Windows 10
+1909 with SMBGhost exposure, Server 2019/2022, Samba 4.5 in the SambaCry
+range, and broken hosts that stall, send garbage or reset).  The scan's
+table is printed; demo-output/ gets report.html (English), report-zh.html,
+scan.json and the lab's manifest, and the scan is compared with the
+manifest.  Loopback only.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-import sambaserver  # noqa: E402  (the test harness doubles as the demo's server)
-
-ADDRESSES = ["127.77.0.1"]
 OUT = ROOT / "demo-output"
+RANGE = "127.77.0.1-19"
+FIRST = "127.77.0.1"
+
+
+def wait_for(address: str, port: int, proc: subprocess.Popen, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"demo: the lab exited with status {proc.returncode}")
+        try:
+            socket.create_connection((address, port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("demo: the lab did not start listening")
 
 
 def main() -> int:
-    missing = sambaserver.missing_tools()
-    if missing:
-        print(f"demo: needs {', '.join(missing)} (apt-get install samba iproute2) and root", file=sys.stderr)
-        return 1
     OUT.mkdir(exist_ok=True)
-    smbsentry = [sys.executable, "-m", "smbsentry.cli"]
-    server = sambaserver.SambaServer(ADDRESSES, config="smb1-guest", netbios_name="DEMO-FS1", adopt_addresses=True)
-    server.start()
+    py = sys.executable
+    manifest = OUT / "manifest.json"
+    root = os.geteuid() == 0
+    # Ports below 1024 need root; without it the lab serves 4450 (direct
+    # TCP) only and the per-port SMBv1 finding for 139 is not shown.
+    lab_ports = ["445", "139"] if root else ["4450"]
+    scan_ports = "445,139" if root else "4450"
+    if not root:
+        print("demo: not root, so the lab serves port 4450 instead of 445/139", file=sys.stderr)
+    lab = subprocess.Popen(
+        [py, "-m", "smbsentry.lab", RANGE, *sum((["--port", p] for p in lab_ports), []), "--manifest", str(manifest)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        targets = ["127.77.0.1-2"]
-        rc = subprocess.call([*smbsentry, "scan", *targets, "--format", "table"])
-        subprocess.call([*smbsentry, "scan", *targets, "--format", "json", "-o", str(OUT / "scan.json"), "-q"])
-        subprocess.call([*smbsentry, "scan", *targets, "--format", "csv", "-o", str(OUT / "scan.csv"), "-q"])
+        wait_for(FIRST, int(lab_ports[0]), lab)
+        while not manifest.exists():
+            time.sleep(0.05)
+        scan = [py, "-m", "smbsentry.cli", "scan", RANGE, "--ports", scan_ports, "--checks", "all", "--timeout", "2"]
+        subprocess.run([*scan, "--format", "json", "-o", str(OUT / "scan.json"), "-q"], check=False)
+        subprocess.run([*scan, "--format", "html", "-o", str(OUT / "report.html"), "-q"], check=False)
+        subprocess.run([*scan, "--format", "html", "--lang", "zh", "-o", str(OUT / "report-zh.html"), "-q"], check=False)
+        rc = subprocess.run([*scan, "--format", "table"], check=False).returncode
     finally:
-        server.stop()
-    print(f"report: {OUT / 'scan.json'} and {OUT / 'scan.csv'}")
-    return rc
+        lab.send_signal(signal.SIGINT)
+        try:
+            lab.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            lab.kill()
+    sys.path.insert(0, str(ROOT / "src"))
+    from smbsentry.lab.verify import score
+
+    hosts = json.loads((OUT / "scan.json").read_text())
+    expected = json.loads(manifest.read_text())
+    if not root:
+        for entry in expected.values():
+            entry["expected"] = {k: v for k, v in entry["expected"].items() if not k.endswith(":139")}
+    right, total, wrong = score(hosts, expected)
+    print(f"\nmanifest check: {right}/{total} hosts reported exactly as the lab's manifest says")
+    for address, diff in wrong.items():
+        print(f"  {address} ({diff['profile']}): {diff['differences']}")
+    print(f"report: {OUT / 'report.html'} (and report-zh.html, scan.json, manifest.json)")
+    return rc if not wrong else 1
 
 
 if __name__ == "__main__":

@@ -29,12 +29,15 @@ PROTOCOL = "protocol-error"
 
 
 class ScanError(Exception):
-    """A failed step: `kind` is from the vocabulary above."""
+    """A failed step: `kind` is from the vocabulary above.  `connected` says
+    the TCP connection itself was established (the port is open) and a later
+    step failed, e.g. the NetBIOS session request on 139."""
 
-    def __init__(self, kind: str, detail: str = "") -> None:
+    def __init__(self, kind: str, detail: str = "", connected: bool = False) -> None:
         super().__init__(f"{kind}: {detail}" if detail else kind)
         self.kind = kind
         self.detail = detail
+        self.connected = connected
 
 
 class _FrameProtocol(asyncio.Protocol):
@@ -132,6 +135,12 @@ class Connection:
         if called_name is not None:
             try:
                 await conn.session_request(called_name, timeout)
+            except ScanError as exc:
+                conn.close()
+                exc.connected = True
+                exc.detail = f"NetBIOS session request: {exc.detail}" if exc.detail else "NetBIOS session request"
+                exc.args = (f"{exc.kind}: {exc.detail}",)
+                raise
             except BaseException:
                 conn.close()
                 raise

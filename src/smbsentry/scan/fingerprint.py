@@ -36,6 +36,8 @@ from .host import HostContext, RateLimiter, ScanOptions
 from .session import Logon, Smb1Client, Smb2Client
 
 def port_state(exc: ScanError) -> str:
+    if exc.connected:
+        return "open"
     if exc.kind == REFUSED:
         return "closed"
     if exc.kind in (CONNECT_TIMEOUT, UNREACHABLE):
@@ -277,7 +279,9 @@ def assemble(ctx: HostContext, a: Smb1Outcome | None, b: Smb2Outcome | None, smb
         identity_from(b.challenge, "smb2-ntlm", ident)
     elif a is not None and a.challenge is not None:
         identity_from(a.challenge, "smb1-ntlm", ident)
-    elif a is not None and a.negotiate is not None and a.negotiate.server_name:
+    elif a is not None and a.negotiate is not None and (a.negotiate.server_name or a.negotiate.domain):
+        # Servers without extended security (XP, Samba 3.x) name themselves
+        # and their domain in the negotiate reply; some send only the domain.
         ident.source = "smb1-negotiate"
         ident.netbios_name = cap(a.negotiate.server_name)
         ident.netbios_domain = cap(a.negotiate.domain)

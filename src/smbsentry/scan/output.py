@@ -117,7 +117,7 @@ class Writer:
 def host_table(results: list[HostResult]) -> Table:
     """One row per host; remote strings are passed as Text, never markup."""
     table = Table(title=f"SMB hosts ({len(results)})", show_lines=False)
-    for col in ("address", "445", "139", "SMBv1", "SMB2/3 dialects", "signing", "name", "domain", "OS", "notes"):
+    for col in ("address", "445", "139", "SMBv1", "SMB2/3 dialects", "signing", "name", "domain", "OS", "findings (vulnerable, likely)"):
         table.add_column(col, overflow="fold")
     for r in sorted(results, key=_addr_key):
         s1, s2, ident = r.smb1, r.smb2, r.identity
@@ -127,14 +127,7 @@ def host_table(results: list[HostResult]) -> Table:
             signing.append(f"v1 {s1.signing}")
         if s2 and s2.signing:
             signing.append(f"v2 {s2.signing}")
-        notes = []
-        if ident.null_session:
-            notes.append("null session")
-        if ident.guest_session:
-            notes.append("guest")
-        notes += [f"{f.id} {f.status}" for f in r.findings if f.status in ("vulnerable", "likely")]
-        if r.errors:
-            notes.append(f"{len(r.errors)} error(s)")
+        notes = _finding_notes(r)
         table.add_row(
             Text(r.address),
             Text(r.ports.get("445", "")),
@@ -145,9 +138,38 @@ def host_table(results: list[HostResult]) -> Table:
             Text(ident.netbios_name or ""),
             Text(ident.netbios_domain or ""),
             Text(ident.os_name or (s1.native_os if s1 and s1.native_os else "") or ""),
-            Text("; ".join(notes)),
+            notes,
         )
     return table
+
+
+def _finding_notes(r: HostResult) -> Text:
+    """Vulnerable ids in red, likely in yellow, then counts of unknowns and
+    errors; per-port findings (smbv1-enabled) appear once with their ports."""
+    groups: dict[str, list[str]] = {"vulnerable": [], "likely": []}
+    unknown = 0
+    for f in r.findings:
+        if f.status in groups:
+            label = f.id if f.port is None or f.id != "smbv1-enabled" else f"{f.id}({f.port})"
+            groups[f.status].append(label)
+        elif f.status == "unknown":
+            unknown += 1
+    text = Text()
+    merged: dict[str, list[str]] = {}
+    for status in ("vulnerable", "likely"):
+        for label in groups[status]:
+            base, _, port = label.partition("(")
+            merged.setdefault(f"{status}:{base}", []).append(port.rstrip(")"))
+    for key, ports in merged.items():
+        status, base = key.split(":", 1)
+        ports = [p for p in ports if p]
+        label = f"{base}({','.join(ports)})" if ports else base
+        text.append(label + " ", style="bold red" if status == "vulnerable" else "yellow")
+    if unknown:
+        text.append(f"{unknown} unknown ", style="dim")
+    if r.errors:
+        text.append(f"{len(r.errors)} error(s)", style="dim")
+    return text
 
 
 def _addr_key(r: HostResult):
