@@ -45,7 +45,7 @@ BIND_MODES = ("auto", "device", "per-address")
 BIND_ALIASES = {"address": "per-address", "per_address": "per-address", "addresses": "per-address"}
 IDLE_TIMEOUT = 120.0
 MAX_CONNECTIONS = 20000
-BACKLOG = 1024
+BACKLOG = 4096  # create_server re-listens: pass it there too, or asyncio uses 100
 WRITE_HIGH_WATER = 1 << 20
 SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 
@@ -206,7 +206,7 @@ class Lab:
                     len(self.range),
                 )
             else:
-                self._servers.append(await loop.create_server(factory, sock=sock))
+                self._servers.append(await loop.create_server(factory, sock=sock, backlog=BACKLOG))
                 return "device"
         _raise_fd_limit(len(self.range) * len(self.ports) + 256)
         for address in self.range:
@@ -214,7 +214,7 @@ class Lab:
                 sock = _address_socket(address, port)
             except OSError as exc:
                 raise OSError(exc.errno, f"cannot bind {address}:{port}: {exc.strerror}") from None
-            self._servers.append(await loop.create_server(factory, sock=sock))
+            self._servers.append(await loop.create_server(factory, sock=sock, backlog=BACKLOG))
         return "per-address"
 
     async def stop(self) -> None:

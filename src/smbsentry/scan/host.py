@@ -202,9 +202,12 @@ class HostContext:
         if refused:
             return refused
         assert self.smb2_client is not None
-        probe = await sh.probe_share_access_smb2(self.smb2_client, logon.uid, self.address, "IPC$")
-        if probe.status != status.SUCCESS:
-            return Access(kind, False, f"SMB2 {kind} session; IPC$ tree connect refused with {status.describe(probe.status)}", "SMB2")
+        if ("SMB2", kind) not in self._ipc_tids:
+            probe = await sh.probe_share_access_smb2(self.smb2_client, logon.uid, self.address, "IPC$", disconnect=False)
+            if probe.status != status.SUCCESS:
+                return Access(kind, False, f"SMB2 {kind} session; IPC$ tree connect refused with {status.describe(probe.status)}", "SMB2")
+            assert probe.tree_id is not None
+            self._ipc_tids[("SMB2", kind)] = probe.tree_id
         acc = Access(kind, True, f"SMB2 {kind} logon reached IPC$", "SMB2")
         if list_shares:
             await self._fill_shares(acc, "SMB2", logon)
@@ -215,12 +218,13 @@ class HostContext:
         and of ADMIN$/C$ from tree connects (nothing is written)."""
         from . import shares as sh
 
+        tid = self._ipc_tids.get((proto, acc.kind))
         if proto == "SMB1":
             assert self.smb1_client is not None
-            listing = await sh.list_shares_smb1(self.smb1_client, logon.uid, self.address)
+            listing = await sh.list_shares_smb1(self.smb1_client, logon.uid, self.address, tid)
         else:
             assert self.smb2_client is not None
-            listing = await sh.list_shares_smb2(self.smb2_client, logon.uid, self.address)
+            listing = await sh.list_shares_smb2(self.smb2_client, logon.uid, self.address, tid)
         names: list[str] = []
         if listing.shares is not None:
             acc.shares = [(s.name, s.type, s.remark) for s in listing.shares]
@@ -228,10 +232,12 @@ class HostContext:
         else:
             acc.shares_detail = f"share listing failed: {listing.error}"
         for name in dict.fromkeys(names + list(ADMIN_SHARES)):
+            # The trees stay connected: the connection is closed after the
+            # checks, and a disconnect per share would double the round trips.
             if proto == "SMB1":
-                probe = await sh.probe_share_access_smb1(self.smb1_client, logon.uid, self.address, name)
+                probe = await sh.probe_share_access_smb1(self.smb1_client, logon.uid, self.address, name, disconnect=False)
             else:
-                probe = await sh.probe_share_access_smb2(self.smb2_client, logon.uid, self.address, name)
+                probe = await sh.probe_share_access_smb2(self.smb2_client, logon.uid, self.address, name, disconnect=False)
             if probe.status != status.SUCCESS:
                 acc.share_access[name] = "denied"
             else:

@@ -42,6 +42,10 @@ class Logon:
         return self.status == status.SUCCESS
 
 
+#: The first leg of every logon is the same NegTokenInit(NTLMSSP NEGOTIATE).
+NTLM_INIT = spnego.neg_token_init(ntlm.negotiate())
+
+
 def _parse(fn, msg: bytes):
     try:
         return fn(msg)
@@ -59,6 +63,9 @@ class Smb1Client:
         self.negotiated: smb1.NegotiateResponse | None = None
         self.first_setup: smb1.SessionSetupResponse | None = None
         self.challenge: ntlm.Challenge | None = None
+        # A first leg nobody has answered yet: the next logon completes it
+        # instead of asking the server for a new challenge (one round trip less).
+        self._pending: tuple[smb1.SessionSetupResponse, ntlm.Challenge | None] | None = None
 
     def next_mid(self) -> int:
         self.mid = (self.mid + 1) & 0xFFFF
@@ -91,7 +98,7 @@ class Smb1Client:
     async def ntlm_challenge(self) -> tuple[smb1.SessionSetupResponse, ntlm.Challenge | None]:
         """First leg of an extended-security logon: NativeOS/NativeLanMan and
         the NTLM CHALLENGE (the server's identity) come back here."""
-        resp = await self._setup(spnego.neg_token_init(ntlm.negotiate()))
+        resp = await self._setup(NTLM_INIT)
         challenge = None
         if resp.status == status.MORE_PROCESSING_REQUIRED and resp.security_blob:
             token = _parse(spnego.parse, resp.security_blob)
@@ -99,6 +106,7 @@ class Smb1Client:
                 challenge = _parse(ntlm.parse_challenge, token.mech_token)
         if self.first_setup is None:
             self.first_setup, self.challenge = resp, challenge
+        self._pending = (resp, challenge)
         return resp, challenge
 
     async def logon(self, kind: str, creds: Credentials | None = None) -> Logon:
@@ -108,7 +116,10 @@ class Smb1Client:
             raise ScanError(PROTOCOL, "logon before negotiate")
         if not self.negotiated.extended_security:
             return await self._basic_logon(kind, creds)
-        first, challenge = await self.ntlm_challenge()
+        if self._pending is None:
+            await self.ntlm_challenge()
+        assert self._pending is not None
+        (first, challenge), self._pending = self._pending, None
         if first.status != status.MORE_PROCESSING_REQUIRED or challenge is None:
             return Logon(kind, first.status)
         auth = _authenticate(challenge, kind, creds)
@@ -145,6 +156,7 @@ class Smb2Client:
         self.timeout = timeout
         self.message_id = 0
         self.negotiated: smb2.NegotiateResponse | None = None
+        self._pending: tuple[smb2.SessionSetupResponse, ntlm.Challenge | None] | None = None
 
     def next_id(self) -> int:
         self.message_id += 1
@@ -176,16 +188,20 @@ class Smb2Client:
         return _parse(smb2.parse_session_setup_response, await self.conn.request(msg, self.timeout))
 
     async def ntlm_challenge(self) -> tuple[smb2.SessionSetupResponse, ntlm.Challenge | None]:
-        resp = await self._setup(spnego.neg_token_init(ntlm.negotiate()))
+        resp = await self._setup(NTLM_INIT)
         challenge = None
         if resp.status == status.MORE_PROCESSING_REQUIRED and resp.security_blob:
             token = _parse(spnego.parse, resp.security_blob)
             if token.mech_token:
                 challenge = _parse(ntlm.parse_challenge, token.mech_token)
+        self._pending = (resp, challenge)
         return resp, challenge
 
     async def logon(self, kind: str, creds: Credentials | None = None) -> Logon:
-        first, challenge = await self.ntlm_challenge()
+        if self._pending is None:
+            await self.ntlm_challenge()
+        assert self._pending is not None
+        (first, challenge), self._pending = self._pending, None
         if first.status != status.MORE_PROCESSING_REQUIRED or challenge is None:
             return Logon(kind, first.status)
         auth = _authenticate(challenge, kind, creds)
@@ -204,7 +220,9 @@ def _authenticate(challenge: ntlm.Challenge, kind: str, creds: Credentials | Non
     if kind == "anonymous":
         return ntlm.authenticate(challenge, anonymous=True)
     if kind == "guest":
-        return ntlm.authenticate(challenge, user="Guest", password="", domain="")
+        # No key exchange: a guest session is never signed, so the RC4 step
+        # would be wasted work on every host.
+        return ntlm.authenticate(challenge, user="Guest", password="", domain="", key_exchange=False)
     if creds is None:
         raise ScanError(PROTOCOL, "credential logon without credentials")
     return ntlm.authenticate(challenge, user=creds.user, password=creds.password, domain=creds.domain)

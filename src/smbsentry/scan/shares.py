@@ -82,6 +82,7 @@ class ShareAccess:
     share_type: str | None = None  # SMB2 disk/pipe/print; SMB1 service (A:, IPC, ...)
     writable: bool | None = None  # None when maximal_access is unknown or the connect failed
     reason: str | None = None
+    tree_id: int | None = None  # the tree left connected when disconnect=False
 
     @property
     def reachable(self) -> bool:
@@ -284,27 +285,33 @@ async def _smb1_simple(client: Smb1Client, step: str, msg: bytes, mid: int, comm
     return _parse(step, smb1_pipe.parse_simple_response, reply, command).status
 
 
-async def list_shares_smb1(client: Smb1Client, uid: int, address: str) -> ShareListing:
-    """List shares over SMB1 on the session `uid` (anonymous, guest or user)."""
+async def list_shares_smb1(client: Smb1Client, uid: int, address: str, tid: int | None = None) -> ShareListing:
+    """List shares over SMB1 on the session `uid` (anonymous, guest or user).
+
+    `tid`: an IPC$ tree the caller already holds (and keeps): no tree
+    connect or disconnect of our own, two round trips less."""
     listing = ShareListing("smb1")
-    tree = await _smb1_tree_connect(client, uid, _unc(address, "IPC$"), STEP_TREE)
-    if tree.status != status.SUCCESS:
-        return _refused(listing, STEP_TREE, tree.status)
-    tid = tree.tid
+    own_tree = tid is None
+    if own_tree:
+        tree = await _smb1_tree_connect(client, uid, _unc(address, "IPC$"), STEP_TREE)
+        if tree.status != status.SUCCESS:
+            return _refused(listing, STEP_TREE, tree.status)
+        tid = tree.tid
     mid = client.next_mid()
     msg = _parse(STEP_OPEN, smb1_pipe.nt_create_request, "\\" + srvsvc.PIPE_NAME, mid, uid, tid)
     reply = _check_mid(STEP_OPEN, await client.conn.request(msg, client.timeout), mid)
     opened = _parse(STEP_OPEN, smb1_pipe.parse_nt_create_response, reply)
     if opened.status != status.SUCCESS or opened.fid is None:
         _refused(listing, STEP_OPEN, opened.status)
-        await _smb1_cleanup(client, uid, tid, None, listing)
+        await _smb1_cleanup(client, uid, tid, None, listing, own_tree)
         return listing
     await _enumerate(_Smb1Pipe(client, uid, tid, opened.fid), listing, address)
-    await _smb1_cleanup(client, uid, tid, opened.fid, listing)
+    await _smb1_cleanup(client, uid, tid, opened.fid, listing, own_tree)
     return listing
 
 
-async def _smb1_cleanup(client: Smb1Client, uid: int, tid: int, fid: int | None, listing: ShareListing) -> None:
+async def _smb1_cleanup(client: Smb1Client, uid: int, tid: int, fid: int | None, listing: ShareListing,
+                        leave_tree: bool = True) -> None:
     """Close the pipe and leave IPC$; a refusal here does not undo the listing."""
     problems = []
     if fid is not None:
@@ -312,18 +319,21 @@ async def _smb1_cleanup(client: Smb1Client, uid: int, tid: int, fid: int | None,
         code = await _smb1_simple(client, "close", smb1_pipe.close_request(fid, mid, uid, tid), mid, smb1_pipe.CLOSE)
         if code:
             problems.append(f"close: {status.describe(code)}")
-    mid = client.next_mid()
-    code = await _smb1_simple(client, "tree disconnect", smb1_pipe.tree_disconnect_request(mid, uid, tid), mid,
-                              smb1_pipe.TREE_DISCONNECT)
-    if code:
-        problems.append(f"tree disconnect: {status.describe(code)}")
+    if leave_tree:
+        mid = client.next_mid()
+        code = await _smb1_simple(client, "tree disconnect", smb1_pipe.tree_disconnect_request(mid, uid, tid), mid,
+                                  smb1_pipe.TREE_DISCONNECT)
+        if code:
+            problems.append(f"tree disconnect: {status.describe(code)}")
     if problems:
         listing.cleanup_error = "; ".join(problems)
 
 
-async def probe_share_access_smb1(client: Smb1Client, uid: int, address: str, share: str) -> ShareAccess:
+async def probe_share_access_smb1(client: Smb1Client, uid: int, address: str, share: str,
+                                  disconnect: bool = True) -> ShareAccess:
     """Tree connect to `share` asking for the extended response; read
-    MaximalShareAccessRights; disconnect.  Nothing is opened or written."""
+    MaximalShareAccessRights; disconnect (unless the caller is about to drop
+    the connection anyway).  Nothing is opened or written."""
     step = f"tree connect {share}"
     tree = await _smb1_tree_connect(client, uid, _unc(address, share), step)
     if tree.status != status.SUCCESS:
@@ -332,9 +342,10 @@ async def probe_share_access_smb1(client: Smb1Client, uid: int, address: str, sh
                          is_writable(tree.maximal_access))
     if tree.maximal_access is None:
         access.reason = "no extended tree connect response: maximal access not reported"
-    mid = client.next_mid()
-    await _smb1_simple(client, "tree disconnect", smb1_pipe.tree_disconnect_request(mid, uid, tree.tid), mid,
-                       smb1_pipe.TREE_DISCONNECT)
+    if disconnect:
+        mid = client.next_mid()
+        await _smb1_simple(client, "tree disconnect", smb1_pipe.tree_disconnect_request(mid, uid, tree.tid), mid,
+                           smb1_pipe.TREE_DISCONNECT)
     return access
 
 
@@ -348,19 +359,23 @@ async def _smb2_tree_connect(client: Smb2Client, session_id: int, path: str,
     return _parse(step, smb2_pipe.parse_tree_connect_response, await _smb2_request(client, step, msg, mid))
 
 
-async def list_shares_smb2(client: Smb2Client, session_id: int, address: str) -> ShareListing:
-    """List shares over SMB2/3 on the session `session_id`."""
+async def list_shares_smb2(client: Smb2Client, session_id: int, address: str,
+                           tree_id: int | None = None) -> ShareListing:
+    """List shares over SMB2/3 on the session `session_id` (`tree_id`: an IPC$
+    tree the caller already holds and keeps, as for SMB1)."""
     listing = ShareListing("smb2")
-    tree = await _smb2_tree_connect(client, session_id, _unc(address, "IPC$"), STEP_TREE)
-    if tree.status != status.SUCCESS:
-        return _refused(listing, STEP_TREE, tree.status)
-    tree_id = tree.tree_id
+    own_tree = tree_id is None
+    if own_tree:
+        tree = await _smb2_tree_connect(client, session_id, _unc(address, "IPC$"), STEP_TREE)
+        if tree.status != status.SUCCESS:
+            return _refused(listing, STEP_TREE, tree.status)
+        tree_id = tree.tree_id
     mid = client.next_id()
     msg = smb2_pipe.create_request(srvsvc.PIPE_NAME, mid, session_id, tree_id)
     opened = _parse(STEP_OPEN, smb2_pipe.parse_create_response, await _smb2_request(client, STEP_OPEN, msg, mid))
     if opened.status != status.SUCCESS or opened.file_id is None:
         _refused(listing, STEP_OPEN, opened.status)
-        await _smb2_cleanup(client, session_id, tree_id, None, listing)
+        await _smb2_cleanup(client, session_id, tree_id, None, listing, own_tree)
         return listing
     await _enumerate(_Smb2Pipe(client, session_id, tree_id, opened.file_id), listing, address)
     await _smb2_cleanup(client, session_id, tree_id, opened.file_id, listing)
@@ -368,7 +383,7 @@ async def list_shares_smb2(client: Smb2Client, session_id: int, address: str) ->
 
 
 async def _smb2_cleanup(client: Smb2Client, session_id: int, tree_id: int, file_id: bytes | None,
-                        listing: ShareListing) -> None:
+                        listing: ShareListing, leave_tree: bool = True) -> None:
     problems = []
     if file_id is not None:
         mid = client.next_id()
@@ -376,9 +391,10 @@ async def _smb2_cleanup(client: Smb2Client, session_id: int, tree_id: int, file_
         resp = _parse("close", smb2_pipe.parse_close_response, await _smb2_request(client, "close", msg, mid))
         if resp.status:
             problems.append(f"close: {status.describe(resp.status)}")
-    code = await _smb2_tree_disconnect(client, session_id, tree_id)
-    if code:
-        problems.append(f"tree disconnect: {status.describe(code)}")
+    if leave_tree:
+        code = await _smb2_tree_disconnect(client, session_id, tree_id)
+        if code:
+            problems.append(f"tree disconnect: {status.describe(code)}")
     if problems:
         listing.cleanup_error = "; ".join(problems)
 
@@ -390,14 +406,17 @@ async def _smb2_tree_disconnect(client: Smb2Client, session_id: int, tree_id: in
     return _parse("tree disconnect", smb2_pipe.parse_tree_disconnect_response, reply).status
 
 
-async def probe_share_access_smb2(client: Smb2Client, session_id: int, address: str, share: str) -> ShareAccess:
-    """Tree connect to `share`; read MaximalAccess and ShareType; disconnect.
-    Nothing is opened or written."""
+async def probe_share_access_smb2(client: Smb2Client, session_id: int, address: str, share: str,
+                                  disconnect: bool = True) -> ShareAccess:
+    """Tree connect to `share`; read MaximalAccess and ShareType; disconnect
+    (unless `disconnect` is false).  Nothing is opened or written."""
     step = f"tree connect {share}"
     tree = await _smb2_tree_connect(client, session_id, _unc(address, share), step)
     if tree.status != status.SUCCESS:
         return ShareAccess(share, tree.status, reason=f"{step}: {status.describe(tree.status)}")
     access = ShareAccess(share, tree.status, tree.maximal_access, None, tree.share_type_name,
                          is_writable(tree.maximal_access))
-    await _smb2_tree_disconnect(client, session_id, tree.tree_id)
+    access.tree_id = tree.tree_id
+    if disconnect:
+        await _smb2_tree_disconnect(client, session_id, tree.tree_id)
     return access
