@@ -230,3 +230,34 @@ def test_a_malformed_reply_is_unknown_not_a_crash():
     assert by_id["ms17-010"].status == "unknown" and "malformed" in by_id["ms17-010"].reason
     assert by_id["doublepulsar"].status == "unknown"
     assert by_id["eol-os"].status == "vulnerable"  # the other checks still ran
+
+
+def test_a_buggy_check_is_isolated():
+    """A check that raises something unexpected yields unknown, the rest run."""
+    from smbsentry.checks.base import Check
+    from smbsentry.scan.fingerprint import run_checks
+
+    class Buggy(Check):
+        id = "ms17-010"
+
+        async def run(self, host):
+            raise RuntimeError("boom")
+
+    host = FakeHost(windows(7601, "6.1"))
+    asyncio.run(run_checks(host, [Buggy(), *select("eol-os")]))
+    by_id = {f.id: f for f in host.result.findings}
+    assert by_id["ms17-010"].status == "unknown" and "RuntimeError: boom" in by_id["ms17-010"].reason
+    assert by_id["eol-os"].status == "vulnerable"
+
+
+def test_an_unexpected_error_in_one_host_stays_with_that_host(monkeypatch):
+    """scan_host never raises: the failure becomes an errors entry."""
+    from smbsentry.scan import fingerprint
+    from smbsentry.scan.fingerprint import RateLimiter, ScanOptions, scan_host
+
+    async def broken(ctx):
+        raise RuntimeError("internal bug")
+
+    monkeypatch.setattr(fingerprint, "fingerprint", broken)
+    r = asyncio.run(scan_host("127.0.0.9", ScanOptions(ports=(44999,), timeout=0.2), RateLimiter(None)))
+    assert any("internal-error: RuntimeError: internal bug" in e for e in r.errors)

@@ -313,8 +313,12 @@ async def fingerprint(ctx: HostContext) -> None:
     main_port = next((p for p in ports if opened.get(p) is not None), None)
     smb1_ports: dict[str, bool] = {}
     a = b = None
+    # The other ports' SMB1 negotiates run alongside the main port's probes,
+    # so no connection sits idle holding a server process.
+    extra_ports = [(p, c) for p, c in opened.items() if c is not None and p != main_port]
+    extra = asyncio.gather(*(smb1_probe(ctx, c, p, full=False) for p, c in extra_ports))
     if main_port is not None:
-        conn = opened.pop(main_port)
+        conn = opened[main_port]
         a, b = await asyncio.gather(smb1_probe(ctx, conn, main_port, full=True), smb2_probe(ctx, main_port))
         if a.enabled is not None:
             smb1_ports[str(main_port)] = a.enabled
@@ -329,12 +333,9 @@ async def fingerprint(ctx: HostContext) -> None:
                 b.guest = await ctx.smb2_client.logon("guest")
             except ScanError as exc:
                 ctx.error(main_port, step, exc)
-    for port, conn in opened.items():
-        if conn is None:
-            continue
-        extra = await smb1_probe(ctx, conn, port, full=False)
-        if extra.enabled is not None:
-            smb1_ports[str(port)] = extra.enabled
+    for (port, _), outcome in zip(extra_ports, await extra):
+        if outcome.enabled is not None:
+            smb1_ports[str(port)] = outcome.enabled
     assemble(ctx, a, b, smb1_ports)
 
 
@@ -350,6 +351,8 @@ async def run_checks(ctx: HostContext, checks) -> None:
             findings = [check.unknown(f"malformed reply: {exc}")]
         except (ValueError, KeyError, IndexError, struct.error) as exc:
             findings = [check.unknown(f"unexpected reply: {type(exc).__name__}: {exc}")]
+        except Exception as exc:  # noqa: BLE001 - a check's bug stays with that check
+            findings = [check.unknown(f"internal error in the check: {type(exc).__name__}: {exc}")]
         ctx.result.findings.extend(findings)
 
 
@@ -363,7 +366,9 @@ async def scan_host(address: str, options: ScanOptions, limiter: RateLimiter, ho
             await run_checks(ctx, options.checks)
     except ScanError as exc:  # pragma: no cover - steps catch their own
         ctx.error(0, "scan", exc)
-    except (ProtocolError, ValueError, KeyError, IndexError, struct.error) as exc:
+    except Exception as exc:  # noqa: BLE001 - one host's bug must not end the scan
+        # Whatever went wrong here stays with this host: its result is still
+        # written, with the failure named, and the other hosts go on.
         ctx.error(0, "scan", exc)
     finally:
         ctx.close()
