@@ -102,8 +102,10 @@ def test_smbghost_silent_for_samba():
     [
         ("5.1", 2600, "likely", "not_vulnerable", "likely"),
         ("5.2", 3790, "likely", "not_vulnerable", "likely"),
-        ("6.0", 6002, "likely", "likely", "likely"),
-        ("6.1", 7601, "not_vulnerable", "not_vulnerable", "likely"),
+        ("6.0", 6001, "likely", "likely", "likely"),
+        ("6.0", 6002, "not_vulnerable", "likely", "likely"),  # SP2 shipped after MS08-067
+        ("6.1", 7600, "not_vulnerable", "not_vulnerable", "likely"),
+        ("6.1", 7601, "not_vulnerable", "not_vulnerable", "not_vulnerable"),  # SP1 includes MS10-061
         ("6.3", 9600, "not_vulnerable", "not_vulnerable", "not_vulnerable"),
         ("10.0", 17763, "not_vulnerable", "not_vulnerable", "not_vulnerable"),
     ],

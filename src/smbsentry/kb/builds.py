@@ -8,10 +8,10 @@ and says when the build is shared, instead of picking one.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
+
+from .store import kb
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +25,7 @@ class OsGuess:
 
 @lru_cache(maxsize=1)
 def _table() -> tuple[dict[tuple[str, int], dict], dict]:
-    raw = json.loads(resources.files("smbsentry.kb").joinpath("data/builds.json").read_text("utf-8"))
+    raw = kb().builds  # validated against schema.BUILDS, product names checked against products.json
     table = {(b["version"], b["build"]): b for b in raw["builds"]}
     return table, raw["samba"]
 

@@ -1,19 +1,22 @@
-"""End-of-support dates per product (kb/data/lifecycle.json)."""
+"""End-of-support dates per product, from kb/data/products.json.
+
+Callers pass the names builds.json uses ("Windows 7 SP1", "Windows XP",
+"Windows Server 2008"): a product name or alias first, then a product line
+(every service-pack level of a line shares the line's end date, which the
+loader checks).
+"""
 
 from __future__ import annotations
 
-import json
 from datetime import date
-from functools import lru_cache
-from importlib import resources
 
-
-@lru_cache(maxsize=1)
-def _products() -> dict:
-    raw = json.loads(resources.files("smbsentry.kb").joinpath("data/lifecycle.json").read_text("utf-8"))
-    return raw["products"]
+from .store import kb
 
 
 def end_of_support(product: str) -> date | None:
-    entry = _products().get(product)
-    return date.fromisoformat(entry["end"]) if entry else None
+    data = kb()
+    entry = data.names.get(product)
+    if entry is None:
+        members = data.lines.get(product)
+        entry = members[0] if members else None
+    return entry.end_of_support if entry else None

@@ -1,0 +1,92 @@
+"""What the command line calls: read inventories, evaluate, render.
+
+Facts about one host may come from several files (systeminfo for the OS,
+Get-HotFix or wmic for the updates); they are merged by host name, or by
+address when a file has no name, before the host is evaluated once.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import NamedTuple
+
+from .errors import InventoryError
+from .evaluate import evaluate
+from .facts import HostFacts
+from .inventory import read_file
+from .result import AuditResult
+
+
+class AuditRun(NamedTuple):
+    results: list[AuditResult]
+    errors: list[InventoryError]
+
+
+def expand(paths) -> list[Path]:
+    """Files as given; a directory stands for its files (sorted, not recursive)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        out += sorted(x for x in p.iterdir() if x.is_file()) if p.is_dir() else [p]
+    return out
+
+
+def collect(paths) -> tuple[list[HostFacts], list[InventoryError]]:
+    """Read every file; merge facts per host; per-file and per-host errors are returned, never raised."""
+    merged: dict[str, HostFacts] = {}
+    errors: list[InventoryError] = []
+    for path in expand(paths):
+        try:
+            hosts, errs, _kind = read_file(path)
+        except InventoryError as exc:
+            errors.append(exc)
+            continue
+        errors += errs
+        for h in hosts:
+            key = h.key or f"{path}#{id(h)}"
+            if key in merged:
+                merged[key].merge(h)
+            else:
+                merged[key] = h
+    return list(merged.values()), errors
+
+
+def audit_files(paths, *, as_of: date | None = None, ids=None) -> AuditRun:
+    """Audit results for every host in the files or directories (first-seen order) and the errors met on the way.
+
+    Unpacks as `results, errors = audit_files(paths)`; a file that cannot be read, or a broken host
+    inside a file, becomes an InventoryError in `errors` and never drops the other hosts.
+    """
+    hosts, errors = collect(paths)
+    results = [AuditResult(h.host, h.address, ", ".join(h.sources), h, evaluate(h, as_of=as_of, ids=ids)) for h in hosts]
+    return AuditRun(results, errors)
+
+
+def render_audit(results: list[AuditResult], fmt: str = "table", errors: list[InventoryError] | None = None) -> str:
+    """table (for people; not_applicable verdicts counted, not listed), jsonl (one host per line) or json (an array)."""
+    if fmt == "jsonl":
+        return "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in results)
+    if fmt == "json":
+        return json.dumps([r.to_dict() for r in results], ensure_ascii=False, indent=2) + "\n"
+    if fmt != "table":
+        raise ValueError(f"unknown format {fmt!r} (table, jsonl or json)")
+    rows = []
+    for r in results:
+        name = r.host or r.address or "?"
+        shown = [v for v in r.verdicts if v.status != "not_applicable"]
+        hidden = len(r.verdicts) - len(shown)
+        rows.append((name, r.facts.product or "?", "", f"{hidden} not applicable" if hidden else ""))
+        order = {"missing": 0, "unknown": 1, "patched": 2}
+        for v in sorted(shown, key=lambda v: (order[v.status], v.id)):
+            fix = ""
+            if v.fix:
+                fix = " -> " + ", ".join(x.get("kb") or x.get("action") for x in v.fix[:4])
+            rows.append(("", v.id, v.status, v.evidence + fix))
+    widths = [max([len(c[i]) for c in rows] + [len(h)]) for i, h in enumerate(("host", "finding", "status"))]
+    head = f"{'host':<{widths[0]}}  {'finding':<{widths[1]}}  {'status':<{widths[2]}}  evidence"
+    lines = [head, "-" * len(head)]
+    lines += [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:<{widths[2]}}  {d}".rstrip() for a, b, c, d in rows]
+    for e in errors or ():
+        lines.append(f"error: {e}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,135 @@
+"""Map what people and tools write for an OS to a product entry.
+
+Inputs come from systeminfo ("Microsoft Windows 7 Professional" plus the
+service pack and "x64-based PC" on other lines, Chinese editions such as
+"旗舰版"), NativeOS strings, inventory CSVs and people typing "Windows 7 SP1
+x64".  Windows 10 / 11 and the Server semi-annual releases share one name,
+so the build number (or a release tag like 1909) picks the release.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .model import Product
+from .store import kb
+
+EDITIONS = {
+    "专业工作站版": "Pro for Workstations", "专业版": "Professional", "旗舰版": "Ultimate", "企业版": "Enterprise", "家庭普通版": "Home Basic",
+    "家庭高级版": "Home Premium", "家庭中文版": "Home China", "家庭版": "Home", "教育版": "Education", "标准版": "Standard",
+    "数据中心版": "Datacenter", "初级版": "Starter", "企业版 ltsc": "Enterprise LTSC", "商用版": "Business",
+}
+EN_EDITIONS = ("pro for workstations", "professional", "pro", "ultimate", "enterprise ltsc", "enterprise ltsb", "enterprise", "home premium",
+               "home basic", "home", "education", "standard", "datacenter", "starter", "business", "web", "foundation", "essentials",
+               "media center", "tablet pc")
+ARCH_WORDS = [(r"\b(?:x64|amd64|64[- ]?bit|x86_64)\b|64 ?位", "x64"), (r"\barm64\b", "arm64"), (r"\b(?:ia64|itanium)\b", "ia64"),
+              (r"\b(?:x86|32[- ]?bit|i386)\b|32 ?位", "x86")]
+RELEASE = re.compile(r"\b(1507|1511|1607|1703|1709|1803|1809|1903|1909|2004|20h2|21h1|21h2|22h2|23h2|24h2|25h2)\b")
+# (pattern, line) in the order they must be tried: longer names first.
+LINES = [
+    (r"server 2003 r2", "Windows Server 2003 R2"), (r"server 2003", "Windows Server 2003"),
+    (r"server 2008 r2", "Windows Server 2008 R2"), (r"server 2008", "Windows Server 2008"),
+    (r"server 2012 r2", "Windows Server 2012 R2"), (r"server 2012", "Windows Server 2012"),
+    (r"server 2016", "Windows Server 2016"), (r"server 2019", "Windows Server 2019"), (r"server 2022", "Windows Server 2022"),
+    (r"server 2025", "Windows Server 2025"), (r"xp\b.*\bx64|xp professional x64", "Windows XP x64"), (r"\bxp\b", "Windows XP"),
+    (r"\b2000\b", "Windows 2000"), (r"\bvista\b", "Windows Vista"), (r"windows 8\.1|\bwin ?8\.1\b", "Windows 8.1"),
+    (r"windows 8\b|\bwin ?8\b", "Windows 8"), (r"windows 7\b|\bwin ?7\b|embedded standard|embedded posready 7|thin pc", "Windows 7"),
+    (r"windows 10\b|\bwin ?10\b", "Windows 10"), (r"windows 11\b|\bwin ?11\b", "Windows 11"), (r"windows server\b|\bserver\b", "Windows Server"),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ProductMatch:
+    product: Product
+    edition: str | None
+    architecture: str | None
+    assumed: tuple[str, ...] = ()  # what was guessed, said out loud
+
+
+def _clean(text: str) -> str:
+    t = text.replace("®", " ").replace("™", " ").replace("(R)", " ").replace("(TM)", " ").replace("(r)", " ")
+    t = re.sub(r"\bmicrosoft\b", " ", t, flags=re.I)
+    return re.sub(r"[\s,]+", " ", t).strip().lower()
+
+
+def _edition(t: str) -> str | None:
+    for zh, en in EDITIONS.items():
+        if zh in t:
+            return en
+    for en in EN_EDITIONS:
+        if re.search(rf"\b{re.escape(en)}\b", t):
+            return en.title().replace("Ltsc", "LTSC").replace("Ltsb", "LTSB").replace("Pc", "PC")
+    return None
+
+
+def _by_build(family_lines: list[str], build: int, role: str) -> Product | None:
+    for p in kb().products.values():
+        if p.line.startswith(tuple(family_lines)) and build in p.builds and p.role in (role, "both"):
+            return p
+    return None
+
+
+def _pick_level(line: str, sp: int | None, build: int | None, text: str) -> tuple[Product, tuple[str, ...]]:
+    members = kb().lines.get(line, [])
+    if not members:
+        raise ValueError(f"unknown OS {text!r}")
+    if sp is not None:
+        for p in members:
+            if p.service_pack == sp:
+                return p, ()
+        levels = ", ".join(f"SP{p.service_pack}" if p.service_pack else "no service pack" for p in members)
+        raise ValueError(f"{line} with service pack {sp} is not in the knowledge base (known: {levels})")
+    if build is not None:
+        hits = [p for p in members if build in p.builds]
+        if len(hits) == 1:
+            return hits[0], ()
+        if hits:  # XP SP2 and SP3 share build 2600: say what was assumed
+            best = max(hits, key=lambda p: p.service_pack or 0)
+            return best, (f"service pack not given: assumed SP{best.service_pack}",)
+    for p in members:
+        if p.name == line or p.service_pack == 0:
+            return p, ()
+    best = max(members, key=lambda p: p.service_pack or 0)
+    return best, (f"service pack not given: assumed SP{best.service_pack}",)
+
+
+@lru_cache(maxsize=4096)
+def product_from_os_string(text: str, sp: int | None = None, arch: str | None = None, build: int | None = None) -> ProductMatch:
+    """Parse an OS name; `sp`, `arch` and `build` (from other systeminfo lines) override what the text says.
+
+    Raises ValueError with a one-line message when the text names no known product.
+    """
+    t = _clean(text)
+    if not t:
+        raise ValueError("empty OS string")
+    m = re.search(r"\b(?:sp|service pack)\s*(\d)\b", t)
+    if sp is None and m:
+        sp = int(m.group(1))
+    if build is None:
+        m = re.search(r"\bbuild\s*(\d{4,5})\b|\b10\.0\.(\d{5})\b|\b(\d{5})(?:\.\d+)?\b", t)
+        if m:
+            build = int(next(g for g in m.groups() if g))
+    if arch is None:
+        arch = next((a for pat, a in ARCH_WORDS if re.search(pat, t)), None)
+    line = next((name for pat, name in LINES if re.search(pat, t)), None)
+    if line is None:
+        raise ValueError(f"unknown OS {text!r}")
+    assumed: tuple[str, ...] = ()
+    rel = RELEASE.search(t)
+    if line in ("Windows 10", "Windows 11", "Windows Server"):
+        role = "server" if line == "Windows Server" else "client"
+        product = None
+        if rel:
+            name = f"{line} {rel.group(1).upper()}"
+            product = kb().names.get(name)
+        if product is None and build is not None:
+            product = _by_build(["Windows 10", "Windows 11"] if role == "client" else ["Windows Server"], build, role)
+        if product is None:
+            raise ValueError(f"{text!r}: say which release (e.g. 1909) or give the build number")
+    else:
+        product, assumed = _pick_level(line, sp, build, text)
+    if arch is not None and product.architectures and arch not in product.architectures:
+        raise ValueError(f"{product.name} has no {arch} edition (known: {', '.join(product.architectures)})")
+    return ProductMatch(product, _edition(t), arch, assumed)

@@ -1,0 +1,105 @@
+"""JSON Schemas of the data files in kb/data.
+
+Kept in Python rather than as files so the shared definitions (dates, KB
+numbers, product ids, sources) are written once, and so packaging needs no
+extra data glob.  The loader (store.py) validates every file against its
+schema, then checks what a schema cannot: that every id referred to exists.
+"""
+
+from __future__ import annotations
+
+DATE = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
+KB = {"type": "string", "pattern": r"^KB\d{6,7}$"}
+PID = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9.-]*$"}
+ARCH = {"enum": ["x86", "x64", "arm64", "ia64"]}
+TEXT = {"type": "string", "minLength": 1}
+SOURCE = {"oneOf": [TEXT, {"type": "array", "items": TEXT, "minItems": 1}]}
+PORTS = {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 65535}}
+CVSS = {"type": "string", "pattern": r"^(CVSS:3\.[01]/AV:[NALP]/|AV:[LAN]/AC:[LMH]/Au:[NSM]/)"}
+VERSION = {"type": "string", "pattern": r"^\d+(\.\d+){1,3}$"}
+FAMILIES = ["windows-nt5", "windows-nt6.0", "windows-nt6.1", "windows-nt6.2", "windows-nt6.3", "windows-10",
+            "samba", "mdaemon", "lotus-notes", "lotus-domino", "exchange", "iis"]
+FIX_KINDS = ["security-only", "monthly-rollup", "preview-rollup", "cumulative", "standalone", "service-pack"]
+
+
+def _obj(required: dict, optional: dict | None = None) -> dict:
+    """An object with exactly these properties: unknown keys are typos."""
+    props = dict(required)
+    props.update(optional or {})
+    return {"type": "object", "required": list(required), "properties": props, "additionalProperties": False}
+
+
+def _doc(key: str, body: dict) -> dict:
+    return _obj({"_about": TEXT, key: body})
+
+
+SOURCES = _doc("sources", {"type": "object", "minProperties": 1, "additionalProperties": _obj(
+    {"title": TEXT, "kind": {"enum": ["vendor", "reference", "public-code", "project", "seed"]}}, {"url": TEXT})})
+
+PRODUCT = _obj(
+    {"id": PID, "name": TEXT, "line": TEXT, "family": {"enum": FAMILIES}, "role": {"enum": ["client", "server", "both"]},
+     "version": {"oneOf": [{"type": "null"}, VERSION]}, "build": {"type": ["integer", "null"]},
+     "service_pack": {"type": ["integer", "null"], "minimum": 0}, "editions": {"type": "array", "items": TEXT},
+     "architectures": {"type": "array", "items": ARCH}, "end_of_support": {"oneOf": [{"type": "null"}, DATE]},
+     "ubr_is_proof": {"type": "boolean"}, "source": SOURCE},
+    {"aliases": {"type": "array", "items": TEXT}, "other_builds": {"type": "array", "items": {"type": "integer"}},
+     "next_service_pack": _obj({"kb": KB, "product": PID}), "service_pack_support_end": DATE,
+     "lifecycle_note": TEXT, "note": TEXT})
+PRODUCTS = _doc("products", {"type": "array", "items": PRODUCT, "minItems": 1})
+
+PREREQ = _obj({"kb": KB, "name": TEXT, "kind": {"enum": ["service-pack", "update"]}},
+              {"provides": {"type": "array", "items": PID, "minItems": 1}, "products": {"type": "array", "items": PID, "minItems": 1}})
+FILEREF = _obj({"name": TEXT, "architecture": ARCH, "source": SOURCE},
+               {"url": TEXT, "language": TEXT, "products": {"type": "array", "items": PID, "minItems": 1}})
+FILEVER = _obj({"products": {"type": "array", "items": PID, "minItems": 1}, "version": VERSION},
+               {"branch": {"enum": ["GDR", "LDR"]},
+                "revisions": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2}})
+FIX = _obj(
+    {"kb": KB, "title": TEXT, "kind": {"enum": FIX_KINDS}, "products": {"type": "array", "items": PID, "minItems": 1},
+     "architectures": {"type": "array", "items": ARCH, "minItems": 1}, "released": {"oneOf": [{"type": "null"}, DATE]},
+     "addresses": {"type": "array", "items": TEXT}, "supersedes": {"type": "array", "items": KB}, "source": SOURCE},
+    {"released_for": {"type": "object", "additionalProperties": DATE},
+     "fixed_builds": {"type": "array", "items": _obj({"build": {"type": "integer"}, "ubr": {"type": "integer", "minimum": 0}})},
+     "fixed_file": _obj({"name": TEXT, "versions": {"type": "array", "items": FILEVER, "minItems": 1}}),
+     "prerequisites": {"type": "array", "items": PREREQ}, "files": {"type": "array", "items": FILEREF}, "note": TEXT})
+RULE = _obj({"id": PID, "bulletin": TEXT, "kinds": {"type": "array", "items": {"enum": FIX_KINDS}, "minItems": 1},
+             "products": {"type": "array", "items": PID, "minItems": 1}, "released_from": DATE, "text": TEXT, "source": SOURCE})
+FIXES = _obj({"_about": TEXT, "fixes": {"type": "array", "items": FIX, "minItems": 1}, "rules": {"type": "array", "items": RULE}})
+
+AFFECTED = _obj({"products": {"type": "array", "items": PID}},
+                {"architectures": {"type": "array", "items": ARCH}, "role": {"enum": ["domain-controller"]}, "component": PID,
+                 "versions": {"oneOf": [TEXT, {"type": "array", "items": TEXT}]}, "fixed_version": TEXT,
+                 "platforms": {"type": "array", "items": {"enum": FAMILIES}}})
+FINDING = _obj(
+    {"title": TEXT, "title_zh": TEXT, "kind": {"enum": ["vulnerability", "implant", "configuration", "lifecycle", "exploit-module"]},
+     "severity": {"enum": ["critical", "high", "medium", "low", "info"]}, "cves": {"type": "array", "items": {"type": "string", "pattern": r"^CVE-\d{4}-\d{4,}$"}},
+     "references": {"type": "array", "items": TEXT}, "source": SOURCE},
+    {"cvss": CVSS, "bulletin": TEXT, "released": DATE, "ports": PORTS, "component": TEXT, "fixed_file": TEXT,
+     "affected": {"type": "array", "items": AFFECTED}, "workarounds": {"type": "array", "items": PID},
+     "module": _obj({"name": TEXT, "name_zh": TEXT}), "unassessed": {"type": "array", "items": PID}, "affected_text": TEXT, "fix_text": TEXT, "note": TEXT,
+     "affected_builds": {"type": "array", "items": _obj({"version": TEXT, "build": {"type": "integer"}})},
+     "affected_samba": {"type": "array", "items": {"type": "array", "items": VERSION, "minItems": 2, "maxItems": 2}},
+     "fixed_ubr": {"type": "integer"}})
+VULNERABILITIES = _doc("findings", {"type": "object", "minProperties": 1, "propertyNames": PID, "additionalProperties": FINDING})
+
+COMMANDS = {"type": "object", "propertyNames": {"enum": ["powershell", "powershell-server", "cmd", "shell"]},
+            "additionalProperties": {"type": "array", "items": TEXT, "minItems": 1}}
+ACTION = _obj({"id": PID, "kind": {"enum": ["patch", "upgrade", "workaround", "check", "response"]},
+               "text": _obj({"en": TEXT, "zh": TEXT}), "applies_to": {"type": "array", "items": {"enum": FAMILIES}, "minItems": 1},
+               "commands": COMMANDS, "rollback": COMMANDS, "reboot": {"type": "boolean"}, "source": SOURCE}, {"note": TEXT})
+ACTIONS = _doc("actions", {"type": "array", "items": ACTION, "minItems": 1})
+
+BUILDS = _obj({"_about": TEXT, "sources": {"type": "object", "additionalProperties": TEXT},
+               "builds": {"type": "array", "minItems": 1, "items": _obj(
+                   {"version": TEXT, "build": {"type": "integer"}, "products": {"type": "array", "items": TEXT, "minItems": 1}, "source": TEXT},
+                   {"note": TEXT})},
+               "samba": _obj({"version": TEXT, "build": {"type": "integer"}, "source": TEXT})})
+
+SCHEMAS = {
+    "sources.json": SOURCES,
+    "products.json": PRODUCTS,
+    "fixes.json": FIXES,
+    "vulnerabilities.json": VULNERABILITIES,
+    "actions.json": ACTIONS,
+    "builds.json": BUILDS,
+}

@@ -1,0 +1,251 @@
+"""Load, validate and index the knowledge-base data files.
+
+Every file is checked against its JSON Schema (schema.py) and then for
+references a schema cannot see (a KB that supersedes an unknown KB, an
+action id nobody defined, a source that is not listed).  A broken file must
+stop the program with a message naming the file and the place in it, not
+produce a wrong verdict three modules later.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+
+from .model import (Action, Affected, FileRef, FileVersion, Fix, Prerequisite, Product, Rule, Vulnerability,
+                    as_tuple, parse_date, version_tuple)
+from .schema import SCHEMAS
+
+
+class KbDataError(ValueError):
+    """A data file is malformed: str() names the file and the JSON path."""
+
+    def __init__(self, file: str, where: str, message: str):
+        self.file, self.where, self.message = file, where, message
+        super().__init__(f"{file}: {where}: {message}")
+
+
+@dataclass
+class Kb:
+    sources: dict[str, dict]
+    products: dict[str, Product]
+    names: dict[str, Product]
+    lines: dict[str, list[Product]]
+    fixes: dict[str, Fix]
+    superseded_by: dict[str, tuple[str, ...]]
+    rules: list[Rule]
+    vulns: dict[str, Vulnerability]
+    findings: dict[str, dict]  # raw entries: kb.findings.meta() returns these
+    actions: dict[str, Action]
+    builds: dict
+    by_bulletin: dict[str, list[Fix]] = field(default_factory=dict)
+
+
+def _path(parts) -> str:
+    out = "$"
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else f".{p}"
+    return out
+
+
+def read(directory: Path, name: str) -> dict:
+    """Parse and schema-check one file; errors name the file and the path."""
+    where = directory / name
+    try:
+        text = where.read_text("utf-8")
+    except FileNotFoundError:
+        raise KbDataError(name, "$", "file is missing") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise KbDataError(name, f"line {exc.lineno} column {exc.colno}", f"invalid JSON: {exc.msg}") from None
+    validator = jsonschema.Draft202012Validator(SCHEMAS[name])
+    errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        err = jsonschema.exceptions.best_match(errors)
+        raise KbDataError(name, _path(err.absolute_path), err.message)
+    return data
+
+
+class _Refs:
+    """Collects reference checks so each failure names file and path."""
+
+    def __init__(self, sources: dict):
+        self.sources = sources
+
+    def need(self, ok: bool, file: str, parts, message: str) -> None:
+        if not ok:
+            raise KbDataError(file, _path(parts), message)
+
+    def src(self, value, file: str, parts, local: dict | None = None) -> tuple[str, ...]:
+        ids = as_tuple(value)
+        for i, s in enumerate(ids):
+            self.need(s in self.sources or (local is not None and s in local), file, parts + ([i] if isinstance(value, list) else []),
+                      f"unknown source {s!r} (add it to sources.json)")
+        return ids
+
+
+def _products(raw: list, refs: _Refs) -> dict[str, Product]:
+    out: dict[str, Product] = {}
+    for i, p in enumerate(raw):
+        refs.need(p["id"] not in out, "products.json", ["products", i, "id"], f"duplicate product id {p['id']!r}")
+        nsp = p.get("next_service_pack")
+        out[p["id"]] = Product(
+            id=p["id"], name=p["name"], line=p["line"], family=p["family"], role=p["role"], version=p["version"], build=p["build"],
+            service_pack=p["service_pack"], editions=tuple(p["editions"]), architectures=tuple(p["architectures"]),
+            end_of_support=parse_date(p["end_of_support"]), ubr_is_proof=p["ubr_is_proof"],
+            source=refs.src(p["source"], "products.json", ["products", i, "source"]), aliases=tuple(p.get("aliases", ())),
+            other_builds=tuple(p.get("other_builds", ())), next_service_pack=(nsp["kb"], nsp["product"]) if nsp else None,
+            service_pack_support_end=parse_date(p.get("service_pack_support_end")), lifecycle_note=p.get("lifecycle_note"))
+    return out
+
+
+def _fix(e: dict, i: int, refs: _Refs, products: dict) -> Fix:
+    at = ["fixes", i]
+    for j, pid in enumerate(e["products"]):
+        refs.need(pid in products, "fixes.json", at + ["products", j], f"unknown product {pid!r}")
+    for pid in e.get("released_for", {}):
+        refs.need(pid in e["products"], "fixes.json", at + ["released_for", pid], f"{pid!r} is not one of this fix's products")
+    versions = []
+    ff = e.get("fixed_file")
+    for j, v in enumerate(ff["versions"] if ff else ()):
+        for pid in v["products"]:
+            refs.need(pid in e["products"], "fixes.json", at + ["fixed_file", "versions", j], f"{pid!r} is not one of this fix's products")
+        versions.append(FileVersion(tuple(v["products"]), v["version"], version_tuple(v["version"]), v.get("branch"),
+                                    tuple(v["revisions"]) if "revisions" in v else None))
+    prereqs = []
+    for j, p in enumerate(e.get("prerequisites", ())):
+        for pid in [*p.get("provides", ()), *p.get("products", ())]:
+            refs.need(pid in products, "fixes.json", at + ["prerequisites", j], f"unknown product {pid!r}")
+        prereqs.append(Prerequisite(p["kb"], p["name"], p["kind"], tuple(p.get("provides", ())), tuple(p.get("products", ()))))
+    for j, fr in enumerate(e.get("files", ())):
+        for pid in fr.get("products", ()):
+            refs.need(pid in e["products"], "fixes.json", at + ["files", j, "products"], f"{pid!r} is not one of this fix's products")
+    files = tuple(FileRef(f["name"], f["architecture"], f.get("url"), f.get("language"),
+                          refs.src(f["source"], "fixes.json", at + ["files", j, "source"]), tuple(f.get("products", ())))
+                  for j, f in enumerate(e.get("files", ())))
+    return Fix(kb=e["kb"], title=e["title"], kind=e["kind"], products=tuple(e["products"]), architectures=tuple(e["architectures"]),
+               released=parse_date(e["released"]), addresses=tuple(e["addresses"]), supersedes=tuple(e["supersedes"]),
+               source=refs.src(e["source"], "fixes.json", at + ["source"]),
+               released_for={k: parse_date(v) for k, v in e.get("released_for", {}).items()},
+               fixed_builds={b["build"]: b["ubr"] for b in e.get("fixed_builds", ())}, fixed_file=ff["name"] if ff else None,
+               fixed_versions=tuple(versions), prerequisites=tuple(prereqs), files=files, note=e.get("note"))
+
+
+def _fixes(raw: dict, refs: _Refs, products: dict) -> tuple[dict[str, Fix], list[Rule]]:
+    fixes: dict[str, Fix] = {}
+    for i, e in enumerate(raw["fixes"]):
+        refs.need(e["kb"] not in fixes, "fixes.json", ["fixes", i, "kb"], f"duplicate update {e['kb']}")
+        fixes[e["kb"]] = _fix(e, i, refs, products)
+    for i, f in enumerate(fixes.values()):
+        for j, old in enumerate(f.supersedes):
+            refs.need(old in fixes, "fixes.json", ["fixes", i, "supersedes", j], f"supersedes unknown update {old}")
+        for j, p in enumerate(f.prerequisites):
+            refs.need(p.kb in fixes, "fixes.json", ["fixes", i, "prerequisites", j, "kb"], f"prerequisite {p.kb} has no entry")
+    for i, p in enumerate(products.values()):
+        if p.next_service_pack:
+            refs.need(p.next_service_pack[0] in fixes and p.next_service_pack[1] in products, "products.json",
+                      ["products", i, "next_service_pack"], f"unknown service pack {p.next_service_pack}")
+    rules = []
+    for i, r in enumerate(raw.get("rules", ())):
+        for j, pid in enumerate(r["products"]):
+            refs.need(pid in products, "fixes.json", ["rules", i, "products", j], f"unknown product {pid!r}")
+        rules.append(Rule(r["id"], r["bulletin"], tuple(r["kinds"]), tuple(r["products"]), parse_date(r["released_from"]), r["text"],
+                          refs.src(r["source"], "fixes.json", ["rules", i, "source"])))
+    return fixes, rules
+
+
+def _vulns(raw: dict, refs: _Refs, products: dict, actions: dict, fixes: dict) -> dict[str, Vulnerability]:
+    bulletins = {b for f in fixes.values() for b in f.addresses}
+    out = {}
+    for vid, e in raw.items():
+        at = ["findings", vid]
+        affected = []
+        for i, a in enumerate(e.get("affected", ())):
+            for j, pid in enumerate(a["products"]):
+                refs.need(pid in products, "vulnerabilities.json", at + ["affected", i, "products", j], f"unknown product {pid!r}")
+            affected.append(Affected(frozenset(a["products"]), frozenset(a["architectures"]) if "architectures" in a else None, a.get("role"),
+                                     a.get("component"), as_tuple(a.get("versions", ())), a.get("fixed_version"), tuple(a.get("platforms", ()))))
+        for j, act in enumerate(e.get("workarounds", ())):
+            refs.need(act in actions, "vulnerabilities.json", at + ["workarounds", j], f"unknown action {act!r}")
+        for j, pid in enumerate(e.get("unassessed", ())):
+            refs.need(pid in products, "vulnerabilities.json", at + ["unassessed", j], f"unknown product {pid!r}")
+        if "bulletin" in e:
+            refs.need(e["bulletin"] in bulletins, "vulnerabilities.json", at + ["bulletin"], f"no update addresses {e['bulletin']}")
+        module = e.get("module") or {}
+        out[vid] = Vulnerability(
+            id=vid, title=e["title"], title_zh=e["title_zh"], kind=e["kind"], severity=e["severity"], cves=tuple(e["cves"]),
+            references=tuple(e["references"]), source=refs.src(e["source"], "vulnerabilities.json", at + ["source"]), cvss=e.get("cvss"),
+            bulletin=e.get("bulletin"), released=parse_date(e.get("released")), ports=tuple(e.get("ports", ())), component=e.get("component"),
+            fixed_file=e.get("fixed_file"), affected=tuple(affected), workarounds=tuple(e.get("workarounds", ())), module=module.get("name"),
+            module_zh=module.get("name_zh"), affected_text=e.get("affected_text"), fix_text=e.get("fix_text"), note=e.get("note"),
+            unassessed=frozenset(e.get("unassessed", ())))
+    return out
+
+
+def _actions(raw: list, refs: _Refs) -> dict[str, Action]:
+    out = {}
+    for i, a in enumerate(raw):
+        refs.need(a["id"] not in out, "actions.json", ["actions", i, "id"], f"duplicate action {a['id']!r}")
+        out[a["id"]] = Action(a["id"], a["kind"], a["text"]["en"], a["text"]["zh"], tuple(a["applies_to"]),
+                              {k: tuple(v) for k, v in a["commands"].items()}, {k: tuple(v) for k, v in a["rollback"].items()},
+                              a["reboot"], refs.src(a["source"], "actions.json", ["actions", i, "source"]), a.get("note"))
+    return out
+
+
+def _index_names(products: dict[str, Product]) -> tuple[dict, dict]:
+    names: dict[str, Product] = {}
+    lines: dict[str, list[Product]] = {}
+    for p in products.values():
+        for n in (p.name,) + p.aliases:
+            if n in names:
+                raise KbDataError("products.json", f"$.products[{p.id}]", f"name {n!r} is used twice")
+            names[n] = p
+        lines.setdefault(p.line, []).append(p)
+    for line, members in lines.items():
+        if len({m.end_of_support for m in members}) > 1:
+            raise KbDataError("products.json", f"$.products[line={line}]", "products of one line disagree on end_of_support")
+    return names, lines
+
+
+def load(directory: Path | str | None = None) -> Kb:
+    """Read every data file (from `directory`, default the packaged data) and cross-check them."""
+    base = Path(directory) if directory else Path(str(resources.files("smbsentry.kb").joinpath("data")))
+    sources = read(base, "sources.json")["sources"]
+    refs = _Refs(sources)
+    products = _products(read(base, "products.json")["products"], refs)
+    names, lines = _index_names(products)
+    fixes, rules = _fixes(read(base, "fixes.json"), refs, products)
+    families = {p.family for p in products.values()}
+    actions = _actions(read(base, "actions.json")["actions"], refs)
+    for i, a in enumerate(actions.values()):
+        for fam in a.applies_to:
+            refs.need(fam in families, "actions.json", ["actions", i, "applies_to"], f"no product of family {fam!r}")
+    raw_vulns = read(base, "vulnerabilities.json")["findings"]
+    vulns = _vulns(raw_vulns, refs, products, actions, fixes)
+    builds = read(base, "builds.json")
+    for i, b in enumerate(builds["builds"]):
+        refs.src(b["source"], "builds.json", ["builds", i, "source"], builds["sources"])
+        for j, n in enumerate(b["products"]):
+            refs.need(n in names or n in lines, "builds.json", ["builds", i, "products", j], f"product {n!r} is not in products.json")
+    superseded_by: dict[str, list[str]] = {}
+    for f in fixes.values():
+        for old in f.supersedes:
+            superseded_by.setdefault(old, []).append(f.kb)
+    by_bulletin: dict[str, list[Fix]] = {}
+    for f in fixes.values():
+        for b in f.addresses:
+            by_bulletin.setdefault(b, []).append(f)
+    return Kb(sources, products, names, lines, fixes, {k: tuple(v) for k, v in superseded_by.items()}, rules, vulns, raw_vulns,
+              actions, builds, by_bulletin)
+
+
+@lru_cache(maxsize=1)
+def kb() -> Kb:
+    """The packaged knowledge base, loaded and validated once per process."""
+    return load()

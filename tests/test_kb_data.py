@@ -1,0 +1,147 @@
+"""The knowledge-base data files: schema, references, coverage, and the legacy loaders' results."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import date
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from smbsentry.kb import builds, findings, lifecycle, query
+from smbsentry.kb.store import KbDataError, kb, load
+
+DATA = Path(str(resources.files("smbsentry.kb").joinpath("data")))
+CONTRACT_IDS = ["ms17-010", "doublepulsar", "cve-2020-0796", "smbv1-enabled", "smb-signing-not-required", "smb-null-session", "smb-guest-access",
+                "ms08-067", "ms09-050", "ms10-061", "cve-2017-7494", "eol-os"]
+SHADOW_BROKERS = {"easybee": "易之蜂针", "easypi": "易之远控", "eclipsedwing": "日食之翼", "educatedscholar": "文雅学者", "emeraldthread": "翡翠纤维",
+                  "emphasismine": "地域之雷", "englishmansdentist": "恐怖牙医", "erraticgopher": "古怪地鼠", "eskimoroll": "爱斯基摩卷",
+                  "esteemaudit": "尊重审查", "eternalromance": "永恒浪漫", "eternalsynergy": "永恒协作", "ewokfrenzy": "星际流氓",
+                  "explodingcan": "爆炸之罐", "zippybeer": "夺命之酒", "eternalblue": "永恒之蓝", "doublepulsar": "双脉冲星", "eternalchampion": "永恒王者"}
+
+
+@pytest.fixture
+def data_copy(tmp_path):
+    target = tmp_path / "data"
+    shutil.copytree(DATA, target)
+    return target
+
+
+def edit(directory: Path, name: str, change) -> None:
+    path = directory / name
+    doc = json.loads(path.read_text("utf-8"))
+    change(doc)
+    path.write_text(json.dumps(doc, ensure_ascii=False), "utf-8")
+
+
+def test_packaged_data_loads_and_validates():
+    data = load(DATA)
+    assert len(data.fixes) > 80 and len(data.products) > 50 and len(data.actions) > 20
+
+
+def test_invalid_json_names_file_and_line(data_copy):
+    text = (data_copy / "fixes.json").read_text("utf-8").split("\n")
+    text[5] = text[5].rstrip(",") + ",,"
+    (data_copy / "fixes.json").write_text("\n".join(text), "utf-8")
+    with pytest.raises(KbDataError) as exc:
+        load(data_copy)
+    assert str(exc.value).startswith("fixes.json: line 6 column")
+
+
+def test_schema_violation_names_file_and_path(data_copy):
+    edit(data_copy, "fixes.json", lambda d: d["fixes"][3].__setitem__("kind", "weekly"))
+    with pytest.raises(KbDataError) as exc:
+        load(data_copy)
+    assert str(exc.value).startswith("fixes.json: $.fixes[3].kind: 'weekly' is not one of")
+
+
+def test_missing_source_is_refused(data_copy):
+    edit(data_copy, "products.json", lambda d: d["products"][0].pop("source"))
+    with pytest.raises(KbDataError, match=r"products\.json: \$\.products\[0\]: 'source' is a required property"):
+        load(data_copy)
+
+
+@pytest.mark.parametrize("name, change, message", [
+    ("fixes.json", lambda d: d["fixes"][8]["supersedes"].append("KB1234567"), r"fixes\.json: \$\.fixes\[8\]\.supersedes\[\d\]: supersedes unknown update KB1234567"),
+    ("fixes.json", lambda d: d["fixes"][0].__setitem__("source", ["nowhere"]), r"fixes\.json: \$\.fixes\[0\]\.source\[0\]: unknown source 'nowhere'"),
+    ("vulnerabilities.json", lambda d: d["findings"]["ms17-010"]["workarounds"].append("pray"), r"\$\.findings\.ms17-010\.workarounds\[\d+\]: unknown action 'pray'"),
+    ("vulnerabilities.json", lambda d: d["findings"]["ms17-010"]["affected"][0]["products"].append("windows-95"), r"unknown product 'windows-95'"),
+    ("builds.json", lambda d: d["builds"][0]["products"].append("OS/2 Warp"), r"builds\.json: \$\.builds\[0\]\.products\[1\]: product 'OS/2 Warp' is not in products\.json"),
+])
+def test_broken_references_fail_loudly(data_copy, name, change, message):
+    edit(data_copy, name, change)
+    with pytest.raises(KbDataError, match=message):
+        load(data_copy)
+
+
+def test_every_entry_names_a_known_source():
+    data = kb()
+    entries = [*data.products.values(), *data.fixes.values(), *data.vulns.values(), *data.actions.values(), *data.rules]
+    assert all(e.source and all(s in data.sources for s in e.source) for e in entries)
+    assert all(fr.source for f in data.fixes.values() for fr in f.files)
+
+
+def test_every_finding_id_of_the_contract_and_every_shadow_brokers_module():
+    data = kb()
+    for fid in CONTRACT_IDS:
+        assert fid in data.vulns
+    for fid, zh in SHADOW_BROKERS.items():
+        v = data.vulns[fid]
+        assert v.module.lower() == fid and v.module_zh == zh and v.ports and v.fix_text
+
+
+def test_ms17_010_has_an_update_path_for_every_affected_product():
+    v = query.vulnerability("ms17-010")
+    for pid in v.affected_products:
+        assert query.fixes_for("ms17-010", pid), pid
+
+
+def test_knowledge_md_lists_are_all_fixes():
+    """knowledge.md's 'any of these means fixed' lists, per product."""
+    lists = {"windows-server-2012": "KB4012214 KB4012217 KB4019216 KB4012220 KB4015551 KB4015554",
+             "windows-10-1507": "KB4012606 KB4015221 KB4016637 KB4019474",
+             "windows-10-1511": "KB4013198 KB4015219 KB4016636 KB4019473",
+             "windows-10-1607": "KB4013429 KB4015217 KB4015438 KB4016635 KB4019472"}
+    for pid, kbs in lists.items():
+        covers = query.covering_updates("MS17-010", pid)
+        assert set(kbs.split()) <= covers.keys(), pid
+    assert "KB4016871" not in query.covering_updates("MS17-010", "windows-10-1511")  # the 1703 update other lists misfile
+
+
+def test_smbghost_fixed_builds_and_cves():
+    assert query.fixed_build("cve-2020-0796", "windows-10-1909") == (18363, 720, "KB4551762")
+    assert query.fixed_build("cve-2020-0796", "windows-server-1903") == (18362, 720, "KB4551762")
+    assert query.fix("KB4556799").fixed_builds == {18362: 836, 18363: 836}
+
+
+def test_legacy_meta_fields_unchanged():
+    m = findings.meta("cve-2020-0796")
+    assert m["fixed_ubr"] == 720 and m["severity"] == "critical" and m["cves"] == ["CVE-2020-0796"]
+    assert findings.affected_build("ms08-067", "6.0", 6001) and not findings.affected_build("ms08-067", "6.1", 7601)
+    assert findings.samba_affected("cve-2017-7494", "4.5.9-Debian") == (True, "4.5.0 <= 4.5.9-Debian < 4.5.10")
+    assert findings.samba_affected("cve-2017-7494", "4.6.4") == (False, None)
+    assert findings.meta("eternalblue")["title_zh"].startswith("永恒之蓝")
+    with pytest.raises(KeyError):
+        findings.meta("nope")
+
+
+@pytest.mark.parametrize("name, end", [
+    ("Windows XP", "2014-04-08"), ("Windows XP x64", "2014-04-08"), ("Windows Server 2003", "2015-07-14"), ("Windows Vista SP1", "2017-04-11"),
+    ("Windows Server 2008", "2020-01-14"), ("Windows Server 2008 SP2", "2020-01-14"), ("Windows 7", "2020-01-14"), ("Windows 7 SP1", "2020-01-14"),
+    ("Windows 8", "2016-01-12"), ("Windows 10 1507", "2025-10-14"), ("Windows 10 1607", "2026-10-13"), ("Windows Server 1909", "2021-05-11"),
+    ("Windows 11 24H2", "2034-10-10"), ("Windows Server 2025", "2034-10-10"), ("Windows 2000", "2010-07-13"),
+])
+def test_lifecycle_dates_as_before(name, end):
+    assert lifecycle.end_of_support(name) == date.fromisoformat(end)
+
+
+def test_lifecycle_unknown_and_builds_lookup():
+    assert lifecycle.end_of_support("OS/2 Warp") is None
+    g = builds.lookup(6, 1, 7601)
+    assert g.candidates == ("Windows 7 SP1", "Windows Server 2008 R2 SP1") and g.shared
+    assert builds.lookup(6, 1, 0).implementation == "samba"
+    for b in kb().builds["builds"]:
+        for name in b["products"]:
+            assert lifecycle.end_of_support(name) is not None, name
