@@ -33,14 +33,29 @@ class Layout:
         cls._struct = struct.Struct(fmt)
         cls._names = tuple(n for n, _, _ in cls._fields_)
         cls._defaults = tuple(d for _, _, d in cls._fields_)
+        cls._default_map = dict(zip(cls._names, cls._defaults))
         cls.size = cls._struct.size
-        cls.__slots__ = cls._names  # type: ignore[misc]
+
+    # Instances keep their fields in __dict__, filled in one update: these
+    # layouts are built and parsed tens of thousands of times a second on
+    # the scan hot path.
 
     def __init__(self, **values: Any) -> None:
-        for name, default in zip(self._names, self._defaults):
-            object.__setattr__(self, name, values.pop(name, default))
-        if values:
-            raise TypeError(f"{type(self).__name__}: unknown fields {sorted(values)}")
+        if not values.keys() <= self._default_map.keys():
+            raise TypeError(f"{type(self).__name__}: unknown fields {sorted(values.keys() - self._default_map.keys())}")
+        d = self.__dict__
+        d.update(self._default_map)
+        d.update(values)
+
+    @classmethod
+    def build(cls, **values: Any) -> bytes:
+        """Pack straight from keyword values and defaults, without an instance."""
+        if not values.keys() <= cls._default_map.keys():
+            raise TypeError(f"{cls.__name__}: unknown fields {sorted(values.keys() - cls._default_map.keys())}")
+        try:
+            return cls._struct.pack(*[values.get(n, d) for n, d in zip(cls._names, cls._defaults)])
+        except struct.error as exc:
+            raise ProtocolError(f"{cls.__name__}: {exc}") from None
 
     @classmethod
     def unpack_from(cls, buf: bytes | memoryview, offset: int = 0):
@@ -50,22 +65,22 @@ class Layout:
                 f"{cls.__name__}: need {cls.size} bytes at offset {offset}, have {max(0, len(buf) - offset)}"
             )
         obj = cls.__new__(cls)
-        for name, value in zip(cls._names, cls._struct.unpack_from(buf, offset)):
-            object.__setattr__(obj, name, value)
+        obj.__dict__.update(zip(cls._names, cls._struct.unpack_from(buf, offset)))
         return obj
 
     def pack(self) -> bytes:
+        d = self.__dict__
         try:
-            return self._struct.pack(*(getattr(self, n) for n in self._names))
+            return self._struct.pack(*[d[n] for n in self._names])
         except struct.error as exc:  # a caller put a value that does not fit
             raise ProtocolError(f"{type(self).__name__}: {exc}") from None
 
     def replace(self, **values: Any):
+        if not values.keys() <= self._default_map.keys():
+            raise TypeError(f"{type(self).__name__}: unknown fields {sorted(values.keys() - self._default_map.keys())}")
         new = type(self).__new__(type(self))
-        for n in self._names:
-            object.__setattr__(new, n, values.pop(n, getattr(self, n)))
-        if values:
-            raise TypeError(f"{type(self).__name__}: unknown fields {sorted(values)}")
+        new.__dict__.update(self.__dict__)
+        new.__dict__.update(values)
         return new
 
     def __eq__(self, other: object) -> bool:

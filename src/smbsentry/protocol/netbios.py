@@ -13,6 +13,7 @@ server cannot make us buffer megabytes.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 from .errors import ProtocolError
@@ -50,12 +51,15 @@ class SessionHeader(Layout):
         return (self.length_high << 16) | self.length_low
 
 
+_TYPE_AND_LENGTH = struct.Struct(">I")
+
+
 def frame(payload: bytes, msg_type: int = SESSION_MESSAGE) -> bytes:
-    """Prefix `payload` with the session header."""
+    """Prefix `payload` with the session header (type byte, 24-bit length)."""
     n = len(payload)
     if n > 0xFFFFFF:
         raise ProtocolError(f"netbios: message of {n} bytes exceeds 24-bit length")
-    return SessionHeader(type=msg_type, length_high=n >> 16, length_low=n & 0xFFFF).pack() + payload
+    return _TYPE_AND_LENGTH.pack((msg_type << 24) | n) + payload
 
 
 def encode_name(name: str, suffix: int = 0x20) -> bytes:

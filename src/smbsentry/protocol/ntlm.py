@@ -14,6 +14,7 @@ import hmac
 import os
 import struct
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from .crypto import md4, rc4
 from .errors import ProtocolError
@@ -178,7 +179,9 @@ def parse_challenge(data: bytes) -> Challenge:
     return Challenge(hdr.flags, hdr.server_challenge, target_name, info, pairs, version, bytes(data))
 
 
+@lru_cache(maxsize=16)
 def nt_hash(password: str) -> bytes:
+    # Cached: the guest probe hashes the same empty password for every host.
     return md4(password.encode("utf-16-le"))
 
 
@@ -202,6 +205,7 @@ def authenticate(
     client_challenge: bytes | None = None,
     timestamp: int | None = None,
     exported_key: bytes | None = None,
+    key_exchange: bool = True,
 ) -> AuthResult:
     """Build an AUTHENTICATE answering `challenge`.
 
@@ -210,6 +214,8 @@ def authenticate(
     an empty password with an unknown user is how a guest logon is asked for.
     """
     flags = challenge.flags & CLIENT_FLAGS | NEGOTIATE_UNICODE
+    if not key_exchange:
+        flags &= ~NEGOTIATE_KEY_EXCH
     if anonymous:
         flags |= NEGOTIATE_ANONYMOUS
         flags &= ~NEGOTIATE_KEY_EXCH

@@ -137,7 +137,7 @@ def parse_message(msg: bytes) -> Message:
 
 
 def _header(command: int, mid: int, uid: int = 0, tid: int = 0, flags2: int = DEFAULT_FLAGS2, pid: int = 0xFEFF) -> bytes:
-    return Header(command=command, mid=mid, uid=uid, tid=tid, flags2=flags2, pid=pid).pack()
+    return Header.build(command=command, mid=mid, uid=uid, tid=tid, flags2=flags2, pid=pid)
 
 
 def _message(head: bytes, words: bytes, data: bytes) -> bytes:

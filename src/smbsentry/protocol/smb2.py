@@ -195,14 +195,14 @@ def default_contexts(
 
 
 def header(command: int, message_id: int, session_id: int = 0, tree_id: int = 0, credits: int = 31, credit_charge: int = 0) -> bytes:
-    return Header(
+    return Header.build(
         command=command,
         message_id=message_id,
         session_id=session_id,
         tree_id=tree_id,
         credits=credits,
         credit_charge=credit_charge,
-    ).pack()
+    )
 
 
 def negotiate_request(
