@@ -304,6 +304,90 @@ def list_checks() -> None:
     Console().print(table)
 
 
+kb_app = typer.Typer(help="Query the knowledge base (vulnerabilities, fixes, products, actions).", no_args_is_help=True)
+app.add_typer(kb_app, name="kb")
+
+
+@kb_app.command("show")
+def kb_show_cmd(entry: str = typer.Argument(..., help="A finding id (ms17-010), a KB (KB4012212), a product or an action id.")) -> None:
+    """Print one knowledge-base entry with its sources."""
+    from .kb.show import kb_show
+
+    try:
+        typer.echo(kb_show(entry))
+    except ValueError as exc:
+        fail(str(exc))
+
+
+@kb_app.command("which-kb", epilog='Example:  smbsentry kb which-kb --os "Windows 7 SP1 x64" ms17-010')
+def which_kb_cmd(
+    vuln: str = typer.Argument(..., help="Finding id, e.g. ms17-010 or cve-2020-0796."),
+    os_text: str = typer.Option(..., "--os", help='The OS, e.g. "Windows 7 SP1 x64" or "Windows Server 2008 R2 x64".'),
+) -> None:
+    """Which updates fix VULN on this OS, with their prerequisites and file names."""
+    from .kb.show import which_kb
+
+    try:
+        typer.echo(which_kb(os_text, vuln))
+    except ValueError as exc:
+        fail(str(exc))
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  smbsentry audit systeminfo-ws07.txt hotfix.csv\n\n"
+        "  smbsentry audit inventories/ --format jsonl -o audit.jsonl\n\n"
+        "  smbsentry audit inventories/ --merge scan.json --format jsonl   (scan results settled by patch facts)"
+    )
+)
+def audit(
+    inventory: list[Path] = typer.Argument(..., help="Inventory files or folders: systeminfo, Get-HotFix CSV/JSON, wmic qfe CSV, osquery JSON, host/os/build/kbs CSV."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table | jsonl | json"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    merge: Optional[Path] = typer.Option(None, "--merge", help="Scan results (json or jsonl) to settle with the patch facts; writes merged host results."),
+) -> None:
+    """Audit patch state from exported inventories: patched / missing / not applicable / unknown, with the evidence that decided."""
+    import json as _json
+
+    from .audit.api import audit_files, render_audit
+    from .audit.merge import merge_scan_audit
+
+    if fmt not in ("table", "jsonl", "json"):
+        fail(f"unknown --format {fmt!r} (table, jsonl or json)")
+    for p in inventory:
+        if not p.exists():
+            fail(f"{p}: no such file or folder")
+    results, errors = audit_files(inventory)
+    if merge is not None:
+        try:
+            text = merge.read_text("utf-8")
+            hosts = _json.loads(text) if text.lstrip().startswith("[") else [_json.loads(x) for x in text.splitlines() if x.strip()]
+        except (OSError, ValueError) as exc:
+            fail(f"{merge}: cannot read scan results: {exc}")
+        by_key = {}
+        for r in results:
+            for key in (r.address, (r.host or "").upper()):
+                if key:
+                    by_key[key] = r
+        merged = []
+        for h in hosts:
+            name = ((h.get("identity") or {}).get("netbios_name") or "").upper()
+            match = by_key.get(h.get("address")) or (by_key.get(name) if name else None)
+            merged.append(merge_scan_audit(h, match) if match else h)
+        text = "".join(_json.dumps(h, ensure_ascii=False) + "\n" for h in merged) if fmt != "json" else _json.dumps(merged, ensure_ascii=False, indent=2) + "\n"
+    else:
+        text = render_audit(results, fmt)
+    if output:
+        output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    if errors:
+        for e in errors:
+            err.print(f"smbsentry: {e}", markup=False, soft_wrap=True)
+        raise typer.Exit(2)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

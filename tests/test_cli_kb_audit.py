@@ -1,0 +1,70 @@
+"""`smbsentry kb` and `smbsentry audit` from the command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+DATA = Path(__file__).parent / "data" / "inventories"
+CLI = [sys.executable, "-m", "smbsentry.cli"]
+
+
+def run(*args):
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60)
+
+
+def test_which_kb_names_the_kbs_and_files():
+    p = run("kb", "which-kb", "--os", "Windows 7 SP1 x64", "ms17-010")
+    assert p.returncode == 0, p.stderr
+    assert "KB4012212" in p.stdout and "KB4012215" in p.stdout
+    assert "windows6.1-kb4012212-x64" in p.stdout
+
+
+def test_which_kb_2008r2_without_sp1_needs_sp1_first():
+    p = run("kb", "which-kb", "--os", "Windows Server 2008 R2 x64", "ms17-010")
+    assert p.returncode == 0, p.stderr
+    assert "SP1" in p.stdout and "KB976932" in p.stdout
+
+
+def test_kb_show_and_unknown_id():
+    p = run("kb", "show", "ms17-010")
+    assert p.returncode == 0 and "CVE-2017-0144" in p.stdout and "永恒之蓝" in p.stdout
+    p = run("kb", "show", "no-such-thing")
+    assert p.returncode == 2 and "no-such-thing" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_audit_jsonl_contract_shape():
+    p = run("audit", str(DATA / "systeminfo-win7-en-cp437.txt"), "--format", "jsonl")
+    assert p.returncode == 0, p.stderr
+    host = json.loads(p.stdout.splitlines()[0])
+    assert {"host", "address", "source", "facts", "verdicts"} <= host.keys()
+    ms17 = next(v for v in host["verdicts"] if v["id"] == "ms17-010")
+    assert ms17["status"] == "patched" and "KB4012212" in ms17["evidence"]
+
+
+def test_broken_inventory_exits_2_naming_file_and_line_and_keeps_the_others():
+    p = run("audit", str(DATA / "broken.json"), str(DATA / "systeminfo-win7-en-cp437.txt"), "--format", "jsonl")
+    assert p.returncode == 2
+    assert "broken.json:4" in p.stderr and "Traceback" not in p.stderr
+    assert len(p.stdout.splitlines()) == 1  # the good host is still written
+
+
+def test_merge_settles_a_remote_unknown(tmp_path):
+    audit = json.loads(run("audit", str(DATA / "systeminfo-win7-en-cp437.txt"), "--format", "jsonl").stdout.splitlines()[0])
+    scan = {
+        "address": "127.0.0.9", "ports": {"445": "open"}, "errors": [],
+        "identity": {"netbios_name": audit["host"]},
+        "findings": [{"id": "ms17-010", "status": "unknown", "severity": "critical", "title": "MS17-010",
+                      "cves": [], "references": [], "evidence": None, "reason": "SMBv1 is disabled",
+                      "inferred": False, "port": 445}],
+    }
+    f = tmp_path / "scan.json"
+    f.write_text(json.dumps([scan]))
+    p = run("audit", str(DATA / "systeminfo-win7-en-cp437.txt"), "--merge", str(f), "--format", "jsonl")
+    assert p.returncode == 0, p.stderr
+    merged = json.loads(p.stdout.splitlines()[0])
+    ms17 = merged["findings"][0]
+    assert ms17["status"] == "not_vulnerable"
+    assert "KB4012212" in ms17["evidence"]
