@@ -16,6 +16,7 @@ import pytest
 import nmaprunner
 from smbsentry.protocol import status
 from smbsentry.scan.connection import Connection
+from smbsentry.checks.registry import select
 from smbsentry.scan.fingerprint import RateLimiter, ScanOptions, scan_host
 from smbsentry.scan.session import Credentials, Smb1Client, Smb2Client
 
@@ -44,9 +45,12 @@ def test_smb1_guest_server(samba_smb1_guest, samba_version):
     assert ident.samba_version == samba_version
     assert ident.os_version == "6.1.0"  # what Samba puts in the NTLM Version
     assert ident.null_session is True
-    assert ident.guest_session is True  # map to guest = Bad User
+    assert ident.guest_session is None  # not tried: no check asked for it
     # economy: 3 connections on 445 and one on 139
     assert r.connections == 4
+    with_guest = fingerprint(samba_smb1_guest.address, checks=tuple(select("smb-guest-access")))
+    assert with_guest.identity.guest_session is True  # map to guest = Bad User
+    assert with_guest.connections == 4  # the guest logon reuses the SMB1 session
 
 
 def test_identity_comes_through_with_smb1_off(samba_smb1_off):
@@ -58,7 +62,8 @@ def test_identity_comes_through_with_smb1_off(samba_smb1_off):
     assert r.identity.source == "smb2-ntlm"
     assert r.identity.implementation == "samba"
     assert r.identity.samba_version is None  # not visible without SMB1: never guessed
-    assert r.identity.guest_session is False  # map to guest = Never
+    with_guest = fingerprint(samba_smb1_off.address, checks=tuple(select("smb-guest-access")))
+    assert with_guest.identity.guest_session is False  # map to guest = Never
     assert r.smb2.dialects == ALL
     assert r.smb2.boot_time is None  # Samba never reports its start time
 

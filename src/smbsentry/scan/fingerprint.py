@@ -96,8 +96,8 @@ async def smb1_probe(ctx: HostContext, conn: Connection, port: int, full: bool) 
         out.anonymous = await client.logon("anonymous")
         if out.setup is None:
             out.setup = client.first_setup
-        step = "smb1-guest-logon"
-        out.guest = await client.logon("guest")
+        # The guest logon is left to whoever needs it (HostContext.logon):
+        # two round trips less for every host when no check asks.
     except ScanError as exc:
         ctx.error(port, step, exc)
     return out
@@ -112,7 +112,6 @@ class Smb2Outcome:
     refused: str | None = None
     challenge: ntlm.Challenge | None = None
     anonymous: Logon | None = None
-    guest: Logon | None = None
     confirmed: set[int] = field(default_factory=set)
     tested: set[int] = field(default_factory=set)
 
@@ -136,8 +135,6 @@ async def smb2_probe(ctx: HostContext, port: int) -> Smb2Outcome:
         out.confirmed.add(resp.dialect)
         out.tested.update(smb2.ALL_DIALECTS)
         ctx.smb2_client, ctx.smb2_port = client, port
-        step = "smb2-session-setup"
-        _, out.challenge = await client.ntlm_challenge()
     except ScanError as exc:
         ctx.error(port, step, exc)
     return out
@@ -293,17 +290,24 @@ def assemble(ctx: HostContext, a: Smb1Outcome | None, b: Smb2Outcome | None, smb
             ident.implementation = "samba"
             if ident.os_name is None or ident.os_name == "Samba":
                 ident.os_name = f"Samba {ident.samba_version}"
-    logons = [x for x in ((a.anonymous, a.guest) if a else ()) + ((b.anonymous, b.guest) if b else ()) if x]
+    if a is not None and a.anonymous:
+        ctx.smb1_logons["anonymous"] = a.anonymous
+    if b is not None and b.anonymous:
+        ctx.smb2_logons["anonymous"] = b.anonymous
+    session_facts(ctx)
+
+
+def session_facts(ctx: HostContext) -> None:
+    """identity.null_session / guest_session from the logons tried so far
+    (the guest logon only happens when a check needs it; untried stays null)."""
+    ident = ctx.result.identity
+    logons = list(ctx.smb1_logons.values()) + list(ctx.smb2_logons.values())
     anon = [x for x in logons if x.kind == "anonymous"]
     guest = [x for x in logons if x.kind == "guest"]
     if anon:
         ident.null_session = any(x.ok for x in anon)
     if guest:
         ident.guest_session = any(x.ok and x.guest for x in guest)
-    if a is not None:
-        ctx.smb1_logons.update({x.kind: x for x in (a.anonymous, a.guest) if x})
-    if b is not None:
-        ctx.smb2_logons.update({x.kind: x for x in (b.anonymous, b.guest) if x})
 
 
 async def fingerprint(ctx: HostContext) -> None:
@@ -324,13 +328,16 @@ async def fingerprint(ctx: HostContext) -> None:
             smb1_ports[str(main_port)] = a.enabled
         if b.negotiate is not None:
             await probe_dialects(ctx, main_port, b)
-        # logons over SMB2 only when SMB1 did not give us sessions to reuse
-        if b.negotiate is not None and not a.enabled and ctx.smb2_client is not None:
-            step = "smb2-anonymous-logon"
+        if b.negotiate is not None and ctx.smb2_client is not None and (a.challenge is None or not a.enabled):
+            # SMB1's first leg already carried the NTLM challenge (the same
+            # identity) when SMB1 is on; otherwise ask over SMB2, and use that
+            # challenge for the anonymous logon the checks reuse.
+            step = "smb2-session-setup"
             try:
-                b.anonymous = await ctx.smb2_client.logon("anonymous")
-                step = "smb2-guest-logon"
-                b.guest = await ctx.smb2_client.logon("guest")
+                _, b.challenge = await ctx.smb2_client.ntlm_challenge()
+                if not a.enabled:
+                    step = "smb2-anonymous-logon"
+                    b.anonymous = await ctx.smb2_client.logon("anonymous")
             except ScanError as exc:
                 ctx.error(main_port, step, exc)
     for (port, _), outcome in zip(extra_ports, await extra):
@@ -364,6 +371,7 @@ async def scan_host(address: str, options: ScanOptions, limiter: RateLimiter, ho
         await fingerprint(ctx)
         if options.checks and ctx.result.smb_open:
             await run_checks(ctx, options.checks)
+            session_facts(ctx)
     except ScanError as exc:  # pragma: no cover - steps catch their own
         ctx.error(0, "scan", exc)
     except Exception as exc:  # noqa: BLE001 - one host's bug must not end the scan

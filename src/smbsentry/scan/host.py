@@ -119,13 +119,21 @@ class HostContext:
             self._ipc_tids[("SMB1", kind)] = tc.tid
         return tc.status
 
+    async def logon(self, proto: str, kind: str) -> Logon | None:
+        """The logon of `kind` over SMB1 or SMB2, tried once on first need
+        and cached; None when that protocol has no session or, for
+        "credentials", none were given."""
+        client = self.smb1_client if proto == "SMB1" else self.smb2_client
+        logons = self.smb1_logons if proto == "SMB1" else self.smb2_logons
+        if kind in logons:
+            return logons[kind]
+        if client is None or (kind == "credentials" and self.credentials is None):
+            return None
+        logons[kind] = await client.logon(kind, self.credentials if kind == "credentials" else None)
+        return logons[kind]
+
     async def _smb1_logon(self, kind: str) -> Logon | None:
-        if kind == "credentials":
-            if self.credentials is None or self.smb1_client is None:
-                return None
-            if kind not in self.smb1_logons:
-                self.smb1_logons[kind] = await self.smb1_client.logon("credentials", self.credentials)
-        return self.smb1_logons.get(kind)
+        return await self.logon("SMB1", kind)
 
     async def smb1_ipc(self) -> tuple[IpcSession | None, str]:
         if self._ipc is not None:
@@ -164,12 +172,12 @@ class HostContext:
         cached = self._access.get(kind)
         if cached is not None and (cached.shares is not None or cached.shares_detail or not list_shares or not cached.reached):
             return cached
-        if self.smb1_client is not None and kind in self.smb1_logons:
+        if self.smb1_client is not None and await self.logon("SMB1", kind) is not None:
             acc = await self._access_smb1(kind, list_shares)
-        elif self.smb2_client is not None and kind in self.smb2_logons:
+        elif self.smb2_client is not None and await self.logon("SMB2", kind) is not None:
             acc = await self._access_smb2(kind, list_shares)
         else:
-            acc = Access(kind, None, f"no {kind} logon was attempted (no SMB session completed)")
+            acc = Access(kind, None, f"no SMB session to try a {kind} logon on")
         self._access[kind] = acc
         return acc
 
