@@ -304,6 +304,53 @@ def list_checks() -> None:
     Console().print(table)
 
 
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  smbsentry detect capture.pcapng.gz --format table\n\n"
+        "  smbsentry detect *.pcap -o alerts.jsonl --jobs 0\n\n"
+        "  smbsentry detect --interface eth0 --bpf 'tcp port 445 or tcp port 139 or udp port 53'   (root)"
+    )
+)
+def detect(
+    captures: list[Path] = typer.Argument(None, help="pcap / pcapng files, gzip-compressed too."),
+    interface: Optional[str] = typer.Option(None, "--interface", "-i", help="Capture live from this interface (root)."),
+    bpf: Optional[str] = typer.Option(None, "--bpf", help="Capture filter for --interface."),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Stop a live capture after this many seconds."),
+    fmt: str = typer.Option("jsonl", "--format", "-f", help="jsonl (EVE-style alerts and events) | table"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    scan_threshold: int = typer.Option(20, "--scan-threshold", min=2, help="Distinct SMB destinations from one source that raise smb-worm-scan..."),
+    scan_window: float = typer.Option(10.0, "--scan-window", min=0.1, help="...within this many seconds."),
+    no_flows: bool = typer.Option(False, "--no-flows", help="Do not emit the per-flow summary events."),
+    jobs: int = typer.Option(1, "--jobs", min=0, max=256, help="Worker processes for capture files (0: one per CPU)."),
+    fail_on: Optional[str] = typer.Option(None, "--fail-on", help="Exit 3 when an alert at or above this severity is raised."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on stderr."),
+) -> None:
+    """Detect SMB exploits, implants and worm spread in captures or live traffic.
+
+    Signatures: ms17-010-probe, ms17-010-vulnerable-reply, eternalblue, eternalromance,
+    eternalsynergy, eternalchampion, doublepulsar-ping, doublepulsar-reply, doublepulsar-upload,
+    smbghost-exploit, wannacry-killswitch-dns, smb-worm-scan; events: smb1-usage (who still
+    speaks SMBv1 to whom) and per-flow summaries."""
+    from .detect.cli import main_detect
+
+    code = main_detect(
+        [str(c) for c in captures or []],
+        interface,
+        bpf,
+        fmt,
+        str(output) if output else None,
+        scan_threshold,
+        scan_window,
+        flows=not no_flows,
+        quiet=quiet,
+        fail_on=fail_on,
+        duration=duration,
+        jobs=jobs,
+    )
+    raise typer.Exit(code)
+
+
 kb_app = typer.Typer(help="Query the knowledge base (vulnerabilities, fixes, products, actions).", no_args_is_help=True)
 app.add_typer(kb_app, name="kb")
 
