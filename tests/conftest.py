@@ -145,3 +145,16 @@ def require_nmap() -> str:
             pytest.fail("nmap is not installed; CI=true so this is an error", pytrace=False)
         pytest.skip("nmap not installed (apt install nmap)")
     return nmaprunner.nmap_version() or "unknown"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_store(tmp_path_factory) -> Iterator[None]:
+    """Scans run by the tests record into a throw-away database, never the
+    user's own store (the CLI records every scan by default)."""
+    old = os.environ.get("SMBSENTRY_DB")
+    os.environ["SMBSENTRY_DB"] = str(tmp_path_factory.mktemp("store") / "tests.db")
+    yield
+    if old is None:
+        os.environ.pop("SMBSENTRY_DB", None)
+    else:
+        os.environ["SMBSENTRY_DB"] = old

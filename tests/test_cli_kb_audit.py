@@ -68,3 +68,25 @@ def test_merge_settles_a_remote_unknown(tmp_path):
     ms17 = merged["findings"][0]
     assert ms17["status"] == "not_vulnerable"
     assert "KB4012212" in ms17["evidence"]
+
+
+RULES = Path(__file__).parent / "data" / "rules"
+
+
+def test_rules_command_reports_exposures_with_fixes():
+    files = sorted(str(p) for p in RULES.iterdir() if p.is_file() and "clean" not in p.name and "broken" not in p.name)
+    p = run("rules", *files, "--format", "jsonl")
+    assert p.returncode == 0, p.stderr
+    rows = [json.loads(x) for x in p.stdout.splitlines()]
+    assert {"source", "platform", "container", "rule", "protocol", "port", "exposed_to", "severity", "fix"} <= rows[0].keys()
+    assert any(r["port"] == 445 and r["exposed_to"] in ("0.0.0.0/0", "::/0", "any", "Any", "*", "Internet") for r in rows)
+
+
+def test_rules_clean_config_and_bad_file():
+    clean = sorted(str(p) for p in RULES.iterdir() if "clean" in p.name)
+    assert clean
+    p = run("rules", *clean, "--format", "jsonl")
+    assert p.returncode == 0 and p.stdout.strip() == ""
+    bad = RULES.parent / "inventories" / "broken.json"
+    p = run("rules", str(bad))
+    assert p.returncode == 2 and "broken.json" in p.stderr and "Traceback" not in p.stderr

@@ -98,8 +98,11 @@ def scan(
     lang: str = typer.Option("en", "--lang", help="Language of the html report: en | zh."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write results to this file instead of stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary on stderr."),
+    db: Optional[str] = typer.Option(None, "--db", help="Store URL (SQLite path or postgresql://...); default SMBSENTRY_DB or the user data dir."),
+    no_store: bool = typer.Option(False, "--no-store", help="Do not record this scan in the store."),
+    resume: Optional[int] = typer.Option(None, "--resume", metavar="SCAN_ID", help="Complete a killed scan: same targets and options, finished hosts skipped."),
 ) -> None:
-    """Discover SMB/NetBIOS hosts and fingerprint them (SMBv1, dialects, signing, identity)."""
+    """Discover SMB/NetBIOS hosts, fingerprint them and run the checks; every scan is recorded while it runs."""
     from .scan.engine import Engine, install_uvloop
     from .scan.fingerprint import ScanOptions
     from .scan.output import FORMATS, Writer
@@ -108,6 +111,30 @@ def scan(
 
     if fmt not in FORMATS:
         fail(f"unknown --format {fmt!r} (choose from {', '.join(FORMATS)})")
+    store = scan_id = None
+    done: set[str] = set()
+    if resume is not None:
+        if targets or targets_file:
+            fail("--resume takes its targets from the stored scan: give no targets")
+        if no_store:
+            fail("--resume needs the store")
+        from .store import Store, StoreError
+
+        try:
+            store = Store.open(db)
+            meta = store.scan(resume)
+            done = store.resume_scan(resume)
+        except StoreError as exc:
+            fail(str(exc))
+        saved = meta.get("options") or {}
+        targets = saved.get("targets", meta.get("targets") or [])
+        targets_file = [Path(f) for f in saved.get("targets_files", [])]
+        exclude = saved.get("exclude", [])
+        ports = saved.get("ports", ports)
+        checks = saved.get("checks", checks)
+        timeout = saved.get("timeout", timeout)
+        dialects = saved.get("dialects", dialects)
+        scan_id = resume
     from .checks.registry import select
     from .model import SEVERITIES
 
@@ -138,6 +165,18 @@ def scan(
     options = ScanOptions(
         ports=_ports(ports), timeout=timeout, credentials=creds, dialect_method=dialects, checks=selected
     )
+    if store is None and not no_store:
+        from .store import Store, StoreError
+
+        try:
+            store = Store.open(db)
+            scan_id = store.begin_scan(
+                list(targets or []) + [str(f) for f in targets_file],
+                {"targets": list(targets or []), "targets_files": [str(f) for f in targets_file], "exclude": list(exclude),
+                 "ports": ports, "checks": checks, "timeout": timeout, "dialects": dialects, "user": user, "domain": domain},
+            )
+        except StoreError as exc:
+            fail(str(exc))
 
     try:
         stream = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
@@ -170,6 +209,8 @@ def scan(
             f.status in ("vulnerable", "likely") and SEVERITIES.index(f.severity) <= threshold for f in result.findings
         ):
             failing += 1
+        if store is not None:
+            store.add_host(scan_id, result)
         writer.add(result)
         progress.update(task, found=found)
 
@@ -179,8 +220,9 @@ def scan(
     def guarded(it):
         try:
             for t in it:
-                if t.address is None or not target_set.is_excluded(t.address):
-                    yield t
+                if t.address is not None and (t.address in done or target_set.is_excluded(t.address)):
+                    continue
+                yield t
         except TargetError as exc:
             bad_input.append(str(exc))
 
@@ -214,12 +256,17 @@ def scan(
     writer.finish()
     if output:
         stream.close()
+    if store is not None:
+        store.finish_scan(scan_id, "interrupted" if summary.interrupted or bad_input else "finished")
+        store.close()
     if not quiet:
         err.print(
             f"{summary.targets} targets, {summary.with_smb} with SMB open, "
             f"{summary.elapsed:.1f}s ({summary.hosts_per_second:.0f} hosts/s)"
             + (f", {summary.unresolved} unresolved" if summary.unresolved else "")
-            + (" - interrupted, finished hosts written" if summary.interrupted else ""),
+            + (" - interrupted, finished hosts written" if summary.interrupted else "")
+            + (f"; recorded as scan {scan_id}" + (f" (resume: smbsentry scan --resume {scan_id})" if summary.interrupted else "")
+               if store is not None else ""),
             markup=False,
         )
     if bad_input:
@@ -349,6 +396,111 @@ def detect(
         jobs=jobs,
     )
     raise typer.Exit(code)
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  aws ec2 describe-security-groups > sg.json && smbsentry rules sg.json\n\n"
+        "  smbsentry rules iptables-save.txt nsg.json netsh-rules.txt --format jsonl\n\n"
+        "  smbsentry rules exports/ --ports default,shadowbrokers"
+    )
+)
+def rules(
+    files: list[Path] = typer.Argument(..., help="AWS/Alibaba/Azure security group JSON, iptables-save, nft list ruleset, Get-NetFirewallRule CSV/JSON, netsh text (English or Chinese); folders too."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table | jsonl | json"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    ports: Optional[str] = typer.Option(None, "--ports", help="default (tcp 135,139,445,3389, udp 137,138), shadowbrokers, N, tcp/N, udp/N; comma list."),
+    wide_threshold: int = typer.Option(8, "--wide-threshold", min=0, max=32, help="IPv4 sources of this prefix length or shorter count as wide (IPv6: 4x)."),
+) -> None:
+    """Which firewall and security-group rules expose SMB, NetBIOS and RDP to wide sources, with the fix in each platform's syntax."""
+    from .rules.cli import main_rules
+
+    raise typer.Exit(main_rules([str(f) for f in files], fmt, str(output) if output else None, ports, wide_threshold))
+
+
+def _open_store(db: Optional[str]):
+    from .store import Store, StoreError
+
+    try:
+        return Store.open(db)
+    except StoreError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def history(
+    db: Optional[str] = typer.Option(None, "--db", help="Store URL (default SMBSENTRY_DB or the user data dir)."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table | json"),
+) -> None:
+    """List recorded scans, newest first."""
+    from .report.scans import render_history
+    from .store import StoreError
+
+    store = _open_store(db)
+    try:
+        typer.echo(render_history(store, fmt), nl=False)
+    except (StoreError, ValueError) as exc:
+        fail(str(exc))
+    finally:
+        store.close()
+
+
+@app.command()
+def diff(
+    old: Optional[int] = typer.Argument(None, help="Older scan id (default: the scan before NEW)."),
+    new: Optional[int] = typer.Argument(None, help="Newer scan id (default: the latest)."),
+    db: Optional[str] = typer.Option(None, "--db", help="Store URL."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table | json"),
+) -> None:
+    """New, fixed and changed findings and hosts between two scans."""
+    from .report.scans import render_diff
+    from .store import StoreError
+
+    store = _open_store(db)
+    try:
+        ids = [s["id"] for s in store.scans()]
+        if new is None:
+            new = ids[0] if ids else None
+        if old is None and new is not None:
+            older = [i for i in ids if i < new]
+            old = older[0] if older else None
+        if old is None or new is None:
+            fail("diff needs two scans (smbsentry history lists them)")
+        typer.echo(render_diff(store.diff(old, new), fmt), nl=False)
+    except (StoreError, ValueError) as exc:
+        fail(str(exc))
+    finally:
+        store.close()
+
+
+@app.command()
+def report(
+    scan_id: Optional[int] = typer.Argument(None, help="Scan id (default: the latest)."),
+    fmt: str = typer.Option("html", "--format", "-f", help="html | csv | json | ocsf"),
+    lang: str = typer.Option("en", "--lang", help="en | zh"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    db: Optional[str] = typer.Option(None, "--db", help="Store URL."),
+) -> None:
+    """Render a recorded scan: a self-contained HTML report (charts, findings, fixes), CSV, JSON or OCSF findings for SIEMs."""
+    from .report.scans import render_report
+    from .store import StoreError
+
+    store = _open_store(db)
+    try:
+        if scan_id is None:
+            scan_id = store.latest_scan()
+            if scan_id is None:
+                fail("no scans recorded yet")
+        text = render_report(store, scan_id, fmt, lang)
+    except (StoreError, ValueError) as exc:
+        fail(str(exc))
+    finally:
+        store.close()
+    if output:
+        output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
 
 
 kb_app = typer.Typer(help="Query the knowledge base (vulnerabilities, fixes, products, actions).", no_args_is_help=True)

@@ -24,6 +24,9 @@ LABELS = {
         "affected": "Affected hosts", "evidence": "Evidence", "reason": "Reason", "host": "Host", "address": "Address",
         "name": "Name", "os": "OS", "dialects": "SMB2/3 dialects", "signing": "Signing", "none": "No findings.",
         "inferred": "inferred", "all_hosts": "All hosts", "errors": "Errors",
+        "charts": "Overview", "fix": "How to fix", "scan": "Scan", "targets": "Targets", "started": "Started",
+        "by_severity": "Findings by severity (vulnerable or likely)", "by_os": "Hosts by OS", "smb1_share": "SMBv1 enabled",
+        "unsigned_share": "SMB signing not required", "trend": "Trend across scans of the same targets", "unknown_os": "unknown",
     },
     "zh": {
         "title": "smbsentry 扫描报告", "generated": "生成时间", "hosts": "开放 SMB 的主机",
@@ -32,6 +35,9 @@ LABELS = {
         "affected": "受影响主机", "evidence": "证据", "reason": "原因", "host": "主机", "address": "地址",
         "name": "名称", "os": "操作系统", "dialects": "SMB2/3 协议版本", "signing": "签名", "none": "没有发现。",
         "inferred": "推断", "all_hosts": "全部主机", "errors": "错误",
+        "charts": "概览", "fix": "修复方法", "scan": "扫描", "targets": "目标", "started": "开始时间",
+        "by_severity": "按严重性统计的发现（漏洞或疑似）", "by_os": "按操作系统统计的主机", "smb1_share": "启用 SMBv1",
+        "unsigned_share": "未强制 SMB 签名", "trend": "相同目标的历次扫描趋势", "unknown_os": "未知",
     },
 }
 STATUS_ORDER = ("vulnerable", "likely", "unknown", "not_vulnerable")
@@ -44,7 +50,9 @@ def _env() -> jinja2.Environment:
     return jinja2.Environment(loader=loader, autoescape=True, trim_blocks=True, lstrip_blocks=True)
 
 
-def render(results: list[HostResult], lang: str = "en", title: str | None = None) -> str:
+def render(results: list[HostResult], lang: str = "en", title: str | None = None,
+           charts: list | None = None, fixes: dict[str, list[str]] | None = None, scan: dict | None = None) -> str:
+    """charts: [(heading, Markup svg)]; fixes: finding id -> paragraphs; scan: the store's scan row."""
     if lang not in LABELS:
         raise ValueError(f"unknown language {lang!r} (en or zh)")
     by_finding: dict[str, dict] = defaultdict(lambda: {"hosts": [], "counts": Counter()})
@@ -67,6 +75,7 @@ def render(results: list[HostResult], lang: str = "en", title: str | None = None
                 "counts": [(s, entry["counts"][s]) for s in STATUS_ORDER if entry["counts"][s]],
                 "hosts": entry["hosts"],
                 "bad": entry["counts"]["vulnerable"] + entry["counts"]["likely"],
+                "fix": (fixes or {}).get(fid, []),
             }
         )
     sections.sort(key=lambda s: (-min(s["bad"], 1), SEVERITIES.index(s["severity"]), -s["bad"], s["id"]))
@@ -84,4 +93,6 @@ def render(results: list[HostResult], lang: str = "en", title: str | None = None
         stats=stats,
         sections=sections,
         results=sorted(results, key=lambda r: r.address),
+        charts=charts or [],
+        scan=scan,
     )

@@ -1,0 +1,31 @@
+"""Contract JSON (as stored) back into model objects, for the writers that take HostResult."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+from ..model import Finding, HostResult, Identity, Smb1Info, Smb2Info
+
+
+def _make(cls, data: dict | None):
+    if data is None:
+        return None
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def host_from_dict(d: dict) -> HostResult:
+    findings = []
+    for f in d.get("findings") or []:
+        f = dict(f)
+        f.setdefault("title", f.get("id", ""))
+        f.setdefault("severity", "info")
+        f.setdefault("status", "unknown")
+        findings.append(_make(Finding, f))
+    return HostResult(
+        address=d["address"], hostname=d.get("hostname"), ports=dict(d.get("ports") or {}),
+        smb1=_make(Smb1Info, d.get("smb1")) if d.get("smb1") is not None else None,
+        smb2=_make(Smb2Info, d.get("smb2")) if d.get("smb2") is not None else None,
+        identity=_make(Identity, d.get("identity") or {}), findings=findings,
+        errors=list(d.get("errors") or []), duration_ms=d.get("duration_ms") or 0, connections=d.get("connections") or 0,
+    )

@@ -1,0 +1,172 @@
+"""Reports from the store: history, diff, the scan report (html/csv/json) and OCSF export.
+
+    render_history(store, "table" | "json")
+    render_diff(store.diff(a, b), "table" | "json")
+    render_report(store, scan_id, "html" | "csv" | "json" | "ocsf", lang="en" | "zh")
+    export_ocsf(store, scan_id) -> list of OCSF 1.x Vulnerability Finding (class 2002) objects
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime, timezone
+
+from ..kb.findings import meta
+from ..model import SEVERITIES
+from . import charts
+from .convert import host_from_dict
+from .fixes import fix_text
+from .html import LABELS, render
+
+HISTORY_FORMATS = ("table", "json")
+REPORT_FORMATS = ("html", "csv", "json", "ocsf")
+OCSF_VERSION = "1.1.0"
+OCSF_SEVERITY = {"info": 1, "low": 2, "medium": 3, "high": 4, "critical": 5}
+OCSF_SEVERITY_NAME = {1: "Informational", 2: "Low", 3: "Medium", 4: "High", 5: "Critical", 0: "Unknown"}
+BAD = ("vulnerable", "likely")
+
+
+def _table(headers: list[str], rows: list[list]) -> str:
+    cells = [[str("" if c is None else c) for c in r] for r in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in cells]) + "\n"
+
+
+def _check(fmt: str, allowed: tuple[str, ...]) -> None:
+    if fmt not in allowed:
+        raise ValueError(f"unknown format {fmt!r} (one of {', '.join(allowed)})")
+
+
+def render_history(store, fmt: str = "table") -> str:
+    _check(fmt, HISTORY_FORMATS)
+    scans = store.scans()
+    if fmt == "json":
+        return json.dumps(scans, indent=2, ensure_ascii=False) + "\n"
+    rows = [[s["id"], (s["started"] or "")[:19].replace("T", " "), s["status"], s["hosts"], s["exposed"], s["findings"],
+             " ".join(s["targets"])[:60]] for s in scans]
+    return _table(["ID", "STARTED (UTC)", "STATUS", "HOSTS", "EXPOSED", "FINDINGS", "TARGETS"], rows)
+
+
+def render_diff(diff, fmt: str = "table") -> str:
+    _check(fmt, HISTORY_FORMATS)
+    if fmt == "json":
+        return json.dumps(diff.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    out = [f"scan {diff.old_id} -> scan {diff.new_id}\n"]
+    if diff.empty:
+        return out[0] + "no changes\n"
+    if diff.new_hosts:
+        out.append(f"\nnew hosts ({len(diff.new_hosts)}): " + " ".join(diff.new_hosts) + "\n")
+    if diff.gone_hosts:
+        out.append(f"\ngone hosts ({len(diff.gone_hosts)}): " + " ".join(diff.gone_hosts) + "\n")
+    for title, items in (("new findings", diff.new_findings), ("fixed findings", diff.fixed_findings),
+                         ("changed findings", diff.changed_findings)):
+        if items:
+            out.append(f"\n{title} ({len(items)}):\n")
+            out.append(_table(["ADDRESS", "PORT", "FINDING", "SEVERITY", "BEFORE", "AFTER"],
+                              [[i["address"], i["port"] or "", i["id"], i["severity"], i["old_status"] or "-", i["new_status"] or "-"]
+                               for i in items]))
+    return "".join(out)
+
+
+def _all_hosts(store, scan_id: int) -> list[dict]:
+    return store.hosts(scan_id, limit=None)
+
+
+def _charts(store, scan_id: int, lang: str) -> list:
+    t = LABELS[lang]
+    st = store.stats(scan_id)
+    sev = [(s, n, charts.COLORS[s]) for s, n in st["by_severity"] if n]
+    by_os = [(o or t["unknown_os"], n, None) for o, n in st["by_os"][:8]]
+    if len(st["by_os"]) > 8:
+        by_os.append(("\u2026", sum(n for _, n in st["by_os"][8:]), "#7a8394"))
+    trend = [(f"#{s['id']} {(s['started'] or '')[:10]}", s["hosts"], s["exposed"]) for s in store.trend(scan_id)]
+    return [
+        (t["by_severity"], charts.bars(sev)),
+        (t["by_os"], charts.bars(by_os)),
+        (t["smb1_share"], charts.share(st["smb1"], st["hosts"], t["smb1_share"], "#c96a00")),
+        (t["unsigned_share"], charts.share(st["unsigned"], st["hosts"], t["unsigned_share"], "#b3261e")),
+        (t["trend"], charts.trend(trend, (t["hosts"], t["exposed"]))),
+    ]
+
+
+def _fixes(hosts: list[dict], lang: str) -> dict[str, list[str]]:
+    os_by_finding: dict[str, list] = {}
+    for h in hosts:
+        os_name = (h.get("identity") or {}).get("os_name") or (h.get("smb1") or {}).get("native_os")
+        for f in h.get("findings") or []:
+            if f.get("status") in BAD:
+                os_by_finding.setdefault(f["id"], []).append(os_name)
+    return {fid: fix_text(fid, oses, lang) for fid, oses in os_by_finding.items()}
+
+
+def render_report(store, scan_id: int, fmt: str = "html", lang: str = "en") -> str:
+    _check(fmt, REPORT_FORMATS)
+    if lang not in LABELS:
+        raise ValueError(f"unknown language {lang!r} (en or zh)")
+    scan = store.scan(scan_id)
+    if fmt == "ocsf":
+        return json.dumps(export_ocsf(store, scan_id), indent=2, ensure_ascii=False) + "\n"
+    hosts = _all_hosts(store, scan_id)
+    if fmt == "json":
+        return json.dumps({"scan": scan, "hosts": hosts}, indent=2, ensure_ascii=False) + "\n"
+    if fmt == "csv":
+        from ..scan.output import CSV_COLUMNS, csv_row
+
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(CSV_COLUMNS)
+        for h in hosts:
+            w.writerow(csv_row(host_from_dict(h)))
+        return buf.getvalue()
+    results = [host_from_dict(h) for h in hosts]
+    title = f"{LABELS[lang]['title']} #{scan_id}"
+    return render(results, lang=lang, title=title, charts=_charts(store, scan_id, lang), fixes=_fixes(hosts, lang), scan=scan)
+
+
+def _ms(iso: str | None) -> int:
+    if not iso:
+        return int(datetime.now(timezone.utc).timestamp() * 1000)
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def export_ocsf(store, scan_id: int) -> list[dict]:
+    """Vulnerable and likely findings as OCSF Vulnerability Finding objects (class_uid 2002)."""
+    scan = store.scan(scan_id)
+    when = _ms(scan["finished"] or scan["updated"] or scan["started"])
+    names = {}
+    for h in _all_hosts(store, scan_id):
+        ident = h.get("identity") or {}
+        names[h["address"]] = ident.get("dns_name") or ident.get("netbios_name") or h.get("hostname")
+    out = []
+    for f in store.findings(scan_id, status=BAD):
+        sev = OCSF_SEVERITY.get(f["severity"], 0)
+        try:
+            m = meta(f["id"])
+        except KeyError:
+            m = {}
+        title = f["title"] or m.get("title") or f["id"]
+        desc = f["evidence"] or f["reason"] or title
+        resource = {"type": "host", "ip": f["address"]}
+        if names.get(f["address"]):
+            resource["hostname"] = names[f["address"]]
+        vulns = [{"cve": {"uid": c}, "title": title, "severity": f["severity"].capitalize()} for c in (f["cves"] or m.get("cves") or [])]
+        if not vulns:
+            vulns = [{"title": title, "desc": desc, "severity": f["severity"].capitalize()}]
+        out.append({
+            "class_uid": 2002, "class_name": "Vulnerability Finding", "category_uid": 2, "category_name": "Findings",
+            "activity_id": 1, "activity_name": "Create", "type_uid": 200201,
+            "severity_id": sev, "severity": OCSF_SEVERITY_NAME[sev],
+            "status_id": 1, "status": "New",
+            "confidence_id": 3 if f["status"] == "vulnerable" else 2,
+            "time": when,
+            "finding_info": {"uid": f"smbsentry:{scan_id}:{f['address']}:{f['id']}:{f['port'] or ''}", "title": title, "desc": desc,
+                             "types": [f["id"]]},
+            "vulnerabilities": vulns,
+            "resources": [resource],
+            "metadata": {"product": {"name": "smbsentry", "vendor_name": "smbsentry"}, "version": OCSF_VERSION},
+            "unmapped": {"smbsentry_status": f["status"], "inferred": f["inferred"], "port": f["port"], "scan_id": scan_id},
+        })
+    return out

@@ -1,0 +1,69 @@
+"""Entry point the top-level CLI wires as `smbsentry rules FILE... [--format] [-o] [--ports] [--wide-threshold]`.
+
+Kept here (not in smbsentry/cli.py) so the command owns its own logic;
+findings are not errors (exit 0), bad input exits 2 with one line on stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .detect import read
+from .errors import RulesError
+from .evaluate import DEFAULT_WIDE_THRESHOLD, evaluate, parse_targets
+from .output import render
+
+
+def expand(paths: list[str]) -> list[str]:
+    """Files as given; a directory contributes its regular files in name order."""
+    out: list[str] = []
+    for p in paths:
+        pp = Path(p)
+        if pp.is_dir():
+            out += [str(f) for f in sorted(pp.iterdir()) if f.is_file() and not f.name.startswith(".")]
+        else:
+            out.append(p)
+    return out
+
+
+def scan_files(paths: list[str], ports_spec: str | None = None, wide_threshold: int = DEFAULT_WIDE_THRESHOLD):
+    """All exposures of all files; raises RulesError on the first unreadable one."""
+    targets = parse_targets(ports_spec)
+    found = []
+    for p in expand(paths):
+        for c in read(p):
+            found += evaluate(c, targets, wide_threshold)
+    return found
+
+
+def main_rules(paths: list[str], fmt: str, out, ports_spec: str | None, wide_threshold: int) -> int:
+    """Run `smbsentry rules`; `out` is a path, '-'/None for stdout, or a writable text stream."""
+    if fmt not in ("table", "jsonl", "json"):
+        print(f"smbsentry rules: unknown format {fmt!r} (use table, jsonl or json)", file=sys.stderr)
+        return 2
+    if not paths:
+        print("smbsentry rules: no files given", file=sys.stderr)
+        return 2
+    if not 0 <= wide_threshold <= 32:
+        print(f"smbsentry rules: --wide-threshold must be 0..32, got {wide_threshold}", file=sys.stderr)
+        return 2
+    try:
+        text = render(scan_files(paths, ports_spec, wide_threshold), fmt)
+    except RulesError as exc:
+        print(f"smbsentry rules: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # --ports
+        print(f"smbsentry rules: {exc}", file=sys.stderr)
+        return 2
+    if out is None or out == "-":
+        sys.stdout.write(text)
+    elif hasattr(out, "write"):
+        out.write(text)
+    else:
+        try:
+            Path(out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            print(f"smbsentry rules: cannot write {out}: {exc.strerror}", file=sys.stderr)
+            return 1
+    return 0
