@@ -162,8 +162,16 @@ def scan(
                 fail("--user needs a password: set SMBSENTRY_PASSWORD (it is never read from the command line)")
             password = getpass.getpass(f"Password for {domain + chr(92) if domain else ''}{user}: ")
         creds = Credentials(user, password, domain)
+    from .checks.shadowbrokers import ShadowBrokersCheck
+
+    service_ports = frozenset()
+    if any(isinstance(c, ShadowBrokersCheck) for c in selected):
+        from .services import DEFAULT_PORTS
+
+        service_ports = DEFAULT_PORTS
     options = ScanOptions(
-        ports=_ports(ports), timeout=timeout, credentials=creds, dialect_method=dialects, checks=selected
+        ports=_ports(ports), timeout=timeout, credentials=creds, dialect_method=dialects, checks=selected,
+        service_ports=service_ports,
     )
     if store is None and not no_store:
         from .store import Store, StoreError

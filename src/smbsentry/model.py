@@ -124,6 +124,7 @@ class HostResult:
     errors: list[str] = field(default_factory=list)
     duration_ms: int = 0
     connections: int = 0
+    services: dict[str, Any] = field(default_factory=dict)  # other services (RDP, HTTP, Kerberos...) when probed
 
     @property
     def smb_open(self) -> bool:
@@ -141,4 +142,5 @@ class HostResult:
             "errors": list(self.errors),
             "duration_ms": self.duration_ms,
             "connections": self.connections,
+            **({"services": self.services} if self.services else {}),
         }

@@ -30,6 +30,7 @@ def _load() -> None:
         ms17_010,
         null_session,
         sambacry,
+        shadowbrokers,
         signing,
         smbghost,
         smbv1,
@@ -49,6 +50,20 @@ ORDER = [
     "ms10-061",
     "cve-2017-7494",
     "eol-os",
+    # the rest of the Shadow Brokers table (checks/shadowbrokers.py; not default)
+    "eclipsedwing",
+    "educatedscholar",
+    "emeraldthread",
+    "erraticgopher",
+    "zippybeer",
+    "esteemaudit",
+    "explodingcan",
+    "eskimoroll",
+    "englishmansdentist",
+    "emphasismine",
+    "ewokfrenzy",
+    "easypi",
+    "easybee",
 ]
 
 

@@ -369,6 +369,14 @@ async def scan_host(address: str, options: ScanOptions, limiter: RateLimiter, ho
     ctx = HostContext(address, options, limiter, HostResult(address=address, hostname=hostname))
     try:
         await fingerprint(ctx)
+        if options.service_ports and ctx.result.smb_open:
+            from ..services import probe_services
+
+            # Safe service fingerprints for the Shadow Brokers modules that
+            # aim at other ports; each probe has its own timeout and never raises.
+            ctx.result.services = await probe_services(
+                address, set(options.service_ports), options.timeout, realm=ctx.result.identity.dns_domain or None
+            )
         if options.checks and ctx.result.smb_open:
             await run_checks(ctx, options.checks)
             session_facts(ctx)

@@ -34,6 +34,7 @@ class ScanOptions:
     called_name: str = "*SMBSERVER"
     max_frame: int = 1 << 20
     checks: tuple = ()  # Check instances, run after the fingerprint
+    service_ports: frozenset[int] = frozenset()  # other services to fingerprint (issue 7's modules)
 
 
 class RateLimiter:
@@ -73,6 +74,12 @@ class HostContext:
     _ipc: tuple[IpcSession | None, str] | None = None
     _ipc_tids: dict[tuple[str, str], int] = field(default_factory=dict)
     _access: dict[str, Access] = field(default_factory=dict)
+
+    @property
+    def services(self) -> dict[str, Any]:
+        """The other services' facts (RDP, HTTP, Kerberos, ...) for the
+        Shadow Brokers checks; empty when they were not probed."""
+        return self.result.services
 
     @property
     def credentials(self) -> Credentials | None:

@@ -1,0 +1,89 @@
+"""Non-SMB services of a host, for the Shadow Brokers exposure checks.
+
+Sans-I/O parsers (rdp, http, kerberos, mail, nbns) and small asyncio probes,
+each with a timeout and a 64 KiB read cap.  `probe_services` runs the probes
+for the ports asked and returns a JSON-able dict; a probe that fails leaves
+{"error": reason} under its key, a service whose port was not asked is None.
+
+Keys: rdp (3389), http (80), kerberos (88), smtp (25), imap (143),
+notes (1352, 3264), worldclient (1000, 3000), nbns (UDP 137).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from . import http, kerberos, mail, nbns, rdp
+from .common import READ_CAP, ServiceError
+
+__all__ = ["ServiceError", "READ_CAP", "SERVICE_PORTS", "DEFAULT_PORTS", "probe_services", "probe_one"]
+
+SERVICE_PORTS: dict[str, tuple[int, ...]] = {
+    "rdp": (3389,), "http": (80,), "kerberos": (88,), "smtp": (25,), "imap": (143,),
+    "notes": (1352, 3264), "worldclient": (3000, 1000), "nbns": (137,),
+}
+DEFAULT_PORTS = frozenset(p for ps in SERVICE_PORTS.values() for p in ps)
+
+
+async def probe_one(name: str, address: str, ports: list[int], timeout: float, realm: str | None = None,
+                    port_map: dict[int, int] | None = None) -> dict:
+    """One service; ServiceError (or {"error": ...} for notes/worldclient lists) when it failed."""
+    pm = port_map or {}
+    real = [pm.get(p, p) for p in ports]
+    if name == "rdp":
+        return await rdp.probe(address, real[0], timeout)
+    if name == "http":
+        return await http.probe(address, real[0], timeout)
+    if name == "kerberos":
+        return await kerberos.probe(address, real[0], timeout, realm)
+    if name == "smtp":
+        return await mail.probe_smtp(address, real[0], timeout)
+    if name == "imap":
+        return await mail.probe_imap(address, real[0], timeout)
+    if name == "nbns":
+        return await nbns.probe(address, real[0], timeout)
+    if name == "notes":
+        out = await mail.probe_notes(address, real, timeout)
+        out["ports"] = {str(p): out["ports"][str(r)] for p, r in zip(ports, real)}
+        return out
+    if name == "worldclient":
+        errors = []
+        for p, r in zip(ports, real):
+            try:
+                res = await http.probe_worldclient(address, r, timeout)
+                res["port"] = p
+                return res
+            except ServiceError as exc:
+                errors.append(str(exc))
+        raise ServiceError("; ".join(errors))
+    raise ValueError(f"unknown service {name!r}")
+
+
+async def probe_services(address: str, ports: set[int], timeout: float, *, realm: str | None = None,
+                         port_map: dict[int, int] | None = None) -> dict:
+    """{"rdp": {...} | None, "http": ..., ...}: None when none of the service's ports was asked.
+
+    A failed probe is {"error": "<reason>"}.  `realm` is the Kerberos realm to ask
+    for (the SMB identity's DNS domain when known); `port_map` maps a well-known port
+    to the port actually used (tests).  Never raises ServiceError.
+    """
+    names, tasks = [], []
+    for name, sp in SERVICE_PORTS.items():
+        asked = [p for p in sp if p in ports]
+        if not asked:
+            continue
+        names.append(name)
+        tasks.append(asyncio.create_task(probe_one(name, address, asked, timeout, realm, port_map)))
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    out: dict = {name: None for name in SERVICE_PORTS}
+    for name, res in zip(names, results):
+        if isinstance(res, BaseException):
+            if isinstance(res, asyncio.CancelledError):
+                raise res
+            reason = str(res) if isinstance(res, ServiceError) else f"{type(res).__name__}: {res}"
+            out[name] = {"error": reason[:300]}
+        else:
+            if isinstance(res, dict):
+                res.pop("body", None)
+            out[name] = res
+    return out

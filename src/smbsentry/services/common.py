@@ -1,0 +1,84 @@
+"""Shared pieces of the service probes: the error type, capped reads, one TCP exchange.
+
+Every probe reads at most READ_CAP bytes per connection and gives up after its
+timeout; failures become ServiceError with a one-line reason, never anything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+READ_CAP = 64 * 1024
+
+
+class ServiceError(Exception):
+    """A probe could not learn what it asked: the message is the reason, one line."""
+
+
+async def connect(address: str, port: int, timeout: float):
+    try:
+        return await asyncio.wait_for(asyncio.open_connection(address, port), timeout)
+    except asyncio.TimeoutError:
+        raise ServiceError(f"{port}: connect timed out") from None
+    except ConnectionRefusedError:
+        raise ServiceError(f"{port}: connection refused") from None
+    except OSError as exc:
+        raise ServiceError(f"{port}: {exc.strerror or exc}") from None
+
+
+async def close(writer) -> None:
+    with contextlib.suppress(Exception):
+        writer.close()
+        await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+
+async def read_some(reader, timeout: float, cap: int = READ_CAP) -> bytes:
+    """One read (up to cap bytes); b'' on EOF; ServiceError on timeout or reset."""
+    try:
+        return await asyncio.wait_for(reader.read(cap), timeout)
+    except asyncio.TimeoutError:
+        raise ServiceError("no answer before the timeout") from None
+    except OSError as exc:
+        raise ServiceError(f"connection error: {exc.strerror or exc}") from None
+
+
+async def read_until(reader, done, timeout: float, cap: int = READ_CAP) -> bytes:
+    """Read until done(buffer) is true, EOF, or cap bytes; timeout covers the whole read."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    buf = bytearray()
+    while len(buf) < cap and not done(bytes(buf)):
+        left = end - loop.time()
+        if left <= 0:
+            if buf:
+                break
+            raise ServiceError("no answer before the timeout")
+        try:
+            chunk = await asyncio.wait_for(reader.read(cap - len(buf)), left)
+        except asyncio.TimeoutError:
+            if buf:
+                break
+            raise ServiceError("no answer before the timeout") from None
+        except OSError as exc:
+            raise ServiceError(f"connection error: {exc.strerror or exc}") from None
+        if not chunk:
+            break
+        buf += chunk
+    return bytes(buf[:cap])
+
+
+async def send(writer, data: bytes, timeout: float) -> None:
+    try:
+        writer.write(data)
+        await asyncio.wait_for(writer.drain(), timeout)
+    except asyncio.TimeoutError:
+        raise ServiceError("send timed out") from None
+    except OSError as exc:
+        raise ServiceError(f"connection error: {exc.strerror or exc}") from None
+
+
+def text(data: bytes, limit: int = 256) -> str:
+    """Printable text from network bytes, capped."""
+    s = data[:limit * 2].decode("latin-1")
+    return "".join(ch if ch.isprintable() else " " for ch in s).strip()[:limit]
