@@ -101,6 +101,12 @@ def scan(
     db: Optional[str] = typer.Option(None, "--db", help="Store URL (SQLite path or postgresql://...); default SMBSENTRY_DB or the user data dir."),
     no_store: bool = typer.Option(False, "--no-store", help="Do not record this scan in the store."),
     resume: Optional[int] = typer.Option(None, "--resume", metavar="SCAN_ID", help="Complete a killed scan: same targets and options, finished hosts skipped."),
+    engines: bool = typer.Option(False, "--engines", help="Scan through remote engines (Celery): shard the targets and route them to engine queues."),
+    queue: Optional[str] = typer.Option(None, "--queue", help="With --engines: the engine queue for every shard (or the default for unrouted ones)."),
+    route: Optional[Path] = typer.Option(None, "--route", help="With --engines: ROUTES.yaml mapping queue -> CIDRs."),
+    broker: Optional[str] = typer.Option(None, "--broker", help="With --engines: broker URL (default SMBSENTRY_BROKER or redis://127.0.0.1:6379/0)."),
+    shard_size: int = typer.Option(256, "--shard-size", min=1, max=65536, help="With --engines: addresses per shard (within one /24)."),
+    key_file: Optional[Path] = typer.Option(None, "--key-file", help="With --engines: the shared job-signing key (default SMBSENTRY_ENGINE_KEY_FILE)."),
 ) -> None:
     """Discover SMB/NetBIOS hosts, fingerprint them and run the checks; every scan is recorded while it runs."""
     from .scan.engine import Engine, install_uvloop
@@ -111,6 +117,22 @@ def scan(
 
     if fmt not in FORMATS:
         fail(f"unknown --format {fmt!r} (choose from {', '.join(FORMATS)})")
+    if engines:
+        from .engines.cli import main_distributed_scan
+
+        if fmt not in ("jsonl", "table"):
+            fail("--engines writes results to the store and, with --format jsonl, to -o/stdout")
+        if user and os.environ.get("SMBSENTRY_PASSWORD") is None:
+            fail("--user needs a password: set SMBSENTRY_PASSWORD (it is never read from the command line)")
+        raise typer.Exit(
+            main_distributed_scan(
+                list(targets or []), queue, str(route) if route else None, broker, db, shard_size,
+                key_file=str(key_file) if key_file else None, targets_file=[str(f) for f in targets_file],
+                exclude=list(exclude), ports=ports, checks=checks, timeout=timeout, dialects=dialects,
+                rate=rate, user=user, domain=domain, quiet=quiet,
+                output=(str(output) if output else ("-" if fmt == "jsonl" else None)), no_store=no_store,
+            )
+        )
     store = scan_id = None
     done: set[str] = set()
     if resume is not None:
@@ -425,6 +447,51 @@ def rules(
     from .rules.cli import main_rules
 
     raise typer.Exit(main_rules([str(f) for f in files], fmt, str(output) if output else None, ports, wide_threshold))
+
+
+@app.command(epilog="Example:  smbsentry engine --queue plant-floor --allow 10.20.0.0/16 --key-file /etc/smbsentry/engine.key")
+def engine(
+    queue: str = typer.Option(..., "--queue", help="The queue (network segment) this engine serves."),
+    allow: list[str] = typer.Option([], "--allow", help="CIDR this engine may scan (repeatable; required)."),
+    key_file: Optional[Path] = typer.Option(None, "--key-file", help="Shared key the central side signs jobs with (default SMBSENTRY_ENGINE_KEY_FILE)."),
+    concurrency: int = typer.Option(256, "--concurrency", min=1, max=100000, help="Hosts in flight per shard."),
+    broker: Optional[str] = typer.Option(None, "--broker", help="Broker URL (default SMBSENTRY_BROKER or redis://127.0.0.1:6379/0)."),
+    db: Optional[str] = typer.Option(None, "--db", help="Also write results to this store (the central side writes them in any case)."),
+) -> None:
+    """Run a scan engine: a Celery worker that scans the signed shards routed to its queue.
+
+    The engine only connects out to the broker, runs only jobs signed with
+    the shared key, and refuses targets outside its --allow ranges."""
+    from .engines.cli import main_engine
+
+    raise typer.Exit(main_engine(queue, concurrency, broker, db, allow, str(key_file) if key_file else None))
+
+
+@app.command("engines")
+def engines_list(
+    broker: Optional[str] = typer.Option(None, "--broker", help="Broker URL."),
+    as_json: bool = typer.Option(False, "--json", help="JSON instead of a table."),
+) -> None:
+    """List live engines with their queues, allowed ranges and load."""
+    from .engines.cli import main_engines_list
+
+    raise typer.Exit(main_engines_list(broker, as_json=as_json))
+
+
+@app.command(epilog="Example:  smbsentry serve --port 8080 --allow 10.20.0.0/16   (then open http://127.0.0.1:8080/)")
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (put anything but loopback behind HTTPS)."),
+    port: int = typer.Option(8080, "--port", min=1, max=65535, help="Port to listen on."),
+    db: Optional[str] = typer.Option(None, "--db", help="Store URL (default SMBSENTRY_DB or the user data dir)."),
+    allow: list[str] = typer.Option([], "--allow", help="Range the dashboard may start scans against (repeatable; none: scanning from the web is off)."),
+) -> None:
+    """The web dashboard: overview, hosts, host detail with fixes and plans, scans and diffs, a JSON API.
+
+    Login required (the first visit sets the admin password); users and
+    sessions live in the store's web_* tables."""
+    from .web import main_serve
+
+    raise typer.Exit(main_serve(host, port, db, allow))
 
 
 def _open_store(db: Optional[str]):
