@@ -7,7 +7,6 @@ import html
 import re
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
