@@ -6,8 +6,8 @@ patched Windows 7, a DoublePulsar implant, XP, 2003, 2012 R2, Windows 10
 1909 with SMBGhost exposure, Server 2019/2022, Samba 4.5 in the SambaCry
 range, and broken hosts that stall, send garbage or reset).  The scan's
 table is printed; demo-output/ gets report.html (English), report-zh.html,
-scan.json and the lab's manifest, and the scan is compared with the
-manifest.  Loopback only.
+scan.json, the lab's manifest and the remediation plan (plan/plan.md with
+apply and rollback scripts), and the scan is compared with the manifest.  Loopback only.
 """
 
 from __future__ import annotations
@@ -65,6 +65,8 @@ def main() -> int:
         subprocess.run([*scan, "--format", "html", "-o", str(OUT / "report.html"), "-q"], check=False)
         subprocess.run([*scan, "--format", "html", "--lang", "zh", "-o", str(OUT / "report-zh.html"), "-q"], check=False)
         rc = subprocess.run([*scan, "--format", "table"], check=False).returncode
+        # the fix, per host, from the same results (seed 001's flow): plan.md and scripts
+        subprocess.run([py, "-m", "smbsentry.cli", "plan", str(OUT / "scan.json"), "-o", str(OUT / "plan")], check=False)
     finally:
         lab.send_signal(signal.SIGINT)
         try:
@@ -83,7 +85,7 @@ def main() -> int:
     print(f"\nmanifest check: {right}/{total} hosts reported exactly as the lab's manifest says")
     for address, diff in wrong.items():
         print(f"  {address} ({diff['profile']}): {diff['differences']}")
-    print(f"report: {OUT / 'report.html'} (and report-zh.html, scan.json, manifest.json)")
+    print(f"report: {OUT / 'report.html'} (and report-zh.html, scan.json, manifest.json); plan: {OUT / 'plan' / 'plan.md'}")
     return rc if not wrong else 1
 
 

@@ -90,3 +90,35 @@ def test_rules_clean_config_and_bad_file():
     bad = RULES.parent / "inventories" / "broken.json"
     p = run("rules", str(bad))
     assert p.returncode == 2 and "broken.json" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_collector_prints_the_powershell_script():
+    p = run("collector")
+    assert p.returncode == 0
+    assert "smbsentry-collector" in p.stdout and "Get-HotFix" in p.stdout and "SMBDeviceEnabled" in p.stdout
+
+
+def test_plan_from_scan_results(tmp_path):
+    host = {
+        "address": "127.0.0.9", "ports": {"445": "open"}, "errors": [],
+        "smb1": {"enabled": True, "ports": {"445": True}, "native_os": "Windows 7 Professional 7601 Service Pack 1"},
+        "identity": {"netbios_name": 'EVIL"; del c:\\ & "', "os_version": "6.1.7601", "os_build": 7601,
+                     "os_name": "Windows 7 SP1 / Server 2008 R2 SP1", "implementation": "windows"},
+        "findings": [{"id": "ms17-010", "status": "vulnerable", "severity": "critical", "title": "MS17-010", "cves": [],
+                      "references": [], "evidence": "PeekNamedPipe on FID 0 answered 0xC0000205", "reason": None,
+                      "inferred": False, "port": 445}],
+    }
+    results = tmp_path / "scan.json"
+    results.write_text(json.dumps([host]))
+    out = tmp_path / "plan"
+    p = run("plan", str(results), "-o", str(out), "--lang", "zh")
+    assert p.returncode == 0, p.stderr
+    text = (out / "plan.md").read_text(encoding="utf-8")
+    assert "KB4012212" in text or "KB4012215" in text
+    scripts = list((out / "scripts").iterdir())
+    assert scripts
+    for script in scripts:
+        body = script.read_text(encoding="utf-8", errors="replace")
+        assert "del c:" not in body  # a hostile host name never reaches a command
+    p = run("plan", str(tmp_path / "missing.json"), "-o", str(out))
+    assert p.returncode == 2 and "Traceback" not in p.stderr

@@ -616,12 +616,18 @@ def which_kb_cmd(
     )
 )
 def audit(
-    inventory: list[Path] = typer.Argument(..., help="Inventory files or folders: systeminfo, Get-HotFix CSV/JSON, wmic qfe CSV, osquery JSON, host/os/build/kbs CSV."),
+    inventory: list[Path] = typer.Argument(None, help="Inventory files or folders: systeminfo, Get-HotFix CSV/JSON, wmic qfe CSV, osquery JSON, host/os/build/kbs CSV, the collector's JSON."),
+    remote: list[str] = typer.Option([], "--remote", help="Audit these targets over SMB with credentials (remote registry); repeatable, ranges allowed."),
+    user: Optional[str] = typer.Option(None, "--user", help="With --remote: the account (password from SMBSENTRY_PASSWORD or a prompt)."),
+    domain: str = typer.Option("", "--domain", help="With --remote: the account's domain."),
+    start_remote_registry: bool = typer.Option(False, "--start-remote-registry", help="With --remote: start RemoteRegistry where it is stopped, and restore it after."),
+    workers: int = typer.Option(16, "--workers", min=1, max=256, help="With --remote: hosts audited at once."),
+    timeout: float = typer.Option(30.0, "--timeout", min=1, help="With --remote: seconds per host."),
     fmt: str = typer.Option("table", "--format", "-f", help="table | jsonl | json"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
     merge: Optional[Path] = typer.Option(None, "--merge", help="Scan results (json or jsonl) to settle with the patch facts; writes merged host results."),
 ) -> None:
-    """Audit patch state from exported inventories: patched / missing / not applicable / unknown, with the evidence that decided."""
+    """Audit patch state from exported inventories or over SMB with credentials: patched / missing / not applicable / unknown, with the evidence that decided."""
     import json as _json
 
     from .audit.api import audit_files, render_audit
@@ -629,10 +635,30 @@ def audit(
 
     if fmt not in ("table", "jsonl", "json"):
         fail(f"unknown --format {fmt!r} (table, jsonl or json)")
+    inventory = inventory or []
+    if not inventory and not remote:
+        fail("give inventory files or --remote TARGETS")
     for p in inventory:
         if not p.exists():
             fail(f"{p}: no such file or folder")
-    results, errors = audit_files(inventory)
+    results, errors = audit_files(inventory) if inventory else ([], [])
+    remote_errors: list = []
+    if remote:
+        from .audit.remote import audit_remote
+
+        if not user:
+            fail("--remote needs --user (the password comes from SMBSENTRY_PASSWORD or a prompt)")
+        password = os.environ.get("SMBSENTRY_PASSWORD")
+        if password is None:
+            if not sys.stdin.isatty():
+                fail("--user needs a password: set SMBSENTRY_PASSWORD (it is never read from the command line)")
+            password = getpass.getpass(f"Password for {domain + chr(92) if domain else ''}{user}: ")
+        try:
+            run = audit_remote(list(remote), user, password, domain, timeout, workers, start_remote_registry=start_remote_registry)
+        except ValueError as exc:
+            fail(str(exc))
+        results = list(results) + list(run.results)
+        remote_errors = list(run.errors)
     if merge is not None:
         try:
             text = merge.read_text("utf-8")
@@ -656,10 +682,45 @@ def audit(
         output.write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
+    for e in remote_errors:  # per-host run-time problems: reported, the others go on
+        err.print(f"smbsentry: {e}", markup=False, soft_wrap=True)
     if errors:
         for e in errors:
             err.print(f"smbsentry: {e}", markup=False, soft_wrap=True)
         raise typer.Exit(2)
+    if remote_errors and not results:
+        raise typer.Exit(1)
+
+
+@app.command()
+def collector() -> None:
+    """Print the PowerShell collector: run it on a Windows host and feed its JSON to `smbsentry audit`.
+
+    Example:  smbsentry collector > collect.ps1   then on the host:
+    powershell -ExecutionPolicy Bypass -File collect.ps1 > %COMPUTERNAME%.json"""
+    from .audit.collector import collector_script
+
+    sys.stdout.write(collector_script())
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  smbsentry plan scan.json -o plan/\n\n"
+        "  smbsentry plan merged.jsonl audit.jsonl -o plan-zh/ --lang zh"
+    )
+)
+def plan(
+    results: list[Path] = typer.Argument(..., help="Scan, audit or merged results (json or jsonl)."),
+    out_dir: Path = typer.Option(..., "--output", "-o", help="Folder for plan.md, plan.json, bundle.csv and scripts/."),
+    lang: str = typer.Option("en", "--lang", help="en | zh"),
+) -> None:
+    """Plan the fix per host (seed 001's flow): backup first, isolate the implanted, install the exact KB with
+    its prerequisites, or where no patch exists disable SMB1 and the Server service, block 139/445, isolate,
+    upgrade; with apply and rollback scripts per host group and the offline patch bundle list."""
+    from .remediate.writer import main_plan
+
+    raise typer.Exit(main_plan([str(r) for r in results], str(out_dir), lang))
 
 
 def main() -> None:

@@ -8,7 +8,9 @@
   "not known", not "none"), optionally with address, sp, arch, ubr and any
   other fact name as extra columns;
 * facts JSON: audit results written by `smbsentry audit --format json[l]`,
-  or objects with fact names (a collector script's output).
+  or objects with fact names; smbsentry's own PowerShell collector output
+  ({"format": "smbsentry-collector", ...}) is recognised by its marker and
+  read by formats/collector.py.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import fields
 
 from ..errors import InventoryError
 from ..facts import HostFacts
+from . import collector
 from .systeminfo import arch_of
 
 BOOL_TRUE = {"1", "true", "yes", "y", "on", "enabled"}
@@ -122,6 +125,12 @@ def _csv_host(cells: dict[str, str]) -> HostFacts:
 def facts_json(items: list[dict], lines_of: dict[int, int], path: str) -> tuple[list[HostFacts], list[InventoryError]]:
     hosts, errors = [], []
     for i, item in enumerate(items):
+        if collector.is_collector(item):  # smbsentry's PowerShell collector, sniffed by its marker
+            try:
+                hosts.append(collector.parse_item(item, path, lines_of.get(i, 1)))
+            except InventoryError as exc:
+                errors.append(exc)
+            continue
         body = item.get("facts", item)
         if not isinstance(body, dict):
             errors.append(InventoryError(path, lines_of.get(i, 1), "`facts` is not an object"))

@@ -1,0 +1,537 @@
+"""Host views -> an ordered remediation plan (seed 001, section 2's decision flow).
+
+Per host:
+1. compromised (DoublePulsar answered on the wire, or WannaCry indicators in
+   the facts) -> the isolate-now list, first;
+2. the host holds data (shares other than the administrative ones, a domain
+   controller, or a role / holds_data flag in the input) -> back up or
+   snapshot before any change (seeds 002, 004);
+3. a patch exists for this OS and architecture (kb.query.fixes_for) ->
+   prerequisites first (service packs), the update, verify (Get-HotFix,
+   wmic qfe, or the build revision where it is proof); quick workarounds
+   that need no restart (SMBGhost's DisableCompression) come before it;
+4. no patch, or the OS is past end of support -> disable SMB1 (the way the
+   OS family allows: Set-SmbServerConfiguration, the SMB1 registry value,
+   SMBDeviceEnabled=0 on XP / 2003), stop and disable the Server service
+   (not on hosts that share data), block 139/445 (host firewall; border),
+   isolate the segment, upgrade;
+5. configuration findings -> hardening (SMB1 off, signing, anonymous
+   access, Guest).
+Hosts are then grouped by OS family, architecture and the scripted steps
+they need; each group gets one apply and one rollback script.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any
+
+from ..kb import query
+from ..kb.model import Action, Product
+from ..kb.store import kb
+from . import texts
+from .hosts import HostView, collect_hosts
+
+FLAVOUR = {"windows-nt5": "cmd", "windows-nt6.0": "cmd", "windows-nt6.1": "cmd", "windows-nt6.2": "ps1", "windows-nt6.3": "ps1",
+           "windows-10": "ps1", "samba": "sh"}
+FAMILY_LABEL = {"windows-nt5": "xp-2003", "windows-nt6.0": "vista-2008", "windows-nt6.1": "win7-2008r2", "windows-nt6.2": "win8-2012",
+                "windows-nt6.3": "win81-2012r2", "windows-10": "win10-2016plus", "samba": "samba"}
+SMB1_ACTION = {"windows-nt5": "disable-smb-device", "windows-nt6.0": "disable-smb1-registry", "windows-nt6.1": "disable-smb1-registry",
+               "windows-nt6.2": "disable-smb1-server", "windows-nt6.3": "disable-smb1-server", "windows-10": "disable-smb1-server"}
+# Phases: the order steps take on one host.
+PHASE = {"response": 0, "backup": 1, "immediate": 2, "prerequisite": 3, "patch": 4, "verify": 5, "workaround": 6, "hardening": 7,
+         "network": 8, "upgrade": 9, "identify": 10}
+SEVERITY = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
+SAMBA_MANUAL = {"smbv1-enabled": "samba-smb1", "smb-signing-not-required": "samba-signing", "smb-null-session": "samba-anonymous",
+                "smb-guest-access": "samba-guest"}
+HARDENING = {"smb-signing-not-required": "require-smb-signing", "smb-null-session": "restrict-anonymous",
+             "smb-guest-access": "disable-guest-account"}
+# Steps that scripts carry out (the others are done by people: backup, isolation, border rules, upgrades).
+PLANNER_SCRIPTED = {"install-update", "install-update-nt5", "install-service-pack", "xp-firewall"}
+
+
+@dataclass
+class Step:
+    id: str  # a kb action id, or the planner's: backup, isolate-now, verify-update, verify-build, isolate-segment, xp-firewall, identify
+    phase: str
+    text: str
+    findings: list[str] = field(default_factory=list)
+    kb: str | None = None
+    title: str | None = None
+    level: str | None = None  # the product (service-pack level) the package installs on
+    files: dict[str, str] = field(default_factory=dict)  # architecture -> package file name (kb data)
+    urls: dict[str, str] = field(default_factory=dict)
+    alternatives: list[str] = field(default_factory=list)
+    verify_kbs: list[str] = field(default_factory=list)  # any of these proves the fix (kb supersedence)
+    verify_build: tuple[tuple[int, ...], int] | None = None  # (builds, lowest fixed UBR)
+    condition_build: tuple[int, ...] = ()  # service packs: run only on these builds
+    condition_sp: int | None = None  # ... or where CSDVersion is below this service pack
+    reboot: bool = False
+    scripted: bool = False
+    note: str | None = None
+    text_key: str | None = None  # planner steps whose text names host data (shares, evidence): scripts show the generic text
+    text_args: dict[str, str] = field(default_factory=dict)  # ... and the host data, kept apart so writers can escape it
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["verify_build"] = list(d["verify_build"][0]) + [d["verify_build"][1]] if self.verify_build else None
+        d["condition_build"] = list(self.condition_build)
+        return d
+
+
+@dataclass
+class HostPlan:
+    key: str
+    name: str | None
+    address: str | None
+    os: str | None
+    product: str | None
+    family: str | None
+    architecture: str | None
+    end_of_support: str | None
+    eol: bool
+    holds_data: bool
+    data_shares: list[str]
+    isolate: str | None  # "implant" | "wannacry" | None
+    needs: dict[str, str]  # finding id -> the status that asked for a remedy
+    steps: list[Step] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    group: str | None = None
+    priority: int = 9
+
+    @property
+    def category(self) -> str:
+        if self.isolate:
+            return "isolate"
+        if any(s.id == "identify" for s in self.steps):
+            return "identify"
+        if any(s.phase == "patch" for s in self.steps):
+            return "patch"
+        if self.steps:
+            return "workaround"
+        return "clean"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in asdict(self).items() if k != "steps"}
+        d["steps"] = [s.to_dict() for s in self.steps]
+        d["category"] = self.category
+        return d
+
+
+@dataclass
+class BundleRow:
+    product: str
+    os: str
+    architecture: str
+    kb: str
+    kind: str
+    role: str  # base | key | alternative
+    title: str
+    file: str | None
+    url: str | None
+    hosts: int
+    order: int
+    note: str | None = None
+
+
+@dataclass
+class ScriptGroup:
+    name: str
+    flavour: str  # cmd | ps1 | sh
+    family: str
+    architecture: str | None  # None: the script picks the package by the host's architecture
+    products: list[str]
+    builds: list[int]
+    hosts: list[str]  # host keys
+    steps: list[Step]
+    apply: str = ""
+    rollback: str = ""
+
+    @property
+    def extension(self) -> str:
+        return {"cmd": ".cmd", "ps1": ".ps1", "sh": ".sh"}[self.flavour]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "flavour": self.flavour, "family": self.family, "architecture": self.architecture,
+                "products": self.products, "builds": self.builds, "hosts": self.hosts,
+                "files": [f"scripts/{self.name}-apply{self.extension}", f"scripts/{self.name}-rollback{self.extension}"],
+                "steps": [s.id + (f" {s.kb}" if s.kb else "") for s in self.steps]}
+
+
+@dataclass
+class Plan:
+    lang: str
+    as_of: date
+    hosts: list[HostPlan]
+    groups: list[ScriptGroup]
+    bundle: list[BundleRow]
+    firewall: str = ""
+
+    @property
+    def isolate_now(self) -> list[HostPlan]:
+        return [h for h in self.hosts if h.isolate]
+
+    @property
+    def backup_first(self) -> list[HostPlan]:
+        return [h for h in self.hosts if any(s.id == "backup" for s in h.steps)]
+
+    def host(self, ref: str) -> HostPlan | None:
+        low = ref.lower()
+        return next((h for h in self.hosts if h.key == low or h.address == ref or (h.name or "").lower() == low), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": "smbsentry-plan", "version": 1, "lang": self.lang, "as_of": self.as_of.isoformat(),
+            "isolate_now": [{"host": h.name, "address": h.address, "reason": h.isolate} for h in self.isolate_now],
+            "backup_first": [{"host": h.name, "address": h.address, "shares": h.data_shares} for h in self.backup_first],
+            "hosts": [h.to_dict() for h in self.hosts],
+            "groups": [g.to_dict() for g in self.groups],
+            "bundle": [asdict(b) for b in self.bundle],
+        }
+
+
+# --- one host ---------------------------------------------------------------------------------------
+
+class _Builder:
+    def __init__(self, view: HostView, lang: str, today: date):
+        self.v, self.lang, self.today = view, lang, today
+        self.steps: dict[tuple[str, str | None], Step] = {}
+        self.notes: list[str] = []
+
+    def t(self, key: str, **kw) -> str:
+        return texts.t(key, self.lang, **kw)
+
+    def action_text(self, a: Action) -> str:
+        return a.text_zh if self.lang == "zh" else a.text_en
+
+    def add(self, step: Step) -> Step:
+        key = (step.id, step.kb)
+        have = self.steps.get(key)
+        if have is not None:
+            have.findings += [f for f in step.findings if f not in have.findings]
+            return have
+        self.steps[key] = step
+        return step
+
+    def action(self, action_id: str, phase: str, findings: list[str], note: str | None = None) -> Step | None:
+        a = kb().actions.get(action_id)
+        p = self.v.product
+        if a is None or (p is not None and p.family not in a.applies_to):
+            return None
+        flavour = FLAVOUR.get(p.family) if p else None
+        scripted = bool(flavour and _commands(a, flavour, p))
+        return self.add(Step(action_id, phase, self.action_text(a), list(findings), reboot=a.reboot, scripted=scripted, note=note))
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+
+def _commands(a: Action, flavour: str, p: Product | None, rollback: bool = False) -> tuple[str, ...]:
+    src = a.rollback if rollback else a.commands
+    if flavour == "ps1":
+        if p is not None and p.role == "server" and src.get("powershell-server"):
+            return src["powershell-server"]
+        return src.get("powershell") or src.get("cmd") or ()
+    if flavour == "cmd":
+        return src.get("cmd") or ()
+    if flavour == "sh":
+        return src.get("shell") or ()
+    return ()
+
+
+def _ordered_needs(v: HostView) -> list[str]:
+    ids = [i for i in dict.fromkeys(list(v.scan) + list(v.audit)) if v.need(i)]
+    vulns = kb().vulns
+    return sorted(ids, key=lambda i: (SEVERITY.get(vulns[i].severity, 5) if i in vulns else 6, list(vulns).index(i) if i in vulns else 999))
+
+
+def _patch(b: _Builder, vid: str, p: Product, covered: dict[str, Step]) -> bool:
+    """Install steps for a vulnerability's update; False when no update exists for this product."""
+    v = kb().vulns[vid]
+    if v.bulletin in covered:
+        covered[v.bulletin].findings.append(vid)
+        return True
+    arch = b.v.arch
+    options = query.fixes_for(vid, p, arch, b.v.installed)
+    if not options:
+        return False
+    first = options[0]
+    for pre in first.prerequisites:
+        fix = kb().fixes.get(pre.kb)
+        if pre.kind == "service-pack":
+            level = next((lvl for sp_kb, lvl in query.service_pack_path(p) if sp_kb == pre.kb), None)
+            # Windows 7 / 2008 R2 RTM is build 7600 and SP1 7601; XP SP2 and SP3 share 2600: then CSDVersion decides.
+            by_build = level is not None and level.build != p.build
+            a = kb().actions["install-service-pack"]
+            step = b.add(Step("install-service-pack", "prerequisite", b.action_text(a), [vid], kb=pre.kb, title=pre.name, level=p.id,
+                              files=_files(fix, arch, p) if fix else {}, urls=_urls(fix, arch, p) if fix else {}, reboot=True,
+                              scripted=True, condition_build=tuple(p.builds) if by_build else (),
+                              condition_sp=None if by_build or level is None else level.service_pack))
+            b.note(b.t("note-service-pack", kb=first.fix.kb, sp=f"{pre.kb} ({pre.name})"))
+            step.note = step.note or b.t("note-reboot")
+        else:
+            b.add(Step("install-update", "prerequisite", b.action_text(kb().actions["install-update"]), [vid], kb=pre.kb, title=pre.name,
+                       level=first.product.id, files=_files(fix, arch, first.product) if fix else {}, reboot=True, scripted=True,
+                       verify_kbs=[pre.kb]))
+    action_id = "install-update-nt5" if p.family == "windows-nt5" else "install-update"
+    a = kb().actions[action_id]
+    covers = query.covering_updates(v.bulletin, first.product.id)
+    verify = sorted(covers, key=lambda k: (covers[k].rank, k))
+    fb = query.fixed_build(v.bulletin, first.product)
+    verify_build = ((fb[0],), fb[1]) if fb and first.product.ubr_is_proof else None
+    step = b.add(Step(action_id, "patch", b.action_text(a), [vid], kb=first.fix.kb, title=first.fix.title, level=first.product.id,
+                      files=_files(first.fix, arch, first.product), urls=_urls(first.fix, arch, first.product),
+                      alternatives=[o.fix.kb for o in options[1:]], verify_kbs=verify, verify_build=verify_build, reboot=True,
+                      scripted=True, note=first.note))
+    covered[v.bulletin] = step
+    if verify_build:
+        how = b.t("verify-build", build=fb[0], ubr=fb[1])
+        b.add(Step("verify-build", "verify", how, [vid], kb=first.fix.kb, verify_build=verify_build, scripted=True))
+    else:
+        tool = "wmic qfe / systeminfo" if p.family == "windows-nt5" else "Get-HotFix -Id " + ",".join(verify[:4])
+        kbs = " / ".join([first.fix.kb] + step.alternatives)
+        b.add(Step("verify-update", "verify", b.t("verify-update", how=f"{kbs} ({tool})"), [vid], kb=first.fix.kb,
+                   verify_kbs=verify, scripted=True))
+    return True
+
+
+def _files(fix, arch: str | None, p: Product) -> dict[str, str]:
+    archs = [arch] if arch else list(p.architectures)
+    out = {}
+    for a in archs:
+        got = fix.files_for(a, p.id)
+        if got:
+            out[a] = got[0].name
+    return out
+
+
+def _urls(fix, arch: str | None, p: Product) -> dict[str, str]:
+    archs = [arch] if arch else list(p.architectures)
+    out = {}
+    for a in archs:
+        got = fix.files_for(a, p.id)
+        if got and got[0].url:
+            out[a] = got[0].url
+    return out
+
+
+def _workarounds(b: _Builder, p: Product, why: list[str], extra_actions: list[str]) -> None:
+    """Disable SMB1, stop the Server service, block 139/445, isolate, upgrade (seed 001 for hosts without a patch)."""
+    v, f = b.v, b.v.facts
+    fam = p.family
+    smb1_off = f.get("smb1_server") is False or v.smb1_enabled is False
+    if fam == "windows-nt5":
+        if f.get("smb_device_enabled") is not False:
+            b.action("disable-smb-device", "workaround", why)
+    elif not smb1_off:
+        b.action(SMB1_ACTION[fam], "workaround", why)
+        b.note(b.t("note-smb1-clients"))
+    if v.holds_data:
+        b.note(b.t("note-data-host"))
+    else:
+        if f.get("server_service") not in ("stopped", "disabled"):
+            b.action("stop-server-service", "workaround", why)
+        if f.get("firewall_blocks_smb") is not True:
+            if fam == "windows-nt5":
+                b.add(Step("xp-firewall", "workaround", b.t("xp-firewall"), list(why), scripted=True))
+            else:
+                b.action("block-smb-firewall", "workaround", why)
+    for aid in extra_actions:
+        a = kb().actions.get(aid)
+        if a is None or aid in ("upgrade-os", "block-smb-border", "stop-server-service", "block-smb-firewall") or aid in SMB1_ACTION.values():
+            continue
+        if aid in ("remove-smb1-feature", "audit-smb1-access", "check-wannacry-indicators", "isolate-host"):
+            continue
+        b.action(aid, "workaround", why)
+    b.action("block-smb-border", "network", why)
+    b.add(Step("isolate-segment", "network", b.t("isolate-segment"), list(why)))
+    b.action("upgrade-os", "upgrade", why)
+
+
+def plan_host(view: HostView, lang: str = "en", today: date | None = None) -> HostPlan:
+    today = today or date.today()
+    b = _Builder(view, lang, today)
+    p = view.product
+    needs = _ordered_needs(view)
+    status = {i: (view.status(i)[0] or view.status(i)[1] or "") for i in needs}
+    eol = bool(p and p.windows and p.end_of_support and p.end_of_support < today) or view.need("eol-os") is True
+    os_name = (view.product_note if view.product_note and " / " in view.product_note else p.name) if p else None
+    hp = HostPlan(view.key, view.name, view.address, os_name, p.id if p else None, p.family if p else None, view.arch,
+                  p.end_of_support.isoformat() if p and p.end_of_support else None, eol, view.holds_data, view.data_shares, None, status)
+    # 1. compromised hosts: isolate now
+    if view.implanted:
+        hp.isolate = "implant"
+        ev = view.evidence("doublepulsar")[:160] or "MID 81"
+        b.add(Step("isolate-now", "response", b.t("isolate-implant", evidence=ev), ["doublepulsar"],
+                   text_key="isolate-implant", text_args={"evidence": ev}))
+    if view.wannacry:
+        hp.isolate = hp.isolate or "wannacry"
+        ev = ", ".join(view.wannacry[:4])
+        b.add(Step("isolate-now", "response", b.t("isolate-wannacry", evidence=ev), ["ms17-010"],
+                   text_key="isolate-wannacry", text_args={"evidence": ev}))
+        if p is not None:
+            b.action("check-wannacry-indicators", "response", ["ms17-010"])
+    if p is None:
+        if needs or hp.isolate:
+            names = ", ".join(needs) or "doublepulsar"
+            b.add(Step("identify", "identify", b.t("identify", findings=names), list(needs)))
+        return _finish(b, hp)
+    if view.product_note:
+        b.note(b.t("note-os-assumed", os=view.product_note) if " / " in view.product_note else view.product_note)
+    if p.family == "samba":
+        for fid, key in SAMBA_MANUAL.items():
+            if view.need(fid):
+                b.add(Step(key, "hardening", b.t(key), [fid]))
+    if eol:
+        b.note(b.t("note-eol", os=p.name, date=p.end_of_support.isoformat() if p.end_of_support else "?"))
+    covered: dict[str, Step] = {}
+    no_patch: list[str] = []
+    extra_actions: list[str] = []
+    vulns = kb().vulns
+    for vid in needs:
+        v = vulns.get(vid)
+        if v is None:
+            continue
+        if p.family == "samba":
+            if vid == "cve-2017-7494":
+                b.action("upgrade-samba", "patch", [vid])
+                b.action("samba-disable-nt-pipe-support", "immediate", [vid])
+            continue
+        if v.kind in ("configuration", "lifecycle") or vid == "cve-2017-7494":
+            continue
+        if v.affected and not query.is_affected(vid, p, view.arch):
+            continue
+        if all(not kb().products[x].windows for a in v.affected for x in a.products) and v.affected:
+            b.action("upgrade-application", "upgrade", [vid])
+            continue
+        if vid == "cve-2020-0796" and view.facts.get("disable_compression") is not True:
+            b.action("disable-smb-compression", "immediate", [vid])
+        if v.bulletin and _patch(b, vid, p, covered):
+            continue
+        no_patch.append(vid)
+        extra_actions += [a for a in v.workarounds if a not in extra_actions]
+        if v.bulletin:
+            b.note(b.t("no-update", finding=vid, os=p.name))
+    if p.windows and (no_patch or eol):
+        _workarounds(b, p, no_patch or ["eol-os"], extra_actions)
+    # 5. configuration findings
+    if p.windows:
+        if view.need("smbv1-enabled") and view.facts.get("smb1_server") is not False:
+            if p.family == "windows-10":
+                b.action("audit-smb1-access", "hardening", ["smbv1-enabled"])
+            step = b.action(SMB1_ACTION[p.family], "hardening", ["smbv1-enabled"])
+            if step is not None:
+                b.note(b.t("note-smb1-clients"))
+        for fid, aid in HARDENING.items():
+            if view.need(fid):
+                step = b.action(aid, "hardening", [fid])
+                if step is not None and fid == "smb-signing-not-required":
+                    step.note = b.t("note-signing")
+    return _finish(b, hp)
+
+
+def _finish(b: _Builder, hp: HostPlan) -> HostPlan:
+    view = b.v
+    # 2. data first: a host that holds data is backed up before anything is changed on it
+    if view.holds_data and b.steps:
+        why = ", ".join(view.data_shares[:6]) or ("domain controller" if view.facts.get("domain_controller") else ", ".join(view.roles) or "data")
+        b.add(Step("backup", "backup", b.t("backup", why=why), [], text_key="backup", text_args={"why": why}))
+    hp.steps = sorted(b.steps.values(), key=lambda s: PHASE[s.phase])  # stable: insertion order inside a phase
+    hp.notes = b.notes
+    vulns = kb().vulns
+    sev = [SEVERITY.get(vulns[i].severity, 5) for i in hp.needs if i in vulns]
+    hp.priority = -1 if hp.isolate else (min(sev) if sev else 8)
+    return hp
+
+
+# --- many hosts ------------------------------------------------------------------------------------
+
+def _group_key(hp: HostPlan, steps: list[Step]) -> tuple:
+    sig = tuple((s.id, s.kb, tuple(sorted(s.files.items())), s.condition_build) for s in steps)
+    return FLAVOUR[hp.family], hp.family, hp.architecture, any(s.id == "backup" for s in hp.steps), hp.isolate, sig
+
+
+def _groups(hosts: list[HostPlan]) -> list[ScriptGroup]:
+    buckets: dict[tuple, list[HostPlan]] = defaultdict(list)
+    for hp in hosts:
+        if hp.family not in FLAVOUR:
+            continue
+        steps = [s for s in hp.steps if s.scripted]
+        if not steps:
+            continue
+        buckets[_group_key(hp, steps)].append(hp)
+    out, used = [], defaultdict(int)
+    for (flavour, family, arch, _backup, _isolate, _sig), members in buckets.items():
+        base = f"{FAMILY_LABEL[family]}-{arch or 'any'}"
+        used[base] += 1
+        name = base if used[base] == 1 else f"{base}-{used[base]}"
+        products = list(dict.fromkeys(h.product for h in members if h.product))
+        # the builds a host may show when it runs the script: its own, and the levels its service packs lead to
+        levels = {s.level for h in members for s in h.steps if s.level}
+        builds = sorted({b for pid in set(products) | levels for b in kb().products[pid].builds})
+        steps = list(members[0].steps)  # the others appear in the scripts as comments
+        for h in members:
+            h.group = name
+        out.append(ScriptGroup(name, flavour, family, arch, products, builds, [h.key for h in members], steps))
+    return out
+
+
+def _bundle(hosts: list[HostPlan]) -> list[BundleRow]:
+    rows: dict[tuple, BundleRow] = {}
+    for hp in hosts:
+        if hp.product is None:
+            continue
+        p = query.product(hp.product)
+        # architecture unknown (a network scan): the common ones; ia64 / arm64 only when a host says so
+        archs = [hp.architecture] if hp.architecture else [a for a in p.architectures if a in ("x86", "x64")] or list(p.architectures)
+        for s in hp.steps:
+            if s.id not in ("install-update", "install-update-nt5", "install-service-pack") or not s.kb:
+                continue
+            kbs = [(s.kb, "base" if s.id == "install-service-pack" else "key")] + [(k, "alternative") for k in s.alternatives]
+            target = query.product(s.level) if s.level else p
+            for kb_id, role in kbs:
+                fix = kb().fixes.get(kb_id)
+                for a in archs:
+                    key = (target.id, a, kb_id)
+                    if key in rows:
+                        rows[key].hosts += 1
+                        continue
+                    files = fix.files_for(a, target.id) if fix else ()
+                    name = files[0].name if files else None
+                    note = None
+                    if not name:
+                        note = f"not in the knowledge base: get {kb_id} for {target.name} {a} from the Microsoft Update Catalog"
+                        if hp.family == "windows-nt5":
+                            note += " (the .exe is language-specific)"
+                    elif "-chs" in name.lower():
+                        note = "Chinese (Simplified) package: other system languages need their own"
+                    elif fix and fix.kind in ("monthly-rollup", "cumulative") and role != "base":
+                        note = "or any later update of the same kind"
+                    order = {"base": 0, "key": 1, "alternative": 2}[role]
+                    rows[key] = BundleRow(target.id, target.name, a, kb_id, fix.kind if fix else "", role, fix.title if fix else s.title or "",
+                                          name, files[0].url if files else None, 1, order, note)
+    return sorted(rows.values(), key=lambda r: (r.os, r.architecture, r.order, r.kb))
+
+
+def plan(results: list, lang: str = "en", *, as_of: date | None = None) -> Plan:
+    """The remediation plan for scan results, audit results or merged results (dicts or the result objects), in any mix."""
+    if lang not in texts.LANGS:
+        raise ValueError(f"unknown language {lang!r} (en or zh)")
+    records = [r.to_dict() if hasattr(r, "to_dict") else r for r in results]
+    today = as_of or date.today()
+    views = collect_hosts(records)
+    hosts = [plan_host(v, lang, today) for v in views]
+    order = {h.key: i for i, h in enumerate(hosts)}
+    hosts.sort(key=lambda h: (h.priority, {"isolate": 0, "patch": 1, "workaround": 2, "identify": 3, "clean": 4}[h.category], order[h.key]))
+    groups = _groups(hosts)
+    from .scripts import firewall_snippet, render_group  # scripts import this module's dataclasses
+
+    by_key = {h.key: h for h in hosts}
+    for g in groups:
+        g.apply, g.rollback = render_group(g, [by_key[k] for k in g.hosts], lang, today)
+    p = Plan(lang, today, hosts, groups, _bundle(hosts))
+    p.firewall = firewall_snippet(p)
+    return p

@@ -1,0 +1,246 @@
+"""Write a plan to a folder, and the `smbsentry plan` entry point.
+
+    out_dir/plan.md                      the plan for people (English or Chinese)
+    out_dir/plan.json                    the same, for tools
+    out_dir/bundle.csv                   the offline patch bundle: which files to stage for which OS / architecture
+    out_dir/scripts/<group>-apply.cmd|ps1|sh and <group>-rollback.*
+    out_dir/scripts/firewall-snippet.txt
+    out_dir/bundle/                      (empty) where the scripts look for the packages
+
+Files are written with the encodings their readers expect: .cmd in the
+console code page family (ASCII for English, GBK for Chinese, CRLF),
+.ps1 as UTF-8 with a BOM (Windows PowerShell 5.1 reads BOM-less files as
+ANSI), the rest UTF-8.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from datetime import date
+from pathlib import Path
+
+from ..audit.encoding import decode
+from ..audit.errors import InventoryError
+from ..kb.store import kb
+from . import texts
+from .planner import HostPlan, Plan, plan
+from .scripts import host_label, safe_address
+
+MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]|"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"})
+
+
+def md_text(text: str | None, limit: int = 200) -> str:
+    """A string from the network or an inventory (names, shares, evidence) as inert Markdown: one line, escaped, capped."""
+    s = "".join(ch if ch.isprintable() else " " for ch in (text or ""))[:limit]
+    return s.translate(MD_SPECIAL)
+
+
+def md_plain(text: str | None) -> str:
+    """Trusted text (knowledge base, planner): one line, HTML-inert, its own Markdown (`code`) kept."""
+    s = "".join(ch if ch.isprintable() else " " for ch in (text or ""))
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def md_code(text: str | None, limit: int = 200) -> str:
+    """A code span; backticks cannot occur in file names from the knowledge base but are dropped anyway."""
+    return "`" + "".join(ch for ch in (text or "")[:limit] if ch.isprintable() and ch != "`") + "`"
+
+
+def _step_text(s, lang: str) -> str:
+    return _fill_escaped(s, lang) if s.text_key else md_plain(s.text)
+
+
+def _fill_escaped(s, lang: str) -> str:
+    """A planner step's text with the host data in it escaped (the template itself is trusted)."""
+    marks = {k: f"@@smbsentry-arg-{i}@@" for i, k in enumerate(s.text_args)}
+    text = md_plain(texts.t(s.text_key, lang, **marks)) if marks else md_plain(s.text)
+    for k, mark in marks.items():
+        text = text.replace(mark, md_text(s.text_args[k], 300))
+    return text
+
+
+def _host_title(h: HostPlan, lang: str) -> str:
+    name = md_text(h.name) if h.name else None
+    addr = safe_address(h.address)
+    who = " ".join(x for x in (f"**{name}**" if name else None, f"({addr})" if addr and name else addr) if x) or md_text(h.key)
+    os_text = h.os or texts.t("os-unknown", lang)
+    arch = f" {h.architecture}" if h.architecture else ""
+    return f"{who} - {md_plain(os_text)}{arch}"
+
+
+def render_markdown(p: Plan) -> str:
+    lang = p.lang
+    t = lambda key, **kw: texts.t(key, lang, **kw)  # noqa: E731
+    vulns = kb().vulns
+    cats = [h.category for h in p.hosts]
+    L = [f"# {t('title')}", "", f"{p.as_of.isoformat()}", "",
+         t("summary", hosts=len(p.hosts), isolate=cats.count("isolate"), backup=len(p.backup_first), patch=cats.count("patch"),
+           workaround=cats.count("workaround"), identify=cats.count("identify"), clean=cats.count("clean")), "", t("flow"), ""]
+    L += [f"## 1. {t('h-isolate')}", ""]
+    if p.isolate_now:
+        for h in p.isolate_now:
+            step = next(s for s in h.steps if s.id == "isolate-now")
+            L.append(f"- {_host_title(h, lang)}: {_step_text(step, lang)}")
+    else:
+        L.append(f"- {t('none')}")
+    L += ["", f"## 2. {t('h-backup')}", ""]
+    if p.backup_first:
+        for h in p.backup_first:
+            shares = ", ".join(md_text(s, 60) for s in h.data_shares[:12]) or "-"
+            L.append(f"- {_host_title(h, lang)}: {shares}")
+    else:
+        L.append(f"- {t('none')}")
+    L += ["", f"## 3. {t('h-hosts')}", ""]
+    n = 0
+    for h in p.hosts:
+        if h.category == "clean":
+            continue
+        n += 1
+        L += [f"### 3.{n} {_host_title(h, lang)}", ""]
+        needs = []
+        for fid, status in h.needs.items():
+            v = vulns.get(fid)
+            title = (v.title_zh if lang == "zh" else v.title) if v else fid
+            needs.append(f"`{fid}` {md_plain(title)} ({status})")
+        if needs:
+            L.append(f"{t('findings')}: " + "; ".join(needs))
+            L.append("")
+        for i, s in enumerate(h.steps, 1):
+            how = t("script") if s.scripted else t("manual")
+            kb_part = f" **{s.kb}**" if s.kb else ""
+            extra = []
+            if s.title:
+                extra.append(md_plain(s.title))
+            if s.files:
+                extra.append(", ".join(f"{a}: {md_code(f)}" for a, f in sorted(s.files.items())))
+            if s.alternatives:
+                extra.append(("或 " if lang == "zh" else "or ") + ", ".join(s.alternatives))
+            if s.note:
+                extra.append(md_plain(s.note))
+            if s.reboot:
+                extra.append(t("note-reboot"))
+            tail = f" ({'; '.join(extra)})" if extra else ""
+            L.append(f"{i}. [{how}]{kb_part} {_step_text(s, lang)}{tail}")
+        for note in h.notes:
+            L.append(f"   - {md_plain(note)}")
+        if h.group:
+            L.append(f"   - {t('group')}: `{h.group}`")
+        L.append("")
+    L += [f"## 4. {t('h-groups')}", "", t("groups-help"), ""]
+    if p.groups:
+        L += ["| group | OS | arch | hosts | scripts |", "|---|---|---|---|---|"]
+        by_key = {h.key: h for h in p.hosts}
+        for g in p.groups:
+            hosts = ", ".join(md_text(host_label(by_key[k]), 60) for k in g.hosts[:8]) + (" ..." if len(g.hosts) > 8 else "")
+            os_names = ", ".join(dict.fromkeys(by_key[k].os or "?" for k in g.hosts))
+            L.append(f"| `{g.name}` | {md_plain(os_names)} | {g.architecture or 'any'} | {len(g.hosts)}: {hosts} | "
+                     f"`scripts/{g.name}-apply{g.extension}`, `scripts/{g.name}-rollback{g.extension}` |")
+    else:
+        L.append(f"- {t('none')}")
+    L += ["", f"{t('h-firewall')}: `scripts/firewall-snippet.txt`", "", f"## 5. {t('h-bundle')}", "", t("bundle-help"), ""]
+    if p.bundle:
+        L += ["| OS | arch | role | KB | file | hosts |", "|---|---|---|---|---|---|"]
+        for r in p.bundle:
+            L.append(f"| {md_plain(r.os)} | {r.architecture} | {r.role} | {r.kb} | {md_code(r.file) if r.file else md_plain(r.note)} | {r.hosts} |")
+    else:
+        L.append(f"- {t('none')}")
+    clean = [h for h in p.hosts if h.category == "clean"]
+    L += ["", f"## 6. {t('h-clean')}", ""]
+    L += [f"- {_host_title(h, lang)}" for h in clean] or [f"- {t('none')}"]
+    return "\n".join(L) + "\n"
+
+
+def bundle_csv(p: Plan) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(["order", "role", "kb", "kind", "os", "product", "architecture", "file", "url", "hosts", "title", "note"])
+    for i, r in enumerate(p.bundle, 1):
+        w.writerow([i, r.role, r.kb, r.kind, r.os, r.product, r.architecture, r.file or "", r.url or "", r.hosts, r.title, r.note or ""])
+    return buf.getvalue()
+
+
+def write_plan(p: Plan, out_dir: str | Path) -> list[Path]:
+    """Write plan.md, plan.json, bundle.csv and the scripts; returns the paths written."""
+    out = Path(out_dir)
+    scripts = out / "scripts"
+    scripts.mkdir(parents=True, exist_ok=True)
+    (out / "bundle").mkdir(exist_ok=True)
+    written: list[Path] = []
+
+    def put(path: Path, text: str, encoding: str = "utf-8", newline: str = "\n") -> None:
+        data = text if newline == "\n" else text.replace("\r\n", "\n").replace("\n", newline)
+        path.write_bytes(data.encode(encoding, errors="replace"))
+        written.append(path)
+
+    put(out / "plan.md", render_markdown(p))
+    put(out / "plan.json", json.dumps(p.to_dict(), ensure_ascii=False, indent=2) + "\n")
+    put(out / "bundle.csv", "\ufeff" + bundle_csv(p), newline="\r\n")  # a BOM so spreadsheet programs read it as UTF-8
+    cmd_encoding = "gbk" if p.lang == "zh" else "ascii"
+    for g in p.groups:
+        for kind, text in (("apply", g.apply), ("rollback", g.rollback)):
+            path = scripts / f"{g.name}-{kind}{g.extension}"
+            if g.flavour == "cmd":
+                put(path, text, cmd_encoding, "\r\n")
+            elif g.flavour == "ps1":
+                put(path, "\ufeff" + text, "utf-8", "\r\n")
+            else:
+                put(path, text)
+    put(scripts / "firewall-snippet.txt", p.firewall)
+    return written
+
+
+def load_results(paths) -> list[dict]:
+    """Host objects from JSON (an object or an array) or JSON Lines files, in UTF-8 or UTF-16; InventoryError on bad input."""
+    records: list[dict] = []
+    for path in paths:
+        path = Path(path)
+        files = sorted(x for x in path.iterdir() if x.is_file()) if path.is_dir() else [path]
+        for f in files:
+            try:
+                text, _enc = decode(f.read_bytes(), str(f))
+            except OSError as exc:
+                raise InventoryError(str(f), None, exc.strerror or str(exc)) from None
+            if not text.strip():
+                raise InventoryError(str(f), 1, "empty file")
+            try:
+                data = json.loads(text)
+                items = data if isinstance(data, list) else [data]
+            except json.JSONDecodeError:
+                items = []
+                for no, line in enumerate(text.split("\n"), 1):
+                    if line.strip():
+                        try:
+                            items.append(json.loads(line))
+                        except json.JSONDecodeError as exc:
+                            raise InventoryError(str(f), no, f"invalid JSON: {exc.msg}") from None
+            for i, item in enumerate(items):
+                if not isinstance(item, dict):
+                    raise InventoryError(str(f), None, f"item {i + 1} is not a JSON object")
+            records += items
+    return records
+
+
+def main_plan(results_paths, out_dir, lang: str = "en", *, as_of: date | None = None) -> int:
+    """`smbsentry plan RESULTS... -o DIR [--lang en|zh]`: 0 written, 2 bad input (one line on stderr), 1 cannot write."""
+    if lang not in texts.LANGS:
+        print(f"smbsentry: unknown language {lang!r} (en or zh)", file=sys.stderr)
+        return 2
+    try:
+        records = load_results(results_paths)
+        result = plan(records, lang, as_of=as_of)
+    except (InventoryError, ValueError) as exc:
+        print(f"smbsentry: {exc}", file=sys.stderr)
+        return 2
+    try:
+        write_plan(result, out_dir)
+    except OSError as exc:
+        print(f"smbsentry: cannot write the plan to {out_dir}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    cats = [h.category for h in result.hosts]
+    print(f"plan: {len(result.hosts)} hosts ({cats.count('isolate')} to isolate now, {len(result.backup_first)} to back up first, "
+          f"{cats.count('patch')} to patch), {len(result.groups)} script groups, {len(result.bundle)} bundle files -> "
+          f"{Path(out_dir) / 'plan.md'}")
+    return 0
