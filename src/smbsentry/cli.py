@@ -405,10 +405,10 @@ def detect(
 ) -> None:
     """Detect SMB exploits, implants and worm spread in captures or live traffic.
 
-    Signatures: ms17-010-probe, ms17-010-vulnerable-reply, eternalblue, eternalromance,
-    eternalsynergy, eternalchampion, doublepulsar-ping, doublepulsar-reply, doublepulsar-upload,
-    smbghost-exploit, wannacry-killswitch-dns, smb-worm-scan; events: smb1-usage (who still
-    speaks SMBv1 to whom) and per-flow summaries."""
+    Signatures: ms17-010-probe, ms17-010-vulnerable-reply, eternalblue, eternalromance (EternalSynergy
+    sends the same pattern), eternalchampion, doublepulsar-ping, doublepulsar-reply, doublepulsar-upload,
+    doublepulsar-uninstall, smbghost-exploit, wannacry-killswitch-dns, smb-worm-scan; events: smb1-usage
+    (who still speaks SMBv1 to whom) and per-flow summaries."""
     from .detect.cli import main_detect
 
     code = main_detect(

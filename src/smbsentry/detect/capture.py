@@ -77,6 +77,10 @@ _SPB = 3
 _EPB = 6
 
 _NOT_A_CAPTURE = "not a pcap or pcapng file"
+# From byte 12 of an Ethernet frame: ethertype, IPv4 version/IHL, total length,
+# fragment field, protocol, the last two bytes of each address, the TCP ports
+# and flags (what a flow-sharded batch needs to leave a packet out).
+_shard_peek = struct.Struct("!HBxH2xHxB4xBB2xBBHH9xB").unpack_from
 
 
 class CaptureError(Exception):
@@ -132,6 +136,9 @@ class CaptureParser:
         self._frame = 0
         self._error: CaptureError | None = None
         self._closed = False
+        #: Records left out by a sharded :meth:`record_batch`, and their wire bytes.
+        self.dropped_packets = 0
+        self.dropped_bytes = 0
         #: ``"pcap"`` or ``"pcapng"`` once known, else ``None``.
         self.format: str | None = None
         #: pcap: the file's link type.  pcapng: the link type of the most recent interface.
@@ -220,6 +227,122 @@ class CaptureParser:
         if self.format == "pcap":
             return self._guard(self._pcap_records())
         return self._guard(self._pcapng_records())
+
+    def record_batch(self, shard: int = 0, shards: int = 1) -> list[Record]:
+        """Every complete record buffered so far, as a list (the fast form of :meth:`records`).
+
+        On damage, the good records before it are returned first; the next
+        call raises (errors are sticky, as with :meth:`records`).
+
+        ``shard``/``shards`` (pcap only): leave out the Ethernet/IPv4/TCP
+        packets to or from port 445/139 whose flow belongs to another shard
+        (the same hash as :class:`smbsentry.detect.engine.Engine` uses), but
+        keep SYNs to those ports for shard 0; they are counted in
+        :attr:`dropped_packets` / :attr:`dropped_bytes`.  Frame numbers are
+        unaffected.
+        """
+        if self._error is not None:
+            raise self._error
+        if self.format == "pcap":
+            return self._pcap_batch(shard, shards)
+        out: list[Record] = []
+        if self.format is None:
+            return out
+        try:
+            out.extend(self._pcapng_records())
+        except CaptureError as exc:
+            self._error = exc
+            if not out:
+                raise
+        return out
+
+    def _pcap_batch(self, shard: int = 0, shards: int = 1) -> list[Record]:
+        out: list[Record] = []
+        if not self._header_done:
+            return out
+        if shards > 1 and self.linktype == 1:
+            return self._pcap_batch_sharded(shard, shards)
+        buf = self._buf
+        pos = self._pos
+        n = len(buf)
+        unpack = self._pcap_hdr.unpack_from  # type: ignore[union-attr]
+        div = self._pcap_div
+        lt = self.linktype
+        frame = self._frame
+        append = out.append
+        while pos + 16 <= n:
+            sec, frac, caplen, wirelen = unpack(buf, pos)
+            if caplen > MAX_CAPLEN:
+                self._pos = pos
+                self._frame = frame
+                self._error = _damage(
+                    f"absurd captured length {caplen} (frame {frame + 1}, limit {MAX_CAPLEN})",
+                    self._base + pos,
+                )
+                if not out:
+                    raise self._error
+                return out
+            start = pos + 16
+            end = start + caplen
+            if end > n:
+                break
+            pos = end
+            frame += 1
+            append((frame, sec + frac / div, lt, buf[start:end], wirelen))  # type: ignore[arg-type]
+        self._pos = pos
+        self._frame = frame
+        return out
+
+    def _pcap_batch_sharded(self, shard: int, shards: int) -> list[Record]:
+        out: list[Record] = []
+        buf = self._buf
+        pos = self._pos
+        n = len(buf)
+        unpack = self._pcap_hdr.unpack_from  # type: ignore[union-attr]
+        peek = _shard_peek
+        div = self._pcap_div
+        frame = self._frame
+        append = out.append
+        dropped = 0
+        dropped_bytes = 0
+        while pos + 16 <= n:
+            sec, frac, caplen, wirelen = unpack(buf, pos)
+            if caplen > MAX_CAPLEN:
+                self._error = _damage(
+                    f"absurd captured length {caplen} (frame {frame + 1}, limit {MAX_CAPLEN})",
+                    self._base + pos,
+                )
+                break
+            start = pos + 16
+            end = start + caplen
+            if end > n:
+                break
+            pos = end
+            frame += 1
+            if caplen == wirelen and caplen >= 54:
+                et, vihl, tot, frag, proto, s2, s3, d2, d3, sport, dport, flags = peek(buf, start + 12)
+                if (
+                    et == 0x0800
+                    and vihl == 0x45
+                    and proto == 6
+                    and not frag & 0x1FFF
+                    and 40 <= tot
+                    and tot + 14 <= caplen
+                    and (sport == 445 or sport == 139 or dport == 445 or dport == 139)
+                    and (((sport + dport) * 40503 + (s3 + d3) * 313 + s2 + d2) * 2654435761 >> 20) % shards != shard
+                    and (shard or flags & 0x12 != 0x02 or (dport != 445 and dport != 139))
+                ):
+                    dropped += 1
+                    dropped_bytes += wirelen
+                    continue
+            append((frame, sec + frac / div, 1, buf[start:end], wirelen))
+        self._pos = pos
+        self._frame = frame
+        self.dropped_packets += dropped
+        self.dropped_bytes += dropped_bytes
+        if self._error is not None and not out:
+            raise self._error
+        return out
 
     def _guard(self, gen: Iterator[Record]) -> Iterator[Record]:
         try:
@@ -581,6 +704,37 @@ class CaptureReader:
     def frames(self) -> int:
         """Number of records yielded so far."""
         return self._parser.frames
+
+    def batches(self, shard: int = 0, shards: int = 1) -> Iterator[list[Record]]:
+        """Like iterating the reader, but one list of records per chunk read (faster).
+
+        ``shard``/``shards``: see :meth:`CaptureParser.record_batch`.
+        """
+        parser = self._parser
+        read = self._fp.read
+        size = self.chunk_size
+        while True:
+            batch = parser.record_batch(shard, shards)
+            if batch:
+                yield batch
+                if parser._error is not None:  # damage right after these records
+                    raise parser._error
+            try:
+                chunk = read(size)
+            except _GZIP_ERRORS as exc:
+                raise _damage(f"corrupt gzip data ({exc})", parser.bytes_fed) from None
+            if not chunk:
+                break
+            parser.feed(chunk)
+        batch = parser.record_batch(shard, shards)
+        if batch:
+            yield batch
+        parser.close()
+
+    @property
+    def dropped(self) -> tuple[int, int]:
+        """(packets, bytes) a sharded :meth:`batches` left out so far."""
+        return self._parser.dropped_packets, self._parser.dropped_bytes
 
     def __iter__(self) -> Iterator[Record]:
         parser = self._parser

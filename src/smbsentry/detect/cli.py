@@ -1,0 +1,364 @@
+"""``smbsentry detect``: the traffic detector's command (the CLI calls :func:`main_detect`).
+
+Inputs are capture files (pcap, pcapng, either gzip-compressed; several in
+one run) or one live interface (see :mod:`smbsentry.detect.live`: dumpcap or
+tcpdump writes pcap to a pipe, read as a stream).  Events go to stdout or
+``out`` as EVE-style JSON lines or a table as they are found; the summary
+follows (a ``stats`` line, or tables), and for JSON lines a short human
+summary goes to stderr unless ``quiet``.
+
+Exit status (contract.md): 0 success (alerts or not); 1 a run-time failure
+(the live capture could not start: privilege, interface); 2 bad usage or bad
+input (an unreadable, truncated or corrupt capture: the alerts of the
+packets before the damage are still written, the other inputs still read);
+3 with ``fail_on`` when an alert is at or above that severity; 130 after
+Ctrl-C while reading files (a live capture stops normally on Ctrl-C: 0).
+Errors are one line on stderr, never a traceback.
+
+``python -m smbsentry.detect`` runs the same function from its own argument
+parser (for use before the main CLI is wired, and by the benchmark).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from rich.console import Console
+
+from .capture import CaptureError, open_capture
+from .engine import Config, Engine
+from .live import LiveCapture, LiveCaptureError
+from .output import FORMATS, JsonlWriter, TableWriter, summary_lines
+from .signatures import FAIL_ON_LEVELS, SIGNATURES
+
+__all__ = ["main", "main_detect"]
+
+
+class _StartFailed(Exception):
+    """The live capture could not start: nothing to summarise."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+def _err(stderr: TextIO, message: str) -> None:
+    stderr.write(f"smbsentry: {' '.join(str(message).split())}\n")
+    stderr.flush()
+
+
+def main_detect(
+    inputs: Sequence[str | os.PathLike[str]] = (),
+    interface: str | None = None,
+    bpf: str | None = None,
+    fmt: str = "jsonl",
+    out: str | os.PathLike[str] | None = None,
+    scan_threshold: int = 20,
+    scan_window: float = 10.0,
+    *,
+    flows: bool = True,
+    quiet: bool = False,
+    fail_on: str | None = None,
+    duration: float | None = None,
+    capture_tool: str | None = None,
+    jobs: int = 1,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """Run the detector; return the exit status (see the module docstring).
+
+    ``inputs``: capture files; or ``interface`` (with an optional ``bpf``
+    capture filter and ``duration`` in seconds) for a live capture.
+    ``fmt``: ``"jsonl"`` or ``"table"``; ``out``: a file (default stdout).
+    ``scan_threshold`` distinct SMB destinations from one source within
+    ``scan_window`` seconds raise smb-worm-scan.  ``flows``: emit one ``flow``
+    event per SMB flow (JSON lines only).  ``fail_on``: critical, high,
+    medium or low.  ``capture_tool``: force ``dumpcap`` or ``tcpdump``.
+    ``jobs``: worker processes for capture files (see
+    :mod:`smbsentry.detect.parallel`; 0: one per CPU); a live capture
+    always uses one.
+    """
+    stdout = stdout if stdout is not None else sys.stdout
+    stderr = stderr if stderr is not None else sys.stderr
+    inputs = [os.fspath(p) for p in inputs or ()]
+    # -- usage -----------------------------------------------------------
+    problem = None
+    if inputs and interface:
+        problem = "give capture files or --interface, not both"
+    elif not inputs and not interface:
+        problem = "no input: give capture files (pcap, pcapng, .gz) or --interface IF"
+    elif bpf is not None and not interface:
+        problem = "--bpf applies to a live capture (--interface) only"
+    elif duration is not None and not interface:
+        problem = "--duration applies to a live capture (--interface) only"
+    elif duration is not None and not duration > 0:
+        problem = f"bad --duration {duration!r} (seconds, > 0)"
+    elif fmt not in FORMATS:
+        problem = f"unknown --format {fmt!r} (choose from {', '.join(FORMATS)})"
+    elif fail_on is not None and fail_on not in FAIL_ON_LEVELS:
+        problem = f"unknown --fail-on {fail_on!r} (critical, high, medium or low)"
+    elif capture_tool is not None and capture_tool not in ("dumpcap", "tcpdump"):
+        problem = f"unknown capture tool {capture_tool!r} (dumpcap or tcpdump)"
+    elif not isinstance(jobs, int) or not 0 <= jobs <= 256:
+        problem = f"bad --jobs {jobs!r} (0..256; 0: one per CPU)"
+    config = Config(scan_threshold=int(scan_threshold), scan_window=float(scan_window), flow_events=flows)
+    if problem is None:
+        try:
+            config.validate()
+        except ValueError as exc:
+            problem = str(exc)
+    if problem is not None:
+        _err(stderr, problem)
+        return 2
+    # -- output ------------------------------------------------------------
+    try:
+        stream: TextIO = open(out, "w", encoding="utf-8", newline="\n") if out is not None else stdout  # noqa: SIM115
+    except OSError as exc:
+        _err(stderr, f"cannot write {out}: {exc.strerror}")
+        return 2
+    if fmt == "table":
+        width = None if stream.isatty() else 200
+        writer: Any = TableWriter(Console(file=stream, width=width, highlight=False))
+    else:
+        writer = JsonlWriter(stream)
+    worst = [99]
+
+    def sink(ev: dict[str, Any]) -> None:
+        if ev["event_type"] == "alert":
+            worst[0] = min(worst[0], ev["alert"]["severity"])
+        writer.event(ev)
+
+    engine = Engine(sink, config)
+    errors: list[str] = []
+    status = 0
+    interrupted = False
+    if jobs == 0:
+        jobs = os.cpu_count() or 1
+    if jobs > 1 and (interface or not hasattr(os, "fork")):
+        jobs = 1
+    try:
+        try:
+            if interface:
+                status = _live(engine, interface, bpf, duration, capture_tool, errors, stderr)
+            elif jobs > 1:
+                engine = _read_files_parallel(inputs, config, jobs, writer, fmt, sink, worst, errors, stream, stderr)
+            else:
+                for path in inputs:
+                    _read_file(engine, path, errors, stderr)
+        except KeyboardInterrupt:
+            interrupted = True
+        except _StartFailed as exc:
+            return exc.status
+        except _InternalError as exc:
+            _err(stderr, f"internal error: {exc}")
+            return 1
+        finally:
+            with contextlib.suppress(KeyboardInterrupt):
+                stats = engine.finish()
+        stats["errors"] = errors
+        if interrupted:
+            stats["interrupted"] = True
+        writer.summary(stats)
+        if fmt == "jsonl" and not quiet:
+            for line in summary_lines(stats):
+                stderr.write(line + "\n")
+            stderr.flush()
+    except BrokenPipeError:
+        # the reader of our output went away (e.g. `| head`): stop quietly
+        with contextlib.suppress(Exception):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    finally:
+        if stream is not stdout:
+            stream.close()
+    if interrupted and not interface:
+        return 130
+    if status:
+        return status
+    if errors:
+        return 2
+    if fail_on is not None and worst[0] <= FAIL_ON_LEVELS[fail_on]:
+        return 3
+    return 0
+
+
+def _read_files_parallel(
+    inputs: list[str],
+    config: Config,
+    jobs: int,
+    writer: Any,
+    fmt: str,
+    sink: Any,
+    worst: list[int],
+    errors: list[str],
+    stream: TextIO,
+    stderr: TextIO,
+) -> Engine:
+    from .parallel import run_files
+
+    def on_line(line: bytes) -> None:
+        text = line.decode("utf-8")
+        alert = '"event_type": "alert"' in text[:80]
+        if fmt == "jsonl":
+            if alert:
+                worst[0] = min(worst[0], json.loads(text)["alert"]["severity"])
+            writer.raw(text, alert)
+        else:
+            sink(json.loads(text))
+
+    def on_error(message: str) -> None:
+        errors.append(message)
+        _err(stderr, message)
+
+    stream.flush()  # nothing buffered may be written twice by a forked worker
+    try:
+        return run_files(inputs, config, jobs, on_line, on_error, sink)
+    except RuntimeError as exc:
+        raise _InternalError(str(exc)) from None
+
+
+class _InternalError(Exception):
+    pass
+
+
+def _read_file(engine: Engine, path: str, errors: list[str], stderr: TextIO) -> None:
+    label = path
+    try:
+        ctx = open_capture(path)
+    except CaptureError as exc:
+        errors.append(f"{label}: {exc}")
+        _err(stderr, f"{label}: {exc}")
+        return
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        msg = f"cannot read {label}: {exc.strerror or exc}"
+        errors.append(msg)
+        _err(stderr, msg)
+        return
+    try:
+        engine.run(ctx.reader, label)
+    except BrokenPipeError:
+        raise
+    except CaptureError as exc:
+        msg = f"{label}: {exc} (frames before it were analysed)"
+        errors.append(msg)
+        _err(stderr, msg)
+    except OSError as exc:
+        msg = f"{label}: read error: {exc.strerror or exc}"
+        errors.append(msg)
+        _err(stderr, msg)
+    finally:
+        ctx.close()
+        engine.end_source()
+
+
+def _live(
+    engine: Engine,
+    interface: str,
+    bpf: str | None,
+    duration: float | None,
+    tool: str | None,
+    errors: list[str],
+    stderr: TextIO,
+) -> int:
+    try:
+        cap = LiveCapture(interface, bpf, duration, tool)
+    except LiveCaptureError as exc:
+        _err(stderr, str(exc))
+        raise _StartFailed(1) from None
+    old_term = None
+    if _main_thread():
+        old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        try:
+            reader = cap.start()
+        except LiveCaptureError as exc:
+            _err(stderr, str(exc))
+            raise _StartFailed(2 if exc.kind == "filter" else 1) from None
+        try:
+            engine.run(reader, interface, key="in_iface")
+        except CaptureError as exc:
+            if not cap.stopped:  # a record cut by stopping the tool is expected
+                msg = f"capture on {interface}: {exc}"
+                errors.append(msg)
+                _err(stderr, msg)
+        except KeyboardInterrupt:
+            pass
+        failure = cap.failure()
+        if failure is not None:
+            _err(stderr, str(failure))
+            errors.append(str(failure))
+            return 1
+        return 0
+    finally:
+        cap.close()
+        engine.end_source()
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:  # noqa: ARG001
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m smbsentry.detect``: the detector with its own argument parser."""
+    p = argparse.ArgumentParser(
+        prog="python -m smbsentry.detect",
+        description="Detect MS17-010 exploitation, DoublePulsar, SMBGhost, WannaCry and SMB worm "
+        "scans in captures or live traffic; report SMBv1 use.",
+    )
+    p.add_argument("pcap", nargs="*", help="capture files: pcap, pcapng, optionally .gz")
+    p.add_argument("-i", "--interface", help="capture live from this interface (needs root)")
+    p.add_argument("--bpf", help="capture filter for --interface, e.g. 'tcp port 445 or udp port 53'")
+    p.add_argument("-f", "--format", default="jsonl", choices=FORMATS)
+    p.add_argument("-o", "--output", help="write events here instead of stdout")
+    p.add_argument("--scan-threshold", type=int, default=20, help="distinct SMB destinations (default 20)")
+    p.add_argument("--scan-window", type=float, default=10.0, help="... within this many seconds (default 10)")
+    p.add_argument("--no-flows", action="store_true", help="no per-flow events")
+    p.add_argument("--fail-on", choices=sorted(FAIL_ON_LEVELS), help="exit 3 on an alert this severe")
+    p.add_argument("--duration", type=float, help="stop a live capture after this many seconds")
+    p.add_argument("--capture-tool", choices=("dumpcap", "tcpdump"))
+    p.add_argument("-j", "--jobs", type=int, default=1, help="worker processes for files (0: one per CPU)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no human summary on stderr")
+    p.add_argument("--signatures", action="store_true", help="list the signatures and exit")
+    args = p.parse_args(argv)
+    if args.signatures:
+        for s in SIGNATURES.values():
+            print(f"{s.id:26} {s.severity}  {s.signature}")
+        return 0
+    return main_detect(
+        [Path(x) for x in args.pcap],
+        args.interface,
+        args.bpf,
+        args.format,
+        args.output,
+        args.scan_threshold,
+        args.scan_window,
+        flows=not args.no_flows,
+        quiet=args.quiet,
+        fail_on=args.fail_on,
+        duration=args.duration,
+        capture_tool=args.capture_tool,
+        jobs=args.jobs,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

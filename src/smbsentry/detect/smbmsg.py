@@ -1,0 +1,185 @@
+"""What the detectors read from SMB messages: names, small parsers, checks.
+
+Only the fields the detectors need are read, straight from the bytes with
+``struct`` (the hot path); the fuller sans-I/O parsers of
+:mod:`smbsentry.protocol` are used for the rare messages worth the cost
+(SESSION_SETUP_ANDX strings).  Nothing here raises on malformed input:
+functions return ``None`` (or an empty result) instead.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from ..protocol import smb1 as proto_smb1
+from ..protocol.errors import ProtocolError
+
+__all__ = [
+    "SMB1_COMMANDS",
+    "SMB2_COMMANDS",
+    "SMB2_DIALECTS",
+    "compression_problem",
+    "session_setup_strings",
+    "smb1_command_name",
+    "smb1_dialects",
+    "smb2_command_name",
+    "status_hex",
+]
+
+SMB1_COMMANDS = {
+    0x00: "CREATE_DIRECTORY", 0x01: "DELETE_DIRECTORY", 0x02: "OPEN", 0x03: "CREATE",
+    0x04: "CLOSE", 0x05: "FLUSH", 0x06: "DELETE", 0x07: "RENAME",
+    0x08: "QUERY_INFORMATION", 0x09: "SET_INFORMATION", 0x0A: "READ", 0x0B: "WRITE",
+    0x0C: "LOCK_BYTE_RANGE", 0x0D: "UNLOCK_BYTE_RANGE", 0x0E: "CREATE_TEMPORARY",
+    0x0F: "CREATE_NEW", 0x10: "CHECK_DIRECTORY", 0x11: "PROCESS_EXIT", 0x12: "SEEK",
+    0x13: "LOCK_AND_READ", 0x14: "WRITE_AND_UNLOCK", 0x1A: "READ_RAW", 0x1B: "READ_MPX",
+    0x1C: "READ_MPX_SECONDARY", 0x1D: "WRITE_RAW", 0x1E: "WRITE_MPX",
+    0x1F: "WRITE_MPX_SECONDARY", 0x20: "WRITE_COMPLETE", 0x21: "QUERY_SERVER",
+    0x22: "SET_INFORMATION2", 0x23: "QUERY_INFORMATION2", 0x24: "LOCKING_ANDX",
+    0x25: "TRANSACTION", 0x26: "TRANSACTION_SECONDARY", 0x27: "IOCTL",
+    0x28: "IOCTL_SECONDARY", 0x29: "COPY", 0x2A: "MOVE", 0x2B: "ECHO",
+    0x2C: "WRITE_AND_CLOSE", 0x2D: "OPEN_ANDX", 0x2E: "READ_ANDX", 0x2F: "WRITE_ANDX",
+    0x30: "NEW_FILE_SIZE", 0x31: "CLOSE_AND_TREE_DISC", 0x32: "TRANSACTION2",
+    0x33: "TRANSACTION2_SECONDARY", 0x34: "FIND_CLOSE2", 0x35: "FIND_NOTIFY_CLOSE",
+    0x70: "TREE_CONNECT", 0x71: "TREE_DISCONNECT", 0x72: "NEGOTIATE",
+    0x73: "SESSION_SETUP_ANDX", 0x74: "LOGOFF_ANDX", 0x75: "TREE_CONNECT_ANDX",
+    0x7E: "SECURITY_PACKAGE_ANDX", 0x80: "QUERY_INFORMATION_DISK", 0x81: "SEARCH",
+    0x82: "FIND", 0x83: "FIND_UNIQUE", 0x84: "FIND_CLOSE", 0xA0: "NT_TRANSACT",
+    0xA1: "NT_TRANSACT_SECONDARY", 0xA2: "NT_CREATE_ANDX", 0xA4: "NT_CANCEL",
+    0xA5: "NT_RENAME", 0xC0: "OPEN_PRINT_FILE", 0xC1: "WRITE_PRINT_FILE",
+    0xC2: "CLOSE_PRINT_FILE", 0xC3: "GET_PRINT_QUEUE", 0xD8: "READ_BULK",
+    0xD9: "WRITE_BULK", 0xDA: "WRITE_BULK_DATA", 0xFE: "INVALID",
+}  # fmt: skip
+
+SMB2_COMMANDS = {
+    0: "NEGOTIATE", 1: "SESSION_SETUP", 2: "LOGOFF", 3: "TREE_CONNECT",
+    4: "TREE_DISCONNECT", 5: "CREATE", 6: "CLOSE", 7: "FLUSH", 8: "READ", 9: "WRITE",
+    10: "LOCK", 11: "IOCTL", 12: "CANCEL", 13: "ECHO", 14: "QUERY_DIRECTORY",
+    15: "CHANGE_NOTIFY", 16: "QUERY_INFO", 17: "SET_INFO", 18: "OPLOCK_BREAK",
+    19: "SERVER_TO_CLIENT_NOTIFICATION",
+}  # fmt: skip
+
+SMB2_DIALECTS = {
+    0x0202: "2.0.2", 0x0210: "2.1", 0x0222: "2.2.2", 0x0224: "2.2.4", 0x02FF: "2.???",
+    0x0300: "3.0", 0x0302: "3.0.2", 0x0310: "3.1", 0x0311: "3.1.1",
+}  # fmt: skip
+
+COMPRESSION_ALGORITHMS = {0: "NONE", 1: "LZNT1", 2: "LZ77", 3: "LZ77+Huffman", 4: "Pattern_V1"}
+
+#: Largest OriginalCompressedSegmentSize accepted as possible (SMB2 messages
+#: top out near 8 MiB: MaxReadSize/MaxWriteSize plus headers).
+MAX_ORIGINAL_SIZE = 16 * 1024 * 1024
+#: LZNT1 cannot shrink data by more than this factor (one 4 KiB chunk of a
+#: repeated byte needs a chunk header, flag bytes and a few tokens).
+LZNT1_MAX_RATIO = 1024
+
+_u16 = struct.Struct("<H").unpack_from
+_u32 = struct.Struct("<I").unpack_from
+_transform = struct.Struct("<IHHI").unpack_from
+_chained = struct.Struct("<HHI").unpack_from
+
+
+def smb1_command_name(cmd: int) -> str:
+    return SMB1_COMMANDS.get(cmd) or f"0x{cmd:02X}"
+
+
+def smb2_command_name(cmd: int) -> str:
+    return SMB2_COMMANDS.get(cmd) or f"0x{cmd:04X}"
+
+
+def status_hex(status: int) -> str:
+    return f"0x{status:08x}"
+
+
+def smb1_dialects(msg: bytes, limit: int = 64) -> list[str]:
+    """Dialect strings of an SMB1 NEGOTIATE request (empty when malformed)."""
+    if len(msg) < 35:
+        return []
+    wc = msg[32]
+    off = 33 + 2 * wc
+    if off + 2 > len(msg):
+        return []
+    bcc = _u16(msg, off)[0]
+    data = msg[off + 2 : off + 2 + bcc]
+    out: list[str] = []
+    pos = 0
+    n = len(data)
+    while pos < n and len(out) < limit:
+        if data[pos] != 0x02:
+            break
+        end = data.find(b"\x00", pos + 1)
+        if end < 0:
+            break
+        out.append(data[pos + 1 : end].decode("latin-1"))
+        pos = end + 1
+    return out
+
+
+def session_setup_strings(msg: bytes, reply: bool) -> tuple[str | None, str | None]:
+    """(NativeOS, NativeLanMan) of an SMB1 SESSION_SETUP_ANDX request or reply."""
+    try:
+        if reply:
+            r = proto_smb1.parse_session_setup_response(msg)
+        else:
+            r = proto_smb1.parse_session_setup_request(msg)  # type: ignore[assignment]
+    except (ProtocolError, ValueError, struct.error, IndexError):
+        return None, None
+    return (r.native_os or None), (r.native_lm or None)
+
+
+def compression_problem(msg: bytes, length: int) -> str | None:
+    """Why a compression transform message (0xFC 'SMB') cannot be valid, or None.
+
+    ``msg`` is the message (possibly only its head), ``length`` its full
+    length.  Unchained (Flags 0): Offset must leave compressed data inside the
+    message, Offset + OriginalCompressedSegmentSize must not wrap 32 bits, the
+    original size must be possible for SMB and, for LZNT1, reachable from the
+    compressed bytes.  Chained (Flags 1, SMB 3.1.1 chained payloads): every
+    payload header's Length must stay inside the message and every
+    OriginalPayloadSize be possible.  Legitimately compressed data passes.
+    """
+    if len(msg) < 16 or length < 16:
+        return None  # too short to be a transform at all: malformed, not an exploit
+    original, algorithm, flags, offset = _transform(msg, 4)
+    if original > MAX_ORIGINAL_SIZE:
+        return (
+            f"OriginalCompressedSegmentSize 0x{original:x} is beyond any SMB message "
+            f"(limit 0x{MAX_ORIGINAL_SIZE:x})"
+        )
+    if flags == 1:
+        return _chained_problem(msg, length)
+    # Flags 0 (or an undefined value, which the vulnerable 1903/1909 code ignored)
+    note = f" (Flags 0x{flags:04x} undefined)" if flags else ""
+    segment = length - 16
+    if offset >= segment:
+        return f"Offset 0x{offset:x} is not inside the {segment}-byte compressed segment{note}"
+    if original + offset > 0xFFFFFFFF:
+        return f"OriginalCompressedSegmentSize 0x{original:x} + Offset 0x{offset:x} wraps 32 bits{note}"
+    compressed = segment - offset
+    if algorithm == 1 and original > LZNT1_MAX_RATIO * compressed + 4096:
+        return (
+            f"OriginalCompressedSegmentSize {original} cannot come from {compressed} "
+            f"bytes of LZNT1 data{note}"
+        )
+    return None
+
+
+def _chained_problem(msg: bytes, length: int) -> str | None:
+    pos = 8
+    avail = min(len(msg), length)
+    count = 0
+    while pos + 8 <= avail and count < 1024:
+        count += 1
+        algorithm, _flags, plen = _chained(msg, pos)
+        pos += 8
+        if plen > length - pos:
+            return f"chained payload Length {plen} runs past the {length}-byte message"
+        if algorithm in (1, 2, 3):
+            if plen < 4:
+                return f"chained payload Length {plen} has no room for OriginalPayloadSize"
+            if pos + 4 <= avail:
+                osize = _u32(msg, pos)[0]
+                if osize > MAX_ORIGINAL_SIZE:
+                    return f"chained OriginalPayloadSize 0x{osize:x} is beyond any SMB message"
+        pos += plen
+    return None
