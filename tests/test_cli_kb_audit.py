@@ -122,3 +122,17 @@ def test_plan_from_scan_results(tmp_path):
         assert "del c:" not in body  # a hostile host name never reaches a command
     p = run("plan", str(tmp_path / "missing.json"), "-o", str(out))
     assert p.returncode == 2 and "Traceback" not in p.stderr
+
+
+def test_detect_command_on_a_corpus_capture_and_on_garbage(tmp_path):
+    from corpus import corpus_path
+
+    pcap = corpus_path("doublepulsar-backdoor-connect-win7.pcap")
+    p = run("detect", str(pcap), "--no-flows", "-q")
+    assert p.returncode == 0, p.stderr
+    alerts = [json.loads(x) for x in p.stdout.splitlines() if '"event_type": "alert"' in x]
+    assert {(a["alert"]["signature_id"], a["frame"]) for a in alerts} == {("doublepulsar-ping", 86), ("doublepulsar-reply", 87)}
+    junk = tmp_path / "junk.pcap"
+    junk.write_bytes(b"this is not a capture\n" * 10)
+    p = run("detect", str(junk), "-q")
+    assert p.returncode == 2 and "junk.pcap" in p.stderr and "Traceback" not in p.stderr
