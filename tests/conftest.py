@@ -147,6 +147,19 @@ def require_nmap() -> str:
     return nmaprunner.nmap_version() or "unknown"
 
 
+# Hypothesis explores new random inputs on every local run; in CI it replays
+# a fixed derandomized set, so a landing never hangs on a lucky draw (what a
+# local run finds becomes a regression test of its own).
+try:
+    from hypothesis import settings as _hyp_settings
+
+    _hyp_settings.register_profile("ci", derandomize=True, print_blob=True)
+    if in_ci():
+        _hyp_settings.load_profile("ci")
+except ImportError:  # pragma: no cover - hypothesis is a test dependency
+    pass
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_store(tmp_path_factory) -> Iterator[None]:
     """Scans run by the tests record into a throw-away database, never the

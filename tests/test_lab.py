@@ -639,3 +639,12 @@ def test_samba_profile_answers_like_the_local_smbd(lab, samba_smb1_guest, samba_
                   lambda r: (r.identity.os_version, r.identity.implementation, r.identity.samba_version,
                              r.identity.null_session)):
         assert facts(fake) == facts(real)
+
+
+def test_ntlmssp_blob_to_a_server_without_ntlmssp_is_refused_not_a_crash():
+    """Found by test_host_survives_any_input in CI: Samba 3.6.3 (share level,
+    no extended security) given an NTLMSSP session setup anyway."""
+    from smbsentry.lab import auth
+
+    step = auth.Exchange(profiles.get("samba-3.6.3"), "smb1").step(b"NTLMSSP\x00\x01\x00\x00\x00" + b"\x00" * 28, 0)
+    assert step.status == 0xC00000BB and step.blob is None

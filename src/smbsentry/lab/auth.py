@@ -61,6 +61,10 @@ class Exchange:
         self.challenged = False
 
     def step(self, blob: bytes, now: int) -> Step:
+        if self.profile.ntlm is None:
+            # A server without NTLMSSP (Samba 3.x share level) never offered
+            # extended security: a client that sends a blob anyway is refused.
+            return Step(status.NOT_SUPPORTED, None)
         try:
             token, wrapped = _ntlm_token(blob)
         except ProtocolError:
