@@ -60,6 +60,27 @@ class HostAccess(Protocol):
         """Logon of `kind` (anonymous | guest) to IPC$ over SMB1 or SMB2."""
 
 
+def access_evidence(acc: Access) -> tuple[str, dict[str, Any]]:
+    """Evidence text and details for a logon's reach: IPC$, the shares
+    NetShareEnum listed, which are writable, and ADMIN$/C$."""
+    details: dict[str, Any] = {}
+    evidence = acc.detail
+    if acc.shares is not None:
+        details["shares"] = [name for name, _, _ in acc.shares]
+        evidence += f"; NetShareEnum listed {len(acc.shares)} share(s): {', '.join(details['shares'][:20])}"
+    elif acc.shares_detail:
+        evidence += f"; {acc.shares_detail}"
+    if acc.share_access:
+        details["share_access"] = dict(acc.share_access)
+        writable = [n for n, a in acc.share_access.items() if a == "writable"]
+        admin = [n for n in ("ADMIN$", "C$") if acc.share_access.get(n) in ("writable", "read")]
+        if writable:
+            evidence += f"; writable: {', '.join(writable)}"
+        if admin:
+            evidence += f"; administrative shares reachable: {', '.join(admin)}"
+    return evidence, details
+
+
 class Check:
     """Base class: subclasses set `id` (a finding id of contract.md)."""
 

@@ -5,7 +5,7 @@ it can list, which of them it may write to, and whether ADMIN$ or C$ open."""
 from __future__ import annotations
 
 from ..model import Finding
-from .base import Check, HostAccess
+from .base import Check, HostAccess, access_evidence
 from .registry import register
 
 
@@ -17,19 +17,5 @@ class GuestAccess(Check):
         acc = await host.access("guest", list_shares=True)
         if acc.reached is None:
             return [self.unknown(acc.detail)]
-        details: dict = {}
-        evidence = acc.detail
-        if acc.shares is not None:
-            details["shares"] = [name for name, _, _ in acc.shares]
-            evidence += f"; NetShareEnum listed {len(acc.shares)} share(s): {', '.join(details['shares'][:20])}"
-        elif acc.shares_detail:
-            evidence += f"; {acc.shares_detail}"
-        if acc.share_access:
-            details["share_access"] = dict(acc.share_access)
-            writable = [n for n, a in acc.share_access.items() if a == "writable"]
-            admin = [n for n in ("ADMIN$", "C$") if acc.share_access.get(n) in ("writable", "read")]
-            if writable:
-                evidence += f"; writable: {', '.join(writable)}"
-            if admin:
-                evidence += f"; administrative shares reachable: {', '.join(admin)}"
+        evidence, details = access_evidence(acc)
         return [self.finding("vulnerable" if acc.reached else "not_vulnerable", evidence=evidence, details=details)]

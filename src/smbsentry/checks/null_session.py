@@ -6,7 +6,7 @@ worm can reach without credentials (checks.md)."""
 from __future__ import annotations
 
 from ..model import Finding
-from .base import Check, HostAccess
+from .base import Check, HostAccess, access_evidence
 from .registry import register
 
 
@@ -18,11 +18,5 @@ class NullSession(Check):
         acc = await host.access("anonymous", list_shares=True)
         if acc.reached is None:
             return [self.unknown(acc.detail)]
-        details = {}
-        evidence = acc.detail
-        if acc.shares is not None:
-            details["shares"] = [name for name, _, _ in acc.shares]
-            evidence += f"; NetShareEnum listed {len(acc.shares)} share(s): {', '.join(details['shares'][:20])}"
-        elif acc.shares_detail:
-            evidence += f"; {acc.shares_detail}"
+        evidence, details = access_evidence(acc)
         return [self.finding("vulnerable" if acc.reached else "not_vulnerable", evidence=evidence, details=details)]

@@ -72,16 +72,18 @@ __all__ = ["Config", "Engine", "ScanTracker", "flow_id", "iso_time"]
 SMB_PORTS = frozenset({445, 139})
 DNS_PORT = 53
 
-# SMB1 commands
-NEGOTIATE = 0x72
-SESSION_SETUP_ANDX = 0x73
-TRANSACTION = 0x25
-TRANSACTION_SECONDARY = 0x26
-TRANSACTION2 = 0x32
-TRANSACTION2_SECONDARY = 0x33
-NT_TRANSACT = 0xA0
-NT_TRANSACT_SECONDARY = 0xA1
-WRITE_ANDX = 0x2F
+# SMB1 commands: one definition, in the protocol layer
+from ..protocol.smb1 import (  # noqa: E402
+    NEGOTIATE,
+    NT_TRANSACT,
+    NT_TRANSACT_SECONDARY,
+    SESSION_SETUP_ANDX,
+    TRANSACTION,
+    TRANSACTION2,
+    TRANSACTION2_SECONDARY,
+    TRANSACTION_SECONDARY,
+    WRITE_ANDX,
+)
 _TRANS_PRIMARY = frozenset({TRANSACTION, TRANSACTION2, NT_TRANSACT})
 _SMB1_DETAIL = frozenset(
     {

@@ -169,6 +169,21 @@ def _context(ctx_type: int, data: bytes) -> bytes:
     return ContextHeader(type=ctx_type, length=len(data)).pack() + data
 
 
+def _context_list(contexts, start: int) -> tuple[int, bytes]:
+    """(offset, bytes) of a negotiate context list that follows a body ending
+    at `start`: padded to 8 bytes, and every context but the last padded to 8."""
+    if not contexts:
+        return 0, b""
+    pad = _pad8(start)
+    parts = []
+    for i, (t, d) in enumerate(contexts):
+        item = _context(t, d)
+        if i < len(contexts) - 1:
+            item += b"\x00" * _pad8(len(item))
+        parts.append(item)
+    return start + pad, b"\x00" * pad + b"".join(parts)
+
+
 def default_contexts(
     compression: tuple[int, ...] = (1, 2, 3, 4),
     ciphers: tuple[int, ...] = (2, 1, 4, 3),
@@ -223,18 +238,7 @@ def negotiate_request(
     guid = client_guid if client_guid is not None else os.urandom(16)
     dialect_bytes = struct.pack(f"<{len(dialects)}H", *dialects)
     fixed_end = Header.size + NegotiateRequestFixed.size + len(dialect_bytes)
-    ctx_blob = b""
-    ctx_offset = 0
-    if contexts:
-        pad = _pad8(fixed_end)
-        ctx_offset = fixed_end + pad
-        parts = []
-        for i, (t, d) in enumerate(contexts):
-            item = _context(t, d)
-            if i < len(contexts) - 1:
-                item += b"\x00" * _pad8(len(item))
-            parts.append(item)
-        ctx_blob = b"\x00" * pad + b"".join(parts)
+    ctx_offset, ctx_blob = _context_list(contexts, fixed_end)
     fixed = NegotiateRequestFixed(
         dialect_count=len(dialects),
         security_mode=security_mode,
@@ -515,18 +519,7 @@ def negotiate_response(
     and Samba, the context list (3.1.1 only) 8-byte aligned after it."""
     sec_offset = Header.size + NegotiateResponseFixed.size
     body_end = sec_offset + len(security_blob)
-    ctx_blob = b""
-    ctx_offset = 0
-    if contexts:
-        pad = _pad8(body_end)
-        ctx_offset = body_end + pad
-        parts = []
-        for i, (t, d) in enumerate(contexts):
-            item = _context(t, d)
-            if i < len(contexts) - 1:
-                item += b"\x00" * _pad8(len(item))
-            parts.append(item)
-        ctx_blob = b"\x00" * pad + b"".join(parts)
+    ctx_offset, ctx_blob = _context_list(contexts, body_end)
     fixed = NegotiateResponseFixed(
         security_mode=security_mode,
         dialect=dialect,

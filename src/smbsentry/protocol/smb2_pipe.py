@@ -21,14 +21,7 @@ from dataclasses import dataclass
 from . import smb2
 from .errors import ProtocolError
 from .fields import Layout, take
-
-TREE_CONNECT = 0x0003
-TREE_DISCONNECT = 0x0004
-CREATE = 0x0005
-CLOSE = 0x0006
-READ = 0x0008
-WRITE = 0x0009
-IOCTL = 0x000B
+from .smb2 import CLOSE, CREATE, IOCTL, READ, TREE_CONNECT, TREE_DISCONNECT, WRITE  # one definition, in smb2
 
 COMMAND_NAMES = {TREE_CONNECT: "TREE_CONNECT", TREE_DISCONNECT: "TREE_DISCONNECT", CREATE: "CREATE",
                  CLOSE: "CLOSE", READ: "READ", WRITE: "WRITE", IOCTL: "IOCTL"}
