@@ -136,3 +136,19 @@ def test_detect_command_on_a_corpus_capture_and_on_garbage(tmp_path):
     junk.write_bytes(b"this is not a capture\n" * 10)
     p = run("detect", str(junk), "-q")
     assert p.returncode == 2 and "junk.pcap" in p.stderr and "Traceback" not in p.stderr
+
+
+
+def test_audit_and_plan_are_recorded_in_the_store(tmp_path):
+    from smbsentry.store import Store
+
+    db = tmp_path / "ap.db"
+    p = run("audit", str(DATA / "systeminfo-win7-en-cp437.txt"), "--format", "jsonl", "--db", str(db))
+    assert p.returncode == 0, p.stderr
+    results = tmp_path / "audit.jsonl"
+    results.write_text(p.stdout)
+    p = run("plan", str(results), "-o", str(tmp_path / "plan"), "--db", str(db))
+    assert p.returncode == 0, p.stderr
+    with Store.open(str(db)) as store:
+        audits, plans = store.audits(), store.plans()
+    assert len(audits) == 1 and len(plans) == 1

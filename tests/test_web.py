@@ -340,3 +340,20 @@ def test_main_serve_serves_on_loopback(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_host_page_says_which_engine_saw_the_host(client, seeded):
+    """Issue 9: results from engines carry the engine's identity; the dashboard shows it."""
+    from smbsentry.store import Store
+
+    with Store.open(str(seeded["db"])) as store:
+        sid = store.begin_scan(["127.54.9.1"])
+        store.add_host(sid, {"address": "127.54.9.1", "ports": {"445": "open"}, "identity": {"netbios_name": "SEG-HOST"},
+                             "findings": [], "errors": [],
+                             "engine": {"name": "plant-a@eng1", "queue": "plant-floor", "hostname": "eng1"}})
+        store.finish_scan(sid)
+    r = client.get(f"/hosts/{sid}/127.54.9.1")
+    assert r.status_code == 200
+    assert "engine plant-a@eng1 (queue plant-floor, eng1)" in r.text
+    local = client.get(f"/hosts/{seeded['second']}/{seeded['win7']}")
+    assert "this machine (local scan)" in local.text

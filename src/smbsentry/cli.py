@@ -626,6 +626,8 @@ def audit(
     fmt: str = typer.Option("table", "--format", "-f", help="table | jsonl | json"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
     merge: Optional[Path] = typer.Option(None, "--merge", help="Scan results (json or jsonl) to settle with the patch facts; writes merged host results."),
+    db: Optional[str] = typer.Option(None, "--db", help="Store URL: the audit results are recorded there for the dashboard."),
+    no_store: bool = typer.Option(False, "--no-store", help="Do not record the results in the store."),
 ) -> None:
     """Audit patch state from exported inventories or over SMB with credentials: patched / missing / not applicable / unknown, with the evidence that decided."""
     import json as _json
@@ -682,6 +684,17 @@ def audit(
         output.write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
+    if results and not no_store:
+        from .store import StoreError
+
+        store = _open_store(db)
+        try:
+            for r in results:
+                store.add_audit(r.to_dict())
+        except StoreError as exc:
+            fail(str(exc))
+        finally:
+            store.close()
     for e in remote_errors:  # per-host run-time problems: reported, the others go on
         err.print(f"smbsentry: {e}", markup=False, soft_wrap=True)
     if errors:
@@ -714,13 +727,28 @@ def plan(
     results: list[Path] = typer.Argument(..., help="Scan, audit or merged results (json or jsonl)."),
     out_dir: Path = typer.Option(..., "--output", "-o", help="Folder for plan.md, plan.json, bundle.csv and scripts/."),
     lang: str = typer.Option("en", "--lang", help="en | zh"),
+    db: Optional[str] = typer.Option(None, "--db", help="Store URL: the plan is recorded there for the dashboard."),
+    no_store: bool = typer.Option(False, "--no-store", help="Do not record the plan in the store."),
 ) -> None:
     """Plan the fix per host (seed 001's flow): backup first, isolate the implanted, install the exact KB with
     its prerequisites, or where no patch exists disable SMB1 and the Server service, block 139/445, isolate,
     upgrade; with apply and rollback scripts per host group and the offline patch bundle list."""
+    import json as _json
+
     from .remediate.writer import main_plan
 
-    raise typer.Exit(main_plan([str(r) for r in results], str(out_dir), lang))
+    code = main_plan([str(r) for r in results], str(out_dir), lang)
+    if code == 0 and not no_store:
+        from .store import StoreError
+
+        store = _open_store(db)
+        try:
+            store.add_plan(_json.loads((out_dir / "plan.json").read_text("utf-8")))
+        except (StoreError, OSError, ValueError) as exc:
+            fail(f"plan written, but not recorded: {exc}", code=1)
+        finally:
+            store.close()
+    raise typer.Exit(code)
 
 
 def main() -> None:
