@@ -63,8 +63,10 @@ class Exchange:
     def step(self, blob: bytes, now: int) -> Step:
         if self.profile.ntlm is None:
             # A server without NTLMSSP (Samba 3.x share level) never offered
-            # extended security: a client that sends a blob anyway is refused.
-            return Step(status.NOT_SUPPORTED, None)
+            # extended security; like Samba's reply_sesssetup_and_X ("Rejecting
+            # attempt at SPNEGO session setup when it was not negotiated") it
+            # answers LOGON_FAILURE, and clients such as nmap try the next logon.
+            return Step(status.LOGON_FAILURE, None)
         try:
             token, wrapped = _ntlm_token(blob)
         except ProtocolError:
