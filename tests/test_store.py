@@ -263,3 +263,12 @@ def test_urls(tmp_path, monkeypatch):
 
 def test_sort_key():
     assert sort_key("10.0.0.9") < sort_key("10.0.0.10") < sort_key("::1") < sort_key("host.lab")
+
+
+def test_schema_head_constant_matches_the_migrations():
+    """Store.open skips Alembic when the database is at SCHEMA_HEAD: the
+    constant must name the newest migration."""
+    from smbsentry.store.db import SCHEMA_HEAD
+    from smbsentry.store.migrate import script_directory
+
+    assert script_directory().get_current_head() == SCHEMA_HEAD
