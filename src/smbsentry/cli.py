@@ -442,11 +442,14 @@ def rules(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
     ports: Optional[str] = typer.Option(None, "--ports", help="default (tcp 135,139,445,3389, udp 137,138), shadowbrokers, N, tcp/N, udp/N; comma list."),
     wide_threshold: int = typer.Option(8, "--wide-threshold", min=0, max=32, help="IPv4 sources of this prefix length or shorter count as wide (IPv6: 4x)."),
+    db: Optional[str] = typer.Option(None, "--db", help="Store URL (SQLite path or postgresql://...); default SMBSENTRY_DB or the user data dir."),
+    no_store: bool = typer.Option(False, "--no-store", help="Do not record this run in the store (as a scan of kind \"rules\")."),
 ) -> None:
     """Which firewall and security-group rules expose SMB, NetBIOS and RDP to wide sources, with the fix in each platform's syntax."""
     from .rules.cli import main_rules
 
-    raise typer.Exit(main_rules([str(f) for f in files], fmt, str(output) if output else None, ports, wide_threshold))
+    raise typer.Exit(main_rules([str(f) for f in files], fmt, str(output) if output else None, ports, wide_threshold,
+                                db=db, store=not no_store))
 
 
 @app.command(epilog="Example:  smbsentry engine --queue plant-floor --allow 10.20.0.0/16 --key-file /etc/smbsentry/engine.key")

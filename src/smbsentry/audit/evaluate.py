@@ -232,6 +232,9 @@ def _application_module(v: Vulnerability, h: _Host) -> Verdict:
     return Verdict(v.id, "missing", f"{n} {ver or '(version unknown)'}: {v.fix_text}", _fix_list(v, h))
 
 
+RULES_ONLY = frozenset({"firewall-exposure"})  # findings of `smbsentry rules`, never of a host inventory
+
+
 def _configuration(v: Vulnerability, h: _Host) -> Verdict:
     f = h.facts
     fam = h.product.family if h.product else None
@@ -243,6 +246,8 @@ def _configuration(v: Vulnerability, h: _Host) -> Verdict:
         if fam == "windows-nt5" and _smb_off(f):
             return Verdict(v.id, "patched", f"SMB (SMB1 only on this system) is off: {_smb_off(f)}")
         return Verdict(v.id, "unknown", "the inventory does not say whether the SMB1 server is enabled")
+    if v.id in RULES_ONLY:
+        return Verdict(v.id, "unknown", "firewall exposure is judged by `smbsentry rules` on firewall exports, not from an inventory")
     flag, good, bad, ask = {
         "smb-signing-not-required": (f.smb_signing_required, "SMB signing is required", "SMB signing is not required", "whether SMB signing is required"),
         "smb-null-session": (f.restrict_null_sessions, "anonymous (null session) access is restricted", "anonymous (null session) access is allowed",
@@ -308,7 +313,7 @@ def evaluate(facts: HostFacts, *, as_of: date | None = None, ids=None) -> list[V
     installed = frozenset(facts.installed_kbs) if facts.installed_kbs is not None else None
     h = _Host(facts, product, why, assumed, installed, as_of or date.today())
     vulns = kb().vulns
-    chosen = list(vulns) if ids is None else [i for i in ids]
+    chosen = [i for i in vulns if i not in RULES_ONLY] if ids is None else [i for i in ids]
     out = []
     for vid in chosen:
         if vid not in vulns:

@@ -15,6 +15,7 @@ import jinja2
 
 from ..kb.findings import meta
 from ..model import SEVERITIES, HostResult
+from .arsenal import LABELS as ARSENAL_LABELS, table as arsenal_table
 
 LABELS = {
     "en": {
@@ -95,4 +96,5 @@ def render(results: list[HostResult], lang: str = "en", title: str | None = None
         results=sorted(results, key=lambda r: r.address),
         charts=charts or [],
         scan=scan,
+        arsenal=arsenal_table(results, lang), ta=ARSENAL_LABELS[lang],
     )

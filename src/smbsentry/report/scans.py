@@ -92,6 +92,26 @@ def _charts(store, scan_id: int, lang: str) -> list:
     ]
 
 
+MAX_RULE_FIXES = 200
+
+
+def _rule_fixes(hosts: list[dict], lang: str) -> dict[str, str]:
+    """Per-finding paragraph of the exact fixes `smbsentry rules` recorded in details.fix (kind "rules" scans)."""
+    lines: dict[str, dict[str, None]] = {}
+    for h in hosts:
+        for f in h.get("findings") or []:
+            fix = (f.get("details") or {}).get("fix") if f.get("status") in BAD else None
+            if fix:
+                lines.setdefault(f["id"], {})[f"- {h['address']}: {fix}"] = None
+    head = "按规则修复：" if lang == "zh" else "Rule fixes:"
+    out = {}
+    for fid, seen in lines.items():
+        items = list(seen)
+        more = len(items) - MAX_RULE_FIXES
+        out[fid] = head + "\n" + "\n".join(items[:MAX_RULE_FIXES]) + (f"\n\u2026 (+{more})" if more > 0 else "")
+    return out
+
+
 def _fixes(hosts: list[dict], lang: str) -> dict[str, list[str]]:
     os_by_finding: dict[str, list] = {}
     for h in hosts:
@@ -99,7 +119,10 @@ def _fixes(hosts: list[dict], lang: str) -> dict[str, list[str]]:
         for f in h.get("findings") or []:
             if f.get("status") in BAD:
                 os_by_finding.setdefault(f["id"], []).append(os_name)
-    return {fid: fix_text(fid, oses, lang) for fid, oses in os_by_finding.items()}
+    out = {fid: fix_text(fid, oses, lang) for fid, oses in os_by_finding.items()}
+    for fid, para in _rule_fixes(hosts, lang).items():
+        out.setdefault(fid, []).insert(0, para)
+    return out
 
 
 def render_report(store, scan_id: int, fmt: str = "html", lang: str = "en") -> str:
@@ -136,10 +159,15 @@ def export_ocsf(store, scan_id: int) -> list[dict]:
     """Vulnerable and likely findings as OCSF Vulnerability Finding objects (class_uid 2002)."""
     scan = store.scan(scan_id)
     when = _ms(scan["finished"] or scan["updated"] or scan["started"])
-    names = {}
+    names, rule_fixes = {}, {}
     for h in _all_hosts(store, scan_id):
         ident = h.get("identity") or {}
         names[h["address"]] = ident.get("dns_name") or ident.get("netbios_name") or h.get("hostname")
+        if h.get("kind") == "rules":
+            rule_fixes[h["address"]] = (h.get("rules") or {}).get("platform")
+        for hf in h.get("findings") or []:  # `smbsentry rules` findings carry their exact fix
+            if (hf.get("details") or {}).get("fix") and hf.get("status") in BAD:
+                rule_fixes.setdefault((h["address"], hf.get("id"), hf.get("port")), []).append(hf["details"]["fix"])
     out = []
     for f in store.findings(scan_id, status=BAD):
         sev = OCSF_SEVERITY.get(f["severity"], 0)
@@ -150,11 +178,17 @@ def export_ocsf(store, scan_id: int) -> list[dict]:
         title = f["title"] or m.get("title") or f["id"]
         desc = f["evidence"] or f["reason"] or title
         resource = {"type": "host", "ip": f["address"]}
+        if f["address"] in rule_fixes:  # a security group / firewall rule set, not a host (smbsentry rules)
+            resource = {"type": f"firewall ({rule_fixes[f['address']]})", "uid": f["address"]}
         if names.get(f["address"]):
-            resource["hostname"] = names[f["address"]]
+            resource["name" if "uid" in resource else "hostname"] = names[f["address"]]
         vulns = [{"cve": {"uid": c}, "title": title, "severity": f["severity"].capitalize()} for c in (f["cves"] or m.get("cves") or [])]
         if not vulns:
             vulns = [{"title": title, "desc": desc, "severity": f["severity"].capitalize()}]
+        fixes = rule_fixes.get((f["address"], f["id"], f["port"]))
+        if fixes:
+            for v in vulns:
+                v["remediation"] = {"desc": "\n".join(dict.fromkeys(fixes))}
         out.append({
             "class_uid": 2002, "class_name": "Vulnerability Finding", "category_uid": 2, "category_name": "Findings",
             "activity_id": 1, "activity_name": "Create", "type_uid": 200201,

@@ -37,8 +37,12 @@ def scan_files(paths: list[str], ports_spec: str | None = None, wide_threshold: 
     return found
 
 
-def main_rules(paths: list[str], fmt: str, out, ports_spec: str | None, wide_threshold: int) -> int:
-    """Run `smbsentry rules`; `out` is a path, '-'/None for stdout, or a writable text stream."""
+def main_rules(paths: list[str], fmt: str, out, ports_spec: str | None, wide_threshold: int,
+               db: str | None = None, store: bool = False) -> int:
+    """Run `smbsentry rules`; `out` is a path, '-'/None for stdout, or a writable text stream.
+
+    store=True also records the run as a scan of kind "rules" (record.py) in the
+    store at `db` (default SMBSENTRY_DB or the user data dir)."""
     if fmt not in ("table", "jsonl", "json"):
         print(f"smbsentry rules: unknown format {fmt!r} (use table, jsonl or json)", file=sys.stderr)
         return 2
@@ -48,8 +52,11 @@ def main_rules(paths: list[str], fmt: str, out, ports_spec: str | None, wide_thr
     if not 0 <= wide_threshold <= 32:
         print(f"smbsentry rules: --wide-threshold must be 0..32, got {wide_threshold}", file=sys.stderr)
         return 2
+    from .record import evaluate_files
+
     try:
-        text = render(scan_files(paths, ports_spec, wide_threshold), fmt)
+        results = evaluate_files(paths, ports_spec, wide_threshold)
+        text = render([e for _, found in results for e in found], fmt)
     except RulesError as exc:
         print(f"smbsentry rules: {exc}", file=sys.stderr)
         return 2
@@ -66,4 +73,15 @@ def main_rules(paths: list[str], fmt: str, out, ports_spec: str | None, wide_thr
         except OSError as exc:
             print(f"smbsentry rules: cannot write {out}: {exc.strerror}", file=sys.stderr)
             return 1
+    if store:
+        from ..store import Store, StoreError
+        from .record import record
+
+        try:
+            with Store.open(db) as st:
+                sid = record(st, paths, results, ports_spec, wide_threshold)
+        except StoreError as exc:
+            print(f"smbsentry rules: {exc}", file=sys.stderr)
+            return 1
+        print(f"smbsentry rules: recorded as scan {sid} (smbsentry report {sid})", file=sys.stderr)
     return 0

@@ -347,6 +347,10 @@ def create_app(db: str | None = None, allowed_ranges: list[str] | None = None, *
                     fixes[f["id"]] = fix_text(f["id"], [os_name])
                 except Exception:  # noqa: BLE001 - advice is optional
                     fixes[f["id"]] = []
+        from ..report.scans import _rule_fixes  # `smbsentry rules` findings: the exact per-rule fix first
+
+        for fid, para in _rule_fixes([h], "en").items():
+            fixes.setdefault(fid, []).insert(0, para)
         mine, allp = plans_for(h)
         order = {"vulnerable": 0, "likely": 1, "unknown": 2, "not_vulnerable": 3}
         findings = sorted(h.get("findings") or [], key=lambda f: (order.get(f.get("status"), 9),
@@ -410,6 +414,27 @@ def create_app(db: str | None = None, allowed_ranges: list[str] | None = None, *
     async def diff_page(request: Request, old: int, new: int, s: dict = Depends(user)):
         get_scan(old), get_scan(new)
         return render(request, "diff.html", d=store.diff(old, new), old=get_scan(old), new=get_scan(new))
+
+    @app.get("/arsenal", response_class=HTMLResponse, include_in_schema=False)
+    async def arsenal_page(request: Request, scan: int | None = None, lang: str = "en", s: dict = Depends(user)):
+        from ..report.arsenal import LABELS as AL, for_scan
+
+        if lang not in AL:
+            raise HTTPException(400, "bad lang (en or zh)")
+        sid = scan or default_scan()
+        if sid is None:
+            return render(request, "arsenal.html", scan=None, arsenal=[], ta=AL[lang], lang=lang)
+        meta = get_scan(sid)
+        return render(request, "arsenal.html", scan=meta, arsenal=for_scan(store, sid, lang), ta=AL[lang], lang=lang,
+                      scans=store.scans()[:50])
+
+    @app.get("/api/scans/{scan_id}/arsenal", tags=["scans"], summary="The 18 Shadow Brokers tools: hosts each applies to, and the fix",
+             responses={404: {"description": "unknown scan"}})
+    async def api_arsenal(scan_id: int, s: dict = Depends(user)) -> dict:
+        from ..checks.shadowbrokers import arsenal
+
+        get_scan(scan_id)
+        return {"scan_id": scan_id, "tools": arsenal(store.hosts(scan_id, limit=None))}
 
     # ------------------------------------------------------------------ API
     @app.get("/openapi.json", include_in_schema=False)
