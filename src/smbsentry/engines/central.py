@@ -243,12 +243,13 @@ class DistributedScan:
                         self._handle(message.payload)
                     self._check_stalled()
             finally:
-                try:
-                    queue.clear()
-                    queue.queue.delete()
-                except Exception:  # noqa: BLE001
-                    pass
-                queue.close()
+                # Cancel our consumer before the reply queue goes: RabbitMQ tells a consumer its queue was
+                # deleted (basic.cancel), which py-amqp raises as an error when it arrives unasked.
+                for step in (queue.clear, queue.close, queue.queue.delete):
+                    try:
+                        step()
+                    except Exception:  # noqa: BLE001 - the scan is over; the queue is only clean-up
+                        log.debug("reply queue clean-up: %s failed", step.__name__, exc_info=True)
         self.summary.unrouted = stats.unrouted
         self.summary.unresolved = stats.unresolved
         self.summary.elapsed = time.monotonic() - start
