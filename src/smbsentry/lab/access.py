@@ -14,11 +14,21 @@ from .profiles import Profile, Share
 IPC_ACCESS = 0x001FFFFF
 FULL_ACCESS = 0x001F01FF
 READ_ACCESS = 0x001200A9
+MAX_TREES = 32  # trees one connection may hold: a bound on what a client can make us keep
 
 
-def share_denied(profile: Profile, share: Share, kind: str) -> int:
-    """0 when a session of `kind` (anonymous | guest) may connect, else the status."""
-    return 0 if share.reachable(kind) else status.ACCESS_DENIED
+def admit_tree(profile: Profile, share_name: str, kind: str, open_trees: int) -> tuple[Share | None, int]:
+    """(the share, 0) when a session of `kind` (anonymous | guest) may connect
+    to `share_name`, else (None, the NT status to answer).  One decision for
+    both dialects, so SMB1 and SMB2 of an emulated host never disagree."""
+    share = profile.share(share_name)
+    if share is None:
+        return None, status.BAD_NETWORK_NAME
+    if not share.reachable(kind):
+        return None, status.ACCESS_DENIED
+    if open_trees >= MAX_TREES:
+        return None, status.REQUEST_NOT_ACCEPTED
+    return share, 0
 
 
 def maximal_access(profile: Profile, share: Share) -> int:

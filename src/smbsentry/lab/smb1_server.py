@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from ..protocol import smb1, status
 from ..protocol.errors import ProtocolError
 from . import auth
-from .access import maximal_access, share_denied
+from .access import admit_tree, maximal_access
 
 if TYPE_CHECKING:
     from .host import HostConnection
@@ -31,7 +31,6 @@ TRANS2_SESSION_SETUP = 0x000E
 STATUS_SMB_BAD_TID = 0x00050002
 STATUS_OBJECT_NAME_NOT_FOUND = 0xC0000034
 MAX_SESSIONS = 16
-MAX_TREES = 32
 
 SMB2_DIALECT_STRINGS = ("SMB 2.002", "SMB 2.???")
 
@@ -190,14 +189,9 @@ class Smb1Server:
         if kind is None:
             return self._error(hdr, status.SMB_BAD_UID)
         req = smb1.parse_tree_connect_request(msg)
-        share = self.profile.share(req.share)
+        share, refusal = admit_tree(self.profile, req.share, kind, len(self.trees))
         if share is None:
-            return self._error(hdr, status.BAD_NETWORK_NAME)
-        refusal = share_denied(self.profile, share, kind)
-        if refusal:
             return self._error(hdr, refusal)
-        if len(self.trees) >= MAX_TREES:
-            return self._error(hdr, status.REQUEST_NOT_ACCEPTED)
         tid = self.next_tid
         self.next_tid = (self.next_tid + 1) & 0xFFFF or 1
         self.trees[tid] = share

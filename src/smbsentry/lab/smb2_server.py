@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from ..protocol import smb2, status
 from ..protocol.errors import ProtocolError
 from . import auth
-from .access import maximal_access, share_denied
+from .access import admit_tree, maximal_access
 
 if TYPE_CHECKING:
     from .host import HostConnection
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 STATUS_NETWORK_NAME_DELETED = 0xC00000C9
 STATUS_OBJECT_NAME_NOT_FOUND = 0xC0000034
 MAX_SESSIONS = 16
-MAX_TREES = 32
 SMB3_ONLY_CAPS = 0x08 | 0x10 | 0x20 | 0x40  # multichannel, persistent, dir leasing, encryption
 
 
@@ -180,14 +179,9 @@ class Smb2Server:
         if kind is None:
             return self._error(hdr, status.USER_SESSION_DELETED)
         _, path = smb2.parse_tree_connect_request(msg)
-        share = self.profile.share(path.rstrip("\\").rsplit("\\", 1)[-1])
+        share, refusal = admit_tree(self.profile, path.rstrip("\\").rsplit("\\", 1)[-1], kind, len(self.trees))
         if share is None:
-            return self._error(hdr, status.BAD_NETWORK_NAME)
-        refusal = share_denied(self.profile, share, kind)
-        if refusal:
             return self._error(hdr, refusal)
-        if len(self.trees) >= MAX_TREES:
-            return self._error(hdr, status.REQUEST_NOT_ACCEPTED)
         tid = self.next_tree
         self.next_tree += 4
         self.trees[tid] = share
