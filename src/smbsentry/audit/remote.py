@@ -180,15 +180,23 @@ class _Reader:
         self.denied: list[str] = []
         self.missing: list[str] = []
 
-    def values(self, path: str, names: Iterable[str]) -> dict[str, Any] | None:
-        """{name: value or None} for a key; None when the key is missing or denied."""
+    def _open(self, path: str, note_missing: bool = True) -> tuple[Any, bool]:
+        """(key handle or None, whether the key exists); a denied or missing key
+        is written down once here so the facts can say what could not be read."""
         try:
-            key = self.reg.open_key(path)
+            return self.reg.open_key(path), True
         except KeyNotFound:
-            self.missing.append(path)
-            return None
+            if note_missing:
+                self.missing.append(path)
+            return None, False
         except RegistryDenied:
             self.denied.append(path)
+            return None, True
+
+    def values(self, path: str, names: Iterable[str]) -> dict[str, Any] | None:
+        """{name: value or None} for a key; None when the key is missing or denied."""
+        key, _ = self._open(path)
+        if key is None:
             return None
         try:
             return {n: _clean(self.reg.query_value(key, n)) for n in names}
@@ -196,23 +204,16 @@ class _Reader:
             self.reg.close_key(key)
 
     def exists(self, path: str) -> bool | None:
-        try:
-            self.reg.close_key(self.reg.open_key(path))
-            return True
-        except KeyNotFound:
-            return False
-        except RegistryDenied:
-            self.denied.append(path)
-            return None
+        """True or False; None when access is denied (existence unknown)."""
+        key, found = self._open(path, note_missing=False)
+        if key is None:
+            return False if not found else None
+        self.reg.close_key(key)
+        return True
 
     def subkeys(self, path: str) -> list[str] | None:
-        try:
-            key = self.reg.open_key(path)
-        except KeyNotFound:
-            self.missing.append(path)
-            return None
-        except RegistryDenied:
-            self.denied.append(path)
+        key, _ = self._open(path)
+        if key is None:
             return None
         try:
             return self.reg.enum_keys(key)
