@@ -323,13 +323,16 @@ def lab(
     mix: Optional[str] = typer.Option(None, "--mix", help="NAME, or PROFILE=COUNT,... (default: every profile in turn)."),
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="Write address -> profile -> expected findings as JSON."),
     bind_mode: str = typer.Option("auto", "--bind-mode", help="auto | device (one socket per port, bound to lo) | per-address (one socket per address)."),
+    services: Optional[str] = typer.Option(None, "--services", metavar="RANGE", help="Also serve the service lab (RDP, HTTP/WebDAV, Kerberos, SMTP, IMAP, Notes, MDaemon, NBNS) on these loopback addresses, on the real ports."),
+    services_mix: Optional[str] = typer.Option(None, "--services-mix", help="Service profiles: NAME or PROFILE=COUNT,... (default: every service profile in turn)."),
 ) -> None:
     """Serve emulated Windows and Samba hosts on loopback until interrupted.
 
     Each address answers as the profile the mix assigns it, built from the
     real replies in the capture corpus; the manifest says what a correct
     scanner must report for each address (`smbsentry lab-profiles` lists
-    the profiles)."""
+    the profiles).  --services adds hosts with the other services the
+    Shadow Brokers modules aim at; scan them with --checks all."""
     import logging
 
     from .lab.mix import LabConfigError
@@ -339,7 +342,7 @@ def lab(
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
 
     try:
-        run_lab(lab_range, port or (445, 139), mix, str(manifest) if manifest else None, bind_mode)
+        run_lab(lab_range, port or (445, 139), mix, str(manifest) if manifest else None, bind_mode, services, services_mix)
     except (LabConfigError, ProfileError, ValueError) as exc:
         fail(str(exc))
     except OSError as exc:
@@ -361,6 +364,16 @@ def lab_profiles() -> None:
     for name in profiles.ordered_names():
         p = profiles.get(name)
         table.add_row(name, p.description, "; ".join(f"{k}: {v}" for k, v in p.sources.items()))
+    Console().print(table)
+    from .lab.services import load_profiles as service_profiles
+
+    data = service_profiles()
+    table = Table(title="service lab profiles (smbsentry lab --services)")
+    for col in ("profile", "services", "expected with --checks all"):
+        table.add_column(col, overflow="fold")
+    for name in data["order"]:
+        prof = data["profiles"][name]
+        table.add_row(name, ", ".join(prof["services"]), ", ".join(f"{k}: {v}" for k, v in prof["expected"].items()) or "-")
     Console().print(table)
 
 

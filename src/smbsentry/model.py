@@ -130,6 +130,23 @@ class HostResult:
     def smb_open(self) -> bool:
         return any(state == "open" for state in self.ports.values())
 
+    @property
+    def services_answered(self) -> bool:
+        """Some non-SMB service probe got an answer (Notes: a port was open)."""
+        for value in self.services.values():
+            if not isinstance(value, dict) or "error" in value:
+                continue
+            ports = value.get("ports")
+            if isinstance(ports, dict) and not any(isinstance(p, dict) and p.get("open") for p in ports.values()):
+                continue
+            return True
+        return False
+
+    @property
+    def reportable(self) -> bool:
+        """Worth a result record: SMB is open, or another probed service answered."""
+        return self.smb_open or self.services_answered
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "address": self.address,

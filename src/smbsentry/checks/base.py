@@ -88,6 +88,9 @@ class Check:
     needs: ClassVar[frozenset[str]] = frozenset()
     default: ClassVar[bool] = True
     description: ClassVar[str] = ""
+    # False for checks that judge from other services' facts alone (the Shadow
+    # Brokers modules): they also run on hosts whose SMB ports are closed.
+    needs_smb: ClassVar[bool] = True
 
     async def run(self, host: HostAccess) -> list[Finding]:
         raise NotImplementedError

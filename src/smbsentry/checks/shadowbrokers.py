@@ -91,6 +91,7 @@ def version_matches(version: str, affected: list[str]) -> str | None:
 
 class ShadowBrokersCheck(Check):
     default = False
+    needs_smb = False
     ports: tuple[int, ...] = ()
 
     def _kb(self) -> dict:

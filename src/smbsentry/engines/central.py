@@ -159,7 +159,8 @@ class DistributedScan:
                 self.summary.duplicates += 1
                 return
             self.seen.add(address)
-            self.summary.with_smb += 1
+            if any(state == "open" for state in (host.get("ports") or {}).values()):
+                self.summary.with_smb += 1  # else a host with other services only (--checks all)
             name = (msg.get("engine") or {}).get("name", "?")
             self.summary.engines[name] = self.summary.engines.get(name, 0) + 1
             if self.store is not None:

@@ -308,10 +308,29 @@ async def serve(
     mix: str | Mix | None = None,
     manifest_path: str | os.PathLike | None = None,
     bind_mode: str = "auto",
+    services_range: str | None = None,
+    services_mix: str | None = None,
 ) -> None:
-    """Serve the range until SIGINT or SIGTERM, then close every socket."""
+    """Serve the range until SIGINT or SIGTERM, then close every socket.
+
+    `services_range` also serves the service lab (RDP, HTTP, Kerberos, mail,
+    Notes, NBNS profiles of the Shadow Brokers checks) on its real ports."""
+    from .services import ServiceLab
+
+    service_lab = ServiceLab(services_range, services_mix) if services_range else None
     lab = Lab(range, ports, mix, bind_mode)
     await lab.start()
+    if service_lab is not None:
+        try:
+            await service_lab.start()
+        except BaseException:
+            await lab.stop()
+            raise
+        for address, services in service_lab.bound.items():
+            log.info("lab: %s serves %s (%s)", address, service_lab.hosts()[address],
+                     ", ".join(f"{k} {'/'.join(map(str, v))}" for k, v in services.items()))
+        for line in service_lab.unbound:
+            log.warning("lab: service lab cannot bind %s", line)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     installed = []
@@ -330,12 +349,15 @@ async def serve(
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+        if service_lab is not None:
+            await service_lab.stop()
         await lab.stop()
 
 
-def run(range: str, ports: Iterable = (445, 139), mix=None, manifest_path=None, bind_mode: str = "auto") -> None:  # noqa: A002
+def run(range: str, ports: Iterable = (445, 139), mix=None, manifest_path=None, bind_mode: str = "auto",  # noqa: A002
+        services_range: str | None = None, services_mix: str | None = None) -> None:
     """Blocking entry point: `serve` on uvloop when it is installed."""
-    coro = serve(range, ports, mix, manifest_path, bind_mode)
+    coro = serve(range, ports, mix, manifest_path, bind_mode, services_range, services_mix)
     try:
         import uvloop
     except ImportError:

@@ -117,6 +117,7 @@ class Engine:
                 summary.port_states[state] += 1
             if result.smb_open:
                 summary.with_smb += 1
+            if result.reportable:
                 if self.on_result:
                     self.on_result(result)
             if self.on_progress:

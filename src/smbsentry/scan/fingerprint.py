@@ -369,17 +369,21 @@ async def scan_host(address: str, options: ScanOptions, limiter: RateLimiter, ho
     ctx = HostContext(address, options, limiter, HostResult(address=address, hostname=hostname))
     try:
         await fingerprint(ctx)
-        if options.service_ports and ctx.result.smb_open:
+        if options.service_ports:
             from ..services import probe_services
 
             # Safe service fingerprints for the Shadow Brokers modules that
-            # aim at other ports; each probe has its own timeout and never raises.
+            # aim at other ports; each probe has its own timeout and never
+            # raises.  Also on hosts whose SMB is closed: an Exchange or
+            # Domino server behind a firewall that drops 445 is still exposed.
             ctx.result.services = await probe_services(
                 address, set(options.service_ports), options.timeout, realm=ctx.result.identity.dns_domain or None
             )
         if options.checks and ctx.result.smb_open:
             await run_checks(ctx, options.checks)
             session_facts(ctx)
+        elif options.checks and ctx.result.services_answered:
+            await run_checks(ctx, [c for c in options.checks if not c.needs_smb])
     except ScanError as exc:  # pragma: no cover - steps catch their own
         ctx.error(0, "scan", exc)
     except Exception as exc:  # noqa: BLE001 - one host's bug must not end the scan

@@ -1,0 +1,91 @@
+"""`smbsentry lab --services` and `smbsentry scan --checks all` end to end.
+
+The service hosts have no SMB: the scan must still probe their services,
+write a record for each host that answered, and run the Shadow Brokers
+checks on what it learned (the identity from RDP/SMTP NTLM where offered).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+CLI = [sys.executable, "-m", "smbsentry.cli"]
+SERVICES = "127.77.3.1-9"  # the service profiles in order (lab/services/profiles.json)
+SMB = "127.77.4.1"
+SMB_PORT = "44445"
+
+
+def _wait_port(address: str, port: int, deadline: float) -> bool:
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            if s.connect_ex((address, port)) == 0:
+                return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture(scope="module")
+def lab():
+    if os.geteuid() != 0:
+        pytest.skip("the service lab binds the real (privileged) ports")
+    proc = subprocess.Popen([*CLI, "lab", SMB, "--port", SMB_PORT, "--bind-mode", "per-address", "--services", SERVICES],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        if not _wait_port("127.77.3.6", 3000, time.monotonic() + 20):
+            proc.terminate()
+            pytest.fail(f"the lab did not come up: {proc.communicate(timeout=10)[1][-2000:]}")
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def hosts(lab):
+    out = subprocess.run([*CLI, "scan", SERVICES, "--checks", "all", "--format", "jsonl", "--no-store", "-q",
+                          "--timeout", "1"], capture_output=True, text=True, timeout=120)
+    assert out.returncode in (0, 1), out.stderr
+    return {h["address"]: h for h in map(json.loads, out.stdout.splitlines())}
+
+
+def verdicts(host: dict) -> dict:
+    return {f["id"]: f["status"] for f in host["findings"]}
+
+
+def test_lab_logs_the_service_hosts(lab, hosts):
+    assert lab.poll() is None  # still serving
+
+
+def test_hosts_without_smb_are_reported(hosts):
+    # the seven answering profiles; the garbage host answers too (with nonsense), the silent one never
+    assert "127.77.3.9" not in hosts
+    for address in ("127.77.3.1", "127.77.3.2", "127.77.3.3", "127.77.3.4", "127.77.3.5", "127.77.3.6", "127.77.3.7"):
+        h = hosts[address]
+        assert all(state != "open" for state in h["ports"].values()), h["ports"]
+        assert h["services"], address
+
+
+def test_shadow_brokers_verdicts_from_services_alone(hosts):
+    assert verdicts(hosts["127.77.3.1"])["esteemaudit"] == "likely"  # XP RDP, standard RDP security
+    assert verdicts(hosts["127.77.3.2"])["explodingcan"] == "likely"  # IIS 6.0 with WebDAV
+    assert verdicts(hosts["127.77.3.4"])["englishmansdentist"] == "likely"  # Exchange 2007 SMTP
+    assert verdicts(hosts["127.77.3.5"])["emphasismine"] == "likely"  # Domino 8.5.3 IMAP
+    assert verdicts(hosts["127.77.3.6"])["easybee"] == "likely"  # MDaemon 10.1 WorldClient
+    # the SMB modules: SMB is closed there, so not reachable, never likely
+    assert verdicts(hosts["127.77.3.2"]).get("eclipsedwing") in (None, "not_vulnerable")
+    # SMB checks are not run on hosts without SMB
+    assert "ms17-010" not in verdicts(hosts["127.77.3.4"])
+
+
+def test_modern_host_is_not_exposed(hosts):
+    v = verdicts(hosts["127.77.3.7"])
+    assert "likely" not in v.values(), v
