@@ -9,8 +9,10 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from smbsentry.lab.services import ServiceLab
-from smbsentry.services import DEFAULT_PORTS, ServiceError, der, http, kerberos, nbns, probe_services, rdp
+from smbsentry.lab.services import ServiceLab, load_profiles
+from smbsentry.lab.services import server as lab_server
+from smbsentry.protocol import ntlm
+from smbsentry.services import DEFAULT_PORTS, ServiceError, credssp, der, http, kerberos, nbns, probe_services, rdp
 
 RANGE = "127.77.1.1-9"
 HOSTS = {"svc-winxp-rdp": "127.77.1.1", "svc-win2003-iis6": "127.77.1.2", "svc-win2008r2-dc": "127.77.1.3",
@@ -45,6 +47,67 @@ def test_rdp_xp_legacy(facts):
 def test_rdp_nla(facts):
     r = facts["svc-win2008r2-dc"]["rdp"]
     assert r["selected_protocol"] == "HYBRID" and r["nla_supported"]
+    assert "ntlm_error" not in r and r["credssp_version"] == 3
+    for name in ("svc-win2008r2-dc", "svc-win2019-modern"):
+        win, n = load_profiles()["profiles"][name]["windows"], facts[name]["rdp"]["ntlm"]
+        assert n["netbios_name"] == win["netbios_name"] and n["netbios_domain"] == win["netbios_domain"]
+        assert n["dns_domain"] == win.get("dns_domain", win["netbios_domain"].lower())
+        assert n["os_version"] == win["os_version"] and n["os_build"] == win["os_build"]
+    assert "ntlm" not in facts["svc-winxp-rdp"]["rdp"] and "ntlm_error" not in facts["svc-winxp-rdp"]["rdp"]
+
+
+HYBRID_CONFIRM = bytes.fromhex("030000130ed00000123400") + bytes.fromhex("02 1f 0800 02000000")
+
+
+async def _broken_nla(mode: str, reader, writer) -> None:
+    """An RDP server that confirms HYBRID and then breaks the NLA step in one of several ways."""
+    try:
+        await reader.read(1024)
+        writer.write(HYBRID_CONFIRM)
+        await writer.drain()
+        if mode == "close":
+            return
+        if mode == "cleartext":  # answer the ClientHello with non-TLS bytes
+            await reader.read(4096)
+            writer.write(lab_server.GARBAGE)
+        elif mode == "silent":  # read the ClientHello, never answer it
+            while await reader.read(4096):
+                pass
+            return
+        else:
+            await writer.start_tls(lab_server.tls_server_context())
+            await reader.read(4096)
+            writer.write({"garbage": lab_server.GARBAGE, "error": der.seq(der.ctx(0, der.integer(6)), der.ctx(4, der.integer(0xC000006D))),
+                          "not-ntlm": credssp.ts_request(b"\x60\x03\x02\x01\x00")}[mode])
+        await writer.drain()
+        await reader.read(1024)
+    except (OSError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("mode, reason", [("close", "tls:"), ("cleartext", "tls:"), ("silent", "tls: handshake timed out"),
+                                          ("garbage", "credssp:"), ("error", "errorCode 0xc000006d"), ("not-ntlm", "CHALLENGE")])
+def test_rdp_nla_failure_keeps_x224_facts(mode, reason):
+    async def go():
+        srv = await asyncio.start_server(lambda r, w: _broken_nla(mode, r, w), "127.0.0.1", 0)
+        async with srv:
+            return await rdp.probe("127.0.0.1", srv.sockets[0].getsockname()[1], 0.5)
+    r = asyncio.run(go())
+    assert r["selected_protocol"] == "HYBRID" and r["nla_supported"] and "ntlm" not in r
+    assert reason in r["ntlm_error"], r["ntlm_error"]
+
+
+def test_credssp_ts_request_roundtrip():
+    ts = credssp.parse(credssp.ts_request(ntlm.negotiate(), 2))
+    assert ts.version == 2 and ntlm.message_type(ts.token) == 1 and ts.error_code is None
+    # nmap's rdp-ntlm-info sends version 0x60 with a Windows 10 NEGOTIATE
+    blob = bytes.fromhex("3037a003020160a130302e302ca02a0428") + ntlm.negotiate()
+    assert credssp.complete(blob) and not credssp.complete(blob[:-1]) and credssp.parse(blob).version == 0x60
+    for bad in (b"\x04\x00", b"\x30\x03\xa1\x01\x00", der.seq(der.ctx(0, der.integer(2)), der.ctx(1, der.seq(der.integer(1))))):
+        with pytest.raises(ServiceError):
+            credssp.parse(bad)
 
 
 def test_http_iis6_webdav(facts):
@@ -199,9 +262,26 @@ def test_nmap_smtp_ntlm_info_agrees(real_lab):
     assert elems.get("Product_Version", "").startswith(f"{ours['os_version']}.{ours['os_build']}")
 
 
-@pytest.mark.xfail(reason="nmap's nbstat prints nothing against the lab NBNS yet (not investigated)", strict=False)
 def test_nmap_nbstat_agrees(real_lab):
+    # -sU needs raw sockets; nmap prints the MAC without separators ("00155d010203")
     root = _nmap(["-sU", "-p137", "--script", "nbstat", "127.77.2.3"])
-    text = ET.tostring(root, encoding="unicode")
+    out = next((s.get("output", "") for s in root.iter("script") if s.get("id") == "nbstat"), "")
     ours = asyncio.run(probe_services("127.77.2.3", {137}, 2.0))["nbns"]
-    assert ours["computer_name"] in text and "00:15:5d:01:02:03" in text.lower()
+    assert f"NetBIOS name: {ours['computer_name']}," in out, out
+    assert ours["mac"].replace(":", "") in out.lower(), out
+    for n in ours["names"]:
+        assert f"{n['name']}<{n['suffix']:02x}>" in out, (n, out)
+
+
+def test_nmap_rdp_ntlm_info_agrees(real_lab):
+    hosts = [a for a, name in real_lab.hosts().items() if name in ("svc-win2008r2-dc", "svc-win2019-modern")]
+    assert hosts
+    root = _nmap(["-p3389", "--script", "rdp-ntlm-info", *hosts])
+    for addr in hosts:
+        script = _port(root, addr, 3389).find("script[@id='rdp-ntlm-info']")
+        assert script is not None, addr
+        elems = {e.get("key"): e.text for e in script.iter("elem")}
+        ours = asyncio.run(rdp.probe(addr, 3389, 2.0))["ntlm"]
+        assert elems.get("NetBIOS_Computer_Name") == ours["netbios_name"], (addr, elems)
+        assert elems.get("Product_Version") == f"{ours['os_version']}.{ours['os_build']}", (addr, elems)
+        assert elems.get("DNS_Domain_Name") == ours["dns_domain"], (addr, elems)

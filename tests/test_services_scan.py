@@ -80,6 +80,10 @@ def test_shadow_brokers_verdicts_from_services_alone(hosts):
     assert verdicts(hosts["127.77.3.4"])["englishmansdentist"] == "likely"  # Exchange 2007 SMTP
     assert verdicts(hosts["127.77.3.5"])["emphasismine"] == "likely"  # Domino 8.5.3 IMAP
     assert verdicts(hosts["127.77.3.6"])["easybee"] == "likely"  # MDaemon 10.1 WorldClient
+    # the 2008 R2 DC: no SMB, its OS comes from NTLM over RDP's CredSSP, Kerberos answers
+    dc = hosts["127.77.3.3"]
+    assert dc["services"]["rdp"]["ntlm"]["os_build"] == 7601
+    assert verdicts(dc)["eskimoroll"] == "likely"
     # the SMB modules: SMB is closed there, so not reachable, never likely
     assert verdicts(hosts["127.77.3.2"]).get("eclipsedwing") in (None, "not_vulnerable")
     # SMB checks are not run on hosts without SMB

@@ -94,8 +94,14 @@ def test_dc_identity_from_smtp_ntlm(facts):
 def test_esteemaudit_without_os_uses_rdp_behaviour(facts):
     [f] = run("esteemaudit", FakeHost(None, facts["svc-winxp-rdp"]))
     assert f.status == "likely"
-    [g] = run("esteemaudit", FakeHost(None, facts["svc-win2008r2-dc"]))
+    # without the NTLM facts of CredSSP, judged by RDP behaviour alone (NLA offered)
+    dc = dict(facts["svc-win2008r2-dc"])
+    dc["rdp"] = {k: v for k, v in dc["rdp"].items() if k != "ntlm"}
+    [g] = run("esteemaudit", FakeHost(None, dc))
     assert g.status == "not_vulnerable"
+    # with them, the OS (NT 6.1) is learned over RDP and the module does not apply
+    assert facts["svc-win2008r2-dc"]["rdp"]["ntlm"]["os_build"] == 7601
+    assert run("esteemaudit", FakeHost(None, facts["svc-win2008r2-dc"])) == []
 
 
 def test_version_matching():

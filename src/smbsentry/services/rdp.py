@@ -4,13 +4,27 @@ Nothing is authenticated.  Windows XP / Server 2003 (RDP 5.x) answer the
 Connection Confirm without an RDP_NEG_RSP (standard RDP security only);
 Vista and later answer RDP_NEG_RSP with the protocol they selected, or
 RDP_NEG_FAILURE (e.g. HYBRID_REQUIRED_BY_SERVER).
+
+When the server selects HYBRID / HYBRID_EX (NLA), the probe goes on as nmap's
+rdp-ntlm-info does: TLS on the same connection (any certificate), a CredSSP
+TSRequest carrying an NTLMSSP NEGOTIATE, and the server's TSRequest with its
+NTLM CHALLENGE, which names the host, its domain and OS build before any logon.
+No AUTHENTICATE is ever sent: the probe hangs up after the CHALLENGE.  That
+step is a bonus: its failure is a reason in "ntlm_error", the X.224 facts stay.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ssl
 import struct
+import warnings
+from functools import lru_cache
 
+from ..protocol import ntlm
+from . import credssp
 from .common import ServiceError, close, connect, read_until, send
+from .mail import ntlm_facts
 
 PROTOCOL_RDP, PROTOCOL_SSL, PROTOCOL_HYBRID, PROTOCOL_RDSTLS, PROTOCOL_HYBRID_EX = 0, 1, 2, 4, 8
 PROTOCOLS = {0: "RDP", 1: "SSL", 2: "HYBRID", 4: "RDSTLS", 8: "HYBRID_EX"}
@@ -76,15 +90,71 @@ def parse_confirm(data: bytes) -> dict:
     return out
 
 
-async def probe(address: str, port: int = 3389, timeout: float = 5.0) -> dict:
+@lru_cache(maxsize=1)
+def tls_context() -> ssl.SSLContext:
+    """Client TLS for NLA: no verification (RDP certificates are self-signed), and
+    TLS 1.0 allowed, since Windows 7 / 2008 R2 speak nothing newer by default."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # TLS 1.0 is deprecated: old hosts still speak only it
+            ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.set_ciphers("ALL:@SECLEVEL=0")
+    except (ValueError, ssl.SSLError):  # an OpenSSL built without them: keep its defaults
+        pass
+    return ctx
+
+
+class TlsFailed(ServiceError):
+    """The TLS handshake failed: asyncio has closed the socket under the stream, whose
+    wait_closed() would then never finish, so the probe does not wait for it."""
+
+
+async def ntlm_over_credssp(reader, writer, timeout: float) -> tuple[dict, int]:
+    """TLS, TSRequest(NEGOTIATE), the server's TSRequest -> (ntlm_facts, its CredSSP version)."""
+    try:
+        await asyncio.wait_for(writer.start_tls(tls_context(), ssl_handshake_timeout=timeout), timeout)
+    except asyncio.TimeoutError:
+        raise TlsFailed("tls: handshake timed out") from None
+    except (ssl.SSLError, OSError, EOFError) as exc:
+        raise TlsFailed(f"tls: handshake failed: {str(exc) or type(exc).__name__}") from None
+    await send(writer, credssp.ts_request(ntlm.negotiate()), timeout)
+    data = await read_until(reader, credssp.complete, timeout, cap=credssp.MAX_TSREQUEST)
+    if not data:
+        raise ServiceError("credssp: connection closed without a TSRequest")
+    ts = credssp.parse(data)
+    if ts.token is None:
+        code = f" (errorCode 0x{ts.error_code:08x})" if ts.error_code is not None else ""
+        raise ServiceError(f"credssp: TSRequest without an NTLM token{code}")
+    if ntlm.message_type(ts.token) != 2:
+        raise ServiceError("credssp: the negoToken is not an NTLMSSP CHALLENGE")
+    return ntlm_facts(ntlm.parse_challenge(ts.token)), ts.version
+
+
+async def probe(address: str, port: int = 3389, timeout: float = 5.0, ntlm_info: bool = True) -> dict:
+    """The Connection Confirm's facts, plus "ntlm" (or "ntlm_error") after a HYBRID choice.
+
+    Reads at most 4 KiB + credssp.MAX_TSREQUEST (well under READ_CAP); each step has `timeout`."""
     reader, writer = await connect(address, port, timeout)
+    tls_failed = False
     try:
         await send(writer, connection_request(), timeout)
         data = await read_until(reader, tpkt_complete, timeout, cap=4096)
+        if not data:
+            raise ServiceError("rdp: connection closed without an answer")
+        result = parse_confirm(data)
+        result["port"] = port
+        if ntlm_info and result["selected_protocol"] in ("HYBRID", "HYBRID_EX"):
+            try:
+                result["ntlm"], result["credssp_version"] = await ntlm_over_credssp(reader, writer, timeout)
+            except Exception as exc:  # noqa: BLE001 - the NTLM leg is a bonus; keep the X.224 facts
+                tls_failed = isinstance(exc, TlsFailed)
+                result["ntlm_error"] = (str(exc) or type(exc).__name__)[:200]
     finally:
-        await close(writer)
-    if not data:
-        raise ServiceError("rdp: connection closed without an answer")
-    result = parse_confirm(data)
-    result["port"] = port
+        if tls_failed:
+            writer.close()
+        else:
+            await close(writer)
     return result

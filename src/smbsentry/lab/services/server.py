@@ -10,13 +10,16 @@ import json
 import logging
 import os
 import socket
+import ssl
 import struct
+import tempfile
 import time
 from functools import lru_cache
 from importlib import resources
 
 from ...protocol import ntlm
-from ...services import der
+from ...services import credssp, der
+from ...services.common import ServiceError
 from ..mix import parse_range
 
 log = logging.getLogger(__name__)
@@ -83,6 +86,65 @@ def rdp_answer(conf: dict, request: bytes) -> bytes:
             neg = struct.pack("<BBHI", 0x02, 0x1F, 8, 0)
         x224 = bytes([6 + len(neg), 0xD0, 0x00, 0x00, 0x12, 0x34, 0x00]) + neg
     return struct.pack(">BBH", 3, 0, 4 + len(x224)) + x224
+
+
+def rdp_selected_hybrid(answer: bytes) -> bool:
+    """Whether rdp_answer() chose HYBRID: then NLA (TLS + CredSSP) follows on the connection."""
+    return len(answer) == 19 and answer[11] == 0x02 and answer[15:19] == struct.pack("<I", 2)
+
+
+@lru_cache(maxsize=1)
+def tls_server_context() -> ssl.SSLContext:
+    """A TLS server context with a self-signed RSA certificate, as RDP hosts have.
+
+    Made once per process (key generation is the slow part); the PEM files only
+    live in a private temporary directory while ssl loads them."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "smbsentry-lab")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=180)).sign(key, hashes.SHA256()))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with tempfile.TemporaryDirectory(prefix="smbsentry-lab-tls-") as tmp:
+        path = os.path.join(tmp, "lab.pem")
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+            f.write(cert.public_bytes(serialization.Encoding.PEM))
+            f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+        ctx.load_cert_chain(path)
+    return ctx
+
+
+async def _credssp(conf: dict, win: dict | None, reader, writer) -> None:
+    """NLA after the Connection Confirm: TLS, then the client's TSRequest(NEGOTIATE) is
+    answered with a TSRequest(CHALLENGE) from the profile's Windows identity; nothing
+    is ever authenticated, the lab waits for the client to hang up."""
+    await asyncio.wait_for(writer.start_tls(tls_server_context()), IDLE)
+    head = await asyncio.wait_for(reader.readexactly(2), IDLE)
+    extra = head[1] & 0x7F if head[1] & 0x80 else 0
+    if head[0] != 0x30 or head[1] == 0x80 or extra > 2:  # not a definite-length SEQUENCE we would read
+        return
+    head += await asyncio.wait_for(reader.readexactly(extra), IDLE)
+    n = int.from_bytes(head[2:], "big") if extra else head[1]
+    if len(head) + n > credssp.MAX_TSREQUEST:
+        return
+    try:
+        token = credssp.parse(head + await asyncio.wait_for(reader.readexactly(n), IDLE)).token
+    except ServiceError:  # a client sending garbage is hung up on
+        return
+    if not win or ntlm.message_type(token or b"") != 1:
+        return
+    writer.write(credssp.ts_request(ntlm_challenge(win), conf.get("credssp_version", credssp.VERSION)))
+    await writer.drain()
+    await asyncio.wait_for(reader.read(4096), 2.0)
 
 
 IIS6_BODY = (b"<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01//EN\">\r\n<html><head><title>Under Construction</title></head>"
@@ -215,9 +277,13 @@ async def _handle(service: str, conf: dict, win: dict | None, reader, writer) ->
             hdr = await asyncio.wait_for(reader.readexactly(4), IDLE)
             n = struct.unpack(">H", hdr[2:4])[0]
             body = await asyncio.wait_for(reader.readexactly(max(0, min(n, 1024) - 4)), IDLE)
-            writer.write(rdp_answer(conf, hdr + body))
+            answer = rdp_answer(conf, hdr + body)
+            writer.write(answer)
             await writer.drain()
-            await asyncio.wait_for(reader.read(4096), 2.0)  # then the client hangs up
+            if rdp_selected_hybrid(answer):
+                await _credssp(conf, win, reader, writer)
+            else:
+                await asyncio.wait_for(reader.read(4096), 2.0)  # then the client hangs up
         elif service in ("http", "worldclient"):
             while True:
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), IDLE)
@@ -343,6 +409,8 @@ class ServiceLab:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         data = load_profiles()
+        if any(data["profiles"][n]["services"].get("rdp", {}).get("mode", "").startswith("hybrid") for n in set(self.mix)):
+            await loop.run_in_executor(None, tls_server_context)  # the RSA key, before a client's timeout runs
         for i in range(len(self.range)):
             address = self.range.address(i)
             if ipaddress.IPv4Address(address) not in LOOPBACK:
