@@ -239,9 +239,10 @@ def scan(
             f.status in ("vulnerable", "likely") and SEVERITIES.index(f.severity) <= threshold for f in result.findings
         ):
             failing += 1
+        data = result.to_dict()  # once, for the store and the writer
         if store is not None:
-            store.add_host(scan_id, result)
-        writer.add(result)
+            store.add_host(scan_id, data)
+        writer.add(result, data)
         progress.update(task, found=found)
 
     def on_progress(n: int) -> None:

@@ -115,6 +115,14 @@ def utf16z(buf: bytes, offset: int, cap: int, what: str) -> tuple[str, int]:
     """
     if offset < 0 or offset > len(buf):
         raise ProtocolError(f"{what}: offset {offset} outside the buffer")
+    # Fast path: the first even-aligned NUL pair within the cap, found by bytes.find.
+    chunk = bytes(buf[offset : offset + cap + 2])
+    i = chunk.find(b"\x00\x00")
+    while 0 <= i <= cap:
+        if not i & 1:
+            return chunk[:i].decode("utf-16-le", "replace"), offset + i + 2
+        i = chunk.find(b"\x00\x00", i + 1)
+    # No terminator within the cap: the exact rules below (tolerated at the end, else too long).
     end = offset
     while end + 1 < len(buf):
         if end - offset > cap:

@@ -89,9 +89,10 @@ class Writer:
             self._csv.writerow(CSV_COLUMNS)
             stream.flush()
 
-    def add(self, result: HostResult) -> None:
+    def add(self, result: HostResult, data: dict | None = None) -> None:
+        """Write or keep one host; `data` is result.to_dict() when the caller already made it."""
         if self.fmt == "jsonl":
-            self.stream.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+            self.stream.write(json.dumps(data if data is not None else result.to_dict(), ensure_ascii=False) + "\n")
             self.stream.flush()
         elif self.fmt == "csv":
             assert self._csv is not None
@@ -116,7 +117,7 @@ class Writer:
 
 def host_table(results: list[HostResult]) -> Table:
     """One row per host; remote strings are passed as Text, never markup."""
-    table = Table(title=f"SMB hosts ({len(results)})", show_lines=False)
+    table = Table(title=f"hosts ({len(results)})", show_lines=False)
     for col in ("address", "445", "139", "SMBv1", "SMB2/3 dialects", "signing", "name", "domain", "OS", "findings (vulnerable, likely)"):
         table.add_column(col, overflow="fold")
     for r in sorted(results, key=_addr_key):
