@@ -93,3 +93,15 @@ def test_shadow_brokers_verdicts_from_services_alone(hosts):
 def test_modern_host_is_not_exposed(hosts):
     v = verdicts(hosts["127.77.3.7"])
     assert "likely" not in v.values(), v
+
+
+def test_service_ports_asked_by_number(lab):
+    # --ports with a service port probes that service (not SMB on it), and only it
+    out = subprocess.run([*CLI, "scan", "127.77.3.4", "127.77.3.1", "--ports", "445,25", "--format", "jsonl", "--no-store",
+                          "-q", "--timeout", "1"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    got = {h["address"]: h for h in map(json.loads, out.stdout.splitlines())}
+    exch = got["127.77.3.4"]
+    assert set(exch["ports"]) == {"445"} and exch["services"]["smtp"]["exchange"] == "2007+"
+    assert exch["services"]["rdp"] is None and exch["findings"] == []
+    assert "127.77.3.1" not in got  # its RDP was not asked for, and 25 is closed there

@@ -77,7 +77,7 @@ def scan(
         [], "--targets-file", "-iL", help="File of targets: plain lines, nmap XML (-oX) or masscan JSON (-oJ)."
     ),
     exclude: list[str] = typer.Option([], "--exclude", help="Targets to skip (same syntax; repeatable)."),
-    ports: str = typer.Option("445,139", "--ports", help="SMB ports to probe."),
+    ports: str = typer.Option("445,139", "--ports", help="SMB ports to probe; the service ports 3389, 80, 88, 25, 143, 1352, 3264, 1000, 3000 and 137 (UDP) add those services' safe fingerprints (all of them with --checks all)."),
     checks: str = typer.Option(
         "default", "--checks", help="default | all | none | comma-separated ids (see `smbsentry checks`)."
     ),
@@ -185,15 +185,16 @@ def scan(
             password = getpass.getpass(f"Password for {domain + chr(92) if domain else ''}{user}: ")
         creds = Credentials(user, password, domain)
     from .checks.shadowbrokers import ShadowBrokersCheck
+    from .services import DEFAULT_PORTS
 
-    service_ports = frozenset()
+    asked = _ports(ports)
+    # Service ports asked by number get their service probe, not an SMB one.
+    service_ports = frozenset(p for p in asked if p in DEFAULT_PORTS)
     if any(isinstance(c, ShadowBrokersCheck) for c in selected):
-        from .services import DEFAULT_PORTS
-
         service_ports = DEFAULT_PORTS
     options = ScanOptions(
-        ports=_ports(ports), timeout=timeout, credentials=creds, dialect_method=dialects, checks=selected,
-        service_ports=service_ports,
+        ports=tuple(p for p in asked if p not in DEFAULT_PORTS), timeout=timeout, credentials=creds,
+        dialect_method=dialects, checks=selected, service_ports=service_ports,
     )
     if store is None and not no_store:
         from .store import Store, StoreError
