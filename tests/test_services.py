@@ -160,6 +160,22 @@ def test_refused_is_an_error_entry(facts):
     assert "refused" in facts["svc-winxp-rdp"]["http"]["error"]
 
 
+def test_every_connection_waits_for_the_rate_limiter():
+    calls = []
+
+    async def acquire():
+        calls.append(1)
+
+    async def go():
+        async with ServiceLab(RANGE, port_map=PORT_MAP):
+            return await probe_services("127.77.1.5", set(DEFAULT_PORTS), 1.0, port_map=PORT_MAP, rate=acquire)
+
+    out = asyncio.run(go())
+    assert out["imap"]["product"] == "domino"
+    # rdp http kerberos smtp imap notes(1352, 3264) nbns, and worldclient tries 3000 then 1000
+    assert len(calls) == 10, len(calls)
+
+
 def test_not_asked_is_none():
     out = asyncio.run(probe_services("127.77.1.250", {3389}, 0.5))
     assert out["http"] is None and "error" in out["rdp"]

@@ -377,7 +377,8 @@ async def scan_host(address: str, options: ScanOptions, limiter: RateLimiter, ho
             # raises.  Also on hosts whose SMB is closed: an Exchange or
             # Domino server behind a firewall that drops 445 is still exposed.
             ctx.result.services = await probe_services(
-                address, set(options.service_ports), options.timeout, realm=ctx.result.identity.dns_domain or None
+                address, set(options.service_ports), options.timeout, realm=ctx.result.identity.dns_domain or None,
+                rate=ctx.limiter.acquire if ctx.limiter.rate else None,
             )
         if options.checks and ctx.result.smb_open:
             await run_checks(ctx, options.checks)

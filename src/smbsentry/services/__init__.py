@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 
 from . import http, kerberos, mail, nbns, rdp
-from .common import READ_CAP, ServiceError
+from .common import RATE, READ_CAP, ServiceError
 
 __all__ = ["ServiceError", "READ_CAP", "SERVICE_PORTS", "DEFAULT_PORTS", "probe_services", "probe_one"]
 
@@ -60,20 +60,25 @@ async def probe_one(name: str, address: str, ports: list[int], timeout: float, r
 
 
 async def probe_services(address: str, ports: set[int], timeout: float, *, realm: str | None = None,
-                         port_map: dict[int, int] | None = None) -> dict:
+                         port_map: dict[int, int] | None = None, rate=None) -> dict:
     """{"rdp": {...} | None, "http": ..., ...}: None when none of the service's ports was asked.
 
     A failed probe is {"error": "<reason>"}.  `realm` is the Kerberos realm to ask
     for (the SMB identity's DNS domain when known); `port_map` maps a well-known port
-    to the port actually used (tests).  Never raises ServiceError.
+    to the port actually used (tests); `rate` is an async callable awaited before
+    each new connection (the scan's --rate limiter).  Never raises ServiceError.
     """
     names, tasks = [], []
-    for name, sp in SERVICE_PORTS.items():
-        asked = [p for p in sp if p in ports]
-        if not asked:
-            continue
-        names.append(name)
-        tasks.append(asyncio.create_task(probe_one(name, address, asked, timeout, realm, port_map)))
+    token = RATE.set(rate)  # the tasks below copy this context
+    try:
+        for name, sp in SERVICE_PORTS.items():
+            asked = [p for p in sp if p in ports]
+            if not asked:
+                continue
+            names.append(name)
+            tasks.append(asyncio.create_task(probe_one(name, address, asked, timeout, realm, port_map)))
+    finally:
+        RATE.reset(token)
     results = await asyncio.gather(*tasks, return_exceptions=True)
     out: dict = {name: None for name in SERVICE_PORTS}
     for name, res in zip(names, results):

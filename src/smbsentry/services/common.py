@@ -8,8 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+from collections.abc import Awaitable, Callable
 
 READ_CAP = 64 * 1024
+
+# The scan's connection-rate limiter (--rate), set by probe_services for the
+# probes it starts: every new connection or datagram exchange waits its turn.
+RATE: contextvars.ContextVar[Callable[[], Awaitable[None]] | None] = contextvars.ContextVar("smbsentry_service_rate",
+                                                                                         default=None)
+
+
+async def pace() -> None:
+    """Wait for the scan's rate limiter, when there is one."""
+    acquire = RATE.get()
+    if acquire is not None:
+        await acquire()
 
 
 class ServiceError(Exception):
@@ -17,6 +31,7 @@ class ServiceError(Exception):
 
 
 async def connect(address: str, port: int, timeout: float):
+    await pace()
     try:
         return await asyncio.wait_for(asyncio.open_connection(address, port), timeout)
     except asyncio.TimeoutError:

@@ -11,7 +11,7 @@ import asyncio
 import secrets
 import struct
 
-from .common import ServiceError
+from .common import ServiceError, pace
 
 GROUP = 0x8000
 SUFFIXES = {0x00: "workstation / domain", 0x03: "messenger", 0x20: "file server", 0x1B: "domain master browser",
@@ -96,6 +96,7 @@ class _Proto(asyncio.DatagramProtocol):
 
 
 async def probe(address: str, port: int = 137, timeout: float = 3.0, retries: int = 2) -> dict:
+    await pace()
     loop = asyncio.get_running_loop()
     txid = secrets.randbits(16)
     fut = loop.create_future()
