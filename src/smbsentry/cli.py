@@ -316,7 +316,8 @@ def scan(
         "Examples:\n\n"
         "  smbsentry lab 127.50.0.1-40 --manifest lab.json\n\n"
         "  smbsentry lab 127.50.0.0/22 --mix win7-sp1-unpatched=500,win10-22h2=500 --port 4450\n\n"
-        "  smbsentry lab 127.50.0.7 --mix win7-doublepulsar"
+        "  smbsentry lab 127.50.0.7 --mix win7-doublepulsar\n\n"
+        "  smbsentry lab 127.50.0.1-19 --services 127.50.1.1-9   (then: smbsentry scan 127.50.1.1-9 --checks all)"
     )
 )
 def lab(
