@@ -8,6 +8,12 @@ range, and broken hosts that stall, send garbage or reset).  The scan's
 table is printed; demo-output/ gets report.html (English), report-zh.html,
 scan.json, the lab's manifest and the remediation plan (plan/plan.md with
 apply and rollback scripts), and the scan is compared with the manifest.  Loopback only.
+
+As root the lab also serves the service hosts of the Shadow Brokers checks on
+127.77.5.1-9, on their real ports (XP with RDP, IIS 6.0 WebDAV, a 2008 R2
+domain controller, Exchange 2007, Domino 8.5, MDaemon 10.1, Server 2019, a
+garbage and a silent host): the report's arsenal then shows which of the 18
+tools apply to which host, from SMB and from those services.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "demo-output"
 RANGE = "127.77.0.1-19"
 FIRST = "127.77.0.1"
+SERVICES = "127.77.5.1-9"  # the service lab's profiles, in order
 
 
 def wait_for(address: str, port: int, proc: subprocess.Popen, seconds: float = 20.0) -> None:
@@ -51,8 +58,13 @@ def main() -> int:
     scan_ports = "445,139" if root else "4450"
     if not root:
         print("demo: not root, so the lab serves port 4450 instead of 445/139", file=sys.stderr)
+    # With the service hosts, one SMB socket per address: the default device-mode
+    # socket would accept (then drop) 445/139 on the service addresses too.
+    services = ["--services", SERVICES, "--bind-mode", "per-address"] if root else []
+    targets = [RANGE, SERVICES] if root else [RANGE]
     lab = subprocess.Popen(
-        [py, "-m", "smbsentry.lab", RANGE, *sum((["--port", p] for p in lab_ports), []), "--manifest", str(manifest)],
+        [py, "-m", "smbsentry.lab", RANGE, *sum((["--port", p] for p in lab_ports), []), "--manifest", str(manifest),
+         *services],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -60,7 +72,7 @@ def main() -> int:
         wait_for(FIRST, int(lab_ports[0]), lab)
         while not manifest.exists():
             time.sleep(0.05)
-        scan = [py, "-m", "smbsentry.cli", "scan", RANGE, "--ports", scan_ports, "--checks", "all", "--timeout", "2"]
+        scan = [py, "-m", "smbsentry.cli", "scan", *targets, "--ports", scan_ports, "--checks", "all", "--timeout", "2"]
         subprocess.run([*scan, "--format", "json", "-o", str(OUT / "scan.json"), "-q"], check=False)
         subprocess.run([*scan, "--format", "html", "-o", str(OUT / "report.html"), "-q"], check=False)
         subprocess.run([*scan, "--format", "html", "--lang", "zh", "-o", str(OUT / "report-zh.html"), "-q"], check=False)

@@ -103,5 +103,20 @@ def test_service_ports_asked_by_number(lab):
     got = {h["address"]: h for h in map(json.loads, out.stdout.splitlines())}
     exch = got["127.77.3.4"]
     assert set(exch["ports"]) == {"445"} and exch["services"]["smtp"]["exchange"] == "2007+"
-    assert exch["services"]["rdp"] is None and exch["findings"] == []
+    assert exch["services"]["rdp"] is None
+    # of the default checks only those that judge without SMB ran: eol-os, on the OS from SMTP's NTLM
+    assert {f["id"]: f["status"] for f in exch["findings"]} == {"eol-os": "vulnerable"}
     assert "127.77.3.1" not in got  # its RDP was not asked for, and 25 is closed there
+
+
+def test_identity_from_service_ntlm(hosts):
+    dc, exch = hosts["127.77.3.3"]["identity"], hosts["127.77.3.4"]["identity"]
+    assert dc["source"] == "rdp-ntlm" and dc["netbios_name"] == "DC01" and dc["dns_domain"] == "corp.example.com"
+    assert dc["os_build"] == 7601 and dc["implementation"] == "windows" and "2008 R2" in dc["os_name"]
+    assert exch["source"] == "smtp-ntlm" and exch["netbios_name"] == "EXCH07" and exch["os_build"] == 3790
+    assert hosts["127.77.3.2"]["identity"]["source"] is None  # IIS 6.0 alone names no OS
+    f = next(f for f in hosts["127.77.3.3"]["findings"] if f["id"] == "eskimoroll")
+    assert "NTLM over RDP" in f["evidence"], f["evidence"]
+    # the OS learned over RDP/SMTP is judged for end of support too
+    assert verdicts(hosts["127.77.3.3"])["eol-os"] == "vulnerable"  # 2008 R2, ended 2020
+    assert verdicts(hosts["127.77.3.4"])["eol-os"] == "vulnerable"  # 2003

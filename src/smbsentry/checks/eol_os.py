@@ -14,6 +14,7 @@ from .registry import register
 @register
 class EolOs(Check):
     id = "eol-os"
+    needs_smb = False  # the identity may come from RDP or SMTP when SMB is closed
 
     async def run(self, host: HostAccess) -> list[Finding]:
         ident = host.result.identity

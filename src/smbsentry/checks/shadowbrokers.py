@@ -47,7 +47,9 @@ def windows_of(host: Any) -> tuple[str, int | None, str, str] | None:
     if ident is not None and ident.implementation == "windows" and ident.os_version:
         ver = ".".join(ident.os_version.split(".")[:2])
         name = ident.os_name or NAMES.get(ver, f"Windows NT {ver}")
-        return ver, ident.os_build, name, "SMB"
+        source = ident.source or ""
+        where = f"NTLM over {source.split('-')[0].upper()}" if source.endswith("-ntlm") and not source.startswith("smb") else "SMB"
+        return ver, ident.os_build, name, where
     for key in ("smtp", "rdp"):
         n = (services_of(host).get(key) or {}).get("ntlm")
         if isinstance(n, dict) and n.get("os_version"):

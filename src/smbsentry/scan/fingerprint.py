@@ -226,6 +226,36 @@ def identity_from(challenge: ntlm.Challenge, source: str, ident: Identity) -> No
         ident.implementation = guess.implementation
 
 
+def identity_from_services(services: dict, ident: Identity) -> None:
+    """With no SMB identity: the NTLM CHALLENGE facts RDP (CredSSP) or SMTP gave.
+
+    The same fields and build mapping as over SMB; `source` says which
+    service ("rdp-ntlm", "smtp-ntlm").  Kept only when it names a version."""
+    if ident.source is not None:
+        return
+    for key in ("rdp", "smtp"):
+        facts = (services.get(key) or {}).get("ntlm")
+        if not isinstance(facts, dict) or not facts.get("os_version") or facts.get("os_build") is None:
+            continue
+        try:
+            major, minor = (int(x) for x in str(facts["os_version"]).split(".")[:2])
+            build = int(facts["os_build"])
+        except (TypeError, ValueError):
+            continue
+        ident.source = f"{key}-ntlm"
+        for name in ("netbios_name", "netbios_domain", "dns_name", "dns_domain", "dns_forest"):
+            value = facts.get(name)
+            setattr(ident, name, cap(value) if isinstance(value, str) else None)
+        ident.os_version = f"{major}.{minor}.{build}"
+        ident.os_build = build
+        guess = builds.lookup(major, minor, build)
+        ident.os_name = guess.name
+        ident.os_candidates = list(guess.candidates)
+        ident.os_build_shared = guess.shared
+        ident.implementation = guess.implementation
+        return
+
+
 def assemble(ctx: HostContext, a: Smb1Outcome | None, b: Smb2Outcome | None, smb1_ports: dict[str, bool]) -> None:
     r = ctx.result
     ident = r.identity
@@ -380,6 +410,7 @@ async def scan_host(address: str, options: ScanOptions, limiter: RateLimiter, ho
                 address, set(options.service_ports), options.timeout, realm=ctx.result.identity.dns_domain or None,
                 rate=ctx.limiter.acquire if ctx.limiter.rate else None,
             )
+            identity_from_services(ctx.result.services, ctx.result.identity)
         if options.checks and ctx.result.smb_open:
             await run_checks(ctx, options.checks)
             session_facts(ctx)
