@@ -301,3 +301,5 @@ def test_nmap_rdp_ntlm_info_agrees(real_lab):
         assert elems.get("NetBIOS_Computer_Name") == ours["netbios_name"], (addr, elems)
         assert elems.get("Product_Version") == f"{ours['os_version']}.{ours['os_build']}", (addr, elems)
         assert elems.get("DNS_Domain_Name") == ours["dns_domain"], (addr, elems)
+        # NT 6.x sends its clock (MsvAvTimestamp): nmap prints it as System_Time
+        assert ours["time"] and elems.get("System_Time", "")[:10] == ours["time"][:10], (addr, elems, ours["time"])

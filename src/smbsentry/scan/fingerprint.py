@@ -246,6 +246,7 @@ def identity_from_services(services: dict, ident: Identity) -> None:
         for name in ("netbios_name", "netbios_domain", "dns_name", "dns_domain", "dns_forest"):
             value = facts.get(name)
             setattr(ident, name, cap(value) if isinstance(value, str) else None)
+        ident.ntlm_time = facts.get("time") if isinstance(facts.get("time"), str) else None
         ident.os_version = f"{major}.{minor}.{build}"
         ident.os_build = build
         guess = builds.lookup(major, minor, build)

@@ -11,6 +11,7 @@ import base64
 import re
 
 from ..protocol import ntlm
+from ..protocol.filetime import to_iso
 from .common import ServiceError, close, connect, read_some, read_until, send, text
 
 
@@ -71,7 +72,8 @@ def ntlm_facts(ch) -> dict:
     v = ch.version
     return {"os_version": f"{v.major}.{v.minor}" if v else None, "os_build": v.build if v else None,
             "netbios_name": ch.av_text(1), "netbios_domain": ch.av_text(2), "dns_name": ch.av_text(3),
-            "dns_domain": ch.av_text(4), "dns_forest": ch.av_text(5), "target_name": ch.target_name}
+            "dns_domain": ch.av_text(4), "dns_forest": ch.av_text(5), "target_name": ch.target_name,
+            "time": to_iso(ch.timestamp)}
 
 
 def domino_version(banner: str) -> str | None:

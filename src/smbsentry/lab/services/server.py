@@ -236,6 +236,8 @@ def ntlm_challenge(win: dict) -> bytes:
     pairs = [(2, dom.encode("utf-16-le")), (1, name.encode("utf-16-le")), (4, dns_dom.encode("utf-16-le")),
              (3, f"{name.lower()}.{dns_dom}".encode("utf-16-le"))]
     major, minor = (int(x) for x in win["os_version"].split("."))
+    if major >= 6:  # MsvAvTimestamp: Vista / 2008 and later send their clock (MS-NLMP 2.2.2.1)
+        pairs.append((ntlm.AV_TIMESTAMP, struct.pack("<Q", int(time.time() * 10_000_000) + 116444736000000000)))
     flags = ntlm.NEGOTIATE_UNICODE | ntlm.NEGOTIATE_NTLM | ntlm.NEGOTIATE_EXTENDED_SESSIONSECURITY | ntlm.NEGOTIATE_128 | ntlm.NEGOTIATE_56 | 0x00020000
     return ntlm.challenge(os.urandom(8), flags, dom, pairs, ntlm.Version(major=major, minor=minor, build=win["os_build"]))
 
