@@ -120,3 +120,23 @@ def test_identity_from_service_ntlm(hosts):
     # the OS learned over RDP/SMTP is judged for end of support too
     assert verdicts(hosts["127.77.3.3"])["eol-os"] == "vulnerable"  # 2008 R2, ended 2020
     assert verdicts(hosts["127.77.3.4"])["eol-os"] == "vulnerable"  # 2003
+
+
+def test_nmap_xml_service_hosts(lab, tmp_path):
+    # an earlier nmap run saw only SMTP on the Exchange host and HTTP on the 2019 one
+    xml = tmp_path / "nmap.xml"
+    xml.write_text('<?xml version="1.0"?>\n<nmaprun>\n'
+                   '<host><address addr="127.77.3.4" addrtype="ipv4"/><ports>'
+                   '<port protocol="tcp" portid="25"><state state="open"/></port></ports></host>\n'
+                   '<host><address addr="127.77.3.7" addrtype="ipv4"/><ports>'
+                   '<port protocol="tcp" portid="80"><state state="open"/></port></ports></host>\n'
+                   '</nmaprun>\n')
+    out = subprocess.run([*CLI, "scan", "--targets-file", str(xml), "--checks", "all", "--format", "jsonl",
+                          "--no-store", "-q", "--timeout", "1"], capture_output=True, text=True, timeout=60)
+    assert out.returncode in (0, 1), out.stderr
+    got = {h["address"]: h for h in map(json.loads, out.stdout.splitlines())}
+    exch, web = got["127.77.3.4"], got["127.77.3.7"]
+    assert exch["ports"] == {} and exch["services"]["smtp"]["exchange"] == "2007+"
+    assert exch["services"]["rdp"] is None  # not open in the nmap run: not probed
+    assert verdicts(exch)["englishmansdentist"] == "likely"
+    assert web["services"]["http"]["version"] == "10.0" and web["services"]["smtp"] is None

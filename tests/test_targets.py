@@ -594,3 +594,34 @@ def test_spec_is_a_small_value():
     spec = parse_spec("10.0.0.0/30")
     assert spec == TargetSpec("10.0.0.0/30", 4, 0x0A000001, 0x0A000002)
     assert hash(spec) == hash(parse_spec("10.0.0.0/30"))
+
+
+# --- service ports (--checks all, or asked in --ports) ----------------------------
+
+NMAP_SERVICES = """<?xml version="1.0"?>
+<nmaprun>
+<host><address addr="10.0.0.1" addrtype="ipv4"/><ports>
+<port protocol="tcp" portid="3389"><state state="open"/></port></ports></host>
+<host><address addr="10.0.0.2" addrtype="ipv4"/><ports>
+<port protocol="tcp" portid="445"><state state="open"/></port>
+<port protocol="tcp" portid="80"><state state="open"/></port></ports></host>
+<host><address addr="10.0.0.3" addrtype="ipv4"/><ports>
+<port protocol="tcp" portid="22"><state state="open"/></port></ports></host>
+</nmaprun>
+"""
+
+
+def test_nmap_hosts_with_wanted_service_ports(tmp_path):
+    f = tmp_path / "scan.xml"
+    f.write_text(NMAP_SERVICES)
+    assert list(TargetSet(files=[f])) == [Target("10.0.0.2", None, frozenset({445}))]
+    wanted = {445, 139, 3389, 80}
+    assert list(TargetSet(files=[f], ports=wanted)) == [
+        Target("10.0.0.1", None, frozenset({3389})), Target("10.0.0.2", None, frozenset({445, 80}))]
+
+
+def test_masscan_hosts_with_wanted_service_ports(tmp_path):
+    f = tmp_path / "masscan.json"
+    f.write_text(MASSCAN_LIST % "")
+    got = list(TargetSet(files=[f], ports={445, 139, 80}))
+    assert Target("10.0.0.6", None, frozenset({80})) in got and len(got) == 4

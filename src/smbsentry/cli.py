@@ -172,8 +172,19 @@ def scan(
         fail(f"unknown --dialects {dialects!r} (range or exact)")
     if not targets and not targets_file:
         fail("no targets: give addresses, ranges or --targets-file")
+    from .checks.shadowbrokers import ShadowBrokersCheck
+    from .services import DEFAULT_PORTS
+
+    asked = _ports(ports)
+    smb_ports = tuple(p for p in asked if p not in DEFAULT_PORTS)
+    # Service ports asked by number get their service probe, not an SMB one.
+    service_ports = frozenset(p for p in asked if p in DEFAULT_PORTS)
+    if any(isinstance(c, ShadowBrokersCheck) for c in selected):
+        service_ports = DEFAULT_PORTS
     try:
-        target_set = TargetSet(targets or [], files=targets_file, excludes=exclude)
+        # nmap/masscan hosts count when one of the TCP ports probed here is open
+        target_set = TargetSet(targets or [], files=targets_file, excludes=exclude,
+                               ports=set(smb_ports) | (service_ports - {137}))
     except TargetError as exc:
         fail(str(exc))
     creds = None
@@ -184,16 +195,8 @@ def scan(
                 fail("--user needs a password: set SMBSENTRY_PASSWORD (it is never read from the command line)")
             password = getpass.getpass(f"Password for {domain + chr(92) if domain else ''}{user}: ")
         creds = Credentials(user, password, domain)
-    from .checks.shadowbrokers import ShadowBrokersCheck
-    from .services import DEFAULT_PORTS
-
-    asked = _ports(ports)
-    # Service ports asked by number get their service probe, not an SMB one.
-    service_ports = frozenset(p for p in asked if p in DEFAULT_PORTS)
-    if any(isinstance(c, ShadowBrokersCheck) for c in selected):
-        service_ports = DEFAULT_PORTS
     options = ScanOptions(
-        ports=tuple(p for p in asked if p not in DEFAULT_PORTS), timeout=timeout, credentials=creds,
+        ports=smb_ports, timeout=timeout, credentials=creds,
         dialect_method=dialects, checks=selected, service_ports=service_ports,
     )
     if store is None and not no_store:

@@ -104,13 +104,16 @@ class Engine:
                 continue
             options = self.options
             if target.open_ports is not None:
+                # an earlier nmap/masscan run said which TCP ports are open: probe only those
+                # (UDP 137 is not in such a run, so it stays when asked)
                 ports = tuple(p for p in options.ports if p in target.open_ports)
-                if not ports:
+                services = frozenset(p for p in options.service_ports if p in target.open_ports or p == 137)
+                if not ports and not services - {137}:
                     if self.on_progress:
                         self.on_progress(1)
                     continue
-                if ports != options.ports:
-                    options = ScanOptions(**{**_fields(options), "ports": ports})
+                if ports != options.ports or services != options.service_ports:
+                    options = ScanOptions(**{**_fields(options), "ports": ports, "service_ports": services})
             result = await scan_host(address, options, self.limiter, hostname=target.hostname)
             summary.connections += result.connections
             for state in result.ports.values():

@@ -38,7 +38,9 @@ non-blank character is ``<`` is nmap XML (-oX), ``[`` or ``{`` is masscan JSON
 (-oJ, also the trailing-comma and one-object-per-line variants), anything else
 is plain text (tokens separated by whitespace or commas, ``#`` starts a
 comment).  nmap and masscan hosts become targets only when tcp/445 or tcp/139
-is reported open, and those ports are carried in `Target.open_ports`.
+(or another port the scan asks for: TargetSet's `ports`, e.g. the service
+ports of --checks all) is reported open, and those ports are carried in
+`Target.open_ports`.
 XML with a DOCTYPE internal subset, an external DTD or ENTITY declarations is
 refused; the bare ``<!DOCTYPE nmaprun>`` nmap writes itself is accepted.
 masscan writes one record per open port: adjacent records of an address are
@@ -86,7 +88,7 @@ class Target:
     `address` is a normalised IP address string, or None for a host name that
     is still to be resolved at scan time (then `hostname` is set).  When both
     are set (nmap reported a name), the address is what gets scanned.
-    `open_ports` is the subset of SMB_PORTS a previous nmap/masscan run saw
+    `open_ports` is the subset of the wanted ports a previous nmap/masscan run saw
     open, so the engine may skip the others; None means "not known, try all".
     """
 
@@ -352,7 +354,10 @@ class TargetSet:
 
     def __init__(self, tokens: Iterable[str] = (), *,
                  files: Iterable[str | os.PathLike[str]] = (),
-                 excludes: Iterable[str] = ()):
+                 excludes: Iterable[str] = (),
+                 ports: Iterable[int] = SMB_PORTS):
+        # the TCP ports that make an nmap/masscan host a target
+        self.ports: frozenset[int] = frozenset(ports)
         self.specs: tuple[TargetSpec, ...] = tuple(parse_spec(t) for t in _split(tokens))
         self.files: tuple[str, ...] = tuple(os.fspath(f) for f in files)
         for name in self.files:
@@ -395,7 +400,7 @@ class TargetSet:
         for spec in self.specs:
             yield from _expand(spec, ex)
         for name in self.files:
-            for item in _file_items(name):
+            for item in _file_items(name, self.ports):
                 if isinstance(item, TargetSpec):
                     yield from _expand(item, ex)
                 elif ex is None or item.address is None or not self.is_excluded(item.address):
@@ -404,16 +409,16 @@ class TargetSet:
 
 # --- targets files ------------------------------------------------------------
 
-def load_targets_file(path: str | os.PathLike[str]) -> Iterator[Target]:
+def load_targets_file(path: str | os.PathLike[str], ports: Iterable[int] = SMB_PORTS) -> Iterator[Target]:
     """Stream the targets of a plain, nmap XML or masscan JSON file (sniffed)."""
-    for item in _file_items(path):
+    for item in _file_items(path, frozenset(ports)):
         if isinstance(item, TargetSpec):
             yield from item
         else:
             yield item
 
 
-def _file_items(path: str | os.PathLike[str]) -> Iterator[TargetSpec | Target]:
+def _file_items(path: str | os.PathLike[str], ports: frozenset[int] = SMB_PORTS) -> Iterator[TargetSpec | Target]:
     """Plain files give TargetSpecs (so TargetSet can skip excludes by interval);
     nmap and masscan files give Targets carrying their open ports."""
     name = os.fspath(path)
@@ -431,9 +436,9 @@ def _file_items(path: str | os.PathLike[str]) -> Iterator[TargetSpec | Target]:
         first = head.removeprefix(codecs.BOM_UTF8).lstrip()[:1]
         stream = itertools.chain((head,), chunks)
         if first == b"<":
-            yield from _nmap_targets(stream, name)
+            yield from _nmap_targets(stream, name, ports)
         elif first in (b"[", b"{"):
-            yield from _masscan_targets(_decode(stream), name)
+            yield from _masscan_targets(_decode(stream), name, ports)
         else:
             yield from _plain_specs(_decode(stream), name)
 
@@ -471,7 +476,7 @@ def _checked_address(address: object, where: str) -> str:
         raise TargetError(e.token, e.reason, where) from None
 
 
-def _nmap_targets(chunks: Iterable[bytes], name: str) -> Iterator[Target]:
+def _nmap_targets(chunks: Iterable[bytes], name: str, wanted: frozenset[int] = SMB_PORTS) -> Iterator[Target]:
     """Stream <host> elements of nmap -oX output with expat.
 
     Driven through pyexpat directly rather than ElementTree.iterparse because
@@ -521,7 +526,7 @@ def _nmap_targets(chunks: Iterable[bytes], name: str) -> Iterator[Target]:
         elif tag == "state" and port is not None:
             protocol, portid = port
             if (protocol == "tcp" and portid and portid.isdigit()
-                    and int(portid) in SMB_PORTS and attrs.get("state") == "open"):
+                    and int(portid) in wanted and attrs.get("state") == "open"):
                 host["ports"].add(int(portid))
 
     def end(tag: str) -> None:
@@ -554,7 +559,7 @@ _MASSCAN_FINISHED = re.compile(r"\{\s*finished\s*:\s*1\s*\}")   # old masscan's 
 _MASSCAN_SEPARATORS = frozenset(" \t\r\n,[]")
 
 
-def _masscan_targets(texts: Iterable[str], name: str) -> Iterator[Target]:
+def _masscan_targets(texts: Iterable[str], name: str, wanted: frozenset[int] = SMB_PORTS) -> Iterator[Target]:
     """Stream masscan -oJ records, tolerating its quirks.
 
     Objects are decoded one at a time with raw_decode, and the ``[``, ``]``
@@ -609,7 +614,7 @@ def _masscan_targets(texts: Iterable[str], name: str) -> Iterator[Target]:
         pos = end
         if not isinstance(obj, dict) or "ip" not in obj:
             continue                             # status/metadata records
-        ports = _masscan_open_ports(obj)
+        ports = _masscan_open_ports(obj, wanted)
         if not ports:
             continue
         address = _checked_address(obj["ip"], here)
@@ -623,7 +628,7 @@ def _masscan_targets(texts: Iterable[str], name: str) -> Iterator[Target]:
         yield Target(pending[0], None, frozenset(pending[1]))
 
 
-def _masscan_open_ports(record: dict) -> set[int]:
+def _masscan_open_ports(record: dict, wanted: frozenset[int] = SMB_PORTS) -> set[int]:
     entries = record.get("ports")
     if entries is None and "port" in record:     # -oD / ndjson style: one port per record
         data = record.get("data") if isinstance(record.get("data"), dict) else {}
@@ -636,7 +641,7 @@ def _masscan_open_ports(record: dict) -> set[int]:
         port = entry.get("port")
         if isinstance(port, str) and port.isdigit():
             port = int(port)
-        if (type(port) is int and port in SMB_PORTS
+        if (type(port) is int and port in wanted
                 and entry.get("proto", "tcp") == "tcp" and entry.get("status") == "open"):
             found.add(port)
     return found
