@@ -140,3 +140,10 @@ def test_nmap_xml_service_hosts(lab, tmp_path):
     assert exch["services"]["rdp"] is None  # not open in the nmap run: not probed
     assert verdicts(exch)["englishmansdentist"] == "likely"
     assert web["services"]["http"]["version"] == "10.0" and web["services"]["smtp"] is None
+
+
+def test_summary_counts_service_only_hosts(lab):
+    out = subprocess.run([*CLI, "scan", "127.77.3.4", "127.77.3.6", "--ports", "445,25,3000", "--format", "jsonl",
+                          "--no-store", "--timeout", "1"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "2 targets, 0 with SMB open, 2 with other services only" in out.stderr, out.stderr

@@ -297,7 +297,8 @@ def scan(
     if not quiet:
         err.print(
             f"{summary.targets} targets, {summary.with_smb} with SMB open, "
-            f"{summary.elapsed:.1f}s ({summary.hosts_per_second:.0f} hosts/s)"
+            + (f"{summary.services_only} with other services only, " if summary.services_only else "")
+            + f"{summary.elapsed:.1f}s ({summary.hosts_per_second:.0f} hosts/s)"
             + (f", {summary.unresolved} unresolved" if summary.unresolved else "")
             + (" - interrupted, finished hosts written" if summary.interrupted else "")
             + (f"; recorded as scan {scan_id}" + (f" (resume: smbsentry scan --resume {scan_id})" if summary.interrupted else "")

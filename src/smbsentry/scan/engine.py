@@ -29,6 +29,7 @@ CONNECTIONS_PER_HOST = 3  # what one host can hold open at once
 class ScanSummary:
     targets: int = 0
     with_smb: int = 0
+    services_only: int = 0  # SMB closed, another probed service answered
     port_states: Counter = field(default_factory=Counter)
     unresolved: int = 0
     elapsed: float = 0.0
@@ -120,6 +121,8 @@ class Engine:
                 summary.port_states[state] += 1
             if result.smb_open:
                 summary.with_smb += 1
+            elif result.services_answered:
+                summary.services_only += 1
             if result.reportable:
                 if self.on_result:
                     self.on_result(result)
