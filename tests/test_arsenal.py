@@ -147,3 +147,16 @@ def test_web_page_and_api(web):
     assert len(tools) == 18 and tools["eternalchampion"]["hosts"] == ["10.9.0.7"] and tools["eclipsedwing"]["count"] == 1
     assert tools["eternalblue"]["name_zh"] == "永恒之蓝"
     assert c.get("/api/scans/999/arsenal").status_code == 404
+
+
+def test_arsenal_hosts_once_in_address_order():
+    from smbsentry.checks.shadowbrokers import arsenal
+
+    def h(addr, *findings):
+        return {"address": addr, "identity": {"os_version": "5.1.2600"},
+                "findings": [{"id": f, "status": "likely"} for f in findings]}
+
+    rows = {r["tool"]: r for r in arsenal([h("127.0.0.10", "eclipsedwing"), h("127.0.0.9", "eclipsedwing", "eclipsedwing"),
+                                           h("127.0.0.100", "eclipsedwing")])}
+    assert rows["eclipsedwing"]["hosts"] == ["127.0.0.9", "127.0.0.10", "127.0.0.100"]
+    assert rows["eclipsedwing"]["count"] == 3

@@ -17,6 +17,7 @@ they run with --checks all or by id.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from ..kb.findings import meta
@@ -417,6 +418,14 @@ SMB_TOOLS = {  # tool -> (finding id, NT versions it targets; None: any)
 TOOLS = MODULES[:0] + ("eternalblue", "eternalromance", "eternalsynergy", "eternalchampion", "doublepulsar") + MODULES
 
 
+def _address_key(address: object) -> tuple:
+    try:
+        ip = ipaddress.ip_address(str(address).split("%", 1)[0])
+        return (0, ip.version, int(ip), "")
+    except ValueError:
+        return (1, 0, 0, str(address))
+
+
 def arsenal(results: list[dict]) -> list[dict]:
     """For each of the 18 tools: the hosts it applies to (a vulnerable or likely finding), and the fix.
 
@@ -440,6 +449,7 @@ def arsenal(results: list[dict]) -> list[dict]:
                 if st in ("vulnerable", "likely"):
                     hosts.append(r.get("address"))
         mod = m.get("module") or {}
+        hosts = sorted(set(hosts), key=_address_key)  # a host once, in address order
         rows.append({"tool": tool, "name": mod.get("name", tool.title()), "name_zh": mod.get("name_zh"), "finding": finding,
                      "count": len(hosts), "hosts": hosts, "statuses": statuses, "fix": m.get("fix_text"),
                      "ports": list(m.get("ports", []))})
