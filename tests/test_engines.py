@@ -415,3 +415,13 @@ def test_scan_engines_through_the_cli(workers, redis_url, key_file, tmp_path):
         hosts = store.hosts(scan["id"], limit=None)
     assert {h["address"] for h in hosts} == {f"127.55.1.{i}" for i in range(1, 13)}
     assert all(h["engine"]["name"] == "cli-a@test" and h["engine"]["queue"] == "cli-seg" for h in hosts)
+
+
+def test_engine_job_options_split_service_ports_like_the_cli():
+    from smbsentry.engines.app import _scan_options
+    from smbsentry.services import DEFAULT_PORTS
+
+    o = _scan_options({"ports": [445, 139, 3389], "checks": "default"})
+    assert o.ports == (445, 139) and o.service_ports == frozenset({3389})
+    o = _scan_options({"ports": [445], "checks": "all"})
+    assert o.ports == (445,) and o.service_ports == DEFAULT_PORTS

@@ -405,3 +405,24 @@ def test_main_plan(tmp_path, mixed, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 2 and "neither a scan result" in err
     assert main_plan([tmp_path / "missing.json"], tmp_path / "out4", "en") == 2
+
+
+def test_host_seen_only_through_other_services_gets_no_smb_steps():
+    """A 2008 R2 domain controller whose 139/445 did not answer, known from RDP's NTLM: no advice
+    to stop its Server service or close SMB; the upgrade and the isolation stand, with a note."""
+    dc = scan("127.50.0.10", "DC01", "Windows 7 SP1 / Server 2008 R2 SP1", ["Windows 7 SP1", "Windows Server 2008 R2 SP1"],
+              [finding("eol-os", "vulnerable"), finding("eskimoroll", "likely")], build=7601, smb1=False)
+    dc["ports"] = {"445": "closed", "139": "closed"}
+    dc["smb1"], dc["smb2"] = None, None
+    dc["services"] = {"rdp": {"selected_protocol": "HYBRID", "ntlm": {"netbios_name": "DC01"}}}
+    both = [plan([dc], lang, as_of=AS_OF).hosts[0] for lang in ("en", "zh")]
+    for h in both:
+        order = ids(h)
+        assert "upgrade-os" in order and "isolate-segment" in order
+        for step in ("stop-server-service", "block-smb-firewall", "block-smb-border", "disable-smb1-server"):
+            assert step not in order, (step, order)
+    assert any("did not answer the scan" in n for n in both[0].notes)
+    assert any("没有应答" in n for n in both[1].notes)
+    # the same host with 445 open keeps the SMB steps
+    dc["ports"] = {"445": "open", "139": "closed"}
+    assert "stop-server-service" in ids(plan([dc], "en", as_of=AS_OF).hosts[0])

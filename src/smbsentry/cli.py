@@ -172,15 +172,9 @@ def scan(
         fail(f"unknown --dialects {dialects!r} (range or exact)")
     if not targets and not targets_file:
         fail("no targets: give addresses, ranges or --targets-file")
-    from .checks.shadowbrokers import ShadowBrokersCheck
-    from .services import DEFAULT_PORTS
+    from .scan.host import split_ports
 
-    asked = _ports(ports)
-    smb_ports = tuple(p for p in asked if p not in DEFAULT_PORTS)
-    # Service ports asked by number get their service probe, not an SMB one.
-    service_ports = frozenset(p for p in asked if p in DEFAULT_PORTS)
-    if any(isinstance(c, ShadowBrokersCheck) for c in selected):
-        service_ports = DEFAULT_PORTS
+    smb_ports, service_ports = split_ports(_ports(ports), selected)
     try:
         # nmap/masscan hosts count when one of the TCP ports probed here is open
         target_set = TargetSet(targets or [], files=targets_file, excludes=exclude,
@@ -224,7 +218,7 @@ def scan(
         TextColumn("[bold]scanning"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[found]} with SMB"),
+        TextColumn("{task.fields[found]} reported"),
         TimeElapsedColumn(),
         console=err,
         disable=not show_progress,

@@ -173,8 +173,11 @@ class HostResult:
 
     @property
     def reportable(self) -> bool:
-        """Worth a result record: SMB is open, or another probed service answered."""
-        return self.smb_open or self.services_answered
+        """Worth a result record: SMB is open, another probed service answered, or
+        this host could not be judged because of us (a local error or a bug):
+        such a host is never dropped silently."""
+        return self.smb_open or self.services_answered or any(
+            ": local-error:" in e or ": internal-error:" in e for e in self.errors)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -187,14 +187,17 @@ class Reply:
 def _scan_options(opts: dict):
     from ..checks.registry import select
     from ..scan.fingerprint import ScanOptions
+    from ..scan.host import split_ports
     from ..scan.session import Credentials
 
     creds = None
     if opts.get("user"):
         creds = Credentials(opts["user"], opts.get("password") or "", opts.get("domain") or "")
+    checks = tuple(select(opts.get("checks", "default")))
+    smb_ports, service_ports = split_ports(tuple(int(p) for p in opts.get("ports", (445, 139))), checks)
     return ScanOptions(
-        ports=tuple(int(p) for p in opts.get("ports", (445, 139))), timeout=float(opts.get("timeout", 5.0)),
-        credentials=creds, dialect_method=opts.get("dialects", "range"), checks=tuple(select(opts.get("checks", "default"))),
+        ports=smb_ports, timeout=float(opts.get("timeout", 5.0)), credentials=creds,
+        dialect_method=opts.get("dialects", "range"), checks=checks, service_ports=service_ports,
     )
 
 

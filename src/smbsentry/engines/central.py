@@ -48,6 +48,7 @@ class DistributedSummary:
     resent: int = 0
     targets: int = 0
     with_smb: int = 0
+    services_only: int = 0  # SMB closed, another probed service answered (--checks all)
     duplicates: int = 0
     refused: dict = field(default_factory=dict)
     bad_messages: int = 0
@@ -72,7 +73,7 @@ class DistributedSummary:
         n = len(self.queue_overhead)
         return {
             "shards": self.shards, "shards_done": self.shards_done, "shards_failed": self.shards_failed,
-            "resent": self.resent, "targets": self.targets, "with_smb": self.with_smb, "duplicates": self.duplicates,
+            "resent": self.resent, "targets": self.targets, "with_smb": self.with_smb, "services_only": self.services_only, "duplicates": self.duplicates,
             "refused": self.refused, "bad_messages": self.bad_messages, "unrouted": len(self.unrouted),
             "unresolved": len(self.unresolved), "elapsed": round(self.elapsed, 3), "engines": self.engines,
             "queue_overhead_mean": round(sum(self.queue_overhead) / n, 4) if n else None,
@@ -160,7 +161,9 @@ class DistributedScan:
                 return
             self.seen.add(address)
             if any(state == "open" for state in (host.get("ports") or {}).values()):
-                self.summary.with_smb += 1  # else a host with other services only (--checks all)
+                self.summary.with_smb += 1
+            elif host.get("services"):
+                self.summary.services_only += 1
             name = (msg.get("engine") or {}).get("name", "?")
             self.summary.engines[name] = self.summary.engines.get(name, 0) + 1
             if self.store is not None:

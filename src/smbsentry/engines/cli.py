@@ -158,6 +158,7 @@ def main_distributed_scan(targets: Sequence[str], queue: str | None = None, rout
 
     Returns 0 when every shard finished, 1 when the scan is incomplete, 2 on bad input or configuration."""
     from ..checks.registry import select
+    from ..scan.host import split_ports
     from ..scan.targets import TargetError, TargetSet
     from . import signing
     from .app import make_app
@@ -167,9 +168,11 @@ def main_distributed_scan(targets: Sequence[str], queue: str | None = None, rout
     try:
         key = signing.load_key(key_file)
         router = Router(load_routes(route_file) if route_file else {}, default=queue)
-        target_set = TargetSet(targets or [], files=targets_file, excludes=exclude)
         port_list = _ports(ports)
-        select(checks)
+        smb_ports, service_ports = split_ports(tuple(port_list), tuple(select(checks)))
+        # nmap/masscan hosts count when one of the TCP ports probed is open (as in `smbsentry scan`)
+        target_set = TargetSet(targets or [], files=targets_file, excludes=exclude,
+                               ports=set(smb_ports) | (service_ports - {137}))
     except (signing.SignatureError, RouteError, TargetError, ValueError) as exc:
         _err(str(exc.detail if isinstance(exc, signing.SignatureError) else exc))
         return 2
@@ -240,7 +243,8 @@ def main_distributed_scan(targets: Sequence[str], queue: str | None = None, rout
         d = summary.to_dict()
         print(f"scan {scan_id}: {summary.targets} targets in {summary.shards} shards ({summary.shards_done} done, "
               f"{summary.shards_failed} failed, {summary.resent} re-sent), {summary.with_smb} with SMB, "
-              f"{summary.elapsed:.1f}s ({summary.hosts_per_second:.0f} hosts/s)", file=sys.stderr)
+              + (f"{summary.services_only} with other services only, " if summary.services_only else "")
+              + f"{summary.elapsed:.1f}s ({summary.hosts_per_second:.0f} hosts/s)", file=sys.stderr)
         if summary.refused:
             print(f"refused: {d['refused']}", file=sys.stderr)
         if summary.unrouted:

@@ -53,6 +53,7 @@ class HostView:
     holds_data_flag: bool | None = None
     sources: list[str] = field(default_factory=list)
     arch_hint: str | None = None  # from the wire: DoublePulsar's reply says x86 or x64
+    smb_closed: bool | None = None  # the scan saw no SMB port open (the host answered on other services)
     # resolved
     product: Product | None = None
     product_note: str | None = None
@@ -154,6 +155,12 @@ def _absorb(view: HostView, rec: dict) -> None:
                 view.audit[v["id"]] = v
         return
     ident = rec.get("identity") or {}
+    ports = rec.get("ports")
+    if isinstance(ports, dict) and rec.get("services"):
+        smb_open = any(state == "open" for state in ports.values())
+        view.smb_closed = (view.smb_closed is not False) and not smb_open  # one record seeing it open wins
+    elif isinstance(ports, dict) and any(state == "open" for state in ports.values()):
+        view.smb_closed = False
     smb1 = rec.get("smb1") or {}
     if smb1.get("enabled") is not None:
         view.smb1_enabled = bool(smb1["enabled"])

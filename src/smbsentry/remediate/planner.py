@@ -322,6 +322,13 @@ def _workarounds(b: _Builder, p: Product, why: list[str], extra_actions: list[st
     """Disable SMB1, stop the Server service, block 139/445, isolate, upgrade (seed 001 for hosts without a patch)."""
     v, f = b.v, b.v.facts
     fam = p.family
+    if v.smb_closed:
+        # Seen only through RDP/SMTP/...: telling to close SMB (or to stop the Server
+        # service of, say, a domain controller) would be advice about nothing observed.
+        b.note(b.t("note-smb-closed"))
+        b.add(Step("isolate-segment", "network", b.t("isolate-segment"), list(why)))
+        b.action("upgrade-os", "upgrade", why)
+        return
     smb1_off = f.get("smb1_server") is False or v.smb1_enabled is False
     if fam == "windows-nt5":
         if f.get("smb_device_enabled") is not False:

@@ -96,6 +96,12 @@ TEXT: dict[str, dict[str, str]] = {
         "en": "OS from the network fingerprint: {os} (the candidates share one build and take the same updates).",
         "zh": "操作系统来自网络指纹：{os}（这些候选系统构建号相同，补丁也相同）。",
     },
+    "note-smb-closed": {
+        "en": "SMB (139/445) did not answer the scan on this host (it was seen through other services): "
+              "the steps that close SMB are left out; check from the other segments that it stays closed.",
+        "zh": "本次扫描中该主机的 SMB（139/445）没有应答（是通过其他服务发现的）：因此省略了关闭 SMB 的步骤；"
+              "请从其他网段确认这些端口确实保持关闭。",
+    },
     "note-eol": {
         "en": "{os} is past the end of extended support ({date}): patch what can be patched, then upgrade.",
         "zh": "{os} 已超出微软扩展支持期（{date}）：先修补能修补的漏洞，再升级系统。",

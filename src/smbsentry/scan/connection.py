@@ -27,6 +27,7 @@ RESET = "connection-reset"
 CLOSED = "connection-closed"
 IO_TIMEOUT = "io-timeout"
 PROTOCOL = "protocol-error"
+LOCAL = "local-error"  # this machine could not even try (no file descriptor left)
 
 
 class ScanError(Exception):
@@ -204,7 +205,10 @@ async def tcp_connect(loop: asyncio.AbstractEventLoop, host: str, port: int, tim
     timer inside asyncio that only the cycle collector would free.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:  # EMFILE, ENFILE, ENOBUFS: nothing was sent
+        raise ScanError(LOCAL, f"cannot open a socket: {exc.strerror or exc}") from None
     try:
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

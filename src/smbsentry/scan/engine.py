@@ -2,7 +2,8 @@
 
 Targets come from a lazy iterator and are pulled by a fixed number of
 workers, so a /8 starts at once and is never materialised.  Only hosts with
-an open SMB port are handed to the writer; the rest are counted.  A stop
+an open SMB port, a probed service that answered, or a local failure are
+handed to the writer; the rest are counted.  A stop
 request (Ctrl-C) makes the workers take no new targets and cancels the hosts
 in flight, and everything already finished has been written by then.
 """
@@ -22,7 +23,10 @@ from ..model import HostResult
 from .fingerprint import RateLimiter, ScanOptions, scan_host
 from .targets import Target
 
-CONNECTIONS_PER_HOST = 3  # what one host can hold open at once
+CONNECTIONS_PER_HOST = 3  # what one host can hold open at once (SMB)
+# with service probes: rdp, http, kerberos, smtp, imap, notes, worldclient, nbns at
+# once; the SMB sockets are closed before they start (fingerprint.scan_host)
+CONNECTIONS_PER_HOST_WITH_SERVICES = 8
 
 
 @dataclass(slots=True)
@@ -53,9 +57,9 @@ def raise_fd_limit(wanted: int) -> int:
         return 1024
 
 
-def effective_concurrency(requested: int) -> int:
-    limit = raise_fd_limit(requested * CONNECTIONS_PER_HOST + 64)
-    return max(1, min(requested, (limit - 64) // CONNECTIONS_PER_HOST))
+def effective_concurrency(requested: int, per_host: int = CONNECTIONS_PER_HOST) -> int:
+    limit = raise_fd_limit(requested * per_host + 64)
+    return max(1, min(requested, (limit - 64) // per_host))
 
 
 class Engine:
@@ -68,7 +72,8 @@ class Engine:
         on_progress: Callable[[int], None] | None = None,
     ) -> None:
         self.options = options
-        self.concurrency = effective_concurrency(concurrency)
+        self.concurrency = effective_concurrency(
+            concurrency, CONNECTIONS_PER_HOST_WITH_SERVICES if options.service_ports else CONNECTIONS_PER_HOST)
         self.limiter = RateLimiter(rate)
         self.on_result = on_result
         self.on_progress = on_progress
@@ -105,16 +110,16 @@ class Engine:
                 continue
             options = self.options
             if target.open_ports is not None:
-                # an earlier nmap/masscan run said which TCP ports are open: probe only those
-                # (UDP 137 is not in such a run, so it stays when asked)
+                # An earlier nmap/masscan run said which SMB ports are open: probe only those.
+                # Service ports are all probed: such a run may not have scanned them at all
+                # (nmap -p445,139), and "not listed" is not "closed".
                 ports = tuple(p for p in options.ports if p in target.open_ports)
-                services = frozenset(p for p in options.service_ports if p in target.open_ports or p == 137)
-                if not ports and not services - {137}:
+                if not ports and not options.service_ports:
                     if self.on_progress:
                         self.on_progress(1)
                     continue
-                if ports != options.ports or services != options.service_ports:
-                    options = ScanOptions(**{**_fields(options), "ports": ports, "service_ports": services})
+                if ports != options.ports:
+                    options = ScanOptions(**{**_fields(options), "ports": ports})
             result = await scan_host(address, options, self.limiter, hostname=target.hostname)
             summary.connections += result.connections
             for state in result.ports.values():

@@ -31,7 +31,7 @@ from ..model import HostResult, Identity, Smb1Info, Smb2Info, cap
 from ..protocol import ntlm, smb1, smb2, spnego
 from ..protocol.errors import ProtocolError
 from ..protocol.filetime import to_iso
-from .connection import CONNECT_TIMEOUT, REFUSED, RESET, UNREACHABLE, Connection, ScanError
+from .connection import CONNECT_TIMEOUT, LOCAL, REFUSED, RESET, UNREACHABLE, Connection, ScanError
 from .host import HostContext, RateLimiter, ScanOptions
 from .session import Logon, Smb1Client, Smb2Client
 
@@ -40,6 +40,8 @@ def port_state(exc: ScanError) -> str:
         return "open"
     if exc.kind == REFUSED:
         return "closed"
+    if exc.kind == LOCAL:
+        return "unknown"
     if exc.kind in (CONNECT_TIMEOUT, UNREACHABLE):
         return "filtered"
     return "open" if exc.kind == RESET else "filtered"
@@ -231,8 +233,8 @@ def identity_from_services(services: dict, ident: Identity) -> None:
 
     The same fields and build mapping as over SMB; `source` says which
     service ("rdp-ntlm", "smtp-ntlm").  Kept only when it names a version."""
-    if ident.source is not None:
-        return
+    if ident.source is not None or ident.implementation is not None or ident.samba_version is not None:
+        return  # SMB said something about the OS: the SMB facts stand
     for key in ("rdp", "smtp"):
         facts = (services.get(key) or {}).get("ntlm")
         if not isinstance(facts, dict) or not facts.get("os_version") or facts.get("os_build") is None:
@@ -400,6 +402,12 @@ async def scan_host(address: str, options: ScanOptions, limiter: RateLimiter, ho
     ctx = HostContext(address, options, limiter, HostResult(address=address, hostname=hostname))
     try:
         await fingerprint(ctx)
+        if options.checks and ctx.result.smb_open:
+            await run_checks(ctx, [c for c in options.checks if c.needs_smb])
+            session_facts(ctx)
+        # The SMB sockets go before the service probes open theirs, so a host
+        # never holds both (the engine's descriptor budget counts on it).
+        ctx.close()
         if options.service_ports:
             from ..services import probe_services
 
@@ -412,11 +420,9 @@ async def scan_host(address: str, options: ScanOptions, limiter: RateLimiter, ho
                 rate=ctx.limiter.acquire if ctx.limiter.rate else None,
             )
             identity_from_services(ctx.result.services, ctx.result.identity)
-        if options.checks and ctx.result.smb_open:
-            await run_checks(ctx, options.checks)
-            session_facts(ctx)
-        elif options.checks and ctx.result.services_answered:
-            await run_checks(ctx, [c for c in options.checks if not c.needs_smb])
+        others = [c for c in options.checks if not c.needs_smb]
+        if others and (ctx.result.smb_open or ctx.result.services_answered):
+            await run_checks(ctx, others)
     except ScanError as exc:  # pragma: no cover - steps catch their own
         ctx.error(0, "scan", exc)
     except Exception as exc:  # noqa: BLE001 - one host's bug must not end the scan

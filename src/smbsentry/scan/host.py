@@ -25,6 +25,22 @@ ADMIN_SHARES = ("ADMIN$", "C$")
 MAX_SHARES_PROBED = 16
 
 
+def split_ports(asked: tuple[int, ...], checks) -> tuple[tuple[int, ...], frozenset[int]]:
+    """(SMB ports, service ports) from --ports and the chosen checks.
+
+    A service port asked by number (3389, 80, 88, 25, 143, 1352, 3264, 1000,
+    3000, 137) gets its service probe, not an SMB one; the Shadow Brokers
+    checks ask for every service port.  One rule for the local CLI and the
+    engines."""
+    from ..checks.shadowbrokers import ShadowBrokersCheck
+    from ..services import DEFAULT_PORTS
+
+    service = frozenset(p for p in asked if p in DEFAULT_PORTS)
+    if any(isinstance(c, ShadowBrokersCheck) for c in checks):
+        service = DEFAULT_PORTS
+    return tuple(p for p in asked if p not in DEFAULT_PORTS), service
+
+
 @dataclass(slots=True)
 class ScanOptions:
     ports: tuple[int, ...] = SMB_PORTS
@@ -106,9 +122,11 @@ class HostContext:
         self.result.errors.append(f"{port} {step}: {text}"[:300])
 
     def close(self) -> None:
+        """Close the SMB sessions' connections (again: a no-op)."""
         for client in (self.smb1_client, self.smb2_client):
             if client is not None:
                 client.conn.close()
+        self.smb1_client = self.smb2_client = None
 
     # -- what checks may ask (checks.base.HostAccess) ----------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import re
 
+from ..model import cap
 from ..protocol import ntlm
 from ..protocol.filetime import to_iso
 from .common import ServiceError, close, connect, read_some, read_until, send, text
@@ -69,10 +70,11 @@ async def probe_smtp(address: str, port: int = 25, timeout: float = 5.0, ntlm_in
 
 
 def ntlm_facts(ch) -> dict:
+    """The CHALLENGE's identity facts; its strings come from the network: capped and cleaned."""
     v = ch.version
     return {"os_version": f"{v.major}.{v.minor}" if v else None, "os_build": v.build if v else None,
-            "netbios_name": ch.av_text(1), "netbios_domain": ch.av_text(2), "dns_name": ch.av_text(3),
-            "dns_domain": ch.av_text(4), "dns_forest": ch.av_text(5), "target_name": ch.target_name,
+            "netbios_name": cap(ch.av_text(1)), "netbios_domain": cap(ch.av_text(2)), "dns_name": cap(ch.av_text(3)),
+            "dns_domain": cap(ch.av_text(4)), "dns_forest": cap(ch.av_text(5)), "target_name": cap(ch.target_name),
             "time": to_iso(ch.timestamp)}
 
 

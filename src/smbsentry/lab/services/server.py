@@ -409,6 +409,14 @@ class ServiceLab:
         return {self.range.address(i): self.profile_name(i) for i in range(len(self.range))}
 
     async def start(self) -> None:
+        """Bind every service; on a failure half-way, what was bound is closed again."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         loop = asyncio.get_running_loop()
         data = load_profiles()
         if any(data["profiles"][n]["services"].get("rdp", {}).get("mode", "").startswith("hybrid") for n in set(self.mix)):
