@@ -469,17 +469,19 @@ class CaptureParser:
                         f"{u32(buf, end - 4)[0]} != {blen})",
                         base + pos,
                     )
-                if btype == _EPB:
+                if btype == _EPB or btype == _OPB:
+                    # The Obsolete Packet Block (16-bit interface id) is decoded, not
+                    # skipped, so frame numbers stay aligned with Wireshark's.
+                    what = "enhanced packet block" if btype == _EPB else "packet block"
                     if blen < 32:
-                        raise _damage(
-                            f"corrupt enhanced packet block (length {blen})", base + pos
-                        )
+                        raise _damage(f"corrupt {what} (length {blen})", base + pos)
                     iface, ts_hi, ts_lo, caplen, wirelen = epb(buf, pos + 8)
+                    if btype == _OPB:
+                        iface = struct.unpack_from(bo + "H", buf, pos + 8)[0]
                     start = pos + 28
                     if caplen > MAX_CAPLEN or start + caplen > end - 4:
                         raise _damage(
-                            f"corrupt enhanced packet block (captured length {caplen}, "
-                            f"block length {blen})",
+                            f"corrupt {what} (captured length {caplen}, block length {blen})",
                             base + pos,
                         )
                     if iface >= len(ifaces):
@@ -536,36 +538,6 @@ class CaptureParser:
                     yield (
                         frame,
                         0.0,
-                        itf.linktype,
-                        buf[start : start + caplen],
-                        wirelen,
-                    )
-                    continue
-                elif btype == _OPB:
-                    # Obsolete Packet Block: decoded (not skipped) so frame numbers
-                    # stay aligned with Wireshark's, which counts them as frames.
-                    if blen < 32:
-                        raise _damage(
-                            f"corrupt packet block (length {blen})", base + pos
-                        )
-                    iface = struct.unpack_from(bo + "H", buf, pos + 8)[0]
-                    _iface, ts_hi, ts_lo, caplen, wirelen = epb(buf, pos + 8)
-                    start = pos + 28
-                    if caplen > MAX_CAPLEN or start + caplen > end - 4:
-                        raise _damage(
-                            f"corrupt packet block (captured length {caplen}, block length {blen})",
-                            base + pos,
-                        )
-                    if iface >= len(ifaces):
-                        raise _damage(
-                            f"packet block for undefined interface {iface}", base + pos
-                        )
-                    itf = ifaces[iface]
-                    pos = end
-                    frame += 1
-                    yield (
-                        frame,
-                        ((ts_hi << 32) | ts_lo) / itf.divisor + itf.tsoffset,
                         itf.linktype,
                         buf[start : start + caplen],
                         wirelen,
