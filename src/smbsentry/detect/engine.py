@@ -691,34 +691,14 @@ class Engine:
             return
         ent = self.flows.get((src, sport, dst, dport))
         fid = ent[0].id if ent is not None else flow_id(6, src, sport, dst, dport, ts)
-        sig = SIGNATURES["smb-worm-scan"]
         cfg = self.cfg
-        src_ip = format_addr(src)
-        self._emit(
-            {
-                "timestamp": iso_time(ts),
-                "event_type": "alert",
-                self.source_key: self.source,
-                "frame": self.frame,
-                "flow_id": fid,
-                "src_ip": src_ip,
-                "src_port": sport,
-                "dest_ip": format_addr(dst),
-                "dest_port": dport,
-                "proto": "TCP",
-                "alert": {
-                    "signature_id": sig.id,
-                    "signature": sig.signature,
-                    "category": sig.category,
-                    "severity": sig.severity,
-                    "evidence": f"{src_ip} sent connection attempts (SYN) to {n} distinct SMB destinations "
-                    f"within {cfg.scan_window:g} s (threshold {cfg.scan_threshold})",
-                },
-                "scan": {"distinct_destinations": n, "window_s": cfg.scan_window, "threshold": cfg.scan_threshold},
-            },
-            sig.id,
-            src_ip,
+        ev, src_ip = self._alert(
+            ts, fid, src, sport, dst, dport, "TCP", "smb-worm-scan",
+            f"{format_addr(src)} sent connection attempts (SYN) to {n} distinct SMB destinations "
+            f"within {cfg.scan_window:g} s (threshold {cfg.scan_threshold})",
         )
+        ev["scan"] = {"distinct_destinations": n, "window_s": cfg.scan_window, "threshold": cfg.scan_threshold}
+        self._emit(ev, "smb-worm-scan", src_ip)
 
     # ------------------------------------------------------------------
     # SMB
@@ -1026,31 +1006,10 @@ class Engine:
             if len(ids) >= 4096:
                 del ids[next(iter(ids))]
             fid = ids[fkey] = flow_id(17, src, sport, dst, dport, ts)
-        sig = SIGNATURES["wannacry-killswitch-dns"]
-        self._emit(
-            {
-                "timestamp": iso_time(ts),
-                "event_type": "alert",
-                self.source_key: self.source,
-                "frame": self.frame,
-                "flow_id": fid,
-                "src_ip": format_addr(src),
-                "src_port": sport,
-                "dest_ip": format_addr(dst),
-                "dest_port": dport,
-                "proto": "UDP",
-                "alert": {
-                    "signature_id": sig.id,
-                    "signature": sig.signature,
-                    "category": sig.category,
-                    "severity": sig.severity,
-                    "evidence": f"DNS query for {name} (WannaCry kill-switch domain {domain})",
-                },
-                "dns": {"query": name, "rrtype": qtype, "killswitch_domain": domain},
-            },
-            sig.id,
-            format_addr(src),
-        )
+        ev, src_ip = self._alert(ts, fid, src, sport, dst, dport, "UDP", "wannacry-killswitch-dns",
+                                 f"DNS query for {name} (WannaCry kill-switch domain {domain})")
+        ev["dns"] = {"query": name, "rrtype": qtype, "killswitch_domain": domain}
+        self._emit(ev, "wannacry-killswitch-dns", src_ip)
 
     # ------------------------------------------------------------------
     # events
@@ -1069,23 +1028,31 @@ class Engine:
             self.alerts_suppressed += 1
             return
         alerts[sid] = alerts.get(sid, 0) + 1
-        sig = SIGNATURES[sid]
         if d == 0:
             src, sport, dst, dport = flow.client, flow.cport, flow.server, flow.sport
         else:
             src, sport, dst, dport = flow.server, flow.sport, flow.client, flow.cport
+        ev, src_ip = self._alert(self.ts, flow.id, src, sport, dst, dport, "TCP", sid, evidence)
+        if smb is not None:
+            ev["smb"] = smb
+        self._emit(ev, sid, src_ip)
+
+    def _alert(self, ts: float, fid: int, src: bytes, sport: int, dst: bytes, dport: int, proto: str, sid: str,
+               evidence: str) -> tuple[dict[str, Any], str]:
+        """The EVE alert event every detector emits (callers add their own section), and its source address."""
+        sig = SIGNATURES[sid]
         src_ip = format_addr(src)
-        ev: dict[str, Any] = {
-            "timestamp": iso_time(self.ts),
+        return {
+            "timestamp": iso_time(ts),
             "event_type": "alert",
             self.source_key: self.source,
             "frame": self.frame,
-            "flow_id": flow.id,
+            "flow_id": fid,
             "src_ip": src_ip,
             "src_port": sport,
             "dest_ip": format_addr(dst),
             "dest_port": dport,
-            "proto": "TCP",
+            "proto": proto,
             "alert": {
                 "signature_id": sid,
                 "signature": sig.signature,
@@ -1093,10 +1060,7 @@ class Engine:
                 "severity": sig.severity,
                 "evidence": evidence,
             },
-        }
-        if smb is not None:
-            ev["smb"] = smb
-        self._emit(ev, sid, src_ip)
+        }, src_ip
 
     def _emit(self, ev: dict[str, Any], sid: str, src_ip: str) -> None:
         self.alerts_total += 1
