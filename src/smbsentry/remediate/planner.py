@@ -298,24 +298,22 @@ def _patch(b: _Builder, vid: str, p: Product, covered: dict[str, Step]) -> bool:
     return True
 
 
-def _files(fix, arch: str | None, p: Product) -> dict[str, str]:
-    archs = [arch] if arch else list(p.architectures)
+def _per_arch(fix, arch: str | None, p: Product, attr: str) -> dict[str, str]:
+    """{architecture: the first update file's `attr` ("name" or "url")}, for `arch` or every one of p's."""
     out = {}
-    for a in archs:
+    for a in [arch] if arch else list(p.architectures):
         got = fix.files_for(a, p.id)
-        if got:
-            out[a] = got[0].name
+        if got and getattr(got[0], attr):
+            out[a] = getattr(got[0], attr)
     return out
+
+
+def _files(fix, arch: str | None, p: Product) -> dict[str, str]:
+    return _per_arch(fix, arch, p, "name")
 
 
 def _urls(fix, arch: str | None, p: Product) -> dict[str, str]:
-    archs = [arch] if arch else list(p.architectures)
-    out = {}
-    for a in archs:
-        got = fix.files_for(a, p.id)
-        if got and got[0].url:
-            out[a] = got[0].url
-    return out
+    return _per_arch(fix, arch, p, "url")
 
 
 def _workarounds(b: _Builder, p: Product, why: list[str], extra_actions: list[str]) -> None:
