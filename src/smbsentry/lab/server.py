@@ -230,26 +230,12 @@ class Lab:
         write_manifest(path, self.range, self.mix, self.ports)
 
 
-def _device_socket(port: int) -> socket.socket:
+def _listening_socket(address: str, port: int, device: bytes | None = None) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, b"lo\x00")
-        sock.bind(("0.0.0.0", port))
-        sock.listen(BACKLOG)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _address_socket(address: str, port: int) -> socket.socket:
-    if ipaddress.IPv4Address(address) not in ipaddress.IPv4Network("127.0.0.0/8"):
-        raise OSError(errno.EADDRNOTAVAIL, "the lab binds loopback addresses only")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if device is not None:
+            sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, device)
         sock.bind((address, port))
         sock.listen(BACKLOG)
         sock.setblocking(False)
@@ -257,6 +243,16 @@ def _address_socket(address: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def _device_socket(port: int) -> socket.socket:
+    return _listening_socket("0.0.0.0", port, b"lo\x00")
+
+
+def _address_socket(address: str, port: int) -> socket.socket:
+    if ipaddress.IPv4Address(address) not in ipaddress.IPv4Network("127.0.0.0/8"):
+        raise OSError(errno.EADDRNOTAVAIL, "the lab binds loopback addresses only")
+    return _listening_socket(address, port)
 
 
 def _raise_fd_limit(wanted: int) -> None:
