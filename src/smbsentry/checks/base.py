@@ -123,3 +123,17 @@ class Check:
 
     def unknown(self, reason: str, port: int | None = None) -> Finding:
         return self.finding("unknown", reason=reason, port=port)
+
+
+class AccessCheck(Check):
+    """A logon of one kind ("anonymous", "guest") that reaches IPC$ is the finding;
+    the shares it lists, write access and ADMIN$/C$ are the evidence."""
+
+    logon: ClassVar[str]
+
+    async def run(self, host: HostAccess) -> list[Finding]:
+        acc = await host.access(self.logon, list_shares=True)
+        if acc.reached is None:
+            return [self.unknown(acc.detail)]
+        evidence, details = access_evidence(acc)
+        return [self.finding("vulnerable" if acc.reached else "not_vulnerable", evidence=evidence, details=details)]

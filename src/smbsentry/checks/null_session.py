@@ -5,18 +5,11 @@ worm can reach without credentials (checks.md)."""
 
 from __future__ import annotations
 
-from ..model import Finding
-from .base import Check, HostAccess, access_evidence
+from .base import AccessCheck
 from .registry import register
 
 
 @register
-class NullSession(Check):
+class NullSession(AccessCheck):
     id = "smb-null-session"
-
-    async def run(self, host: HostAccess) -> list[Finding]:
-        acc = await host.access("anonymous", list_shares=True)
-        if acc.reached is None:
-            return [self.unknown(acc.detail)]
-        evidence, details = access_evidence(acc)
-        return [self.finding("vulnerable" if acc.reached else "not_vulnerable", evidence=evidence, details=details)]
+    logon = "anonymous"
