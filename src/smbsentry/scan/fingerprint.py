@@ -219,13 +219,18 @@ def identity_from(challenge: ntlm.Challenge, source: str, ident: Identity) -> No
     ident.ntlm_time = to_iso(challenge.timestamp)
     v = challenge.version
     if v is not None:
-        ident.os_version = f"{v.major}.{v.minor}.{v.build}"
-        ident.os_build = v.build
-        guess = builds.lookup(v.major, v.minor, v.build)
-        ident.os_name = guess.name
-        ident.os_candidates = list(guess.candidates)
-        ident.os_build_shared = guess.shared
-        ident.implementation = guess.implementation
+        _os_from_version(ident, v.major, v.minor, v.build)
+
+
+def _os_from_version(ident: Identity, major: int, minor: int, build: int) -> None:
+    """The NTLM Version mapped to product names (builds shared by editions say so)."""
+    ident.os_version = f"{major}.{minor}.{build}"
+    ident.os_build = build
+    guess = builds.lookup(major, minor, build)
+    ident.os_name = guess.name
+    ident.os_candidates = list(guess.candidates)
+    ident.os_build_shared = guess.shared
+    ident.implementation = guess.implementation
 
 
 def identity_from_services(services: dict, ident: Identity) -> None:
@@ -249,13 +254,7 @@ def identity_from_services(services: dict, ident: Identity) -> None:
             value = facts.get(name)
             setattr(ident, name, cap(value) if isinstance(value, str) else None)
         ident.ntlm_time = facts.get("time") if isinstance(facts.get("time"), str) else None
-        ident.os_version = f"{major}.{minor}.{build}"
-        ident.os_build = build
-        guess = builds.lookup(major, minor, build)
-        ident.os_name = guess.name
-        ident.os_candidates = list(guess.candidates)
-        ident.os_build_shared = guess.shared
-        ident.implementation = guess.implementation
+        _os_from_version(ident, major, minor, build)
         return
 
 
