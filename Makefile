@@ -8,7 +8,10 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test venv system-deps clean
 
-$(BIN)/smbsentry: pyproject.toml
+# The detector's hot modules are compiled (Cython, see setup.py) at install: a change
+# to them, their .pxd files or setup.py reinstalls, so the build never goes stale.
+COMPILED := $(addprefix src/smbsentry/detect/,reassembly.py engine.py capture.py reassembly.pxd engine.pxd)
+$(BIN)/smbsentry: pyproject.toml setup.py $(COMPILED)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
@@ -20,11 +23,12 @@ venv: $(BIN)/smbsentry
 system-deps:
 	@./scripts/install-system-deps
 
-demo: venv system-deps
+demo: system-deps venv
 	$(BIN)/python scripts/demo.py
 
-test: venv system-deps
+test: system-deps venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build demo-output .pytest_cache
+	rm -f src/smbsentry/detect/*.c src/smbsentry/detect/*.so src/smbsentry/detect/_compiled.json

@@ -147,5 +147,14 @@ Ethernet/IPv4/TCP frames on known flows take an inlined path in
 :meth:`Engine.batch`; everything else goes through :meth:`Engine.packet`
 (both give the same events; the tests check it).  Non-SMB, non-DNS traffic
 costs one header unpack.  ``jobs`` > 1 shards flows over processes for
-files (see :mod:`.parallel`).  Figures: BENCHMARKS.md.
+files (see :mod:`.parallel`).  ``reassembly``, ``engine`` and ``capture``
+are compiled with Cython at install when a C compiler is there (C types in
+their ``.pxd`` files; the ``.py`` files stay the one source and run as they
+are otherwise): :mod:`._accel` says which form runs and falls back to the
+``.py`` files when ``SMBSENTRY_PURE_PYTHON`` is set or a source changed
+after the build.  Figures: BENCHMARKS.md.
 """
+
+from . import _accel
+
+_accel.install()

@@ -33,6 +33,7 @@ from typing import Any, TextIO
 
 from rich.console import Console
 
+from . import _accel
 from .capture import CaptureError, open_capture
 from .engine import Config, Engine
 from .live import LiveCapture, LiveCaptureError
@@ -164,6 +165,7 @@ def main_detect(
             with contextlib.suppress(KeyboardInterrupt):
                 stats = engine.finish()
         stats["errors"] = errors
+        stats["detector"] = _accel.mode()
         if interrupted:
             stats["interrupted"] = True
         writer.summary(stats)

@@ -35,15 +35,22 @@ Events (``event_type``):
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import math
 import struct
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from itertools import islice
 from typing import Any
+
+try:
+    import cython
+except ImportError:  # Cython is only needed to compile this module (see setup.py)
+    from . import _nocython as cython
 
 from ..checks.doublepulsar import architecture, xor_key
 from .dns import killswitch_domain, parse_question
@@ -67,7 +74,7 @@ from .smbmsg import (
     smb2_command_name,
 )
 
-__all__ = ["Config", "Engine", "ScanTracker", "flow_id", "iso_time"]
+__all__ = ["Config", "Engine", "ScanTracker", "flow_id", "flow_key", "iso_time"]
 
 SMB_PORTS = frozenset({445, 139})
 DNS_PORT = 53
@@ -84,7 +91,6 @@ from ..protocol.smb1 import (  # noqa: E402
     TRANSACTION_SECONDARY,
     WRITE_ANDX,
 )
-_TRANS_PRIMARY = frozenset({TRANSACTION, TRANSACTION2, NT_TRANSACT})
 _SMB1_DETAIL = frozenset(
     {
         NEGOTIATE,
@@ -125,14 +131,24 @@ _ntsec_words = struct.Struct("<3xIIIIIIII").unpack_from  # NT_TRANSACT_SECONDARY
 # reserved 22, tid 24, pid 26, uid 28, mid 30, then WordCount at 32
 _smb1_reply_ids = struct.Struct("<IxxxH10xHHHHB").unpack_from  # at 5: status, pid_high, tid, pid, uid, mid, wc
 _smb1_req_ids = struct.Struct("<H10xHHHHB").unpack_from  # at 12: pid_high, tid, pid, uid, mid, wc
-# Ethernet type, then IPv4 (version/IHL, total length, fragment, protocol, addresses), then the
-# TCP ports, sequence and acknowledgement numbers, data offset and flags: bytes 12..48 of a frame
-_eth_ip4_tcp = struct.Struct("!HBxH2xHxB2x4s4sHHIIBB").unpack_from
+# Ethernet type, then IPv4 (version/IHL, total length, fragment, protocol; the addresses skipped),
+# then the TCP ports, sequence and acknowledgement numbers, data offset and flags: bytes 12..48
+_eth_ip4_tcp = struct.Struct("!HBxH2xHxB10xHHIIBB").unpack_from
+_ports = struct.Struct("!HH").pack
 _u16 = struct.Struct("<H").unpack_from
 _u32 = struct.Struct("<I").unpack_from
 
 
 _PAIR_TEXT = ("dialect", "client_native_os", "client_native_lm", "server_native_os", "server_native_lm")
+
+
+def flow_key(src: bytes, sport: int, dst: bytes, dport: int) -> bytes:
+    """The flow table's key for one direction: source and destination address, then both ports.
+
+    For IPv4 this is bytes 26..38 of an Ethernet frame as they are, which
+    the hot loop takes with one slice.
+    """
+    return src + dst + _ports(sport, dport)
 
 
 def flow_id(proto: int, a: bytes, ap: int, b: bytes, bp: int, ts: float) -> int:
@@ -145,7 +161,10 @@ def flow_id(proto: int, a: bytes, ap: int, b: bytes, bp: int, ts: float) -> int:
     return int.from_bytes(h, "big") >> 13
 
 
-_iso_cache: list = [None, ""]  # [whole second, its "YYYY-MM-DDTHH:MM:SS"]
+#: Whole second -> its "YYYY-MM-DDTHH:MM:SS" (flows of a capture start and end within a few seconds
+#: of each other, so a few entries serve most events; cleared when full).
+_iso_cache: dict[int, str] = {}
+_ISO_CACHE_MAX = 4096
 
 
 def iso_time(ts: float) -> str:
@@ -155,12 +174,31 @@ def iso_time(ts: float) -> str:
         usec = round((ts - sec) * 1e6)
         if usec >= 1_000_000:
             sec, usec = sec + 1, usec - 1_000_000
-        if sec != _iso_cache[0]:
-            text = datetime.fromtimestamp(sec, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-            _iso_cache[0], _iso_cache[1] = sec, text
-        return f"{_iso_cache[1]}.{usec:06d}Z"
+        text = _iso_cache.get(sec)
+        if text is None:
+            if len(_iso_cache) >= _ISO_CACHE_MAX:
+                _iso_cache.clear()
+            text = _iso_cache[sec] = datetime.fromtimestamp(sec, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{text}.{usec:06d}Z"
     except (OverflowError, OSError, ValueError):
         return "1970-01-01T00:00:00.000000Z"
+
+
+@contextmanager
+def _rare_young_collections() -> Iterator[None]:
+    """Collect the young generation every 50,000 allocations instead of 700, for a while.
+
+    Reading a capture makes a few short-lived, acyclic objects per packet
+    (the record, its bytes, slices); at the default threshold the collector
+    walks the young generation every ~150 packets, about 5% of a run, and
+    finds nothing.  Collections still happen, so memory stays bounded.
+    """
+    old = gc.get_threshold()
+    gc.set_threshold(max(old[0], 50_000), *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
 
 
 @dataclass
@@ -347,8 +385,8 @@ class Engine:
         self.sink = sink
         self.cfg = cfg = config or Config()
         cfg.validate()
-        # (src, sport, dst, dport) -> (flow, direction, its stream, its framer, the other stream)
-        self.flows: dict[tuple[bytes, int, bytes, int], tuple] = {}
+        # flow_key(src, sport, dst, dport) -> (flow, direction, its stream, its framer, the other stream)
+        self.flows: dict[bytes, tuple] = {}
         self.nflows = 0
         self.scan = ScanTracker(cfg.scan_threshold, cfg.scan_window, cfg.max_scan_sources)
         self.source: str | None = None
@@ -402,6 +440,10 @@ class Engine:
         after every record before the damage has been processed; call
         :meth:`end_source` afterwards in any case to retire the input's flows.
         """
+        with _rare_young_collections():
+            self._run(records, source, key)
+
+    def _run(self, records: Iterable[tuple], source: str | None, key: str) -> None:
         self.begin_source(source, key)
         batches = getattr(records, "batches", None)
         if batches is not None:
@@ -449,19 +491,41 @@ class Engine:
         flows_get = self.flows.get
         slow = self._packet
         general = self._tcp
-        message = self._message
-        smb1 = self._smb1
         deliver = self._deliver
         headers = _eth_ip4_tcp
         smb_ports = SMB_PORTS
-        shard = self.shard
-        shards = self.shards
-        npk = 0
-        nbytes = 0
-        nsmb = 0
-        nother = 0
-        nmsg = 0
-        next_sweep = self.next_sweep
+        shard: cython.int = self.shard
+        shards: cython.int = self.shards
+        npk: cython.longlong = 0
+        nbytes: cython.longlong = 0
+        nsmb: cython.longlong = 0
+        nother: cython.longlong = 0
+        nmsg: cython.longlong = 0
+        next_sweep: cython.double = self.next_sweep
+        ts: cython.double
+        wirelen: cython.Py_ssize_t
+        lt: cython.int
+        et: cython.uint
+        vihl: cython.uint
+        tot: cython.uint
+        frag: cython.uint
+        proto: cython.uint
+        sport: cython.uint
+        dport: cython.uint
+        seq: cython.uint
+        ack: cython.uint
+        doff: cython.uint
+        flags: cython.uint
+        start: cython.Py_ssize_t
+        end: cython.Py_ssize_t
+        n: cython.Py_ssize_t
+        d: cython.int
+        h: cython.ulonglong = 0
+        data: bytes
+        flow: Flow
+        st: TcpStream
+        fr: Framer
+        other: TcpStream
         for frame, ts, lt, data, wirelen in records:
             if ts >= next_sweep:
                 self._housekeeping(ts, self.packets + npk)
@@ -469,25 +533,40 @@ class Engine:
             if lt != 1 or len(data) != wirelen or wirelen < 54:
                 slow(frame, ts, lt, data, wirelen)
                 continue
-            et, vihl, tot, frag, proto, src, dst, sport, dport, seq, ack, doff, flags = headers(data, 12)
+            if cython.compiled:  # the same fields as _eth_ip4_tcp, read in C
+                p: cython.p_uchar = data
+                et = (p[12] << 8) | p[13]
+                vihl = p[14]
+                tot = (p[16] << 8) | p[17]
+                frag = (p[20] << 8) | p[21]
+                proto = p[23]
+                sport = (p[34] << 8) | p[35]
+                dport = (p[36] << 8) | p[37]
+                seq = (p[38] << 24) | (p[39] << 16) | (p[40] << 8) | p[41]
+                ack = (p[42] << 24) | (p[43] << 16) | (p[44] << 8) | p[45]
+                doff = p[46]
+                flags = p[47]
+            else:
+                et, vihl, tot, frag, proto, sport, dport, seq, ack, doff, flags = headers(data, 12)
             if et != 0x0800 or vihl != 0x45 or proto != 6 or frag & 0x1FFF or tot < 40 or tot + 14 > wirelen:
                 slow(frame, ts, lt, data, wirelen)
                 continue
-            if dport not in smb_ports and sport not in smb_ports:
+            if dport != 445 and dport != 139 and sport != 445 and sport != 139:  # SMB_PORTS
                 npk += 1
                 nbytes += wirelen
                 nother += 1
                 continue
-            if shards > 1 and (
-                ((sport + dport) * 40503 + (src[3] + dst[3]) * 313 + src[2] + dst[2]) * 2654435761 >> 20
-            ) % shards != shard:
-                npk += 1
-                nbytes += wirelen
-                if not shard and flags & 0x12 == 0x02 and dport in smb_ports:
-                    self.frame = frame
-                    self.ts = ts
-                    self._scan_syn(src, sport, dst, dport, ts)
-                continue
+            if shards > 1:
+                h = sport + dport  # 64 bits in C: the product below needs 64 (and fits)
+                h = ((h * 40503 + (data[29] + data[33]) * 313 + data[28] + data[32]) * 2654435761) >> 20
+                if h % shards != shard:
+                    npk += 1
+                    nbytes += wirelen
+                    if not shard and flags & 0x12 == 0x02 and dport in smb_ports:
+                        self.frame = frame
+                        self.ts = ts
+                        self._scan_syn(data[26:30], sport, data[30:34], dport, ts)
+                    continue
             start = 34 + ((doff >> 4) << 2)
             end = 14 + tot
             if start > end or doff < 0x50:
@@ -498,11 +577,11 @@ class Engine:
             nsmb += 1
             if doff & 1:
                 flags |= 0x100
-            ent = flows_get((src, sport, dst, dport))
+            ent = flows_get(data[26:38])  # flow_key(src, sport, dst, dport)
             if ent is None or flags & 0x07:  # new flow, SYN, FIN or RST: the general path
                 self.frame = frame
                 self.ts = ts
-                general(src, dst, sport, dport, flags, seq, ack, data[start:end], ts, 0)
+                general(data[26:30], data[30:34], sport, dport, flags, seq, ack, data[start:end], ts, 0)
                 continue
             flow, d, st, fr, other = ent
             flow.last_ts = ts
@@ -527,17 +606,20 @@ class Engine:
                     n >= 37
                     and not data[start]
                     and ((data[start + 1] << 16) | (data[start + 2] << 8) | data[start + 3]) + 4 == n
-                    and data[start + 4 : start + 8] == b"\xffSMB"
+                    and data[start + 4] == 0xFF
+                    and data[start + 5] == 0x53  # 'SMB'
+                    and data[start + 6] == 0x4D
+                    and data[start + 7] == 0x42
                     and fr.synced
                     and not fr.buf
                     and not fr.skip
                 ):  # exactly one whole SMB1 message: skip the framer
                     flow.messages += 1
                     nmsg += 1
-                    smb1(flow, d, data[start + 4 : end])
+                    self._smb1(flow, d, data[start + 4 : end])
                 else:
                     for head, length in fr.feed(data[start:end]):
-                        message(flow, d, head, length)
+                        self._message(flow, d, head, length)
             else:
                 chunks = st.add(seq, data[start:end], 0, ts)
                 if chunks:
@@ -607,8 +689,7 @@ class Engine:
         ts: float,
         cut: int,
     ) -> None:
-        key = (src, sport, dst, dport)
-        ent = self.flows.get(key)
+        ent = self.flows.get(flow_key(src, sport, dst, dport))
         if ent is None:
             if not (flags & SYN or payload or cut):
                 return  # a bare ACK/FIN/RST of a connection we never saw
@@ -616,7 +697,7 @@ class Engine:
         elif flags & SYN and not flags & ACK and ent[1] == 0:
             flow = ent[0]
             nxt = flow.streams[0].next_seq
-            if flow.closed or (nxt is not None and nxt != (seq + 1) & MASK):
+            if flow.closed or (nxt >= 0 and nxt != (seq + 1) & MASK):
                 self._retire(flow, flow.state if flow.closed else "reused")  # port reuse
                 ent = self._new_flow(src, sport, dst, dport, flags, ts)
         flow, d, st, _fr, other = ent
@@ -670,8 +751,8 @@ class Engine:
         s0, s1 = flow.streams
         e0 = (flow, 0, s0, flow.framers[0], s1)
         e1 = (flow, 1, s1, flow.framers[1], s0)
-        self.flows[(client, cport, server, sp)] = e0
-        self.flows[(server, sp, client, cport)] = e1
+        self.flows[flow_key(client, cport, server, sp)] = e0
+        self.flows[flow_key(server, sp, client, cport)] = e1
         return e0 if client == src and cport == sport else e1
 
     def _deliver(self, flow: Flow, d: int, chunks: list) -> None:
@@ -689,7 +770,7 @@ class Engine:
         n = self.scan.note(src, dst, ts)
         if not n:
             return
-        ent = self.flows.get((src, sport, dst, dport))
+        ent = self.flows.get(flow_key(src, sport, dst, dport))
         fid = ent[0].id if ent is not None else flow_id(6, src, sport, dst, dport, ts)
         cfg = self.cfg
         ev, src_ip = self._alert(
@@ -703,7 +784,7 @@ class Engine:
     # ------------------------------------------------------------------
     # SMB
     # ------------------------------------------------------------------
-    def _message(self, flow: Flow, d: int, m: bytes, length: int) -> None:
+    def _message(self, flow: Flow, d: cython.int, m: bytes, length: cython.Py_ssize_t) -> None:
         flow.messages += 1
         self.smb_messages += 1
         magic = m[:4]
@@ -769,9 +850,12 @@ class Engine:
             flow.malformed += 1
             self.smb_malformed += 1
 
-    def _smb1(self, flow: Flow, d: int, m: bytes) -> None:
+    def _smb1(self, flow: Flow, d: cython.int, m: bytes) -> None:
+        n: cython.Py_ssize_t = len(m)
+        cmd: cython.int
+        mid: cython.int
+        wc: cython.int
         flow.versions |= 1
-        n = len(m)
         if n < 33:
             flow.malformed += 1
             self.smb_malformed += 1
@@ -779,7 +863,7 @@ class Engine:
         cmd = m[4]
         flow.commands[cmd] += 1
         if m[9] & 0x80:  # a reply (the hot case: fields are read only when needed)
-            if cmd in _TRANS_PRIMARY:
+            if cmd == TRANSACTION2 or cmd == TRANSACTION or cmd == NT_TRANSACT:
                 flow.smb1_spoken = True
                 ot = flow.open_trans
                 if ot:
@@ -793,7 +877,7 @@ class Engine:
                         mid = m[30] | (m[31] << 8)
                         answered = pt.pop(mid, None) is not None
                         if ps and ps.pop(mid, None) is None and not answered:
-                            self._implant_reply(flow, d, m, _u32(m, 5)[0], mid)
+                            self._implant_reply(flow, d, m, mid)
                 elif cmd == TRANSACTION and flow.pending_peek:
                     self._peek_reply(flow, d, _u32(m, 5)[0], m[30] | (m[31] << 8))
             elif cmd == NEGOTIATE or cmd == SESSION_SETUP_ANDX:
@@ -811,7 +895,9 @@ class Engine:
                 return
             self._smb1_request(flow, d, m, cmd, wc, ((ph << 16) | pid, mid, tid, uid), mid)
 
-    def _smb1_request(self, flow: Flow, d: int, m: bytes, cmd: int, wc: int, key: tuple, mid: int) -> None:
+    def _smb1_request(
+        self, flow: Flow, d: cython.int, m: bytes, cmd: cython.int, wc: cython.int, key: tuple, mid: cython.int
+    ) -> None:
         ot = flow.open_trans
         if cmd == TRANSACTION2 or cmd == TRANSACTION2_SECONDARY:
             pt = flow.pending_t2
@@ -937,10 +1023,11 @@ class Engine:
             del ot[next(iter(ot))]
         ot[key] = _Trans(kind, function, need, got)
 
-    def _implant_reply(self, flow: Flow, d: int, m: bytes, status: int, mid: int) -> None:
+    def _implant_reply(self, flow: Flow, d: int, m: bytes, mid: int) -> None:
         """A Trans2 reply answering no outstanding MID: the implant's request MID + 16?"""
         req = mid - DP_MID_DELTA
         if flow.pending_ss.pop(req, None) is not None:
+            status = _u32(m, 5)[0]
             sig = m[14:22]
             self._emit_alert(
                 flow, d, "doublepulsar-reply",
@@ -1123,8 +1210,8 @@ class Engine:
             chunks = flow.streams[d].flush()
             if chunks:
                 self._deliver(flow, d, chunks)
-        k0 = (flow.client, flow.cport, flow.server, flow.sport)
-        k1 = (flow.server, flow.sport, flow.client, flow.cport)
+        k0 = flow_key(flow.client, flow.cport, flow.server, flow.sport)
+        k1 = flow_key(flow.server, flow.sport, flow.client, flow.cport)
         if self.flows.get(k0, (None,))[0] is flow:
             del self.flows[k0]
             self.nflows -= 1

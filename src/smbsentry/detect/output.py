@@ -152,4 +152,7 @@ def summary_lines(stats: dict[str, Any]) -> list[str]:
         lines.append(f"error: {err}")
     if stats.get("interrupted"):
         lines.append("interrupted: the summary covers the packets read before the interruption")
+    detector = stats.get("detector", "compiled")
+    if detector != "compiled":
+        lines.append(f"note: the detector ran as {detector}, about 1.5x slower than compiled")
     return lines

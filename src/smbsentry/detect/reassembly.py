@@ -31,6 +31,11 @@ from __future__ import annotations
 
 import re
 
+try:
+    import cython
+except ImportError:  # Cython is only needed to compile this module (see setup.py)
+    from . import _nocython as cython
+
 __all__ = [
     "DEFAULT_HEAD_MAX",
     "DEFAULT_MAX_OOO_BYTES",
@@ -94,8 +99,8 @@ class TcpStream:
         max_ooo_bytes: int = DEFAULT_MAX_OOO_BYTES,
         max_ooo_segments: int = DEFAULT_MAX_OOO_SEGMENTS,
     ) -> None:
-        #: Sequence number of the next byte expected, None until the first SYN or data.
-        self.next_seq: int | None = None
+        #: Sequence number of the next byte expected, -1 until the first SYN or data.
+        self.next_seq: int = -1
         #: Data beyond a hole: absolute sequence number -> bytes.
         self.ooo: dict[int, bytes] = {}
         self.ooo_bytes = 0
@@ -105,8 +110,8 @@ class TcpStream:
         self.gap_bytes = 0
         self.dup_bytes = 0
         self.overlap_bytes = 0
-        #: The latest acknowledgement number the other side sent (bytes it has received).
-        self.peer_ack: int | None = None
+        #: The latest acknowledgement number the other side sent (bytes it has received), -1 before.
+        self.peer_ack: int = -1
         #: Packets and payload bytes seen in this direction (kept by the engine).
         self.pkts = 0
         self.nbytes = 0
@@ -115,7 +120,7 @@ class TcpStream:
 
     def syn(self, seq: int) -> None:
         """A SYN (or SYN-ACK) with initial sequence number ``seq``."""
-        if self.next_seq is None:
+        if self.next_seq < 0:
             self.next_seq = (seq + 1) & MASK
 
     def add(self, seq: int, data: bytes, missing: int = 0, now: float = 0.0) -> list | tuple:
@@ -128,7 +133,7 @@ class TcpStream:
         seq &= MASK
         n = len(data)
         nxt = self.next_seq
-        if nxt is None:  # first data of a stream picked up mid-way
+        if nxt < 0:  # first data of a stream picked up mid-way
             self.next_seq = (seq + n) & MASK
             if missing:
                 self.next_seq = (self.next_seq + missing) & MASK
@@ -182,14 +187,14 @@ class TcpStream:
             while self.ooo and (self.ooo_bytes > self.max_ooo_bytes or len(self.ooo) > self.max_ooo_segments):
                 out += self.skip_gap()  # later holes too, until the store is within its caps
             return out
-        if self.ooo and self.peer_ack is not None and self._acked_hole_lost(now):
+        if self.ooo and self.peer_ack >= 0 and self._acked_hole_lost(now):
             return self.skip_gap()
         return _EMPTY
 
     def _acked_hole_lost(self, now: float) -> bool:
         """Has the receiver acknowledged past the first hole, and is it wide or old?"""
         nxt = self.next_seq
-        assert nxt is not None and self.peer_ack is not None
+        assert nxt >= 0 and self.peer_ack >= 0
         first = min(self.ooo, key=lambda s: (s - nxt) & MASK)
         if _signed((self.peer_ack - first) & MASK) < 0:
             return False  # the acknowledged part ends inside the hole
@@ -215,7 +220,7 @@ class TcpStream:
     def _drain(self, out: list) -> None:
         """Deliver the out-of-order segments that have become contiguous."""
         nxt = self.next_seq
-        assert nxt is not None
+        assert nxt >= 0
         ooo = self.ooo
         adv = 0
         for rel, s in sorted((_signed((s - nxt) & MASK), s) for s in ooo):
@@ -236,7 +241,7 @@ class TcpStream:
 
     def skip_gap(self) -> list:
         """Declare the first hole lost; return ``[None, chunks...]`` (empty if no hole)."""
-        if not self.ooo or self.next_seq is None:
+        if not self.ooo or self.next_seq < 0:
             return []
         nxt = self.next_seq
         first = min(self.ooo, key=lambda s: (s - nxt) & MASK)
@@ -250,7 +255,7 @@ class TcpStream:
     def ack_seen(self, ack: int, now: float = 0.0) -> list:
         """The other side acknowledged ``ack``: a hole it covers may have been lost by the capture."""
         self.peer_ack = ack
-        if not self.ooo or self.next_seq is None:
+        if not self.ooo or self.next_seq < 0:
             return []
         self.ooo_events += 1
         if self._acked_hole_lost(now):
@@ -322,6 +327,12 @@ class Framer:
 
     def feed(self, data: bytes) -> list[tuple[bytes, int]]:
         out: list[tuple[bytes, int]] = []
+        n: cython.Py_ssize_t
+        pos: cython.Py_ssize_t
+        start: cython.Py_ssize_t
+        length: cython.Py_ssize_t
+        end: cython.Py_ssize_t
+        head_max: cython.Py_ssize_t
         if self.skip:
             n = len(data)
             if n < self.skip:

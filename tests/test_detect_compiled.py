@@ -1,0 +1,164 @@
+"""The compiled detector (setup.py, smbsentry.detect._accel) and its plain-Python twin.
+
+``reassembly``, ``engine`` and ``capture`` run compiled by Cython when the
+install could build them, else as the ``.py`` files.  These tests check that
+
+* the build worked here (a machine with a C compiler must not silently run
+  the slow form);
+* both forms give the same events, byte for byte, on every corpus capture,
+  the synthetic traces, damaged copies of them, and with ``--jobs 2``;
+* an extension built from another source is never used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from corpus import corpus_dir
+
+from smbsentry.detect import _accel
+
+REPO = Path(__file__).resolve().parents[1]
+TRACES = REPO / "tests" / "data" / "traces"
+PURE = bool(os.environ.get("SMBSENTRY_PURE_PYTHON", "")) and os.environ.get("SMBSENTRY_PURE_PYTHON") != "0"
+COMPILER = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+
+
+def _inputs() -> list[Path]:
+    files = sorted(TRACES.glob("*.pcap*"))
+    c = corpus_dir()
+    if c is not None:
+        files += sorted((c / "pcaps").glob("*.pcap*"))
+    return files
+
+
+def _detect(files: list[Path], out: Path, pure: bool, jobs: int = 1) -> list[dict]:
+    """Run ``smbsentry detect`` in a fresh interpreter (compiled or forced plain) and read its events."""
+    env = dict(os.environ)
+    env["SMBSENTRY_PURE_PYTHON"] = "1" if pure else "0"
+    cmd = [sys.executable, "-m", "smbsentry.detect", *map(str, files), "--format", "jsonl", "-o", str(out), "-q"]
+    if jobs > 1:
+        cmd += ["--jobs", str(jobs)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode in (0, 2), proc.stderr  # 2: a damaged input was reported
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    assert events and events[-1]["event_type"] == "stats"
+    return events
+
+
+def _comparable(events: list[dict]) -> list[dict]:
+    """The events without what legitimately differs between runs (the summary's wall-clock time and mode)."""
+    stats = dict(events[-1])
+    stats.pop("timestamp")
+    stats["stats"] = {k: v for k, v in stats["stats"].items() if k != "detector"}
+    return [*events[:-1], stats]
+
+
+@pytest.mark.skipif(PURE or COMPILER is None, reason="no C compiler, or plain Python asked for")
+def test_detector_is_compiled_where_a_compiler_is() -> None:
+    usable, why = _accel.extensions_usable()
+    assert usable, f"the detector is not compiled here ({why}): run `pip install -e .` again and read its output"
+    assert _accel.mode() == "compiled"
+    for name, path in _accel.modules().items():
+        assert not path.endswith(".py"), f"{name} was loaded from its source: {path}"
+
+
+def test_compiled_and_plain_python_give_the_same_events(tmp_path: Path) -> None:
+    files = _inputs()
+    assert files, "no traces"
+    compiled = _detect(files, tmp_path / "c.jsonl", pure=False)
+    plain = _detect(files, tmp_path / "p.jsonl", pure=True)
+    assert plain[-1]["stats"]["detector"] == "python (SMBSENTRY_PURE_PYTHON is set)"
+    assert sum(e["event_type"] == "alert" for e in compiled) >= 10
+    assert _comparable(compiled) == _comparable(plain)
+
+
+def _damaged(src: Path, dst: Path, rng: random.Random) -> None:
+    """A pcap copy of ``src`` with bytes of its packets overwritten (record headers kept)."""
+    from smbsentry.detect.capture import read_capture
+
+    out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+    for _frame, ts, lt, data, wirelen in read_capture(str(src)):
+        if lt != 1:
+            continue
+        data = bytearray(data)
+        if len(data) > 54 and rng.random() < 0.3:
+            for _ in range(rng.randint(1, 6)):
+                data[rng.randrange(14, len(data))] = rng.randrange(256)
+        if rng.random() < 0.05:
+            data = data[: rng.randrange(len(data) + 1)]  # cut, as by a snap length
+        sec = int(ts)
+        out += struct.pack("<IIII", sec, int(round((ts - sec) * 1e6)) % 1_000_000, len(data), wirelen) + data
+    dst.write_bytes(bytes(out))
+
+
+def test_both_forms_agree_on_damaged_captures(tmp_path: Path) -> None:
+    rng = random.Random(20261121)
+    files = []
+    for i, src in enumerate(_inputs()):
+        dst = tmp_path / f"damaged-{i}.pcap"
+        _damaged(src, dst, rng)
+        files.append(dst)
+    compiled = _detect(files, tmp_path / "c.jsonl", pure=False)
+    plain = _detect(files, tmp_path / "p.jsonl", pure=True)
+    assert _comparable(compiled) == _comparable(plain)
+
+
+def test_both_forms_agree_when_sharded(tmp_path: Path) -> None:
+    files = _inputs()
+    one = _detect(files, tmp_path / "one.jsonl", pure=False)
+    compiled = _detect(files, tmp_path / "c.jsonl", pure=False, jobs=2)
+    plain = _detect(files, tmp_path / "p.jsonl", pure=True, jobs=2)
+    key = lambda e: json.dumps(e, sort_keys=True)  # noqa: E731 - workers interleave their events
+    c, p, o = _comparable(compiled), _comparable(plain), _comparable(one)
+    assert c[-1] == p[-1] == o[-1]
+    assert sorted(map(key, c[:-1])) == sorted(map(key, p[:-1])) == sorted(map(key, o[:-1]))
+
+
+@pytest.mark.skipif(PURE or not _accel.extensions_usable()[0], reason="the detector is not compiled here")
+def test_an_extension_built_from_another_source_is_not_used(tmp_path: Path) -> None:
+    here = Path(_accel.__file__).resolve().parent
+    copy = tmp_path / "detect"
+    copy.mkdir()
+    for f in here.iterdir():
+        if f.is_file():
+            shutil.copy2(f, copy / f.name)
+    assert _accel.extensions_usable(copy) == (True, "compiled")
+    # a .pxd edit counts too: it changes the compiled code
+    with (copy / "engine.pxd").open("a") as fh:
+        fh.write("\n")
+    assert _accel.extensions_usable(copy) == (False, "engine.py changed since it was compiled")
+    shutil.copy2(here / "engine.pxd", copy / "engine.pxd")
+    with (copy / "capture.py").open("a") as fh:
+        fh.write("\n# edited\n")
+    assert _accel.extensions_usable(copy) == (False, "capture.py changed since it was compiled")
+    (copy / "_compiled.json").write_text("[]")
+    assert _accel.extensions_usable(copy) == (False, "not compiled")
+    (copy / "_compiled.json").unlink()
+    assert _accel.extensions_usable(copy) == (False, "not compiled")
+
+
+def test_plain_python_loads_every_compiled_module_from_its_source() -> None:
+    """SMBSENTRY_PURE_PYTHON: all three modules come from their .py files (never a mix)."""
+    code = (
+        "import sys, pathlib\n"
+        "import smbsentry.detect._accel as a\n"
+        "print(a.mode())\n"
+        "import smbsentry.detect.engine as e, smbsentry.detect.reassembly as r\n"
+        "print(e.__file__.endswith('.py') == r.__file__.endswith('.py'))\n"
+        "print(pathlib.Path(e.__file__).suffix)\n"
+    )
+    env = dict(os.environ, SMBSENTRY_PURE_PYTHON="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "python (SMBSENTRY_PURE_PYTHON is set)"
+    assert lines[1] == "True" and lines[2] == ".py"
