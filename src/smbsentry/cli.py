@@ -8,7 +8,6 @@ traceback), 130 after Ctrl-C with the finished hosts written.
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import os
 import signal
@@ -257,6 +256,7 @@ def scan(
 
     engine = Engine(options, concurrency=concurrency, rate=rate or None, on_result=on_result, on_progress=on_progress)
     install_uvloop()
+    import asyncio  # here, not at the top: `smbsentry detect` and the others start faster without it
 
     async def run():
         loop = asyncio.get_running_loop()

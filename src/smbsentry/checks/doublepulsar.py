@@ -10,10 +10,9 @@ dionaea also answer MID 81: the finding says what was seen, an implant answer.
 
 from __future__ import annotations
 
-import struct
-
 from ..model import Finding
 from ..protocol import smb1, status
+from ..protocol.doublepulsar import architecture, xor_key
 from .base import Check, HostAccess
 from .registry import register
 
@@ -34,15 +33,6 @@ def ping_request(uid: int, tid: int) -> bytes:
         max_data=0,
         timeout=PING_TIMEOUT,
     )
-
-
-def xor_key(signature: bytes) -> int:
-    s = struct.unpack_from("<I", signature)[0]
-    return (2 * s ^ (((s & 0xFF00 | (s << 16)) << 8) | (((s >> 16) | s & 0xFF0000) >> 8))) & 0xFFFFFFFF
-
-
-def architecture(signature: bytes) -> str:
-    return "x86" if signature[4:8] == b"\x00\x00\x00\x00" else "x64"
 
 
 @register

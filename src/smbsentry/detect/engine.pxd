@@ -42,3 +42,4 @@ cdef class Engine:
     cpdef _message(self, Flow flow, int d, bytes m, Py_ssize_t length)
     cpdef _smb1(self, Flow flow, int d, bytes m)
     cpdef _smb1_request(self, Flow flow, int d, bytes m, int cmd, int wc, tuple key, int mid)
+    cpdef _implant_reply(self, Flow flow, int d, bytes m, int mid)

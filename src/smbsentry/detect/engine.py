@@ -52,7 +52,7 @@ try:
 except ImportError:  # Cython is only needed to compile this module (see setup.py)
     from . import _nocython as cython
 
-from ..checks.doublepulsar import architecture, xor_key
+from ..protocol.doublepulsar import architecture, xor_key
 from .dns import killswitch_domain, parse_question
 from .packet import ACK, FIN, RST, SYN, decode, format_addr
 from .reassembly import (
@@ -1023,7 +1023,7 @@ class Engine:
             del ot[next(iter(ot))]
         ot[key] = _Trans(kind, function, need, got)
 
-    def _implant_reply(self, flow: Flow, d: int, m: bytes, mid: int) -> None:
+    def _implant_reply(self, flow: Flow, d: cython.int, m: bytes, mid: cython.int) -> None:
         """A Trans2 reply answering no outstanding MID: the implant's request MID + 16?"""
         req = mid - DP_MID_DELTA
         if flow.pending_ss.pop(req, None) is not None:
@@ -1235,17 +1235,21 @@ class Engine:
             self._retire(f, f.state if f.closed else "end")
 
     def _flow_event(self, flow: Flow, state: str) -> None:
-        versions = [v for bit, v in ((1, 1), (2, 2), (4, 3)) if flow.versions & bit]
+        versions = list(_VERSIONS[flow.versions & 7])
         commands: dict[str, int] = {}
+        names = _COMMAND_NAMES[flow.versions & 1]
         for k, c in flow.commands.items():
-            name = smb2_command_name(k & 0xFFFF) if k & 0x10000 else smb1_command_name(k)
-            if k & 0x10000 and flow.versions & 1:
-                name = "SMB2_" + name
+            name = names.get(k)
+            if name is None:
+                name = _command_name(k, flow.versions & 1)
+                if len(names) < 4096:
+                    names[k] = name
             commands[name] = commands.get(name, 0) + c
         st0, st1 = flow.streams
         fr0, fr1 = flow.framers
+        start = iso_time(flow.first_ts)
         ev: dict[str, Any] = {
-            "timestamp": iso_time(flow.first_ts),
+            "timestamp": start,
             "event_type": "flow",
             self.source_key: self.source,
             "flow_id": flow.id,
@@ -1255,7 +1259,7 @@ class Engine:
             "dest_port": flow.sport,
             "proto": "TCP",
             "flow": {
-                "start": iso_time(flow.first_ts),
+                "start": start,
                 "end": iso_time(flow.last_ts),
                 "pkts_toserver": st0.pkts,
                 "pkts_toclient": st1.pkts,
@@ -1456,6 +1460,20 @@ class Engine:
                 "ooo_cut": self.ooo_cut,
             },
         }
+
+
+#: SMB versions seen (Flow.versions bits 1, 2, 4) -> the flow event's list of versions.
+_VERSIONS = tuple(tuple(v for bit, v in ((1, 1), (2, 2), (4, 3)) if bits & bit) for bits in range(8))
+#: Command name by Flow.commands key, for flows without and with SMB1 (filled as met).
+_COMMAND_NAMES: tuple[dict[int, str], dict[int, str]] = ({}, {})
+
+
+def _command_name(k: int, smb1: int) -> str:
+    """A Flow.commands key (SMB1 command, or 0x10000 | SMB2 command) as the flow event names it."""
+    if not k & 0x10000:
+        return smb1_command_name(k)
+    name = smb2_command_name(k & 0xFFFF)
+    return "SMB2_" + name if smb1 else name
 
 
 def _smb(version: int, cmd: int, mid: int, status: int) -> dict[str, Any]:
