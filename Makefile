@@ -28,6 +28,8 @@ demo: system-deps venv
 
 test: system-deps venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@# the detector's tests once more on its plain-Python form (the fallback where nothing compiles)
+	SMBSENTRY_PURE_PYTHON=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_detect.py tests/test_capture.py
 
 clean:
 	rm -rf $(VENV) build demo-output .pytest_cache

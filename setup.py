@@ -3,15 +3,18 @@
 Everything else about the package is in pyproject.toml.  The modules listed
 in ``COMPILED`` are ordinary Python (they run as they are); Cython compiles
 them, with the C types declared in their ``.pxd`` files, into extension
-modules that shadow the ``.py`` files.  If Cython or a C compiler is missing,
-or compiling fails, the install goes on without them and the detector runs
-as plain Python (slower, same results).  ``SMBSENTRY_PURE_PYTHON=1`` at build
-time skips compiling.
+modules that shadow the ``.py`` files.  If a C compiler is missing, or
+compiling fails, the install goes on without them and the detector runs as
+plain Python (slower, same results).  ``SMBSENTRY_PURE_PYTHON=1`` at build
+time skips compiling.  Cython itself is a build requirement (pyproject.toml);
+a build without it (``--no-build-isolation`` in an environment that lacks
+it) also falls back to plain Python.
 
 Next to the extensions the build writes ``_compiled.json``: the SHA-256 of
-each ``.py`` it compiled (with its ``.pxd``).  :mod:`smbsentry.detect._accel` loads an extension
-only when its source still has that hash, so an edited ``.py`` in an
-editable install is never shadowed by a stale build.
+each ``.py`` (with its ``.pxd``) as it was when Cython read it.
+:mod:`smbsentry.detect._accel` loads the extensions only when every source
+still has that hash, so an edited ``.py`` in an editable install is never
+shadowed by a stale build.  A build that compiles nothing removes the stamp.
 """
 
 from __future__ import annotations
@@ -44,56 +47,63 @@ def _digest(path: str) -> str:
     return h.hexdigest()
 
 
+def _want_pure() -> bool:
+    v = os.environ.get("SMBSENTRY_PURE_PYTHON", "")  # as smbsentry.detect._accel reads it
+    return bool(v) and v != "0"
+
+
+def _say(message: str) -> None:
+    print(f"smbsentry: {message}; the detector runs as plain Python", file=sys.stderr)
+
+
+#: The sources' digests, taken before Cython reads them (a file saved during the build
+#: then no longer matches its stamp, and the build is not used).
+DIGESTS = {name: _digest(src) for name, src in COMPILED.items()}
+
+
 class OptionalBuildExt(build_ext):
     """build_ext that never fails the install, and records what it compiled."""
 
     def run(self) -> None:
+        self.failed: list[str] = []
+        stamp = Path(self.get_ext_fullpath("smbsentry.detect.engine")).parent / STAMP
+        stamp.unlink(missing_ok=True)  # no stamp while the extensions are being replaced
+        if not self.extensions:
+            return
         try:
             super().run()
         except Exception as e:  # noqa: BLE001 - no compiler, no headers: plain Python it is
-            self._skip("the build step", e)
+            _say(f"compiling failed ({e})")
             return
-        self._write_stamp()
+        if self.failed:
+            return  # all three or none: the compiled engine needs the compiled reassembly's layout
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(json.dumps(DIGESTS, indent=1, sort_keys=True) + "\n")
 
     def build_extension(self, ext) -> None:  # type: ignore[no-untyped-def]
         try:
             super().build_extension(ext)
         except Exception as e:  # noqa: BLE001
-            self._skip(ext.name, e)
-            self.failed = [*getattr(self, "failed", []), ext.name]
-
-    def _skip(self, what: str, e: Exception) -> None:
-        print(f"smbsentry: compiling {what} failed ({e}); the detector runs as plain Python", file=sys.stderr)
-
-    def _write_stamp(self) -> None:
-        failed = set(getattr(self, "failed", []))
-        done = {name: _digest(src) for name, src in COMPILED.items() if name not in failed}
-        if not done:
-            return
-        out = Path(self.get_ext_fullpath("smbsentry.detect.engine")).parent / STAMP
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(done, indent=1, sort_keys=True) + "\n")
+            _say(f"compiling {ext.name} failed ({e})")
+            self.failed.append(ext.name)
 
 
 def _extensions() -> list:
-    if os.environ.get("SMBSENTRY_PURE_PYTHON"):
+    if _want_pure():
         return []
     try:
         from Cython.Build import cythonize
-    except ImportError:
-        print("smbsentry: Cython is not available; the detector runs as plain Python", file=sys.stderr)
+    except Exception:  # noqa: BLE001 - not installed, or broken
+        _say("Cython is not available")
         return []
     from setuptools import Extension
 
-    exts = [Extension(name, [src]) for name, src in COMPILED.items()]
+    exts = [Extension(name, [src], optional=True) for name, src in COMPILED.items()]
     try:
-        return cythonize(
-            exts,
-            compiler_directives={"language_level": 3},
-            quiet=True,
-        )
+        # force: never reuse a .c file left from another version of the source
+        return cythonize(exts, compiler_directives={"language_level": 3}, quiet=True, force=True)
     except Exception as e:  # noqa: BLE001
-        print(f"smbsentry: Cython failed ({e}); the detector runs as plain Python", file=sys.stderr)
+        _say(f"Cython failed ({e})")
         return []
 
 

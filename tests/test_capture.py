@@ -894,3 +894,29 @@ def test_corpus_path_skips_when_absent(monkeypatch, tmp_path):
     assert corpus_dir() is None
     with pytest.raises(pytest.skip.Exception, match="corpus not found"):
         corpus_path("wannacry.pcap")
+
+
+@pytest.mark.parametrize("how", ["batches", "records"])
+def test_a_large_block_is_read_whole_not_copied_chunk_by_chunk(how):
+    """A block far larger than the read size is read in one go once its length is known.
+
+    Reading it 64 KiB at a time would copy the growing buffer with every chunk
+    (quadratic in the block's size: an 8 MiB block would be copied ~128 times).
+    """
+    big = ng_block(0x00000BAD, b"\x00" * (8 << 20))  # a block type the reader skips
+    data = ng_shb() + ng_idb() + big + ng_epb(0, 1_000_000, b"\x11" * 60)
+    reads: list[int] = []
+
+    class Counting(io.BytesIO):
+        def read(self, n=-1):
+            reads.append(n)
+            return super().read(n)
+
+    reader = CaptureReader(Counting(data), chunk_size=64 * 1024)
+    if how == "batches":
+        records = [r for batch in reader.batches() for r in batch]
+    else:
+        records = list(reader)
+    assert [len(r[3]) for r in records] == [60]
+    assert len(reads) <= 6, reads
+    assert max(reads) > 4 << 20  # the rest of the block, asked for at once

@@ -71,11 +71,17 @@ def test_detector_is_compiled_where_a_compiler_is() -> None:
         assert not path.endswith(".py"), f"{name} was loaded from its source: {path}"
 
 
+COMPILED_HERE = not PURE and _accel.extensions_usable()[0]
+needs_compiled = pytest.mark.skipif(not COMPILED_HERE, reason="the detector is not compiled here")
+
+
+@needs_compiled
 def test_compiled_and_plain_python_give_the_same_events(tmp_path: Path) -> None:
     files = _inputs()
     assert files, "no traces"
     compiled = _detect(files, tmp_path / "c.jsonl", pure=False)
     plain = _detect(files, tmp_path / "p.jsonl", pure=True)
+    assert compiled[-1]["stats"]["detector"] == "compiled"
     assert plain[-1]["stats"]["detector"] == "python (SMBSENTRY_PURE_PYTHON is set)"
     assert sum(e["event_type"] == "alert" for e in compiled) >= 10
     assert _comparable(compiled) == _comparable(plain)
@@ -100,6 +106,7 @@ def _damaged(src: Path, dst: Path, rng: random.Random) -> None:
     dst.write_bytes(bytes(out))
 
 
+@needs_compiled
 def test_both_forms_agree_on_damaged_captures(tmp_path: Path) -> None:
     rng = random.Random(20261121)
     files = []
@@ -109,7 +116,52 @@ def test_both_forms_agree_on_damaged_captures(tmp_path: Path) -> None:
         files.append(dst)
     compiled = _detect(files, tmp_path / "c.jsonl", pure=False)
     plain = _detect(files, tmp_path / "p.jsonl", pure=True)
+    assert compiled[-1]["stats"]["detector"] == "compiled"
     assert _comparable(compiled) == _comparable(plain)
+
+
+def _record_headers(src: Path) -> list[tuple[int, int, bytes, int]]:
+    from smbsentry.detect.capture import read_capture
+
+    return [(int(ts), int(round((ts - int(ts)) * 1e6)) % 1_000_000, data, wire)
+            for _f, ts, lt, data, wire in read_capture(str(src)) if lt == 1]
+
+
+def _pcap(records, bo: str = "<", magic: int = 0xA1B2C3D4) -> bytes:
+    out = bytearray(struct.pack(bo + "IHHiIII", magic, 2, 4, 0, 0, 65535, 1))
+    for sec, frac, data, wire, *caplen in records:
+        out += struct.pack(bo + "IIII", sec, frac, caplen[0] if caplen else len(data), wire) + data
+    return bytes(out)
+
+
+@needs_compiled
+@pytest.mark.parametrize(
+    "damage",
+    ["caplen-2**31", "caplen-max", "wirelen-max", "wirelen-small", "cut-mid-record", "big-endian", "nanosecond"],
+)
+def test_both_forms_agree_on_damaged_record_headers(damage: str, tmp_path: Path) -> None:
+    """The compiled reader reads record headers in C: lengths near 2**32, cuts, the other byte order."""
+    src = TRACES / "eternalchampion-pattern.pcap"
+    recs = [list(r) for r in _record_headers(src)]
+    assert len(recs) > 6
+    if damage == "caplen-2**31":
+        recs[5].append(0x80000001)  # a declared captured length past MAX_CAPLEN, negative as int32
+    elif damage == "caplen-max":
+        recs[5].append(0xFFFFFFFF)
+    elif damage == "wirelen-max":
+        recs[5][3] = 0xFFFFFFFF  # more on the wire than captured: a snap-length cut
+    elif damage == "wirelen-small":
+        recs[5][3] = 10
+    raw = _pcap(recs, ">" if damage == "big-endian" else "<", 0xA1B23C4D if damage == "nanosecond" else 0xA1B2C3D4)
+    if damage == "cut-mid-record":
+        raw = raw[: len(raw) - len(recs[-1][2]) // 2]
+    path = tmp_path / f"{damage}.pcap"
+    path.write_bytes(raw)
+    compiled = _detect([path], tmp_path / "c.jsonl", pure=False)
+    plain = _detect([path], tmp_path / "p.jsonl", pure=True)
+    assert _comparable(compiled) == _comparable(plain)
+    errors = compiled[-1]["stats"]["errors"]
+    assert bool(errors) == (damage in ("caplen-2**31", "caplen-max", "cut-mid-record")), errors
 
 
 def test_both_forms_agree_when_sharded(tmp_path: Path) -> None:
@@ -152,13 +204,13 @@ def test_plain_python_loads_every_compiled_module_from_its_source() -> None:
         "import sys, pathlib\n"
         "import smbsentry.detect._accel as a\n"
         "print(a.mode())\n"
-        "import smbsentry.detect.engine as e, smbsentry.detect.reassembly as r\n"
-        "print(e.__file__.endswith('.py') == r.__file__.endswith('.py'))\n"
-        "print(pathlib.Path(e.__file__).suffix)\n"
+        "import smbsentry.detect.engine as e, smbsentry.detect.reassembly as r, smbsentry.detect.capture as c\n"
+        "print({pathlib.Path(m.__file__).suffix for m in (e, r, c)} == {'.py'})\n"
+        "print(sum(f is a._SourceFirst for f in sys.meta_path))\n"
     )
     env = dict(os.environ, SMBSENTRY_PURE_PYTHON="1")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0] == "python (SMBSENTRY_PURE_PYTHON is set)"
-    assert lines[1] == "True" and lines[2] == ".py"
+    assert lines[1] == "True" and lines[2] == "1"

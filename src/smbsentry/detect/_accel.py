@@ -21,6 +21,7 @@ extension sends all of them to plain Python.
 from __future__ import annotations
 
 import hashlib
+import importlib.abc
 import importlib.machinery
 import importlib.util
 import json
@@ -62,8 +63,8 @@ def extensions_usable(here: Path = _HERE) -> tuple[bool, str]:
         return False, "not compiled"
     for name in COMPILED:
         short = name.rsplit(".", 1)[1]
-        if not any(here.glob(short + ".*.so")) and not any(here.glob(short + ".*.pyd")):
-            return False, f"{short} is not compiled"
+        if not any((here / (short + suffix)).is_file() for suffix in importlib.machinery.EXTENSION_SUFFIXES):
+            return False, f"{short} is not compiled for this Python"
         try:
             digest = source_digest(here, short)
         except OSError:
@@ -76,7 +77,7 @@ def extensions_usable(here: Path = _HERE) -> tuple[bool, str]:
 _USABLE, _WHY = extensions_usable()
 
 
-class _SourceFirst(importlib.machinery.PathFinder):
+class _SourceFirst(importlib.abc.MetaPathFinder):
     """Finds the ``.py`` of a compiled module (used only when the extensions are not)."""
 
     @classmethod

@@ -172,7 +172,7 @@ class CaptureParser:
         """Number of records produced so far."""
         return self._frame
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
         if self._closed:
             raise ValueError("feed() after close()")
         if not data:
@@ -197,6 +197,22 @@ class CaptureParser:
             self.linktype = network & 0x03FFFFFF  # high bits: FCS length information
             self._pos = 24
             self._header_done = True
+
+    def wanted(self) -> int:
+        """Bytes still missing from the record or block that starts the buffer (0: unknown or none).
+
+        Readers read at least this much next, so that a large block is
+        joined in one step, not copied again with every small chunk.
+        """
+        buf = self._buf
+        avail = len(buf) - self._pos
+        if self.format == "pcap" and self._header_done and avail >= 16:
+            need = 16 + self._pcap_hdr.unpack_from(buf, self._pos)[2]  # type: ignore[union-attr]
+        elif self.format == "pcapng" and avail >= 8:
+            need = struct.unpack_from(self._bo + "I", buf, self._pos + 4)[0]
+        else:
+            return 0
+        return need - avail if avail < need <= MAX_BLOCK_LEN else 0
 
     @property
     def bytes_fed(self) -> int:
@@ -280,18 +296,18 @@ class CaptureParser:
         little = self._pcap_hdr.format[0] == "<"  # type: ignore[union-attr]
         start: cython.Py_ssize_t
         end: cython.Py_ssize_t
-        caplen: cython.Py_ssize_t
-        wirelen: cython.Py_ssize_t
+        caplen: cython.longlong  # 64 bits also where Py_ssize_t has 32: a 4-byte length never goes negative
+        wirelen: cython.longlong
         sec: cython.uint
         frac: cython.uint
         while pos + 16 <= n:
             if cython.compiled and little:  # the record header read in C
                 q: cython.p_uchar = buf
                 q += pos
-                sec = q[0] | (q[1] << 8) | (q[2] << 16) | (q[3] << 24)
-                frac = q[4] | (q[5] << 8) | (q[6] << 16) | (q[7] << 24)
-                caplen = q[8] | (q[9] << 8) | (q[10] << 16) | (cython.cast(cython.Py_ssize_t, q[11]) << 24)
-                wirelen = q[12] | (q[13] << 8) | (q[14] << 16) | (cython.cast(cython.Py_ssize_t, q[15]) << 24)
+                sec = q[0] | (q[1] << 8) | (q[2] << 16) | (cython.cast(cython.uint, q[3]) << 24)
+                frac = q[4] | (q[5] << 8) | (q[6] << 16) | (cython.cast(cython.uint, q[7]) << 24)
+                caplen = q[8] | (q[9] << 8) | (q[10] << 16) | (cython.cast(cython.longlong, q[11]) << 24)
+                wirelen = q[12] | (q[13] << 8) | (q[14] << 16) | (cython.cast(cython.longlong, q[15]) << 24)
             else:
                 sec, frac, caplen, wirelen = unpack(buf, pos)
             if caplen > MAX_CAPLEN:
@@ -330,8 +346,8 @@ class CaptureParser:
         dropped_bytes: cython.longlong = 0
         start: cython.Py_ssize_t
         end: cython.Py_ssize_t
-        caplen: cython.Py_ssize_t
-        wirelen: cython.Py_ssize_t
+        caplen: cython.longlong  # 64 bits also where Py_ssize_t has 32: a 4-byte length never goes negative
+        wirelen: cython.longlong
         sec: cython.uint
         frac: cython.uint
         et: cython.uint
@@ -352,10 +368,10 @@ class CaptureParser:
             if cython.compiled and little:  # the record header read in C
                 q = buf
                 q += pos
-                sec = q[0] | (q[1] << 8) | (q[2] << 16) | (q[3] << 24)
-                frac = q[4] | (q[5] << 8) | (q[6] << 16) | (q[7] << 24)
-                caplen = q[8] | (q[9] << 8) | (q[10] << 16) | (cython.cast(cython.Py_ssize_t, q[11]) << 24)
-                wirelen = q[12] | (q[13] << 8) | (q[14] << 16) | (cython.cast(cython.Py_ssize_t, q[15]) << 24)
+                sec = q[0] | (q[1] << 8) | (q[2] << 16) | (cython.cast(cython.uint, q[3]) << 24)
+                frac = q[4] | (q[5] << 8) | (q[6] << 16) | (cython.cast(cython.uint, q[7]) << 24)
+                caplen = q[8] | (q[9] << 8) | (q[10] << 16) | (cython.cast(cython.longlong, q[11]) << 24)
+                wirelen = q[12] | (q[13] << 8) | (q[14] << 16) | (cython.cast(cython.longlong, q[15]) << 24)
             else:
                 sec, frac, caplen, wirelen = unpack(buf, pos)
             if caplen > MAX_CAPLEN:
@@ -760,7 +776,7 @@ class CaptureReader:
                 if parser._error is not None:  # damage right after these records
                     raise parser._error
             try:
-                chunk = read(size)
+                chunk = read(max(size, parser.wanted()))
             except _GZIP_ERRORS as exc:
                 raise _damage(f"corrupt gzip data ({exc})", parser.bytes_fed) from None
             if not chunk:
@@ -783,7 +799,7 @@ class CaptureReader:
         while True:
             yield from parser.records()
             try:
-                chunk = read(size)
+                chunk = read(max(size, parser.wanted()))
             except _GZIP_ERRORS as exc:
                 raise _damage(f"corrupt gzip data ({exc})", parser.bytes_fed) from None
             if not chunk:

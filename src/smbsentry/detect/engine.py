@@ -503,7 +503,7 @@ class Engine:
         nmsg: cython.longlong = 0
         next_sweep: cython.double = self.next_sweep
         ts: cython.double
-        wirelen: cython.Py_ssize_t
+        wirelen: cython.longlong  # 64 bits also where Py_ssize_t has 32
         lt: cython.int
         et: cython.uint
         vihl: cython.uint
@@ -542,8 +542,8 @@ class Engine:
                 proto = p[23]
                 sport = (p[34] << 8) | p[35]
                 dport = (p[36] << 8) | p[37]
-                seq = (p[38] << 24) | (p[39] << 16) | (p[40] << 8) | p[41]
-                ack = (p[42] << 24) | (p[43] << 16) | (p[44] << 8) | p[45]
+                seq = (cython.cast(cython.uint, p[38]) << 24) | (p[39] << 16) | (p[40] << 8) | p[41]
+                ack = (cython.cast(cython.uint, p[42]) << 24) | (p[43] << 16) | (p[44] << 8) | p[45]
                 doff = p[46]
                 flags = p[47]
             else:
