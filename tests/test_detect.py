@@ -1166,3 +1166,63 @@ def test_fuzz_stream_api_never_raises(ops, cap_bytes, cap_segments):
         assert all(c is None or isinstance(c, bytes) for c in out)
         assert s.ooo_bytes == sum(len(v) for v in s.ooo.values())
         assert len(s.ooo) <= cap_segments and s.ooo_bytes <= cap_bytes
+
+
+# --------------------------------------------------------------------------
+# session_setup_strings reads only what it needs: the protocol parser must agree
+# --------------------------------------------------------------------------
+def _strings_by_parser(msg: bytes, reply: bool):
+    from smbsentry.protocol import smb1 as p1
+    from smbsentry.protocol.errors import ProtocolError
+
+    try:
+        r = p1.parse_session_setup_response(msg) if reply else p1.parse_session_setup_request(msg)
+    except (ProtocolError, ValueError, struct.error, IndexError):
+        return None, None
+    return (r.native_os or None), (r.native_lm or None)
+
+
+def _session_setups() -> list[tuple[bytes, bool]]:
+    """Every SESSION_SETUP_ANDX message of the corpus and the traces (request or reply)."""
+    out = []
+    files = sorted(TRACES.glob("*.pcap*"))
+    if corpus_dir() is not None:
+        files += sorted((corpus_dir() / "pcaps").glob("*.pcap*"))
+    for f in files:
+        for _frame, _ts, _lt, data, _wl in read_capture(str(f)):
+            i = data.find(b"\xffSMB\x73")
+            if i >= 4:
+                out.append((bytes(data[i:]), bool(data[i + 9] & 0x80)))
+    return out
+
+
+def test_session_setup_strings_match_the_protocol_parser_on_real_messages():
+    msgs = _session_setups()
+    assert len(msgs) >= 20
+    found = 0
+    for msg, reply in msgs:
+        got = session_setup_strings(msg, reply)
+        assert got == _strings_by_parser(msg, reply), msg[:48].hex()
+        found += got[0] is not None
+    assert found >= 10  # NativeOS strings were read, not just agreed on as None
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_session_setup_strings_match_the_protocol_parser_on_damaged_messages(data):
+    msgs = _SESSION_SETUPS or _SESSION_SETUPS.extend(_session_setups()) or _SESSION_SETUPS
+    msg, reply = data.draw(st.sampled_from(msgs))
+    m = bytearray(msg)
+    for _ in range(data.draw(st.integers(0, 4))):
+        if not m:
+            break
+        i = data.draw(st.integers(0, len(m) - 1))
+        m[i] = data.draw(st.integers(0, 255))
+    m = m[: data.draw(st.integers(0, len(m)))]
+    if len(m) >= 12 and data.draw(st.booleans()):
+        m[11] = data.draw(st.sampled_from([0x00, 0x80, 0xC8]))  # Flags2 high byte: Unicode on or off
+    reply = data.draw(st.sampled_from([reply, not reply]))
+    assert session_setup_strings(bytes(m), reply) == _strings_by_parser(bytes(m), reply)
+
+
+_SESSION_SETUPS: list[tuple[bytes, bool]] = []

