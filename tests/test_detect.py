@@ -1226,3 +1226,17 @@ def test_session_setup_strings_match_the_protocol_parser_on_damaged_messages(dat
 
 
 _SESSION_SETUPS: list[tuple[bytes, bool]] = []
+
+
+def test_the_event_encoder_writes_what_json_dumps_writes():
+    from smbsentry.detect.output import json_encoder
+
+    encode = json_encoder()
+    events, stats = detect(str(TRACES / "eternalchampion-pattern.pcap"))
+    events = [*events, {"timestamp": "t", "event_type": "stats", "stats": stats},
+        {"a": [1, 2.5, None, True, False], "b": {"ü": "<script>\u2028\x00\"\\"}, "c": float("inf"), "d": -0.0, "e": 10**30},
+    ]
+    for ev in events:
+        assert encode(ev) == json.dumps(ev, ensure_ascii=False, separators=(", ", ": "))
+    with pytest.raises(TypeError):
+        encode({"x": object()})

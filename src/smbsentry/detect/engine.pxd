@@ -11,7 +11,7 @@ cdef class Flow:
     cdef public dict alerts
     cdef public object client, client_lm, client_os
     cdef public bint closed
-    cdef public object commands
+    cdef public dict commands
     cdef public long long compressed, encrypted, malformed, messages, orphan_t2s
     cdef public object cport, sport, id, dialect, state
     cdef public int fin, versions
@@ -39,6 +39,8 @@ cdef class Engine:
     cdef public object alerts_by_signature, alert_sources, events
     cdef public list sources_seen
 
+    cpdef _tcp(self, bytes src, bytes dst, int sport, int dport, int flags, long long seq, long long ack,
+               bytes payload, double ts, Py_ssize_t cut)
     cpdef _message(self, Flow flow, int d, bytes m, Py_ssize_t length)
     cpdef _smb1(self, Flow flow, int d, bytes m)
     cpdef _smb1_request(self, Flow flow, int d, bytes m, int cmd, int wc, tuple key, int mid)

@@ -39,7 +39,7 @@ import gc
 import hashlib
 import math
 import struct
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -306,7 +306,7 @@ class Flow:
         self.state = "established"
         self.versions = 0  # bit 1: SMB1, 2: SMB2, 4: SMB3
         self.dialect: str | None = None
-        self.commands: defaultdict[int, int] = defaultdict(int)  # SMB1 cmd, 0x10000 | SMB2 cmd
+        self.commands: dict[int, int] = {}  # SMB1 cmd, 0x10000 | SMB2 cmd -> messages
         self.messages = 0
         self.encrypted = 0
         self.compressed = 0
@@ -490,7 +490,6 @@ class Engine:
         """
         flows_get = self.flows.get
         slow = self._packet
-        general = self._tcp
         deliver = self._deliver
         headers = _eth_ip4_tcp
         smb_ports = SMB_PORTS
@@ -581,7 +580,7 @@ class Engine:
             if ent is None or flags & 0x07:  # new flow, SYN, FIN or RST: the general path
                 self.frame = frame
                 self.ts = ts
-                general(data[26:30], data[30:34], sport, dport, flags, seq, ack, data[start:end], ts, 0)
+                self._tcp(data[26:30], data[30:34], sport, dport, flags, seq, ack, data[start:end], ts, 0)
                 continue
             flow, d, st, fr, other = ent
             flow.last_ts = ts
@@ -680,14 +679,14 @@ class Engine:
         self,
         src: bytes,
         dst: bytes,
-        sport: int,
-        dport: int,
-        flags: int,
-        seq: int,
-        ack: int,
+        sport: cython.int,
+        dport: cython.int,
+        flags: cython.int,
+        seq: cython.longlong,
+        ack: cython.longlong,
         payload: bytes,
-        ts: float,
-        cut: int,
+        ts: cython.double,
+        cut: cython.Py_ssize_t,
     ) -> None:
         ent = self.flows.get(flow_key(src, sport, dst, dport))
         if ent is None:
@@ -833,7 +832,8 @@ class Engine:
         while off + 64 <= n and count < 64:
             count += 1
             cmd = _u16(m, off + 12)[0]
-            cmds[0x10000 | cmd] += 1
+            k = 0x10000 | cmd
+            cmds[k] = cmds.get(k, 0) + 1
             if cmd == 0 and off + 72 <= n and m[off + 16] & 1 and not _u32(m, off + 8)[0]:
                 dialect = _u16(m, off + 68)[0]
                 if dialect != 0x02FF:
@@ -861,7 +861,8 @@ class Engine:
             self.smb_malformed += 1
             return
         cmd = m[4]
-        flow.commands[cmd] += 1
+        cmds = flow.commands
+        cmds[cmd] = cmds.get(cmd, 0) + 1
         if m[9] & 0x80:  # a reply (the hot case: fields are read only when needed)
             if cmd == TRANSACTION2 or cmd == TRANSACTION or cmd == NT_TRANSACT:
                 flow.smb1_spoken = True

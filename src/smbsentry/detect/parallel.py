@@ -28,6 +28,7 @@ from typing import Any
 
 from .capture import CaptureError, open_capture
 from .engine import Config, Engine
+from .output import json_encoder
 
 __all__ = ["run_files"]
 
@@ -38,7 +39,7 @@ _CRASH = b"\x00X"  # an unexpected exception in a worker, JSON {"error": ...}
 
 def _worker(fd: int, paths: Sequence[str], config: Config, shard: int, shards: int) -> None:
     out = os.fdopen(fd, "wb", buffering=1 << 20)
-    encode = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
+    encode = json_encoder()
 
     def sink(ev: dict[str, Any]) -> None:
         out.write(encode(ev).encode("utf-8") + b"\n")

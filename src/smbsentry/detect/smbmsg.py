@@ -103,6 +103,9 @@ def smb1_dialects(msg: bytes, limit: int = 64) -> list[str]:
         return []
     bcc = _u16(msg, off)[0]
     data = msg[off + 2 : off + 2 + bcc]
+    known = _DIALECT_LISTS.get((data, limit))
+    if known is not None:
+        return list(known)
     out: list[str] = []
     pos = 0
     n = len(data)
@@ -114,7 +117,15 @@ def smb1_dialects(msg: bytes, limit: int = 64) -> list[str]:
             break
         out.append(data[pos + 1 : end].decode("latin-1"))
         pos = end + 1
+    if len(data) <= 1024:
+        if len(_DIALECT_LISTS) >= 256:
+            _DIALECT_LISTS.clear()
+        _DIALECT_LISTS[(data, limit)] = tuple(out)
     return out
+
+
+#: Dialect block -> its dialects: clients of one kind offer the same list on every connection.
+_DIALECT_LISTS: dict[tuple[bytes, int], tuple[str, ...]] = {}
 
 
 def session_setup_strings(msg: bytes, reply: bool) -> tuple[str | None, str | None]:
