@@ -280,59 +280,12 @@ class CaptureParser:
         return out
 
     def _pcap_batch(self, shard: int = 0, shards: int = 1) -> list[Record]:
+        """The records of a pcap (see :meth:`record_batch`); sharding needs Ethernet frames."""
         out: list[Record] = []
         if not self._header_done:
             return out
-        if shards > 1 and self.linktype == 1:
-            return self._pcap_batch_sharded(shard, shards)
-        buf: bytes = self._buf
-        pos: cython.Py_ssize_t = self._pos
-        n: cython.Py_ssize_t = len(buf)
-        unpack = self._pcap_hdr.unpack_from  # type: ignore[union-attr]
-        div: cython.double = self._pcap_div
         lt = self.linktype
-        frame: cython.longlong = self._frame
-        append = out.append
-        little = self._pcap_hdr.format[0] == "<"  # type: ignore[union-attr]
-        start: cython.Py_ssize_t
-        end: cython.Py_ssize_t
-        caplen: cython.longlong  # 64 bits also where Py_ssize_t has 32: a 4-byte length never goes negative
-        wirelen: cython.longlong
-        sec: cython.uint
-        frac: cython.uint
-        while pos + 16 <= n:
-            if cython.compiled and little:  # the record header read in C
-                q: cython.p_uchar = buf
-                q += pos
-                sec = q[0] | (q[1] << 8) | (q[2] << 16) | (cython.cast(cython.uint, q[3]) << 24)
-                frac = q[4] | (q[5] << 8) | (q[6] << 16) | (cython.cast(cython.uint, q[7]) << 24)
-                caplen = q[8] | (q[9] << 8) | (q[10] << 16) | (cython.cast(cython.longlong, q[11]) << 24)
-                wirelen = q[12] | (q[13] << 8) | (q[14] << 16) | (cython.cast(cython.longlong, q[15]) << 24)
-            else:
-                sec, frac, caplen, wirelen = unpack(buf, pos)
-            if caplen > MAX_CAPLEN:
-                self._pos = pos
-                self._frame = frame
-                self._error = _damage(
-                    f"absurd captured length {caplen} (frame {frame + 1}, limit {MAX_CAPLEN})",
-                    self._base + pos,
-                )
-                if not out:
-                    raise self._error
-                return out
-            start = pos + 16
-            end = start + caplen
-            if end > n:
-                break
-            pos = end
-            frame += 1
-            append((frame, sec + frac / div, lt, buf[start:end], wirelen))  # type: ignore[arg-type]
-        self._pos = pos
-        self._frame = frame
-        return out
-
-    def _pcap_batch_sharded(self, shard: int, shards: int) -> list[Record]:
-        out: list[Record] = []
+        sharded: cython.bint = shards > 1 and lt == 1
         buf: bytes = self._buf
         pos: cython.Py_ssize_t = self._pos
         n: cython.Py_ssize_t = len(buf)
@@ -386,7 +339,7 @@ class CaptureParser:
                 break
             pos = end
             frame += 1
-            if caplen == wirelen and caplen >= 54:
+            if sharded and caplen == wirelen and caplen >= 54:
                 if cython.compiled:  # the fields _shard_peek unpacks, read in C
                     q = buf
                     q += start
@@ -419,7 +372,7 @@ class CaptureParser:
                         dropped += 1
                         dropped_bytes += wirelen
                         continue
-            append((frame, sec + frac / div, 1, buf[start:end], wirelen))
+            append((frame, sec + frac / div, lt, buf[start:end], wirelen))  # type: ignore[arg-type]
         self._pos = pos
         self._frame = frame
         self.dropped_packets += dropped
