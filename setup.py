@@ -27,6 +27,7 @@ from pathlib import Path
 
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
 #: Modules compiled (dotted name -> source); keep in step with smbsentry.detect._accel.COMPILED.
@@ -88,6 +89,22 @@ class OptionalBuildExt(build_ext):
             self.failed.append(ext.name)
 
 
+class StampAwareBuildPy(build_py):
+    """build_py that removes a stamp left by an earlier build when this one compiles nothing.
+
+    (setuptools skips build_ext entirely when there are no extensions, so
+    OptionalBuildExt cannot do it: without this, an old stamp and old
+    extensions in build/ or, for an editable install, in src/ would still
+    be used while the sources are unchanged.)
+    """
+
+    def run(self) -> None:
+        super().run()
+        if not self.distribution.ext_modules:
+            for root in (Path(self.build_lib), HERE / "src"):
+                (root / "smbsentry" / "detect" / STAMP).unlink(missing_ok=True)
+
+
 def _extensions() -> list:
     if _want_pure():
         return []
@@ -107,4 +124,4 @@ def _extensions() -> list:
         return []
 
 
-setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})
+setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt, "build_py": StampAwareBuildPy})

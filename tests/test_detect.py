@@ -1240,3 +1240,13 @@ def test_the_event_encoder_writes_what_json_dumps_writes():
         assert encode(ev) == json.dumps(ev, ensure_ascii=False, separators=(", ", ": "))
     with pytest.raises(TypeError):
         encode({"x": object()})
+
+
+def test_packet_takes_bytes_like_data():
+    """Engine.packet accepts bytearray and memoryview frames (the compiled form converts them)."""
+    records = list(read_capture(str(TRACES / "eternalchampion-pattern.pcap")))
+    want, _ = detect(records, per_packet=True)
+    for kind in (bytearray, memoryview):
+        got, _ = detect([(f, ts, lt, kind(d), wl) for f, ts, lt, d, wl in records], per_packet=True)
+        assert got == want
+    assert alerts(want)

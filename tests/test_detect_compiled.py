@@ -207,6 +207,7 @@ def test_plain_python_loads_every_compiled_module_from_its_source() -> None:
         "import smbsentry.detect.engine as e, smbsentry.detect.reassembly as r, smbsentry.detect.capture as c\n"
         "print({pathlib.Path(m.__file__).suffix for m in (e, r, c)} == {'.py'})\n"
         "print(sum(f is a._SourceFirst for f in sys.meta_path))\n"
+        "import importlib; importlib.invalidate_caches()  # must not fail with the finder in place\n"
     )
     env = dict(os.environ, SMBSENTRY_PURE_PYTHON="1")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)

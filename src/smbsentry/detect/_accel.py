@@ -81,6 +81,10 @@ class _SourceFirst(importlib.abc.MetaPathFinder):
     """Finds the ``.py`` of a compiled module (used only when the extensions are not)."""
 
     @classmethod
+    def invalidate_caches(cls) -> None:
+        """Nothing cached (the class itself sits in sys.meta_path, so this must not need an instance)."""
+
+    @classmethod
     def find_spec(cls, fullname, path=None, target=None):  # type: ignore[no-untyped-def,override]
         if fullname not in COMPILED:
             return None

@@ -3,9 +3,10 @@
 Standard library only (``struct``, ``gzip``).  The parsing core,
 :class:`CaptureParser`, is sans-I/O: feed it bytes, iterate the records that
 are complete, and call :meth:`CaptureParser.close` at end of input.
-:class:`CaptureReader` drives it from a binary file object in fixed-size
-chunks, so memory stays bounded (one chunk plus at most one record/block)
-however long the capture is.
+:class:`CaptureReader` drives it from a binary file object in chunks of
+64 KiB, or of the rest of a larger record/block once its length is known
+(:meth:`CaptureParser.wanted`), so memory stays bounded (one chunk plus at
+most one record or block, itself at most 16 MiB) however long the capture is.
 
 Every record is a plain tuple, in this order::
 
@@ -208,8 +209,8 @@ class CaptureParser:
         avail = len(buf) - self._pos
         if self.format == "pcap" and self._header_done and avail >= 16:
             need = 16 + self._pcap_hdr.unpack_from(buf, self._pos)[2]  # type: ignore[union-attr]
-        elif self.format == "pcapng" and avail >= 8:
-            need = struct.unpack_from(self._bo + "I", buf, self._pos + 4)[0]
+        elif self.format == "pcapng" and avail >= 8 and buf[self._pos : self._pos + 4] != b"\x0a\x0d\x0d\x0a":
+            need = struct.unpack_from(self._bo + "I", buf, self._pos + 4)[0]  # (a section header sets its own order)
         else:
             return 0
         return need - avail if avail < need <= MAX_BLOCK_LEN else 0

@@ -40,7 +40,7 @@ cdef class Engine:
     cdef public list sources_seen
 
     cpdef _tcp(self, bytes src, bytes dst, int sport, int dport, int flags, long long seq, long long ack,
-               bytes payload, double ts, Py_ssize_t cut)
+               bytes payload, double ts, long long cut)
     cpdef _message(self, Flow flow, int d, bytes m, Py_ssize_t length)
     cpdef _smb1(self, Flow flow, int d, bytes m)
     cpdef _smb1_request(self, Flow flow, int d, bytes m, int cmd, int wc, tuple key, int mid)

@@ -629,8 +629,10 @@ class Engine:
         self.smb_packets += nsmb
         self.other_ports += nother
 
-    def packet(self, frame: int, ts: float, linktype: int, data: bytes, wirelen: int) -> None:
-        """Process one captured frame."""
+    def packet(self, frame: int, ts: float, linktype: int, data: bytes | bytearray | memoryview, wirelen: int) -> None:
+        """Process one captured frame (``data``: bytes, or anything bytes() takes)."""
+        if type(data) is not bytes:
+            data = bytes(data)
         if ts >= self.next_sweep:
             self._housekeeping(ts, self.packets)
         self._packet(frame, ts, linktype, data, wirelen)
@@ -686,7 +688,7 @@ class Engine:
         ack: cython.longlong,
         payload: bytes,
         ts: cython.double,
-        cut: cython.Py_ssize_t,
+        cut: cython.longlong,
     ) -> None:
         ent = self.flows.get(flow_key(src, sport, dst, dport))
         if ent is None:

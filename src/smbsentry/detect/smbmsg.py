@@ -1,10 +1,10 @@
 """What the detectors read from SMB messages: names, small parsers, checks.
 
 Only the fields the detectors need are read, straight from the bytes with
-``struct`` (the hot path); the fuller sans-I/O parsers of
-:mod:`smbsentry.protocol` are used for the rare messages worth the cost
-(SESSION_SETUP_ANDX strings).  Nothing here raises on malformed input:
-functions return ``None`` (or an empty result) instead.
+``struct`` (the hot path).  The SESSION_SETUP_ANDX strings are read in place
+too, with the same layout and checks as the sans-I/O parsers of
+:mod:`smbsentry.protocol` (the tests compare the two).  Nothing here raises
+on malformed input: functions return ``None`` (or an empty result) instead.
 """
 
 from __future__ import annotations

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import struct
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 
 from ..protocol import smb2, spnego, status
+from ..protocol.doublepulsar import xor_key
 
 FINDING_IDS = (
     "ms17-010",
@@ -89,9 +89,8 @@ class ProfileError(ValueError):
 
 
 def doublepulsar_key(signature: bytes) -> int:
-    """The implant's XOR key from signature bytes 0-3 (checks.md formula)."""
-    (s,) = struct.unpack_from("<I", signature)
-    return (2 * s ^ ((((s & 0xFF00) | (s << 16)) << 8) | (((s >> 16) | (s & 0xFF0000)) >> 8))) & 0xFFFFFFFF
+    """The implant's XOR key from signature bytes 0-3 (checks.md formula; one definition, in the protocol layer)."""
+    return xor_key(signature)
 
 
 @dataclass(frozen=True, slots=True)
