@@ -13,8 +13,6 @@ import struct
 
 from ..protocol import smb1 as proto_smb1
 from ..protocol.errors import ProtocolError
-from ..protocol.fields import asciiz, utf16z
-
 
 __all__ = [
     "SMB1_COMMANDS",
@@ -144,18 +142,15 @@ def session_setup_strings(msg: bytes, reply: bool) -> tuple[str | None, str | No
         return None, None
     wc = msg[32]
     off = 33 + 2 * wc
-    if off > n:
-        return None, None
-    if off == n:  # ends right after the word block: no strings
-        return None, None
-    if off + 2 > n:
+    if off + 2 > n:  # no ByteCount (cut inside the words, or none after them): no strings
         return None, None
     data_offset = off + 2
     end = data_offset + _u16(msg, off)[0]
     if end > n:
         return None, None
     data = msg[data_offset:end]
-    unicode = _u16(msg, 10)[0] & proto_smb1.FLAGS2_UNICODE
+    unicode = bool(_u16(msg, 10)[0] & proto_smb1.FLAGS2_UNICODE)
+    read = proto_smb1.read_strings
     try:
         if reply:
             skip = 0
@@ -163,46 +158,24 @@ def session_setup_strings(msg: bytes, reply: bool) -> tuple[str | None, str | No
                 skip = _u16(msg, 39)[0]
                 if skip > proto_smb1.MAX_BLOB or skip > len(data):
                     return None, None
-            strings = _strings(data, data_offset, skip, 3, unicode, strict=True)
+            strings = read(data, data_offset, skip, 3, unicode, strict=True)
             return strings[0] or None, strings[1] or None
         if wc == 12:
             skip = _u16(msg, 47)[0]
             if skip > proto_smb1.MAX_BLOB or skip > len(data):
                 return None, None
-            strings = _strings(data, data_offset, skip, 2, unicode, strict=False)
+            strings = read(data, data_offset, skip, 2, unicode)
             return strings[0] or None, strings[1] or None
         if wc == 13 or wc == 10:
             oem = _u16(msg, 47)[0]
             uni = _u16(msg, 49)[0] if wc == 13 else 0
             if oem > 256 or uni > 1024 or oem + uni > len(data):
                 return None, None
-            strings = _strings(data, data_offset, oem + uni, 4, unicode, strict=False)
+            strings = read(data, data_offset, oem + uni, 4, unicode)
             return strings[2] or None, strings[3] or None
     except ProtocolError:
         return None, None
     return None, None
-
-
-def _strings(data: bytes, data_offset: int, off: int, count: int, unicode: int, strict: bool) -> list[str | None]:
-    """``count`` NUL-terminated strings from ``data[off:]`` (UTF-16 aligned to the SMB header when
-    ``unicode``).  ``strict`` (replies): damage raises; else the strings read before it stand."""
-    out: list[str | None] = [None] * count
-    try:
-        for i in range(count):
-            if off >= len(data):
-                break
-            if unicode:
-                if (data_offset + off) % 2:
-                    off += 1
-                if strict and off >= len(data):
-                    break
-                out[i], off = utf16z(data, off, proto_smb1.MAX_STRING, "smb1: string")
-            else:
-                out[i], off = asciiz(data, off, proto_smb1.MAX_STRING, "smb1: string")
-    except ProtocolError:
-        if strict:
-            raise
-    return out
 
 
 def compression_problem(msg: bytes, length: int) -> str | None:

@@ -323,19 +323,7 @@ def parse_session_setup_response(msg: bytes) -> SessionSetupResponse:
         off = blob_len
     elif len(m.words) >= 6:  # non-extended: AndX(4) Action(2)
         (action,) = struct.unpack_from("<H", m.words, 4)
-    strings: list[str | None] = [None, None, None]
-    if m.data:
-        for i in range(3):
-            if off >= len(m.data):
-                break
-            if m.unicode:
-                if (m.data_offset + off) % 2:
-                    off += 1
-                if off >= len(m.data):
-                    break
-                strings[i], off = utf16z(m.data, off, MAX_STRING, "smb1: session setup string")
-            else:
-                strings[i], off = asciiz(m.data, off, MAX_STRING, "smb1: session setup string")
+    strings = read_strings(m.data, m.data_offset, off, 3, m.unicode, "smb1: session setup string", strict=True)
     return SessionSetupResponse(m.status, m.header.uid, action, blob, strings[0], strings[1], strings[2])
 
 
@@ -632,21 +620,37 @@ class SessionSetupRequest:
         )
 
 
-def _read_strings(m: Message, off: int, count: int) -> list[str | None]:
+def read_strings(
+    data: bytes, data_offset: int, off: int, count: int, unicode: bool, what: str = "smb1: string", strict: bool = False
+) -> list[str | None]:
+    """``count`` NUL-terminated strings from ``data[off:]``, UTF-16 ones aligned to the SMB header.
+
+    ``data_offset``: where ``data`` starts in the message.  Lenient (requests:
+    clients pad and terminate these loosely) keeps the strings read before
+    damage; ``strict`` (replies) raises ProtocolError and also stops when the
+    alignment pad is the last byte.
+    """
     out: list[str | None] = [None] * count
     try:
         for i in range(count):
-            if off >= len(m.data):
+            if off >= len(data):
                 break
-            if m.unicode:
-                if (m.data_offset + off) % 2:
+            if unicode:
+                if (data_offset + off) % 2:
                     off += 1
-                out[i], off = utf16z(m.data, off, MAX_STRING, "smb1: string")
+                if strict and off >= len(data):
+                    break
+                out[i], off = utf16z(data, off, MAX_STRING, what)
             else:
-                out[i], off = asciiz(m.data, off, MAX_STRING, "smb1: string")
+                out[i], off = asciiz(data, off, MAX_STRING, what)
     except ProtocolError:
-        pass  # clients pad and terminate these loosely; what was read stands
+        if strict:
+            raise
     return out
+
+
+def _read_strings(m: Message, off: int, count: int) -> list[str | None]:
+    return read_strings(m.data, m.data_offset, off, count, m.unicode)
 
 
 def parse_session_setup_request(msg: bytes) -> SessionSetupRequest:
