@@ -19,9 +19,8 @@ shadowed by a stale build.  A build that compiles nothing removes the stamp.
 
 from __future__ import annotations
 
-import hashlib
+import importlib.util
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -30,27 +29,23 @@ from setuptools.command.build_ext import build_ext
 from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
-#: Modules compiled (dotted name -> source); keep in step with smbsentry.detect._accel.COMPILED.
-COMPILED = {
-    "smbsentry.detect.reassembly": "src/smbsentry/detect/reassembly.py",
-    "smbsentry.detect.engine": "src/smbsentry/detect/engine.py",
-    "smbsentry.detect.capture": "src/smbsentry/detect/capture.py",
-}
-STAMP = "_compiled.json"
+DETECT = HERE / "src" / "smbsentry" / "detect"
 
 
-def _digest(path: str) -> str:
-    """As smbsentry.detect._accel.source_digest: the .py, then the .pxd when there is one."""
-    h = hashlib.sha256((HERE / path).read_bytes())
-    pxd = (HERE / path).with_suffix(".pxd")
-    if pxd.is_file():
-        h.update(pxd.read_bytes())
-    return h.hexdigest()
+def _load_accel():  # type: ignore[no-untyped-def]
+    """smbsentry.detect._accel (standard library only), read from the source tree: the list of
+    compiled modules, the stamp's name, the source digest and the environment switch live there once."""
+    spec = importlib.util.spec_from_file_location("_smbsentry_accel", DETECT / "_accel.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _want_pure() -> bool:
-    v = os.environ.get("SMBSENTRY_PURE_PYTHON", "")  # as smbsentry.detect._accel reads it
-    return bool(v) and v != "0"
+accel = _load_accel()
+#: Module name -> its source file (relative, as setuptools wants it).
+COMPILED = {name: f"src/{name.replace('.', '/')}.py" for name in accel.COMPILED}
+STAMP = accel.STAMP
 
 
 def _say(message: str) -> None:
@@ -59,7 +54,7 @@ def _say(message: str) -> None:
 
 #: The sources' digests, taken before Cython reads them (a file saved during the build
 #: then no longer matches its stamp, and the build is not used).
-DIGESTS = {name: _digest(src) for name, src in COMPILED.items()}
+DIGESTS = {name: accel.source_digest(DETECT, name.rsplit(".", 1)[1]) for name in COMPILED}
 
 
 class OptionalBuildExt(build_ext):
@@ -106,7 +101,7 @@ class StampAwareBuildPy(build_py):
 
 
 def _extensions() -> list:
-    if _want_pure():
+    if accel.pure_requested():
         return []
     try:
         from Cython.Build import cythonize

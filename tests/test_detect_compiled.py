@@ -28,7 +28,7 @@ from smbsentry.detect import _accel
 
 REPO = Path(__file__).resolve().parents[1]
 TRACES = REPO / "tests" / "data" / "traces"
-PURE = bool(os.environ.get("SMBSENTRY_PURE_PYTHON", "")) and os.environ.get("SMBSENTRY_PURE_PYTHON") != "0"
+PURE = _accel.pure_requested()
 COMPILER = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
 
 

@@ -29,15 +29,16 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["COMPILED", "extensions_usable", "install", "mode", "modules", "source_digest"]
+__all__ = ["COMPILED", "STAMP", "extensions_usable", "install", "mode", "modules", "pure_requested", "source_digest"]
 
-#: The compiled modules (keep in step with setup.py).
+#: The compiled modules (setup.py compiles these; it loads this file for the list).
 COMPILED = ("smbsentry.detect.reassembly", "smbsentry.detect.engine", "smbsentry.detect.capture")
 _HERE = Path(__file__).resolve().parent
-_STAMP = "_compiled.json"
+STAMP = "_compiled.json"
 
 
-def _want_pure() -> bool:
+def pure_requested() -> bool:
+    """Is ``SMBSENTRY_PURE_PYTHON`` set to something other than empty or ``0``? (Read by setup.py too.)"""
     v = os.environ.get("SMBSENTRY_PURE_PYTHON", "")
     return bool(v) and v != "0"
 
@@ -53,10 +54,10 @@ def source_digest(here: Path, short: str) -> str:
 
 def extensions_usable(here: Path = _HERE) -> tuple[bool, str]:
     """Are all compiled modules in ``here`` present and built from the sources there?"""
-    if _want_pure():
+    if pure_requested():
         return False, "SMBSENTRY_PURE_PYTHON is set"
     try:
-        stamp = json.loads((here / _STAMP).read_text())
+        stamp = json.loads((here / STAMP).read_text())
     except (OSError, ValueError):
         return False, "not compiled"
     if not isinstance(stamp, dict):
