@@ -721,21 +721,14 @@ class CaptureReader:
         ``shard``/``shards``: see :meth:`CaptureParser.record_batch`.
         """
         parser = self._parser
-        read = self._fp.read
-        size = self.chunk_size
         while True:
             batch = parser.record_batch(shard, shards)
             if batch:
                 yield batch
                 if parser._error is not None:  # damage right after these records
                     raise parser._error
-            try:
-                chunk = read(max(size, parser.wanted()))
-            except _GZIP_ERRORS as exc:
-                raise _damage(f"corrupt gzip data ({exc})", parser.bytes_fed) from None
-            if not chunk:
+            if not self._feed_more():
                 break
-            parser.feed(chunk)
         batch = parser.record_batch(shard, shards)
         if batch:
             yield batch
@@ -748,18 +741,23 @@ class CaptureReader:
 
     def __iter__(self) -> Iterator[Record]:
         parser = self._parser
-        read = self._fp.read
-        size = self.chunk_size
         while True:
             yield from parser.records()
-            try:
-                chunk = read(max(size, parser.wanted()))
-            except _GZIP_ERRORS as exc:
-                raise _damage(f"corrupt gzip data ({exc})", parser.bytes_fed) from None
-            if not chunk:
+            if not self._feed_more():
                 break
-            parser.feed(chunk)
         parser.close()
+
+    def _feed_more(self) -> bool:
+        """Feed the parser the next chunk, or the rest of a large block at once; False at the end."""
+        parser = self._parser
+        try:
+            chunk = self._fp.read(max(self.chunk_size, parser.wanted()))
+        except _GZIP_ERRORS as exc:
+            raise _damage(f"corrupt gzip data ({exc})", parser.bytes_fed) from None
+        if not chunk:
+            return False
+        parser.feed(chunk)
+        return True
 
 
 def _seekable(fp: BinaryIO) -> bool:
