@@ -56,6 +56,12 @@ def _err(stderr: TextIO, message: str) -> None:
     stderr.flush()
 
 
+def _input_error(errors: list[str], stderr: TextIO, message: str) -> None:
+    """An input that could not be read (whole or in part): said now, and listed in the summary."""
+    errors.append(message)
+    _err(stderr, message)
+
+
 def main_detect(
     inputs: Sequence[str | os.PathLike[str]] = (),
     interface: str | None = None,
@@ -218,8 +224,7 @@ def _read_files_parallel(
             sink(json.loads(text))
 
     def on_error(message: str) -> None:
-        errors.append(message)
-        _err(stderr, message)
+        _input_error(errors, stderr, message)
 
     stream.flush()  # nothing buffered may be written twice by a forked worker
     try:
@@ -237,28 +242,21 @@ def _read_file(engine: Engine, path: str, errors: list[str], stderr: TextIO) -> 
     try:
         ctx = open_capture(path)
     except CaptureError as exc:
-        errors.append(f"{label}: {exc}")
-        _err(stderr, f"{label}: {exc}")
+        _input_error(errors, stderr, f"{label}: {exc}")
         return
     except BrokenPipeError:
         raise
     except OSError as exc:
-        msg = f"cannot read {label}: {exc.strerror or exc}"
-        errors.append(msg)
-        _err(stderr, msg)
+        _input_error(errors, stderr, f"cannot read {label}: {exc.strerror or exc}")
         return
     try:
         engine.run(ctx.reader, label)
     except BrokenPipeError:
         raise
     except CaptureError as exc:
-        msg = f"{label}: {exc} (frames before it were analysed)"
-        errors.append(msg)
-        _err(stderr, msg)
+        _input_error(errors, stderr, f"{label}: {exc} (frames before it were analysed)")
     except OSError as exc:
-        msg = f"{label}: read error: {exc.strerror or exc}"
-        errors.append(msg)
-        _err(stderr, msg)
+        _input_error(errors, stderr, f"{label}: read error: {exc.strerror or exc}")
     finally:
         ctx.close()
         engine.end_source()
@@ -291,9 +289,7 @@ def _live(
             engine.run(reader, interface, key="in_iface")
         except CaptureError as exc:
             if not cap.stopped:  # a record cut by stopping the tool is expected
-                msg = f"capture on {interface}: {exc}"
-                errors.append(msg)
-                _err(stderr, msg)
+                _input_error(errors, stderr, f"capture on {interface}: {exc}")
         except KeyboardInterrupt:
             pass
         failure = cap.failure()
