@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv system-deps clean
+.PHONY: demo test test-no-corpus venv system-deps clean
 
 # The detector's hot modules are compiled (Cython, see setup.py) at install: a change
 # to them, their .pxd files or setup.py reinstalls, so the build never goes stale.
@@ -30,6 +30,13 @@ test: system-deps venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	@# the detector's tests once more on its plain-Python form (the fallback where nothing compiles)
 	SMBSENTRY_PURE_PYTHON=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_detect.py tests/test_capture.py
+
+# The tests that read the capture corpus, with the corpus hidden: what a clone
+# without ../shared runs. They must skip, with the reason, never fail (CI runs this).
+CORPUS_TESTS = $(shell grep -l corpus tests/test_*.py)
+test-no-corpus: venv
+	@empty=$$(mktemp -d) && trap 'rm -rf "$$empty"' EXIT && \
+	SMBSENTRY_CORPUS=$$empty $(BIN)/python -m pytest -q -p no:cacheprovider $(CORPUS_TESTS)
 
 clean:
 	rm -rf $(VENV) build demo-output .pytest_cache

@@ -37,6 +37,7 @@ NEEDED = {
     "rabbitmq-server",  # the engines over AMQP
     "gcc",              # the detector is compiled at install (setup.py)
     "python3-dev",
+    "python3-venv",     # make creates .venv with python3 -m venv
 }
 
 # What each package provides, as the script looks for it.
@@ -54,6 +55,7 @@ PROVIDES = {
     "rabbitmq-server": ["root/usr/lib/rabbitmq/bin/rabbitmq-server"],
     "gcc": ["bin/gcc"],
     "python3-dev": ["bin/python3", "root/usr/include/python3.11/Python.h"],
+    "python3-venv": ["bin/python3"],
 }
 
 
