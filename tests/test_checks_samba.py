@@ -48,13 +48,14 @@ def test_smb1_guest_server(samba_smb1_guest):
         assert wid not in f
 
 
-def test_smb1_off_makes_ms17_010_unknown_never_safe(samba_smb1_off):
+def test_smb1_proven_off_decides_ms17_010_with_its_reason(samba_smb1_off):
     r, f = scan(samba_smb1_off.address)
     (ms17,) = f["ms17-010"]
-    assert ms17.status == "unknown"
-    assert "SMBv1 is disabled" in ms17.reason
+    assert ms17.status == "not_vulnerable" and not ms17.inferred
+    assert "refused on 445 and 139" in ms17.evidence and "SMBv1 server" in ms17.reason
+    assert "audit" in ms17.reason  # the patch state is not visible remotely: says how to know
     (dp,) = f["doublepulsar"]
-    assert dp.status == "unknown"
+    assert dp.status == "not_vulnerable" and "SMBv1 server" in dp.reason
     assert {x.port: x.status for x in f["smbv1-enabled"]} == {445: "not_vulnerable", 139: "not_vulnerable"}
     (cry,) = f["cve-2017-7494"]
     assert cry.status == "unknown" and "not visible" in cry.reason
@@ -79,10 +80,11 @@ def test_credentials_reach_ipc_when_anonymous_and_guest_cannot(samba_factory):
 
     creds = Credentials(sambaserver.TEST_USER, sambaserver.TEST_PASSWORD)
     without, _ = scan(server.address, "ms17-010")
-    assert without.findings[0].status == "unknown"
+    # no session: the probe cannot run, but Samba is not an MS17-010 release
+    assert without.findings[0].status == "not_vulnerable" and without.findings[0].inferred
     r = asyncio.run(
         scan_host(server.address, ScanOptions(timeout=5, credentials=creds, checks=tuple(select("ms17-010"))), RateLimiter(None))
     )
     (ms17,) = r.findings
-    assert ms17.status == "not_vulnerable"
+    assert ms17.status == "not_vulnerable" and not ms17.inferred  # decided by the probe this time
     assert "credentials IPC$" in ms17.evidence

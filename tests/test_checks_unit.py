@@ -191,9 +191,72 @@ def test_ms17_010_vulnerable_reply_from_wannacry():
     assert struct.unpack_from("<H", sent.words, 20)[0] == 0x4A
 
 
-def test_ms17_010_unknown_when_it_cannot_run():
-    f = one("ms17-010", FakeHost(windows(19045), ipc=None, ipc_reason="SMBv1 is disabled"))
-    assert f.status == "unknown" and "SMBv1 is disabled" in f.reason
+def smb1_on_no_session(build: int, version: str) -> HostResult:
+    r = windows(build, version)
+    r.smb1 = Smb1Info(enabled=True, ports={"445": True})
+    return r
+
+
+@pytest.mark.parametrize("check_id", ["ms17-010", "doublepulsar"])
+def test_unknown_when_smb1_is_on_and_no_session_on_an_affected_build(check_id):
+    """The locked-down 2008 R2 case: the probe cannot run and nothing else decides."""
+    reason = "anonymous logon refused with 0xC0000022 (STATUS_ACCESS_DENIED)"
+    f = one(check_id, FakeHost(smb1_on_no_session(7601, "6.1"), ipc=None, ipc_reason=reason))
+    assert f.status == "unknown" and reason in f.reason
+    assert "to settle it" in f.reason and "--user" in f.reason
+
+
+@pytest.mark.parametrize("check_id", ["ms17-010", "doublepulsar"])
+@pytest.mark.parametrize("build,version", [(7601, "6.1"), (19041, "10.0"), (17763, "10.0")])
+def test_smb1_proven_off_decides_not_vulnerable_on_any_build(check_id, build, version):
+    r = windows(build, version)
+    r.ports = {"445": "open", "139": "open"}
+    r.smb1 = Smb1Info(enabled=False, ports={"445": False, "139": False})
+    f = one(check_id, FakeHost(r, ipc=None, ipc_reason="SMBv1 is disabled"))
+    assert f.status == "not_vulnerable" and not f.inferred
+    assert "445 and 139" in f.evidence and "SMBv1 server" in f.reason
+
+
+@pytest.mark.parametrize("check_id", ["ms17-010", "doublepulsar"])
+def test_smb1_not_proven_off_when_an_open_port_gave_no_answer(check_id):
+    """139 open but its negotiate never completed: SMBv1 is not proven off there."""
+    r = windows(7601, "6.1")
+    r.ports = {"445": "open", "139": "open"}
+    r.smb1 = Smb1Info(enabled=False, ports={"445": False})
+    f = one(check_id, FakeHost(r, ipc=None, ipc_reason="no SMB1 session"))
+    assert f.status == "unknown"
+
+
+@pytest.mark.parametrize("check_id", ["ms17-010", "doublepulsar"])
+@pytest.mark.parametrize("build", [15063, 17763, 19041, 20348, 26100])
+def test_a_build_no_affected_release_shares_decides_not_vulnerable_inferred(check_id, build):
+    r = smb1_on_no_session(build, "10.0")
+    f = one(check_id, FakeHost(r, ipc=None, ipc_reason="anonymous logon refused"))
+    assert f.status == "not_vulnerable" and f.inferred
+    assert str(build) in f.evidence and "MS17-010" in f.evidence
+
+
+@pytest.mark.parametrize("check_id", ["ms17-010", "doublepulsar"])
+@pytest.mark.parametrize("build,version", [(14393, "10.0"), (9200, "6.2"), (2600, "5.1")])
+def test_a_build_some_affected_release_shares_does_not_decide(check_id, build, version):
+    """1607/2016, 8/2012 and XP are MS17-010 releases (and so possible implant hosts)."""
+    f = one(check_id, FakeHost(smb1_on_no_session(build, version), ipc=None, ipc_reason="anonymous logon refused"))
+    assert f.status == "unknown"
+
+
+def test_samba_with_smb1_on_and_no_session_is_not_an_ms17_010_release():
+    r = smb1_on_no_session(7601, "6.1")
+    r.identity = Identity(os_version="6.1.0", os_build=0, os_name="Samba 4.17.12", os_candidates=[],
+                          implementation="samba", samba_version="4.17.12")
+    f = one("ms17-010", FakeHost(r, ipc=None, ipc_reason="anonymous logon refused"))
+    assert f.status == "not_vulnerable" and f.inferred and "Samba" in f.evidence
+
+
+def test_unknown_build_does_not_decide():
+    r = smb1_on_no_session(7601, "6.1")
+    r.identity = Identity(os_version="10.0.30000", os_build=30000, os_name=None, os_candidates=[], implementation="windows")
+    f = one("ms17-010", FakeHost(r, ipc=None, ipc_reason="anonymous logon refused"))
+    assert f.status == "unknown"
 
 
 def test_doublepulsar_implant_reply_from_the_corpus():

@@ -6,6 +6,11 @@ STATUS_NOT_IMPLEMENTED; its signature field then carries the XOR key
 (bytes 4-7: zero means x86).  A clean host keeps the MID.  Only the ping is
 sent, never the implant's uninstall ("burn") command.  Honeypots such as
 dionaea also answer MID 81: the finding says what was seen, an implant answer.
+
+Without a session on IPC$ the ping cannot be sent.  SMBv1 proven off then
+decides (the implant's channel is the SMBv1 server: nothing can answer), and
+so does a build that neither MS17-010 (the delivery) nor the implant's own
+table reaches; otherwise the finding is unknown, saying what would settle it.
 """
 
 from __future__ import annotations
@@ -14,11 +19,15 @@ from ..model import Finding
 from ..protocol import smb1, status
 from ..protocol.doublepulsar import architecture, xor_key
 from .base import Check, HostAccess
+from .inference import decided_without_probe
 from .registry import register
 
 PING_MID = 65
 PING_TIMEOUT = 0x00A4D9A6  # the implant reads its command from the Timeout field: ping
 SESSION_SETUP = 0x000E
+SMB1_OFF_REASON = ("the implant answers through the SMBv1 server, which is off, so none can answer or be reached; "
+                   "an implant planted before SMBv1 was turned off would still be in memory until a restart")
+SETTLE = "to settle it: scan again with an account that can open IPC$ (--user)"
 
 
 def ping_request(uid: int, tid: int) -> bytes:
@@ -43,7 +52,8 @@ class DoublePulsar(Check):
     async def run(self, host: HostAccess) -> list[Finding]:
         ipc, why = await host.smb1_ipc()
         if ipc is None:
-            return [self.unknown(f"ping needs an SMB1 session on IPC$: {why}")]
+            return [decided_without_probe(self, host, ("ms17-010", "doublepulsar"), SMB1_OFF_REASON)
+                    or self.unknown(f"ping needs an SMB1 session on IPC$: {why}; {SETTLE}")]
         raw = await ipc.request(ping_request(ipc.uid, ipc.tid))
         reply = smb1.parse_transaction_response(raw)
         mid = reply.mid
@@ -69,4 +79,4 @@ class DoublePulsar(Check):
                     port=ipc.port,
                 )
             ]
-        return [self.unknown(f"reply carried MID {mid}, neither {PING_MID} nor {PING_MID + 16}", port=ipc.port)]
+        return [self.unknown(f"reply carried MID {mid}, neither {PING_MID} nor {PING_MID + 16}; {SETTLE}", port=ipc.port)]

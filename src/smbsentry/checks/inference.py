@@ -10,6 +10,7 @@ level, so an affected build is `likely`, never `vulnerable`.
 from __future__ import annotations
 
 from ..kb.findings import affected_build
+from ..kb.store import kb
 from ..model import Finding
 from .base import Check, HostAccess
 
@@ -43,3 +44,75 @@ class BuildInferredCheck(Check):
 
     async def run(self, host: HostAccess) -> list[Finding]:
         return self.verdict(host)
+
+
+def smb1_proven_off(host: HostAccess) -> str | None:
+    """Evidence that SMBv1 is off on every SMB port that answered, or None.
+
+    Proven means: at least one port answered, every open SMB port gave an
+    answer to the NT LM 0.12-only negotiate, and every answer was a refusal
+    (a reset or an SMB2 reply).  A port that stayed silent proves nothing."""
+    s1 = host.result.smb1
+    if s1 is None or s1.enabled or not s1.ports:
+        return None
+    open_ports = [p for p, state in host.result.ports.items() if state == "open"]
+    if any(p not in s1.ports for p in open_ports) or any(s1.ports.values()):
+        return None
+    ports = sorted(s1.ports, key=lambda p: -int(p))
+    return f"the NT LM 0.12 negotiate was refused on {' and '.join(ports)}"
+
+
+def _candidate_products(names: list[str]) -> list[list[str]] | None:
+    """Product ids per candidate name (a line such as "Windows XP" has several); None when one is not known."""
+    data = kb()
+    out = []
+    for name in names:
+        p = data.names.get(name)
+        members = [p] if p is not None else data.lines.get(name)
+        if not members:
+            return None
+        out.append([m.id for m in members])
+    return out
+
+
+def unaffected_build(vuln_ids: tuple[str, ...], host: HostAccess) -> str | None:
+    """Evidence when no product the host's build may be is affected by any of `vuln_ids`.
+
+    The NTLM build names every release that shares it (client and server
+    editions, enablement-package releases); only when none of them is in the
+    knowledge base's affected list, and none is a product a bulletin left
+    unassessed, does the build decide the finding."""
+    ident = host.result.identity
+    if ident.implementation == "samba" and ident.os_name:
+        names = ["Samba"]
+    elif ident.implementation == "windows" and ident.os_candidates:
+        names = list(ident.os_candidates)
+    else:
+        return None
+    groups = _candidate_products(names)
+    if groups is None:
+        return None
+    vulns = kb().vulns
+    for vid in vuln_ids:
+        v = vulns[vid]
+        for pid in (pid for g in groups for pid in g):
+            if pid in v.unassessed or any(pid in a.products for a in v.affected):
+                return None
+    what = ident.os_name or " / ".join(names)
+    build = f" (NT {'.'.join((ident.os_version or '').split('.')[:2])}, build {ident.os_build})" if ident.os_build else ""
+    named = dict.fromkeys(vulns[v].bulletin or v.upper() for v in vuln_ids)
+    return f"{what}{build}: not a release {' or '.join(named)} affected"
+
+
+def decided_without_probe(check: Check, host: HostAccess, vulns: tuple[str, ...], smb1_off_reason: str) -> Finding | None:
+    """not_vulnerable from the facts when the probe cannot run, or None.
+
+    SMBv1 proven off first (a wire fact about this host), then the build."""
+    off = smb1_proven_off(host)
+    if off is not None:
+        return check.finding("not_vulnerable", evidence=f"SMBv1 is off: {off}", reason=smb1_off_reason)
+    build = unaffected_build(vulns, host)
+    if build is not None:
+        return check.finding("not_vulnerable", evidence=build, inferred=True,
+                             reason="inferred from the OS build reported over NTLM: no release sharing it was affected")
+    return None

@@ -1,9 +1,13 @@
 """MS17-010: PeekNamedPipe on FID 0 over IPC$ (checks.md).
 
 0xC0000205 (STATUS_INSUFF_SERVER_RESOURCES) proves the unpatched code path;
-INVALID_HANDLE or ACCESS_DENIED prove the patch.  Anything else, or a probe
-that could not run (SMBv1 off, logons or IPC$ refused, a reset), is unknown
-with the reason: a host that could not be tested is never called safe.
+INVALID_HANDLE or ACCESS_DENIED prove the patch.  Where the probe cannot run,
+facts may still decide: SMBv1 proven off on every SMB port (every MS17-010 bug
+lives in the SMBv1 server, so none can be reached), or a build that no
+affected release shares.  Anything else (logons or IPC$ refused, a reset, an
+unexpected answer) is unknown with the reason and what would settle it: a
+host that could not be tested is never called safe, and a host the facts
+decide is not left unknown to bury the real unknowns.
 """
 
 from __future__ import annotations
@@ -11,10 +15,15 @@ from __future__ import annotations
 from ..model import Finding
 from ..protocol import smb1, status
 from .base import Check, HostAccess
+from .inference import decided_without_probe
 from .registry import register
 
 VULNERABLE = {status.INSUFF_SERVER_RESOURCES}
 PATCHED = {status.INVALID_HANDLE, status.ACCESS_DENIED}
+SETTLE = ("to settle it: scan again with an account that can open IPC$ (--user), "
+          "or audit the host's installed updates (smbsentry audit)")
+SMB1_OFF_REASON = ("every MS17-010 bug is in the SMBv1 server, which is off, so none can be reached over the network; "
+                   "whether the update is installed is not visible remotely: audit the host to know")
 
 
 def peek_named_pipe(mid: int, uid: int, tid: int) -> bytes:
@@ -31,7 +40,8 @@ class Ms17010(Check):
     async def run(self, host: HostAccess) -> list[Finding]:
         ipc, why = await host.smb1_ipc()
         if ipc is None:
-            return [self.unknown(f"probe could not run: {why}", port=_smb1_port(host))]
+            return [decided_without_probe(self, host, ("ms17-010",), SMB1_OFF_REASON)
+                    or self.unknown(f"probe could not run: {why}; {SETTLE}", port=_smb1_port(host))]
         reply = smb1.parse_transaction_response(await ipc.request(peek_named_pipe(ipc.next_mid(), ipc.uid, ipc.tid)))
         code = reply.status
         evidence = f"PeekNamedPipe on FID 0 over an {ipc.kind} IPC$ session answered {status.describe(code)}"
@@ -39,9 +49,10 @@ class Ms17010(Check):
             return [self.finding("vulnerable", evidence=evidence, port=ipc.port)]
         if code in PATCHED:
             return [self.finding("not_vulnerable", evidence=evidence, port=ipc.port)]
-        return [self.finding("unknown", evidence=evidence, reason=f"unexpected answer {status.describe(code)}", port=ipc.port)]
+        return [self.finding("unknown", evidence=evidence, reason=f"unexpected answer {status.describe(code)}; {SETTLE}", port=ipc.port)]
 
 
 def _smb1_port(host: HostAccess) -> int | None:
     ports = host.result.ports
     return next((int(p) for p, state in ports.items() if state == "open"), None)
+
