@@ -154,6 +154,9 @@ class HostResult:
     duration_ms: int = 0
     connections: int = 0
     services: dict[str, Any] = field(default_factory=dict)  # other services (RDP, HTTP, Kerberos...) when probed
+    # domain-controller | file-server | unknown, with the evidence, whether a share
+    # listing succeeded and the data shares it showed (scan/role.py); None: not assessed
+    role: dict[str, Any] | None = None
 
     @property
     def smb_open(self) -> bool:
@@ -192,4 +195,5 @@ class HostResult:
             "duration_ms": self.duration_ms,
             "connections": self.connections,
             **({"services": self.services} if self.services else {}),
+            **({"role": self.role} if self.role is not None else {}),
         }

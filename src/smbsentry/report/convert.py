@@ -28,4 +28,5 @@ def host_from_dict(d: dict) -> HostResult:
         smb2=_make(Smb2Info, d.get("smb2")) if d.get("smb2") is not None else None,
         identity=_make(Identity, d.get("identity") or {}), findings=findings,
         errors=list(d.get("errors") or []), duration_ms=d.get("duration_ms") or 0, connections=d.get("connections") or 0,
+        services=dict(d.get("services") or {}), role=d.get("role") if isinstance(d.get("role"), dict) else None,
     )

@@ -422,6 +422,10 @@ async def scan_host(address: str, options: ScanOptions, limiter: RateLimiter, ho
         others = [c for c in options.checks if not c.needs_smb]
         if others and (ctx.result.smb_open or ctx.result.services_answered):
             await run_checks(ctx, others)
+        if options.checks and (ctx.result.smb_open or ctx.result.services_answered):
+            from .role import assess
+
+            ctx.result.role = await assess(ctx.result, options.timeout)
     except ScanError as exc:  # pragma: no cover - steps catch their own
         ctx.error(0, "scan", exc)
     except Exception as exc:  # noqa: BLE001 - one host's bug must not end the scan

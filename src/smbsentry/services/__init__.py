@@ -1,26 +1,27 @@
 """Non-SMB services of a host, for the Shadow Brokers exposure checks.
 
-Sans-I/O parsers (rdp, http, kerberos, mail, nbns) and small asyncio probes,
+Sans-I/O parsers (rdp, http, kerberos, mail, nbns, ldap) and small asyncio probes,
 each with a timeout and a 64 KiB read cap.  `probe_services` runs the probes
 for the ports asked and returns a JSON-able dict; a probe that fails leaves
 {"error": reason} under its key, a service whose port was not asked is None.
 
 Keys: rdp (3389), http (80), kerberos (88), smtp (25), imap (143),
-notes (1352, 3264), worldclient (1000, 3000), nbns (UDP 137).
+notes (1352, 3264), worldclient (1000, 3000), nbns (UDP 137), ldap (389: the
+anonymous rootDSE read that tells a domain controller).
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from . import http, kerberos, mail, nbns, rdp
+from . import http, kerberos, ldap, mail, nbns, rdp
 from .common import RATE, READ_CAP, ServiceError
 
 __all__ = ["ServiceError", "READ_CAP", "SERVICE_PORTS", "DEFAULT_PORTS", "probe_services", "probe_one"]
 
 SERVICE_PORTS: dict[str, tuple[int, ...]] = {
     "rdp": (3389,), "http": (80,), "kerberos": (88,), "smtp": (25,), "imap": (143,),
-    "notes": (1352, 3264), "worldclient": (3000, 1000), "nbns": (137,),
+    "notes": (1352, 3264), "worldclient": (3000, 1000), "nbns": (137,), "ldap": (389,),
 }
 DEFAULT_PORTS = frozenset(p for ps in SERVICE_PORTS.values() for p in ps)
 
@@ -42,6 +43,8 @@ async def probe_one(name: str, address: str, ports: list[int], timeout: float, r
         return await mail.probe_imap(address, real[0], timeout)
     if name == "nbns":
         return await nbns.probe(address, real[0], timeout)
+    if name == "ldap":
+        return await ldap.probe(address, real[0], timeout)
     if name == "notes":
         out = await mail.probe_notes(address, real, timeout)
         out["ports"] = {str(p): out["ports"][str(r)] for p, r in zip(ports, real)}

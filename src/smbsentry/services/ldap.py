@@ -49,6 +49,30 @@ def rootdse_request(message_id: int = 1) -> bytes:
     return der.seq(der.integer(message_id), der.tlv(SEARCH_REQUEST, body))
 
 
+def search_entry(message_id: int, attributes: dict[str, list[str]], dn: str = "") -> bytes:
+    """SearchResultEntry (the lab answers with it; tests build replies with it)."""
+    attrs = der.seq(*(der.seq(der.octets(k.encode()), der.tlv(0x31, b"".join(der.octets(v.encode()) for v in vals)))
+                      for k, vals in attributes.items()))
+    return der.seq(der.integer(message_id), der.tlv(SEARCH_ENTRY, der.octets(dn.encode()) + attrs))
+
+
+def search_done(message_id: int, code: int = 0, message: str = "") -> bytes:
+    """SearchResultDone: resultCode, matchedDN "", diagnosticMessage."""
+    return der.seq(der.integer(message_id),
+                   der.tlv(SEARCH_DONE, der.tlv(0x0A, bytes([code])) + der.octets(b"") + der.octets(message.encode())))
+
+
+def parse_request(data: bytes) -> tuple[int, str, list[str]]:
+    """(message id, base DN, attributes) of a SearchRequest; ServiceError otherwise (the lab's side)."""
+    msg = der.decode(data)
+    kids = msg.children or []
+    if len(kids) < 2 or kids[0].tag != 0x02 or kids[1].tag != SEARCH_REQUEST or not kids[1].children:
+        raise ServiceError("ldap: not a search request")
+    body = kids[1].children
+    attrs = [_text(a.value) for a in (body[-1].children or [])] if body[-1].tag == 0x30 else []
+    return kids[0].as_int(), _text(body[0].value), attrs
+
+
 def _message_end(buf: bytes, pos: int) -> int | None:
     """End offset of the LDAPMessage starting at pos, or None while it is incomplete."""
     if pos + 2 > len(buf):

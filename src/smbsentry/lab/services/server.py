@@ -18,13 +18,13 @@ from functools import lru_cache
 from importlib import resources
 
 from ...protocol import ntlm
-from ...services import credssp, der
+from ...services import credssp, der, ldap
 from ...services.common import ServiceError
 from ..mix import parse_range
 
 log = logging.getLogger(__name__)
 LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
-PORTS = {"rdp": [3389], "http": [80], "kerberos": [88], "smtp": [25], "imap": [143], "nbns": [137]}
+PORTS = {"rdp": [3389], "http": [80], "kerberos": [88], "smtp": [25], "imap": [143], "nbns": [137], "ldap": [389]}
 GARBAGE = bytes(range(7, 250, 3)) * 3
 IDLE = 10.0
 DATE = "Tue, 15 Mar 2011 10:00:00 GMT"
@@ -230,6 +230,19 @@ def kerberos_answer(conf: dict, request: bytes) -> bytes:
     return struct.pack(">I", len(msg)) + msg
 
 
+def ldap_answer(conf: dict, request: bytes) -> bytes:
+    """The rootDSE to an anonymous base search of the empty DN; a protocol error otherwise
+    (what Active Directory answers an anonymous search elsewhere: operationsError 1)."""
+    try:
+        mid, base, _attrs = ldap.parse_request(request)
+    except (ServiceError, ValueError):
+        return ldap.search_done(0, 2, "protocolError")
+    if base:
+        return ldap.search_done(mid, 1, "000004DC: LdapErr: DSID-0C090A5C, comment: In order to perform this operation "
+                                        "a successful bind must be completed on the connection., data 0, v1db1")
+    return ldap.search_entry(mid, conf["rootdse"]) + ldap.search_done(mid, 0)
+
+
 def ntlm_challenge(win: dict) -> bytes:
     name, dom = win["netbios_name"], win["netbios_domain"]
     dns_dom = win.get("dns_domain") or dom.lower()
@@ -299,6 +312,17 @@ async def _handle(service: str, conf: dict, win: dict | None, reader, writer) ->
             body = await asyncio.wait_for(reader.readexactly(min(n, 65536)), IDLE)
             writer.write(kerberos_answer(conf, hdr + body))
             await writer.drain()
+        elif service == "ldap":
+            hdr = await asyncio.wait_for(reader.readexactly(2), IDLE)
+            n = hdr[1]
+            if n & 0x80:
+                ext = await asyncio.wait_for(reader.readexactly(min(n & 0x7F, 4)), IDLE)
+                n = int.from_bytes(ext, "big")
+                hdr += ext
+            body = await asyncio.wait_for(reader.readexactly(min(n, 4096)), IDLE)
+            writer.write(ldap_answer(conf, hdr + body))
+            await writer.drain()
+            await asyncio.wait_for(reader.read(4096), 2.0)  # then the client hangs up
         elif service == "smtp":
             await _smtp(conf, win, reader, writer)
         elif service == "imap":
