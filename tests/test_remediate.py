@@ -135,7 +135,8 @@ def test_windows7_file_server_backup_then_patch(en):
     assert "Finance" in h.steps[0].text
     # a file server keeps its Server service and host firewall; the note says why
     assert "stop-server-service" not in order and "block-smb-firewall" not in order
-    assert any("shares data" in n for n in h.notes)
+    choice = h.steps[order.index("server-service-choice")]
+    assert not choice.scripted and "shares data its users need" in choice.text
     assert order[-1] == "upgrade-os" and h.eol
 
 
@@ -174,8 +175,10 @@ def test_smbghost_workaround_then_update(en):
 
 def test_server2019_only_signing_advice_and_2022_nothing(en):
     h = en.host("WS2019")
-    assert ids(h) == ["require-smb-signing"]
-    assert h.steps[0].note.startswith("Advice") and h.category == "workaround"
+    # requiring signing cuts off clients that cannot sign, and its shares were not listed: the backup gate first
+    assert ids(h) == ["backup", "require-smb-signing"]
+    assert h.steps[1].note.startswith("Advice") and h.category == "workaround"
+    assert "could not be listed" in h.steps[0].text
     clean = en.host("WS2022-SIGN")
     assert clean.steps == [] and clean.category == "clean" and clean.group is None
 
@@ -191,8 +194,15 @@ def test_audit_only_inputs_use_installed_updates(collector_results):
     patched["facts"]["smb1_server"] = False
     before_eol = date(2019, 6, 1)  # Windows 7 was still supported: a patched host needs nothing
     assert plan([patched], "en", as_of=before_eol).hosts[0].steps == []
-    # past its end of support the same host gets the seed 001 measures for systems that can no longer be patched
-    assert {"stop-server-service", "block-smb-firewall", "upgrade-os"} <= set(ids(plan([patched], "en", as_of=AS_OF).hosts[0]))
+    # past its end of support the same host gets the measures for systems that can no longer be patched; its
+    # shares are not in the inventory, so the Server service is a manual choice, never scripted
+    eol = ids(plan([patched], "en", as_of=AS_OF).hosts[0])
+    assert {"server-service-choice", "block-smb-border", "upgrade-os"} <= set(eol)  # nothing scripted interrupts service: no gate
+    assert "stop-server-service" not in eol and "block-smb-firewall" not in eol
+    # the same inventory with the host's shares listed, none holding data: the Server service may be stopped, no gate
+    patched["facts"]["shares"] = ["IPC$", "ADMIN$", "C$"]
+    listed = ids(plan([patched], "en", as_of=AS_OF).hosts[0])
+    assert {"stop-server-service", "block-smb-firewall", "upgrade-os"} <= set(listed) and "backup" not in listed
 
 
 def test_unknown_os_is_identified_first():
@@ -423,6 +433,14 @@ def test_host_seen_only_through_other_services_gets_no_smb_steps():
             assert step not in order, (step, order)
     assert any("did not answer the scan" in n for n in both[0].notes)
     assert any("没有应答" in n for n in both[1].notes)
-    # the same host with 445 open keeps the SMB steps
+    # the same host with 445 open gets the SMB steps, but its shares were not listed: the Server service
+    # stays a manual choice; with its role known (a domain controller), the choice says why
     dc["ports"] = {"445": "open", "139": "closed"}
-    assert "stop-server-service" in ids(plan([dc], "en", as_of=AS_OF).hosts[0])
+    order = ids(plan([dc], "en", as_of=AS_OF).hosts[0])
+    assert "server-service-choice" in order and "block-smb-border" in order and "stop-server-service" not in order
+    dc["role"] = {"value": "domain-controller", "evidence": ["a Kerberos KDC answered on 88"], "shares_visible": False,
+                  "data_shares": []}
+    h = plan([dc], "en", as_of=AS_OF).hosts[0]
+    choice = next(s for s in h.steps if s.id == "server-service-choice")
+    assert "domain controller" in choice.text and "SYSVOL" in choice.text
+    assert ids(h)[0] == "backup" and "domain controller" in h.steps[0].text

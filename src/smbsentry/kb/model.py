@@ -220,6 +220,7 @@ class Action:
     reboot: bool
     source: tuple[str, ...]
     note: str | None = None
+    disrupts: dict[str, str] | None = None  # {"en": ..., "zh": ...}: what the action interrupts (None: nothing)
 
     def render(self, fix: Fix | None = None, arch: str | None = None) -> dict[str, list[str]]:
         """Commands with {file}, {kb} and {kbnum} filled from a fix entry."""

@@ -86,7 +86,8 @@ COMMANDS = {"type": "object", "propertyNames": {"enum": ["powershell", "powershe
             "additionalProperties": {"type": "array", "items": TEXT, "minItems": 1}}
 ACTION = _obj({"id": PID, "kind": {"enum": ["patch", "upgrade", "workaround", "check", "response"]},
                "text": _obj({"en": TEXT, "zh": TEXT}), "applies_to": {"type": "array", "items": {"enum": FAMILIES}, "minItems": 1},
-               "commands": COMMANDS, "rollback": COMMANDS, "reboot": {"type": "boolean"}, "source": SOURCE}, {"note": TEXT})
+               "commands": COMMANDS, "rollback": COMMANDS, "reboot": {"type": "boolean"}, "source": SOURCE},
+              {"note": TEXT, "disrupts": _obj({"en": TEXT, "zh": TEXT})})
 ACTIONS = _doc("actions", {"type": "array", "items": ACTION, "minItems": 1})
 
 BUILDS = _obj({"_about": TEXT, "sources": {"type": "object", "additionalProperties": TEXT},

@@ -54,6 +54,11 @@ class HostView:
     sources: list[str] = field(default_factory=list)
     arch_hint: str | None = None  # from the wire: DoublePulsar's reply says x86 or x64
     smb_closed: bool | None = None  # the scan saw no SMB port open (the host answered on other services)
+    shares_visible: bool = False  # a share listing succeeded (NetShareEnum, the collector, the input's "shares")
+    role: str | None = None  # domain-controller | file-server | unknown (scan/role.py), None: not assessed
+    role_evidence: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # the scan's per-host errors (why a host could not be tested)
+    scanned: bool = False  # a scan result describes this host
     # resolved
     product: Product | None = None
     product_note: str | None = None
@@ -101,10 +106,42 @@ class HostView:
         return [s for s in dict.fromkeys(self.shares) if s and not s.endswith("$")]
 
     @property
+    def is_dc(self) -> bool:
+        return self.role == "domain-controller" or bool(self.facts.get("domain_controller")) or \
+            bool({"domain-controller", "dc"} & set(self.roles))
+
+    @property
     def holds_data(self) -> bool:
         if self.holds_data_flag is not None:
             return self.holds_data_flag
-        return bool(self.data_shares) or bool(self.facts.get("domain_controller")) or bool(set(self.roles) & DATA_ROLES)
+        return bool(self.data_shares) or self.is_dc or bool(set(self.roles) & DATA_ROLES)
+
+    @property
+    def proven_no_data(self) -> bool:
+        """Shares were listed, none holds data, and nothing says it is a DC or a data host.
+        "Could not see" (no listing) is never "has none"."""
+        return self.shares_visible and not self.holds_data
+
+    @property
+    def untested(self) -> bool:
+        """SMB answered the scan but nothing about the host could be learned (silent, garbage, resets)."""
+        if not self.scanned or self.smb_closed or self.product is not None:
+            return False
+        vulns = kb().vulns
+        decided = [fid for fid, f in self.scan.items() if f.get("status") in ("vulnerable", "likely", "not_vulnerable")
+                   and fid in vulns and (set(vulns[fid].ports) & {139, 445} or vulns[fid].kind == "configuration")]
+        return not decided and self.os_text is None and not self.candidates and self.implementation is None
+
+    def unknowns(self) -> list[tuple[str, str]]:
+        """(finding id, reason) of the scan's `unknown` findings that no audit verdict settles."""
+        out = []
+        for fid, f in self.scan.items():
+            if f.get("status") != "unknown":
+                continue
+            if (self.audit.get(fid) or {}).get("status") in ("patched", "missing", "not_applicable"):
+                continue
+            out.append((fid, str(f.get("reason") or f.get("evidence") or "")))
+        return out
 
 
 def _valid_ip(text: Any) -> str | None:
@@ -143,17 +180,30 @@ def _absorb(view: HostView, rec: dict) -> None:
             view.roles.append(str(r).strip().lower())
     if isinstance(rec.get("holds_data"), bool):
         view.holds_data_flag = rec["holds_data"]
-    view.shares += [str(s) for s in rec.get("shares") or () if isinstance(s, str)]
+    if isinstance(rec.get("shares"), list):
+        view.shares += [str(s) for s in rec["shares"] if isinstance(s, str)]
+        view.shares_visible = True
     facts = rec.get("facts") or {}
     if kind == "audit":
         for k, v in facts.items():
             if v is not None and view.facts.get(k) is None:
                 view.facts[k] = v
-        view.shares += [str(s.get("name") if isinstance(s, dict) else s) for s in facts.get("shares") or ()]
+        if isinstance(facts.get("shares"), list):
+            view.shares += [str(s.get("name") if isinstance(s, dict) else s) for s in facts["shares"]]
+            view.shares_visible = True
         for v in rec.get("verdicts") or ():
             if isinstance(v, dict) and v.get("id"):
                 view.audit[v["id"]] = v
         return
+    view.scanned = True
+    view.errors += [cap(str(e), 200) for e in (rec.get("errors") or [])[:20]]
+    role = rec.get("role")
+    if isinstance(role, dict) and isinstance(role.get("value"), str):
+        if view.role in (None, "unknown"):
+            view.role = cap(role["value"], 40)
+            view.role_evidence = [cap(str(e), 300) for e in (role.get("evidence") or [])[:8]]
+        view.shares_visible = view.shares_visible or role.get("shares_visible") is True
+        view.shares += [str(s) for s in role.get("data_shares") or () if isinstance(s, str)]
     ident = rec.get("identity") or {}
     ports = rec.get("ports")
     if isinstance(ports, dict) and rec.get("services"):
@@ -182,7 +232,9 @@ def _absorb(view: HostView, rec: dict) -> None:
         if prev is None or order.get(f.get("status"), 9) < order.get(prev.get("status"), 9):
             view.scan[fid] = f
         details = f.get("details") or {}
-        view.shares += [str(s) for s in details.get("shares") or () if isinstance(s, str)]
+        if isinstance(details.get("shares"), list):
+            view.shares += [str(s) for s in details["shares"] if isinstance(s, str)]
+            view.shares_visible = True
         if fid == "doublepulsar" and details.get("architecture") in ("x86", "x64"):
             view.arch_hint = details["architecture"]
         audit = details.get("audit")

@@ -1,4 +1,4 @@
-"""Host views -> an ordered remediation plan (seed 001, section 2's decision flow).
+"""Host views -> an ordered remediation plan (the response flow of the WannaCry / Shadow Brokers advisories).
 
 Per host:
 1. compromised (DoublePulsar answered on the wire, or WannaCry indicators in
@@ -32,6 +32,7 @@ from ..kb import query
 from ..kb.model import Action, Product
 from ..kb.store import kb
 from . import texts
+from .actions import ranked
 from .hosts import HostView, collect_hosts
 
 FLAVOUR = {"windows-nt5": "cmd", "windows-nt6.0": "cmd", "windows-nt6.1": "cmd", "windows-nt6.2": "ps1", "windows-nt6.3": "ps1",
@@ -73,6 +74,7 @@ class Step:
     note: str | None = None
     text_key: str | None = None  # planner steps whose text names host data (shares, evidence): scripts show the generic text
     text_args: dict[str, str] = field(default_factory=dict)  # ... and the host data, kept apart so writers can escape it
+    disrupts: str | None = None  # what the step interrupts (kb actions' `disrupts`): the backup gate goes before it
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -109,8 +111,10 @@ class HostPlan:
             return "identify"
         if any(s.phase == "patch" for s in self.steps):
             return "patch"
-        if self.steps:
+        if any(s.id != "verify" for s in self.steps):
             return "workaround"
+        if self.steps:
+            return "verify"
         return "clean"
 
     def to_dict(self) -> dict[str, Any]:
@@ -168,6 +172,7 @@ class Plan:
     groups: list[ScriptGroup]
     bundle: list[BundleRow]
     firewall: str = ""
+    actions: list = field(default_factory=list)  # the ranked action list (actions.ActionRow)
 
     @property
     def isolate_now(self) -> list[HostPlan]:
@@ -184,6 +189,7 @@ class Plan:
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": "smbsentry-plan", "version": 1, "lang": self.lang, "as_of": self.as_of.isoformat(),
+            "actions": [r.to_dict() for r in self.actions],
             "isolate_now": [{"host": h.name, "address": h.address, "reason": h.isolate} for h in self.isolate_now],
             "backup_first": [{"host": h.name, "address": h.address, "shares": h.data_shares} for h in self.backup_first],
             "hosts": [h.to_dict() for h in self.hosts],
@@ -222,7 +228,11 @@ class _Builder:
             return None
         flavour = FLAVOUR.get(p.family) if p else None
         scripted = bool(flavour and _commands(a, flavour, p))
-        return self.add(Step(action_id, phase, self.action_text(a), list(findings), reboot=a.reboot, scripted=scripted, note=note))
+        return self.add(Step(action_id, phase, self.action_text(a), list(findings), reboot=a.reboot, scripted=scripted, note=note,
+                             disrupts=self.disrupts(a)))
+
+    def disrupts(self, a: Action) -> str | None:
+        return (a.disrupts.get(self.lang) or a.disrupts["en"]) if a.disrupts else None
 
     def note(self, text: str) -> None:
         if text not in self.notes:
@@ -269,13 +279,13 @@ def _patch(b: _Builder, vid: str, p: Product, covered: dict[str, Step]) -> bool:
             step = b.add(Step("install-service-pack", "prerequisite", b.action_text(a), [vid], kb=pre.kb, title=pre.name, level=p.id,
                               files=_files(fix, arch, p) if fix else {}, urls=_urls(fix, arch, p) if fix else {}, reboot=True,
                               scripted=True, condition_build=tuple(p.builds) if by_build else (),
-                              condition_sp=None if by_build or level is None else level.service_pack))
+                              condition_sp=None if by_build or level is None else level.service_pack, disrupts=b.disrupts(a)))
             b.note(b.t("note-service-pack", kb=first.fix.kb, sp=f"{pre.kb} ({pre.name})"))
             step.note = step.note or b.t("note-reboot")
         else:
             b.add(Step("install-update", "prerequisite", b.action_text(kb().actions["install-update"]), [vid], kb=pre.kb, title=pre.name,
                        level=first.product.id, files=_files(fix, arch, first.product) if fix else {}, reboot=True, scripted=True,
-                       verify_kbs=[pre.kb]))
+                       verify_kbs=[pre.kb], disrupts=b.disrupts(kb().actions["install-update"])))
     action_id = "install-update-nt5" if p.family == "windows-nt5" else "install-update"
     a = kb().actions[action_id]
     covers = query.covering_updates(v.bulletin, first.product.id)
@@ -285,7 +295,7 @@ def _patch(b: _Builder, vid: str, p: Product, covered: dict[str, Step]) -> bool:
     step = b.add(Step(action_id, "patch", b.action_text(a), [vid], kb=first.fix.kb, title=first.fix.title, level=first.product.id,
                       files=_files(first.fix, arch, first.product), urls=_urls(first.fix, arch, first.product),
                       alternatives=[o.fix.kb for o in options[1:]], verify_kbs=verify, verify_build=verify_build, reboot=True,
-                      scripted=True, note=first.note))
+                      scripted=True, note=first.note, disrupts=b.disrupts(a)))
     covered[v.bulletin] = step
     if verify_build:
         how = b.t("verify-build", build=fb[0], ubr=fb[1])
@@ -334,14 +344,19 @@ def _workarounds(b: _Builder, p: Product, why: list[str], extra_actions: list[st
     elif not smb1_off:
         b.action(SMB1_ACTION[fam], "workaround", why)
         b.note(b.t("note-smb1-clients"))
-    if v.holds_data:
-        b.note(b.t("note-data-host"))
+    if v.is_dc or v.holds_data or not v.shares_visible:
+        # Stopping the Server service or closing 445 on the host itself takes a domain
+        # controller's SYSVOL/NETLOGON or a file server's data away, and where no share
+        # listing succeeded nobody knows what it serves: people choose, with the reason.
+        key = "server-choice-dc" if v.is_dc else ("server-choice-data" if v.holds_data else "server-choice-unseen")
+        b.add(Step("server-service-choice", "workaround", b.t(key), list(why)))
     else:
         if f.get("server_service") not in ("stopped", "disabled"):
             b.action("stop-server-service", "workaround", why)
         if f.get("firewall_blocks_smb") is not True:
             if fam == "windows-nt5":
-                b.add(Step("xp-firewall", "workaround", b.t("xp-firewall"), list(why), scripted=True))
+                b.add(Step("xp-firewall", "workaround", b.t("xp-firewall"), list(why), scripted=True,
+                           disrupts=b.disrupts(kb().actions["block-smb-firewall"])))
             else:
                 b.action("block-smb-firewall", "workaround", why)
     for aid in extra_actions:
@@ -379,6 +394,7 @@ def plan_host(view: HostView, lang: str = "en", today: date | None = None) -> Ho
                    text_key="isolate-wannacry", text_args={"evidence": ev}))
         if p is not None:
             b.action("check-wannacry-indicators", "response", ["ms17-010"])
+    _verify_steps(b)
     if p is None:
         if needs or hp.isolate:
             names = ", ".join(needs) or "doublepulsar"
@@ -438,17 +454,56 @@ def plan_host(view: HostView, lang: str = "en", today: date | None = None) -> Ho
     return _finish(b, hp)
 
 
+# How to settle an unknown, per finding (what would decide it); the default is an audit of the host.
+SETTLE = {"ms17-010": "settle-session", "doublepulsar": "settle-session", "eternalblue": "settle-session",
+          "eternalromance": "settle-session", "eternalsynergy": "settle-session", "eternalchampion": "settle-session",
+          "cve-2020-0796": "settle-ubr", "smb-null-session": "settle-rescan", "smb-guest-access": "settle-rescan",
+          "cve-2017-7494": "settle-samba", "zippybeer": "settle-none"}
+
+
+def _verify_steps(b: _Builder) -> None:
+    """Unknowns are work, never "nothing to do": a `verify` step per unknown finding, and one for
+    a host whose SMB answered but could not be tested at all."""
+    v = b.v
+    if v.untested:
+        errs = "; ".join(v.errors[:3]) or b.t("no-answer")
+        b.add(Step("verify", "verify", b.t("verify-untested", errors=errs), [], text_key="verify-untested",
+                   text_args={"errors": errs}))
+        return
+    by_how: dict[str, list[tuple[str, str]]] = {}
+    for fid, reason in v.unknowns():
+        by_how.setdefault(SETTLE.get(fid, "settle-audit"), []).append((fid, reason))
+    for key, items in by_how.items():  # one step per way of settling, naming every finding it settles
+        fids = [f for f, _ in items]
+        reason = "; ".join(dict.fromkeys(r for _, r in items if r))[:400]
+        how = b.t(key)
+        b.add(Step("verify", "verify", b.t("verify-unknown", finding=", ".join(fids), reason=reason, how=how), fids, kb=key,
+                   text_key="verify-unknown", text_args={"finding": ", ".join(fids), "reason": reason, "how": how}))
+
+
+def _backup_reason(b: _Builder) -> str:
+    v = b.v
+    if v.data_shares:
+        return ", ".join(v.data_shares[:6])
+    if v.is_dc:
+        return b.t("why-dc")
+    if v.holds_data:
+        return ", ".join(v.roles) or b.t("why-data")
+    return b.t("why-unseen")
+
+
 def _finish(b: _Builder, hp: HostPlan) -> HostPlan:
     view = b.v
-    # 2. data first: a host that holds data is backed up before anything is changed on it
-    if view.holds_data and b.steps:
-        why = ", ".join(view.data_shares[:6]) or ("domain controller" if view.facts.get("domain_controller") else ", ".join(view.roles) or "data")
+    # 2. data first: before any step that interrupts service, back up, unless the host is
+    # proven to hold no data (its shares were listed and none holds data)
+    if any(s.disrupts for s in b.steps.values()) and not view.proven_no_data:
+        why = _backup_reason(b)
         b.add(Step("backup", "backup", b.t("backup", why=why), [], text_key="backup", text_args={"why": why}))
     hp.steps = sorted(b.steps.values(), key=lambda s: PHASE[s.phase])  # stable: insertion order inside a phase
     hp.notes = b.notes
     vulns = kb().vulns
     sev = [SEVERITY.get(vulns[i].severity, 5) for i in hp.needs if i in vulns]
-    hp.priority = -1 if hp.isolate else (min(sev) if sev else 8)
+    hp.priority = -1 if hp.isolate else (min(sev) if sev else (8 if hp.steps else 9))
     return hp
 
 
@@ -529,14 +584,16 @@ def plan(results: list, lang: str = "en", *, as_of: date | None = None) -> Plan:
     today = as_of or date.today()
     views = collect_hosts(records)
     hosts = [plan_host(v, lang, today) for v in views]
+    actions = ranked(list(zip(views, hosts)))
     order = {h.key: i for i, h in enumerate(hosts)}
-    hosts.sort(key=lambda h: (h.priority, {"isolate": 0, "patch": 1, "workaround": 2, "identify": 3, "clean": 4}[h.category], order[h.key]))
+    hosts.sort(key=lambda h: (h.priority, {"isolate": 0, "patch": 1, "workaround": 2, "identify": 3, "verify": 4, "clean": 5}[h.category],
+                              order[h.key]))
     groups = _groups(hosts)
     from .scripts import firewall_snippet, render_group  # scripts import this module's dataclasses
 
     by_key = {h.key: h for h in hosts}
     for g in groups:
         g.apply, g.rollback = render_group(g, [by_key[k] for k in g.hosts], lang, today)
-    p = Plan(lang, today, hosts, groups, _bundle(hosts))
+    p = Plan(lang, today, hosts, groups, _bundle(hosts), actions=actions)
     p.firewall = firewall_snippet(p)
     return p

@@ -14,8 +14,10 @@ Safety rules:
   `x"; del c:\\ & "` becomes `x__del_c___`); addresses are printed only
   when they parse as IP addresses.
 * Each apply script first checks that it runs on the OS builds and the
-  architecture of its group, as Administrator, and (for hosts that hold
-  data) that SMBSENTRY_BACKUP_DONE=1 says the backup exists.
+  architecture of its group, as Administrator, and, before the first step
+  that interrupts service (unless the hosts are proven to hold no data),
+  that SMBSENTRY_BACKUP_DONE=1 says the backup exists: without it the script
+  stops (exit 3) before changing anything.
 * A service pack ends the run: restart, then run the script again.
 * Rollback scripts undo the configuration changes in reverse order; they
   remove updates only when asked (`updates` / -IncludeUpdates).
@@ -104,7 +106,7 @@ def _header(g: ScriptGroup, hosts: list[HostPlan], kind: str, lang: str, today: 
 def _step_comment(n: int, s: Step, flavour: str, lang: str = "en") -> list[str]:
     head = f"step {n}: {s.id}" + (f" {s.kb}" if s.kb else "") + (f" ({', '.join(s.findings)})" if s.findings else "")
     # steps whose text quotes host data (share names, evidence) get the generic wording: no remote strings in scripts
-    text = texts.t(s.text_key, lang, why="see plan.md", evidence="see plan.md") if s.text_key else s.text
+    text = texts.t(s.text_key, lang, **{k: "see plan.md" for k in s.text_args}) if s.text_key else s.text
     lines = [head, text]
     if s.title:
         lines.append(s.title)
@@ -261,7 +263,7 @@ def _cmd_apply(g: ScriptGroup, hosts: list[HostPlan], lang: str, today: date) ->
         "echo [smbsentry] %GROUP% is not for %ARCH% systems",
         "exit /b 2",
         ":need_backup",
-        "echo [smbsentry] this host holds data: back it up or snapshot it first, then run: set SMBSENTRY_BACKUP_DONE=1",
+        "echo [smbsentry] the next steps interrupt service (see plan.md): back this host up or snapshot it first, then run: set SMBSENTRY_BACKUP_DONE=1",
         "exit /b 3",
         ":end",
         'if "%REBOOT%"=="1" echo [smbsentry] restart the host, then run: %~nx0 verify',
@@ -414,8 +416,8 @@ def _ps_apply(g: ScriptGroup, hosts: list[HostPlan], lang: str, today: date) -> 
         if not s.scripted and s.id != "backup":
             L += _comments(["(done by people, not by this script: see plan.md)"], "ps1")
         elif s.id == "backup":
-            L.append("if ($env:SMBSENTRY_BACKUP_DONE -ne '1') { Write-Host '[smbsentry] this host holds data: back it up or snapshot it first, "
-                     "then set SMBSENTRY_BACKUP_DONE=1'; exit 3 }")
+            L.append("if ($env:SMBSENTRY_BACKUP_DONE -ne '1') { Write-Host '[smbsentry] the next steps interrupt service (see plan.md): "
+                     "back this host up or snapshot it first, then set SMBSENTRY_BACKUP_DONE=1'; exit 3 }")
         elif s.id in ("install-update", "install-update-nt5", "install-service-pack"):
             call = f"Install-Package {_ps_string(s.kb)} {_ps_files(s)}"
             if s.verify_build:
@@ -483,8 +485,8 @@ def _sh_apply(g: ScriptGroup, hosts: list[HostPlan], lang: str, today: date, rol
         L += [f'    {c} || {{ echo "[smbsentry] not in place: {c.split("grep -qi ")[-1]}"; failed=1; }}' for c in checks]
         L += ['    exit "$failed"', "fi"]
         if any(s.id == "backup" for s in g.steps):
-            L.append('[ "${SMBSENTRY_BACKUP_DONE:-}" = 1 ] || { echo "[smbsentry] this host holds data: back it up or snapshot it first, '
-                     'then run with SMBSENTRY_BACKUP_DONE=1"; exit 3; }')
+            L.append('[ "${SMBSENTRY_BACKUP_DONE:-}" = 1 ] || { echo "[smbsentry] the next steps interrupt service (see plan.md): '
+                     'back this host up or snapshot it first, then run with SMBSENTRY_BACKUP_DONE=1"; exit 3; }')
     steps = list(reversed(g.steps)) if rollback else g.steps
     for n, s in enumerate(steps, 1):
         a = _action(s)

@@ -74,6 +74,73 @@ TEXT: dict[str, dict[str, str]] = {
         "en": "Samba: set `map to guest = Never` and remove `guest ok = yes` from shares that hold data, then reload.",
         "zh": "Samba：设置 `map to guest = Never`，并去掉存放数据的共享上的 `guest ok = yes`，然后重新加载。",
     },
+    "server-choice-dc": {
+        "en": "Do not stop the Server service or block 445 on this host: it is a domain controller, and that would take SYSVOL and "
+              "NETLOGON (every logon of the domain) down with it. Turn SMB1 off by its own switch, require signing, and block 139/445 "
+              "at the border and between segments instead. Stopping the Server service stays a manual choice for the domain's owners.",
+        "zh": "不要在本机停止 Server 服务或封禁 445 端口：本机是域控制器，这样做会让 SYSVOL 和 NETLOGON（整个域的登录）一起停止。"
+              "请改用单独关闭 SMB1、强制签名，并在边界和网段之间封禁 139/445。是否停止 Server 服务由域的负责人人工决定。",
+    },
+    "server-choice-data": {
+        "en": "Do not stop the Server service or block 445 on this host: it shares data its users need. Turn SMB1 off by its own "
+              "switch, require signing, allow 139/445 only from the clients that need them (border and segment rules). Stopping "
+              "the Server service stays a manual choice for the owners of the shares.",
+        "zh": "不要在本机停止 Server 服务或封禁 445 端口：本机共享的数据仍有用户需要。请改用单独关闭 SMB1、强制签名，"
+              "并只允许需要访问的客户端连接 139/445（边界和网段规则）。是否停止 Server 服务由共享数据的负责人人工决定。",
+    },
+    "server-choice-unseen": {
+        "en": "The Server service is not stopped by these scripts: this host's shares could not be listed, so nobody knows what it "
+              "serves (not seeing shares is not knowing it has none). Check on the host (net share) whether anything uses its "
+              "shares; only if nothing does, stop it by hand (net stop server; sc config lanmanserver start= disabled; undo: "
+              "sc config lanmanserver start= auto; net start server). Meanwhile turn SMB1 off, require signing and block 139/445 "
+              "at the border.",
+        "zh": "这些脚本不会停止 Server 服务：无法列出本机的共享，因此不知道它提供哪些服务（看不到共享不等于没有共享）。请在主机上"
+              "（net share）确认共享是否仍在使用；确认无人使用后再人工停止（net stop server；sc config lanmanserver start= disabled；"
+              "撤销：sc config lanmanserver start= auto；net start server）。在此之前请关闭 SMB1、强制签名，并在边界封禁 139/445。",
+    },
+    "verify-unknown": {
+        "en": "Settle {finding}: the scan could not decide it ({reason}). {how}",
+        "zh": "核实 {finding}：扫描无法判定（{reason}）。{how}",
+    },
+    "verify-untested": {
+        "en": "SMB answered on this host but it could not be tested ({errors}): it is not known to be safe. Check why (an IPS, a "
+              "firewall that resets, a device that is not Windows), let the scanner reach 139/445, and scan it again or audit it "
+              "on the host (smbsentry collector, then smbsentry audit).",
+        "zh": "本机 SMB 端口有应答，但无法完成检测（{errors}）：不能认为它是安全的。请查明原因（IPS、会重置连接的防火墙、"
+              "非 Windows 设备），让扫描器能够访问 139/445 后重新扫描，或在主机上审计（smbsentry collector，然后 smbsentry audit）。",
+    },
+    "no-answer": {"en": "no usable answer", "zh": "没有可用的应答"},
+    "settle-session": {
+        "en": "To settle it: scan again with an account that can open IPC$ (--user, password from SMBSENTRY_PASSWORD), or audit the "
+              "host's installed updates (smbsentry collector on the host, then smbsentry audit).",
+        "zh": "判定方法：使用能打开 IPC$ 的账户重新扫描（--user，密码通过 SMBSENTRY_PASSWORD 提供），或审计主机已安装的补丁"
+              "（在主机上运行 smbsentry collector，再用 smbsentry audit 分析）。",
+    },
+    "settle-ubr": {
+        "en": "To settle it: read the build revision (UBR) on the host (smbsentry collector, or smbsentry audit --remote with an "
+              "administrator account): 720 or later is fixed.",
+        "zh": "判定方法：读取主机的系统修订号（UBR）（smbsentry collector，或使用管理员账户 smbsentry audit --remote）：720 及以上已修复。",
+    },
+    "settle-audit": {
+        "en": "To settle it: audit the host (systeminfo or the collector's output through smbsentry audit, or smbsentry audit --remote).",
+        "zh": "判定方法：审计该主机（通过 smbsentry audit 分析 systeminfo 或采集脚本的输出，或使用 smbsentry audit --remote）。",
+    },
+    "settle-rescan": {
+        "en": "To settle it: let the scanner reach 139/445 of this host and scan it again.",
+        "zh": "判定方法：让扫描器能够访问该主机的 139/445 端口后重新扫描。",
+    },
+    "settle-none": {
+        "en": "No public information decides it (the affected versions were never published): rely on the general measures "
+              "(SMB signing required, 445 blocked between segments and at the border, supported Windows versions).",
+        "zh": "没有公开信息可以判定（受影响版本从未公布）：依靠通用措施（强制 SMB 签名、在网段之间和边界封禁 445、使用受支持的 Windows 版本）。",
+    },
+    "settle-samba": {
+        "en": "To settle it: read the Samba version on the host (smbd -V).",
+        "zh": "判定方法：在主机上查看 Samba 版本（smbd -V）。",
+    },
+    "why-dc": {"en": "domain controller: SYSVOL, NETLOGON and the directory", "zh": "域控制器：SYSVOL、NETLOGON 和目录数据"},
+    "why-data": {"en": "it holds data", "zh": "存有数据"},
+    "why-unseen": {"en": "its shares could not be listed, so what it holds is not known", "zh": "无法列出其共享，不清楚其中存有哪些数据"},
     # --- notes -----------------------------------------------------------------------------
     "note-data-host": {
         "en": "This host shares data: stopping the Server service or blocking 139/445 on the host would cut its users off; "
@@ -122,19 +189,41 @@ TEXT: dict[str, dict[str, str]] = {
     "title": {"en": "smbsentry remediation plan", "zh": "smbsentry 修复计划"},
     "summary": {
         "en": "{hosts} hosts: {isolate} to isolate now, {backup} to back up first, {patch} to patch, {workaround} needing workarounds, "
-              "{identify} to identify, {clean} with nothing to do.",
+              "{identify} to identify, {verify} to verify, {clean} with nothing to do.",
         "zh": "共 {hosts} 台主机：{isolate} 台需立即隔离，{backup} 台需先备份，{patch} 台需打补丁，{workaround} 台需采取缓解措施，"
-              "{identify} 台需先确定操作系统，{clean} 台无需处理。",
+              "{identify} 台需先确定操作系统，{verify} 台需核实，{clean} 台无需处理。",
     },
     "flow": {
-        "en": "Order (seed 001's decision flow): isolate compromised hosts; back up hosts that hold data; where an update exists for the "
-              "exact OS and architecture, install it (prerequisites first) and verify it; where none exists or the OS is past end of "
-              "support, disable SMB1, stop the Server service, block 139/445, isolate the host and upgrade. Stage the offline bundle "
-              "(bundle.csv) for isolated networks before you start.",
-        "zh": "处置顺序（依据基本处置流程）：先隔离已被入侵的主机；备份存有数据的主机；系统有对应版本和位数的补丁时，先装前置补丁再装补丁并验证；"
-              "没有补丁或系统已停止支持时，关闭 SMB1、停止 Server 服务、封禁 139/445 端口、隔离主机并升级。"
+        "en": "Order (the response flow of the vendors' WannaCry and Shadow Brokers advisories, Antiy's in particular): isolate "
+              "compromised hosts; back up or snapshot before any change that interrupts service; where an update exists for the exact "
+              "OS and architecture, install it (prerequisites first) and verify it; where none exists or the OS is past end of support, "
+              "disable SMB1, block 139/445 at the border and between segments, isolate the host and upgrade (stopping the Server "
+              "service only where the host is proven to share nothing); then harden; then settle what the scan could not decide. "
+              "Stage the offline bundle (bundle.csv) for isolated networks before you start.",
+        "zh": "处置顺序（依据各安全厂商关于 WannaCry 和“影子经纪人”工具的处置建议，特别是安天的基本处置流程）：先隔离已被入侵的主机；"
+              "任何会中断业务的改动之前先备份或创建快照；系统有对应版本和位数的补丁时，先装前置补丁再装补丁并验证；"
+              "没有补丁或系统已停止支持时，关闭 SMB1、在边界和网段之间封禁 139/445 端口、隔离主机并升级"
+              "（只有确认主机不提供任何共享时才停止 Server 服务）；然后进行安全加固；最后核实扫描无法判定的项目。"
               "隔离网络请提前准备离线补丁包（bundle.csv）。",
     },
+    "h-actions": {"en": "What to do first", "zh": "优先处置清单"},
+    "actions-help": {
+        "en": "Ranked: isolate compromised hosts now, then proven vulnerabilities (critical first), then likely ones, then hardening, "
+              "then what the scan could not decide. Within a rank, hosts exposed more widely come first where the exposure is known. "
+              "The step ids are the plan's (plan.json `steps[].id`).",
+        "zh": "排序：先立即隔离已被入侵的主机，再处理已证实的漏洞（严重的优先），然后是疑似漏洞、安全加固，最后核实扫描无法判定的项目。"
+              "同一级别内，已知暴露范围更大的主机优先。步骤编号与计划中的一致（plan.json 的 `steps[].id`）。",
+    },
+    "col-rank": {"en": "rank", "zh": "级别"},
+    "col-host": {"en": "host", "zh": "主机"},
+    "col-why": {"en": "why (evidence)", "zh": "原因（证据）"},
+    "col-next": {"en": "next step", "zh": "下一步"},
+    "rank-isolate-now": {"en": "isolate now", "zh": "立即隔离"},
+    "rank-vulnerable": {"en": "vulnerable", "zh": "存在漏洞"},
+    "rank-likely": {"en": "likely vulnerable", "zh": "疑似漏洞"},
+    "rank-hardening": {"en": "hardening", "zh": "安全加固"},
+    "rank-verify": {"en": "verify", "zh": "待核实"},
+    "interrupts": {"en": "interrupts: {what}", "zh": "影响：{what}"},
     "h-isolate": {"en": "Isolate now", "zh": "立即隔离"},
     "h-backup": {"en": "Back up first", "zh": "先备份"},
     "h-hosts": {"en": "Hosts, in order", "zh": "各主机处置步骤（按顺序）"},

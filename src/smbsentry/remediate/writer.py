@@ -54,11 +54,14 @@ def _step_text(s, lang: str) -> str:
 
 
 def _fill_escaped(s, lang: str) -> str:
-    """A planner step's text with the host data in it escaped (the template itself is trusted)."""
-    marks = {k: f"@@smbsentry-arg-{i}@@" for i, k in enumerate(s.text_args)}
-    text = md_plain(texts.t(s.text_key, lang, **marks)) if marks else md_plain(s.text)
+    """A planner step's (or action row's) text with the host data in it escaped (the template itself is trusted)."""
+    key = getattr(s, "text_key", None) or getattr(s, "step_text_key", None)
+    args = s.text_args if hasattr(s, "text_args") else s.step_text_args
+    marks = {k: f"@@smbsentry-arg-{i}@@" for i, k in enumerate(args)}
+    fallback = s.text if hasattr(s, "text") else s.next
+    text = md_plain(texts.t(key, lang, **marks)) if marks else md_plain(fallback)
     for k, mark in marks.items():
-        text = text.replace(mark, md_text(s.text_args[k], 300))
+        text = text.replace(mark, md_text(args[k], 300))
     return text
 
 
@@ -78,7 +81,9 @@ def render_markdown(p: Plan) -> str:
     cats = [h.category for h in p.hosts]
     L = [f"# {t('title')}", "", f"{p.as_of.isoformat()}", "",
          t("summary", hosts=len(p.hosts), isolate=cats.count("isolate"), backup=len(p.backup_first), patch=cats.count("patch"),
-           workaround=cats.count("workaround"), identify=cats.count("identify"), clean=cats.count("clean")), "", t("flow"), ""]
+           workaround=cats.count("workaround"), identify=cats.count("identify"), verify=cats.count("verify"),
+           clean=cats.count("clean")), "", t("flow"), ""]
+    L += render_actions(p)
     L += [f"## 1. {t('h-isolate')}", ""]
     if p.isolate_now:
         for h in p.isolate_now:
@@ -122,6 +127,8 @@ def render_markdown(p: Plan) -> str:
                 extra.append(md_plain(s.note))
             if s.reboot:
                 extra.append(t("note-reboot"))
+            if s.disrupts:
+                extra.append(t("interrupts", what=md_plain(s.disrupts)))
             tail = f" ({'; '.join(extra)})" if extra else ""
             L.append(f"{i}. [{how}]{kb_part} {_step_text(s, lang)}{tail}")
         for note in h.notes:
@@ -151,6 +158,21 @@ def render_markdown(p: Plan) -> str:
     L += ["", f"## 6. {t('h-clean')}", ""]
     L += [f"- {_host_title(h, lang)}" for h in clean] or [f"- {t('none')}"]
     return "\n".join(L) + "\n"
+
+
+def render_actions(p: Plan) -> list[str]:
+    """Section 0 of plan.md: the ranked action list (remediate/actions.py)."""
+    lang = p.lang
+    L = [f"## 0. {texts.t('h-actions', lang)}", "", texts.t("actions-help", lang), ""]
+    if not p.actions:
+        return L + [f"- {texts.t('none', lang)}", ""]
+    L += [f"| # | {texts.t('col-rank', lang)} | {texts.t('col-host', lang)} | {texts.t('col-why', lang)} | "
+          f"{texts.t('col-next', lang)} |", "|---|---|---|---|---|"]
+    for i, r in enumerate(p.actions, 1):
+        who = " ".join(x for x in (md_text(r.host, 60) if r.host else None, safe_address(r.address)) if x) or md_text(r.key, 60)
+        nxt = _fill_escaped(r, lang) if r.step_text_key else md_plain(r.next)
+        L.append(f"| {i} | {texts.t('rank-' + r.category, lang)} | {who} | {md_text(r.why, 240)} | `{r.step}`: {nxt} |")
+    return L + [""]
 
 
 def bundle_csv(p: Plan) -> str:
