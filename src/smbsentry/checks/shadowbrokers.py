@@ -337,7 +337,8 @@ class _Domino(ShadowBrokersCheck):
             return [self.make("not_vulnerable", evidence=f"IMAP banner is not Lotus Domino: {imap.get('banner')!r}", port=143)]
         v = imap.get("version")
         if not v:
-            return [self.make("unknown", reason="Lotus Domino IMAP, but the banner shows no release", evidence=imap.get("banner"), port=143)]
+            return [self.make("unknown", reason="Lotus Domino IMAP, but the banner shows no release",
+                              evidence=f"IMAP banner {imap.get('banner')!r}", port=143)]
         hit = version_matches(v, list(self.affected))
         if hit:
             return [self.make("likely", evidence=f"IMAP banner: Domino IMAP4 Server Release {v} (affected: {hit})", reason="inferred from the banner version", port=143, version=v)]
