@@ -86,16 +86,25 @@ def sentence(text: str | None, lang: str) -> str:
     return _s.plain(got) if got is not None else text
 
 
+_HTML: dict[tuple[str, str], Markup] = {}
+HTML_CACHE = 100_000
+
+
 def sentence_html(text: str | None, lang: str) -> Markup:
     """Markup: the catalog's words as text, values in <span class="v">, remote strings in <span class="r">."""
     if not text:
         return Markup("")
     if lang == "en":
         return escape(text)
-    got = translate(text, lang)
+    key = (lang, text)
+    got = _HTML.get(key)
     if got is None:
-        return escape(text)
-    return Markup(_s.join(got, lambda x: str(escape(x)), VALUE_SPAN, REMOTE_SPAN))
+        segments = translate(text, lang)
+        got = escape(text) if segments is None else Markup(_s.join(segments, lambda x: str(escape(x)), VALUE_SPAN, REMOTE_SPAN))
+        if len(_HTML) >= HTML_CACHE:
+            _HTML.clear()
+        _HTML[key] = got
+    return got
 
 
 def translated(text: str, lang: str) -> bool:

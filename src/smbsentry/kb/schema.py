@@ -76,7 +76,7 @@ FINDING = _obj(
      "references": {"type": "array", "items": TEXT}, "source": SOURCE},
     {"cvss": CVSS, "bulletin": TEXT, "released": DATE, "ports": PORTS, "component": TEXT, "fixed_file": TEXT,
      "affected": {"type": "array", "items": AFFECTED}, "workarounds": {"type": "array", "items": PID},
-     "module": _obj({"name": TEXT, "name_zh": TEXT}), "unassessed": {"type": "array", "items": PID}, "affected_text": TEXT, "fix_text": TEXT, "note": TEXT,
+     "module": _obj({"name": TEXT, "name_zh": TEXT}), "unassessed": {"type": "array", "items": PID}, "affected_text": TEXT, "fix_text": TEXT, "fix_text_zh": TEXT, "note": TEXT,
      "affected_builds": {"type": "array", "items": _obj({"version": TEXT, "build": {"type": "integer"}})},
      "affected_samba": {"type": "array", "items": {"type": "array", "items": VERSION, "minItems": 2, "maxItems": 2}},
      "fixed_ubr": {"type": "integer"}})

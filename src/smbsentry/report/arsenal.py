@@ -10,30 +10,34 @@ Chinese name leads.  Rows are plain data: the templates escape every string.
 
 from __future__ import annotations
 
+from .. import i18n
 from ..checks.shadowbrokers import arsenal
+from ..kb.findings import meta
 
 HOST_CAP = 20
 
-LABELS = {
-    "en": {"heading": "Shadow Brokers arsenal", "tool": "Tool", "count": "Hosts", "hosts": "Affected hosts",
-           "fix": "How to fix", "ports": "Ports",
-           "intro": "The 18 Shadow Brokers tools: the hosts each one applies to (vulnerable or likely) and the fix."},
-    "zh": {"heading": "影子经纪人武器库", "tool": "工具", "count": "主机数", "hosts": "受影响主机",
-           "fix": "修复方法", "ports": "端口",
-           "intro": "影子经纪人泄露的 18 个工具：每个工具可利用的主机（漏洞或疑似）及修复方法。"},
-}
+LABELS = {lang: i18n.labels("arsenal", lang) for lang in i18n.LANGS}
+
+
+def _fix(row: dict, lang: str) -> str | None:
+    """The tool's fix in `lang` (kb fix_text_zh where the knowledge base has it)."""
+    if lang == "zh":
+        try:
+            return meta(row["tool"]).get("fix_text_zh") or row.get("fix")
+        except KeyError:
+            pass
+    return row.get("fix")
 
 
 def table(results: list, lang: str = "en", cap: int = HOST_CAP) -> list[dict]:
     """arsenal() rows plus display fields: label, alt (the other-language name), shown, more."""
-    if lang not in LABELS:
-        raise ValueError(f"unknown language {lang!r} (en or zh)")
+    i18n.check_lang(lang)
     dicts = [r.to_dict() if hasattr(r, "to_dict") else r for r in results]
     rows = []
     for row in arsenal(dicts):
         zh = lang == "zh" and row.get("name_zh")
         hosts = [h for h in row["hosts"] if h]
-        rows.append({**row, "label": row["name_zh"] if zh else row["name"], "alt": row["name"] if zh else None,
+        rows.append({**row, "label": row["name_zh"] if zh else row["name"], "alt": row["name"] if zh else None, "fix": _fix(row, lang),
                      "shown": hosts[:cap], "more": max(0, len(hosts) - cap)})
     return rows
 

@@ -30,13 +30,12 @@ def bars(items: list[tuple[str, int, str | None]], width: int = 460) -> Markup:
     return Markup("".join(parts))
 
 
-def share(part: int, total: int, label: str, color: str = "#b3261e", width: int = 460) -> Markup:
-    """One stacked bar: part of total, with the percentage."""
-    pct = (100.0 * part / total) if total else 0.0
+def share(part: int, total: int, text: str, color: str = "#b3261e", width: int = 460) -> Markup:
+    """One stacked bar: part of total; `text` says what it counts, with the denominator."""
     w = int((width - 2) * part / total) if total else 0
     return Markup(
         f'<svg class="chart" width="{width}" height="42" viewBox="0 0 {width} 42" role="img">'
-        f'<text x="0" y="13" font-size="12">{escape(label)}: {part} / {total} ({pct:.1f}%)</text>'
+        f'<text x="0" y="13" font-size="12">{escape(text)}</text>'
         f'<rect x="1" y="20" width="{width - 2}" height="16" fill="#e3e6eb"/>'
         f'<rect x="1" y="20" width="{w}" height="16" fill="{color}"/></svg>'
     )

@@ -13,12 +13,11 @@ import io
 import json
 from datetime import datetime, timezone
 
+from .. import i18n
 from ..kb.findings import meta
-from ..model import SEVERITIES
-from . import charts
+from . import view
 from .convert import host_from_dict
-from .fixes import fix_text
-from .html import LABELS, render
+from .html import render
 
 HISTORY_FORMATS = ("table", "json")
 REPORT_FORMATS = ("html", "csv", "json", "ocsf")
@@ -75,66 +74,33 @@ def _all_hosts(store, scan_id: int) -> list[dict]:
     return store.hosts(scan_id, limit=None)
 
 
-def _charts(store, scan_id: int, lang: str) -> list:
-    t = LABELS[lang]
-    st = store.stats(scan_id)
-    sev = [(s, n, charts.COLORS[s]) for s, n in st["by_severity"] if n]
-    by_os = [(o or t["unknown_os"], n, None) for o, n in st["by_os"][:8]]
-    if len(st["by_os"]) > 8:
-        by_os.append(("\u2026", sum(n for _, n in st["by_os"][8:]), "#7a8394"))
-    trend = [(f"#{s['id']} {(s['started'] or '')[:10]}", s["hosts"], s["exposed"]) for s in store.trend(scan_id)]
-    return [
-        (t["by_severity"], charts.bars(sev)),
-        (t["by_os"], charts.bars(by_os)),
-        (t["smb1_share"], charts.share(st["smb1"], st["hosts"], t["smb1_share"], "#c96a00")),
-        (t["unsigned_share"], charts.share(st["unsigned"], st["hosts"], t["unsigned_share"], "#b3261e")),
-        (t["trend"], charts.trend(trend, (t["hosts"], t["exposed"]))),
-    ]
+def _trend(store, scan_id: int) -> list[tuple[str, int, int]]:
+    return [(f"#{s['id']} {(s['started'] or '')[:10]}", s["hosts"], s["exposed"]) for s in store.trend(scan_id)]
 
 
-MAX_RULE_FIXES = 200
+def _charts(store, scan_id: int, lang: str, hosts: list[dict] | None = None) -> list:
+    """(caption, SVG) for a stored scan (the dashboard's overview): counts over `hosts` (default: all of the scan's)."""
+    hosts = _all_hosts(store, scan_id) if hosts is None else hosts
+    return view.chart_list(hosts, view.counts(hosts), lang, _trend(store, scan_id))
 
 
-def _rule_fixes(hosts: list[dict], lang: str) -> dict[str, str]:
-    """Per-finding paragraph of the exact fixes `smbsentry rules` recorded in details.fix (kind "rules" scans)."""
-    lines: dict[str, dict[str, None]] = {}
-    for h in hosts:
-        for f in h.get("findings") or []:
-            fix = (f.get("details") or {}).get("fix") if f.get("status") in BAD else None
-            if fix:
-                lines.setdefault(f["id"], {})[f"- {h['address']}: {fix}"] = None
-    head = "按规则修复：" if lang == "zh" else "Rule fixes:"
-    out = {}
-    for fid, seen in lines.items():
-        items = list(seen)
-        more = len(items) - MAX_RULE_FIXES
-        out[fid] = head + "\n" + "\n".join(items[:MAX_RULE_FIXES]) + (f"\n\u2026 (+{more})" if more > 0 else "")
-    return out
-
-
-def _fixes(hosts: list[dict], lang: str) -> dict[str, list[str]]:
-    os_by_finding: dict[str, list] = {}
-    for h in hosts:
-        os_name = (h.get("identity") or {}).get("os_name") or (h.get("smb1") or {}).get("native_os")
-        for f in h.get("findings") or []:
-            if f.get("status") in BAD:
-                os_by_finding.setdefault(f["id"], []).append(os_name)
-    out = {fid: fix_text(fid, oses, lang) for fid, oses in os_by_finding.items()}
-    for fid, para in _rule_fixes(hosts, lang).items():
-        out.setdefault(fid, []).insert(0, para)
-    return out
+_rule_fixes = view._rule_fixes  # the dashboard's host page
 
 
 def render_report(store, scan_id: int, fmt: str = "html", lang: str = "en") -> str:
+    """A stored scan as html, csv, json (the hosts, the counts and the ranked action list) or OCSF."""
     _check(fmt, REPORT_FORMATS)
-    if lang not in LABELS:
-        raise ValueError(f"unknown language {lang!r} (en or zh)")
+    i18n.check_lang(lang)
     scan = store.scan(scan_id)
     if fmt == "ocsf":
         return json.dumps(export_ocsf(store, scan_id), indent=2, ensure_ascii=False) + "\n"
     hosts = _all_hosts(store, scan_id)
     if fmt == "json":
-        return json.dumps({"scan": scan, "hosts": hosts}, indent=2, ensure_ascii=False) + "\n"
+        p = view.make_plan(hosts, lang)
+        actions = [r.to_dict() for r in p.actions] if p is not None else []
+        verify = len({r["key"] for r in actions if r["category"] == "verify"})
+        return json.dumps({"scan": scan, "counts": view.counts(hosts, verify).to_dict(), "actions": actions, "hosts": hosts},
+                          indent=2, ensure_ascii=False) + "\n"
     if fmt == "csv":
         from ..scan.output import CSV_COLUMNS, csv_row
 
@@ -144,9 +110,8 @@ def render_report(store, scan_id: int, fmt: str = "html", lang: str = "en") -> s
         for h in hosts:
             w.writerow(csv_row(host_from_dict(h)))
         return buf.getvalue()
-    results = [host_from_dict(h) for h in hosts]
-    title = f"{LABELS[lang]['title']} #{scan_id}"
-    return render(results, lang=lang, title=title, charts=_charts(store, scan_id, lang), fixes=_fixes(hosts, lang), scan=scan)
+    title = f"{i18n.label('report', 'title', lang)} #{scan_id}"
+    return render(hosts, lang=lang, title=title, scan=scan, trend=_trend(store, scan_id))
 
 
 def _ms(iso: str | None) -> int:

@@ -344,7 +344,7 @@ def create_app(db: str | None = None, allowed_ranges: list[str] | None = None, *
         for f in _bad(h):
             if f["id"] not in fixes:
                 try:
-                    fixes[f["id"]] = fix_text(f["id"], [os_name])
+                    fixes[f["id"]] = fix_text(f["id"], [h])  # from the host's plan: its own service pack and build
                 except Exception:  # noqa: BLE001 - advice is optional
                     fixes[f["id"]] = []
         from ..report.scans import _rule_fixes  # `smbsentry rules` findings: the exact per-rule fix first
