@@ -159,7 +159,7 @@ def test_diff(store):
     store.finish_scan(a)
     b = store.begin_scan(["10.0.0.0/24"], {})
     store.add_hosts(b, [
-        host("10.0.0.1", findings=[finding("ms17-010", "not_vulnerable")]),   # ms17 fixed, smbv1 gone -> fixed
+        host("10.0.0.1", findings=[finding("ms17-010", "not_vulnerable")]),   # ms17 fixed, smbv1 gone -> not checked
         host("10.0.0.2", findings=[finding("ms17-010", "unknown")]),          # changed
         host("10.0.0.4", findings=[finding("cve-2020-0796", "vulnerable")]),  # new (was unknown)
         host("10.0.0.5", findings=[finding("ms17-010", "not_vulnerable")]),   # same
@@ -169,8 +169,10 @@ def test_diff(store):
     d = store.diff(a, b)
     assert d.new_hosts == ["10.0.0.6"] and d.gone_hosts == ["10.0.0.3"]
     assert [(i["address"], i["id"]) for i in d.new_findings] == [("10.0.0.4", "cve-2020-0796"), ("10.0.0.6", "ms17-010")]
-    assert [(i["address"], i["id"], i["new_status"]) for i in d.fixed_findings] == [
-        ("10.0.0.1", "ms17-010", "not_vulnerable"), ("10.0.0.1", "smbv1-enabled", None)]
+    assert [(i["address"], i["id"], i["new_status"]) for i in d.fixed_findings] == [("10.0.0.1", "ms17-010", "not_vulnerable")]
+    # no verdict in the newer scan is not a fix (and these scans recorded no check set: a warning says so)
+    assert [(i["address"], i["id"], i["why"]) for i in d.not_checked_findings] == [("10.0.0.1", "smbv1-enabled", "no-verdict")]
+    assert {w["code"] for w in d.warnings} == {"options-unknown"}
     assert [(i["address"], i["old_status"], i["new_status"]) for i in d.changed_findings] == [("10.0.0.2", "likely", "unknown")]
     assert store.diff(b, b).empty
 
@@ -272,3 +274,22 @@ def test_schema_head_constant_matches_the_migrations():
     from smbsentry.store.migrate import script_directory
 
     assert script_directory().get_current_head() == SCHEMA_HEAD
+
+
+def test_diff_compares_like_with_like(store):
+    """Different ports: a finding on a port the newer scan did not probe is not checked, and a warning says why."""
+    a = store.begin_scan(["10.0.1.0/24"], {"checks": "default", "ports": "445,139"})
+    store.add_hosts(a, [host("10.0.1.1", findings=[finding("smbv1-enabled", "vulnerable", "high", port=139),
+                                                    finding("smbv1-enabled", "vulnerable", "high", port=445)])])
+    store.finish_scan(a)
+    b = store.begin_scan(["10.0.1.0/24"], {"checks": "default", "ports": "445"})
+    store.add_hosts(b, [host("10.0.1.1", name="WS1-NEW", smb1=False,
+                             findings=[finding("smbv1-enabled", "not_vulnerable", "high", port=445)])])
+    store.finish_scan(b)
+    d = store.diff(a, b)
+    assert d.warnings == [{"code": "ports", "old": "139,445", "new": "445"}]
+    assert [(i["port"], i["why"]) for i in d.not_checked_findings] == [(139, "port-not-scanned")]
+    assert [(i["port"], i["new_status"]) for i in d.fixed_findings] == [(445, "not_vulnerable")]
+    changes = {c["field"]: (c["before"], c["after"]) for c in d.identity_changes}
+    assert changes["name"] == ("WS1", "WS1-NEW") and changes["smb1"] == ("on", "off")
+    assert d.scans["new"]["check_ids"] and "smbv1-enabled" in d.scans["new"]["check_ids"]

@@ -544,8 +544,12 @@ def diff(
     new: Optional[int] = typer.Argument(None, help="Newer scan id (default: the latest)."),
     db: Optional[str] = typer.Option(None, "--db", help="Store URL."),
     fmt: str = typer.Option("table", "--format", "-f", help="table | json"),
+    lang: str = typer.Option("en", "--lang", help="Language of the table: en | zh."),
 ) -> None:
-    """New, fixed and changed findings and hosts between two scans."""
+    """New, fixed, changed and not-checked findings, hosts and identity changes between two scans.
+
+    Warns when the scans' targets, checks or ports differ: a finding whose check did
+    not run (or whose port was not probed) in the newer scan is "not checked", never "fixed"."""
     from .report.scans import render_diff
     from .store import StoreError
 
@@ -559,7 +563,7 @@ def diff(
             old = older[0] if older else None
         if old is None or new is None:
             fail("diff needs two scans (smbsentry history lists them)")
-        typer.echo(render_diff(store.diff(old, new), fmt), nl=False)
+        typer.echo(render_diff(store.diff(old, new), fmt, lang), nl=False)
     except (StoreError, ValueError) as exc:
         fail(str(exc))
     finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import unicodedata
 from datetime import datetime, timezone
 
 from .. import i18n
@@ -27,10 +28,15 @@ OCSF_SEVERITY_NAME = {1: "Informational", 2: "Low", 3: "Medium", 4: "High", 5: "
 BAD = ("vulnerable", "likely")
 
 
+def _width(text: str) -> int:
+    """Columns a terminal gives `text`: Chinese characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
 def _table(headers: list[str], rows: list[list]) -> str:
     cells = [[str("" if c is None else c) for c in r] for r in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    widths = [max([_width(h)] + [_width(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    line = lambda r: "  ".join(c + " " * (w - _width(c)) for c, w in zip(r, widths)).rstrip()  # noqa: E731
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in cells]) + "\n"
 
 
@@ -49,24 +55,47 @@ def render_history(store, fmt: str = "table") -> str:
     return _table(["ID", "STARTED (UTC)", "STATUS", "HOSTS", "EXPOSED", "FINDINGS", "TARGETS"], rows)
 
 
-def render_diff(diff, fmt: str = "table") -> str:
+def _warning(w: dict, t: dict) -> str:
+    if w["code"] == "targets":
+        return t["targets_differ"].format(old=w["old"], new=w["new"])
+    if w["code"] == "checks":
+        return t["checks_differ"].format(old=w["old"], new=w["new"])
+    if w["code"] == "ports":
+        return t["ports_differ"].format(old=w["old"], new=w["new"])
+    return t["options_unknown"].format(id=w["scan"], what=t["what_" + w["what"]])
+
+
+def render_diff(diff, fmt: str = "table", lang: str = "en") -> str:
+    """The diff as a text table (English or Chinese) or JSON (the Diff's fields, language-neutral)."""
     _check(fmt, HISTORY_FORMATS)
     if fmt == "json":
         return json.dumps(diff.to_dict(), indent=2, ensure_ascii=False) + "\n"
-    out = [f"scan {diff.old_id} -> scan {diff.new_id}\n"]
+    t, status, term = i18n.labels("diff", lang), i18n.labels("status", lang), i18n.labels("term", lang)
+    sev = i18n.labels("severity", lang)
+    out = [t["heading"].format(old=diff.old_id, new=diff.new_id) + "\n"]
+    out += [_warning(w, t) + "\n" for w in diff.warnings]
     if diff.empty:
-        return out[0] + "no changes\n"
-    if diff.new_hosts:
-        out.append(f"\nnew hosts ({len(diff.new_hosts)}): " + " ".join(diff.new_hosts) + "\n")
-    if diff.gone_hosts:
-        out.append(f"\ngone hosts ({len(diff.gone_hosts)}): " + " ".join(diff.gone_hosts) + "\n")
-    for title, items in (("new findings", diff.new_findings), ("fixed findings", diff.fixed_findings),
-                         ("changed findings", diff.changed_findings)):
+        return "".join(out) + t["no_changes"] + "\n"
+    for key, hosts in (("new_hosts", diff.new_hosts), ("gone_hosts", diff.gone_hosts), ("not_scanned_hosts", diff.not_scanned_hosts)):
+        if hosts:
+            out.append(f"\n{t[key]} ({len(hosts)}): " + " ".join(hosts) + "\n")
+    head = [t["col_address"], t["col_port"], t["col_finding"], t["col_severity"], t["col_before"], t["col_after"]]
+    st = lambda s: status.get(s, s) if s else "-"  # noqa: E731
+    for key, items in (("new_findings", diff.new_findings), ("fixed_findings", diff.fixed_findings),
+                       ("changed_findings", diff.changed_findings), ("not_checked", diff.not_checked_findings)):
         if items:
-            out.append(f"\n{title} ({len(items)}):\n")
-            out.append(_table(["ADDRESS", "PORT", "FINDING", "SEVERITY", "BEFORE", "AFTER"],
-                              [[i["address"], i["port"] or "", i["id"], i["severity"], i["old_status"] or "-", i["new_status"] or "-"]
-                               for i in items]))
+            why = key == "not_checked"
+            out.append(f"\n{t[key]} ({len(items)}):\n")
+            out.append(_table(head + ([t["col_why"]] if why else []),
+                              [[i["address"], i["port"] or "", i["id"], sev.get(i["severity"], i["severity"]), st(i["old_status"]),
+                                st(i["new_status"])] + ([t["why_" + i["why"]]] if why else []) for i in items]))
+    if diff.identity_changes:
+        words = {**term, "on": i18n.label("report", "smb1_on", lang), "off": i18n.label("report", "smb1_off", lang)}
+        shown = lambda c, v: "-" if v is None else (words.get(v, v) if c["field"] in ("signing", "smb1") else v)  # noqa: E731
+        out.append(f"\n{t['identity']} ({len(diff.identity_changes)}):\n")
+        out.append(_table([t["col_address"], t["col_field"], t["col_before"], t["col_after"]],
+                          [[c["address"], t["field_" + c["field"]], shown(c, c["before"]), shown(c, c["after"])]
+                           for c in diff.identity_changes]))
     return "".join(out)
 
 

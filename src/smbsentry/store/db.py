@@ -19,7 +19,6 @@ import json
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
@@ -28,6 +27,8 @@ from sqlalchemy import create_engine, delete, event, exists, func, insert, or_, 
 from sqlalchemy.engine import Engine, make_url
 
 from ..model import SEVERITIES
+from . import diff as dmod
+from .diff import Diff
 from .models import Audit, FindingRow, Host, Plan, Scan
 
 BAD = ("vulnerable", "likely")
@@ -109,24 +110,6 @@ def _iso(value: datetime | None) -> str | None:
 
 def _str(value: Any, limit: int = 300) -> str | None:
     return None if value is None else str(value)[:limit]
-
-
-@dataclass
-class Diff:
-    old_id: int
-    new_id: int
-    new_hosts: list[str] = field(default_factory=list)
-    gone_hosts: list[str] = field(default_factory=list)
-    new_findings: list[dict] = field(default_factory=list)
-    fixed_findings: list[dict] = field(default_factory=list)
-    changed_findings: list[dict] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @property
-    def empty(self) -> bool:
-        return not (self.new_hosts or self.gone_hosts or self.new_findings or self.fixed_findings or self.changed_findings)
 
 
 class Store:
@@ -468,35 +451,28 @@ class Store:
 
     # ---------------------------------------------------------------- diff
     def diff(self, old_id: int, new_id: int) -> Diff:
+        """What changed from scan old_id to scan new_id, like with like (store/diff.py)."""
         self.flush()
+        old_meta, new_meta = dmod.describe(self.scan(old_id)), dmod.describe(self.scan(new_id))
         with self.engine.connect() as conn:
-            self._require(conn, old_id)
-            self._require(conn, new_id)
-            old_hosts = set(conn.execute(select(Host.address).where(Host.scan_id == old_id)).scalars())
-            new_hosts = set(conn.execute(select(Host.address).where(Host.scan_id == new_id)).scalars())
-
             def load(sid):
                 rows = conn.execute(select(FindingRow.address, FindingRow.finding, FindingRow.port, FindingRow.status,
                                            FindingRow.severity, FindingRow.title).where(FindingRow.scan_id == sid))
                 return {(a, f, p): (s, sev, t) for a, f, p, s, sev, t in rows}
 
+            def hosts(sid):
+                return {a: h for a, h in conn.execute(select(Host.address, Host.data).where(Host.scan_id == sid))}
+
+            old_hosts, new_hosts = hosts(old_id), hosts(new_id)
             old, new = load(old_id), load(new_id)
-        d = Diff(old_id, new_id, sorted(new_hosts - old_hosts, key=sort_key), sorted(old_hosts - new_hosts, key=sort_key))
-
-        def item(key, before, after):
-            ref = after or before
-            return {"address": key[0], "id": key[1], "port": key[2], "severity": ref[1], "title": ref[2],
-                    "old_status": before[0] if before else None, "new_status": after[0] if after else None}
-
-        for key in sorted(set(old) | set(new), key=lambda k: (sort_key(k[0]), k[1], k[2] or 0)):
-            before, after = old.get(key), new.get(key)
-            b, a = before[0] if before else None, after[0] if after else None
-            if a in BAD and b not in BAD:
-                d.new_findings.append(item(key, before, after))
-            elif b in BAD and (a == "not_vulnerable" or (a is None and key[0] in new_hosts)):
-                d.fixed_findings.append(item(key, before, after))
-            elif a is not None and b is not None and a != b:
-                d.changed_findings.append(item(key, before, after))
+        d = Diff(old_id, new_id, scans={"old": old_meta, "new": new_meta},
+                 warnings=dmod.warnings(old_meta, new_meta, old_id, new_id))
+        d.new_hosts = sorted(set(new_hosts) - set(old_hosts), key=sort_key)
+        spans = dmod.target_spans(new_meta["targets"]) if any(w["code"] == "targets" for w in d.warnings) else None
+        for address in sorted(set(old_hosts) - set(new_hosts), key=sort_key):
+            (d.not_scanned_hosts if spans is not None and not dmod.covers(spans, address) else d.gone_hosts).append(address)
+        d.identity_changes = dmod.identity_changes(old_hosts, new_hosts, sort_key)
+        dmod.classify(d, old, new, set(new_hosts), new_meta, sort_key)
         return d
 
 
