@@ -126,10 +126,35 @@ def test_which_kb_other_answers():
 ])
 def test_kb_show(entry, expect):
     text = kb_show(entry)
-    assert expect in text and "sources: " in text
+    assert expect in text and "  sources:\n    - " in text
+    assert "seed" not in text.lower() and "knowledge.md" not in text and "../shared" not in text
 
 
 def test_kb_show_unknown_is_one_line():
     with pytest.raises(ValueError) as exc:
         kb_show("KB0000001")
     assert "\n" not in str(exc.value) and "no knowledge-base entry" in str(exc.value)
+
+
+INTERNAL = ("seed", "knowledge.md", "checks.md", "contract.md", "../shared")
+
+
+def test_user_facing_text_cites_public_documents_only():
+    """kb show of every entry, the sources' titles and plan --help name no project-internal document."""
+    from typer.testing import CliRunner
+
+    from smbsentry.cli import app
+    from smbsentry.kb.store import kb
+
+    data = kb()
+    for src in data.sources.values():
+        assert not any(word in src["title"].lower() for word in INTERNAL), src["title"]
+    entries = list(data.vulns) + list(data.fixes) + list(data.products) + list(data.actions)
+    for entry in entries:
+        text = kb_show(entry).lower()
+        assert not any(word in text for word in INTERNAL), (entry, text)
+    for name in ("seed-001", "seed-002", "seed-004"):
+        assert data.sources[name]["title"].split(" ")[0] in ("Antiy", "360", "Alibaba")
+    for args in (["plan", "--help"], ["kb", "show", "--help"], ["diff", "--help"], ["report", "--help"]):
+        out = CliRunner().invoke(app, args).output.lower()
+        assert not any(word in out for word in INTERNAL), args

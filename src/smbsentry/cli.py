@@ -751,7 +751,7 @@ def plan(
     db: Optional[str] = typer.Option(None, "--db", help="Store URL: the plan is recorded there for the dashboard."),
     no_store: bool = typer.Option(False, "--no-store", help="Do not record the plan in the store."),
 ) -> None:
-    """Plan the fix per host (seed 001's flow): backup first, isolate the implanted, install the exact KB with
+    """Plan the fix per host (the response flow of the Antiy, 360 and Alibaba Cloud WannaCry guides): backup first, isolate the implanted, install the exact KB with
     its prerequisites, or where no patch exists disable SMB1 and the Server service, block 139/445, isolate,
     upgrade; with apply and rollback scripts per host group and the offline patch bundle list."""
     import json as _json

@@ -14,8 +14,13 @@ from .store import kb
 
 
 def _sources(ids) -> str:
+    """The public documents an entry rests on, one a line, with their address where one is recorded."""
     data = kb()
-    return "; ".join(data.sources[s]["title"] for s in ids)
+    lines = []
+    for s in ids:
+        src = data.sources[s]
+        lines.append(f"    - {src['title']}" + (f" <{src['url']}>" if src.get("url") else ""))
+    return "\n" + "\n".join(lines)
 
 
 def _show_vuln(v) -> str:
@@ -33,7 +38,7 @@ def _show_vuln(v) -> str:
         lines.append(f"  updates: {', '.join(fixes)} (and the updates that supersede them)")
     if v.workarounds:
         lines.append(f"  actions: {', '.join(v.workarounds)}")
-    lines.append(f"  sources: {_sources(v.source)}")
+    lines.append(f"  sources:{_sources(v.source)}")
     return "\n".join(lines)
 
 
@@ -60,7 +65,7 @@ def _show_fix(f) -> str:
         lines.append(f"  file ({fr.architecture}{', ' + fr.language if fr.language else ''}): {fr.name}")
     if f.note:
         lines.append(f"  note: {f.note}")
-    lines.append(f"  sources: {_sources(f.source)}")
+    lines.append(f"  sources:{_sources(f.source)}")
     return "\n".join(lines)
 
 
@@ -76,7 +81,7 @@ def _show_product(p) -> str:
     if p.next_service_pack:
         lines.append(f"  next service pack: {p.next_service_pack[0]} -> {kb().products[p.next_service_pack[1]].name}")
     lines.append("  build revision proves updates: " + ("yes" if p.ubr_is_proof else "no"))
-    lines.append(f"  sources: {_sources(p.source)}")
+    lines.append(f"  sources:{_sources(p.source)}")
     return "\n".join(lines)
 
 
@@ -90,7 +95,7 @@ def _show_action(a) -> str:
         lines.append("  restart needed")
     if a.note:
         lines.append(f"  note: {a.note}")
-    lines.append(f"  sources: {_sources(a.source)}")
+    lines.append(f"  sources:{_sources(a.source)}")
     return "\n".join(lines)
 
 
@@ -156,7 +161,7 @@ def which_kb(os_text: str, vuln_id: str) -> str:
             lines.append(f"  {sp_kb} file: {fr.name}")
     fvs = [fv for o in options for fv in o.fix.fixed_versions if level.id in fv.products]
     ids = [o.fix.kb for o in options]
-    # seed 004 question 3: Get-HotFix from Vista SP2 / Server 2008 SP2 on; systeminfo / wmic before.
+    # Alibaba Cloud's WannaCry guide, question 3: Get-HotFix from Vista SP2 / Server 2008 SP2 on; systeminfo / wmic before.
     check = f"Get-HotFix -Id {','.join(ids)}" if level.family != "windows-nt5" else f"wmic qfe get HotFixID | findstr /i \"{' '.join(ids)}\""
     if fvs:
         check += " or " + " / ".join(sorted({f"{options[0].fix.fixed_file} >= {fv.text}" for fv in fvs}))

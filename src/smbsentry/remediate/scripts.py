@@ -511,7 +511,7 @@ def render_group(g: ScriptGroup, hosts: list[HostPlan], lang: str, today: date) 
 
 def firewall_snippet(p: Plan) -> str:
     a = kb().actions
-    L = ["# smbsentry: firewall rules for SMB (TCP 139/445, UDP 137/138) - seeds 001, 002, 004",
+    L = ["# smbsentry: firewall rules for SMB (TCP 139/445, UDP 137/138), as the Antiy, 360 and Alibaba Cloud WannaCry guides advise",
          f"# generated {p.as_of.isoformat()}; review before use.", ""]
     L += ["## Windows Vista / Server 2008 and later, cmd (netsh advfirewall)"] + list(a["block-smb-firewall"].commands["cmd"])
     L += ["## undo"] + list(a["block-smb-firewall"].rollback["cmd"]) + [""]
@@ -523,7 +523,7 @@ def firewall_snippet(p: Plan) -> str:
     L += ["## Border (Linux router / iptables): no SMB, NetBIOS, RPC or RDP across the boundary",
           "iptables -I FORWARD -p tcp -m multiport --dports 135,139,445,3389 -j DROP",
           "iptables -I FORWARD -p udp -m multiport --dports 137,138 -j DROP",
-          "## Cloud security groups: no inbound 0.0.0.0/0 rule for TCP 135/139/445/3389 or UDP 137/138 (seed 004)", ""]
+          "## Cloud security groups: no inbound 0.0.0.0/0 rule for TCP 135/139/445/3389 or UDP 137/138 (Alibaba Cloud's WannaCry guide)", ""]
     addrs = [x for x in (safe_address(h.address) for h in p.isolate_now) if x]
     if addrs:
         L.append("## Isolate now (compromised hosts): drop everything to and from them at the switch / router")

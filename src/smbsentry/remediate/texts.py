@@ -248,7 +248,7 @@ TEXT: dict[str, dict[str, str]] = {
               "补丁文件从脚本旁的 ..\\bundle 目录读取，或由 %SMBSENTRY_BUNDLE% 指定。",
     },
     "bundle-help": {
-        "en": "Stage these files for isolated networks (seed 001: pre-stage the base packages and the key patches). base = service "
+        "en": "Stage these files for isolated networks (as Antiy's guide advises: pre-stage the base packages and the key patches). base = service "
               "pack needed first; key = the update to install; alternative = another update that also fixes it.",
         "zh": "为隔离网络提前准备以下文件（先储备基础补丁包和重要补丁包）。base = 需先安装的 Service Pack；key = 需要安装的补丁；"
               "alternative = 同样能修复的其他补丁。",
