@@ -94,12 +94,10 @@ def sentence_html(text: str | None, lang: str) -> Markup:
     """Markup: the catalog's words as text, values in <span class="v">, remote strings in <span class="r">."""
     if not text:
         return Markup("")
-    if lang == "en":
-        return escape(text)
     key = (lang, text)
     got = _HTML.get(key)
     if got is None:
-        segments = translate(text, lang)
+        segments = None if lang == "en" else translate(text, lang)
         got = escape(text) if segments is None else Markup(_s.join(segments, lambda x: str(escape(x)), VALUE_SPAN, REMOTE_SPAN))
         if len(_HTML) >= HTML_CACHE:
             _HTML.clear()
