@@ -11,7 +11,6 @@ translator; remote strings stay data (the template escapes them).
 
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
@@ -19,6 +18,7 @@ from functools import lru_cache
 from markupsafe import Markup
 
 from .. import i18n
+from ..checks.shadowbrokers import _address_key
 from ..kb.findings import meta
 from ..model import SEVERITIES
 from . import charts
@@ -64,13 +64,8 @@ def counts(records: list[dict], verify_hosts: int = 0) -> Counts:
     return Counts(len(records), len(smb), len(records) - len(smb), smb1, unsigned, exposed, verify_hosts)
 
 
-@lru_cache(maxsize=1 << 16)
-def address_key(address: str) -> tuple:
-    try:
-        ip = ipaddress.ip_address(str(address).split("%", 1)[0])
-        return (0, ip.version, int(ip), "")
-    except ValueError:
-        return (1, 0, 0, str(address))
+# addresses in numeric order (names after them), the arsenal's order; cached: a report sorts each address often
+address_key = lru_cache(maxsize=1 << 16)(_address_key)
 
 
 def os_of(h: dict) -> str | None:
