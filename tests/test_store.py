@@ -140,8 +140,12 @@ def test_scan_lifecycle_and_queries(store):
     assert store.count_hosts(sid, finding="ms17-010") == 2
     full = store.hosts(sid, search="FS1")[0]
     assert full == host("10.0.0.10", "FS1", findings=[finding("ms17-010", "vulnerable"), finding("smbv1-enabled", "vulnerable", "high", cves=())])
+    services_only = host("10.0.2.1", "MAIL", smb1=False)
+    services_only.update(ports={"445": "closed", "139": "filtered"}, smb1=None, services={"smtp": {"banner": "x"}})
+    store.add_host(sid, services_only)
     st = store.stats(sid)
-    assert st["hosts"] == 4 and st["smb1"] == 3 and st["unsigned"] == 1
+    assert st["hosts"] == 5 and st["smb1"] == 3 and st["unsigned"] == 1
+    assert st["smb_hosts"] == 4 and st["other_hosts"] == 1  # SMBv1 3 of 4 hosts with SMB, not of 5
     assert dict(st["by_severity"])["critical"] == 2
     with pytest.raises(StoreError, match="no scan 999"):
         store.done_addresses(999)

@@ -424,11 +424,20 @@ class Store:
                             "inferred": bool(f["inferred"]), "cves": f["cves"] or []})
             return out
 
+    def _smb_open(self):
+        """SQL: the host's result has a port (139, 445) in state "open" (JSON read per dialect)."""
+        if self.engine.dialect.name == "postgresql":
+            return text("EXISTS (SELECT 1 FROM json_each_text(CASE WHEN json_typeof(hosts.data->'ports') = 'object' "
+                        "THEN hosts.data->'ports' ELSE '{}'::json END) AS p WHERE p.value = 'open')")
+        return text("EXISTS (SELECT 1 FROM json_each(hosts.data, '$.ports') AS p WHERE p.value = 'open')")
+
     def stats(self, scan_id: int) -> dict:
-        """Counts for reports: hosts, by OS, SMBv1 on, unsigned, vulnerable/likely findings by severity."""
+        """Counts for reports: hosts (all that answered), smb_hosts (SMB open; the SMBv1 and signing
+        denominators), other_hosts (other services only), by OS, SMBv1 on, unsigned, bad findings by severity."""
         self.flush()
         with self.engine.connect() as conn:
             hosts = conn.execute(select(func.count()).select_from(Host).where(Host.scan_id == scan_id)).scalar_one()
+            smb = conn.execute(select(func.count()).select_from(Host).where(Host.scan_id == scan_id, self._smb_open())).scalar_one()
             smb1 = conn.execute(select(func.count()).select_from(Host).where(Host.scan_id == scan_id, Host.smb1.is_(True))).scalar_one()
             unsigned = conn.execute(
                 select(func.count(func.distinct(FindingRow.address))).where(
@@ -440,7 +449,8 @@ class Store:
             by_sev = dict(conn.execute(
                 select(FindingRow.severity, func.count()).where(FindingRow.scan_id == scan_id, FindingRow.status.in_(BAD)).group_by(FindingRow.severity)
             ).all())
-        return {"hosts": hosts, "smb1": smb1, "unsigned": unsigned, "by_os": [(o, n) for o, n in by_os],
+        return {"hosts": hosts, "smb_hosts": smb, "other_hosts": hosts - smb, "smb1": smb1, "unsigned": unsigned,
+                "by_os": [(o, n) for o, n in by_os],
                 "by_severity": [(s, by_sev.get(s, 0)) for s in SEVERITIES]}
 
     def trend(self, scan_id: int, limit: int = 20) -> list[dict]:
