@@ -47,3 +47,19 @@ def test_sections_and_counts():
 def test_chinese_labels_and_titles():
     html = render(results(), lang="zh")
     assert "扫描报告" in html and "永恒之蓝" in html
+
+
+def test_results_that_cannot_be_planned_say_so():
+    """No action list is never shown as "nothing to do"."""
+    bad = {"address": "", "findings": [{"id": "ms17-010", "status": "vulnerable", "severity": "critical", "title": "x"}]}
+    for lang, word in (("en", "No action list"), ("zh", "无法生成处置清单")):
+        html = render([bad], lang=lang)
+        assert word in html and "Nothing to do" not in html and "无需处置" not in html
+
+
+def test_counts_state_their_denominators():
+    smb = host("127.0.0.7", "FS3", [])
+    other = HostResult("127.0.0.8", ports={"445": "closed"}, services={"rdp": {"selected_protocol": "RDP"}})
+    html = render([smb, other] + results())
+    assert "of 4 hosts that answered" in html and "100.0% of 3 hosts with SMB" in html
+    assert '<div class="card" id="card-other"><b>1</b>' in html and '<div class="card" id="card-smb"><b>3</b>' in html

@@ -172,8 +172,9 @@ def chart_list(records: list[dict], c: Counts, lang: str, trend: list | None = N
 def build(records: list[dict], lang: str, *, scan: dict | None = None, trend: list | None = None, plan=None) -> dict:
     """Everything the template needs; `plan` is remediate.planner.plan(records, lang) when the caller has it."""
     i18n.check_lang(lang)
+    errors: list[str] = []
     if plan is None:
-        plan = make_plan(records, lang)
+        plan = make_plan(records, lang, errors)
     acts = plan.actions if plan is not None else []
     rows = action_rows(plan, records, lang, ACTION_CAP) if plan is not None else []
     untested = {str(hp.address) for hp in (plan.hosts if plan else [])
@@ -188,15 +189,18 @@ def build(records: list[dict], lang: str, *, scan: dict | None = None, trend: li
         "actions_hidden_ranks": ", ".join(dict.fromkeys(ranks.get(r.category, r.category) for r in hidden)),
         "sections": sections(records, lang, fixes), "hosts": host_rows(records, lang, untested),
         "charts": chart_list(records, c, lang, trend), "arsenal": arsenal_table(records, lang),
-        "plan_error": None if plan is not None else True,
+        "plan_error": errors[0] if errors else None,
     }
 
 
-def make_plan(records: list[dict], lang: str):
-    """The remediation plan, or None when the records cannot be planned (the report is still written)."""
+def make_plan(records: list[dict], lang: str, errors: list[str] | None = None):
+    """The remediation plan, or None when the records cannot be planned (the report is still written;
+    the reason goes to `errors`)."""
     from ..remediate.planner import plan
 
     try:
         return plan(records, lang)
-    except ValueError:
+    except ValueError as exc:
+        if errors is not None:
+            errors.append(str(exc)[:300])
         return None
