@@ -578,7 +578,9 @@ def report(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
     db: Optional[str] = typer.Option(None, "--db", help="Store URL."),
 ) -> None:
-    """Render a recorded scan: a self-contained HTML report (charts, findings, fixes), CSV, JSON or OCSF findings for SIEMs."""
+    """Render a recorded scan: a self-contained HTML report in English or Chinese (the ranked action list, counts with
+    their denominators, charts, findings, fixes per host), CSV, JSON (hosts, counts and the ranked `actions`) or
+    OCSF findings for SIEMs."""
     from .report.scans import render_report
     from .store import StoreError
 
