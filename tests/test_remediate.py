@@ -170,7 +170,7 @@ def test_smbghost_workaround_then_update(en):
     assert upd.verify_build == ((18363,), 720)
     assert "later cumulative update" in upd.note
     assert "disable-smb1-server" not in order  # SMB1 is already off on the wire
-    assert h.os == "Windows 10 1909 / Windows Server 1909"
+    assert h.os == "Windows 10 1909 / Server 1909"  # the scan's name for the build
 
 
 def test_server2019_only_signing_advice_and_2022_nothing(en):
@@ -444,3 +444,18 @@ def test_host_seen_only_through_other_services_gets_no_smb_steps():
     choice = next(s for s in h.steps if s.id == "server-service-choice")
     assert "domain controller" in choice.text and "SYSVOL" in choice.text
     assert ids(h)[0] == "backup" and "domain controller" in h.steps[0].text
+
+
+def test_enablement_package_build_is_named_as_the_range_and_planned_as_its_latest_release():
+    """NTLM build 19041 may be Windows 10 2004 to 22H2 (or Server 2004/20H2): the plan names the
+    range, takes 22H2's updates and end of support, and says so."""
+    from smbsentry.kb.builds import lookup
+
+    g = lookup(10, 0, 19041)
+    assert g.name == "Windows 10 2004-22H2 / Server 2004-20H2"
+    assert g.lines[0][-1] == "Windows 10 22H2" and g.lines[1] == ("Windows Server 2004", "Windows Server 20H2")
+    rec = scan("127.50.0.30", "W10-22H2", g.name, list(g.candidates), [finding("eol-os", "vulnerable")], build=19041, smb1=False)
+    h = plan([rec], "en", as_of=AS_OF).hosts[0]
+    assert h.os == "Windows 10 2004-22H2 / Server 2004-20H2"
+    assert h.product == "windows-10-22h2" and h.end_of_support == "2025-10-14"
+    assert any("takes Windows 10 22H2's updates" in n for n in h.notes)

@@ -93,7 +93,8 @@ ACTIONS = _doc("actions", {"type": "array", "items": ACTION, "minItems": 1})
 BUILDS = _obj({"_about": TEXT, "sources": {"type": "object", "additionalProperties": TEXT},
                "builds": {"type": "array", "minItems": 1, "items": _obj(
                    {"version": TEXT, "build": {"type": "integer"}, "products": {"type": "array", "items": TEXT, "minItems": 1}, "source": TEXT},
-                   {"note": TEXT})},
+                   {"note": TEXT, "enablement": {"type": "object", "additionalProperties": {"type": "array", "items": TEXT, "minItems": 1}},
+                    "enablement_source": TEXT})},
                "samba": _obj({"version": TEXT, "build": {"type": "integer"}, "source": TEXT})})
 
 SCHEMAS = {

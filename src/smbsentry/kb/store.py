@@ -234,6 +234,13 @@ def load(directory: Path | str | None = None) -> Kb:
         refs.src(b["source"], "builds.json", ["builds", i, "source"], builds["sources"])
         for j, n in enumerate(b["products"]):
             refs.need(n in names or n in lines, "builds.json", ["builds", i, "products", j], f"product {n!r} is not in products.json")
+        for base_name, later in b.get("enablement", {}).items():
+            refs.need(base_name in b["products"], "builds.json", ["builds", i, "enablement", base_name],
+                      f"{base_name!r} is not one of this build's products")
+            for n in later:
+                refs.need(n in names, "builds.json", ["builds", i, "enablement", base_name], f"product {n!r} is not in products.json")
+        if b.get("enablement"):
+            refs.src(b.get("enablement_source", ""), "builds.json", ["builds", i, "enablement_source"], builds["sources"])
     superseded_by: dict[str, list[str]] = {}
     for f in fixes.values():
         for old in f.supersedes:

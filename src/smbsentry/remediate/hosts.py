@@ -44,6 +44,7 @@ class HostView:
     facts: dict[str, Any] = field(default_factory=dict)
     smb1_enabled: bool | None = None
     os_text: str | None = None
+    os_label: str | None = None  # the scan's os_name: one product, or the range the build may be ("Windows 10 2004-22H2 / Server 2004-20H2")
     os_build: int | None = None
     candidates: list[str] = field(default_factory=list)
     implementation: str | None = None
@@ -215,6 +216,7 @@ def _absorb(view: HostView, rec: dict) -> None:
     if smb1.get("enabled") is not None:
         view.smb1_enabled = bool(smb1["enabled"])
     view.os_text = view.os_text or smb1.get("native_os") or None
+    view.os_label = view.os_label or (cap(str(ident["os_name"]), 120) if ident.get("os_name") else None)
     if ident.get("os_name") and not view.candidates:
         view.candidates = [str(c) for c in ident.get("os_candidates") or () if c]
         if not view.candidates and not ident.get("os_build_shared"):
@@ -280,9 +282,12 @@ def _resolve(view: HostView) -> None:
         if p is not None:
             products.append(p)
     if products and len({p.family for p in products}) == 1:
-        view.product = products[0]
+        # releases of one line on one base build (19041: Windows 10 2004 to 22H2) take the
+        # updates of the latest, which the host most likely runs; the note names the range
+        line = products[0].name.rpartition(" ")[0]
+        view.product = [p for p in products if p.name.rpartition(" ")[0] == line][-1]
         if len(products) > 1:
-            view.product_note = " / ".join(p.name for p in products)
+            view.product_note = view.os_label if view.os_label and " / " in view.os_label else " / ".join(p.name for p in products)
 
 
 def collect_hosts(records: list[dict]) -> list[HostView]:

@@ -401,7 +401,7 @@ def plan_host(view: HostView, lang: str = "en", today: date | None = None) -> Ho
             b.add(Step("identify", "identify", b.t("identify", findings=names), list(needs)))
         return _finish(b, hp)
     if view.product_note:
-        b.note(b.t("note-os-assumed", os=view.product_note) if " / " in view.product_note else view.product_note)
+        b.note(b.t("note-os-assumed", os=view.product_note, chosen=p.name) if " / " in view.product_note else view.product_note)
     if p.family == "samba":
         for fid, key in SAMBA_MANUAL.items():
             if view.need(fid):

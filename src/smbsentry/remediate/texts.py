@@ -160,8 +160,8 @@ TEXT: dict[str, dict[str, str]] = {
         "zh": "{kb} 需要先安装 {sp}（否则提示\"此更新不适用于您的计算机\"）：安装后重启，再次运行脚本。",
     },
     "note-os-assumed": {
-        "en": "OS from the network fingerprint: {os} (the candidates share one build and take the same updates).",
-        "zh": "操作系统来自网络指纹：{os}（这些候选系统构建号相同，补丁也相同）。",
+        "en": "OS from the network fingerprint: {os} (they share one build; the plan takes {chosen}'s updates and dates).",
+        "zh": "操作系统来自网络指纹：{os}（构建号相同；计划按 {chosen} 选择补丁和支持期限）。",
     },
     "note-smb-closed": {
         "en": "SMB (139/445) did not answer the scan on this host (it was seen through other services): "
