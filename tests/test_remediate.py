@@ -459,3 +459,55 @@ def test_enablement_package_build_is_named_as_the_range_and_planned_as_its_lates
     assert h.os == "Windows 10 2004-22H2 / Server 2004-20H2"
     assert h.product == "windows-10-22h2" and h.end_of_support == "2025-10-14"
     assert any("takes Windows 10 22H2's updates" in n for n in h.notes)
+
+
+# --- unknowns, conflicts, the ranked list -----------------------------------------------------------
+
+def test_unknowns_become_verify_steps_and_untested_hosts_are_never_clean():
+    locked = scan("127.50.0.40", "LOCKED", "Windows 7 SP1 / Server 2008 R2 SP1", ["Windows 7 SP1", "Windows Server 2008 R2 SP1"],
+                  [{**finding("ms17-010", "unknown"), "reason": "probe could not run: anonymous logon refused"},
+                   {**finding("doublepulsar", "unknown"), "reason": "ping needs an SMB1 session on IPC$"},
+                   finding("smbv1-enabled", "vulnerable")], build=7601)
+    silent = {"address": "127.50.0.41", "ports": {"445": "open"}, "smb1": None, "smb2": None, "identity": {},
+              "findings": [{**finding("ms17-010", "unknown"), "reason": "probe could not run: no SMB1 session"}],
+              "errors": ["445 smb1-negotiate: io-timeout: no complete reply within 5s"]}
+    p = plan([locked, silent], "en", as_of=AS_OF)
+    lk = p.host("127.50.0.40")
+    verify = [s for s in lk.steps if s.id == "verify"]
+    assert len(verify) == 1 and verify[0].findings == ["ms17-010", "doublepulsar"]  # one step per way of settling
+    assert "--user" in verify[0].text and "anonymous logon refused" in verify[0].text
+    sl = p.host("127.50.0.41")
+    assert sl.category == "verify" and [s.id for s in sl.steps] == ["verify"]
+    assert "io-timeout" in sl.steps[0].text and "not known to be safe" in sl.steps[0].text
+    rows = [r for r in p.actions if r.address == "127.50.0.41"]
+    assert [r.category for r in rows] == ["verify"]
+
+
+def test_scan_and_audit_disagreeing_is_flagged_with_causes_and_how_to_settle():
+    host = scan("127.50.0.42", "WS-CONFLICT", "Windows 7 SP1 / Server 2008 R2 SP1", ["Windows 7 SP1", "Windows Server 2008 R2 SP1"],
+                [finding("ms17-010", "vulnerable", evidence="PeekNamedPipe on FID 0 answered 0xC0000205")], build=7601)
+    inventory = {"host": "WS-CONFLICT", "address": "127.50.0.42", "source": "ws-conflict.txt",
+                 "facts": {"os_name": "Microsoft Windows 7 Professional", "os_version": "6.1.7601", "service_pack": 1,
+                           "build": 7601, "architecture": "x64", "installed_kbs": ["KB4012212"]},
+                 "verdicts": [{"id": "ms17-010", "status": "patched", "evidence": "KB4012212 installed", "fix": None}]}
+    p = plan([host, inventory], "en", as_of=AS_OF)
+    h = p.host("127.50.0.42")
+    step = next(s for s in h.steps if s.id == "resolve-conflict")
+    assert "disagree" in step.text and "restart" in step.text and "KB4012212 installed" in step.text
+    assert "install-update:KB4012212" in ids(h)  # the wire wins until it is settled
+    row = next(r for r in p.actions if r.address == "127.50.0.42" and r.category == "verify")
+    assert row.step == "resolve-conflict" and "scan vulnerable, audit patched" in row.why
+    zh = plan([host, inventory], "zh", as_of=AS_OF).host("127.50.0.42")
+    assert "不一致" in next(s for s in zh.steps if s.id == "resolve-conflict").text
+
+
+def test_ranked_list_isolate_first_then_vulnerable_then_likely_then_hardening_then_verify(en):
+    ranks = [r.rank for r in en.actions]
+    assert ranks == sorted(ranks) and ranks[0] == 1
+    first = en.actions[0]
+    assert first.category == "isolate-now" and first.step == "isolate-now"
+    for r in en.actions:
+        assert r.step in {s.id for s in en.host(r.key).steps}  # the next step is a real step of that host's plan
+    # a disruptive next step is preceded by the backup gate when the host has one
+    fin = next(r for r in en.actions if r.host == "WS-FIN-07" and r.category == "vulnerable")
+    assert fin.step == "backup"

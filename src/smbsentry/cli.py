@@ -737,24 +737,31 @@ def collector() -> None:
     epilog=(
         "Examples:\n\n"
         "  smbsentry plan scan.json -o plan/\n\n"
+        "  smbsentry plan --scan 12 -o plan/            (a stored scan; `report 12 --format json` output works too)\n\n"
         "  smbsentry plan merged.jsonl audit.jsonl -o plan-zh/ --lang zh"
     )
 )
 def plan(
-    results: list[Path] = typer.Argument(..., help="Scan, audit or merged results (json or jsonl)."),
-    out_dir: Path = typer.Option(..., "--output", "-o", help="Folder for plan.md, plan.json, bundle.csv and scripts/."),
+    results: list[Path] = typer.Argument(None, help="Scan, audit, merged or report results (json or jsonl)."),
+    scan_id: Optional[int] = typer.Option(None, "--scan", metavar="SCAN_ID", help="Plan a stored scan (smbsentry history lists them)."),
+    out_dir: Path = typer.Option(..., "--output", "-o", help="Folder for plan.md, plan.json, bundle.csv and scripts/ (written whole or not at all)."),
     lang: str = typer.Option("en", "--lang", help="en | zh"),
-    db: Optional[str] = typer.Option(None, "--db", help="Store URL: the plan is recorded there for the dashboard."),
+    db: Optional[str] = typer.Option(None, "--db", help="Store URL: where --scan is read and the plan recorded."),
     no_store: bool = typer.Option(False, "--no-store", help="Do not record the plan in the store."),
 ) -> None:
-    """Plan the fix per host (seed 001's flow): backup first, isolate the implanted, install the exact KB with
-    its prerequisites, or where no patch exists disable SMB1 and the Server service, block 139/445, isolate,
-    upgrade; with apply and rollback scripts per host group and the offline patch bundle list."""
+    """Plan the fix per host, in the order the vendors' response guides give: isolate the implanted,
+    back up before anything that interrupts service, install the exact update with its prerequisites,
+    or where no patch exists disable SMB1, block 139/445, isolate and upgrade; then harden, then settle
+    what the scan could not decide. Starts with the ranked action list; writes apply and rollback scripts
+    per host group and the offline patch bundle list. The Server service is stopped by a script only
+    where the host's shares were listed and hold no data."""
     import json as _json
 
     from .remediate.writer import main_plan
 
-    code = main_plan([str(r) for r in results], str(out_dir), lang)
+    if not results and scan_id is None:
+        fail("give result files or --scan N")
+    code = main_plan([str(r) for r in results or []], str(out_dir), lang, scan_id=scan_id, db=db)
     if code == 0 and not no_store:
         from .store import StoreError
 

@@ -133,6 +133,17 @@ class HostView:
                    and fid in vulns and (set(vulns[fid].ports) & {139, 445} or vulns[fid].kind == "configuration")]
         return not decided and self.os_text is None and not self.candidates and self.implementation is None
 
+    def conflicts(self) -> list[tuple[str, str, str]]:
+        """(finding id, scan status, audit status) where the wire and the inventory disagree:
+        a proven answer on one side, the opposite verdict on the other."""
+        out = []
+        for fid, f in self.scan.items():
+            scan, audit = f.get("status"), (self.audit.get(fid) or {}).get("status")
+            if (scan == "vulnerable" and audit in ("patched", "not_applicable")) or \
+                    (scan == "not_vulnerable" and not f.get("inferred") and audit == "missing"):
+                out.append((fid, scan, audit))
+        return out
+
     def unknowns(self) -> list[tuple[str, str]]:
         """(finding id, reason) of the scan's `unknown` findings that no audit verdict settles."""
         out = []

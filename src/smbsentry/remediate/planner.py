@@ -111,7 +111,7 @@ class HostPlan:
             return "identify"
         if any(s.phase == "patch" for s in self.steps):
             return "patch"
-        if any(s.id != "verify" for s in self.steps):
+        if any(s.id not in ("verify", "resolve-conflict") for s in self.steps):
             return "workaround"
         if self.steps:
             return "verify"
@@ -461,10 +461,21 @@ SETTLE = {"ms17-010": "settle-session", "doublepulsar": "settle-session", "etern
           "cve-2017-7494": "settle-samba", "zippybeer": "settle-none"}
 
 
+def _conflict_steps(b: _Builder) -> None:
+    """The scan and the audit disagree: never two answers side by side without comment."""
+    for fid, scan, audit in b.v.conflicts():
+        src = b.v.audit.get(fid) or {}
+        args = {"finding": fid, "scan": scan, "audit": audit, "scan_evidence": b.v.evidence(fid)[:200],
+                "audit_evidence": str(src.get("evidence") or "")[:200]}
+        key = "conflict-scan-bad" if scan == "vulnerable" else "conflict-audit-bad"
+        b.add(Step("resolve-conflict", "verify", b.t(key, **args), [fid], kb=fid, text_key=key, text_args=args))
+
+
 def _verify_steps(b: _Builder) -> None:
     """Unknowns are work, never "nothing to do": a `verify` step per unknown finding, and one for
     a host whose SMB answered but could not be tested at all."""
     v = b.v
+    _conflict_steps(b)
     if v.untested:
         errs = "; ".join(v.errors[:3]) or b.t("no-answer")
         b.add(Step("verify", "verify", b.t("verify-untested", errors=errs), [], text_key="verify-untested",

@@ -109,6 +109,25 @@ TEXT: dict[str, dict[str, str]] = {
         "zh": "本机 SMB 端口有应答，但无法完成检测（{errors}）：不能认为它是安全的。请查明原因（IPS、会重置连接的防火墙、"
               "非 Windows 设备），让扫描器能够访问 139/445 后重新扫描，或在主机上审计（smbsentry collector，然后 smbsentry audit）。",
     },
+    "conflict-scan-bad": {
+        "en": "The scan and the audit disagree on {finding}: the scan proved it on the wire ({scan}: {scan_evidence}) while the "
+              "inventory says {audit} ({audit_evidence}). Trust the wire until this is settled. Likely causes: the update is "
+              "installed but not active until the host restarts; the inventory is older than the scan; the inventory belongs to "
+              "another host with the same name. Settle it: restart the host if an update is pending, export a fresh inventory "
+              "(smbsentry collector) and scan it again.",
+        "zh": "扫描与审计对 {finding} 的结论不一致：扫描在网络上证实了问题（{scan}：{scan_evidence}），而清单显示为 {audit}"
+              "（{audit_evidence}）。在查明之前以网络结果为准。可能原因：补丁已安装但需要重启才生效；清单早于扫描；清单属于另一台同名主机。"
+              "判定方法：如有待重启的补丁先重启主机，重新导出清单（smbsentry collector），然后重新扫描。",
+    },
+    "conflict-audit-bad": {
+        "en": "The scan and the audit disagree on {finding}: the scan's probe found it fixed ({scan_evidence}) while the inventory "
+              "says {audit} ({audit_evidence}). Likely causes: the fix came with a later update the inventory does not list "
+              "(systeminfo's list is cut at about 245 entries), or the inventory is older than the scan, or belongs to another host. "
+              "Settle it: export a full inventory (Get-HotFix or the collector) and audit it again.",
+        "zh": "扫描与审计对 {finding} 的结论不一致：扫描探测显示已修复（{scan_evidence}），而清单显示为 {audit}（{audit_evidence}）。"
+              "可能原因：修复包含在清单未列出的更新中（systeminfo 的列表约 245 条后会被截断），或清单早于扫描，或属于另一台主机。"
+              "判定方法：导出完整清单（Get-HotFix 或采集脚本）后重新审计。",
+    },
     "no-answer": {"en": "no usable answer", "zh": "没有可用的应答"},
     "settle-session": {
         "en": "To settle it: scan again with an account that can open IPC$ (--user, password from SMBSENTRY_PASSWORD), or audit the "

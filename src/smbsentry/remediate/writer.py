@@ -18,12 +18,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import shutil
 import sys
+import tempfile
 from datetime import date
 from pathlib import Path
 
-from ..audit.encoding import decode
 from ..audit.errors import InventoryError
+from ..resultfile import load_results, load_stored_scan, plannable
 from ..kb.store import kb
 from . import texts
 from .planner import HostPlan, Plan, plan
@@ -185,8 +188,32 @@ def bundle_csv(p: Plan) -> str:
 
 
 def write_plan(p: Plan, out_dir: str | Path) -> list[Path]:
-    """Write plan.md, plan.json, bundle.csv and the scripts; returns the paths written."""
-    out = Path(out_dir)
+    """Write plan.md, plan.json, bundle.csv and the scripts into out_dir, all or nothing.
+
+    Everything goes to a temporary folder beside out_dir first, which then takes
+    its place: a failure (a full disk) leaves no half-written plan.  An existing
+    out_dir is replaced only when it holds a plan (plan.json) or nothing."""
+    final = Path(out_dir)
+    if final.exists() and (not final.is_dir() or (any(final.iterdir()) and not (final / "plan.json").is_file())):
+        raise FileExistsError(f"{final} exists and is not a plan folder: give a new or empty folder")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        written = _write_files(p, tmp)
+        if final.exists():
+            old = final.with_name(f".{final.name}.old-{os.getpid()}")
+            final.rename(old)
+            tmp.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return [final / w.relative_to(tmp) for w in written]
+
+
+def _write_files(p: Plan, out: Path) -> list[Path]:
     scripts = out / "scripts"
     scripts.mkdir(parents=True, exist_ok=True)
     (out / "bundle").mkdir(exist_ok=True)
@@ -214,50 +241,36 @@ def write_plan(p: Plan, out_dir: str | Path) -> list[Path]:
     return written
 
 
-def load_results(paths) -> list[dict]:
-    """Host objects from JSON (an object or an array) or JSON Lines files, in UTF-8 or UTF-16; InventoryError on bad input."""
-    records: list[dict] = []
-    for path in paths:
-        path = Path(path)
-        files = sorted(x for x in path.iterdir() if x.is_file()) if path.is_dir() else [path]
-        for f in files:
-            try:
-                text, _enc = decode(f.read_bytes(), str(f))
-            except OSError as exc:
-                raise InventoryError(str(f), None, exc.strerror or str(exc)) from None
-            if not text.strip():
-                raise InventoryError(str(f), 1, "empty file")
-            try:
-                data = json.loads(text)
-                items = data if isinstance(data, list) else [data]
-            except json.JSONDecodeError:
-                items = []
-                for no, line in enumerate(text.split("\n"), 1):
-                    if line.strip():
-                        try:
-                            items.append(json.loads(line))
-                        except json.JSONDecodeError as exc:
-                            raise InventoryError(str(f), no, f"invalid JSON: {exc.msg}") from None
-            for i, item in enumerate(items):
-                if not isinstance(item, dict):
-                    raise InventoryError(str(f), None, f"item {i + 1} is not a JSON object")
-            records += items
+def load_inputs(results_paths, scan_id: int | None = None, db: str | None = None) -> list[dict]:
+    """Records from files and/or a stored scan; InventoryError when there is nothing a plan can act on."""
+    records = load_results(results_paths)
+    if scan_id is not None:
+        records += load_stored_scan(db, scan_id)
+    if not records:
+        raise InventoryError("input", None, "no host records: give result files or --scan N")
+    if not plannable(records):
+        where = f"scan {scan_id}" if scan_id is not None and not results_paths else "input"
+        raise InventoryError(where, None, "no host with SMB or another service open, and no audit facts: nothing to plan")
     return records
 
 
-def main_plan(results_paths, out_dir, lang: str = "en", *, as_of: date | None = None) -> int:
-    """`smbsentry plan RESULTS... -o DIR [--lang en|zh]`: 0 written, 2 bad input (one line on stderr), 1 cannot write."""
+def main_plan(results_paths, out_dir, lang: str = "en", *, as_of: date | None = None, scan_id: int | None = None,
+              db: str | None = None) -> int:
+    """`smbsentry plan [RESULTS...] [--scan N] -o DIR [--lang en|zh]`: 0 written, 2 bad input (one line on stderr), 1 cannot write."""
     if lang not in texts.LANGS:
         print(f"smbsentry: unknown language {lang!r} (en or zh)", file=sys.stderr)
         return 2
     try:
-        records = load_results(results_paths)
+        records = load_inputs(results_paths, scan_id, db)
         result = plan(records, lang, as_of=as_of)
     except (InventoryError, ValueError) as exc:
         print(f"smbsentry: {exc}", file=sys.stderr)
         return 2
     try:
         write_plan(result, out_dir)
+    except FileExistsError as exc:
+        print(f"smbsentry: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"smbsentry: cannot write the plan to {out_dir}: {exc.strerror or exc}", file=sys.stderr)
         return 1
