@@ -642,7 +642,8 @@ def audit(
     timeout: float = typer.Option(30.0, "--timeout", min=1, help="With --remote: seconds per host."),
     fmt: str = typer.Option("table", "--format", "-f", help="table | jsonl | json"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
-    merge: Optional[Path] = typer.Option(None, "--merge", help="Scan results (json or jsonl) to settle with the patch facts; writes merged host results."),
+    merge: Optional[Path] = typer.Option(None, "--merge", help="Scan results (json, jsonl, or `report N --format json`) to settle with the patch facts; writes merged host results."),
+    merge_scan: Optional[int] = typer.Option(None, "--scan", metavar="SCAN_ID", help="Like --merge, with a stored scan's hosts."),
     db: Optional[str] = typer.Option(None, "--db", help="Store URL: the audit results are recorded there for the dashboard."),
     no_store: bool = typer.Option(False, "--no-store", help="Do not record the results in the store."),
 ) -> None:
@@ -678,22 +679,20 @@ def audit(
             fail(str(exc))
         results = list(results) + list(run.results)
         remote_errors = list(run.errors)
-    if merge is not None:
+    if merge is not None or merge_scan is not None:
+        from .audit.errors import InventoryError
+        from .audit.join import match
+        from .resultfile import load_results, load_stored_scan
+
         try:
-            text = merge.read_text("utf-8")
-            hosts = _json.loads(text) if text.lstrip().startswith("[") else [_json.loads(x) for x in text.splitlines() if x.strip()]
-        except (OSError, ValueError) as exc:
-            fail(f"{merge}: cannot read scan results: {exc}")
-        by_key = {}
-        for r in results:
-            for key in (r.address, (r.host or "").upper()):
-                if key:
-                    by_key[key] = r
-        merged = []
-        for h in hosts:
-            name = ((h.get("identity") or {}).get("netbios_name") or "").upper()
-            match = by_key.get(h.get("address")) or (by_key.get(name) if name else None)
-            merged.append(merge_scan_audit(h, match) if match else h)
+            hosts = (load_results([merge]) if merge is not None else []) + \
+                (load_stored_scan(db, merge_scan) if merge_scan is not None else [])
+        except InventoryError as exc:
+            fail(f"cannot read the scan results: {exc}")
+        hosts = [h for h in hosts if "address" in h and "verdicts" not in h]  # scan records (a report may hold others)
+        pairs = match(hosts, [r.to_dict() for r in results])
+        by_host = {i: results[j] for j, i in pairs.items()}
+        merged = [merge_scan_audit(h, by_host[i]) if i in by_host else h for i, h in enumerate(hosts)]
         text = "".join(_json.dumps(h, ensure_ascii=False) + "\n" for h in merged) if fmt != "json" else _json.dumps(merged, ensure_ascii=False, indent=2) + "\n"
     else:
         text = render_audit(results, fmt)

@@ -24,6 +24,7 @@ from typing import Any
 
 from ..audit.evaluate import resolve_product
 from ..audit.facts import HostFacts
+from ..audit.join import match
 from ..kb import query
 from ..kb.model import Product
 from ..kb.store import kb
@@ -302,31 +303,53 @@ def _resolve(view: HostView) -> None:
 
 
 def collect_hosts(records: list[dict]) -> list[HostView]:
-    """One HostView per machine, in first-seen order; ValueError names the first bad record."""
-    views: list[HostView] = []
-    by_addr: dict[str, HostView] = {}
-    by_name: dict[str, HostView] = {}
+    """One HostView per machine, in first-seen order; ValueError names the first bad record.
+
+    Scan records of one address are one machine; an inventory joins the scanned
+    host that audit/join.py names (address, DNS name, NetBIOS name with its
+    domain, a bare name only when unique), never a host that merely shares a
+    name; inventories that join no scanned host are grouped by address or name."""
+    kinds = []
     for i, rec in enumerate(records):
         if not isinstance(rec, dict):
             raise ValueError(f"record {i + 1}: not a JSON object")
         try:
-            kind = _kind(rec)
+            kinds.append(_kind(rec))
         except ValueError as exc:
             raise ValueError(f"record {i + 1}: {exc}") from None
-        addr = _valid_ip(rec.get("address")) if rec.get("address") else None
-        names = [n.upper() for n in _names(rec)]
-        view = (by_addr.get(addr) if addr else None) or next((by_name[n] for n in names if n in by_name), None)
+        if kinds[-1] == "scan" and not _valid_ip(rec.get("address")) and not rec.get("address"):
+            raise ValueError(f"record {i + 1}: scan result without an address")
+    views: list[HostView] = []
+    first: list[dict] = []  # the first scan record of each scanned view, for the join
+    by_addr: dict[str, HostView] = {}
+    for i, rec in enumerate(records):
+        if kinds[i] != "scan":
+            continue
+        addr = _valid_ip(rec.get("address")) or str(rec.get("address"))
+        view = by_addr.get(addr)
         if view is None:
-            key = addr or (names[0].lower() if names else f"record-{i + 1}")
-            if kind == "scan" and not addr and not rec.get("address"):
-                raise ValueError(f"record {i + 1}: scan result without an address")
-            view = HostView(key=key)
+            view = by_addr[addr] = HostView(key=addr)
             views.append(view)
+            first.append(rec)
         _absorb(view, rec)
-        if view.address:
-            by_addr[view.address] = view
-        for n in view.names:
-            by_name.setdefault(n.upper(), view)
+    audits = [(i, rec) for i, rec in enumerate(records) if kinds[i] == "audit"]
+    joined = match(first, [rec for _, rec in audits])
+    by_name: dict[str, HostView] = {}
+    for j, (i, rec) in enumerate(audits):
+        if j in joined:
+            view = views[joined[j]]
+        else:
+            addr = _valid_ip(rec.get("address")) if rec.get("address") else None
+            names = [n.upper() for n in _names(rec)]
+            view = (by_addr.get(addr) if addr else None) or next((by_name[n] for n in names if n in by_name), None)
+            if view is None:
+                view = HostView(key=addr or (names[0].lower() if names else f"record-{i + 1}"))
+                views.append(view)
+            if addr:
+                by_addr.setdefault(addr, view)
+            for n in names:
+                by_name.setdefault(n, view)
+        _absorb(view, rec)
     for v in views:
         _resolve(v)
     return views
