@@ -416,6 +416,8 @@ def detect(
     jobs: int = typer.Option(1, "--jobs", min=0, max=256, help="Worker processes for capture files (0: one per CPU)."),
     fail_on: Optional[str] = typer.Option(None, "--fail-on", help="Exit 3 when an alert at or above this severity is raised."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on stderr."),
+    store: bool = typer.Option(False, "--store", help="Record the SMBv1 inventory (who still speaks SMB1 to whom) in the store, for the plan and the dashboard."),
+    db: Optional[str] = typer.Option(None, "--db", help="With --store: the store URL (default SMBSENTRY_DB or the user data dir)."),
 ) -> None:
     """Detect SMB exploits, implants and worm spread in captures or live traffic.
 
@@ -438,6 +440,8 @@ def detect(
         fail_on=fail_on,
         duration=duration,
         jobs=jobs,
+        store=store or db is not None,
+        db=db,
     )
     raise typer.Exit(code)
 

@@ -105,7 +105,24 @@ def load_stored_scan(db: str | None, scan_id: int) -> list[dict]:
         store.close()
     if not hosts:
         raise InventoryError(f"scan {scan_id}", None, "the scan recorded no hosts")
-    return hosts
+    return hosts + smb1_usage_records(db)
+
+
+def smb1_usage_records(db: str | None) -> list[dict]:
+    """Every SMBv1 inventory `detect --store` recorded in this store (the planner asks before turning SMB1 off)."""
+    from .store import Store, StoreError
+
+    try:
+        store = Store.open(db)
+    except StoreError:
+        return []
+    try:
+        runs = [s["id"] for s in store.scans() if (s.get("options") or {}).get("kind") == "smb1-usage"]
+        return [h for sid in runs for h in store.hosts(sid, limit=None)]
+    except StoreError:
+        return []
+    finally:
+        store.close()
 
 
 def plannable(records: list[dict]) -> list[dict]:

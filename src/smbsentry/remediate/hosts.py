@@ -61,6 +61,8 @@ class HostView:
     role_evidence: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # the scan's per-host errors (why a host could not be tested)
     scanned: bool = False  # a scan result describes this host
+    smb1_clients: list[dict] = field(default_factory=list)  # who spoke SMB1 to this host in recorded traffic (detect --store)
+    smb1_coverage: list[dict] = field(default_factory=list)  # the captures recorded at all: {"captures": [...], "span": [a, b]}
     # resolved
     product: Product | None = None
     product_note: str | None = None
@@ -165,6 +167,8 @@ def _valid_ip(text: Any) -> str | None:
 
 
 def _kind(rec: dict) -> str:
+    if rec.get("kind") == "smb1-usage":
+        return "usage"
     if "verdicts" in rec or ("facts" in rec and "findings" not in rec):
         return "audit"
     if "findings" in rec or "identity" in rec or "ports" in rec:
@@ -350,6 +354,23 @@ def collect_hosts(records: list[dict]) -> list[HostView]:
             for n in names:
                 by_name.setdefault(n, view)
         _absorb(view, rec)
+    _attach_usage([rec for i, rec in enumerate(records) if kinds[i] == "usage"], by_addr, views)
     for v in views:
         _resolve(v)
     return views
+
+
+def _attach_usage(records: list[dict], by_addr: dict[str, HostView], views: list[HostView]) -> None:
+    """SMB1 traffic records join the host of the same address; the captures they cover go to every host."""
+    coverage = []
+    for rec in records:
+        usage = rec.get("smb1_usage") if isinstance(rec.get("smb1_usage"), dict) else {}
+        cov = {"captures": [cap(str(c), 120) for c in (usage.get("captures") or [])[:20]],
+               "span": [cap(str(x), 40) if x else None for x in (usage.get("span") or [None, None])[:2]]}
+        if cov not in coverage:
+            coverage.append(cov)
+        view = by_addr.get(_valid_ip(rec.get("address")) or "")
+        if view is not None:
+            view.smb1_clients += [c for c in usage.get("clients") or [] if isinstance(c, dict)][:500]
+    for v in views:
+        v.smb1_coverage = coverage

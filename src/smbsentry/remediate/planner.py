@@ -326,6 +326,25 @@ def _urls(fix, arch: str | None, p: Product) -> dict[str, str]:
     return _per_arch(fix, arch, p, "url")
 
 
+def _smb1_clients_first(b: _Builder, why: list[str], phase: str) -> None:
+    """Before SMB1 goes off: who still speaks it to this host, from recorded traffic, or that nobody did."""
+    v = b.v
+    if v.smb1_clients:
+        shown = []
+        for c in v.smb1_clients[:12]:
+            os_text = f" ({c.get('client_native_os')})" if c.get("client_native_os") else ""
+            shown.append(f"{c.get('client')}{os_text}, last {str(c.get('last_seen') or '?')[:10]}")
+        more = f" +{len(v.smb1_clients) - 12}" if len(v.smb1_clients) > 12 else ""
+        clients = "; ".join(shown) + more
+        b.add(Step("upgrade-smb1-clients", phase, b.t("smb1-clients-seen", clients=clients), list(why),
+                   text_key="smb1-clients-seen", text_args={"clients": clients}))
+    elif v.smb1_coverage:
+        spans = ", ".join(f"{c['span'][0] or '?'} - {c['span'][1] or '?'} ({', '.join(c['captures'][:3])})" for c in v.smb1_coverage[:3])
+        b.note(b.t("smb1-none-seen", spans=spans))
+    else:
+        b.note(b.t("note-smb1-clients"))
+
+
 def _workarounds(b: _Builder, p: Product, why: list[str], extra_actions: list[str]) -> None:
     """Disable SMB1, stop the Server service, block 139/445, isolate, upgrade (seed 001 for hosts without a patch)."""
     v, f = b.v, b.v.facts
@@ -342,8 +361,8 @@ def _workarounds(b: _Builder, p: Product, why: list[str], extra_actions: list[st
         if f.get("smb_device_enabled") is not False:
             b.action("disable-smb-device", "workaround", why)
     elif not smb1_off:
+        _smb1_clients_first(b, why, "workaround")
         b.action(SMB1_ACTION[fam], "workaround", why)
-        b.note(b.t("note-smb1-clients"))
     if v.is_dc or v.holds_data or not v.shares_visible:
         # Stopping the Server service or closing 445 on the host itself takes a domain
         # controller's SYSVOL/NETLOGON or a file server's data away, and where no share
@@ -443,9 +462,8 @@ def plan_host(view: HostView, lang: str = "en", today: date | None = None) -> Ho
         if view.need("smbv1-enabled") and view.facts.get("smb1_server") is not False:
             if p.family == "windows-10":
                 b.action("audit-smb1-access", "hardening", ["smbv1-enabled"])
-            step = b.action(SMB1_ACTION[p.family], "hardening", ["smbv1-enabled"])
-            if step is not None:
-                b.note(b.t("note-smb1-clients"))
+            _smb1_clients_first(b, ["smbv1-enabled"], "hardening")
+            b.action(SMB1_ACTION[p.family], "hardening", ["smbv1-enabled"])
         for fid, aid in HARDENING.items():
             if view.need(fid):
                 step = b.action(aid, "hardening", [fid])

@@ -166,9 +166,22 @@ TEXT: dict[str, dict[str, str]] = {
               "allow 139/445 only from the clients that need them instead.",
         "zh": "本机对外共享数据：停止 Server 服务或在本机封禁 139/445 会中断业务；改为只允许需要访问的客户端连接 139/445。",
     },
+    "smb1-clients-seen": {
+        "en": "Before turning SMB1 off on this host, move these clients off SMB1 (upgrade them, or enable SMB2 on them): they "
+              "still spoke SMB1 to it in the recorded traffic: {clients}. Turn it off once none is left.",
+        "zh": "关闭本机 SMB1 之前，先让以下客户端不再使用 SMB1（升级系统或启用 SMB2）：在记录的流量中它们仍通过 SMB1 访问本机：{clients}。"
+              "全部处理完毕后再关闭 SMB1。",
+    },
+    "smb1-none-seen": {
+        "en": "No SMB1 use of this host was seen in the recorded traffic ({spans}): turning SMB1 off should cut nobody off that "
+              "those captures saw.",
+        "zh": "在记录的流量（{spans}）中没有发现访问本机的 SMB1 连接：关闭 SMB1 不会影响这些抓包中出现过的客户端。",
+    },
     "note-smb1-clients": {
-        "en": "Turning SMB1 off cuts off Windows XP / Server 2003 clients: find who still uses it first.",
-        "zh": "关闭 SMB1 后 Windows XP / Server 2003 客户端将无法访问共享：先确认还有哪些客户端在使用 SMB1。",
+        "en": "Turning SMB1 off cuts off Windows XP / Server 2003 clients: find who still uses it first (smbsentry detect "
+              "--store on captures of this host's traffic, or the SMB1 access audit).",
+        "zh": "关闭 SMB1 后 Windows XP / Server 2003 客户端将无法访问共享：先确认还有哪些客户端在使用 SMB1"
+              "（对本机流量的抓包运行 smbsentry detect --store，或启用 SMB1 访问审计）。",
     },
     "note-later-update": {
         "en": "{note}",
