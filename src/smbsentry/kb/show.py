@@ -114,15 +114,18 @@ def kb_show(entry_id: str) -> str:
     raise ValueError(f"no knowledge-base entry {entry_id!r} (try a finding id like ms17-010, a KB like KB4012212, a product like windows-7-sp1 or an action id)")
 
 
-def _package_lines(fix, product, arch: str | None, indent: str = "      ") -> list[str]:
-    """The package per architecture and language (English and Chinese at least for per-language updates), or why there is none."""
+def _package_lines(fix, product, arch: str | None, indent: str = "      ", addresses: bool = True) -> list[str]:
+    """The package per architecture and language (English and Chinese at least for per-language updates), or why there is none.
+
+    `addresses=False` leaves the download addresses out (the HTML report stays free of links; bundle.csv has them)."""
     out = []
     for a in [arch] if arch else list(product.architectures):
         for c in packages(fix, product, a):
             label = f"{a}, {c.language}" if c.language else a
             if c.file:
                 out.append(f"{indent}file ({label}): {c.file.name}")
-                out.append(f"{indent}  {c.file.url}" if c.file.url else f"{indent}  no address: {c.reason}")
+                if addresses or not c.file.url:
+                    out.append(f"{indent}  {c.file.url}" if c.file.url else f"{indent}  no address: {c.reason}")
             else:
                 out.append(f"{indent}no file ({label}): {c.reason}")
         more = other_languages(fix, product, a)
@@ -131,8 +134,8 @@ def _package_lines(fix, product, arch: str | None, indent: str = "      ") -> li
     return out
 
 
-def which_kb(os_text: str, vuln_id: str) -> str:
-    """Which updates fix `vuln_id` on the OS described by `os_text`, with prerequisites and file names."""
+def which_kb(os_text: str, vuln_id: str, addresses: bool = True) -> str:
+    """Which updates fix `vuln_id` on the OS described by `os_text`, with prerequisites, file names and (`addresses`) download addresses."""
     v = query.vulnerability(vuln_id)
     m = query.product_from_os_string(os_text)
     p, arch = m.product, m.architecture
@@ -167,13 +170,13 @@ def which_kb(os_text: str, vuln_id: str) -> str:
         extra = [pre for pre in o.prerequisites if pre.kind != "service-pack"]
         for pre in extra:
             lines.append(f"      needs {pre.kb} ({pre.name}) first")
-        lines += _package_lines(o.fix, level, arch)
+        lines += _package_lines(o.fix, level, arch, addresses=addresses)
         if o.fix.fixed_builds.get(level.build):
             lines.append(f"      OS build {level.build}.{o.fix.fixed_builds[level.build]} or later shows it is installed")
     for pre in sps:
         sp_from = next((q for q in [p, *(lvl for _, lvl in query.service_pack_path(p))] if pre.kb in (q.next_service_pack or ())), p)
         lines.append(f"  {pre.kb} ({pre.name}):")
-        lines += _package_lines(kb().fixes[pre.kb], sp_from, arch, indent="    ")
+        lines += _package_lines(kb().fixes[pre.kb], sp_from, arch, indent="    ", addresses=addresses)
     fvs = [fv for o in options for fv in o.fix.fixed_versions if level.id in fv.products]
     ids = [o.fix.kb for o in options]
     # seed 004 question 3: Get-HotFix from Vista SP2 / Server 2008 SP2 on; systeminfo / wmic before.
