@@ -109,9 +109,10 @@ def test_which_kb_other_answers():
     assert "OS build 18363.720 or later" in which_kb("Windows 10 1909 x64", "cve-2020-0796")
     assert "not affected" in which_kb("Windows 10 1809", "ms17-010")
     assert "no update exists for Windows XP SP3" in which_kb("Windows XP SP3", "erraticgopher")
-    assert "(zh-CN only)" in which_kb("Windows Server 2003 SP2 x86", "ms17-010")
+    w2k3 = which_kb("Windows Server 2003 SP2 x86", "ms17-010")
+    assert "file (x86, en-us): windowsserver2003-kb4012598-x86-custom-enu_" in w2k3 and "file (x86, zh-cn): " in w2k3
     xp = which_kb("Windows XP SP2", "ms17-010")  # the Server 2003 package must not be offered for XP
-    assert "first install KB936929" in xp and "windowsserver2003" not in xp and "search the Microsoft Update Catalog for KB4012598" in xp
+    assert "first install KB936929" in xp and "windowsserver2003" not in xp.lower() and "windowsxp-kb4012598-x86-custom-enu_" in xp
     assert "wmic qfe" in which_kb("Windows Server 2003 SP2 x86", "ms17-010")
     for args in [("BeOS", "ms17-010"), ("Windows 7 SP1", "ms99-999")]:
         with pytest.raises(ValueError) as exc:

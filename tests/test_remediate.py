@@ -315,18 +315,20 @@ def test_rollback_inverts_every_scripted_action(en):
 # --- bundle -------------------------------------------------------------------------------------------
 
 def test_bundle(en):
-    rows = {(r.product, r.architecture, r.kb): r for r in en.bundle}
+    rows = {(r.product, r.architecture, r.kb): r for r in en.bundle if r.language in (None, "en-us")}
     r = rows[("windows-7-sp1", "x64", "KB4012212")]
     assert r.role == "key" and r.file.startswith("windows6.1-kb4012212-x64_") and r.url.startswith("http://download.windowsupdate.com/")
     assert rows[("windows-7-sp1", "x64", "KB4012215")].role == "alternative"
     sp = rows[("windows-server-2008-r2-rtm", "x64", "KB976932")]
     assert sp.role == "base" and sp.file == "windows6.1-KB976932-X64.exe"
     assert rows[("windows-server-2008-r2-sp1", "x64", "KB4012212")].role == "key"
-    xp = rows[("windows-xp-sp3", "x86", "KB4012598")]
-    assert xp.file is None and "Microsoft Update Catalog" in xp.note and "language-specific" in xp.note
+    xp = rows[("windows-xp-sp3", "x86", "KB4012598")]  # per-language packages: English and Chinese rows
+    assert xp.language == "en-us" and "-enu_" in xp.file and xp.url.startswith("http://download.windowsupdate.com/")
+    zh = next(r for r in en.bundle if (r.product, r.architecture, r.kb, r.language) == ("windows-xp-sp3", "x86", "KB4012598", "zh-cn"))
+    assert zh.file.endswith("-CHS.exe") and zh.url.startswith("https://download.microsoft.com/")
     assert ("windows-xp-sp3", "ia64", "KB4012598") not in rows
     assert rows[("windows-10-1909", "x64", "KB4551762")].role == "key"
-    order = [(r.os, r.architecture, r.order) for r in en.bundle]
+    order = [(r.os, r.architecture, r.order) for r in en.bundle]  # noqa: the language only breaks ties
     assert order == sorted(order)
 
 

@@ -49,8 +49,15 @@ PRODUCTS = _doc("products", {"type": "array", "items": PRODUCT, "minItems": 1})
 
 PREREQ = _obj({"kb": KB, "name": TEXT, "kind": {"enum": ["service-pack", "update"]}},
               {"provides": {"type": "array", "items": PID, "minItems": 1}, "products": {"type": "array", "items": PID, "minItems": 1}})
-FILEREF = _obj({"name": TEXT, "architecture": ARCH, "source": SOURCE},
-               {"url": TEXT, "language": TEXT, "products": {"type": "array", "items": PID, "minItems": 1}})
+LANGUAGE = {"oneOf": [{"type": "null"}, {"type": "string", "pattern": r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$"}]}
+SOURCES_LIST = {"type": "array", "items": TEXT, "minItems": 1}
+# update_files.json: the package files of the updates (and why some have none), built by scripts/import-update-files
+FILEREF = _obj({"kb": KB, "products": {"type": "array", "items": PID, "minItems": 1}, "architecture": ARCH, "language": LANGUAGE,
+                "name": TEXT, "url": {"oneOf": [{"type": "null"}, {"type": "string", "pattern": r"^https?://[^/\s]+/\S+$"}]},
+                "source": SOURCES_LIST}, {"note": TEXT})
+FILEGAP = _obj({"kb": KB, "products": {"type": "array", "items": PID, "minItems": 1}, "architecture": ARCH, "language": LANGUAGE,
+                "reason": TEXT, "source": SOURCES_LIST})
+UPDATE_FILES = _obj({"_about": TEXT, "files": {"type": "array", "items": FILEREF}, "gaps": {"type": "array", "items": FILEGAP}})
 FILEVER = _obj({"products": {"type": "array", "items": PID, "minItems": 1}, "version": VERSION},
                {"branch": {"enum": ["GDR", "LDR"]},
                 "revisions": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2}})
@@ -61,7 +68,7 @@ FIX = _obj(
     {"released_for": {"type": "object", "additionalProperties": DATE},
      "fixed_builds": {"type": "array", "items": _obj({"build": {"type": "integer"}, "ubr": {"type": "integer", "minimum": 0}})},
      "fixed_file": _obj({"name": TEXT, "versions": {"type": "array", "items": FILEVER, "minItems": 1}}),
-     "prerequisites": {"type": "array", "items": PREREQ}, "files": {"type": "array", "items": FILEREF}, "note": TEXT})
+     "prerequisites": {"type": "array", "items": PREREQ}, "note": TEXT})
 RULE = _obj({"id": PID, "bulletin": TEXT, "kinds": {"type": "array", "items": {"enum": FIX_KINDS}, "minItems": 1},
              "products": {"type": "array", "items": PID, "minItems": 1}, "released_from": DATE, "text": TEXT, "source": SOURCE})
 FIXES = _obj({"_about": TEXT, "fixes": {"type": "array", "items": FIX, "minItems": 1}, "rules": {"type": "array", "items": RULE}})
@@ -104,4 +111,5 @@ SCHEMAS = {
     "vulnerabilities.json": VULNERABILITIES,
     "actions.json": ACTIONS,
     "builds.json": BUILDS,
+    "update_files.json": UPDATE_FILES,
 }

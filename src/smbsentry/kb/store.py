@@ -17,7 +17,7 @@ from pathlib import Path
 
 import jsonschema
 
-from .model import (Action, Affected, FileRef, FileVersion, Fix, Prerequisite, Product, Rule, Vulnerability,
+from .model import (Action, Affected, FileGap, FileRef, FileVersion, Fix, Prerequisite, Product, Rule, Vulnerability,
                     as_tuple, parse_date, version_tuple)
 from .schema import SCHEMAS
 
@@ -105,7 +105,29 @@ def _products(raw: list, refs: _Refs) -> dict[str, Product]:
     return out
 
 
-def _fix(e: dict, i: int, refs: _Refs, products: dict) -> Fix:
+def _update_files(raw: dict, refs: _Refs, fixes_raw: list) -> dict[str, tuple[list[FileRef], list[FileGap]]]:
+    """update_files.json -> {kb: (files, gaps)}; each entry must name a known update, its products and architectures, and a source."""
+    known = {e["kb"]: e for e in fixes_raw}
+    out: dict[str, tuple[list[FileRef], list[FileGap]]] = {}
+    for key in ("files", "gaps"):
+        for i, f in enumerate(raw[key]):
+            at = [key, i]
+            fix = known.get(f["kb"])
+            refs.need(fix is not None, "update_files.json", at + ["kb"], f"no update {f['kb']} in fixes.json")
+            for j, pid in enumerate(f["products"]):
+                refs.need(pid in fix["products"], "update_files.json", at + ["products", j], f"{pid!r} is not one of {f['kb']}'s products")
+            refs.need(f["architecture"] in fix["architectures"], "update_files.json", at + ["architecture"],
+                      f"{f['kb']} is not listed for {f['architecture']} in fixes.json")
+            src = refs.src(f["source"], "update_files.json", at + ["source"])
+            files, gaps = out.setdefault(f["kb"], ([], []))
+            if key == "files":
+                files.append(FileRef(f["name"], f["architecture"], f["url"], f["language"], src, tuple(f["products"]), f.get("note")))
+            else:
+                gaps.append(FileGap(tuple(f["products"]), f["architecture"], f["language"], f["reason"], src))
+    return out
+
+
+def _fix(e: dict, i: int, refs: _Refs, products: dict, files: tuple[list, list] = ([], [])) -> Fix:
     at = ["fixes", i]
     for j, pid in enumerate(e["products"]):
         refs.need(pid in products, "fixes.json", at + ["products", j], f"unknown product {pid!r}")
@@ -123,25 +145,20 @@ def _fix(e: dict, i: int, refs: _Refs, products: dict) -> Fix:
         for pid in [*p.get("provides", ()), *p.get("products", ())]:
             refs.need(pid in products, "fixes.json", at + ["prerequisites", j], f"unknown product {pid!r}")
         prereqs.append(Prerequisite(p["kb"], p["name"], p["kind"], tuple(p.get("provides", ())), tuple(p.get("products", ()))))
-    for j, fr in enumerate(e.get("files", ())):
-        for pid in fr.get("products", ()):
-            refs.need(pid in e["products"], "fixes.json", at + ["files", j, "products"], f"{pid!r} is not one of this fix's products")
-    files = tuple(FileRef(f["name"], f["architecture"], f.get("url"), f.get("language"),
-                          refs.src(f["source"], "fixes.json", at + ["files", j, "source"]), tuple(f.get("products", ())))
-                  for j, f in enumerate(e.get("files", ())))
     return Fix(kb=e["kb"], title=e["title"], kind=e["kind"], products=tuple(e["products"]), architectures=tuple(e["architectures"]),
                released=parse_date(e["released"]), addresses=tuple(e["addresses"]), supersedes=tuple(e["supersedes"]),
                source=refs.src(e["source"], "fixes.json", at + ["source"]),
                released_for={k: parse_date(v) for k, v in e.get("released_for", {}).items()},
                fixed_builds={b["build"]: b["ubr"] for b in e.get("fixed_builds", ())}, fixed_file=ff["name"] if ff else None,
-               fixed_versions=tuple(versions), prerequisites=tuple(prereqs), files=files, note=e.get("note"))
+               fixed_versions=tuple(versions), prerequisites=tuple(prereqs), files=tuple(files[0]), note=e.get("note"),
+               gaps=tuple(files[1]))
 
 
-def _fixes(raw: dict, refs: _Refs, products: dict) -> tuple[dict[str, Fix], list[Rule]]:
+def _fixes(raw: dict, refs: _Refs, products: dict, files: dict) -> tuple[dict[str, Fix], list[Rule]]:
     fixes: dict[str, Fix] = {}
     for i, e in enumerate(raw["fixes"]):
         refs.need(e["kb"] not in fixes, "fixes.json", ["fixes", i, "kb"], f"duplicate update {e['kb']}")
-        fixes[e["kb"]] = _fix(e, i, refs, products)
+        fixes[e["kb"]] = _fix(e, i, refs, products, files.get(e["kb"], ([], [])))
     for i, f in enumerate(fixes.values()):
         for j, old in enumerate(f.supersedes):
             refs.need(old in fixes, "fixes.json", ["fixes", i, "supersedes", j], f"supersedes unknown update {old}")
@@ -221,7 +238,8 @@ def load(directory: Path | str | None = None) -> Kb:
     refs = _Refs(sources)
     products = _products(read(base, "products.json")["products"], refs)
     names, lines = _index_names(products)
-    fixes, rules = _fixes(read(base, "fixes.json"), refs, products)
+    raw_fixes = read(base, "fixes.json")
+    fixes, rules = _fixes(raw_fixes, refs, products, _update_files(read(base, "update_files.json"), refs, raw_fixes["fixes"]))
     families = {p.family for p in products.values()}
     actions = _actions(read(base, "actions.json")["actions"], refs)
     for i, a in enumerate(actions.values()):

@@ -30,6 +30,7 @@ from typing import Any
 
 from ..kb import query
 from ..kb.model import Action, Product
+from ..kb.packages import packages
 from ..kb.store import kb
 from . import texts
 from .actions import ranked
@@ -138,6 +139,7 @@ class BundleRow:
     hosts: int
     order: int
     note: str | None = None
+    language: str | None = None  # None: a language-neutral package (or no update data)
 
 
 @dataclass
@@ -313,6 +315,8 @@ def _per_arch(fix, arch: str | None, p: Product, attr: str) -> dict[str, str]:
     out = {}
     for a in [arch] if arch else list(p.architectures):
         got = fix.files_for(a, p.id)
+        if len({f.language for f in got}) > 1:
+            continue  # one package per language: the script takes whichever of them was staged (see bundle.csv)
         if got and getattr(got[0], attr):
             out[a] = getattr(got[0], attr)
     return out
@@ -568,7 +572,18 @@ def _groups(hosts: list[HostPlan]) -> list[ScriptGroup]:
     return out
 
 
+def _bundle_note(fix, role: str, choice) -> str | None:
+    """Why a row has no file or no address; for rollups, that a later one of the same kind will do."""
+    notes = [choice.reason] if choice.reason else []
+    if choice.file and choice.file.note and choice.file.url:
+        notes.append(choice.file.note)
+    if choice.file and fix.kind in ("monthly-rollup", "cumulative") and role != "base":
+        notes.append("or any later update of the same kind")
+    return "; ".join(notes) or None
+
+
 def _bundle(hosts: list[HostPlan]) -> list[BundleRow]:
+    """One row per update x OS x architecture x language (English and Chinese for per-language packages)."""
     rows: dict[tuple, BundleRow] = {}
     for hp in hosts:
         if hp.product is None:
@@ -583,26 +598,23 @@ def _bundle(hosts: list[HostPlan]) -> list[BundleRow]:
             target = query.product(s.level) if s.level else p
             for kb_id, role in kbs:
                 fix = kb().fixes.get(kb_id)
+                order = {"base": 0, "key": 1, "alternative": 2}[role]
                 for a in archs:
-                    key = (target.id, a, kb_id)
-                    if key in rows:
-                        rows[key].hosts += 1
-                        continue
-                    files = fix.files_for(a, target.id) if fix else ()
-                    name = files[0].name if files else None
-                    note = None
-                    if not name:
-                        note = f"not in the knowledge base: get {kb_id} for {target.name} {a} from the Microsoft Update Catalog"
-                        if hp.family == "windows-nt5":
-                            note += " (the .exe is language-specific)"
-                    elif "-chs" in name.lower():
-                        note = "Chinese (Simplified) package: other system languages need their own"
-                    elif fix and fix.kind in ("monthly-rollup", "cumulative") and role != "base":
-                        note = "or any later update of the same kind"
-                    order = {"base": 0, "key": 1, "alternative": 2}[role]
-                    rows[key] = BundleRow(target.id, target.name, a, kb_id, fix.kind if fix else "", role, fix.title if fix else s.title or "",
-                                          name, files[0].url if files else None, 1, order, note)
-    return sorted(rows.values(), key=lambda r: (r.os, r.architecture, r.order, r.kb))
+                    choices = packages(fix, target, a) if fix else [None]
+                    for c in choices:
+                        lang = c.language if c else None
+                        key = (target.id, a, kb_id, lang)
+                        if key in rows:
+                            rows[key].hosts += 1
+                            continue
+                        if fix is None:
+                            rows[key] = BundleRow(target.id, target.name, a, kb_id, "", role, s.title or "", None, None, 1, order,
+                                                  f"{kb_id} is not in the knowledge base: search the Microsoft Update Catalog for it")
+                            continue
+                        f = c.file
+                        rows[key] = BundleRow(target.id, target.name, a, kb_id, fix.kind, role, fix.title, f.name if f else None,
+                                              f.url if f else None, 1, order, _bundle_note(fix, role, c), lang)
+    return sorted(rows.values(), key=lambda r: (r.os, r.architecture, r.order, r.kb, r.language or ""))
 
 
 def plan(results: list, lang: str = "en", *, as_of: date | None = None) -> Plan:

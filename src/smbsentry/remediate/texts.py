@@ -280,10 +280,13 @@ TEXT: dict[str, dict[str, str]] = {
               "补丁文件从脚本旁的 ..\\bundle 目录读取，或由 %SMBSENTRY_BUNDLE% 指定。",
     },
     "bundle-help": {
-        "en": "Stage these files for isolated networks (seed 001: pre-stage the base packages and the key patches). base = service "
-              "pack needed first; key = the update to install; alternative = another update that also fixes it.",
+        "en": "Stage these files for isolated networks: the base packages and the key patches first. base = service "
+              "pack needed first; key = the update to install; alternative = another update that also fixes it. Windows XP / "
+              "Server 2003 packages exist per system language (English and Chinese rows are listed; stage only the one matching "
+              "the hosts' language, the scripts take whichever is staged); a row without a file says why.",
         "zh": "为隔离网络提前准备以下文件（先储备基础补丁包和重要补丁包）。base = 需先安装的 Service Pack；key = 需要安装的补丁；"
-              "alternative = 同样能修复的其他补丁。",
+              "alternative = 同样能修复的其他补丁。Windows XP / Server 2003 的补丁按系统语言区分（列出英文和简体中文两行；"
+              "只放入与主机语言相符的那个，脚本会使用已放入的文件）；没有文件的行说明了原因。",
     },
 }
 

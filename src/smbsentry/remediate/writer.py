@@ -152,9 +152,10 @@ def render_markdown(p: Plan) -> str:
         L.append(f"- {t('none')}")
     L += ["", f"{t('h-firewall')}: `scripts/firewall-snippet.txt`", "", f"## 5. {t('h-bundle')}", "", t("bundle-help"), ""]
     if p.bundle:
-        L += ["| OS | arch | role | KB | file | hosts |", "|---|---|---|---|---|---|"]
+        L += ["| OS | arch | language | role | KB | file | hosts |", "|---|---|---|---|---|---|---|"]
         for r in p.bundle:
-            L.append(f"| {md_plain(r.os)} | {r.architecture} | {r.role} | {r.kb} | {md_code(r.file) if r.file else md_plain(r.note)} | {r.hosts} |")
+            L.append(f"| {md_plain(r.os)} | {r.architecture} | {r.language or '-'} | {r.role} | {r.kb} | "
+                     f"{md_code(r.file) if r.file else md_plain(r.note)} | {r.hosts} |")
     else:
         L.append(f"- {t('none')}")
     clean = [h for h in p.hosts if h.category == "clean"]
@@ -181,9 +182,10 @@ def render_actions(p: Plan) -> list[str]:
 def bundle_csv(p: Plan) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(["order", "role", "kb", "kind", "os", "product", "architecture", "file", "url", "hosts", "title", "note"])
+    w.writerow(["order", "role", "kb", "kind", "os", "product", "architecture", "language", "file", "url", "hosts", "title", "note"])
     for i, r in enumerate(p.bundle, 1):
-        w.writerow([i, r.role, r.kb, r.kind, r.os, r.product, r.architecture, r.file or "", r.url or "", r.hosts, r.title, r.note or ""])
+        w.writerow([i, r.role, r.kb, r.kind, r.os, r.product, r.architecture, r.language or "", r.file or "", r.url or "", r.hosts,
+                    r.title, r.note or ""])
     return buf.getvalue()
 
 

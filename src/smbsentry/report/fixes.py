@@ -19,7 +19,7 @@ def fix_text(finding_id: str, os_names: list[str | None], lang: str = "en") -> l
             continue
         seen.add(os_name)
         try:
-            text = which_kb(os_name, finding_id)
+            text = which_kb(os_name, finding_id, addresses=False)  # a self-contained report links nowhere
         except Exception:  # noqa: BLE001 - unknown OS or a finding without updates
             continue
         if "install one of" in text or "first install" in text or "no update exists" in text:
