@@ -34,7 +34,7 @@ def _doc(key: str, body: dict) -> dict:
 
 
 SOURCES = _doc("sources", {"type": "object", "minProperties": 1, "additionalProperties": _obj(
-    {"title": TEXT, "kind": {"enum": ["vendor", "reference", "public-code", "project", "seed"]}}, {"url": TEXT})})
+    {"title": TEXT, "kind": {"enum": ["vendor", "reference", "public-code", "project", "seed"]}}, {"url": TEXT, "licence": TEXT})})
 
 PRODUCT = _obj(
     {"id": PID, "name": TEXT, "line": TEXT, "family": {"enum": FAMILIES}, "role": {"enum": ["client", "server", "both"]},
