@@ -124,3 +124,24 @@ def test_full_disk_leaves_nothing_half_written(full_disk, tmp_path):
     assert r.returncode == 1, (r.stdout, r.stderr)
     assert r.stderr.count("\n") == 1 and "cannot write the plan" in r.stderr
     assert list(full_disk.iterdir()) == []  # neither the plan nor its temporary folder
+
+
+def test_large_plan_streams_valid_json_from_utf16_jsonl(tmp_path):
+    """600 hosts (past the indented-JSON threshold), read as UTF-16 JSON Lines the way PowerShell redirects them."""
+    import codecs
+    import ipaddress
+
+    lines = []
+    for i in range(600):
+        rec = json.loads(json.dumps([WIN7_FS, XP, DP][i % 3]))
+        rec["address"] = str(ipaddress.ip_address(int(ipaddress.ip_address("127.52.0.1")) + i))
+        lines.append(json.dumps(rec))
+    src = tmp_path / "hosts.jsonl"
+    src.write_bytes(codecs.BOM_UTF16_LE + ("\n".join(lines) + "\n").encode("utf-16-le"))
+    out = tmp_path / "plan"
+    r = run("plan", src, "-o", out, "--no-store")
+    assert r.returncode == 0, r.stderr
+    data = json.loads((out / "plan.json").read_text("utf-8"))
+    assert len(data["hosts"]) == 600 and data["format"] == "smbsentry-plan" and data["actions"][0]["category"] == "isolate-now"
+    md = (out / "plan.md").read_text("utf-8")
+    assert md.count("\n| ") > 10 and "plan.json `actions` has the whole list" not in md  # 1,000 rows fit

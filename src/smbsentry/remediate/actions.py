@@ -20,10 +20,11 @@ or the backup gate when that step interrupts service).
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..kb.store import kb
+from ..model import plain_dict
 from .hosts import HostView
 
 RANKS = ("isolate-now", "vulnerable", "likely", "hardening", "verify")
@@ -48,7 +49,7 @@ class ActionRow:
     exposure: str | None = None  # the widest source this host is exposed to, where known
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return plain_dict(self)
 
 
 def _exposure(view: HostView) -> tuple[int, str | None]:

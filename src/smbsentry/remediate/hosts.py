@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from ..audit.evaluate import resolve_product
@@ -160,8 +161,13 @@ class HostView:
 
 
 def _valid_ip(text: Any) -> str | None:
+    return _parse_ip(text.strip()) if isinstance(text, str) else None
+
+
+@lru_cache(maxsize=1 << 16)
+def _parse_ip(text: str) -> str | None:
     try:
-        return str(ipaddress.ip_address(str(text).strip()))
+        return str(ipaddress.ip_address(text))
     except ValueError:
         return None
 

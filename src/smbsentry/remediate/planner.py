@@ -24,7 +24,7 @@ they need; each group gets one apply and one rollback script.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -32,6 +32,7 @@ from ..kb import query
 from ..kb.model import Action, Product
 from ..kb.packages import packages
 from ..kb.store import kb
+from ..model import plain_dict
 from . import texts
 from .actions import ranked
 from .hosts import HostView, collect_hosts
@@ -78,7 +79,7 @@ class Step:
     disrupts: str | None = None  # what the step interrupts (kb actions' `disrupts`): the backup gate goes before it
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = plain_dict(self)
         d["verify_build"] = list(d["verify_build"][0]) + [d["verify_build"][1]] if self.verify_build else None
         d["condition_build"] = list(self.condition_build)
         return d
@@ -119,10 +120,15 @@ class HostPlan:
         return "clean"
 
     def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in asdict(self).items() if k != "steps"}
+        d = {k: plain_dict(v) if hasattr(v, "__dataclass_fields__") else (list(v) if isinstance(v, list) else
+             dict(v) if isinstance(v, dict) else v) for k, v in ((f, getattr(self, f)) for f in _HOSTPLAN_FIELDS)}
         d["steps"] = [s.to_dict() for s in self.steps]
         d["category"] = self.category
         return d
+
+
+_HOSTPLAN_FIELDS = ("key", "name", "address", "os", "product", "family", "architecture", "end_of_support", "eol", "holds_data",
+                    "data_shares", "isolate", "needs", "notes", "group", "priority")
 
 
 @dataclass
@@ -188,15 +194,16 @@ class Plan:
         low = ref.lower()
         return next((h for h in self.hosts if h.key == low or h.address == ref or (h.name or "").lower() == low), None)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, hosts: bool = True) -> dict[str, Any]:
+        """plan.json; hosts=False leaves the per-host plans out (the writer streams them)."""
         return {
             "format": "smbsentry-plan", "version": 1, "lang": self.lang, "as_of": self.as_of.isoformat(),
             "actions": [r.to_dict() for r in self.actions],
             "isolate_now": [{"host": h.name, "address": h.address, "reason": h.isolate} for h in self.isolate_now],
             "backup_first": [{"host": h.name, "address": h.address, "shares": h.data_shares} for h in self.backup_first],
-            "hosts": [h.to_dict() for h in self.hosts],
+            **({"hosts": [h.to_dict() for h in self.hosts]} if hosts else {}),
             "groups": [g.to_dict() for g in self.groups],
-            "bundle": [asdict(b) for b in self.bundle],
+            "bundle": [plain_dict(b) for b in self.bundle],
         }
 
 
@@ -624,6 +631,7 @@ def plan(results: list, lang: str = "en", *, as_of: date | None = None) -> Plan:
     records = [r.to_dict() if hasattr(r, "to_dict") else r for r in results]
     today = as_of or date.today()
     views = collect_hosts(records)
+    del records, results  # the views keep what they need; a caller that passed a temporary list frees it here
     hosts = [plan_host(v, lang, today) for v in views]
     actions = ranked(list(zip(views, hosts)))
     order = {h.key: i for i, h in enumerate(hosts)}

@@ -246,6 +246,8 @@ TEXT: dict[str, dict[str, str]] = {
         "zh": "排序：先立即隔离已被入侵的主机，再处理已证实的漏洞（严重的优先），然后是疑似漏洞、安全加固，最后核实扫描无法判定的项目。"
               "同一级别内，已知暴露范围更大的主机优先。步骤编号与计划中的一致（plan.json 的 `steps[].id`）。",
     },
+    "actions-more": {"en": "... and {n} more rows: plan.json `actions` has the whole list.",
+                     "zh": "……另有 {n} 行：完整列表见 plan.json 的 `actions`。"},
     "col-rank": {"en": "rank", "zh": "级别"},
     "col-host": {"en": "host", "zh": "主机"},
     "col-why": {"en": "why (evidence)", "zh": "原因（证据）"},

@@ -26,24 +26,29 @@ from datetime import date
 from pathlib import Path
 
 from ..audit.errors import InventoryError
-from ..resultfile import load_results, load_stored_scan, plannable
+from ..resultfile import load_results, load_stored_scan, plannable, slim
 from ..kb.store import kb
 from . import texts
 from .planner import HostPlan, Plan, plan
 from .scripts import host_label, safe_address
 
+MD_ACTIONS = 1000  # rows of the ranked list in plan.md; plan.json has them all
 MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]|"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"})
 
 
 def md_text(text: str | None, limit: int = 200) -> str:
     """A string from the network or an inventory (names, shares, evidence) as inert Markdown: one line, escaped, capped."""
-    s = "".join(ch if ch.isprintable() else " " for ch in (text or ""))[:limit]
+    s = (text or "")[:limit]
+    if not s.isprintable():
+        s = "".join(ch if ch.isprintable() else " " for ch in s)
     return s.translate(MD_SPECIAL)
 
 
 def md_plain(text: str | None) -> str:
     """Trusted text (knowledge base, planner): one line, HTML-inert, its own Markdown (`code`) kept."""
-    s = "".join(ch if ch.isprintable() else " " for ch in (text or ""))
+    s = text or ""
+    if not s.isprintable():
+        s = "".join(ch if ch.isprintable() else " " for ch in s)
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
@@ -77,45 +82,46 @@ def _host_title(h: HostPlan, lang: str) -> str:
     return f"{who} - {md_plain(os_text)}{arch}"
 
 
-def render_markdown(p: Plan) -> str:
+def markdown_lines(p: Plan):
+    """plan.md, line by line (a plan of 10,000 hosts is written as it is produced)."""
     lang = p.lang
     t = lambda key, **kw: texts.t(key, lang, **kw)  # noqa: E731
     vulns = kb().vulns
     cats = [h.category for h in p.hosts]
-    L = [f"# {t('title')}", "", f"{p.as_of.isoformat()}", "",
+    yield from [f"# {t('title')}", "", f"{p.as_of.isoformat()}", "",
          t("summary", hosts=len(p.hosts), isolate=cats.count("isolate"), backup=len(p.backup_first), patch=cats.count("patch"),
            workaround=cats.count("workaround"), identify=cats.count("identify"), verify=cats.count("verify"),
            clean=cats.count("clean")), "", t("flow"), ""]
-    L += render_actions(p)
-    L += [f"## 1. {t('h-isolate')}", ""]
+    yield from render_actions(p)
+    yield from [f"## 1. {t('h-isolate')}", ""]
     if p.isolate_now:
         for h in p.isolate_now:
             step = next(s for s in h.steps if s.id == "isolate-now")
-            L.append(f"- {_host_title(h, lang)}: {_step_text(step, lang)}")
+            yield f"- {_host_title(h, lang)}: {_step_text(step, lang)}"
     else:
-        L.append(f"- {t('none')}")
-    L += ["", f"## 2. {t('h-backup')}", ""]
+        yield f"- {t('none')}"
+    yield from ["", f"## 2. {t('h-backup')}", ""]
     if p.backup_first:
         for h in p.backup_first:
             shares = ", ".join(md_text(s, 60) for s in h.data_shares[:12]) or "-"
-            L.append(f"- {_host_title(h, lang)}: {shares}")
+            yield f"- {_host_title(h, lang)}: {shares}"
     else:
-        L.append(f"- {t('none')}")
-    L += ["", f"## 3. {t('h-hosts')}", ""]
+        yield f"- {t('none')}"
+    yield from ["", f"## 3. {t('h-hosts')}", ""]
     n = 0
     for h in p.hosts:
         if h.category == "clean":
             continue
         n += 1
-        L += [f"### 3.{n} {_host_title(h, lang)}", ""]
+        yield from [f"### 3.{n} {_host_title(h, lang)}", ""]
         needs = []
         for fid, status in h.needs.items():
             v = vulns.get(fid)
             title = (v.title_zh if lang == "zh" else v.title) if v else fid
             needs.append(f"`{fid}` {md_plain(title)} ({status})")
         if needs:
-            L.append(f"{t('findings')}: " + "; ".join(needs))
-            L.append("")
+            yield (f"{t('findings')}: " + "; ".join(needs))
+            yield ""
         for i, s in enumerate(h.steps, 1):
             how = t("script") if s.scripted else t("manual")
             kb_part = f" **{s.kb}**" if s.kb else ""
@@ -133,35 +139,38 @@ def render_markdown(p: Plan) -> str:
             if s.disrupts:
                 extra.append(t("interrupts", what=md_plain(s.disrupts)))
             tail = f" ({'; '.join(extra)})" if extra else ""
-            L.append(f"{i}. [{how}]{kb_part} {_step_text(s, lang)}{tail}")
+            yield f"{i}. [{how}]{kb_part} {_step_text(s, lang)}{tail}"
         for note in h.notes:
-            L.append(f"   - {md_plain(note)}")
+            yield f"   - {md_plain(note)}"
         if h.group:
-            L.append(f"   - {t('group')}: `{h.group}`")
-        L.append("")
-    L += [f"## 4. {t('h-groups')}", "", t("groups-help"), ""]
+            yield f"   - {t('group')}: `{h.group}`"
+        yield ""
+    yield from [f"## 4. {t('h-groups')}", "", t("groups-help"), ""]
     if p.groups:
-        L += ["| group | OS | arch | hosts | scripts |", "|---|---|---|---|---|"]
+        yield from ["| group | OS | arch | hosts | scripts |", "|---|---|---|---|---|"]
         by_key = {h.key: h for h in p.hosts}
         for g in p.groups:
             hosts = ", ".join(md_text(host_label(by_key[k]), 60) for k in g.hosts[:8]) + (" ..." if len(g.hosts) > 8 else "")
             os_names = ", ".join(dict.fromkeys(by_key[k].os or "?" for k in g.hosts))
-            L.append(f"| `{g.name}` | {md_plain(os_names)} | {g.architecture or 'any'} | {len(g.hosts)}: {hosts} | "
+            yield (f"| `{g.name}` | {md_plain(os_names)} | {g.architecture or 'any'} | {len(g.hosts)}: {hosts} | "
                      f"`scripts/{g.name}-apply{g.extension}`, `scripts/{g.name}-rollback{g.extension}` |")
     else:
-        L.append(f"- {t('none')}")
-    L += ["", f"{t('h-firewall')}: `scripts/firewall-snippet.txt`", "", f"## 5. {t('h-bundle')}", "", t("bundle-help"), ""]
+        yield f"- {t('none')}"
+    yield from ["", f"{t('h-firewall')}: `scripts/firewall-snippet.txt`", "", f"## 5. {t('h-bundle')}", "", t("bundle-help"), ""]
     if p.bundle:
-        L += ["| OS | arch | language | role | KB | file | hosts |", "|---|---|---|---|---|---|---|"]
+        yield from ["| OS | arch | language | role | KB | file | hosts |", "|---|---|---|---|---|---|---|"]
         for r in p.bundle:
-            L.append(f"| {md_plain(r.os)} | {r.architecture} | {r.language or '-'} | {r.role} | {r.kb} | "
+            yield (f"| {md_plain(r.os)} | {r.architecture} | {r.language or '-'} | {r.role} | {r.kb} | "
                      f"{md_code(r.file) if r.file else md_plain(r.note)} | {r.hosts} |")
     else:
-        L.append(f"- {t('none')}")
+        yield f"- {t('none')}"
     clean = [h for h in p.hosts if h.category == "clean"]
-    L += ["", f"## 6. {t('h-clean')}", ""]
-    L += [f"- {_host_title(h, lang)}" for h in clean] or [f"- {t('none')}"]
-    return "\n".join(L) + "\n"
+    yield from ["", f"## 6. {t('h-clean')}", ""]
+    yield from [f"- {_host_title(h, lang)}" for h in clean] or [f"- {t('none')}"]
+
+
+def render_markdown(p: Plan) -> str:
+    return "\n".join(markdown_lines(p)) + "\n"
 
 
 def render_actions(p: Plan) -> list[str]:
@@ -172,10 +181,12 @@ def render_actions(p: Plan) -> list[str]:
         return L + [f"- {texts.t('none', lang)}", ""]
     L += [f"| # | {texts.t('col-rank', lang)} | {texts.t('col-host', lang)} | {texts.t('col-why', lang)} | "
           f"{texts.t('col-next', lang)} |", "|---|---|---|---|---|"]
-    for i, r in enumerate(p.actions, 1):
+    for i, r in enumerate(p.actions[:MD_ACTIONS], 1):
         who = " ".join(x for x in (md_text(r.host, 60) if r.host else None, safe_address(r.address)) if x) or md_text(r.key, 60)
         nxt = _fill_escaped(r, lang) if r.step_text_key else md_plain(r.next)
         L.append(f"| {i} | {texts.t('rank-' + r.category, lang)} | {who} | {md_text(r.why, 240)} | `{r.step}`: {nxt} |")
+    if len(p.actions) > MD_ACTIONS:
+        L.append(texts.t("actions-more", lang, n=len(p.actions) - MD_ACTIONS))
     return L + [""]
 
 
@@ -187,6 +198,19 @@ def bundle_csv(p: Plan) -> str:
         w.writerow([i, r.role, r.kb, r.kind, r.os, r.product, r.architecture, r.language or "", r.file or "", r.url or "", r.hosts,
                     r.title, r.note or ""])
     return buf.getvalue()
+
+
+def plan_json(p: Plan):
+    """plan.json in pieces: indented for people up to a few hundred hosts; past that one host per
+    line, each written as it is produced (10,000 hosts never make one large string)."""
+    if len(p.hosts) <= 500:
+        yield json.dumps(p.to_dict(), ensure_ascii=False, indent=2) + "\n"
+        return
+    head = p.to_dict(hosts=False)
+    yield "{" + ", ".join(f"{json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in head.items()) + ', "hosts": ['
+    for i, h in enumerate(p.hosts):
+        yield ("," if i else "") + "\n" + json.dumps(h.to_dict(), ensure_ascii=False)
+    yield "\n]}\n"
 
 
 def write_plan(p: Plan, out_dir: str | Path) -> list[Path]:
@@ -226,8 +250,13 @@ def _write_files(p: Plan, out: Path) -> list[Path]:
         path.write_bytes(data.encode(encoding, errors="replace"))
         written.append(path)
 
-    put(out / "plan.md", render_markdown(p))
-    put(out / "plan.json", json.dumps(p.to_dict(), ensure_ascii=False, indent=2) + "\n")
+    def stream(path: Path, chunks) -> None:
+        with path.open("w", encoding="utf-8", newline="\n") as fh:
+            fh.writelines(chunks)
+        written.append(path)
+
+    stream(out / "plan.md", (line + "\n" for line in markdown_lines(p)))
+    stream(out / "plan.json", plan_json(p))
     put(out / "bundle.csv", "\ufeff" + bundle_csv(p), newline="\r\n")  # a BOM so spreadsheet programs read it as UTF-8
     cmd_encoding = "gbk" if p.lang == "zh" else "ascii"
     for g in p.groups:
@@ -245,9 +274,9 @@ def _write_files(p: Plan, out: Path) -> list[Path]:
 
 def load_inputs(results_paths, scan_id: int | None = None, db: str | None = None) -> list[dict]:
     """Records from files and/or a stored scan; InventoryError when there is nothing a plan can act on."""
-    records = load_results(results_paths)
+    records = load_results(results_paths, slim)
     if scan_id is not None:
-        records += load_stored_scan(db, scan_id)
+        records += load_stored_scan(db, scan_id, slim)
     if not records:
         raise InventoryError("input", None, "no host records: give result files or --scan N")
     if not plannable(records):
@@ -263,8 +292,7 @@ def main_plan(results_paths, out_dir, lang: str = "en", *, as_of: date | None = 
         print(f"smbsentry: unknown language {lang!r} (en or zh)", file=sys.stderr)
         return 2
     try:
-        records = load_inputs(results_paths, scan_id, db)
-        result = plan(records, lang, as_of=as_of)
+        result = plan(load_inputs(results_paths, scan_id, db), lang, as_of=as_of)  # no name keeps the records alive
     except (InventoryError, ValueError) as exc:
         print(f"smbsentry: {exc}", file=sys.stderr)
         return 2
