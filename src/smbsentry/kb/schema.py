@@ -95,6 +95,18 @@ BUILDS = _obj({"_about": TEXT, "sources": {"type": "object", "additionalProperti
                    {"note": TEXT})},
                "samba": _obj({"version": TEXT, "build": {"type": "integer"}, "source": TEXT})})
 
+CATALOG_UPDATE = _obj(
+    {"kb": KB, "kind": {"enum": ["security-only", "monthly-rollup", "cumulative", "standalone"]}, "released": DATE,
+     "products": {"type": "array", "items": PID, "minItems": 1}, "architectures": {"type": "array", "items": ARCH, "minItems": 1},
+     "supersedes": {"type": "array", "items": KB}},
+    {"fixes": {"type": "array", "items": TEXT, "minItems": 1},
+     "builds": {"type": "object", "propertyNames": {"pattern": r"^\d{4,5}$"}, "additionalProperties": {"type": "integer", "minimum": 0}}})
+CATALOG_SOURCE = {"type": "object", "required": ["title", "url", "licence"], "properties": {"title": TEXT, "url": TEXT, "licence": TEXT}}
+# catalog.json (kb/catalog.py): written by scripts/import_catalog.py, replaceable by `smbsentry kb update`.
+CATALOG = _obj({"_about": TEXT, "format": {"const": 1}, "date": DATE, "source": CATALOG_SOURCE,
+                "updates": {"type": "array", "items": CATALOG_UPDATE, "minItems": 1}},
+               {"build_source": CATALOG_SOURCE})
+
 SCHEMAS = {
     "sources.json": SOURCES,
     "products.json": PRODUCTS,

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import jsonschema
 
+from . import catalog as _catalog
 from .model import (Action, Affected, FileRef, FileVersion, Fix, Prerequisite, Product, Rule, Vulnerability,
                     as_tuple, parse_date, version_tuple)
 from .schema import SCHEMAS
@@ -44,6 +45,7 @@ class Kb:
     actions: dict[str, Action]
     builds: dict
     by_bulletin: dict[str, list[Fix]] = field(default_factory=dict)
+    catalog: _catalog.CatalogInfo | None = None
 
 
 def _path(parts) -> str:
@@ -213,14 +215,28 @@ def _index_names(products: dict[str, Product]) -> tuple[dict, dict]:
     return names, lines
 
 
+def _with_catalog(base: Path, fixes: dict[str, Fix], products: dict, user: bool) -> tuple[dict[str, Fix], _catalog.CatalogInfo | None]:
+    """fixes.json completed by the update catalog (the user's newer export when `user`)."""
+    path = _catalog.choose(base / _catalog.FILE) if user else base / _catalog.FILE
+    if not path.is_file():
+        return fixes, None
+    try:
+        doc = _catalog.read(path)
+        _catalog.check(doc, path, set(products), set(fixes))
+    except _catalog.CatalogError as exc:
+        raise KbDataError(_catalog.FILE if path.parent == base else str(path), "$", str(exc).split(": ", 1)[-1]) from None
+    return _catalog.merge(doc, fixes), _catalog.info(doc, path)
+
+
 def load(directory: Path | str | None = None) -> Kb:
-    """Read every data file (from `directory`, default the packaged data) and cross-check them."""
+    """Read every data file (from `directory`, default the packaged data and the user's newer catalog) and cross-check them."""
     base = Path(directory) if directory else Path(str(resources.files("smbsentry.kb").joinpath("data")))
     sources = read(base, "sources.json")["sources"]
     refs = _Refs(sources)
     products = _products(read(base, "products.json")["products"], refs)
     names, lines = _index_names(products)
     fixes, rules = _fixes(read(base, "fixes.json"), refs, products)
+    fixes, catalog_info = _with_catalog(base, fixes, products, user=directory is None)
     families = {p.family for p in products.values()}
     actions = _actions(read(base, "actions.json")["actions"], refs)
     for i, a in enumerate(actions.values()):
@@ -242,7 +258,7 @@ def load(directory: Path | str | None = None) -> Kb:
         for b in f.addresses:
             by_bulletin.setdefault(b, []).append(f)
     return Kb(sources, products, names, lines, fixes, {k: tuple(v) for k, v in superseded_by.items()}, rules, vulns, raw_vulns,
-              actions, builds, by_bulletin)
+              actions, builds, by_bulletin, catalog_info)
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,194 @@
+"""The update catalog: every rollup, security-only and cumulative update, from public data.
+
+`data/catalog.json` is written by scripts/import_catalog.py from WES-NG's
+flattening of Microsoft's MSRC security update data (BSD 3-Clause) and is
+shipped: nothing is fetched at run time, because audits run in isolated
+networks.  `smbsentry kb update FILE` validates a newer export and stores it
+in the user data folder (SMBSENTRY_KB_DIR overrides where), where the loader
+prefers it to the packaged one while it is newer.
+
+Hand-written entries in fixes.json stay authoritative for what they say
+(release date, title, files, prerequisites); the catalog adds the updates
+they lack, further products and supersedence, and build revisions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import jsonschema
+
+from .model import KIND_LABELS, Fix, parse_date
+from .schema import CATALOG
+
+FILE = "catalog.json"
+MAX_BYTES = 64 * 1024 * 1024  # an export is ~0.3 MB; refuse anything absurd before reading it
+SOURCE_ID = "wesng-definitions"
+BUILD_SOURCE_ID = "windows-version-feed"
+
+
+class CatalogError(ValueError):
+    """A catalog file is malformed: str() names the file and the place in it."""
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogInfo:
+    date: date
+    path: str
+    source: dict
+    counts: dict[str, int]
+    products: int
+    newest_kb: int
+    build_source: dict | None = None
+
+
+def user_dir() -> Path:
+    """Where `kb update` keeps a newer catalog (SMBSENTRY_KB_DIR, else the user data folder)."""
+    env = os.environ.get("SMBSENTRY_KB_DIR")
+    if env:
+        return Path(env)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("smbsentry")) / "kb"
+
+
+def read(path: Path) -> dict:
+    """Parse and schema-check a catalog file; CatalogError names the file and the JSON path."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise CatalogError(f"{path}: {size} bytes, more than a catalog can be ({MAX_BYTES})")
+        doc = json.loads(path.read_text("utf-8"))
+    except OSError as exc:
+        raise CatalogError(f"{path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise CatalogError(f"{path}: line {exc.lineno} column {exc.colno}: invalid JSON: {exc.msg}") from None
+    errors = list(jsonschema.Draft202012Validator(CATALOG).iter_errors(doc))
+    if errors:
+        err = jsonschema.exceptions.best_match(errors)
+        where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
+        raise CatalogError(f"{path}: {where}: {err.message}")
+    return doc
+
+
+def check(doc: dict, path: Path, products: set[str], known: set[str] = frozenset()) -> None:
+    """References a schema cannot see: unknown products, duplicate or dangling updates, supersedence cycles."""
+    seen: dict[str, int] = {}
+    for i, u in enumerate(doc["updates"]):
+        if u["kb"] in seen:
+            raise CatalogError(f"{path}: $.updates[{i}].kb: duplicate update {u['kb']}")
+        seen[u["kb"]] = i
+        for pid in u["products"]:
+            if pid not in products:
+                raise CatalogError(f"{path}: $.updates[{i}].products: unknown product {pid!r}")
+    for i, u in enumerate(doc["updates"]):
+        for old in u["supersedes"]:
+            if old not in seen and old not in known:
+                raise CatalogError(f"{path}: $.updates[{i}].supersedes: {u['kb']} supersedes {old}, which is not in the catalog")
+    cycle = find_cycle({u["kb"]: u["supersedes"] for u in doc["updates"]})
+    if cycle:
+        raise CatalogError(f"{path}: supersedence cycle {' -> '.join(cycle)}")
+
+
+def find_cycle(edges: dict[str, list[str]]) -> list[str] | None:
+    """A supersedence loop (a, b, ..., a) or None; iterative, so long chains cannot overflow the stack."""
+    state: dict[str, int] = {}
+    for root in edges:
+        if state.get(root):
+            continue
+        stack = [(root, iter(edges.get(root, ())))]
+        path = [root]
+        state[root] = 1
+        while stack:
+            node, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                state[node] = 2
+                stack.pop()
+                path.pop()
+            elif state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            elif not state.get(nxt):
+                state[nxt] = 1
+                stack.append((nxt, iter(edges.get(nxt, ()))))
+                path.append(nxt)
+    return None
+
+
+def choose(packaged: Path) -> Path:
+    """The catalog to load: the user's newer export when there is one, else the packaged file."""
+    mine = user_dir() / FILE
+    if not mine.is_file():
+        return packaged
+    try:
+        theirs, ours = _date_of(mine), _date_of(packaged)
+    except (OSError, ValueError):
+        return mine  # read() reports what is wrong with it
+    return mine if theirs > ours else packaged
+
+
+def _date_of(path: Path) -> str:
+    with path.open("rb") as fh:
+        head = fh.read(4096).decode("utf-8", errors="replace")
+    i = head.find('"date":"') if '"date":"' in head else head.find('"date": "')
+    if i < 0:
+        raise ValueError("no date")
+    return head[head.index('"', head.index(":", i)) + 1:][:10]
+
+
+def merge(doc: dict, fixes: dict[str, Fix]) -> dict[str, Fix]:
+    """fixes.json's entries completed by the catalog; catalog-only updates become Fix entries."""
+    out = dict(fixes)
+    for u in doc["updates"]:
+        builds = {int(b): r for b, r in u.get("builds", {}).items()}
+        old = out.get(u["kb"])
+        if old is not None:
+            extra = tuple(p for p in u["products"] if p not in old.products)
+            sup = old.supersedes + tuple(s for s in u["supersedes"] if s not in old.supersedes)
+            out[u["kb"]] = _replace(old, products=old.products + extra, supersedes=sup,
+                                    architectures=old.architectures + tuple(a for a in u["architectures"] if a not in old.architectures),
+                                    fixed_builds={**builds, **old.fixed_builds},
+                                    addresses=old.addresses + tuple(b for b in u.get("fixes", ()) if b not in old.addresses))
+            continue
+        day = parse_date(u["released"])
+        src = (SOURCE_ID, BUILD_SOURCE_ID) if builds else (SOURCE_ID,)
+        out[u["kb"]] = Fix(kb=u["kb"], title=f"{day:%Y-%m} {KIND_LABELS[u['kind']]}", kind=u["kind"], products=tuple(u["products"]),
+                           architectures=tuple(u["architectures"]), released=day, addresses=tuple(u.get("fixes", ())),
+                           supersedes=tuple(u["supersedes"]), source=src, fixed_builds=builds)
+    return out
+
+
+def _replace(f: Fix, **changes) -> Fix:
+    from dataclasses import replace
+
+    return replace(f, **changes)
+
+
+def info(doc: dict, path: Path) -> CatalogInfo:
+    counts = Counter(u["kind"] for u in doc["updates"])
+    products = {p for u in doc["updates"] for p in u["products"]}
+    newest = max((int(u["kb"][2:]) for u in doc["updates"]), default=0)
+    return CatalogInfo(parse_date(doc["date"]), str(path), doc["source"], dict(counts), len(products), newest, doc.get("build_source"))
+
+
+def install(source: Path, products: set[str], known: set[str], current: date) -> tuple[Path, CatalogInfo]:
+    """Validate an export and store it as the user's catalog; refuses one that is not newer than `current`."""
+    doc = read(source)
+    check(doc, source, products, known)
+    new = info(doc, source)
+    if new.date <= current:
+        raise CatalogError(f"{source}: catalog of {new.date} is not newer than the one in use ({current}); nothing changed")
+    target = user_dir() / FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+    return target, new
