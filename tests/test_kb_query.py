@@ -52,8 +52,9 @@ def test_covering_updates_say_how():
     assert c["KB4012212"].how == "direct" and c["KB4019264"].how == "supersedes"
     assert "KB4015546" not in c  # April 2017 security-only: not cumulative
     ghost = query.covering_updates("ADV200005", "windows-10-1909")
-    assert ghost["KB4549951"].how == "build"
-    assert ghost["KB4549951"].evidence == "KB4549951 (2020-04 cumulative update) brings OS build 18363.778, at or above 18363.720 (KB4551762)"
+    assert ghost["KB4549951"].how == "chain"  # a later cumulative update of the release
+    assert ghost["KB4549951"].evidence.startswith("KB4549951 (2020-04 cumulative update) is a later cumulative update of Windows 10 1909 than "
+                                                  "KB4551762 (2020-03 cumulative update)")
     assert query.covering_updates("MS08-067", "windows-server-2003-sp2")["KB2705219"].how == "supersedes"
     assert "KB2705219" not in query.covering_updates("MS08-067", "windows-xp-sp3")  # superseded on 2003 only
 

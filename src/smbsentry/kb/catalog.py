@@ -151,12 +151,10 @@ def merge(doc: dict, fixes: dict[str, Fix]) -> dict[str, Fix]:
         builds = {int(b): r for b, r in u.get("builds", {}).items()}
         old = out.get(u["kb"])
         if old is not None:
-            extra = tuple(p for p in u["products"] if p not in old.products)
+            # products and bulletins stay as curated (MSRC rows sometimes name a level the update does not install on,
+            # e.g. Server 2008 R2 without SP1 for KB4012212); supersedence and build revisions are added
             sup = old.supersedes + tuple(s for s in u["supersedes"] if s not in old.supersedes)
-            out[u["kb"]] = _replace(old, products=old.products + extra, supersedes=sup,
-                                    architectures=old.architectures + tuple(a for a in u["architectures"] if a not in old.architectures),
-                                    fixed_builds={**builds, **old.fixed_builds},
-                                    addresses=old.addresses + tuple(b for b in u.get("fixes", ()) if b not in old.addresses))
+            out[u["kb"]] = _replace(old, supersedes=sup, fixed_builds={**builds, **old.fixed_builds})
             continue
         day = parse_date(u["released"])
         src = (SOURCE_ID, BUILD_SOURCE_ID) if builds else (SOURCE_ID,)
