@@ -8,8 +8,8 @@ a good file yields an error for that host only.
 
 from __future__ import annotations
 
+import csv
 import json
-import re
 from pathlib import Path
 
 from .encoding import decode
@@ -76,12 +76,21 @@ def sniff(text: str) -> str | None:
         return "wmic-qfe-csv"
     if "HotFixID" in first and "," in first:
         return "gethotfix-csv"
-    if systeminfo.looks_like(lines) or re.match(r'^"(Host Name|主机名)"', first):
+    if systeminfo.looks_like(lines) or _systeminfo_csv(lines):
         return "systeminfo"
     header = [h.strip().lower() for h in first.split(",")]
     if "host" in header and ("os" in header or "kbs" in header):
         return "hosts-csv"
     return None
+
+
+def _systeminfo_csv(lines: list[str]) -> bool:
+    """`systeminfo /fo csv` in any language: the first data row's third cell is an OS version."""
+    rows = [ln for ln in lines[:4] if ln.strip()]
+    if len(rows) < 2 or not rows[0].lstrip().startswith('"'):
+        return False
+    cells = next(csv.reader(rows[1:2]), [])
+    return len(cells) > 2 and systeminfo.VERSION.match(cells[2]) is not None
 
 
 def _json_kind(items: list[dict]) -> str | None:
