@@ -153,7 +153,8 @@ def _capped(h: _Host, bulletin: str, file_name: str) -> str | None:
     declared = h.facts.hotfixes_declared
     if declared is None or h.installed is None or declared <= len(h.installed):
         return None
-    return (f"systeminfo announced {declared} hotfixes but listed {len(h.installed)} (its own limit): none of the listed fixes {bulletin}, "
+    return (f"the inventory lists {len(h.installed)} of {declared}{'' if 'computerinfo' not in ' '.join(h.facts.sources) else ' or more'} installed "
+            f"hotfixes (systeminfo, like PowerShell's console list, cuts a long list): none of the listed fixes {bulletin}, "
             f"and the fix could be among the {declared - len(h.installed)} unlisted; export the whole list with `wmic qfe list full "
             f"/format:csv`, `Get-HotFix | Export-Csv` or `smbsentry collector` and audit it with this file, or check the {file_name} version")
 
