@@ -36,7 +36,8 @@ the most rows; an update that supersedes a spine member (an out-of-band
 cumulative update) joins the chain; on the rollup systems, an update of the
 same month as a rollup that shares most of its CVEs and is not on the spine
 is that month's security-only update.  Release date: the date most of the
-update's rows were posted (CVE revisions repost old updates later).
+update's rows were posted (CVE revisions repost old updates later), moved back to its earliest
+posting where that would put it after an update superseding it.
 
 Usage (repeatable; same input, same output):
     python scripts/import_catalog.py definitions.zip [--builds CVE_KB_Mapping_2026-Jun.json ...] \
@@ -168,6 +169,21 @@ def released(dates: Counter) -> str:
     return min(d for d, c in dates.items() if c == top)
 
 
+def _consistent_dates(day: dict[str, str], dates: dict[str, Counter], products: dict[str, Product]) -> None:
+    """An update is not released after one that supersedes it: where the most-posted date says so (an old
+    update reposted with a later CVE revision), take its earliest posting, else the superseding update's date."""
+    edges = {(new, old) for p in products.values() for new, olds in p.supersedes.items() for old in olds if old in day and new in day}
+    for _ in range(20):
+        changed = False
+        for new, old in edges:
+            if day[old] > day[new]:
+                first = min(dates[old])
+                day[old] = first if first <= day[new] else day[new]
+                changed = True
+        if not changed:
+            return
+
+
 def spine(p: Product, day: dict[str, str], start: str) -> list[str]:
     """The rollup / cumulative chain of one product, newest first (see the module docstring)."""
     recent = [k for k in p.rows if day[k] >= start and p.supersedes[k] & p.rows.keys()]
@@ -267,6 +283,7 @@ def build(rows, kb_data: Path, builds: dict[str, dict[int, int]]) -> tuple[dict,
         for k, d in p.dates.items():
             all_dates[k].update(d)
     day = {k: released(d) for k, d in all_dates.items()}
+    _consistent_dates(day, all_dates, per_product)
     for pid, p in sorted(per_product.items()):
         kinds = classify(p, day, products[pid]["ubr_is_proof"], set(cve_bulletin), seeds)
         for k, kind in kinds.items():
