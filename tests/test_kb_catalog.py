@@ -181,3 +181,16 @@ def test_a_fix_from_before_the_rollups_is_unknown_when_only_rollups_are_listed()
                       installed_kbs=["KB2919355", "KB4534297"])
     v = evaluate(facts, ids=["ms14-068"])[0]
     assert v.status == "unknown" and "KB3011780" in v.evidence and "does not say" in v.evidence
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"kind": "weekly"}, ".kind: 'weekly' is not one of"), ({"kb": "4012215"}, ".kb: '4012215' is not KB"),
+    ({"products": []}, ".products: [] is not a valid list"), ({"builds": {"x": 1}}, ".builds:"), ({"extra": 1}, "keys must be"),
+])
+def test_malformed_updates_are_refused_naming_the_place(tmp_path, change, message):
+    doc = json.loads(json.dumps(SHIPPED))
+    doc["updates"][5].update(change)
+    (tmp_path / "c.json").write_text(json.dumps(doc), "utf-8")
+    with pytest.raises(catalog.CatalogError) as exc:
+        catalog.read(tmp_path / "c.json")
+    assert "$.updates[5]" in str(exc.value) and message in str(exc.value)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections import Counter
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from pathlib import Path
 import jsonschema
 
 from .model import KIND_LABELS, Fix, parse_date
-from .schema import CATALOG
+from .schema import CATALOG, CATALOG_UPDATE
 
 FILE = "catalog.json"
 MAX_BYTES = 64 * 1024 * 1024  # an export is ~0.3 MB; refuse anything absurd before reading it
@@ -71,12 +72,48 @@ def read(path: Path) -> dict:
         raise CatalogError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise CatalogError(f"{path}: line {exc.lineno} column {exc.colno}: invalid JSON: {exc.msg}") from None
-    errors = list(jsonschema.Draft202012Validator(CATALOG).iter_errors(doc))
+    envelope = {**CATALOG, "properties": {**CATALOG["properties"], "updates": {"type": "array", "minItems": 1}}}
+    errors = list(jsonschema.Draft202012Validator(envelope).iter_errors(doc))
     if errors:
         err = jsonschema.exceptions.best_match(errors)
         where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
         raise CatalogError(f"{path}: {where}: {err.message}")
+    _check_updates(doc["updates"], path)
     return doc
+
+
+_KB, _DATE, _PID = re.compile(r"KB\d{6,7}"), re.compile(r"\d{4}-\d{2}-\d{2}"), re.compile(r"[a-z0-9][a-z0-9.-]*")
+_KINDS = frozenset(CATALOG_UPDATE["properties"]["kind"]["enum"])
+_ARCHS = frozenset(CATALOG_UPDATE["properties"]["architectures"]["items"]["enum"])
+_KEYS, _REQUIRED = frozenset(CATALOG_UPDATE["properties"]), frozenset(CATALOG_UPDATE["required"])
+
+
+def _check_updates(updates: list, path: Path) -> None:
+    """schema.CATALOG_UPDATE for each update, checked by hand: jsonschema would take 0.1 s of every start-up for 1,500 entries."""
+    for i, u in enumerate(updates):
+        def bad(what: str) -> CatalogError:
+            return CatalogError(f"{path}: $.updates[{i}]{what}")
+
+        if not isinstance(u, dict):
+            raise bad(": not an object")
+        if not _REQUIRED <= u.keys() or not u.keys() <= _KEYS:
+            raise bad(f": keys must be {sorted(_REQUIRED)} (and optionally fixes, builds), got {sorted(u)}")
+        if not (isinstance(u["kb"], str) and _KB.fullmatch(u["kb"])):
+            raise bad(f".kb: {u['kb']!r} is not KB followed by 6 or 7 digits")
+        if u["kind"] not in _KINDS:
+            raise bad(f".kind: {u['kind']!r} is not one of {sorted(_KINDS)}")
+        if not (isinstance(u["released"], str) and _DATE.fullmatch(u["released"])):
+            raise bad(f".released: {u['released']!r} is not a date")
+        for key, ok in (("products", lambda x: isinstance(x, str) and _PID.fullmatch(x)), ("architectures", lambda x: x in _ARCHS),
+                        ("supersedes", lambda x: isinstance(x, str) and _KB.fullmatch(x)), ("fixes", lambda x: isinstance(x, str) and x)):
+            if key not in u and key == "fixes":
+                continue
+            value = u[key]
+            if not isinstance(value, list) or (key in ("products", "architectures", "fixes") and not value) or not all(map(ok, value)):
+                raise bad(f".{key}: {value!r} is not a valid list")
+        builds = u.get("builds", {})
+        if not isinstance(builds, dict) or not all(k.isdigit() and isinstance(v, int) and not isinstance(v, bool) and v >= 0 for k, v in builds.items()):
+            raise bad(f".builds: {builds!r} is not a map of build to revision")
 
 
 def check(doc: dict, path: Path, products: set[str], known: set[str] = frozenset()) -> None:
