@@ -24,6 +24,9 @@ from smbsentry.kb.show import kb_show, which_kb
     ("Microsoft Windows Server Datacenter", {"build": 18362}, "windows-server-1903", "Datacenter", None),
     ("Microsoft Windows 11 Pro", {"build": 22631}, "windows-11-23h2", "Pro", None),
     ("Microsoft Windows 8.1 Pro", {}, "windows-8.1", "Pro", None),
+    # systeminfo of Vista / 2008 in cmd's code page 437 (WES-NG's validation files have these names)
+    ("Microsoftr Windows VistaT Enterprise ", {"sp": 2}, "windows-vista-sp2", "Enterprise", None),
+    ("Microsoftr Windows Serverr 2008 Standard ", {"sp": 1}, "windows-server-2008-sp1", "Standard", None),
 ])
 def test_product_from_os_string(text, kw, pid, edition, arch):
     m = query.product_from_os_string(text, **kw)
