@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -21,10 +23,10 @@ from smbsentry.audit.inventory import parse_text, read_file
 # Per language: (code page systeminfo > file writes in cmd, "not available", the build word, a Windows 10 edition name)
 SHAPES = {
     "en": ("cp437", "N/A", "Build", "Microsoft Windows 10 Pro"), "zh-CN": ("gbk", "暂缺", "Build", "Microsoft Windows 10 专业版"),
-    "zh-TW": ("big5", "不適用", "組建", "Microsoft Windows 10 專業版"), "ja": ("shift_jis", "N/A", "ビルド", "Microsoft Windows 10 Pro"),
-    "ko": ("euc_kr", "해당 없음", "빌드", "Microsoft Windows 10 Pro"), "de": ("cp850", "Nicht zutreffend", "Build", "Microsoft Windows 10 Pro"),
+    "zh-TW": ("cp950", "N/A", "組建", "Microsoft Windows 10 專業版"), "ja": ("cp932", "N/A", "ビルド", "Microsoft Windows 10 Pro"),
+    "ko": ("cp949", "N/A", "빌드", "Microsoft Windows 10 Pro"), "de": ("cp850", "Nicht zutreffend", "Build", "Microsoft Windows 10 Pro"),
     "fr": ("cp850", "N/A", "version", "Microsoft Windows 10 Professionnel"), "es": ("cp850", "N/D", "Compilación", "Microsoft Windows 10 Pro"),
-    "it": ("cp850", "N/D", "build", "Microsoft Windows 10 Pro"), "pt-BR": ("cp850", "N/A", "Compilação", "Microsoft Windows 10 Pro"),
+    "it": ("cp850", "N/D", "build", "Microsoft Windows 10 Pro"), "pt-BR": ("cp850", "N/A", "compilação", "Microsoft Windows 10 Pro"),
     "ru": ("cp866", "Н/Д", "сборка", "Майкрософт Windows 10 Pro"), "nl": ("cp850", "N.v.t.", "Build", "Microsoft Windows 10 Pro"),
     "pl": ("cp852", "Nie dotyczy", "Kompilacja", "Microsoft Windows 10 Pro"), "tr": ("cp857", "Yok", "Derleme", "Microsoft Windows 10 Pro"),
     "cs": ("cp852", "Není k dispozici", "Build", "Microsoft Windows 10 Pro"), "sv": ("cp850", "Saknas", "Version", "Microsoft Windows 10 Pro"),
@@ -35,7 +37,7 @@ ANSI = {"ru": "cp1251", "de": "cp1252", "fr": "cp1252", "es": "cp1252", "en": "c
 def sample(lang: str, *, host="PC-01", name=None, version=None, kbs=("KB4528760", "KB4551762"), declared=None, labels=None,
            config="Member Workstation", arch="x64-based PC") -> str:
     """A systeminfo block in one language: the labels of the table, the other lines in systeminfo's order."""
-    host_l, name_l, ver_l, cfg_l, type_l, hot_l, nic_l = labels or LANGUAGES[lang]
+    host_l, name_l, ver_l, cfg_l, type_l, hot_l, nic_l, dom_l = labels or LANGUAGES[lang]
     na, build_word, edition = SHAPES.get(lang, SHAPES["en"])[1:]
     version = version or f"10.0.18363 {na} {build_word} 18363"
     rows = [(host_l, host), (name_l, name or edition), (ver_l, version), ("OS Manufacturer", "Microsoft Corporation"), (cfg_l, config),
@@ -43,7 +45,7 @@ def sample(lang: str, *, host="PC-01", name=None, version=None, kbs=("KB4528760"
             ("System Manufacturer", "LENOVO"), ("System Model", "20L5"), (type_l, arch), ("Processor(s)", "1")]
     lines = [""] + [f"{k}:{' ' * max(1, 30 - len(k))}{v}" for k, v in rows]
     lines.append(" " * 31 + "[01]: Intel64 Family 6 Model 142 Stepping 10 GenuineIntel ~1800 Mhz")
-    lines += [f"Domain:{' ' * 24}CORP", f"Logon Server:{' ' * 18}\\\\DC01", f"{hot_l}:{' ' * max(1, 30 - len(hot_l))}"
+    lines += [f"{dom_l}:{' ' * max(1, 30 - len(dom_l))}CORP", f"Logon Server:{' ' * 18}\\\\DC01", f"{hot_l}:{' ' * max(1, 30 - len(hot_l))}"
               f"{declared if declared is not None else len(kbs)} Hotfix(s)"]
     lines += [" " * 31 + f"[{i:02d}]: {kb}" for i, kb in enumerate(kbs, 1)]
     lines += [f"{nic_l}:{' ' * max(1, 30 - len(nic_l))}1 NIC(s)", " " * 31 + "[01]: Intel(R) Ethernet Connection I219-LM",
@@ -62,7 +64,7 @@ def test_every_language_in_its_console_code_page(tmp_path, lang):
     assert (kind, errors) == ("systeminfo", [])
     h = hosts[0]
     assert (h.host, h.os_version, h.build, h.service_pack, h.architecture, h.address) == ("PC-01", "10.0.18363", 18363, 0, "x64", "10.1.2.3")
-    assert h.installed_kbs == ["KB4528760", "KB4551762"] and h.domain_controller is False
+    assert h.installed_kbs == ["KB4528760", "KB4551762"] and h.domain_controller is False and h.domain == "CORP"
 
 
 @pytest.mark.parametrize("lang, enc", [*sorted(ANSI.items()), ("en", "utf-16-le"), ("zh-CN", "utf-16-le"), ("ja", "utf-8"), ("ko", "utf-8-sig")])
@@ -78,20 +80,20 @@ def test_ansi_code_pages_and_utf16_with_and_without_bom(tmp_path, lang, enc):
 
 def test_unknown_language_is_read_by_place_and_value_shape():
     labels = ("Gazdagépnév", "Operációs rendszer neve", "Operációs rendszer verziója", "Operációs rendszer konfigurációja",
-              "Rendszer típusa", "Gyorsjavítás(ok)", "Hálózati kártyák")  # Hungarian: not in the table
+              "Rendszer típusa", "Gyorsjavítás(ok)", "Hálózati kártyák", "Tartomány")  # Hungarian: not in the table
     text = sample("en", labels=labels, version="6.1.7601 Service Pack 1 Build 7601", name="Microsoft Windows 7 Professional",
                   kbs=("KB4012212",), config="Elsődleges tartományvezérlő")
     hosts, errors, kind = parse_text(text, "hu.txt")
     assert (kind, errors) == ("systeminfo", [])
     h = hosts[0]
-    assert (h.host, h.os_name, h.service_pack, h.build, h.architecture, h.installed_kbs) == (
-        "PC-01", "Microsoft Windows 7 Professional", 1, 7601, "x64", ["KB4012212"])
+    assert (h.host, h.os_name, h.service_pack, h.build, h.architecture, h.installed_kbs, h.domain) == (
+        "PC-01", "Microsoft Windows 7 Professional", 1, 7601, "x64", ["KB4012212"], "CORP")
     run = audit_files([])
     assert run.results == []
 
 
 def test_unknown_language_with_no_hotfixes_finds_the_header_after_the_logon_server():
-    labels = ("Gazdagépnév", "Név", "Verzió", "Konfig", "Típus", "Gyorsjavítás(ok)", "Hálózati kártyák")
+    labels = ("Gazdagépnév", "Név", "Verzió", "Konfig", "Típus", "Gyorsjavítás(ok)", "Hálózati kártyák", "Tartomány")
     text = sample("en", labels=labels, kbs=(), declared="N/A")
     hosts, errors, _ = parse_text(text, "hu.txt")
     assert errors == [] and hosts[0].installed_kbs == [] and hosts[0].hotfixes_declared is None
@@ -201,7 +203,59 @@ def test_get_ciminstance_win32_quickfixengineering_csv_and_json(tmp_path):
 def test_a_bad_file_among_languages_is_one_line_and_the_others_are_audited(tmp_path):
     (tmp_path / "a-de.txt").write_bytes(sample("de").encode("cp850"))
     (tmp_path / "b-bad.txt").write_bytes(sample("ru", version="неизвестно").encode("cp866"))
-    (tmp_path / "c-ja.txt").write_bytes(sample("ja", host="PC-02").encode("shift_jis"))
+    (tmp_path / "c-ja.txt").write_bytes(sample("ja", host="PC-02").encode("cp932"))
     run = audit_files([tmp_path])
     assert [r.host for r in run.results] == ["PC-01", "PC-02"]
     assert len(run.errors) == 1 and "b-bad.txt" in str(run.errors[0]) and "\n" not in str(run.errors[0])
+
+
+# Fixtures with the shape of captured outputs (tests/data/systeminfo/README.md names each source), in the console code
+# page cmd writes: (file, language, host, version, build, service pack, domain, address, KBs listed, KBs announced when capped)
+CAPTURED = [
+    ("systeminfo-zh-tw-1809-cp950.txt", "zh-TW", "TW-WS-0417", "10.0.17763", 17763, 0, "corp.example.tw", "10.20.30.40", 11, None),
+    ("systeminfo-ja-win7-capped-cp932.txt", "ja", "JP-WS-0042", "6.1.7601", 7601, 1, "WORKGROUP", "10.0.5.101", 245, 294),
+    ("systeminfo-ko-22h2-cp949.txt", "ko", "KR-WS-0815", "10.0.19045", 19045, 0, "WORKGROUP", "10.1.8.22", 3, None),
+    ("systeminfo-pt-br-win11-cp850.txt", "pt-BR", "BR-WS-0101", "10.0.26100", 26100, 0, "WORKGROUP", "10.9.0.20", 5, None),
+]
+INVENTORIES = Path(__file__).parent / "data" / "systeminfo"
+
+
+@pytest.mark.parametrize("name, lang, host, version, build, sp, domain, address, listed, declared", CAPTURED)
+def test_captured_shapes_are_read_in_their_code_page(name, lang, host, version, build, sp, domain, address, listed, declared):
+    data = (INVENTORIES / name).read_bytes()
+    text, enc = decode(data)
+    assert enc == SHAPES[lang][0] and LANGUAGES[lang][0] in text
+    hosts, errors, kind = read_file(INVENTORIES / name)
+    assert (kind, errors, len(hosts)) == ("systeminfo", [], 1)
+    h = hosts[0]
+    assert (h.host, h.os_version, h.build, h.service_pack, h.architecture, h.domain, h.address) == (
+        host, version, build, sp, "x64", domain, address)
+    assert (len(h.installed_kbs), h.hotfixes_declared, h.domain_controller) == (listed, declared, False)
+
+
+@pytest.mark.parametrize("name, lang", [(c[0], c[1]) for c in CAPTURED])
+def test_captured_shapes_are_read_without_their_labels(name, lang):
+    """The same files with every label the table knows replaced: place and value shape alone give the same facts."""
+    text, _ = decode((INVENTORIES / name).read_bytes())
+    labelled, _, _ = parse_text(text, name)
+    for i, label in enumerate(LANGUAGES[lang]):
+        text, n = re.subn(rf"(?m)^{re.escape(label)}:", f"Ismeretlen{i}:", text)
+        assert n == 1, f"{lang}: {label!r} is not a line of {name}"
+    hosts, errors, _ = parse_text(text, name)
+    assert errors == [] and len(hosts) == 1
+    assert hosts[0].to_dict() == labelled[0].to_dict() and hosts[0].address == labelled[0].address
+
+
+def test_captured_japanese_capped_list_keeps_ms17_010_open():
+    """294 announced, 245 listed (the capture's own numbers): none listed fixes MS17-010, so the answer is unknown, not missing."""
+    v = audit_files([INVENTORIES / "systeminfo-ja-win7-capped-cp932.txt"]).results[0].verdict("ms17-010")
+    assert v.status == "unknown" and "lists 245 of 294" in v.evidence
+
+
+def test_domain_is_read_from_get_computerinfo(tmp_path):
+    text = ("\r\nCsName      : WS-42\r\nCsDomain    : corp.example.com\r\nOsName      : Microsoft Windows 10 Pro\r\n"
+            "OsVersion   : 10.0.18363\r\nOsHotFixes  : {KB4528760}\r\n")
+    (tmp_path / "ci.txt").write_text(text, "utf-8")
+    hosts, errors, kind = read_file(tmp_path / "ci.txt")
+    assert (kind, errors, hosts[0].domain) == ("computerinfo", [], "corp.example.com")
+    assert audit_files([tmp_path / "ci.txt"]).results[0].to_dict()["facts"]["domain"] == "corp.example.com"

@@ -44,8 +44,9 @@ def decode(data: bytes, path: str = "<bytes>") -> tuple[str, str]:
     return text.replace("\r\r\n", "\n").replace("\r\n", "\n").replace("\r", "\n"), enc
 
 
-# Console (OEM) and ANSI code pages systeminfo output is found in, in the order ties are settled.
-CODE_PAGES = ("gbk", "big5", "shift_jis", "euc_kr", "cp866", "cp1251", "cp850", "cp1252", "cp852", "cp1250", "cp857", "cp1254", "cp437")
+# Console (OEM) and ANSI code pages systeminfo output is found in, in the order ties are settled.  The CJK ones are
+# Windows' own (936, 950, 932, 949): supersets of GB2312/GBK, Big5, Shift-JIS and EUC-KR that Windows writes.
+CODE_PAGES = ("gbk", "cp950", "cp932", "cp949", "cp866", "cp1251", "cp850", "cp1252", "cp852", "cp1250", "cp857", "cp1254", "cp437")
 
 
 def _labels_of(data: bytes) -> list[bytes]:
@@ -80,7 +81,7 @@ def _single_byte(data: bytes) -> tuple[str, str]:
             best, score = enc, hits
     if best:
         return data.decode(best, errors="replace"), best
-    for enc in ("gbk", "big5", "shift_jis", "euc_kr"):  # an unknown language in a CJK code page: the first that decodes
+    for enc in ("gbk", "cp950", "cp932", "cp949"):  # an unknown language in a CJK code page: the first that decodes
         try:
             text = data.decode(enc)
             if CJK.search(text):

@@ -18,7 +18,8 @@ KB_RE = re.compile(r"\b(KB\d{6,7})\b", re.I)
 ORDER = ("os_name", "os_version", "service_pack", "build", "ubr", "architecture", "installed_kbs", "smb1_server",
          "smb_device_enabled", "disable_compression", "server_service", "listening", "firewall_blocks_smb", "firewall_rules",
          "wannacry_indicators", "file_versions", "domain_controller", "smb_signing_required", "restrict_null_sessions",
-         "guest_enabled", "rdp_enabled", "iis_webdav", "samba_version", "software", "edition", "product", "hotfixes_declared")
+         "guest_enabled", "rdp_enabled", "iis_webdav", "samba_version", "software", "edition", "product", "hotfixes_declared",
+         "domain")
 
 
 @dataclass(slots=True)
@@ -54,6 +55,9 @@ class HostFacts:
     # systeminfo lists at most a few hundred hotfixes: when it announced more than it listed, the number it announced
     # (installed_kbs is then only part of the list; a full export merged in clears it)
     hotfixes_declared: int | None = None
+    # systeminfo's Domain line (Get-ComputerInfo's CsDomain): the DNS domain of a member, the workgroup name of a stand-alone
+    # host; what joins these facts to a scan's NetBIOS / DNS domain
+    domain: str | None = None
     sources: list[str] = field(default_factory=list)
 
     @property

@@ -2,8 +2,8 @@
 
 Property names are English in every display language (values may not be).
 What is read: CsName, OsName / WindowsProductName, OsVersion, OsBuildNumber,
-WindowsUBR, OsServicePackMajorVersion, OsArchitecture, CsDomainRole and
-OsHotFixes.  The console list shows OsHotFixes as "{KB1, KB2, KB3...}": the
+WindowsUBR, OsServicePackMajorVersion, OsArchitecture, CsDomain,
+CsDomainRole and OsHotFixes.  The console list shows OsHotFixes as "{KB1, KB2, KB3...}": the
 trailing "..." means PowerShell cut the list (its enumeration limit), which
 is recorded like systeminfo's cap; the JSON form lists every update.
 """
@@ -17,7 +17,7 @@ from ..facts import KB_RE, HostFacts
 from .systeminfo import arch_of
 
 NAMES = ("CsName", "OsName", "WindowsProductName", "OsVersion", "OsBuildNumber", "WindowsUBR", "OsServicePackMajorVersion",
-         "OsArchitecture", "CsDomainRole", "OsHotFixes", "CsDNSHostName")
+         "OsArchitecture", "CsDomain", "CsDomainRole", "OsHotFixes", "CsDNSHostName")
 DC_ROLES = {"4", "5", "backupdomaincontroller", "primarydomaincontroller"}
 
 
@@ -63,6 +63,7 @@ def _facts(get, path: str, line: int) -> HostFacts:
     sp = str(get("OsServicePackMajorVersion") or "").strip()
     facts.service_pack = int(sp) if sp.isdigit() else None
     facts.architecture = arch_of(str(get("OsArchitecture") or ""))
+    facts.domain = str(get("CsDomain") or "").strip()[:255] or None
     role = str(get("CsDomainRole") or "").strip().lower()
     if role:
         facts.domain_controller = role in DC_ROLES

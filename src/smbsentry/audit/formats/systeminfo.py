@@ -7,11 +7,12 @@ colon.  Fields are found by label (labels.py: 16 languages) and, where a
 label is unknown, by place and value shape, which are the same in every
 language: a block starts with the host name line, followed by the OS name
 (a value naming Windows) and the OS version ("10.0.18363 暂缺 Build 18363",
-"6.1.7601 Service Pack 1 сборка 7601", "5.2.3790 Build 3790"); the hotfix
-header is the line whose continuation lists "[01]: KB..." (or, with none
-installed, the line after the logon server "\\\\DC"); the network cards
-follow it.  `systeminfo /fo csv` (a header row, one row per host) is read
-too, by header label or by column position.
+"6.1.7601 Service Pack 1 сборка 7601", "5.2.3790 Build 3790"); the domain
+is the line before the logon server "\\\\DC"; the hotfix header is the line
+whose continuation lists "[01]: KB..." (or, with none installed, the line
+after the logon server); the network cards follow it.  `systeminfo /fo
+csv` (a header row, one row per host) is read too, by header label or by
+column position.
 
 systeminfo lists only part of a very long hotfix list while announcing the
 whole count ("273 Hotfix(s) Installed." over 245 entries): when the block
@@ -36,7 +37,7 @@ ENTRY = re.compile(r"^\s*\[\d+\]:")
 HOTFIX_ENTRY = re.compile(r"^\s*\[\d+\]:\s*(?:KB\d|File \d|Q\d)", re.I)
 IPV4 = re.compile(r"^\s*\[\d+\]:\s*(\d{1,3}(?:\.\d{1,3}){3})\s*$")
 ARCH_VALUE = re.compile(r"\b(x64|x86|arm64|itanium|ia64)\b", re.I)
-CSV_COLUMNS = {0: "host", 1: "os_name", 2: "os_version", 4: "config", 13: "arch", 30: "hotfix", 31: "nic"}
+CSV_COLUMNS = {0: "host", 1: "os_name", 2: "os_version", 4: "config", 13: "arch", 28: "domain", 30: "hotfix", 31: "nic"}
 
 
 class Field(NamedTuple):
@@ -102,6 +103,11 @@ def _roles(block: list[Field]) -> dict[str, Field]:
             if (f.more and HOTFIX_ENTRY.match(f.more[0][1])) or (block[i - 1].value.startswith("\\\\") and i > 5):
                 roles["hotfix"] = f
                 break
+    if "domain" not in roles:  # the line before the logon server ("\\\\DC01")
+        for i, f in enumerate(block[6:], 6):
+            if f.value.startswith("\\\\"):
+                roles["domain"] = block[i - 1]
+                break
     if "nic" not in roles and "hotfix" in roles:
         at = block.index(roles["hotfix"])
         if at + 1 < len(block):
@@ -163,6 +169,8 @@ def _host(block: list[Field], path: str) -> HostFacts:
         facts.domain_controller = any(w in value for w in DOMAIN_CONTROLLER)
     if "arch" in roles:
         facts.architecture = arch_of(roles["arch"].value)
+    if "domain" in roles and roles["domain"].value:
+        facts.domain = roles["domain"].value[:255]  # a DNS name is at most 253 characters: more is not a domain
     if "hotfix" not in roles:
         raise InventoryError(path, block[0].line, "systeminfo block has no Hotfix(s) line (output cut short?)", facts.host)
     _hotfixes(facts, roles["hotfix"], block, path)
@@ -224,5 +232,6 @@ def _parse_csv(lines: list[str], path: str) -> tuple[list[HostFacts], list[Inven
 
 
 _CSV_LABEL = {"host": "Host Name", "os_name": "OS Name", "os_version": "OS Version", "config": "OS Configuration", "arch": "System Type",
+              "domain": "Domain",
               "hotfix": "Hotfix(s)", "nic": "Network Card(s)"}
 _ORDER = list(_CSV_LABEL.values())
