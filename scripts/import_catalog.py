@@ -184,9 +184,22 @@ def _consistent_dates(day: dict[str, str], dates: dict[str, Counter], products: 
             return
 
 
-def spine(p: Product, day: dict[str, str], start: str) -> list[str]:
+def _large(p: Product, kb: str, day: dict[str, str]) -> bool:
+    """At least half the rows of the largest update that supersedes another in the three months before it."""
+    y, m = int(day[kb][:4]), int(day[kb][5:7])
+    since = f"{y - (m <= 3)}-{(m - 4) % 12 + 1:02d}-01"
+    before = [p.rows[k] for k in p.rows if since <= day[k] < day[kb][:7] + "-01" and p.supersedes[k]]
+    return bool(before) and p.rows[kb] * 2 >= max(before)
+
+
+def spine(p: Product, day: dict[str, str], start: str, cumulative: bool = True) -> list[str]:
     """The rollup / cumulative chain of one product, newest first (see the module docstring)."""
-    recent = [k for k in p.rows if day[k] >= start and p.supersedes[k] & p.rows.keys()]
+    # A head may supersede an update that lists no CVE for this product (Windows 10 22H2's June 2026 update supersedes
+    # KB5087544, whose rows name 21H2 only) or, on a cumulative release, have no supersedence in the data at all (Server
+    # 2025's June 2026 update; on the rollup systems that is what a security-only update looks like): it must then be as
+    # large as the release's recent updates are, not an old update reposted with a CVE revision or a one-off (Secure
+    # Boot DBX) after the release's last month.
+    recent = [k for k in p.rows if day[k] >= start and (p.supersedes[k] & p.rows.keys() or ((p.supersedes[k] or cumulative) and _large(p, k, day)))]
     if not recent:
         return []
     newest_month = max(day[k][:7] for k in recent)
@@ -223,7 +236,7 @@ def classify(p: Product, day: dict[str, str], cumulative: bool, tracked: set[str
     era = ROLLUP_ERA.get(p.pid) if not cumulative else CATALOG_START
     chain_kind = "cumulative" if cumulative else "monthly-rollup"
     if era:
-        chain = spine(p, day, era)
+        chain = spine(p, day, era, cumulative)
         members = set(chain)
         for k in list(p.rows):  # out-of-band releases that supersede a chain member
             if k not in members and p.supersedes[k] & members and day[k] >= era:

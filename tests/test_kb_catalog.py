@@ -51,11 +51,28 @@ def test_import_script_on_the_source_excerpt(tmp_path):
     assert again.read_bytes() == out.read_bytes()
 
 
+def test_a_head_whose_predecessor_names_another_release_still_starts_the_chain(tmp_path):
+    """June 2020's 1909 update rewritten to supersede an update with no row for 1909 (as 22H2's June 2026 update does in the
+    real data): it is still the newest cumulative update, May's stays in the chain, and a small reposted update is not a head."""
+    rows = EXCERPT.read_text("utf-8").replace(',"4556799",""', ',"9999999",""').splitlines()
+    assert sum(',"9999999",' in r for r in rows) == 90
+    src = tmp_path / "CVEs_20260628.csv"
+    src.write_text("\n".join(rows) + "\n", "utf-8")
+    out = tmp_path / "catalog.json"
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "import_catalog.py"), str(src), "-o", str(out)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    got = {u["kb"]: u for u in catalog.read(out)["updates"]}
+    assert got["KB4560960"]["kind"] == "cumulative" and got["KB4560960"]["supersedes"] == []
+    assert got["KB4556799"]["kind"] == "cumulative" and got["KB4556799"]["supersedes"] == ["KB4549951"]
+    assert "KB4574727" not in got  # one reposted row in June: not a head
+
+
 def test_shipped_catalog_covers_every_release_to_the_source_month():
     info = kb().catalog
     assert info is not None and info.date >= date(2026, 6, 1) and info.counts["cumulative"] > 500
-    for pid, last in [("windows-10-22h2", "2026-0"), ("windows-11-24h2", "2026-0"), ("windows-server-2025", "2026-0"),
-                      ("windows-server-2016", "2026-0"), ("windows-7-sp1", "2023-01"), ("windows-server-2012-r2", "2026-0")]:
+    for pid, last in [("windows-10-22h2", "2026-06"), ("windows-11-24h2", "2026-06"), ("windows-server-2025", "2026-06"),
+                      ("windows-server-2016", "2026-06"), ("windows-7-sp1", "2023-01"), ("windows-server-2012-r2", "2026-06")]:
         chain = query.chain_of(pid)
         assert chain and chain[-1].released.isoformat().startswith(last), (pid, chain[-1])
     months = {f.released.strftime("%Y-%m") for f in query.chain_of("windows-7-sp1") if f.released >= date(2017, 3, 1)}
