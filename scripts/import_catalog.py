@@ -42,6 +42,7 @@ posting where that would put it after an update superseding it.
 Usage (repeatable; same input, same output):
     python scripts/import_catalog.py definitions.zip [--builds CVE_KB_Mapping_2026-Jun.json ...] \
         [-o src/smbsentry/kb/data/catalog.json]
+    python scripts/seal_kb_data.py     # after replacing the packaged catalog (see kb/store.py)
 """
 
 from __future__ import annotations

@@ -23,10 +23,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-import jsonschema
-
 from .model import KIND_LABELS, Fix, parse_date
-from .schema import CATALOG, CATALOG_UPDATE
+from .schema import CATALOG, CATALOG_UPDATE, digest
 
 FILE = "catalog.json"
 MAX_BYTES = 64 * 1024 * 1024  # an export is ~0.3 MB; refuse anything absurd before reading it
@@ -59,25 +57,30 @@ def user_dir() -> Path:
     return Path(user_data_dir("smbsentry")) / "kb"
 
 
-def read(path: Path) -> dict:
-    """Parse and schema-check a catalog file; CatalogError names the file and the JSON path."""
+def read(path: Path, seal: str | None = None) -> dict:
+    """Parse and schema-check a catalog file (the envelope not when `seal` is its digest: store.py); CatalogError names
+    the file and the JSON path.  The updates are always checked: by hand, which costs a few milliseconds."""
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:
             raise CatalogError(f"{path}: {size} bytes, more than a catalog can be ({MAX_BYTES})")
-        doc = json.loads(path.read_text("utf-8"))
+        raw = path.read_bytes()
+        doc = json.loads(raw.decode("utf-8"))
     except OSError as exc:
         raise CatalogError(f"{path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise CatalogError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise CatalogError(f"{path}: line {exc.lineno} column {exc.colno}: invalid JSON: {exc.msg}") from None
-    envelope = {**CATALOG, "properties": {**CATALOG["properties"], "updates": {"type": "array", "minItems": 1}}}
-    errors = list(jsonschema.Draft202012Validator(envelope).iter_errors(doc))
-    if errors:
-        err = jsonschema.exceptions.best_match(errors)
-        where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
-        raise CatalogError(f"{path}: {where}: {err.message}")
+    if seal is None or seal != digest(raw, CATALOG):
+        import jsonschema  # only here: see store.py
+
+        envelope = {**CATALOG, "properties": {**CATALOG["properties"], "updates": {"type": "array", "minItems": 1}}}
+        errors = list(jsonschema.Draft202012Validator(envelope).iter_errors(doc))
+        if errors:
+            err = jsonschema.exceptions.best_match(errors)
+            where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
+            raise CatalogError(f"{path}: {where}: {err.message}")
     _check_updates(doc["updates"], path)
     return doc
 

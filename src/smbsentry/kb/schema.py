@@ -8,6 +8,9 @@ schema, then checks what a schema cannot: that every id referred to exists.
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 DATE = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
 KB = {"type": "string", "pattern": r"^KB\d{6,7}$"}
 PID = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9.-]*$"}
@@ -115,3 +118,8 @@ SCHEMAS = {
     "actions.json": ACTIONS,
     "builds.json": BUILDS,
 }
+
+
+def digest(raw: bytes, schema: dict) -> str:
+    """A seal (store.py, data/sealed.json): the SHA-256 of a file's bytes and of the schema it was checked against."""
+    return hashlib.sha256(raw + b"\0" + json.dumps(schema, sort_keys=True).encode()).hexdigest()
