@@ -628,6 +628,28 @@ def which_kb_cmd(
         fail(str(exc))
 
 
+@kb_app.command("info")
+def kb_info_cmd() -> None:
+    """Print the update catalog's date, source and counts (updates per kind, products)."""
+    from .kb.show import catalog_info
+
+    try:
+        typer.echo(catalog_info())
+    except ValueError as exc:
+        fail(str(exc))
+
+
+@kb_app.command("update", epilog="Example:  smbsentry kb update catalog.json   (made by scripts/import_catalog.py from newer MSRC data)")
+def kb_update_cmd(file: Path = typer.Argument(..., help="A catalog.json written by scripts/import_catalog.py, newer than the one in use.")) -> None:
+    """Load a newer update catalog without a new release: validated, then kept in the user data folder (SMBSENTRY_KB_DIR)."""
+    from .kb.show import catalog_update
+
+    try:
+        typer.echo(catalog_update(file))
+    except ValueError as exc:
+        fail(str(exc))
+
+
 @app.command(
     epilog=(
         "Examples:\n\n"
@@ -637,7 +659,7 @@ def which_kb_cmd(
     )
 )
 def audit(
-    inventory: list[Path] = typer.Argument(None, help="Inventory files or folders: systeminfo, Get-HotFix CSV/JSON, wmic qfe CSV, osquery JSON, host/os/build/kbs CSV, the collector's JSON."),
+    inventory: list[Path] = typer.Argument(None, help="Inventory files or folders: systeminfo (any language, list or CSV), Get-ComputerInfo, Get-HotFix / Win32_QuickFixEngineering CSV/JSON, wmic qfe CSV, osquery JSON, host/os/build/kbs CSV, the collector's JSON."),
     remote: list[str] = typer.Option([], "--remote", help="Audit these targets over SMB with credentials (remote registry); repeatable, ranges allowed."),
     user: Optional[str] = typer.Option(None, "--user", help="With --remote: the account (password from SMBSENTRY_PASSWORD or a prompt)."),
     domain: str = typer.Option("", "--domain", help="With --remote: the account's domain."),

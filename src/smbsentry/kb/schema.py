@@ -8,6 +8,9 @@ schema, then checks what a schema cannot: that every id referred to exists.
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 DATE = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
 KB = {"type": "string", "pattern": r"^KB\d{6,7}$"}
 PID = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9.-]*$"}
@@ -104,6 +107,18 @@ BUILDS = _obj({"_about": TEXT, "sources": {"type": "object", "additionalProperti
                     "enablement_source": TEXT})},
                "samba": _obj({"version": TEXT, "build": {"type": "integer"}, "source": TEXT})})
 
+CATALOG_UPDATE = _obj(
+    {"kb": KB, "kind": {"enum": ["security-only", "monthly-rollup", "cumulative", "standalone"]}, "released": DATE,
+     "products": {"type": "array", "items": PID, "minItems": 1}, "architectures": {"type": "array", "items": ARCH, "minItems": 1},
+     "supersedes": {"type": "array", "items": KB}},
+    {"fixes": {"type": "array", "items": TEXT, "minItems": 1},
+     "builds": {"type": "object", "propertyNames": {"pattern": r"^\d{4,5}$"}, "additionalProperties": {"type": "integer", "minimum": 0}}})
+CATALOG_SOURCE = {"type": "object", "required": ["title", "url", "licence"], "properties": {"title": TEXT, "url": TEXT, "licence": TEXT}}
+# catalog.json (kb/catalog.py): written by scripts/import_catalog.py, replaceable by `smbsentry kb update`.
+CATALOG = _obj({"_about": TEXT, "format": {"const": 1}, "date": DATE, "source": CATALOG_SOURCE,
+                "updates": {"type": "array", "items": CATALOG_UPDATE, "minItems": 1}},
+               {"build_source": CATALOG_SOURCE})
+
 SCHEMAS = {
     "sources.json": SOURCES,
     "products.json": PRODUCTS,
@@ -113,3 +128,8 @@ SCHEMAS = {
     "builds.json": BUILDS,
     "update_files.json": UPDATE_FILES,
 }
+
+
+def digest(raw: bytes, schema: dict) -> str:
+    """A seal (store.py, data/sealed.json): the SHA-256 of a file's bytes and of the schema it was checked against."""
+    return hashlib.sha256(raw + b"\0" + json.dumps(schema, sort_keys=True).encode()).hexdigest()

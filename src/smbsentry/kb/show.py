@@ -185,3 +185,41 @@ def which_kb(os_text: str, vuln_id: str, addresses: bool = True) -> str:
         check += " or " + " / ".join(sorted({f"{options[0].fix.fixed_file} >= {fv.text}" for fv in fvs}))
     lines.append(f"  check after the restart: {check}")
     return "\n".join(lines)
+
+
+def catalog_info() -> str:
+    """`smbsentry kb info`: the update catalog in use, its source and what it holds."""
+    data = kb()
+    c = data.catalog
+    if c is None:
+        return "no update catalog (catalog.json) is installed: verdicts rely on fixes.json alone"
+    kinds = ", ".join(f"{n} {KIND_LABELS.get(k, k)}{'s' if n != 1 else ''}" for k, n in sorted(c.counts.items(), key=lambda x: -x[1]))
+    lines = [f"update catalog of {c.date} ({c.path})",
+             f"  {sum(c.counts.values())} updates: {kinds}",
+             f"  {c.products} products; newest update KB{c.newest_kb}; {len(data.fixes)} updates known in all with fixes.json",
+             f"  source: {c.source['title']}, {c.source['url']} ({c.source['licence']})"]
+    if c.source.get("file"):
+        lines.append(f"  file: {c.source['file']}" + (f" sha256 {c.source['sha256']}" if c.source.get("sha256") else ""))
+    if c.build_source:
+        lines.append(f"  build revisions: {c.build_source['title']}, {c.build_source['url']} ({c.build_source['licence']})")
+    lines.append("  an installed update newer than this catalog makes a verdict unknown, never missing: `smbsentry kb update FILE` loads a newer one")
+    return "\n".join(lines)
+
+
+def catalog_update(path) -> str:
+    """`smbsentry kb update FILE`: validate a newer export and keep it for the next runs."""
+    from pathlib import Path
+
+    from . import catalog as _catalog
+    from .store import kb as _kb
+
+    data = _kb()
+    current = data.catalog.date if data.catalog else None
+    base = {k for k, f in data.fixes.items() if _catalog.SOURCE_ID not in f.source}
+    try:
+        target, new = _catalog.install(Path(path), set(data.products), base, current or __import__("datetime").date.min)
+    except _catalog.CatalogError as exc:
+        raise ValueError(str(exc)) from None
+    _kb.cache_clear()
+    return (f"update catalog of {new.date} installed as {target} ({sum(new.counts.values())} updates, {new.products} products); "
+            f"it replaces the catalog of {current} from the next run on")
