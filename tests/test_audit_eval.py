@@ -92,7 +92,9 @@ def test_2008_r2_without_sp1_needs_sp1_first(run):
 def test_windows_10_1607_with_a_2019_cumulative_update(run):
     r = host(run, "LTSB-1607")  # hosts.csv (build 14393.2906) + wmic qfe (UTF-16)
     v = r.verdict("ms17-010")
-    assert (v.status, v.evidence) == ("patched", "OS build 14393.2906 is at or above 14393.953 (KB4013429)")
+    # the installed cumulative update decides (with its supersedence chain) before the build revision would
+    assert (v.status, v.evidence) == ("patched", "KB4493470 (2019-04 cumulative update) supersedes KB4489882, which supersedes KB4487026, "
+                                                 "and so on through 21 more updates to KB4013429")
     assert r.facts.installed_kbs == ["KB3199986", "KB4132216", "KB4493470", "KB4494175"]
 
 
@@ -108,9 +110,11 @@ def test_later_security_only_update_is_not_a_fix():
 
 
 def test_newer_unknown_updates_make_it_unknown_not_missing():
-    f = facts("Microsoft Windows Server 2012 R2 Standard", ["KB2919355", "KB4056895"], build=9600)
+    f = facts("Microsoft Windows Server 2012 R2 Standard", ["KB2919355", "KB5999999"], build=9600)
     v = verdict(f, "ms17-010")
-    assert v.status == "unknown" and "KB4056895 is newer than the knowledge base's data for Windows Server 2012 R2" in v.evidence
+    assert v.status == "unknown" and "KB5999999 is newer than the update catalog (20" in v.evidence
+    # an update the catalog knows decides instead: the 2018-01 rollup carries MS17-010
+    assert verdict(facts("Microsoft Windows Server 2012 R2 Standard", ["KB2919355", "KB4056895"], build=9600), "ms17-010").status == "patched"
 
 
 def test_ubr_alone_is_not_proof_on_8_1_and_older():

@@ -62,3 +62,30 @@ def test_accepts_a_host_dict():
     host = {"address": "10.0.0.5", "findings": [{"id": "ms17-010", "status": "unknown", "evidence": None, "reason": "x", "inferred": False}]}
     out = merge_scan_audit(host, audit(Verdict("ms17-010", "patched", "KB4012598 ...")))
     assert out["findings"][0]["status"] == "not_vulnerable" and host["findings"][0]["status"] == "unknown"
+
+
+# --- which scanned host an inventory describes (audit/join.py) ---------------------------------------
+
+from smbsentry.audit.join import match  # noqa: E402
+
+
+def scanned(address, nb=None, domain=None, dns=None):
+    return {"address": address, "identity": {"netbios_name": nb, "netbios_domain": domain, "dns_name": dns,
+                                             "dns_domain": dns.split(".", 1)[1] if dns else None}}
+
+
+def inv(host, address=None, domain=None):
+    return {"host": host, "address": address, "facts": {"domain": domain} if domain else {}}
+
+
+def test_join_by_address_then_dns_then_netbios_with_domain():
+    scans = [scanned("127.60.0.1", "WS01", "CORP", "ws01.corp.example"), scanned("127.60.0.2", "WS01", "LAB", "ws01.lab.example"),
+             scanned("127.60.0.3", "FS02", "CORP", "fs02.corp.example")]
+    audits = [inv("anything", address="127.60.0.3"), inv("ws01.lab.example"), inv("WS01", domain="corp.example"), inv("WS01")]
+    assert match(scans, audits) == {0: 2, 1: 1, 2: 0}  # the bare WS01 is shared by two hosts: not joined
+
+
+def test_bare_name_joins_only_when_unique_on_both_sides():
+    scans = [scanned("127.60.0.1", "WS01", "CORP"), scanned("127.60.0.2", "FS02", "CORP")]
+    assert match(scans, [inv("ws01")]) == {0: 0}
+    assert match(scans, [inv("ws01"), inv("WS01")]) == {}  # two inventories claim the same bare name

@@ -326,3 +326,16 @@ def test_an_unexpected_error_in_one_host_stays_with_that_host(monkeypatch):
     monkeypatch.setattr(fingerprint, "fingerprint", broken)
     r = asyncio.run(scan_host("127.0.0.9", ScanOptions(ports=(44999,), timeout=0.2), RateLimiter(None)))
     assert any("internal-error: RuntimeError: internal bug" in e for e in r.errors)
+
+
+@pytest.mark.parametrize("build,when,status,needle", [
+    (19041, date(2026, 12, 7), "vulnerable", "the date of its latest release Windows 10 22H2"),
+    (19041, date(2023, 1, 1), "unknown", "Windows Server 2004 to Windows Server 20H2 (ended 2022-08-09"),
+    (26100, date(2026, 12, 7), "not_vulnerable", "Windows 11 24H2 to Windows 11 25H2 (supported until 2028-10-10"),
+    (20348, date(2026, 12, 7), "not_vulnerable", "Windows Server 2022 (supported until 2031-10-14)"),
+])
+def test_end_of_support_of_a_build_shared_through_enablement_packages(build, when, status, needle):
+    """A line's end of support is its latest release's (the build may be that release), and the text says so."""
+    f = one("eol-os", FakeHost(windows(build), scan_date=when))
+    assert f.status == status
+    assert needle in (f.evidence or f.reason)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from smbsentry.kb import builds, findings, lifecycle, query
-from smbsentry.kb.store import KbDataError, kb, load
+from smbsentry.kb.store import KbDataError, kb, load, read, seals
 
 DATA = Path(str(resources.files("smbsentry.kb").joinpath("data")))
 CONTRACT_IDS = ["ms17-010", "doublepulsar", "cve-2020-0796", "smbv1-enabled", "smb-signing-not-required", "smb-null-session", "smb-guest-access",
@@ -39,6 +41,27 @@ def edit(directory: Path, name: str, change) -> None:
 def test_packaged_data_loads_and_validates():
     data = load(DATA)
     assert len(data.fixes) > 80 and len(data.products) > 50 and len(data.actions) > 20
+
+
+def test_packaged_data_is_sealed_and_start_up_skips_only_the_schema_check():
+    """The seals match the files as shipped (else: python scripts/seal_kb_data.py), and a fresh process loads the packaged
+    knowledge base without importing jsonschema."""
+    root = Path(__file__).resolve().parent.parent
+    check = subprocess.run([sys.executable, str(root / "scripts" / "seal_kb_data.py"), "--check"], capture_output=True, text=True, timeout=120)
+    assert check.returncode == 0, check.stdout + check.stderr
+    code = "import sys; from smbsentry.kb.store import kb; k = kb(); print(len(k.fixes), 'jsonschema' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout.split()
+    assert int(out[0]) == len(kb().fixes) and out[1] == "False"
+
+
+def test_a_file_that_no_longer_matches_its_seal_is_checked_in_full(data_copy):
+    sealed = seals(data_copy)
+    assert set(sealed) == {"sources.json", "products.json", "fixes.json", "vulnerabilities.json", "actions.json", "builds.json", "catalog.json",
+                           "update_files.json"}
+    assert read(data_copy, "fixes.json", sealed)["fixes"]  # unchanged: read without the schema check
+    edit(data_copy, "fixes.json", lambda d: d["fixes"][3].__setitem__("kind", "weekly"))
+    with pytest.raises(KbDataError, match=r"^fixes.json: \$.fixes\[3\].kind: 'weekly' is not one of"):
+        read(data_copy, "fixes.json", sealed)
 
 
 def test_invalid_json_names_file_and_line(data_copy):

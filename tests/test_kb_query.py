@@ -24,6 +24,9 @@ from smbsentry.kb.show import kb_show, which_kb
     ("Microsoft Windows Server Datacenter", {"build": 18362}, "windows-server-1903", "Datacenter", None),
     ("Microsoft Windows 11 Pro", {"build": 22631}, "windows-11-23h2", "Pro", None),
     ("Microsoft Windows 8.1 Pro", {}, "windows-8.1", "Pro", None),
+    # systeminfo of Vista / 2008 in cmd's code page 437 (WES-NG's validation files have these names)
+    ("Microsoftr Windows VistaT Enterprise ", {"sp": 2}, "windows-vista-sp2", "Enterprise", None),
+    ("Microsoftr Windows Serverr 2008 Standard ", {"sp": 1}, "windows-server-2008-sp1", "Standard", None),
 ])
 def test_product_from_os_string(text, kw, pid, edition, arch):
     m = query.product_from_os_string(text, **kw)
@@ -52,8 +55,9 @@ def test_covering_updates_say_how():
     assert c["KB4012212"].how == "direct" and c["KB4019264"].how == "supersedes"
     assert "KB4015546" not in c  # April 2017 security-only: not cumulative
     ghost = query.covering_updates("ADV200005", "windows-10-1909")
-    assert ghost["KB4549951"].how == "build"
-    assert ghost["KB4549951"].evidence == "KB4549951 (2020-04 cumulative update) brings OS build 18363.778, at or above 18363.720 (KB4551762)"
+    assert ghost["KB4549951"].how == "chain"  # a later cumulative update of the release
+    assert ghost["KB4549951"].evidence.startswith("KB4549951 (2020-04 cumulative update) is a later cumulative update of Windows 10 1909 than "
+                                                  "KB4551762 (2020-03 cumulative update)")
     assert query.covering_updates("MS08-067", "windows-server-2003-sp2")["KB2705219"].how == "supersedes"
     assert "KB2705219" not in query.covering_updates("MS08-067", "windows-xp-sp3")  # superseded on 2003 only
 
@@ -109,9 +113,10 @@ def test_which_kb_other_answers():
     assert "OS build 18363.720 or later" in which_kb("Windows 10 1909 x64", "cve-2020-0796")
     assert "not affected" in which_kb("Windows 10 1809", "ms17-010")
     assert "no update exists for Windows XP SP3" in which_kb("Windows XP SP3", "erraticgopher")
-    assert "(zh-CN only)" in which_kb("Windows Server 2003 SP2 x86", "ms17-010")
+    w2k3 = which_kb("Windows Server 2003 SP2 x86", "ms17-010")
+    assert "file (x86, en-us): windowsserver2003-kb4012598-x86-custom-enu_" in w2k3 and "file (x86, zh-cn): " in w2k3
     xp = which_kb("Windows XP SP2", "ms17-010")  # the Server 2003 package must not be offered for XP
-    assert "first install KB936929" in xp and "windowsserver2003" not in xp and "search the Microsoft Update Catalog for KB4012598" in xp
+    assert "first install KB936929" in xp and "windowsserver2003" not in xp.lower() and "windowsxp-kb4012598-x86-custom-enu_" in xp
     assert "wmic qfe" in which_kb("Windows Server 2003 SP2 x86", "ms17-010")
     for args in [("BeOS", "ms17-010"), ("Windows 7 SP1", "ms99-999")]:
         with pytest.raises(ValueError) as exc:

@@ -170,7 +170,7 @@ def test_smbghost_workaround_then_update(en):
     assert upd.verify_build == ((18363,), 720)
     assert "later cumulative update" in upd.note
     assert "disable-smb1-server" not in order  # SMB1 is already off on the wire
-    assert h.os == "Windows 10 1909 / Windows Server 1909"
+    assert h.os == "Windows 10 1909 / Server 1909"  # the scan's name for the build
 
 
 def test_server2019_only_signing_advice_and_2022_nothing(en):
@@ -315,18 +315,20 @@ def test_rollback_inverts_every_scripted_action(en):
 # --- bundle -------------------------------------------------------------------------------------------
 
 def test_bundle(en):
-    rows = {(r.product, r.architecture, r.kb): r for r in en.bundle}
+    rows = {(r.product, r.architecture, r.kb): r for r in en.bundle if r.language in (None, "en-us")}
     r = rows[("windows-7-sp1", "x64", "KB4012212")]
     assert r.role == "key" and r.file.startswith("windows6.1-kb4012212-x64_") and r.url.startswith("http://download.windowsupdate.com/")
     assert rows[("windows-7-sp1", "x64", "KB4012215")].role == "alternative"
     sp = rows[("windows-server-2008-r2-rtm", "x64", "KB976932")]
     assert sp.role == "base" and sp.file == "windows6.1-KB976932-X64.exe"
     assert rows[("windows-server-2008-r2-sp1", "x64", "KB4012212")].role == "key"
-    xp = rows[("windows-xp-sp3", "x86", "KB4012598")]
-    assert xp.file is None and "Microsoft Update Catalog" in xp.note and "language-specific" in xp.note
+    xp = rows[("windows-xp-sp3", "x86", "KB4012598")]  # per-language packages: English and Chinese rows
+    assert xp.language == "en-us" and "-enu_" in xp.file and xp.url.startswith("http://download.windowsupdate.com/")
+    zh = next(r for r in en.bundle if (r.product, r.architecture, r.kb, r.language) == ("windows-xp-sp3", "x86", "KB4012598", "zh-cn"))
+    assert zh.file is None and "not imported" in zh.note and "WindowsXP-KB4012598-x86-Custom-CHS.exe" in zh.note
     assert ("windows-xp-sp3", "ia64", "KB4012598") not in rows
     assert rows[("windows-10-1909", "x64", "KB4551762")].role == "key"
-    order = [(r.os, r.architecture, r.order) for r in en.bundle]
+    order = [(r.os, r.architecture, r.order) for r in en.bundle]  # noqa: the language only breaks ties
     assert order == sorted(order)
 
 
@@ -444,3 +446,70 @@ def test_host_seen_only_through_other_services_gets_no_smb_steps():
     choice = next(s for s in h.steps if s.id == "server-service-choice")
     assert "domain controller" in choice.text and "SYSVOL" in choice.text
     assert ids(h)[0] == "backup" and "domain controller" in h.steps[0].text
+
+
+def test_enablement_package_build_is_named_as_the_range_and_planned_as_its_latest_release():
+    """NTLM build 19041 may be Windows 10 2004 to 22H2 (or Server 2004/20H2): the plan names the
+    range, takes 22H2's updates and end of support, and says so."""
+    from smbsentry.kb.builds import lookup
+
+    g = lookup(10, 0, 19041)
+    assert g.name == "Windows 10 2004-22H2 / Server 2004-20H2"
+    assert g.lines[0][-1] == "Windows 10 22H2" and g.lines[1] == ("Windows Server 2004", "Windows Server 20H2")
+    rec = scan("127.50.0.30", "W10-22H2", g.name, list(g.candidates), [finding("eol-os", "vulnerable")], build=19041, smb1=False)
+    h = plan([rec], "en", as_of=AS_OF).hosts[0]
+    assert h.os == "Windows 10 2004-22H2 / Server 2004-20H2"
+    assert h.product == "windows-10-22h2" and h.end_of_support == "2025-10-14"
+    assert any("takes Windows 10 22H2's updates" in n for n in h.notes)
+
+
+# --- unknowns, conflicts, the ranked list -----------------------------------------------------------
+
+def test_unknowns_become_verify_steps_and_untested_hosts_are_never_clean():
+    locked = scan("127.50.0.40", "LOCKED", "Windows 7 SP1 / Server 2008 R2 SP1", ["Windows 7 SP1", "Windows Server 2008 R2 SP1"],
+                  [{**finding("ms17-010", "unknown"), "reason": "probe could not run: anonymous logon refused"},
+                   {**finding("doublepulsar", "unknown"), "reason": "ping needs an SMB1 session on IPC$"},
+                   finding("smbv1-enabled", "vulnerable")], build=7601)
+    silent = {"address": "127.50.0.41", "ports": {"445": "open"}, "smb1": None, "smb2": None, "identity": {},
+              "findings": [{**finding("ms17-010", "unknown"), "reason": "probe could not run: no SMB1 session"}],
+              "errors": ["445 smb1-negotiate: io-timeout: no complete reply within 5s"]}
+    p = plan([locked, silent], "en", as_of=AS_OF)
+    lk = p.host("127.50.0.40")
+    verify = [s for s in lk.steps if s.id == "verify"]
+    assert len(verify) == 1 and verify[0].findings == ["ms17-010", "doublepulsar"]  # one step per way of settling
+    assert "--user" in verify[0].text and "anonymous logon refused" in verify[0].text
+    sl = p.host("127.50.0.41")
+    assert sl.category == "verify" and [s.id for s in sl.steps] == ["verify"]
+    assert "io-timeout" in sl.steps[0].text and "not known to be safe" in sl.steps[0].text
+    rows = [r for r in p.actions if r.address == "127.50.0.41"]
+    assert [r.category for r in rows] == ["verify"]
+
+
+def test_scan_and_audit_disagreeing_is_flagged_with_causes_and_how_to_settle():
+    host = scan("127.50.0.42", "WS-CONFLICT", "Windows 7 SP1 / Server 2008 R2 SP1", ["Windows 7 SP1", "Windows Server 2008 R2 SP1"],
+                [finding("ms17-010", "vulnerable", evidence="PeekNamedPipe on FID 0 answered 0xC0000205")], build=7601)
+    inventory = {"host": "WS-CONFLICT", "address": "127.50.0.42", "source": "ws-conflict.txt",
+                 "facts": {"os_name": "Microsoft Windows 7 Professional", "os_version": "6.1.7601", "service_pack": 1,
+                           "build": 7601, "architecture": "x64", "installed_kbs": ["KB4012212"]},
+                 "verdicts": [{"id": "ms17-010", "status": "patched", "evidence": "KB4012212 installed", "fix": None}]}
+    p = plan([host, inventory], "en", as_of=AS_OF)
+    h = p.host("127.50.0.42")
+    step = next(s for s in h.steps if s.id == "resolve-conflict")
+    assert "disagree" in step.text and "restart" in step.text and "KB4012212 installed" in step.text
+    assert "install-update:KB4012212" in ids(h)  # the wire wins until it is settled
+    row = next(r for r in p.actions if r.address == "127.50.0.42" and r.category == "verify")
+    assert row.step == "resolve-conflict" and "scan vulnerable, audit patched" in row.why
+    zh = plan([host, inventory], "zh", as_of=AS_OF).host("127.50.0.42")
+    assert "不一致" in next(s for s in zh.steps if s.id == "resolve-conflict").text
+
+
+def test_ranked_list_isolate_first_then_vulnerable_then_likely_then_hardening_then_verify(en):
+    ranks = [r.rank for r in en.actions]
+    assert ranks == sorted(ranks) and ranks[0] == 1
+    first = en.actions[0]
+    assert first.category == "isolate-now" and first.step == "isolate-now"
+    for r in en.actions:
+        assert r.step in {s.id for s in en.host(r.key).steps}  # the next step is a real step of that host's plan
+    # a disruptive next step is preceded by the backup gate when the host has one
+    fin = next(r for r in en.actions if r.host == "WS-FIN-07" and r.category == "vulnerable")
+    assert fin.step == "backup"

@@ -172,8 +172,8 @@ def test_every_connection_waits_for_the_rate_limiter():
 
     out = asyncio.run(go())
     assert out["imap"]["product"] == "domino"
-    # rdp http kerberos smtp imap notes(1352, 3264) nbns, and worldclient tries 3000 then 1000
-    assert len(calls) == 10, len(calls)
+    # rdp http kerberos smtp imap notes(1352, 3264) nbns ldap, and worldclient tries 3000 then 1000
+    assert len(calls) == 11, len(calls)
 
 
 def test_not_asked_is_none():

@@ -416,6 +416,8 @@ def detect(
     jobs: int = typer.Option(1, "--jobs", min=0, max=256, help="Worker processes for capture files (0: one per CPU)."),
     fail_on: Optional[str] = typer.Option(None, "--fail-on", help="Exit 3 when an alert at or above this severity is raised."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on stderr."),
+    store: bool = typer.Option(False, "--store", help="Record the SMBv1 inventory (who still speaks SMB1 to whom) in the store, for the plan and the dashboard."),
+    db: Optional[str] = typer.Option(None, "--db", help="With --store: the store URL (default SMBSENTRY_DB or the user data dir)."),
 ) -> None:
     """Detect SMB exploits, implants and worm spread in captures or live traffic.
 
@@ -438,6 +440,8 @@ def detect(
         fail_on=fail_on,
         duration=duration,
         jobs=jobs,
+        store=store or db is not None,
+        db=db,
     )
     raise typer.Exit(code)
 
@@ -630,6 +634,28 @@ def which_kb_cmd(
         fail(str(exc))
 
 
+@kb_app.command("info")
+def kb_info_cmd() -> None:
+    """Print the update catalog's date, source and counts (updates per kind, products)."""
+    from .kb.show import catalog_info
+
+    try:
+        typer.echo(catalog_info())
+    except ValueError as exc:
+        fail(str(exc))
+
+
+@kb_app.command("update", epilog="Example:  smbsentry kb update catalog.json   (made by scripts/import_catalog.py from newer MSRC data)")
+def kb_update_cmd(file: Path = typer.Argument(..., help="A catalog.json written by scripts/import_catalog.py, newer than the one in use.")) -> None:
+    """Load a newer update catalog without a new release: validated, then kept in the user data folder (SMBSENTRY_KB_DIR)."""
+    from .kb.show import catalog_update
+
+    try:
+        typer.echo(catalog_update(file))
+    except ValueError as exc:
+        fail(str(exc))
+
+
 @app.command(
     epilog=(
         "Examples:\n\n"
@@ -639,7 +665,7 @@ def which_kb_cmd(
     )
 )
 def audit(
-    inventory: list[Path] = typer.Argument(None, help="Inventory files or folders: systeminfo, Get-HotFix CSV/JSON, wmic qfe CSV, osquery JSON, host/os/build/kbs CSV, the collector's JSON."),
+    inventory: list[Path] = typer.Argument(None, help="Inventory files or folders: systeminfo (any language, list or CSV), Get-ComputerInfo, Get-HotFix / Win32_QuickFixEngineering CSV/JSON, wmic qfe CSV, osquery JSON, host/os/build/kbs CSV, the collector's JSON."),
     remote: list[str] = typer.Option([], "--remote", help="Audit these targets over SMB with credentials (remote registry); repeatable, ranges allowed."),
     user: Optional[str] = typer.Option(None, "--user", help="With --remote: the account (password from SMBSENTRY_PASSWORD or a prompt)."),
     domain: str = typer.Option("", "--domain", help="With --remote: the account's domain."),
@@ -648,7 +674,8 @@ def audit(
     timeout: float = typer.Option(30.0, "--timeout", min=1, help="With --remote: seconds per host."),
     fmt: str = typer.Option("table", "--format", "-f", help="table | jsonl | json"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
-    merge: Optional[Path] = typer.Option(None, "--merge", help="Scan results (json or jsonl) to settle with the patch facts; writes merged host results."),
+    merge: Optional[Path] = typer.Option(None, "--merge", help="Scan results (json, jsonl, or `report N --format json`) to settle with the patch facts; writes merged host results."),
+    merge_scan: Optional[int] = typer.Option(None, "--scan", metavar="SCAN_ID", help="Like --merge, with a stored scan's hosts."),
     db: Optional[str] = typer.Option(None, "--db", help="Store URL: the audit results are recorded there for the dashboard."),
     no_store: bool = typer.Option(False, "--no-store", help="Do not record the results in the store."),
 ) -> None:
@@ -684,22 +711,20 @@ def audit(
             fail(str(exc))
         results = list(results) + list(run.results)
         remote_errors = list(run.errors)
-    if merge is not None:
+    if merge is not None or merge_scan is not None:
+        from .audit.errors import InventoryError
+        from .audit.join import match
+        from .resultfile import load_results, load_stored_scan
+
         try:
-            text = merge.read_text("utf-8")
-            hosts = _json.loads(text) if text.lstrip().startswith("[") else [_json.loads(x) for x in text.splitlines() if x.strip()]
-        except (OSError, ValueError) as exc:
-            fail(f"{merge}: cannot read scan results: {exc}")
-        by_key = {}
-        for r in results:
-            for key in (r.address, (r.host or "").upper()):
-                if key:
-                    by_key[key] = r
-        merged = []
-        for h in hosts:
-            name = ((h.get("identity") or {}).get("netbios_name") or "").upper()
-            match = by_key.get(h.get("address")) or (by_key.get(name) if name else None)
-            merged.append(merge_scan_audit(h, match) if match else h)
+            hosts = (load_results([merge]) if merge is not None else []) + \
+                (load_stored_scan(db, merge_scan) if merge_scan is not None else [])
+        except InventoryError as exc:
+            fail(f"cannot read the scan results: {exc}")
+        hosts = [h for h in hosts if "address" in h and "verdicts" not in h]  # scan records (a report may hold others)
+        pairs = match(hosts, [r.to_dict() for r in results])
+        by_host = {i: results[j] for j, i in pairs.items()}
+        merged = [merge_scan_audit(h, by_host[i]) if i in by_host else h for i, h in enumerate(hosts)]
         text = "".join(_json.dumps(h, ensure_ascii=False) + "\n" for h in merged) if fmt != "json" else _json.dumps(merged, ensure_ascii=False, indent=2) + "\n"
     else:
         text = render_audit(results, fmt)
@@ -743,24 +768,31 @@ def collector() -> None:
     epilog=(
         "Examples:\n\n"
         "  smbsentry plan scan.json -o plan/\n\n"
+        "  smbsentry plan --scan 12 -o plan/            (a stored scan; `report 12 --format json` output works too)\n\n"
         "  smbsentry plan merged.jsonl audit.jsonl -o plan-zh/ --lang zh"
     )
 )
 def plan(
-    results: list[Path] = typer.Argument(..., help="Scan, audit or merged results (json or jsonl)."),
-    out_dir: Path = typer.Option(..., "--output", "-o", help="Folder for plan.md, plan.json, bundle.csv and scripts/."),
+    results: list[Path] = typer.Argument(None, help="Scan, audit, merged or report results (json or jsonl)."),
+    scan_id: Optional[int] = typer.Option(None, "--scan", metavar="SCAN_ID", help="Plan a stored scan (smbsentry history lists them)."),
+    out_dir: Path = typer.Option(..., "--output", "-o", help="Folder for plan.md, plan.json, bundle.csv and scripts/ (written whole or not at all)."),
     lang: str = typer.Option("en", "--lang", help="en | zh"),
-    db: Optional[str] = typer.Option(None, "--db", help="Store URL: the plan is recorded there for the dashboard."),
+    db: Optional[str] = typer.Option(None, "--db", help="Store URL: where --scan is read and the plan recorded."),
     no_store: bool = typer.Option(False, "--no-store", help="Do not record the plan in the store."),
 ) -> None:
-    """Plan the fix per host (the response flow of the Antiy, 360 and Alibaba Cloud WannaCry guides): backup first, isolate the implanted, install the exact KB with
-    its prerequisites, or where no patch exists disable SMB1 and the Server service, block 139/445, isolate,
-    upgrade; with apply and rollback scripts per host group and the offline patch bundle list."""
+    """Plan the fix per host, in the order the vendors' response guides give: isolate the implanted,
+    back up before anything that interrupts service, install the exact update with its prerequisites,
+    or where no patch exists disable SMB1, block 139/445, isolate and upgrade; then harden, then settle
+    what the scan could not decide. Starts with the ranked action list; writes apply and rollback scripts
+    per host group and the offline patch bundle list. The Server service is stopped by a script only
+    where the host's shares were listed and hold no data."""
     import json as _json
 
     from .remediate.writer import main_plan
 
-    code = main_plan([str(r) for r in results], str(out_dir), lang)
+    if not results and scan_id is None:
+        fail("give result files or --scan N")
+    code = main_plan([str(r) for r in results or []], str(out_dir), lang, scan_id=scan_id, db=db)
     if code == 0 and not no_store:
         from .store import StoreError
 

@@ -41,7 +41,7 @@ class _Host:
     _newer: list[str] | None = None
 
     def newer_unknown(self) -> list[str]:
-        """Installed updates the knowledge base does not know and that are newer than all it knows for the product."""
+        """Installed updates the knowledge base does not know and that are newer than everything in its catalog."""
         if self._newer is None:
             known, top = kb().fixes, _newest_known(self.product.id)
             self._newer = sorted((k for k in self.installed or () if k not in known and int(k[2:]) > top), key=lambda k: int(k[2:]))
@@ -68,6 +68,10 @@ def resolve_product(facts: HostFacts) -> tuple[Product | None, str | None, str |
 
 @lru_cache(maxsize=None)
 def _newest_known(product_id: str) -> int:
+    """The highest update number the catalog knows (KB numbers rise with time); without a catalog, the product's highest."""
+    cat = kb().catalog
+    if cat is not None:
+        return max(cat.newest_kb, max(f.number for f in kb().fixes.values()))
     return max((f.number for f in kb().fixes.values() if product_id in f.products), default=0)
 
 
@@ -125,15 +129,62 @@ def _patch_decision(v: Vulnerability, h: _Host) -> tuple[str, str, list | None]:
         return h.decisions.setdefault(b, ("missing", f"no {b} update exists for {p.name}: upgrade the system, or apply the workarounds{note}", _fix_list(v, h)))
     if h.installed is None:
         return h.decisions.setdefault(b, ("unknown", f"the inventory lists no installed updates, no build revision and no {name} version{note}", None))
+    capped = _capped(h, b, name)
+    if capped:
+        return h.decisions.setdefault(b, ("unknown", capped + note, None))
     newer = h.newer_unknown()
     if newer:
         shown = ", ".join(newer[-3:])
+        cat = kb().catalog
+        where = f"the update catalog ({cat.date})" if cat else f"the knowledge base's data for {p.name}"
         return h.decisions.setdefault(b, ("unknown", (
             f"no known {b} update among {len(h.installed)} installed updates, but {shown} "
-            f"{'is' if len(newer) == 1 else 'are'} newer than the knowledge base's data for {p.name} and may carry it: "
-            f"check the {name} version or the build revision{note}"), None))
-    base = f"none of the {len(h.installed)} installed updates fixes {b} on {p.name}{note}"
+            f"{'is' if len(newer) == 1 else 'are'} newer than {where} and may carry it: "
+            f"load a newer catalog (smbsentry kb update) or check the {name} version or the build revision{note}"), None))
+    early = _predates_rollups(h, b)
+    if early:
+        return h.decisions.setdefault(b, ("unknown", early + note, None))
+    base = f"none of the {len(h.installed)} installed updates fixes {b} on {p.name}{_newest_text(h, b)}{note}"
     return h.decisions.setdefault(b, ("missing", _missing_text(v, h, base), _fix_list(v, h)))
+
+
+def _capped(h: _Host, bulletin: str, file_name: str) -> str | None:
+    """Why the verdict stays open when systeminfo listed only part of the updates."""
+    declared = h.facts.hotfixes_declared
+    if declared is None or h.installed is None or declared <= len(h.installed):
+        return None
+    return (f"the inventory lists {len(h.installed)} of {declared}{'' if 'computerinfo' not in ' '.join(h.facts.sources) else ' or more'} installed "
+            f"hotfixes (systeminfo, like PowerShell's console list, cuts a long list): none of the listed fixes {bulletin}, "
+            f"and the fix could be among the {declared - len(h.installed)} unlisted; export the whole list with `wmic qfe list full "
+            f"/format:csv`, `Get-HotFix | Export-Csv` or `smbsentry collector` and audit it with this file, or check the {file_name} version")
+
+
+def _newest_installed(h: _Host):
+    """The newest installed update of the product's rollup / cumulative chain, or None."""
+    chain = query.chain_of(h.product.id)
+    return next((f for f in reversed(chain) if f.kb in h.installed), None)
+
+
+def _newest_text(h: _Host, bulletin: str) -> str:
+    newest, fixing = _newest_installed(h), query.first_fix(bulletin, h.product.id)
+    if newest is None or fixing is None:
+        return ""
+    pid = h.product.id
+    latest = query.chain_of(pid)[-1]
+    return (f"; the newest installed, {newest.kb} ({newest.label(pid)}), predates the fix {fixing.kb} ({fixing.released_on(pid)}): "
+            f"install {fixing.kb} or any later {'cumulative update' if latest.kind == 'cumulative' else 'monthly rollup'}, "
+            f"the newest in the catalog being {latest.kb} ({latest.label(pid)})")
+
+
+def _predates_rollups(h: _Host, bulletin: str) -> str | None:
+    """unknown when the fix came before the product's rollups and the host has rollups: the data does not say they carry it."""
+    pid = h.product.id
+    chain, fixing, newest = query.chain_of(pid), query.first_fix(bulletin, pid), _newest_installed(h)
+    if not chain or fixing is None or newest is None or fixing.released_on(pid) >= chain[0].released_on(pid):
+        return None
+    return (f"{fixing.kb} ({fixing.released_on(pid)}) is not installed and Microsoft's supersedence data does not say whether the "
+            f"{'cumulative updates' if newest.kind == 'cumulative' else 'monthly rollups'} of {h.product.name} (from {chain[0].released_on(pid):%Y-%m}) "
+            f"carry it; the newest installed is {newest.kb} ({newest.label(pid)}): check the fixed file's version")
 
 
 def _affected(v: Vulnerability, p: Product, arch: str | None):

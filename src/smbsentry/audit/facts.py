@@ -18,7 +18,8 @@ KB_RE = re.compile(r"\b(KB\d{6,7})\b", re.I)
 ORDER = ("os_name", "os_version", "service_pack", "build", "ubr", "architecture", "installed_kbs", "smb1_server",
          "smb_device_enabled", "disable_compression", "server_service", "listening", "firewall_blocks_smb", "firewall_rules",
          "wannacry_indicators", "file_versions", "domain_controller", "smb_signing_required", "restrict_null_sessions",
-         "guest_enabled", "rdp_enabled", "iis_webdav", "samba_version", "software", "edition", "product")
+         "guest_enabled", "rdp_enabled", "iis_webdav", "samba_version", "software", "edition", "product", "hotfixes_declared",
+         "domain")
 
 
 @dataclass(slots=True)
@@ -51,6 +52,12 @@ class HostFacts:
     software: dict[str, str] | None = None  # installed applications: name -> version
     edition: str | None = None
     product: str | None = None  # knowledge-base product id, filled by the evaluator
+    # systeminfo lists at most a few hundred hotfixes: when it announced more than it listed, the number it announced
+    # (installed_kbs is then only part of the list; a full export merged in clears it)
+    hotfixes_declared: int | None = None
+    # systeminfo's Domain line (Get-ComputerInfo's CsDomain): the DNS domain of a member, the workgroup name of a stand-alone
+    # host; what joins these facts to a scan's NetBIOS / DNS domain
+    domain: str | None = None
     sources: list[str] = field(default_factory=list)
 
     @property
@@ -66,8 +73,13 @@ class HostFacts:
 
     def merge(self, other: HostFacts) -> None:
         """Fill what this one does not know from `other`; unions for lists and maps."""
+        # A complete update list (Get-HotFix, wmic qfe, the collector) on either side lifts systeminfo's cap.
+        full = any(x.installed_kbs is not None and x.hotfixes_declared is None for x in (self, other))
         for f in fields(self):
             mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if f.name == "hotfixes_declared":
+                self.hotfixes_declared = None if full else (mine or theirs)
+                continue
             if theirs is None:
                 continue
             if f.name == "installed_kbs":

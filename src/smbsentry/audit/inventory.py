@@ -8,16 +8,16 @@ a good file yields an error for that host only.
 
 from __future__ import annotations
 
+import csv
 import json
-import re
 from pathlib import Path
 
 from .encoding import decode
 from .errors import InventoryError
 from .facts import HostFacts
-from .formats import hotfix, structured, systeminfo
+from .formats import computerinfo, hotfix, structured, systeminfo
 
-FORMATS = ("systeminfo", "gethotfix-csv", "wmic-qfe-csv", "gethotfix-json", "osquery-patches", "osquery-os_version", "hosts-csv", "facts-json")
+FORMATS = ("systeminfo", "computerinfo", "computerinfo-json", "gethotfix-csv", "wmic-qfe-csv", "gethotfix-json", "osquery-patches", "osquery-os_version", "hosts-csv", "facts-json")
 
 
 def _item_lines(text: str) -> dict[int, int]:
@@ -76,7 +76,9 @@ def sniff(text: str) -> str | None:
         return "wmic-qfe-csv"
     if "HotFixID" in first and "," in first:
         return "gethotfix-csv"
-    if systeminfo.looks_like(lines) or re.match(r'^"(Host Name|主机名)"', first):
+    if computerinfo.looks_like(lines):
+        return "computerinfo"
+    if systeminfo.looks_like(lines) or _systeminfo_csv(lines):
         return "systeminfo"
     header = [h.strip().lower() for h in first.split(",")]
     if "host" in header and ("os" in header or "kbs" in header):
@@ -84,8 +86,19 @@ def sniff(text: str) -> str | None:
     return None
 
 
+def _systeminfo_csv(lines: list[str]) -> bool:
+    """`systeminfo /fo csv` in any language: the first data row's third cell is an OS version."""
+    rows = [ln for ln in lines[:4] if ln.strip()]
+    if len(rows) < 2 or not rows[0].lstrip().startswith('"'):
+        return False
+    cells = next(csv.reader(rows[1:2]), [])
+    return len(cells) > 2 and systeminfo.VERSION.match(cells[2]) is not None
+
+
 def _json_kind(items: list[dict]) -> str | None:
     keys = set().union(*(i.keys() for i in items)) if items else set()
+    if computerinfo.is_json(items[0] if items else {}):
+        return "computerinfo-json"
     if "hotfix_id" in keys:
         return "osquery-patches"
     if "HotFixID" in keys:
@@ -109,19 +122,23 @@ def parse_text(text: str, path: str) -> tuple[list[HostFacts], list[InventoryErr
             hosts, errors = hotfix.parse_json(items, lines_of, path)
         elif kind == "osquery-os_version":
             hosts, errors = structured.os_version_rows(items, lines_of, path)
+        elif kind == "computerinfo-json":
+            hosts, errors = computerinfo.parse_json(items, lines_of, path)
         elif kind == "facts-json":
             hosts, errors = structured.facts_json(items, lines_of, path)
         else:
-            raise InventoryError(path, 1, "JSON of an unknown kind (expected Get-HotFix, osquery patches / os_version, or facts)")
+            raise InventoryError(path, 1, "JSON of an unknown kind (expected Get-HotFix / Win32_QuickFixEngineering, Get-ComputerInfo, osquery patches / os_version, or facts)")
     elif kind == "systeminfo":
         hosts, errors = systeminfo.parse(text, path)
+    elif kind == "computerinfo":
+        hosts, errors = computerinfo.parse_text(text, path)
     elif kind in ("gethotfix-csv", "wmic-qfe-csv"):
         hosts, errors = hotfix.parse_csv(text, path)
     elif kind == "hosts-csv":
         hosts, errors = structured.plain_csv(text, path)
     else:
         first = next((i for i, ln in enumerate(text.split("\n"), 1) if ln.strip()), 1)
-        raise InventoryError(path, first, "unknown inventory format (expected systeminfo, Get-HotFix CSV/JSON, wmic qfe CSV, "
+        raise InventoryError(path, first, "unknown inventory format (expected systeminfo, Get-ComputerInfo, Get-HotFix CSV/JSON, wmic qfe CSV, "
                                           "osquery patches/os_version JSON, a host,os,build,kbs CSV or facts JSON)")
     for h in hosts:
         h.sources.append(Path(path).name)

@@ -79,6 +79,8 @@ def main_detect(
     jobs: int = 1,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
+    store: bool = False,
+    db: str | None = None,
 ) -> int:
     """Run the detector; return the exit status (see the module docstring).
 
@@ -137,10 +139,18 @@ def main_detect(
     else:
         writer = JsonlWriter(stream)
     worst = [99]
+    usage: list[dict[str, Any]] = []  # smb1-usage events, kept for the store (--store)
+    span: list[Any] = [None, None]
 
     def sink(ev: dict[str, Any]) -> None:
         if ev["event_type"] == "alert":
             worst[0] = min(worst[0], ev["alert"]["severity"])
+        elif store and ev["event_type"] == "smb1-usage":
+            usage.append(ev)
+        if store and isinstance(ev.get("timestamp"), str):
+            ts = ev["timestamp"]
+            span[0] = ts if span[0] is None or ts < span[0] else span[0]
+            span[1] = ts if span[1] is None or ts > span[1] else span[1]
         writer.event(ev)
 
     engine = Engine(sink, config)
@@ -188,6 +198,8 @@ def main_detect(
     finally:
         if stream is not stdout:
             stream.close()
+    if store and not _record_usage(db, inputs, usage, span, stderr, quiet):
+        return 1
     if interrupted and not interface:
         return 130
     if status:
@@ -197,6 +209,22 @@ def main_detect(
     if fail_on is not None and worst[0] <= FAIL_ON_LEVELS[fail_on]:
         return 3
     return 0
+
+
+def _record_usage(db: str | None, inputs: list[str], usage: list[dict[str, Any]], span: list[Any], stderr: TextIO,
+                  quiet: bool = False) -> bool:
+    """--store: the SMBv1 inventory into the store (detect/record.py); one line on failure."""
+    from ..store import StoreError
+    from .record import record
+
+    try:
+        sid = record(db, inputs, usage, (span[0], span[1]))
+    except (StoreError, OSError) as exc:
+        _err(stderr, f"the SMBv1 inventory was not recorded: {exc}")
+        return False
+    if not quiet:
+        stderr.write(f"SMBv1 inventory: {len(usage)} client/server pair(s) recorded as run {sid}\n")
+    return True
 
 
 def _read_files_parallel(

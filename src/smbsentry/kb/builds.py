@@ -21,6 +21,9 @@ class OsGuess:
     shared: bool
     implementation: str | None  # "windows" | "samba" | None
     note: str | None = None
+    # one tuple per product line, oldest release first: ("Windows 10 2004", ..., "Windows 10 22H2");
+    # later releases of a line share the base build through an enablement package
+    lines: tuple[tuple[str, ...], ...] = ()
 
 
 @lru_cache(maxsize=1)
@@ -40,14 +43,25 @@ def lookup(major: int, minor: int, build: int) -> OsGuess:
         if major >= 5:
             return OsGuess(None, (), False, "windows", f"unknown build {version}.{build}")
         return OsGuess(None, (), False, None, f"unknown version {version}.{build}")
-    products = tuple(entry["products"])
-    name = products[0] if len(products) == 1 else " / ".join(_shorten(products))
-    return OsGuess(name, products, len(products) > 1, "windows", entry.get("note"))
+    later = entry.get("enablement", {})
+    lines = tuple((p, *later.get(p, ())) for p in entry["products"])
+    candidates = tuple(n for line in lines for n in line)
+    name = " / ".join(_shorten([_range(line) for line in lines]))
+    return OsGuess(name, candidates, len(candidates) > 1, "windows", entry.get("note"), lines)
 
 
-def _shorten(products: tuple[str, ...]) -> list[str]:
+def _range(line: tuple[str, ...]) -> str:
+    """('Windows 10 2004', ..., 'Windows 10 22H2') -> 'Windows 10 2004-22H2'."""
+    if len(line) == 1:
+        return line[0]
+    first, last = line[0], line[-1]
+    head, _, _ = first.rpartition(" ")
+    return f"{first}-{last[len(head) + 1:]}" if last.startswith(head + " ") else f"{first} - {last}"
+
+
+def _shorten(names: list[str]) -> list[str]:
     """'Windows 10 1903', 'Windows Server 1903' -> 'Windows 10 1903', 'Server 1903'."""
-    out = [products[0]]
-    for p in products[1:]:
+    out = [names[0]]
+    for p in names[1:]:
         out.append(p[len("Windows ") :] if p.startswith("Windows Server") else p)
     return out

@@ -88,14 +88,36 @@ class Prerequisite:
         return {"kb": self.kb, "name": self.name}
 
 
+def language_matches(tag: str | None, wanted: str | None) -> bool:
+    """Whether a package language tag serves `wanted` ('zh-cn', or just 'zh'); a neutral package (None) serves any."""
+    if tag is None or wanted is None:
+        return True
+    wanted = wanted.lower()
+    return tag == wanted or tag.split("-")[0] == wanted
+
+
 @dataclass(frozen=True, slots=True)
 class FileRef:
+    """One package file of an update (update_files.json): where it installs, its language (None: neutral) and address."""
+
     name: str
     architecture: str
     url: str | None
     language: str | None
     source: tuple[str, ...]
     products: tuple[str, ...] = ()  # empty: every product of the fix
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileGap:
+    """Why an update has no package file for these products / architecture / language (update_files.json `gaps`)."""
+
+    products: tuple[str, ...]
+    architecture: str
+    language: str | None
+    reason: str
+    source: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +156,7 @@ class Fix:
     prerequisites: tuple[Prerequisite, ...] = ()
     files: tuple[FileRef, ...] = ()
     note: str | None = None
+    gaps: tuple[FileGap, ...] = ()
 
     @property
     def number(self) -> int:
@@ -148,9 +171,16 @@ class Fix:
         kind = KIND_LABELS[self.kind]
         return f"{day:%Y-%m} {kind}" if day else kind
 
-    def files_for(self, arch: str | None, product_id: str | None = None) -> tuple[FileRef, ...]:
+    def files_for(self, arch: str | None, product_id: str | None = None, language: str | None = None) -> tuple[FileRef, ...]:
+        """Package files for an architecture / product / language (None: any); neutral packages serve every language."""
         return tuple(f for f in self.files if (arch is None or f.architecture == arch)
-                     and (product_id is None or not f.products or product_id in f.products))
+                     and (product_id is None or not f.products or product_id in f.products)
+                     and language_matches(f.language, language))
+
+    def gap_for(self, arch: str, product_id: str, language: str | None = None) -> FileGap | None:
+        """The recorded reason this update has no package for the architecture / product / language, if any."""
+        return next((g for g in self.gaps if g.architecture == arch and product_id in g.products
+                     and (g.language is None or language_matches(g.language, language))), None)
 
 
 @dataclass(frozen=True, slots=True)

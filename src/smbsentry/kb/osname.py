@@ -50,6 +50,10 @@ class ProductMatch:
 
 def _clean(text: str) -> str:
     t = text.replace("®", " ").replace("™", " ").replace("(R)", " ").replace("(TM)", " ").replace("(r)", " ")
+    # cmd's code page 437 has no ® or ™ and writes their best fit: "Microsoftr Windows VistaT Enterprise",
+    # "Microsoftr Windows Serverr 2008 Standard" (Vista and 2008 systeminfo redirected to a file)
+    t = re.sub(r"\b(Microsoft|Windows|Server)r\b", r"\1", t)
+    t = re.sub(r"\bVistaT\b", "Vista", t)
     t = re.sub(r"\bmicrosoft\b", " ", t, flags=re.I)
     return re.sub(r"[\s,]+", " ", t).strip().lower()
 

@@ -21,7 +21,7 @@ from .store import kb
 __all__ = [
     "Cover", "FixOption", "ProductMatch", "product", "vulnerability", "fix", "action", "normalize_kb", "supersedes_chain",
     "superseded_by", "supersedence_path", "covering_updates", "fixed_build", "file_verdict", "fixes_for", "actions_for",
-    "is_affected", "later_rule", "product_from_os_string", "service_pack_path",
+    "is_affected", "later_rule", "product_from_os_string", "service_pack_path", "chain_of", "first_fix", "chain_text",
 ]
 
 
@@ -144,12 +144,15 @@ def covering_updates(bulletin: str, product_id: str) -> dict[str, Cover]:
             cur = queue.popleft()
             for newer in data.superseded_by.get(cur, ()):
                 nf = data.fixes[newer]
-                if newer in out or product_id not in nf.products:
+                # a security-only update carries its own month only, whatever its supersedence says
+                if newer in out or product_id not in nf.products or nf.kind == "security-only":
                     continue
                 chain = (newer,) + out[cur].chain
                 out[newer] = Cover(newer, "supersedes", chain, _chain_text(chain, data.fixes, product_id), len(chain) - 1)
                 queue.append(newer)
 
+    close()
+    _later_in_chain(bulletin, product_id, out)
     close()
     fixed = fixed_build(bulletin, product_id)
     if fixed and p.ubr_is_proof:
@@ -167,6 +170,53 @@ def covering_updates(bulletin: str, product_id: str) -> dict[str, Cover]:
                 queue.append(f.kb)
         close()
     return out
+
+
+CHAIN_KINDS = ("cumulative", "monthly-rollup", "preview-rollup")
+
+
+@lru_cache(maxsize=1024)
+def chain_of(product_id: str) -> tuple[Fix, ...]:
+    """The product's cumulative updates or monthly rollups, oldest first: each carries every earlier one's fixes."""
+    data = kb()
+    members = [f for f in data.fixes.values() if product_id in f.products and f.kind in CHAIN_KINDS and f.released_on(product_id)]
+    return tuple(sorted(members, key=lambda f: (f.released_on(product_id), f.number)))
+
+
+def first_fix(bulletin: str, product_id: str) -> Fix | None:
+    """The earliest update that fixes `bulletin` on the product directly."""
+    direct = [f for f in kb().by_bulletin.get(bulletin, ()) if product_id in f.products and f.released_on(product_id)]
+    return min(direct, key=lambda f: (f.released_on(product_id), f.kind not in CHAIN_KINDS, f.number), default=None)
+
+
+def chain_text(product_id: str, newer: Fix, fixing: Fix) -> str:
+    """'KB5013945 (2022-05 cumulative update) -> KB5012599 -> ... 24 more ... -> KB4551762': the updates in between, by date."""
+    chain = [f for f in chain_of(product_id) if fixing.released_on(product_id) <= f.released_on(product_id) <= newer.released_on(product_id)]
+    names = [f.kb for f in reversed(chain)]
+    if fixing.kb not in names:
+        names.append(fixing.kb)
+    if len(names) > 5:
+        names = names[:2] + [f"... {len(names) - 3} more ..."] + names[-1:]
+    return " -> ".join(names)
+
+
+def _later_in_chain(bulletin: str, product_id: str, out: dict[str, Cover]) -> None:
+    """Any later cumulative update or rollup of the release carries the fix, when the fix itself came in the chain's era."""
+    data = kb()
+    chain, fixing = chain_of(product_id), first_fix(bulletin, product_id)
+    if not chain or fixing is None:
+        return
+    day = fixing.released_on(product_id)
+    if day < chain[0].released_on(product_id):
+        return  # the fix predates the rollups: whether they carry it is not in the data (evaluate says unknown)
+    p = data.products[product_id]
+    for f in chain:
+        if f.kb in out or f.released_on(product_id) < day:
+            continue
+        kind = "cumulative update" if f.kind == "cumulative" else "monthly rollup"
+        out[f.kb] = Cover(f.kb, "chain", (f.kb, fixing.kb), (
+            f"{f.kb} ({f.label(product_id)}) is a later {kind} of {p.name} than {fixing.kb} ({fixing.label(product_id)}), which fixed {bulletin}, "
+            f"and each {kind} carries the fixes of the earlier ones: {chain_text(product_id, f, fixing)}"), 45)
 
 
 def fixed_build(bulletin_or_vuln: str, product_ref: str | Product) -> tuple[int, int, str] | None:

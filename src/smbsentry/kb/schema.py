@@ -8,6 +8,9 @@ schema, then checks what a schema cannot: that every id referred to exists.
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 DATE = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
 KB = {"type": "string", "pattern": r"^KB\d{6,7}$"}
 PID = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9.-]*$"}
@@ -34,7 +37,7 @@ def _doc(key: str, body: dict) -> dict:
 
 
 SOURCES = _doc("sources", {"type": "object", "minProperties": 1, "additionalProperties": _obj(
-    {"title": TEXT, "kind": {"enum": ["vendor", "reference", "public-code", "project", "seed"]}}, {"url": TEXT})})
+    {"title": TEXT, "kind": {"enum": ["vendor", "reference", "public-code", "project", "seed"]}}, {"url": TEXT, "licence": TEXT})})
 
 PRODUCT = _obj(
     {"id": PID, "name": TEXT, "line": TEXT, "family": {"enum": FAMILIES}, "role": {"enum": ["client", "server", "both"]},
@@ -49,8 +52,15 @@ PRODUCTS = _doc("products", {"type": "array", "items": PRODUCT, "minItems": 1})
 
 PREREQ = _obj({"kb": KB, "name": TEXT, "kind": {"enum": ["service-pack", "update"]}},
               {"provides": {"type": "array", "items": PID, "minItems": 1}, "products": {"type": "array", "items": PID, "minItems": 1}})
-FILEREF = _obj({"name": TEXT, "architecture": ARCH, "source": SOURCE},
-               {"url": TEXT, "language": TEXT, "products": {"type": "array", "items": PID, "minItems": 1}})
+LANGUAGE = {"oneOf": [{"type": "null"}, {"type": "string", "pattern": r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$"}]}
+SOURCES_LIST = {"type": "array", "items": TEXT, "minItems": 1}
+# update_files.json: the package files of the updates (and why some have none), built by scripts/import-update-files
+FILEREF = _obj({"kb": KB, "products": {"type": "array", "items": PID, "minItems": 1}, "architecture": ARCH, "language": LANGUAGE,
+                "name": TEXT, "url": {"oneOf": [{"type": "null"}, {"type": "string", "pattern": r"^https?://[^/\s]+/\S+$"}]},
+                "source": SOURCES_LIST}, {"note": TEXT})
+FILEGAP = _obj({"kb": KB, "products": {"type": "array", "items": PID, "minItems": 1}, "architecture": ARCH, "language": LANGUAGE,
+                "reason": TEXT, "source": SOURCES_LIST})
+UPDATE_FILES = _obj({"_about": TEXT, "files": {"type": "array", "items": FILEREF}, "gaps": {"type": "array", "items": FILEGAP}})
 FILEVER = _obj({"products": {"type": "array", "items": PID, "minItems": 1}, "version": VERSION},
                {"branch": {"enum": ["GDR", "LDR"]},
                 "revisions": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2}})
@@ -61,7 +71,7 @@ FIX = _obj(
     {"released_for": {"type": "object", "additionalProperties": DATE},
      "fixed_builds": {"type": "array", "items": _obj({"build": {"type": "integer"}, "ubr": {"type": "integer", "minimum": 0}})},
      "fixed_file": _obj({"name": TEXT, "versions": {"type": "array", "items": FILEVER, "minItems": 1}}),
-     "prerequisites": {"type": "array", "items": PREREQ}, "files": {"type": "array", "items": FILEREF}, "note": TEXT})
+     "prerequisites": {"type": "array", "items": PREREQ}, "note": TEXT})
 RULE = _obj({"id": PID, "bulletin": TEXT, "kinds": {"type": "array", "items": {"enum": FIX_KINDS}, "minItems": 1},
              "products": {"type": "array", "items": PID, "minItems": 1}, "released_from": DATE, "text": TEXT, "source": SOURCE})
 FIXES = _obj({"_about": TEXT, "fixes": {"type": "array", "items": FIX, "minItems": 1}, "rules": {"type": "array", "items": RULE}})
@@ -93,8 +103,21 @@ ACTIONS = _doc("actions", {"type": "array", "items": ACTION, "minItems": 1})
 BUILDS = _obj({"_about": TEXT, "sources": {"type": "object", "additionalProperties": TEXT},
                "builds": {"type": "array", "minItems": 1, "items": _obj(
                    {"version": TEXT, "build": {"type": "integer"}, "products": {"type": "array", "items": TEXT, "minItems": 1}, "source": TEXT},
-                   {"note": TEXT})},
+                   {"note": TEXT, "enablement": {"type": "object", "additionalProperties": {"type": "array", "items": TEXT, "minItems": 1}},
+                    "enablement_source": TEXT})},
                "samba": _obj({"version": TEXT, "build": {"type": "integer"}, "source": TEXT})})
+
+CATALOG_UPDATE = _obj(
+    {"kb": KB, "kind": {"enum": ["security-only", "monthly-rollup", "cumulative", "standalone"]}, "released": DATE,
+     "products": {"type": "array", "items": PID, "minItems": 1}, "architectures": {"type": "array", "items": ARCH, "minItems": 1},
+     "supersedes": {"type": "array", "items": KB}},
+    {"fixes": {"type": "array", "items": TEXT, "minItems": 1},
+     "builds": {"type": "object", "propertyNames": {"pattern": r"^\d{4,5}$"}, "additionalProperties": {"type": "integer", "minimum": 0}}})
+CATALOG_SOURCE = {"type": "object", "required": ["title", "url", "licence"], "properties": {"title": TEXT, "url": TEXT, "licence": TEXT}}
+# catalog.json (kb/catalog.py): written by scripts/import_catalog.py, replaceable by `smbsentry kb update`.
+CATALOG = _obj({"_about": TEXT, "format": {"const": 1}, "date": DATE, "source": CATALOG_SOURCE,
+                "updates": {"type": "array", "items": CATALOG_UPDATE, "minItems": 1}},
+               {"build_source": CATALOG_SOURCE})
 
 SCHEMAS = {
     "sources.json": SOURCES,
@@ -103,4 +126,10 @@ SCHEMAS = {
     "vulnerabilities.json": VULNERABILITIES,
     "actions.json": ACTIONS,
     "builds.json": BUILDS,
+    "update_files.json": UPDATE_FILES,
 }
+
+
+def digest(raw: bytes, schema: dict) -> str:
+    """A seal (store.py, data/sealed.json): the SHA-256 of a file's bytes and of the schema it was checked against."""
+    return hashlib.sha256(raw + b"\0" + json.dumps(schema, sort_keys=True).encode()).hexdigest()

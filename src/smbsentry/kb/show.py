@@ -10,6 +10,7 @@ import re
 
 from . import query
 from .model import KIND_LABELS
+from .packages import other_languages, packages
 from .store import kb
 
 
@@ -62,7 +63,11 @@ def _show_fix(f) -> str:
     for p in f.prerequisites:
         lines.append(f"  prerequisite: {p.kb} {p.name}")
     for fr in f.files:
-        lines.append(f"  file ({fr.architecture}{', ' + fr.language if fr.language else ''}): {fr.name}")
+        where = ", ".join(fr.products) if fr.products else "every product"
+        lines.append(f"  file ({fr.architecture}, {fr.language or 'all languages'}; {where}): {fr.name}"
+                     + (f"  {fr.url}" if fr.url else "  (no address recorded)"))
+    for g in f.gaps:
+        lines.append(f"  no file ({g.architecture}{', ' + g.language if g.language else ''}; {', '.join(g.products)}): {g.reason}")
     if f.note:
         lines.append(f"  note: {f.note}")
     lines.append(f"  sources:{_sources(f.source)}")
@@ -114,8 +119,28 @@ def kb_show(entry_id: str) -> str:
     raise ValueError(f"no knowledge-base entry {entry_id!r} (try a finding id like ms17-010, a KB like KB4012212, a product like windows-7-sp1 or an action id)")
 
 
-def which_kb(os_text: str, vuln_id: str) -> str:
-    """Which updates fix `vuln_id` on the OS described by `os_text`, with prerequisites and file names."""
+def _package_lines(fix, product, arch: str | None, indent: str = "      ", addresses: bool = True) -> list[str]:
+    """The package per architecture and language (English and Chinese at least for per-language updates), or why there is none.
+
+    `addresses=False` leaves the download addresses out (the HTML report stays free of links; bundle.csv has them)."""
+    out = []
+    for a in [arch] if arch else list(product.architectures):
+        for c in packages(fix, product, a):
+            label = f"{a}, {c.language}" if c.language else a
+            if c.file:
+                out.append(f"{indent}file ({label}): {c.file.name}")
+                if addresses or not c.file.url:
+                    out.append(f"{indent}  {c.file.url}" if c.file.url else f"{indent}  no address: {c.reason}")
+            else:
+                out.append(f"{indent}no file ({label}): {c.reason}")
+        more = other_languages(fix, product, a)
+        if more:
+            out.append(f"{indent}other languages ({a}): {', '.join(more)} (smbsentry kb show {fix.kb})")
+    return out
+
+
+def which_kb(os_text: str, vuln_id: str, addresses: bool = True) -> str:
+    """Which updates fix `vuln_id` on the OS described by `os_text`, with prerequisites, file names and (`addresses`) download addresses."""
     v = query.vulnerability(vuln_id)
     m = query.product_from_os_string(os_text)
     p, arch = m.product, m.architecture
@@ -150,15 +175,13 @@ def which_kb(os_text: str, vuln_id: str) -> str:
         extra = [pre for pre in o.prerequisites if pre.kind != "service-pack"]
         for pre in extra:
             lines.append(f"      needs {pre.kb} ({pre.name}) first")
-        for fr in o.files:
-            lines.append(f"      file{' (' + fr.language + ' only)' if fr.language else ''}: {fr.name}")
-        if not o.files:
-            lines.append(f"      file: not recorded here; search the Microsoft Update Catalog for {o.fix.kb} ({level.name}{' ' + arch if arch else ''})")
+        lines += _package_lines(o.fix, level, arch, addresses=addresses)
         if o.fix.fixed_builds.get(level.build):
             lines.append(f"      OS build {level.build}.{o.fix.fixed_builds[level.build]} or later shows it is installed")
-    for sp_kb in [pre.kb for pre in sps]:
-        for fr in (f for f in kb().fixes[sp_kb].files_for(arch) if f.architecture in level.architectures):
-            lines.append(f"  {sp_kb} file: {fr.name}")
+    for pre in sps:
+        sp_from = next((q for q in [p, *(lvl for _, lvl in query.service_pack_path(p))] if pre.kb in (q.next_service_pack or ())), p)
+        lines.append(f"  {pre.kb} ({pre.name}):")
+        lines += _package_lines(kb().fixes[pre.kb], sp_from, arch, indent="    ", addresses=addresses)
     fvs = [fv for o in options for fv in o.fix.fixed_versions if level.id in fv.products]
     ids = [o.fix.kb for o in options]
     # Alibaba Cloud's WannaCry guide, question 3: Get-HotFix from Vista SP2 / Server 2008 SP2 on; systeminfo / wmic before.
@@ -167,3 +190,41 @@ def which_kb(os_text: str, vuln_id: str) -> str:
         check += " or " + " / ".join(sorted({f"{options[0].fix.fixed_file} >= {fv.text}" for fv in fvs}))
     lines.append(f"  check after the restart: {check}")
     return "\n".join(lines)
+
+
+def catalog_info() -> str:
+    """`smbsentry kb info`: the update catalog in use, its source and what it holds."""
+    data = kb()
+    c = data.catalog
+    if c is None:
+        return "no update catalog (catalog.json) is installed: verdicts rely on fixes.json alone"
+    kinds = ", ".join(f"{n} {KIND_LABELS.get(k, k)}{'s' if n != 1 else ''}" for k, n in sorted(c.counts.items(), key=lambda x: -x[1]))
+    lines = [f"update catalog of {c.date} ({c.path})",
+             f"  {sum(c.counts.values())} updates: {kinds}",
+             f"  {c.products} products; newest update KB{c.newest_kb}; {len(data.fixes)} updates known in all with fixes.json",
+             f"  source: {c.source['title']}, {c.source['url']} ({c.source['licence']})"]
+    if c.source.get("file"):
+        lines.append(f"  file: {c.source['file']}" + (f" sha256 {c.source['sha256']}" if c.source.get("sha256") else ""))
+    if c.build_source:
+        lines.append(f"  build revisions: {c.build_source['title']}, {c.build_source['url']} ({c.build_source['licence']})")
+    lines.append("  an installed update newer than this catalog makes a verdict unknown, never missing: `smbsentry kb update FILE` loads a newer one")
+    return "\n".join(lines)
+
+
+def catalog_update(path) -> str:
+    """`smbsentry kb update FILE`: validate a newer export and keep it for the next runs."""
+    from pathlib import Path
+
+    from . import catalog as _catalog
+    from .store import kb as _kb
+
+    data = _kb()
+    current = data.catalog.date if data.catalog else None
+    base = {k for k, f in data.fixes.items() if _catalog.SOURCE_ID not in f.source}
+    try:
+        target, new = _catalog.install(Path(path), set(data.products), base, current or __import__("datetime").date.min)
+    except _catalog.CatalogError as exc:
+        raise ValueError(str(exc)) from None
+    _kb.cache_clear()
+    return (f"update catalog of {new.date} installed as {target} ({sum(new.counts.values())} updates, {new.products} products); "
+            f"it replaces the catalog of {current} from the next run on")

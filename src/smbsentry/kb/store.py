@@ -5,6 +5,15 @@ references a schema cannot see (a KB that supersedes an unknown KB, an
 action id nobody defined, a source that is not listed).  A broken file must
 stop the program with a message naming the file and the place in it, not
 produce a wrong verdict three modules later.
+
+The packaged files are sealed: `data/sealed.json` holds, per file, the
+SHA-256 of its bytes and of its schema as they were when
+scripts/seal_kb_data.py validated them.  A packaged file whose digest still
+matches skips the schema check (importing jsonschema and walking the
+schemas is most of the start-up time); any edit to a file or a schema
+changes the digest, so such a file is checked in full as before.  The
+reference checks always run, and every other directory (tests, a copy, the
+user's catalog from `kb update`) is always checked in full.
 """
 
 from __future__ import annotations
@@ -15,11 +24,10 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-import jsonschema
-
-from .model import (Action, Affected, FileRef, FileVersion, Fix, Prerequisite, Product, Rule, Vulnerability,
+from . import catalog as _catalog
+from .model import (Action, Affected, FileGap, FileRef, FileVersion, Fix, Prerequisite, Product, Rule, Vulnerability,
                     as_tuple, parse_date, version_tuple)
-from .schema import SCHEMAS
+from .schema import SCHEMAS, digest
 
 
 class KbDataError(ValueError):
@@ -44,6 +52,7 @@ class Kb:
     actions: dict[str, Action]
     builds: dict
     by_bulletin: dict[str, list[Fix]] = field(default_factory=dict)
+    catalog: _catalog.CatalogInfo | None = None
 
 
 def _path(parts) -> str:
@@ -53,17 +62,36 @@ def _path(parts) -> str:
     return out
 
 
-def read(directory: Path, name: str) -> dict:
-    """Parse and schema-check one file; errors name the file and the path."""
+SEALS = "sealed.json"
+
+
+def seals(directory: Path) -> dict[str, str]:
+    """The packaged files' seals (file name -> digest); none when the seal file is missing or unreadable."""
+    try:
+        doc = json.loads((directory / SEALS).read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in doc.get("files", {}).items() if isinstance(v, str)} if isinstance(doc, dict) else {}
+
+
+def read(directory: Path, name: str, sealed: dict[str, str] | None = None) -> dict:
+    """Parse and schema-check one file (not when `sealed` holds its digest); errors name the file and the path."""
     where = directory / name
     try:
-        text = where.read_text("utf-8")
+        raw = where.read_bytes()
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise KbDataError(name, "$", "file is missing") from None
+    except UnicodeDecodeError as exc:
+        raise KbDataError(name, "$", f"not UTF-8 text (byte {exc.start})") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise KbDataError(name, f"line {exc.lineno} column {exc.colno}", f"invalid JSON: {exc.msg}") from None
+    if sealed and sealed.get(name) == digest(raw, SCHEMAS[name]):
+        return data
+    import jsonschema  # only here: its import alone costs more start-up time than loading every sealed file
+
     validator = jsonschema.Draft202012Validator(SCHEMAS[name])
     errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
@@ -105,7 +133,29 @@ def _products(raw: list, refs: _Refs) -> dict[str, Product]:
     return out
 
 
-def _fix(e: dict, i: int, refs: _Refs, products: dict) -> Fix:
+def _update_files(raw: dict, refs: _Refs, fixes_raw: list) -> dict[str, tuple[list[FileRef], list[FileGap]]]:
+    """update_files.json -> {kb: (files, gaps)}; each entry must name a known update, its products and architectures, and a source."""
+    known = {e["kb"]: e for e in fixes_raw}
+    out: dict[str, tuple[list[FileRef], list[FileGap]]] = {}
+    for key in ("files", "gaps"):
+        for i, f in enumerate(raw[key]):
+            at = [key, i]
+            fix = known.get(f["kb"])
+            refs.need(fix is not None, "update_files.json", at + ["kb"], f"no update {f['kb']} in fixes.json")
+            for j, pid in enumerate(f["products"]):
+                refs.need(pid in fix["products"], "update_files.json", at + ["products", j], f"{pid!r} is not one of {f['kb']}'s products")
+            refs.need(f["architecture"] in fix["architectures"], "update_files.json", at + ["architecture"],
+                      f"{f['kb']} is not listed for {f['architecture']} in fixes.json")
+            src = refs.src(f["source"], "update_files.json", at + ["source"])
+            files, gaps = out.setdefault(f["kb"], ([], []))
+            if key == "files":
+                files.append(FileRef(f["name"], f["architecture"], f["url"], f["language"], src, tuple(f["products"]), f.get("note")))
+            else:
+                gaps.append(FileGap(tuple(f["products"]), f["architecture"], f["language"], f["reason"], src))
+    return out
+
+
+def _fix(e: dict, i: int, refs: _Refs, products: dict, files: tuple[list, list] = ([], [])) -> Fix:
     at = ["fixes", i]
     for j, pid in enumerate(e["products"]):
         refs.need(pid in products, "fixes.json", at + ["products", j], f"unknown product {pid!r}")
@@ -123,25 +173,20 @@ def _fix(e: dict, i: int, refs: _Refs, products: dict) -> Fix:
         for pid in [*p.get("provides", ()), *p.get("products", ())]:
             refs.need(pid in products, "fixes.json", at + ["prerequisites", j], f"unknown product {pid!r}")
         prereqs.append(Prerequisite(p["kb"], p["name"], p["kind"], tuple(p.get("provides", ())), tuple(p.get("products", ()))))
-    for j, fr in enumerate(e.get("files", ())):
-        for pid in fr.get("products", ()):
-            refs.need(pid in e["products"], "fixes.json", at + ["files", j, "products"], f"{pid!r} is not one of this fix's products")
-    files = tuple(FileRef(f["name"], f["architecture"], f.get("url"), f.get("language"),
-                          refs.src(f["source"], "fixes.json", at + ["files", j, "source"]), tuple(f.get("products", ())))
-                  for j, f in enumerate(e.get("files", ())))
     return Fix(kb=e["kb"], title=e["title"], kind=e["kind"], products=tuple(e["products"]), architectures=tuple(e["architectures"]),
                released=parse_date(e["released"]), addresses=tuple(e["addresses"]), supersedes=tuple(e["supersedes"]),
                source=refs.src(e["source"], "fixes.json", at + ["source"]),
                released_for={k: parse_date(v) for k, v in e.get("released_for", {}).items()},
                fixed_builds={b["build"]: b["ubr"] for b in e.get("fixed_builds", ())}, fixed_file=ff["name"] if ff else None,
-               fixed_versions=tuple(versions), prerequisites=tuple(prereqs), files=files, note=e.get("note"))
+               fixed_versions=tuple(versions), prerequisites=tuple(prereqs), files=tuple(files[0]), note=e.get("note"),
+               gaps=tuple(files[1]))
 
 
-def _fixes(raw: dict, refs: _Refs, products: dict) -> tuple[dict[str, Fix], list[Rule]]:
+def _fixes(raw: dict, refs: _Refs, products: dict, files: dict) -> tuple[dict[str, Fix], list[Rule]]:
     fixes: dict[str, Fix] = {}
     for i, e in enumerate(raw["fixes"]):
         refs.need(e["kb"] not in fixes, "fixes.json", ["fixes", i, "kb"], f"duplicate update {e['kb']}")
-        fixes[e["kb"]] = _fix(e, i, refs, products)
+        fixes[e["kb"]] = _fix(e, i, refs, products, files.get(e["kb"], ([], [])))
     for i, f in enumerate(fixes.values()):
         for j, old in enumerate(f.supersedes):
             refs.need(old in fixes, "fixes.json", ["fixes", i, "supersedes", j], f"supersedes unknown update {old}")
@@ -214,26 +259,51 @@ def _index_names(products: dict[str, Product]) -> tuple[dict, dict]:
     return names, lines
 
 
+def _with_catalog(base: Path, fixes: dict[str, Fix], products: dict, user: bool,
+                  sealed: dict[str, str]) -> tuple[dict[str, Fix], _catalog.CatalogInfo | None]:
+    """fixes.json completed by the update catalog (the user's newer export when `user`)."""
+    path = _catalog.choose(base / _catalog.FILE) if user else base / _catalog.FILE
+    if not path.is_file():
+        return fixes, None
+    try:
+        doc = _catalog.read(path, sealed.get(_catalog.FILE) if path == base / _catalog.FILE else None)
+        _catalog.check(doc, path, set(products), set(fixes))
+    except _catalog.CatalogError as exc:
+        raise KbDataError(_catalog.FILE if path.parent == base else str(path), "$", str(exc).split(": ", 1)[-1]) from None
+    return _catalog.merge(doc, fixes), _catalog.info(doc, path)
+
+
 def load(directory: Path | str | None = None) -> Kb:
-    """Read every data file (from `directory`, default the packaged data) and cross-check them."""
+    """Read every data file (from `directory`, default the packaged data and the user's newer catalog) and cross-check them."""
     base = Path(directory) if directory else Path(str(resources.files("smbsentry.kb").joinpath("data")))
-    sources = read(base, "sources.json")["sources"]
+    sealed = seals(base) if directory is None else {}
+    sources = read(base, "sources.json", sealed)["sources"]
     refs = _Refs(sources)
-    products = _products(read(base, "products.json")["products"], refs)
+    products = _products(read(base, "products.json", sealed)["products"], refs)
     names, lines = _index_names(products)
-    fixes, rules = _fixes(read(base, "fixes.json"), refs, products)
+    raw_fixes = read(base, "fixes.json", sealed)
+    files = _update_files(read(base, "update_files.json", sealed), refs, raw_fixes["fixes"])
+    fixes, rules = _fixes(raw_fixes, refs, products, files)
+    fixes, catalog_info = _with_catalog(base, fixes, products, directory is None, sealed)
     families = {p.family for p in products.values()}
-    actions = _actions(read(base, "actions.json")["actions"], refs)
+    actions = _actions(read(base, "actions.json", sealed)["actions"], refs)
     for i, a in enumerate(actions.values()):
         for fam in a.applies_to:
             refs.need(fam in families, "actions.json", ["actions", i, "applies_to"], f"no product of family {fam!r}")
-    raw_vulns = read(base, "vulnerabilities.json")["findings"]
+    raw_vulns = read(base, "vulnerabilities.json", sealed)["findings"]
     vulns = _vulns(raw_vulns, refs, products, actions, fixes)
-    builds = read(base, "builds.json")
+    builds = read(base, "builds.json", sealed)
     for i, b in enumerate(builds["builds"]):
         refs.src(b["source"], "builds.json", ["builds", i, "source"], builds["sources"])
         for j, n in enumerate(b["products"]):
             refs.need(n in names or n in lines, "builds.json", ["builds", i, "products", j], f"product {n!r} is not in products.json")
+        for base_name, later in b.get("enablement", {}).items():
+            refs.need(base_name in b["products"], "builds.json", ["builds", i, "enablement", base_name],
+                      f"{base_name!r} is not one of this build's products")
+            for n in later:
+                refs.need(n in names, "builds.json", ["builds", i, "enablement", base_name], f"product {n!r} is not in products.json")
+        if b.get("enablement"):
+            refs.src(b.get("enablement_source", ""), "builds.json", ["builds", i, "enablement_source"], builds["sources"])
     superseded_by: dict[str, list[str]] = {}
     for f in fixes.values():
         for old in f.supersedes:
@@ -243,7 +313,7 @@ def load(directory: Path | str | None = None) -> Kb:
         for b in f.addresses:
             by_bulletin.setdefault(b, []).append(f)
     return Kb(sources, products, names, lines, fixes, {k: tuple(v) for k, v in superseded_by.items()}, rules, vulns, raw_vulns,
-              actions, builds, by_bulletin)
+              actions, builds, by_bulletin, catalog_info)
 
 
 @lru_cache(maxsize=1)

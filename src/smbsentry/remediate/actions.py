@@ -20,10 +20,11 @@ or the backup gate when that step interrupts service).
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..kb.store import kb
+from ..model import plain_dict
 from .hosts import HostView
 
 RANKS = ("isolate-now", "vulnerable", "likely", "hardening", "verify")
@@ -48,7 +49,7 @@ class ActionRow:
     exposure: str | None = None  # the widest source this host is exposed to, where known
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return plain_dict(self)
 
 
 def _exposure(view: HostView) -> tuple[int, str | None]:
@@ -115,11 +116,13 @@ def host_rows(view: HostView, hp) -> list[ActionRow]:
         if fids:
             why = "; ".join(f"{f} {hp.needs[f]}: {view.evidence(f)[:160]}".rstrip(": ") for f in fids[:4])
             rows.append(_row(cat, view, hp, fids, why, exposure))
-    verify = [s for s in hp.steps if s.id == "verify"]
+    verify = [s for s in hp.steps if s.id in ("resolve-conflict", "verify")]
     if verify:
         fids = [f for s in verify for f in s.findings]
         why = "; ".join(f"{fid}: {reason[:160]}" for fid, reason in view.unknowns()[:4]) or "; ".join(view.errors[:3])
-        row = ActionRow(5, "verify", view.key, view.name, view.address, fids, "info", why, "verify", verify[0].text,
+        if verify[0].id == "resolve-conflict":
+            why = "; ".join(f"{fid}: scan {scan}, audit {audit}" for fid, scan, audit in view.conflicts()) + ("; " + why if why else "")
+        row = ActionRow(5, "verify", view.key, view.name, view.address, fids, "info", why, verify[0].id, verify[0].text,
                         verify[0].text_key, dict(verify[0].text_args), exposure[1])
         rows.append(row)
     return [r for r in rows if r is not None]

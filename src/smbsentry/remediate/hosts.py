@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from ..audit.evaluate import resolve_product
 from ..audit.facts import HostFacts
+from ..audit.join import match
 from ..kb import query
 from ..kb.model import Product
 from ..kb.store import kb
@@ -44,6 +46,7 @@ class HostView:
     facts: dict[str, Any] = field(default_factory=dict)
     smb1_enabled: bool | None = None
     os_text: str | None = None
+    os_label: str | None = None  # the scan's os_name: one product, or the range the build may be ("Windows 10 2004-22H2 / Server 2004-20H2")
     os_build: int | None = None
     candidates: list[str] = field(default_factory=list)
     implementation: str | None = None
@@ -59,6 +62,8 @@ class HostView:
     role_evidence: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # the scan's per-host errors (why a host could not be tested)
     scanned: bool = False  # a scan result describes this host
+    smb1_clients: list[dict] = field(default_factory=list)  # who spoke SMB1 to this host in recorded traffic (detect --store)
+    smb1_coverage: list[dict] = field(default_factory=list)  # the captures recorded at all: {"captures": [...], "span": [a, b]}
     # resolved
     product: Product | None = None
     product_note: str | None = None
@@ -132,6 +137,17 @@ class HostView:
                    and fid in vulns and (set(vulns[fid].ports) & {139, 445} or vulns[fid].kind == "configuration")]
         return not decided and self.os_text is None and not self.candidates and self.implementation is None
 
+    def conflicts(self) -> list[tuple[str, str, str]]:
+        """(finding id, scan status, audit status) where the wire and the inventory disagree:
+        a proven answer on one side, the opposite verdict on the other."""
+        out = []
+        for fid, f in self.scan.items():
+            scan, audit = f.get("status"), (self.audit.get(fid) or {}).get("status")
+            if (scan == "vulnerable" and audit in ("patched", "not_applicable")) or \
+                    (scan == "not_vulnerable" and not f.get("inferred") and audit == "missing"):
+                out.append((fid, scan, audit))
+        return out
+
     def unknowns(self) -> list[tuple[str, str]]:
         """(finding id, reason) of the scan's `unknown` findings that no audit verdict settles."""
         out = []
@@ -145,13 +161,20 @@ class HostView:
 
 
 def _valid_ip(text: Any) -> str | None:
+    return _parse_ip(text.strip()) if isinstance(text, str) else None
+
+
+@lru_cache(maxsize=1 << 16)
+def _parse_ip(text: str) -> str | None:
     try:
-        return str(ipaddress.ip_address(str(text).strip()))
+        return str(ipaddress.ip_address(text))
     except ValueError:
         return None
 
 
 def _kind(rec: dict) -> str:
+    if rec.get("kind") == "smb1-usage":
+        return "usage"
     if "verdicts" in rec or ("facts" in rec and "findings" not in rec):
         return "audit"
     if "findings" in rec or "identity" in rec or "ports" in rec:
@@ -215,6 +238,7 @@ def _absorb(view: HostView, rec: dict) -> None:
     if smb1.get("enabled") is not None:
         view.smb1_enabled = bool(smb1["enabled"])
     view.os_text = view.os_text or smb1.get("native_os") or None
+    view.os_label = view.os_label or (cap(str(ident["os_name"]), 120) if ident.get("os_name") else None)
     if ident.get("os_name") and not view.candidates:
         view.candidates = [str(c) for c in ident.get("os_candidates") or () if c]
         if not view.candidates and not ident.get("os_build_shared"):
@@ -280,37 +304,79 @@ def _resolve(view: HostView) -> None:
         if p is not None:
             products.append(p)
     if products and len({p.family for p in products}) == 1:
-        view.product = products[0]
+        # releases of one line on one base build (19041: Windows 10 2004 to 22H2) take the
+        # updates of the latest, which the host most likely runs; the note names the range
+        line = products[0].name.rpartition(" ")[0]
+        view.product = [p for p in products if p.name.rpartition(" ")[0] == line][-1]
         if len(products) > 1:
-            view.product_note = " / ".join(p.name for p in products)
+            view.product_note = view.os_label if view.os_label and " / " in view.os_label else " / ".join(p.name for p in products)
 
 
 def collect_hosts(records: list[dict]) -> list[HostView]:
-    """One HostView per machine, in first-seen order; ValueError names the first bad record."""
-    views: list[HostView] = []
-    by_addr: dict[str, HostView] = {}
-    by_name: dict[str, HostView] = {}
+    """One HostView per machine, in first-seen order; ValueError names the first bad record.
+
+    Scan records of one address are one machine; an inventory joins the scanned
+    host that audit/join.py names (address, DNS name, NetBIOS name with its
+    domain, a bare name only when unique), never a host that merely shares a
+    name; inventories that join no scanned host are grouped by address or name."""
+    kinds = []
     for i, rec in enumerate(records):
         if not isinstance(rec, dict):
             raise ValueError(f"record {i + 1}: not a JSON object")
         try:
-            kind = _kind(rec)
+            kinds.append(_kind(rec))
         except ValueError as exc:
             raise ValueError(f"record {i + 1}: {exc}") from None
-        addr = _valid_ip(rec.get("address")) if rec.get("address") else None
-        names = [n.upper() for n in _names(rec)]
-        view = (by_addr.get(addr) if addr else None) or next((by_name[n] for n in names if n in by_name), None)
+        if kinds[-1] == "scan" and not _valid_ip(rec.get("address")) and not rec.get("address"):
+            raise ValueError(f"record {i + 1}: scan result without an address")
+    views: list[HostView] = []
+    first: list[dict] = []  # the first scan record of each scanned view, for the join
+    by_addr: dict[str, HostView] = {}
+    for i, rec in enumerate(records):
+        if kinds[i] != "scan":
+            continue
+        addr = _valid_ip(rec.get("address")) or str(rec.get("address"))
+        view = by_addr.get(addr)
         if view is None:
-            key = addr or (names[0].lower() if names else f"record-{i + 1}")
-            if kind == "scan" and not addr and not rec.get("address"):
-                raise ValueError(f"record {i + 1}: scan result without an address")
-            view = HostView(key=key)
+            view = by_addr[addr] = HostView(key=addr)
             views.append(view)
+            first.append(rec)
         _absorb(view, rec)
-        if view.address:
-            by_addr[view.address] = view
-        for n in view.names:
-            by_name.setdefault(n.upper(), view)
+    audits = [(i, rec) for i, rec in enumerate(records) if kinds[i] == "audit"]
+    joined = match(first, [rec for _, rec in audits])
+    by_name: dict[str, HostView] = {}
+    for j, (i, rec) in enumerate(audits):
+        if j in joined:
+            view = views[joined[j]]
+        else:
+            addr = _valid_ip(rec.get("address")) if rec.get("address") else None
+            names = [n.upper() for n in _names(rec)]
+            view = (by_addr.get(addr) if addr else None) or next((by_name[n] for n in names if n in by_name), None)
+            if view is None:
+                view = HostView(key=addr or (names[0].lower() if names else f"record-{i + 1}"))
+                views.append(view)
+            if addr:
+                by_addr.setdefault(addr, view)
+            for n in names:
+                by_name.setdefault(n, view)
+        _absorb(view, rec)
+    _attach_usage([rec for i, rec in enumerate(records) if kinds[i] == "usage"], by_addr, views)
     for v in views:
         _resolve(v)
     return views
+
+
+def _attach_usage(records: list[dict], by_addr: dict[str, HostView], views: list[HostView]) -> None:
+    """SMB1 traffic records join the host of the same address; the captures they cover go to every host."""
+    coverage = []
+    for rec in records:
+        usage = rec.get("smb1_usage") if isinstance(rec.get("smb1_usage"), dict) else {}
+        cov = {"captures": [cap(str(c), 120) for c in (usage.get("captures") or [])[:20]],
+               "span": [cap(str(x), 40) if x else None for x in (usage.get("span") or [None, None])[:2]]}
+        if cov not in coverage:
+            coverage.append(cov)
+        view = by_addr.get(_valid_ip(rec.get("address")) or "")
+        if view is not None:
+            view.smb1_clients += [c for c in usage.get("clients") or [] if isinstance(c, dict)][:500]
+    for v in views:
+        v.smb1_coverage = coverage

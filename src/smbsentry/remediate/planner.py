@@ -24,13 +24,15 @@ they need; each group gets one apply and one rollback script.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from ..kb import query
 from ..kb.model import Action, Product
+from ..kb.packages import packages
 from ..kb.store import kb
+from ..model import plain_dict
 from . import texts
 from .actions import ranked
 from .hosts import HostView, collect_hosts
@@ -77,7 +79,7 @@ class Step:
     disrupts: str | None = None  # what the step interrupts (kb actions' `disrupts`): the backup gate goes before it
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = plain_dict(self)
         d["verify_build"] = list(d["verify_build"][0]) + [d["verify_build"][1]] if self.verify_build else None
         d["condition_build"] = list(self.condition_build)
         return d
@@ -111,17 +113,22 @@ class HostPlan:
             return "identify"
         if any(s.phase == "patch" for s in self.steps):
             return "patch"
-        if any(s.id != "verify" for s in self.steps):
+        if any(s.id not in ("verify", "resolve-conflict") for s in self.steps):
             return "workaround"
         if self.steps:
             return "verify"
         return "clean"
 
     def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in asdict(self).items() if k != "steps"}
+        d = {k: plain_dict(v) if hasattr(v, "__dataclass_fields__") else (list(v) if isinstance(v, list) else
+             dict(v) if isinstance(v, dict) else v) for k, v in ((f, getattr(self, f)) for f in _HOSTPLAN_FIELDS)}
         d["steps"] = [s.to_dict() for s in self.steps]
         d["category"] = self.category
         return d
+
+
+_HOSTPLAN_FIELDS = ("key", "name", "address", "os", "product", "family", "architecture", "end_of_support", "eol", "holds_data",
+                    "data_shares", "isolate", "needs", "notes", "group", "priority")
 
 
 @dataclass
@@ -138,6 +145,7 @@ class BundleRow:
     hosts: int
     order: int
     note: str | None = None
+    language: str | None = None  # None: a language-neutral package (or no update data)
 
 
 @dataclass
@@ -186,15 +194,16 @@ class Plan:
         low = ref.lower()
         return next((h for h in self.hosts if h.key == low or h.address == ref or (h.name or "").lower() == low), None)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, hosts: bool = True) -> dict[str, Any]:
+        """plan.json; hosts=False leaves the per-host plans out (the writer streams them)."""
         return {
             "format": "smbsentry-plan", "version": 1, "lang": self.lang, "as_of": self.as_of.isoformat(),
             "actions": [r.to_dict() for r in self.actions],
             "isolate_now": [{"host": h.name, "address": h.address, "reason": h.isolate} for h in self.isolate_now],
             "backup_first": [{"host": h.name, "address": h.address, "shares": h.data_shares} for h in self.backup_first],
-            "hosts": [h.to_dict() for h in self.hosts],
+            **({"hosts": [h.to_dict() for h in self.hosts]} if hosts else {}),
             "groups": [g.to_dict() for g in self.groups],
-            "bundle": [asdict(b) for b in self.bundle],
+            "bundle": [plain_dict(b) for b in self.bundle],
         }
 
 
@@ -313,6 +322,8 @@ def _per_arch(fix, arch: str | None, p: Product, attr: str) -> dict[str, str]:
     out = {}
     for a in [arch] if arch else list(p.architectures):
         got = fix.files_for(a, p.id)
+        if len({f.language for f in got}) > 1:
+            continue  # one package per language: the script takes whichever of them was staged (see bundle.csv)
         if got and getattr(got[0], attr):
             out[a] = getattr(got[0], attr)
     return out
@@ -324,6 +335,25 @@ def _files(fix, arch: str | None, p: Product) -> dict[str, str]:
 
 def _urls(fix, arch: str | None, p: Product) -> dict[str, str]:
     return _per_arch(fix, arch, p, "url")
+
+
+def _smb1_clients_first(b: _Builder, why: list[str], phase: str) -> None:
+    """Before SMB1 goes off: who still speaks it to this host, from recorded traffic, or that nobody did."""
+    v = b.v
+    if v.smb1_clients:
+        shown = []
+        for c in v.smb1_clients[:12]:
+            os_text = f" ({c.get('client_native_os')})" if c.get("client_native_os") else ""
+            shown.append(f"{c.get('client')}{os_text}, last {str(c.get('last_seen') or '?')[:10]}")
+        more = f" +{len(v.smb1_clients) - 12}" if len(v.smb1_clients) > 12 else ""
+        clients = "; ".join(shown) + more
+        b.add(Step("upgrade-smb1-clients", phase, b.t("smb1-clients-seen", clients=clients), list(why),
+                   text_key="smb1-clients-seen", text_args={"clients": clients}))
+    elif v.smb1_coverage:
+        spans = ", ".join(f"{c['span'][0] or '?'} - {c['span'][1] or '?'} ({', '.join(c['captures'][:3])})" for c in v.smb1_coverage[:3])
+        b.note(b.t("smb1-none-seen", spans=spans))
+    else:
+        b.note(b.t("note-smb1-clients"))
 
 
 def _workarounds(b: _Builder, p: Product, why: list[str], extra_actions: list[str]) -> None:
@@ -342,8 +372,8 @@ def _workarounds(b: _Builder, p: Product, why: list[str], extra_actions: list[st
         if f.get("smb_device_enabled") is not False:
             b.action("disable-smb-device", "workaround", why)
     elif not smb1_off:
+        _smb1_clients_first(b, why, "workaround")
         b.action(SMB1_ACTION[fam], "workaround", why)
-        b.note(b.t("note-smb1-clients"))
     if v.is_dc or v.holds_data or not v.shares_visible:
         # Stopping the Server service or closing 445 on the host itself takes a domain
         # controller's SYSVOL/NETLOGON or a file server's data away, and where no share
@@ -401,7 +431,7 @@ def plan_host(view: HostView, lang: str = "en", today: date | None = None) -> Ho
             b.add(Step("identify", "identify", b.t("identify", findings=names), list(needs)))
         return _finish(b, hp)
     if view.product_note:
-        b.note(b.t("note-os-assumed", os=view.product_note) if " / " in view.product_note else view.product_note)
+        b.note(b.t("note-os-assumed", os=view.product_note, chosen=p.name) if " / " in view.product_note else view.product_note)
     if p.family == "samba":
         for fid, key in SAMBA_MANUAL.items():
             if view.need(fid):
@@ -443,9 +473,8 @@ def plan_host(view: HostView, lang: str = "en", today: date | None = None) -> Ho
         if view.need("smbv1-enabled") and view.facts.get("smb1_server") is not False:
             if p.family == "windows-10":
                 b.action("audit-smb1-access", "hardening", ["smbv1-enabled"])
-            step = b.action(SMB1_ACTION[p.family], "hardening", ["smbv1-enabled"])
-            if step is not None:
-                b.note(b.t("note-smb1-clients"))
+            _smb1_clients_first(b, ["smbv1-enabled"], "hardening")
+            b.action(SMB1_ACTION[p.family], "hardening", ["smbv1-enabled"])
         for fid, aid in HARDENING.items():
             if view.need(fid):
                 step = b.action(aid, "hardening", [fid])
@@ -461,10 +490,21 @@ SETTLE = {"ms17-010": "settle-session", "doublepulsar": "settle-session", "etern
           "cve-2017-7494": "settle-samba", "zippybeer": "settle-none"}
 
 
+def _conflict_steps(b: _Builder) -> None:
+    """The scan and the audit disagree: never two answers side by side without comment."""
+    for fid, scan, audit in b.v.conflicts():
+        src = b.v.audit.get(fid) or {}
+        args = {"finding": fid, "scan": scan, "audit": audit, "scan_evidence": b.v.evidence(fid)[:200],
+                "audit_evidence": str(src.get("evidence") or "")[:200]}
+        key = "conflict-scan-bad" if scan == "vulnerable" else "conflict-audit-bad"
+        b.add(Step("resolve-conflict", "verify", b.t(key, **args), [fid], kb=fid, text_key=key, text_args=args))
+
+
 def _verify_steps(b: _Builder) -> None:
     """Unknowns are work, never "nothing to do": a `verify` step per unknown finding, and one for
     a host whose SMB answered but could not be tested at all."""
     v = b.v
+    _conflict_steps(b)
     if v.untested:
         errs = "; ".join(v.errors[:3]) or b.t("no-answer")
         b.add(Step("verify", "verify", b.t("verify-untested", errors=errs), [], text_key="verify-untested",
@@ -539,7 +579,18 @@ def _groups(hosts: list[HostPlan]) -> list[ScriptGroup]:
     return out
 
 
+def _bundle_note(fix, role: str, choice) -> str | None:
+    """Why a row has no file or no address; for rollups, that a later one of the same kind will do."""
+    notes = [choice.reason] if choice.reason else []
+    if choice.file and choice.file.note and choice.file.url:
+        notes.append(choice.file.note)
+    if choice.file and fix.kind in ("monthly-rollup", "cumulative") and role != "base":
+        notes.append("or any later update of the same kind")
+    return "; ".join(notes) or None
+
+
 def _bundle(hosts: list[HostPlan]) -> list[BundleRow]:
+    """One row per update x OS x architecture x language (English and Chinese for per-language packages)."""
     rows: dict[tuple, BundleRow] = {}
     for hp in hosts:
         if hp.product is None:
@@ -554,26 +605,23 @@ def _bundle(hosts: list[HostPlan]) -> list[BundleRow]:
             target = query.product(s.level) if s.level else p
             for kb_id, role in kbs:
                 fix = kb().fixes.get(kb_id)
+                order = {"base": 0, "key": 1, "alternative": 2}[role]
                 for a in archs:
-                    key = (target.id, a, kb_id)
-                    if key in rows:
-                        rows[key].hosts += 1
-                        continue
-                    files = fix.files_for(a, target.id) if fix else ()
-                    name = files[0].name if files else None
-                    note = None
-                    if not name:
-                        note = f"not in the knowledge base: get {kb_id} for {target.name} {a} from the Microsoft Update Catalog"
-                        if hp.family == "windows-nt5":
-                            note += " (the .exe is language-specific)"
-                    elif "-chs" in name.lower():
-                        note = "Chinese (Simplified) package: other system languages need their own"
-                    elif fix and fix.kind in ("monthly-rollup", "cumulative") and role != "base":
-                        note = "or any later update of the same kind"
-                    order = {"base": 0, "key": 1, "alternative": 2}[role]
-                    rows[key] = BundleRow(target.id, target.name, a, kb_id, fix.kind if fix else "", role, fix.title if fix else s.title or "",
-                                          name, files[0].url if files else None, 1, order, note)
-    return sorted(rows.values(), key=lambda r: (r.os, r.architecture, r.order, r.kb))
+                    choices = packages(fix, target, a) if fix else [None]
+                    for c in choices:
+                        lang = c.language if c else None
+                        key = (target.id, a, kb_id, lang)
+                        if key in rows:
+                            rows[key].hosts += 1
+                            continue
+                        if fix is None:
+                            rows[key] = BundleRow(target.id, target.name, a, kb_id, "", role, s.title or "", None, None, 1, order,
+                                                  f"{kb_id} is not in the knowledge base: search the Microsoft Update Catalog for it")
+                            continue
+                        f = c.file
+                        rows[key] = BundleRow(target.id, target.name, a, kb_id, fix.kind, role, fix.title, f.name if f else None,
+                                              f.url if f else None, 1, order, _bundle_note(fix, role, c), lang)
+    return sorted(rows.values(), key=lambda r: (r.os, r.architecture, r.order, r.kb, r.language or ""))
 
 
 def plan(results: list, lang: str = "en", *, as_of: date | None = None) -> Plan:
@@ -583,6 +631,7 @@ def plan(results: list, lang: str = "en", *, as_of: date | None = None) -> Plan:
     records = [r.to_dict() if hasattr(r, "to_dict") else r for r in results]
     today = as_of or date.today()
     views = collect_hosts(records)
+    del records, results  # the views keep what they need; a caller that passed a temporary list frees it here
     hosts = [plan_host(v, lang, today) for v in views]
     actions = ranked(list(zip(views, hosts)))
     order = {h.key: i for i, h in enumerate(hosts)}

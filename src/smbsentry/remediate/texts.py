@@ -109,6 +109,25 @@ TEXT: dict[str, dict[str, str]] = {
         "zh": "本机 SMB 端口有应答，但无法完成检测（{errors}）：不能认为它是安全的。请查明原因（IPS、会重置连接的防火墙、"
               "非 Windows 设备），让扫描器能够访问 139/445 后重新扫描，或在主机上审计（smbsentry collector，然后 smbsentry audit）。",
     },
+    "conflict-scan-bad": {
+        "en": "The scan and the audit disagree on {finding}: the scan proved it on the wire ({scan}: {scan_evidence}) while the "
+              "inventory says {audit} ({audit_evidence}). Trust the wire until this is settled. Likely causes: the update is "
+              "installed but not active until the host restarts; the inventory is older than the scan; the inventory belongs to "
+              "another host with the same name. Settle it: restart the host if an update is pending, export a fresh inventory "
+              "(smbsentry collector) and scan it again.",
+        "zh": "扫描与审计对 {finding} 的结论不一致：扫描在网络上证实了问题（{scan}：{scan_evidence}），而清单显示为 {audit}"
+              "（{audit_evidence}）。在查明之前以网络结果为准。可能原因：补丁已安装但需要重启才生效；清单早于扫描；清单属于另一台同名主机。"
+              "判定方法：如有待重启的补丁先重启主机，重新导出清单（smbsentry collector），然后重新扫描。",
+    },
+    "conflict-audit-bad": {
+        "en": "The scan and the audit disagree on {finding}: the scan's probe found it fixed ({scan_evidence}) while the inventory "
+              "says {audit} ({audit_evidence}). Likely causes: the fix came with a later update the inventory does not list "
+              "(systeminfo's list is cut at about 245 entries), or the inventory is older than the scan, or belongs to another host. "
+              "Settle it: export a full inventory (Get-HotFix or the collector) and audit it again.",
+        "zh": "扫描与审计对 {finding} 的结论不一致：扫描探测显示已修复（{scan_evidence}），而清单显示为 {audit}（{audit_evidence}）。"
+              "可能原因：修复包含在清单未列出的更新中（systeminfo 的列表约 245 条后会被截断），或清单早于扫描，或属于另一台主机。"
+              "判定方法：导出完整清单（Get-HotFix 或采集脚本）后重新审计。",
+    },
     "no-answer": {"en": "no usable answer", "zh": "没有可用的应答"},
     "settle-session": {
         "en": "To settle it: scan again with an account that can open IPC$ (--user, password from SMBSENTRY_PASSWORD), or audit the "
@@ -147,9 +166,22 @@ TEXT: dict[str, dict[str, str]] = {
               "allow 139/445 only from the clients that need them instead.",
         "zh": "本机对外共享数据：停止 Server 服务或在本机封禁 139/445 会中断业务；改为只允许需要访问的客户端连接 139/445。",
     },
+    "smb1-clients-seen": {
+        "en": "Before turning SMB1 off on this host, move these clients off SMB1 (upgrade them, or enable SMB2 on them): they "
+              "still spoke SMB1 to it in the recorded traffic: {clients}. Turn it off once none is left.",
+        "zh": "关闭本机 SMB1 之前，先让以下客户端不再使用 SMB1（升级系统或启用 SMB2）：在记录的流量中它们仍通过 SMB1 访问本机：{clients}。"
+              "全部处理完毕后再关闭 SMB1。",
+    },
+    "smb1-none-seen": {
+        "en": "No SMB1 use of this host was seen in the recorded traffic ({spans}): turning SMB1 off should cut nobody off that "
+              "those captures saw.",
+        "zh": "在记录的流量（{spans}）中没有发现访问本机的 SMB1 连接：关闭 SMB1 不会影响这些抓包中出现过的客户端。",
+    },
     "note-smb1-clients": {
-        "en": "Turning SMB1 off cuts off Windows XP / Server 2003 clients: find who still uses it first.",
-        "zh": "关闭 SMB1 后 Windows XP / Server 2003 客户端将无法访问共享：先确认还有哪些客户端在使用 SMB1。",
+        "en": "Turning SMB1 off cuts off Windows XP / Server 2003 clients: find who still uses it first (smbsentry detect "
+              "--store on captures of this host's traffic, or the SMB1 access audit).",
+        "zh": "关闭 SMB1 后 Windows XP / Server 2003 客户端将无法访问共享：先确认还有哪些客户端在使用 SMB1"
+              "（对本机流量的抓包运行 smbsentry detect --store，或启用 SMB1 访问审计）。",
     },
     "note-later-update": {
         "en": "{note}",
@@ -160,8 +192,8 @@ TEXT: dict[str, dict[str, str]] = {
         "zh": "{kb} 需要先安装 {sp}（否则提示\"此更新不适用于您的计算机\"）：安装后重启，再次运行脚本。",
     },
     "note-os-assumed": {
-        "en": "OS from the network fingerprint: {os} (the candidates share one build and take the same updates).",
-        "zh": "操作系统来自网络指纹：{os}（这些候选系统构建号相同，补丁也相同）。",
+        "en": "OS from the network fingerprint: {os} (they share one build; the plan takes {chosen}'s updates and dates).",
+        "zh": "操作系统来自网络指纹：{os}（构建号相同；计划按 {chosen} 选择补丁和支持期限）。",
     },
     "note-smb-closed": {
         "en": "SMB (139/445) did not answer the scan on this host (it was seen through other services): "
@@ -214,6 +246,8 @@ TEXT: dict[str, dict[str, str]] = {
         "zh": "排序：先立即隔离已被入侵的主机，再处理已证实的漏洞（严重的优先），然后是疑似漏洞、安全加固，最后核实扫描无法判定的项目。"
               "同一级别内，已知暴露范围更大的主机优先。步骤编号与计划中的一致（plan.json 的 `steps[].id`）。",
     },
+    "actions-more": {"en": "... and {n} more rows: plan.json `actions` has the whole list.",
+                     "zh": "……另有 {n} 行：完整列表见 plan.json 的 `actions`。"},
     "col-rank": {"en": "rank", "zh": "级别"},
     "col-host": {"en": "host", "zh": "主机"},
     "col-why": {"en": "why (evidence)", "zh": "原因（证据）"},
@@ -248,10 +282,13 @@ TEXT: dict[str, dict[str, str]] = {
               "补丁文件从脚本旁的 ..\\bundle 目录读取，或由 %SMBSENTRY_BUNDLE% 指定。",
     },
     "bundle-help": {
-        "en": "Stage these files for isolated networks (as Antiy's guide advises: pre-stage the base packages and the key patches). base = service "
-              "pack needed first; key = the update to install; alternative = another update that also fixes it.",
+        "en": "Stage these files for isolated networks: the base packages and the key patches first. base = service "
+              "pack needed first; key = the update to install; alternative = another update that also fixes it. Windows XP / "
+              "Server 2003 packages exist per system language (English and Chinese rows are listed; stage only the one matching "
+              "the hosts' language, the scripts take whichever is staged); a row without a file says why.",
         "zh": "为隔离网络提前准备以下文件（先储备基础补丁包和重要补丁包）。base = 需先安装的 Service Pack；key = 需要安装的补丁；"
-              "alternative = 同样能修复的其他补丁。",
+              "alternative = 同样能修复的其他补丁。Windows XP / Server 2003 的补丁按系统语言区分（列出英文和简体中文两行；"
+              "只放入与主机语言相符的那个，脚本会使用已放入的文件）；没有文件的行说明了原因。",
     },
 }
 

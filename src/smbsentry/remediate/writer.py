@@ -18,29 +18,37 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import shutil
 import sys
+import tempfile
 from datetime import date
 from pathlib import Path
 
-from ..audit.encoding import decode
 from ..audit.errors import InventoryError
+from ..resultfile import load_results, load_stored_scan, plannable, slim
 from ..kb.store import kb
 from . import texts
 from .planner import HostPlan, Plan, plan
 from .scripts import host_label, safe_address
 
+MD_ACTIONS = 1000  # rows of the ranked list in plan.md; plan.json has them all
 MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]|"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"})
 
 
 def md_text(text: str | None, limit: int = 200) -> str:
     """A string from the network or an inventory (names, shares, evidence) as inert Markdown: one line, escaped, capped."""
-    s = "".join(ch if ch.isprintable() else " " for ch in (text or ""))[:limit]
+    s = (text or "")[:limit]
+    if not s.isprintable():
+        s = "".join(ch if ch.isprintable() else " " for ch in s)
     return s.translate(MD_SPECIAL)
 
 
 def md_plain(text: str | None) -> str:
     """Trusted text (knowledge base, planner): one line, HTML-inert, its own Markdown (`code`) kept."""
-    s = "".join(ch if ch.isprintable() else " " for ch in (text or ""))
+    s = text or ""
+    if not s.isprintable():
+        s = "".join(ch if ch.isprintable() else " " for ch in s)
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
@@ -74,45 +82,46 @@ def _host_title(h: HostPlan, lang: str) -> str:
     return f"{who} - {md_plain(os_text)}{arch}"
 
 
-def render_markdown(p: Plan) -> str:
+def markdown_lines(p: Plan):
+    """plan.md, line by line (a plan of 10,000 hosts is written as it is produced)."""
     lang = p.lang
     t = lambda key, **kw: texts.t(key, lang, **kw)  # noqa: E731
     vulns = kb().vulns
     cats = [h.category for h in p.hosts]
-    L = [f"# {t('title')}", "", f"{p.as_of.isoformat()}", "",
+    yield from [f"# {t('title')}", "", f"{p.as_of.isoformat()}", "",
          t("summary", hosts=len(p.hosts), isolate=cats.count("isolate"), backup=len(p.backup_first), patch=cats.count("patch"),
            workaround=cats.count("workaround"), identify=cats.count("identify"), verify=cats.count("verify"),
            clean=cats.count("clean")), "", t("flow"), ""]
-    L += render_actions(p)
-    L += [f"## 1. {t('h-isolate')}", ""]
+    yield from render_actions(p)
+    yield from [f"## 1. {t('h-isolate')}", ""]
     if p.isolate_now:
         for h in p.isolate_now:
             step = next(s for s in h.steps if s.id == "isolate-now")
-            L.append(f"- {_host_title(h, lang)}: {_step_text(step, lang)}")
+            yield f"- {_host_title(h, lang)}: {_step_text(step, lang)}"
     else:
-        L.append(f"- {t('none')}")
-    L += ["", f"## 2. {t('h-backup')}", ""]
+        yield f"- {t('none')}"
+    yield from ["", f"## 2. {t('h-backup')}", ""]
     if p.backup_first:
         for h in p.backup_first:
             shares = ", ".join(md_text(s, 60) for s in h.data_shares[:12]) or "-"
-            L.append(f"- {_host_title(h, lang)}: {shares}")
+            yield f"- {_host_title(h, lang)}: {shares}"
     else:
-        L.append(f"- {t('none')}")
-    L += ["", f"## 3. {t('h-hosts')}", ""]
+        yield f"- {t('none')}"
+    yield from ["", f"## 3. {t('h-hosts')}", ""]
     n = 0
     for h in p.hosts:
         if h.category == "clean":
             continue
         n += 1
-        L += [f"### 3.{n} {_host_title(h, lang)}", ""]
+        yield from [f"### 3.{n} {_host_title(h, lang)}", ""]
         needs = []
         for fid, status in h.needs.items():
             v = vulns.get(fid)
             title = (v.title_zh if lang == "zh" else v.title) if v else fid
             needs.append(f"`{fid}` {md_plain(title)} ({status})")
         if needs:
-            L.append(f"{t('findings')}: " + "; ".join(needs))
-            L.append("")
+            yield (f"{t('findings')}: " + "; ".join(needs))
+            yield ""
         for i, s in enumerate(h.steps, 1):
             how = t("script") if s.scripted else t("manual")
             kb_part = f" **{s.kb}**" if s.kb else ""
@@ -130,34 +139,38 @@ def render_markdown(p: Plan) -> str:
             if s.disrupts:
                 extra.append(t("interrupts", what=md_plain(s.disrupts)))
             tail = f" ({'; '.join(extra)})" if extra else ""
-            L.append(f"{i}. [{how}]{kb_part} {_step_text(s, lang)}{tail}")
+            yield f"{i}. [{how}]{kb_part} {_step_text(s, lang)}{tail}"
         for note in h.notes:
-            L.append(f"   - {md_plain(note)}")
+            yield f"   - {md_plain(note)}"
         if h.group:
-            L.append(f"   - {t('group')}: `{h.group}`")
-        L.append("")
-    L += [f"## 4. {t('h-groups')}", "", t("groups-help"), ""]
+            yield f"   - {t('group')}: `{h.group}`"
+        yield ""
+    yield from [f"## 4. {t('h-groups')}", "", t("groups-help"), ""]
     if p.groups:
-        L += ["| group | OS | arch | hosts | scripts |", "|---|---|---|---|---|"]
+        yield from ["| group | OS | arch | hosts | scripts |", "|---|---|---|---|---|"]
         by_key = {h.key: h for h in p.hosts}
         for g in p.groups:
             hosts = ", ".join(md_text(host_label(by_key[k]), 60) for k in g.hosts[:8]) + (" ..." if len(g.hosts) > 8 else "")
             os_names = ", ".join(dict.fromkeys(by_key[k].os or "?" for k in g.hosts))
-            L.append(f"| `{g.name}` | {md_plain(os_names)} | {g.architecture or 'any'} | {len(g.hosts)}: {hosts} | "
+            yield (f"| `{g.name}` | {md_plain(os_names)} | {g.architecture or 'any'} | {len(g.hosts)}: {hosts} | "
                      f"`scripts/{g.name}-apply{g.extension}`, `scripts/{g.name}-rollback{g.extension}` |")
     else:
-        L.append(f"- {t('none')}")
-    L += ["", f"{t('h-firewall')}: `scripts/firewall-snippet.txt`", "", f"## 5. {t('h-bundle')}", "", t("bundle-help"), ""]
+        yield f"- {t('none')}"
+    yield from ["", f"{t('h-firewall')}: `scripts/firewall-snippet.txt`", "", f"## 5. {t('h-bundle')}", "", t("bundle-help"), ""]
     if p.bundle:
-        L += ["| OS | arch | role | KB | file | hosts |", "|---|---|---|---|---|---|"]
+        yield from ["| OS | arch | language | role | KB | file | hosts |", "|---|---|---|---|---|---|---|"]
         for r in p.bundle:
-            L.append(f"| {md_plain(r.os)} | {r.architecture} | {r.role} | {r.kb} | {md_code(r.file) if r.file else md_plain(r.note)} | {r.hosts} |")
+            yield (f"| {md_plain(r.os)} | {r.architecture} | {r.language or '-'} | {r.role} | {r.kb} | "
+                     f"{md_code(r.file) if r.file else md_plain(r.note)} | {r.hosts} |")
     else:
-        L.append(f"- {t('none')}")
+        yield f"- {t('none')}"
     clean = [h for h in p.hosts if h.category == "clean"]
-    L += ["", f"## 6. {t('h-clean')}", ""]
-    L += [f"- {_host_title(h, lang)}" for h in clean] or [f"- {t('none')}"]
-    return "\n".join(L) + "\n"
+    yield from ["", f"## 6. {t('h-clean')}", ""]
+    yield from [f"- {_host_title(h, lang)}" for h in clean] or [f"- {t('none')}"]
+
+
+def render_markdown(p: Plan) -> str:
+    return "\n".join(markdown_lines(p)) + "\n"
 
 
 def render_actions(p: Plan) -> list[str]:
@@ -168,25 +181,65 @@ def render_actions(p: Plan) -> list[str]:
         return L + [f"- {texts.t('none', lang)}", ""]
     L += [f"| # | {texts.t('col-rank', lang)} | {texts.t('col-host', lang)} | {texts.t('col-why', lang)} | "
           f"{texts.t('col-next', lang)} |", "|---|---|---|---|---|"]
-    for i, r in enumerate(p.actions, 1):
+    for i, r in enumerate(p.actions[:MD_ACTIONS], 1):
         who = " ".join(x for x in (md_text(r.host, 60) if r.host else None, safe_address(r.address)) if x) or md_text(r.key, 60)
         nxt = _fill_escaped(r, lang) if r.step_text_key else md_plain(r.next)
         L.append(f"| {i} | {texts.t('rank-' + r.category, lang)} | {who} | {md_text(r.why, 240)} | `{r.step}`: {nxt} |")
+    if len(p.actions) > MD_ACTIONS:
+        L.append(texts.t("actions-more", lang, n=len(p.actions) - MD_ACTIONS))
     return L + [""]
 
 
 def bundle_csv(p: Plan) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(["order", "role", "kb", "kind", "os", "product", "architecture", "file", "url", "hosts", "title", "note"])
+    w.writerow(["order", "role", "kb", "kind", "os", "product", "architecture", "language", "file", "url", "hosts", "title", "note"])
     for i, r in enumerate(p.bundle, 1):
-        w.writerow([i, r.role, r.kb, r.kind, r.os, r.product, r.architecture, r.file or "", r.url or "", r.hosts, r.title, r.note or ""])
+        w.writerow([i, r.role, r.kb, r.kind, r.os, r.product, r.architecture, r.language or "", r.file or "", r.url or "", r.hosts,
+                    r.title, r.note or ""])
     return buf.getvalue()
 
 
+def plan_json(p: Plan):
+    """plan.json in pieces: indented for people up to a few hundred hosts; past that one host per
+    line, each written as it is produced (10,000 hosts never make one large string)."""
+    if len(p.hosts) <= 500:
+        yield json.dumps(p.to_dict(), ensure_ascii=False, indent=2) + "\n"
+        return
+    head = p.to_dict(hosts=False)
+    yield "{" + ", ".join(f"{json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in head.items()) + ', "hosts": ['
+    for i, h in enumerate(p.hosts):
+        yield ("," if i else "") + "\n" + json.dumps(h.to_dict(), ensure_ascii=False)
+    yield "\n]}\n"
+
+
 def write_plan(p: Plan, out_dir: str | Path) -> list[Path]:
-    """Write plan.md, plan.json, bundle.csv and the scripts; returns the paths written."""
-    out = Path(out_dir)
+    """Write plan.md, plan.json, bundle.csv and the scripts into out_dir, all or nothing.
+
+    Everything goes to a temporary folder beside out_dir first, which then takes
+    its place: a failure (a full disk) leaves no half-written plan.  An existing
+    out_dir is replaced only when it holds a plan (plan.json) or nothing."""
+    final = Path(out_dir)
+    if final.exists() and (not final.is_dir() or (any(final.iterdir()) and not (final / "plan.json").is_file())):
+        raise FileExistsError(f"{final} exists and is not a plan folder: give a new or empty folder")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        written = _write_files(p, tmp)
+        if final.exists():
+            old = final.with_name(f".{final.name}.old-{os.getpid()}")
+            final.rename(old)
+            tmp.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return [final / w.relative_to(tmp) for w in written]
+
+
+def _write_files(p: Plan, out: Path) -> list[Path]:
     scripts = out / "scripts"
     scripts.mkdir(parents=True, exist_ok=True)
     (out / "bundle").mkdir(exist_ok=True)
@@ -197,8 +250,13 @@ def write_plan(p: Plan, out_dir: str | Path) -> list[Path]:
         path.write_bytes(data.encode(encoding, errors="replace"))
         written.append(path)
 
-    put(out / "plan.md", render_markdown(p))
-    put(out / "plan.json", json.dumps(p.to_dict(), ensure_ascii=False, indent=2) + "\n")
+    def stream(path: Path, chunks) -> None:
+        with path.open("w", encoding="utf-8", newline="\n") as fh:
+            fh.writelines(chunks)
+        written.append(path)
+
+    stream(out / "plan.md", (line + "\n" for line in markdown_lines(p)))
+    stream(out / "plan.json", plan_json(p))
     put(out / "bundle.csv", "\ufeff" + bundle_csv(p), newline="\r\n")  # a BOM so spreadsheet programs read it as UTF-8
     cmd_encoding = "gbk" if p.lang == "zh" else "ascii"
     for g in p.groups:
@@ -214,50 +272,35 @@ def write_plan(p: Plan, out_dir: str | Path) -> list[Path]:
     return written
 
 
-def load_results(paths) -> list[dict]:
-    """Host objects from JSON (an object or an array) or JSON Lines files, in UTF-8 or UTF-16; InventoryError on bad input."""
-    records: list[dict] = []
-    for path in paths:
-        path = Path(path)
-        files = sorted(x for x in path.iterdir() if x.is_file()) if path.is_dir() else [path]
-        for f in files:
-            try:
-                text, _enc = decode(f.read_bytes(), str(f))
-            except OSError as exc:
-                raise InventoryError(str(f), None, exc.strerror or str(exc)) from None
-            if not text.strip():
-                raise InventoryError(str(f), 1, "empty file")
-            try:
-                data = json.loads(text)
-                items = data if isinstance(data, list) else [data]
-            except json.JSONDecodeError:
-                items = []
-                for no, line in enumerate(text.split("\n"), 1):
-                    if line.strip():
-                        try:
-                            items.append(json.loads(line))
-                        except json.JSONDecodeError as exc:
-                            raise InventoryError(str(f), no, f"invalid JSON: {exc.msg}") from None
-            for i, item in enumerate(items):
-                if not isinstance(item, dict):
-                    raise InventoryError(str(f), None, f"item {i + 1} is not a JSON object")
-            records += items
+def load_inputs(results_paths, scan_id: int | None = None, db: str | None = None) -> list[dict]:
+    """Records from files and/or a stored scan; InventoryError when there is nothing a plan can act on."""
+    records = load_results(results_paths, slim)
+    if scan_id is not None:
+        records += load_stored_scan(db, scan_id, slim)
+    if not records:
+        raise InventoryError("input", None, "no host records: give result files or --scan N")
+    if not plannable(records):
+        where = f"scan {scan_id}" if scan_id is not None and not results_paths else "input"
+        raise InventoryError(where, None, "no host with SMB or another service open, and no audit facts: nothing to plan")
     return records
 
 
-def main_plan(results_paths, out_dir, lang: str = "en", *, as_of: date | None = None) -> int:
-    """`smbsentry plan RESULTS... -o DIR [--lang en|zh]`: 0 written, 2 bad input (one line on stderr), 1 cannot write."""
+def main_plan(results_paths, out_dir, lang: str = "en", *, as_of: date | None = None, scan_id: int | None = None,
+              db: str | None = None) -> int:
+    """`smbsentry plan [RESULTS...] [--scan N] -o DIR [--lang en|zh]`: 0 written, 2 bad input (one line on stderr), 1 cannot write."""
     if lang not in texts.LANGS:
         print(f"smbsentry: unknown language {lang!r} (en or zh)", file=sys.stderr)
         return 2
     try:
-        records = load_results(results_paths)
-        result = plan(records, lang, as_of=as_of)
+        result = plan(load_inputs(results_paths, scan_id, db), lang, as_of=as_of)  # no name keeps the records alive
     except (InventoryError, ValueError) as exc:
         print(f"smbsentry: {exc}", file=sys.stderr)
         return 2
     try:
         write_plan(result, out_dir)
+    except FileExistsError as exc:
+        print(f"smbsentry: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"smbsentry: cannot write the plan to {out_dir}: {exc.strerror or exc}", file=sys.stderr)
         return 1

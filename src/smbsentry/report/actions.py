@@ -44,11 +44,17 @@ def _unknown_reasons(fids: list[str], found: dict[str, dict]) -> str | None:
 
 
 def _arg_html(key: str, name: str, value: str, found: dict[str, dict], fids: list[str], lang: str) -> Markup:
+    """One piece of host data in a step text: evidence re-read untruncated from the host's findings and
+    translated, statuses as words, anything else (names, shares, ids) escaped as it is."""
     if key == "isolate-implant" and name == "evidence":
         return i18n.sentence_html(_text_of(found.get("doublepulsar")) or value, lang)
     if key == "verify-unknown" and name == "reason":
         return i18n.sentence_html(_unknown_reasons(fids, found) or value, lang)
-    if key == "verify-untested" and name == "errors":
+    if key.startswith("conflict-") and name in ("scan", "audit"):
+        return escape(i18n.label("status", value, lang))
+    if key.startswith("conflict-") and name == "scan_evidence" and fids:
+        return i18n.sentence_html(_text_of(found.get(fids[0])) or value, lang)
+    if name in ("errors", "audit_evidence", "scan_evidence"):
         return i18n.sentence_html(value, lang)
     return escape(value)
 

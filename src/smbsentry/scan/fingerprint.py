@@ -423,9 +423,14 @@ async def scan_host(address: str, options: ScanOptions, limiter: RateLimiter, ho
         if others and (ctx.result.smb_open or ctx.result.services_answered):
             await run_checks(ctx, others)
         if options.checks and (ctx.result.smb_open or ctx.result.services_answered):
+            from ..services.common import RATE
             from .role import assess
 
-            ctx.result.role = await assess(ctx.result, options.timeout)
+            token = RATE.set(ctx.limiter.acquire if ctx.limiter.rate else None)  # the directory probe obeys --rate
+            try:
+                ctx.result.role = await assess(ctx.result, options.timeout)
+            finally:
+                RATE.reset(token)
     except ScanError as exc:  # pragma: no cover - steps catch their own
         ctx.error(0, "scan", exc)
     except Exception as exc:  # noqa: BLE001 - one host's bug must not end the scan

@@ -1,0 +1,115 @@
+"""The plan on the `make demo` lab: every rule of the planner against real scan results.
+
+The lab serves its 19 profiles (the default mix, as `make demo` does) on one
+port of 127.78.0.1-19; the real CLI scans them with the default checks and
+plans the result. Each assertion names the profile it is about, found through
+the lab's manifest (address -> profile).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+CLI = [sys.executable, "-m", "smbsentry.cli"]
+RANGE, FIRST, PORT = "127.78.0.1-19", "127.78.0.1", "44470"
+
+
+@pytest.fixture(scope="module")
+def lab_plan(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("plan-lab")
+    manifest = tmp / "manifest.json"
+    lab = subprocess.Popen([sys.executable, "-m", "smbsentry.lab", RANGE, "--port", PORT, "--manifest", str(manifest)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection((FIRST, int(PORT)), timeout=0.5).close()
+                if manifest.exists():
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or lab.poll() is not None:
+                pytest.fail(f"the lab did not start: {lab.stderr.read() if lab.poll() is not None else 'timeout'}")
+            time.sleep(0.1)
+        scan = tmp / "scan.json"
+        r = subprocess.run([*CLI, "scan", RANGE, "--ports", PORT, "--timeout", "2", "--format", "json", "-o", str(scan),
+                            "--no-store", "-q"], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+    finally:
+        lab.terminate()
+        lab.wait(10)
+    out = tmp / "plan"
+    r = subprocess.run([*CLI, "plan", str(scan), "-o", str(out), "--no-store"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    profiles = {addr: entry["profile"] for addr, entry in json.loads(manifest.read_text()).items()}
+    plan = json.loads((out / "plan.json").read_text("utf-8"))
+    by_profile = {profiles[h["address"]]: h for h in plan["hosts"] if h["address"] in profiles}
+    return {"plan": plan, "hosts": by_profile, "out": out, "profiles": profiles}
+
+
+def steps(host: dict) -> list[str]:
+    return [s["id"] for s in host["steps"]]
+
+
+def test_implanted_host_is_first(lab_plan):
+    first = lab_plan["plan"]["actions"][0]
+    assert first["category"] == "isolate-now" and lab_plan["profiles"][first["address"]] == "win7-doublepulsar"
+    assert lab_plan["plan"]["hosts"][0]["address"] == first["address"]
+
+
+def test_ranked_order(lab_plan):
+    ranks = [a["rank"] for a in lab_plan["plan"]["actions"]]
+    assert ranks == sorted(ranks)
+    vulnerable = {lab_plan["profiles"][a["address"]] for a in lab_plan["plan"]["actions"] if a["category"] == "vulnerable"}
+    assert {"win7-sp1-unpatched", "winxp-sp3", "win2003-sp2", "win2012r2-unpatched"} <= vulnerable
+
+
+def test_locked_down_host_keeps_its_server_service_and_its_unknowns(lab_plan):
+    h = lab_plan["hosts"]["win2008r2-locked"]
+    order = steps(h)
+    assert "stop-server-service" not in order and "block-smb-firewall" not in order
+    assert "server-service-choice" in order
+    verify = [s for s in h["steps"] if s["id"] == "verify"]
+    assert verify and "ms17-010" in verify[0]["findings"] and "--user" in verify[0]["text"]
+    assert any(a["address"] == h["address"] and a["category"] == "verify" for a in lab_plan["plan"]["actions"])
+
+
+@pytest.mark.parametrize("profile", ["silent", "garbage", "reset-after-negotiate"])
+def test_broken_hosts_are_never_nothing_to_do(lab_plan, profile):
+    h = lab_plan["hosts"][profile]
+    assert h["category"] != "clean" and "verify" in steps(h)
+    assert any(a["address"] == h["address"] for a in lab_plan["plan"]["actions"])
+    md = (lab_plan["out"] / "plan.md").read_text("utf-8")
+    clean = md.split("## 6.")[1]
+    assert h["address"] not in clean
+
+
+def test_smb1_off_hosts_are_not_left_unknown_for_ms17_010(lab_plan):
+    for profile in ("win10-22h2", "win2019", "win2022-signing-required"):
+        h = lab_plan["hosts"][profile]
+        assert "ms17-010" not in h["needs"] and not any("ms17-010" in s["findings"] for s in h["steps"] if s["id"] == "verify")
+
+
+def test_backup_gate_in_every_script_with_a_disruptive_step(lab_plan):
+    out = lab_plan["out"]
+    plan = lab_plan["plan"]
+    gated = 0
+    for g in plan["groups"]:
+        members = [h for h in plan["hosts"] if h["address"] in g["hosts"] or h["key"] in g["hosts"]]
+        apply = (out / g["files"][0]).read_text(encoding="utf-8-sig", errors="replace")
+        disruptive = [s for s in members[0]["steps"] if s.get("disrupts") and s.get("scripted")]
+        if not disruptive or not any(s["id"] == "backup" for s in members[0]["steps"]):
+            continue
+        gated += 1
+        gate = apply.index("SMBSENTRY_BACKUP_DONE")
+        first = min(apply.index(f"step {n}: {s['id']}") for n, s in enumerate(members[0]["steps"], 1)
+                    if s.get("disrupts") and s.get("scripted") and f"step {n}: {s['id']}" in apply)
+        assert gate < first, g["name"]
+    assert gated >= 2
