@@ -124,3 +124,13 @@ def test_arsenal(facts):
     assert rows["explodingcan"]["hosts"] == ["svc-win2003-iis6"] and rows["explodingcan"]["name_zh"] == "爆炸之罐"
     assert rows["eternalblue"]["hosts"] == ["w7"] and rows["eternalsynergy"]["count"] == 0
     assert rows["easybee"]["fix"]
+
+
+def test_zippybeer_needs_a_domain_and_a_workgroup_host_is_not_one():
+    """Workgroup hosts put their own name in the NTLM domain fields, the DNS one included."""
+    win = {"netbios_name": "W10-22H2", "netbios_domain": "W10-22H2", "dns_domain": "W10-22H2", "os_version": "10.0",
+           "os_build": 19041, "os_name": "Windows 10 2004-22H2"}
+    assert run("zippybeer", FakeHost(win, {})) == []
+    member = dict(win, netbios_name="WS01", netbios_domain="CORP", dns_domain="corp.example.com")
+    (f,) = run("zippybeer", FakeHost(member, {}))
+    assert f.status == "unknown" and "corp.example.com" in f.evidence

@@ -214,7 +214,9 @@ class Zippybeer(ShadowBrokersCheck):
         kstate, kdata = service(host, "kerberos")
         nstate, ndata = service(host, "nbns")
         dc = (kstate == "ok" and (kdata or {}).get("kdc")) or (nstate == "ok" and (ndata or {}).get("domain_controller"))
-        domain = ident.dns_domain or (ident.netbios_domain if ident.netbios_domain and ident.netbios_domain != ident.netbios_name else None)
+        # a workgroup host puts its own name in the NTLM domain fields (NetBIOS and DNS alike): not a domain
+        workgroup = bool(ident.netbios_domain and ident.netbios_name and ident.netbios_domain.upper() == ident.netbios_name.upper())
+        domain = None if workgroup else (ident.dns_domain or ident.netbios_domain)
         if not dc and not domain:
             return []  # a workgroup host: Zippybeer needs a domain
         win = windows_of(host)
