@@ -79,6 +79,8 @@ def render_audit(results: list[AuditResult], fmt: str = "table", errors: list[In
         raise ValueError(f"unknown format {fmt!r} (table, jsonl or json)")
     words = i18n.labels("audit", i18n.check_lang(lang))
     status = i18n.labels("status", lang)
+    english = lang == "en"
+    narrow = english  # one column a character everywhere: English output is formatted as it always was
     said: dict[str, str] = {}
 
     def say(text: str) -> str:
@@ -90,6 +92,7 @@ def render_audit(results: list[AuditResult], fmt: str = "table", errors: list[In
     rows = []
     for r in results:
         name = r.host or r.address or "?"
+        narrow = narrow and name.isascii()
         shown = [v for v in r.verdicts if v.status != "not_applicable"]
         hidden = len(r.verdicts) - len(shown)
         rows.append((name, r.facts.product or "?", "", words["not_applicable"].format(n=hidden) if hidden else ""))
@@ -98,12 +101,16 @@ def render_audit(results: list[AuditResult], fmt: str = "table", errors: list[In
             fix = ""
             if v.fix:
                 fix = " -> " + ", ".join(x.get("kb") or x.get("action") for x in v.fix[:4])
-            rows.append(("", v.id, status.get(v.status, v.status), say(v.evidence) + fix))
+            rows.append(("", v.id, status.get(v.status, v.status), (v.evidence if english else say(v.evidence)) + fix))
     head_words = (words["host"], words["finding"], words["status"])
-    widths = [max([_width(c[i]) for c in rows] + [_width(h)]) for i, h in enumerate(head_words)]
-    head = "  ".join(_pad(h, w) for h, w in zip(head_words, widths)) + "  " + words["evidence"]
-    lines = [head, "-" * _width(head)]
-    lines += [("  ".join(_pad(c, w) for c, w in zip(row, widths)) + "  " + row[3]).rstrip() for row in rows]
+    width = len if narrow else _width
+    w0, w1, w2 = (max([width(c[i]) for c in rows] + [width(h)]) for i, h in enumerate(head_words))
+    head = f"{_pad(head_words[0], w0)}  {_pad(head_words[1], w1)}  {_pad(head_words[2], w2)}  {words['evidence']}"
+    lines = [head, "-" * width(head)]
+    if narrow:
+        lines += [f"{a:<{w0}}  {b:<{w1}}  {c:<{w2}}  {d}".rstrip() for a, b, c, d in rows]
+    else:
+        lines += [f"{_pad(a, w0)}  {_pad(b, w1)}  {_pad(c, w2)}  {d}".rstrip() for a, b, c, d in rows]
     for e in errors or ():
         lines.append(words["error"].format(error=e))
     return "\n".join(lines) + "\n"
