@@ -27,6 +27,7 @@ from smbsentry.i18n import sentences
 from smbsentry.kb import query
 from smbsentry.kb.store import kb
 from smbsentry.kb.texts import glossary
+from smbsentry.report import html as report_html
 
 DATA = Path(__file__).parent / "data"
 DIRS = [DATA / "inventories", DATA / "remote", DATA / "systeminfo"]
@@ -125,22 +126,33 @@ def scan_records(hosts: list[dict]) -> list[dict]:
     return out
 
 
-def test_scan_results_merged_with_the_audits_have_chinese_renderings(hosts, tmp_path):
+@pytest.fixture(scope="module")
+def merged(hosts, tmp_path_factory) -> list[dict]:
+    """`smbsentry audit DIRS --merge scan.json`, and the recordings merged the way --merge does it (the CLI reads no recording)."""
     scans = scan_records(hosts)
-    path = tmp_path / "scan.json"
+    path = tmp_path_factory.mktemp("merge") / "scan.json"
     path.write_text(json.dumps(scans), encoding="utf-8")
     p = run("audit", *map(str, DIRS), "--merge", str(path), "--format", "jsonl", "--no-store")
-    merged = [json.loads(x) for x in p.stdout.splitlines()]
-    assert len(merged) == len(scans), p.stderr
-    # the recordings are no inventory for the CLI: merged here the way --merge does it
+    out = [json.loads(x) for x in p.stdout.splitlines()]
+    assert len(out) == len(scans), p.stderr
     by_name = {s["identity"]["netbios_name"]: s for s in scans}
-    merged += [merge_scan_audit(by_name[r.host], r) for r in recorded()]
+    return out + [merge_scan_audit(by_name[r.host], r) for r in recorded()]
+
+
+def test_scan_results_merged_with_the_audits_have_chinese_renderings(merged):
     changed = [f["evidence"] for h in merged for f in h["findings"] if "audit" in (f.get("details") or {})]
     assert len(changed) > 100
     for marker in ("inventory disagrees: patched (", "inventory disagrees: missing (", "patched per inventory: ",
                    "not applicable per inventory: ", "missing per inventory: ", "patch missing per inventory: "):
         assert any(marker in t for t in changed), marker
     assert untranslated(changed) == []
+
+
+def test_the_chinese_report_of_merged_results_shows_the_audit_evidence_in_chinese(merged):
+    html = report_html.render(merged, lang="zh")
+    assert "根据清单缺少补丁：" in html and "清单的结论与此不同：已修补" in html and "月度汇总更新" in html
+    for english in ("per inventory", "inventory disagrees", "is installed and fixes", "supersedes", "installed updates fixes"):
+        assert english not in html, english
 
 
 # --- what the test files do not reach: every product, every kind of fact --------------------------------------
