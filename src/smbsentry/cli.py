@@ -661,6 +661,7 @@ def kb_update_cmd(file: Path = typer.Argument(..., help="A catalog.json written 
         "Examples:\n\n"
         "  smbsentry audit systeminfo-ws07.txt hotfix.csv\n\n"
         "  smbsentry audit inventories/ --format jsonl -o audit.jsonl\n\n"
+        "  smbsentry audit inventories/ --lang zh   (the table in Chinese)\n\n"
         "  smbsentry audit inventories/ --merge scan.json --format jsonl   (scan results settled by patch facts)"
     )
 )
@@ -673,6 +674,7 @@ def audit(
     workers: int = typer.Option(16, "--workers", min=1, max=256, help="With --remote: hosts audited at once."),
     timeout: float = typer.Option(30.0, "--timeout", min=1, help="With --remote: seconds per host."),
     fmt: str = typer.Option("table", "--format", "-f", help="table | jsonl | json"),
+    lang: str = typer.Option("en", "--lang", help="Language of the table: en | zh (statuses and evidence in Chinese). JSON and JSON Lines stay English: they are the contract."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
     merge: Optional[Path] = typer.Option(None, "--merge", help="Scan results (json, jsonl, or `report N --format json`) to settle with the patch facts; writes merged host results."),
     merge_scan: Optional[int] = typer.Option(None, "--scan", metavar="SCAN_ID", help="Like --merge, with a stored scan's hosts."),
@@ -687,6 +689,8 @@ def audit(
 
     if fmt not in ("table", "jsonl", "json"):
         fail(f"unknown --format {fmt!r} (table, jsonl or json)")
+    if lang not in ("en", "zh"):
+        fail(f"unknown --lang {lang!r} (en or zh)")
     inventory = inventory or []
     if not inventory and not remote:
         fail("give inventory files or --remote TARGETS")
@@ -727,7 +731,7 @@ def audit(
         merged = [merge_scan_audit(h, by_host[i]) if i in by_host else h for i, h in enumerate(hosts)]
         text = "".join(_json.dumps(h, ensure_ascii=False) + "\n" for h in merged) if fmt != "json" else _json.dumps(merged, ensure_ascii=False, indent=2) + "\n"
     else:
-        text = render_audit(results, fmt)
+        text = render_audit(results, fmt, lang=lang)
     if output:
         output.write_text(text, encoding="utf-8")
     else:
