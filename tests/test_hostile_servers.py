@@ -154,3 +154,73 @@ def test_keepalive_flood_then_silence_times_out(flood):
     result, elapsed = run(_scan("127.22.0.9", handler))
     assert any("io-timeout" in e for e in result.errors), result.errors
     assert elapsed < 6 * TIMEOUT + 1
+
+
+# -- every connection closed on every path (issue 17) ---------------------------------------
+
+
+async def _silent(reader, writer):
+    await asyncio.sleep(30)
+
+
+async def _garbage(reader, writer):
+    await _read_frame(reader)
+    payload = os.urandom(60)
+    writer.write(b"\x00\x00\x00" + bytes([len(payload)]) + payload)
+    await writer.drain()
+    await asyncio.sleep(30)
+
+
+async def _reset(reader, writer):
+    await _read_frame(reader)
+    _rst(writer)
+
+
+async def _huge(reader, writer):
+    await _read_frame(reader)
+    writer.write(b"\x00\xff\xff\xff" + b"A" * 100)
+    await writer.drain()
+    await asyncio.sleep(30)
+
+
+async def _tiny_flood(reader, writer):
+    await _read_frame(reader)
+    chunk = b"\x00\x00\x00\x01A" * 5000
+    for _ in range(400):
+        writer.write(chunk)
+        await writer.drain()
+    await asyncio.sleep(30)
+
+
+async def _smb1_only(reader, writer):
+    """Answers SMB1 negotiates with a refusal status, stays silent to SMB2."""
+    while True:
+        msg = await _read_frame(reader)
+        if msg[:4] == b"\xffSMB":
+            reply = b"\xffSMB\x72" + struct.pack("<I", 0xC0000002) + b"\x00" * 23 + b"\x00\x00\x00"
+            writer.write(struct.pack(">I", len(reply)) + reply)
+            await writer.drain()
+
+
+@pytest.mark.parametrize("handler", [_silent, _garbage, _reset, _huge, _tiny_flood, _smb1_only],
+                         ids=lambda h: h.__name__.strip("_"))
+def test_no_socket_is_left_open_after_a_hostile_host(handler):
+    """Counted in /proc after scan_host returns: the client sockets this process
+    still holds to the hostile server.  (A failed SMB2 negotiate used to keep
+    its connection, which a flooding server then filled without end.)"""
+    from faultkit import client_sockets
+
+    address = "127.22.0.10"
+
+    async def go():
+        server = await _serve(address, handler)
+        try:
+            result = await scan_host(address, ScanOptions(ports=(PORT,), timeout=TIMEOUT), RateLimiter(None))
+            await asyncio.sleep(0.1)  # aborted transports close on the next loop turns
+            return result, client_sockets(address, PORT)
+        finally:
+            server.close()
+
+    result, left = run(go())
+    assert result.ports == {str(PORT): "open"}
+    assert left == 0, f"{left} socket(s) still open to {address}:{PORT}"

@@ -16,6 +16,7 @@ import errno
 import os
 import socket
 
+from ..model import LOCAL_ERRNOS  # what this machine runs out of: the engine tries such a host again
 from ..protocol import netbios
 from ..protocol.errors import ProtocolError
 
@@ -27,7 +28,13 @@ RESET = "connection-reset"
 CLOSED = "connection-closed"
 IO_TIMEOUT = "io-timeout"
 PROTOCOL = "protocol-error"
-LOCAL = "local-error"  # this machine could not even try (no file descriptor left)
+LOCAL = "local-error"  # this machine could not even try (no file descriptor, buffer or local port left)
+HOST_TIMEOUT = "host-timeout"  # the host used up its --host-timeout
+#: A peer may not queue more than this many whole messages, or bytes in them,
+#: that nobody has asked for: a host flooding tiny NetBIOS messages would
+#: otherwise grow the queue by gigabytes (every reply here is one message).
+MAX_QUEUED_MESSAGES = 64
+MAX_QUEUED_BYTES = 2 << 20
 
 
 class ScanError(Exception):
@@ -43,11 +50,12 @@ class ScanError(Exception):
 
 
 class _FrameProtocol(asyncio.Protocol):
-    __slots__ = ("reader", "messages", "waiter", "error", "transport")
+    __slots__ = ("reader", "messages", "queued", "waiter", "error", "transport")
 
     def __init__(self, max_frame: int) -> None:
         self.reader = netbios.FrameReader(max_frame)
         self.messages: collections.deque[tuple[int, bytes]] = collections.deque()
+        self.queued = 0  # bytes in self.messages
         self.waiter: asyncio.Future | None = None
         self.error: ScanError | None = None
         self.transport: asyncio.Transport | None = None
@@ -57,15 +65,29 @@ class _FrameProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         try:
-            self.messages.extend(self.reader.feed(data))
+            got = self.reader.feed(data)
         except ProtocolError as exc:
-            self.error = ScanError(PROTOCOL, str(exc))
-            if self.transport is not None:
-                self.transport.abort()
+            self._fail(ScanError(PROTOCOL, str(exc)))
+            got = ()
+        if got:
+            self.messages.extend(got)
+            self.queued += sum(len(body) for _, body in got)
+            if len(self.messages) > MAX_QUEUED_MESSAGES or self.queued > MAX_QUEUED_BYTES:
+                self.messages.clear()
+                self.queued = 0
+                self._fail(ScanError(PROTOCOL, f"peer flooded the connection (over {MAX_QUEUED_MESSAGES} messages "
+                                               f"or {MAX_QUEUED_BYTES >> 20} MiB nobody asked for)"))
         # Wake the reader only for a whole message or an error: a server that
         # trickles bytes must not reset the step's deadline.
         if self.messages or self.error is not None:
             self._wake()
+
+    def _fail(self, error: ScanError) -> None:
+        """Keep the first error and drop the connection: nothing more is read."""
+        if self.error is None:
+            self.error = error
+        if self.transport is not None:
+            self.transport.abort()
 
     def eof_received(self):
         if self.error is None:
@@ -116,7 +138,10 @@ class Connection:
             transport, proto = await loop.create_connection(lambda: _FrameProtocol(max_frame), sock=sock)
         except OSError as exc:
             sock.close()
-            raise ScanError(CLOSED, exc.strerror or str(exc)) from None
+            raise ScanError(LOCAL if exc.errno in LOCAL_ERRNOS else CLOSED, exc.strerror or str(exc)) from None
+        except BaseException:  # cancelled (Ctrl-C, --host-timeout): the socket is ours to close
+            sock.close()
+            raise
         conn = cls(host, port, transport, proto)
         if called_name is not None:
             try:
@@ -159,7 +184,9 @@ class Connection:
                 if proto.error is not None:
                     raise proto.error
                 raise ScanError(IO_TIMEOUT, f"no complete reply within {timeout:g}s")
-        return proto.messages.popleft()
+        msg = proto.messages.popleft()
+        proto.queued -= len(msg[1])
+        return msg
 
     def send(self, payload: bytes) -> None:
         if self._proto.error is not None:
@@ -192,6 +219,8 @@ _ERRNO_KIND = {
 
 
 def _connect_error(code: int) -> ScanError:
+    if code in LOCAL_ERRNOS:  # e.g. EADDRNOTAVAIL: no local port left
+        return ScanError(LOCAL, f"cannot connect: {os.strerror(code)}")
     kind = _ERRNO_KIND.get(code, CLOSED)
     return ScanError(kind, "" if kind == REFUSED else os.strerror(code))
 
@@ -233,6 +262,8 @@ async def tcp_connect(loop: asyncio.AbstractEventLoop, host: str, port: int, tim
         raise
     except OSError as exc:  # e.g. a bad address family for this host
         sock.close()
+        if exc.errno in LOCAL_ERRNOS:
+            raise ScanError(LOCAL, f"cannot connect: {exc.strerror or exc}") from None
         raise ScanError(UNREACHABLE, exc.strerror or str(exc)) from None
     except BaseException:
         sock.close()

@@ -51,6 +51,7 @@ class ScanOptions:
     max_frame: int = 1 << 20
     checks: tuple = ()  # Check instances, run after the fingerprint
     service_ports: frozenset[int] = frozenset()  # other services to fingerprint (issue 7's modules)
+    host_timeout: float | None = 30.0  # seconds one host may take in all (None: no limit)
 
 
 class RateLimiter:
@@ -90,6 +91,9 @@ class HostContext:
     _ipc: tuple[IpcSession | None, str] | None = None
     _ipc_tids: dict[tuple[str, str], int] = field(default_factory=dict)
     _access: dict[str, Access] = field(default_factory=dict)
+    # Every connection opened for this host, closed by close() whatever path
+    # a step took (an error, a timeout, a cancellation).
+    _conns: list[Connection] = field(default_factory=list)
 
     @property
     def services(self) -> dict[str, Any]:
@@ -108,9 +112,11 @@ class HostContext:
             await self.limiter.acquire()
             self.result.connections += 1
             try:
-                return await Connection.open(
+                conn = await Connection.open(
                     self.address, port, self.options.timeout, self.options.max_frame, called_name=called
                 )
+                self._conns.append(conn)
+                return conn
             except ScanError as exc:
                 if exc.kind == RESET and retry_reset and attempt == 1:
                     continue
@@ -122,10 +128,10 @@ class HostContext:
         self.result.errors.append(f"{port} {step}: {text}"[:300])
 
     def close(self) -> None:
-        """Close the SMB sessions' connections (again: a no-op)."""
-        for client in (self.smb1_client, self.smb2_client):
-            if client is not None:
-                client.conn.close()
+        """Close every connection this host opened (again: a no-op)."""
+        for conn in self._conns:
+            conn.close()
+        self._conns.clear()
         self.smb1_client = self.smb2_client = None
 
     # -- what checks may ask (checks.base.HostAccess) ----------------------
