@@ -492,10 +492,16 @@ def report(
         fail(str(exc))
     finally:
         store.close()
-    if output:
-        output.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+    _write_or_fail(text, output)
+
+
+def _write_or_fail(text: str, output: Optional[Path]) -> None:
+    """Write a command's result; a full disk is one line and exit 1."""
+    from .textio import write_text
+
+    problem = write_text(text, output)
+    if problem is not None:
+        fail(problem, 1)
 
 
 kb_app = typer.Typer(help="Query the knowledge base (vulnerabilities, fixes, products, actions).", no_args_is_help=True)
@@ -554,6 +560,7 @@ def audit(
 
     from .audit.api import audit_files, render_audit
     from .audit.merge import merge_scan_audit
+    from .textio import loads_json
 
     if fmt not in ("table", "jsonl", "json"):
         fail(f"unknown --format {fmt!r} (table, jsonl or json)")
@@ -584,7 +591,7 @@ def audit(
     if merge is not None:
         try:
             text = merge.read_text("utf-8")
-            hosts = _json.loads(text) if text.lstrip().startswith("[") else [_json.loads(x) for x in text.splitlines() if x.strip()]
+            hosts = loads_json(text) if text.lstrip().startswith("[") else [loads_json(x) for x in text.splitlines() if x.strip()]
         except (OSError, ValueError) as exc:
             fail(f"{merge}: cannot read scan results: {exc}")
         by_key = {}
@@ -600,10 +607,7 @@ def audit(
         text = "".join(_json.dumps(h, ensure_ascii=False) + "\n" for h in merged) if fmt != "json" else _json.dumps(merged, ensure_ascii=False, indent=2) + "\n"
     else:
         text = render_audit(results, fmt)
-    if output:
-        output.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+    _write_or_fail(text, output)
     if results and not no_store:
         from .store import StoreError
 
@@ -612,7 +616,7 @@ def audit(
             for r in results:
                 store.add_audit(r.to_dict())
         except StoreError as exc:
-            fail(str(exc))
+            fail(f"audit written, but not recorded: {exc}", 1)
         finally:
             store.close()
     for e in remote_errors:  # per-host run-time problems: reported, the others go on
