@@ -171,3 +171,21 @@ def test_running_out_of_descriptors_retries_or_says_how_many_were_lost(tmp_path,
         assert r.returncode == 0, r.stderr
         again = json.loads(_cli("history", "--db", str(db), "-f", "json").stdout)[0]
         assert again["status"] == "finished" and again["hosts"] == 6
+
+
+def test_waiting_for_the_rate_limiter_does_not_use_up_the_host_timeout():
+    """At --rate 2, this host's three connections wait 1 s for their turns:
+    longer than its 0.8 s --host-timeout, yet that is the scan's doing."""
+    addr = f"{NET}.1.3"
+    with BackgroundLab(f"{addr}-{addr}", ports=[PORT], mix="win10-22h2", bind_mode="per-address"):
+        async def scan():
+            limiter = RateLimiter(2)
+            await limiter.acquire()  # the bucket starts in use: every connection of the host waits
+            start = time.perf_counter()
+            r = await scan_host(addr, ScanOptions(ports=(PORT,), timeout=1.0, host_timeout=0.8), limiter)
+            return r, time.perf_counter() - start
+
+        result, elapsed = asyncio.run(scan())
+    assert elapsed > 0.8 + 0.4
+    assert not any("host-timeout" in e for e in result.errors), result.errors
+    assert result.smb2 is not None and result.smb2.dialects

@@ -399,14 +399,14 @@ async def run_checks(ctx: HostContext, checks) -> None:
 async def scan_host(address: str, options: ScanOptions, limiter: RateLimiter, hostname: str | None = None) -> HostResult:
     """Fingerprint one address; never raises (errors land in result.errors).
 
-    The whole host gets options.host_timeout seconds: a host that answers
-    every step just inside the step timeout must not hold a scan slot for
-    minutes.  When it runs out, what was learned is kept, the checks that
+    The whole host gets options.host_timeout seconds (time spent waiting for
+    the --rate limiter not counted): a host that answers every step just
+    inside the step timeout must not hold a scan slot for minutes.  When it runs out, what was learned is kept, the checks that
     had not decided are `unknown` with that reason, and every connection of
     the host is closed (HostContext.close), as on every other path."""
     start = time.perf_counter()
     ctx = HostContext(address, options, limiter, HostResult(address=address, hostname=hostname))
-    deadline = asyncio.timeout(options.host_timeout) if options.host_timeout else None
+    deadline = ctx.deadline = asyncio.timeout(options.host_timeout) if options.host_timeout else None
     try:
         if deadline is None:
             await _scan_steps(ctx)
@@ -448,7 +448,7 @@ async def _scan_steps(ctx: HostContext) -> None:
         # Domino server behind a firewall that drops 445 is still exposed.
         ctx.result.services = await probe_services(
             address, set(options.service_ports), options.timeout, realm=ctx.result.identity.dns_domain or None,
-            rate=ctx.limiter.acquire if ctx.limiter.rate else None,
+            rate=ctx.pace if ctx.limiter.rate else None,
         )
         identity_from_services(ctx.result.services, ctx.result.identity)
     others = [c for c in options.checks if not c.needs_smb]

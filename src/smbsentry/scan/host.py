@@ -94,6 +94,8 @@ class HostContext:
     # Every connection opened for this host, closed by close() whatever path
     # a step took (an error, a timeout, a cancellation).
     _conns: list[Connection] = field(default_factory=list)
+    # The host's --host-timeout (an asyncio.Timeout), set by scan_host.
+    deadline: Any = None
 
     @property
     def services(self) -> dict[str, Any]:
@@ -109,7 +111,7 @@ class HostContext:
         """Open a connection (rate-limited, counted); one retry on a reset."""
         called = self.options.called_name if port == 139 else None
         for attempt in (1, 2):
-            await self.limiter.acquire()
+            await self.pace()
             self.result.connections += 1
             try:
                 conn = await Connection.open(
@@ -122,6 +124,20 @@ class HostContext:
                     continue
                 raise
         raise AssertionError("unreachable")
+
+    async def pace(self) -> None:
+        """Wait for the --rate limiter.  The wait does not count against the
+        host's --host-timeout: at a low rate, hosts queue for their turn, and
+        that is the scan's doing, not the host's."""
+        if self.limiter.rate is None:
+            return
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await self.limiter.acquire()
+        waited = loop.time() - start
+        deadline = self.deadline
+        if waited > 0 and deadline is not None and deadline.when() is not None and not deadline.expired():
+            deadline.reschedule(deadline.when() + waited)
 
     def error(self, port: int, step: str, exc: Exception) -> None:
         text = str(exc) if isinstance(exc, ScanError) else f"internal-error: {type(exc).__name__}: {exc}"

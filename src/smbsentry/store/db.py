@@ -178,6 +178,8 @@ class Store:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             kwargs["pool_pre_ping"] = True  # a restarted server: reconnect instead of failing once
+            if parsed.get_backend_name() == "postgresql":
+                kwargs["connect_args"] = {"connect_timeout": 10}  # a server that vanished: fail, then retry
         try:
             engine = create_engine(parsed, future=True, **kwargs)
         except Exception as exc:  # noqa: BLE001
