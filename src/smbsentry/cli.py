@@ -2,8 +2,10 @@
 
 Thin on purpose: everything it does is a call into scan (and later audit,
 detect, report, web).  Exit status follows contract.md: 0 success, 1 a
-run-time failure, 2 bad usage or bad input (one line on stderr, no
-traceback), 130 after Ctrl-C with the finished hosts written.
+run-time failure (an output or the store could not be written; a scan lost
+hosts to local resource errors), 2 bad usage or bad input (one line on
+stderr, no traceback), 3 --fail-on, 130 after Ctrl-C or SIGTERM with the
+finished hosts written.
 """
 
 from __future__ import annotations
