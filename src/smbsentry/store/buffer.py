@@ -1,13 +1,15 @@
-"""Write-behind for host results: the scan never waits on the database.
+"""Buffered writes of host results: nothing leaves the buffer uncommitted.
 
-`add` only appends to a list; a background thread writes the list in
-batches (when it holds `batch` items, or its oldest item is `flush_seconds`
-old) and touches the heartbeat of the scans this process runs.  An item
+`add` appends to a list and, when a batch is due (it holds `batch` items,
+or its oldest item is `flush_seconds` old), writes it at once if nobody else
+is writing; a background thread writes what is due when no `add` comes,
+waits out transient errors, and touches the heartbeat of the scans this
+process runs.  An item
 leaves the list only once the transaction that wrote it has committed, so a
 database that goes away mid-batch loses nothing: the batch is tried again
 with a growing pause (retry.py) for up to the retry window.  Past the window,
 or on an error waiting does not cure (a full disk), the buffer is *failed*:
-`add` and `flush` raise StoreError with one line, and the caller stops the
+`add` and `flush` raise WriteFailed with one line, and the caller stops the
 scan cleanly; whatever is still in the list was never recorded, so
 `--resume` scans those hosts again.
 
@@ -24,7 +26,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from .retry import cause, retrying
+from .retry import cause, retrying, transient
 
 
 class WriteFailed(Exception):
@@ -59,6 +61,10 @@ class WriteBehind:
 
     # -------------------------------------------------------------- producer side
     def add(self, item: Any) -> None:
+        """Queue one item.  When a batch is due and nobody is writing, it is
+        written here, once (the scan's thread doing the work, as before, costs
+        less than a second thread fighting it for the interpreter); a
+        transient failure is left to the background thread to wait out."""
         if self.failure is not None:
             raise WriteFailed(self.failure)
         with self._lock:
@@ -69,8 +75,16 @@ class WriteBehind:
         if n > self.max_pending:
             self.failure = f"{n} results waiting for the database for too long (the store stopped accepting writes)"
             raise WriteFailed(self.failure)
-        if n >= self.batch:
-            self._wake.set()
+        if self._due() and self._flushing.acquire(blocking=False):
+            try:
+                self._write_pending(retry=False)
+            except SQLAlchemyError as exc:
+                if not transient(exc):
+                    self.failure = f"the store stopped accepting writes: {cause(exc)}"
+                    raise WriteFailed(self.failure) from None
+                self._wake.set()
+            finally:
+                self._flushing.release()
         self.start()
 
     def __len__(self) -> int:
@@ -84,30 +98,32 @@ class WriteBehind:
         thread.start()
 
     # -------------------------------------------------------------- writing
-    def flush(self, retry: bool = True) -> int:
-        """Write everything pending now; returns how many items were written."""
+    def flush(self) -> int:
+        """Write everything pending now, waiting out transient errors; returns how many items were written."""
         if self.failure is not None:
             raise WriteFailed(self.failure)
         with self._flushing:
-            with self._lock:
-                batch = list(self._items)
-            if not batch:
-                return 0
+            return self._write_pending(retry=True)
+
+    def _write_pending(self, retry: bool) -> int:
+        """The caller holds self._flushing.  Items leave the list only once committed."""
+        with self._lock:
+            batch = list(self._items)
+        if not batch:
+            return 0
+        if not retry:
+            self._write(batch)
+        else:
             try:
-                if retry:
-                    retrying(lambda: self._write(batch), self.window)
-                else:
-                    self._write(batch)
+                retrying(lambda: self._write(batch), self.window)
             except SQLAlchemyError as exc:
-                if retry:
-                    self.failure = f"the store stopped accepting writes: {cause(exc)}"
-                    raise WriteFailed(self.failure) from None
-                raise
-            with self._lock:
-                del self._items[:len(batch)]  # only now: they are committed
-                self._since = time.monotonic() if self._items else None
-            self.committed += len(batch)
-            return len(batch)
+                self.failure = f"the store stopped accepting writes: {cause(exc)}"
+                raise WriteFailed(self.failure) from None
+        with self._lock:
+            del self._items[:len(batch)]
+            self._since = time.monotonic() if self._items else None
+        self.committed += len(batch)
+        return len(batch)
 
     def _due(self) -> bool:
         since = self._since

@@ -274,8 +274,9 @@ class Store:
     def add_host(self, scan_id: int, host: dict) -> None:
         """Queue one host result (the contract's JSON object, or a HostResult).
 
-        Never waits on the database; raises StoreError once the store has
-        stopped accepting writes (see buffer.py)."""
+        A due batch is written here with one try; a database that went away
+        is waited out by the store's own thread, never here.  Raises
+        StoreError once the store has stopped accepting writes (buffer.py)."""
         if hasattr(host, "to_dict"):
             host = host.to_dict()
         self._buffer.add((scan_id, host, _now()))
