@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Awaitable, Callable
@@ -168,3 +169,24 @@ class Tmpfs:
     def __exit__(self, *exc) -> None:
         subprocess.run(["umount", "-l", str(self.path)], capture_output=True)
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+_LAUNCH = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(f"{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss}")
+"""
+
+
+def run_with_peak_rss(cmd: list[str], timeout: float = 600, **kw) -> tuple[int, int]:
+    """(exit status, peak RSS in KB) of `cmd`, started from a small launcher
+    process: a child forked straight from pytest would count pytest's own
+    memory in its ru_maxrss (it is kept across exec)."""
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as report:
+        subprocess.run([sys.executable, "-c", _LAUNCH, report.name, *cmd], timeout=timeout, check=True, **kw)
+        status, rss = report.read().split()
+    return int(status), int(rss)

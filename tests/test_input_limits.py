@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from faultkit import run_with_peak_rss
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,16 +30,6 @@ DEEP = "[" * 10_000 + "]" * 10_000
 
 def cli(*args, timeout=300):
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
-
-
-def run_measured(tmp_path: Path, *args) -> tuple[int, str, str, int]:
-    """(exit status, stdout, stderr, peak RSS in KB, from the child's own rusage) of a smbsentry command."""
-    out, err = tmp_path / "stdout", tmp_path / "stderr"
-    with open(out, "w") as o, open(err, "w") as e:
-        proc = subprocess.Popen([*CLI, *args], stdout=o, stderr=e)
-        _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, out.read_text(), err.read_text(), usage.ru_maxrss
 
 
 def err_lines(stderr: str) -> list[str]:
@@ -117,9 +108,10 @@ def test_a_large_iptables_save_is_streamed_in_bounded_memory(tmp_path):
     in memory); now only the rules that can decide an exposure are kept."""
     path = tmp_path / "iptables-save.txt"
     _iptables_blocklist(path, 40)
-    status, out, err, rss_kb = run_measured(tmp_path, "rules", str(path), "--no-store", "-f", "jsonl")
-    assert status == 0, err
-    rows = [json.loads(x) for x in out.splitlines()]
+    out = tmp_path / "exposures.jsonl"
+    status, rss_kb = run_with_peak_rss([*CLI, "rules", str(path), "--no-store", "-f", "jsonl", "-o", str(out)])
+    assert status == 0
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert {(r["protocol"], r["port"], r["exposed_to"]) for r in rows} == {("tcp", 139, "0.0.0.0/0"), ("tcp", 445, "0.0.0.0/0")}
     assert rss_kb < 150 * 1024, f"peak RSS {rss_kb // 1024} MB for a 40 MB file"
 

@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from faultkit import NET, BackgroundServers, client_sockets, late_proxy, tarpit
+from faultkit import NET, BackgroundServers, client_sockets, late_proxy, run_with_peak_rss, tarpit
 from smbsentry.checks.registry import select
 from smbsentry.lab.background import BackgroundLab
 from smbsentry.scan.fingerprint import RateLimiter, ScanOptions, scan_host
@@ -56,14 +56,12 @@ def test_flooding_host_costs_bounded_memory_and_is_a_protocol_error(tmp_path):
     out = tmp_path / "flood.jsonl"
     with BackgroundServers() as servers:
         servers.serve([addr], PORT, _flood)
-        proc = subprocess.Popen([*CLI, "scan", addr, "--ports", str(PORT), "--no-store", "-f", "jsonl", "-o", str(out),
-                                 "-q", "--timeout", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    assert proc.returncode == 0, proc.stderr.read()
+        status, rss_kb = run_with_peak_rss([*CLI, "scan", addr, "--ports", str(PORT), "--no-store", "-f", "jsonl", "-o",
+                                            str(out), "-q", "--timeout", "2"], timeout=120)
+    assert status == 0
     [host] = [json.loads(x) for x in out.read_text().splitlines()]
     assert any("protocol-error" in e for e in host["errors"]), host["errors"]
-    assert usage.ru_maxrss < 300 * 1024, f"peak RSS {usage.ru_maxrss // 1024} MB"
+    assert rss_kb < 300 * 1024, f"peak RSS {rss_kb // 1024} MB"
 
 
 def test_late_answers_are_cut_at_the_host_timeout():
