@@ -50,12 +50,11 @@ class ScanError(Exception):
 
 
 class _FrameProtocol(asyncio.Protocol):
-    __slots__ = ("reader", "messages", "queued", "waiter", "error", "transport")
+    __slots__ = ("reader", "messages", "waiter", "error", "transport")
 
     def __init__(self, max_frame: int) -> None:
         self.reader = netbios.FrameReader(max_frame)
         self.messages: collections.deque[tuple[int, bytes]] = collections.deque()
-        self.queued = 0  # bytes in self.messages
         self.waiter: asyncio.Future | None = None
         self.error: ScanError | None = None
         self.transport: asyncio.Transport | None = None
@@ -70,11 +69,13 @@ class _FrameProtocol(asyncio.Protocol):
             self._fail(ScanError(PROTOCOL, str(exc)))
             got = ()
         if got:
-            self.messages.extend(got)
-            self.queued += sum(len(body) for _, body in got)
-            if len(self.messages) > MAX_QUEUED_MESSAGES or self.queued > MAX_QUEUED_BYTES:
-                self.messages.clear()
-                self.queued = 0
+            messages = self.messages
+            messages.extend(got)
+            # One queued message is the reply being waited for (at most max_frame
+            # bytes); only more than that needs counting.
+            if len(messages) > 1 and (len(messages) > MAX_QUEUED_MESSAGES or
+                                      sum(len(body) for _, body in messages) > MAX_QUEUED_BYTES):
+                messages.clear()
                 self._fail(ScanError(PROTOCOL, f"peer flooded the connection (over {MAX_QUEUED_MESSAGES} messages "
                                                f"or {MAX_QUEUED_BYTES >> 20} MiB nobody asked for)"))
         # Wake the reader only for a whole message or an error: a server that
@@ -184,9 +185,7 @@ class Connection:
                 if proto.error is not None:
                     raise proto.error
                 raise ScanError(IO_TIMEOUT, f"no complete reply within {timeout:g}s")
-        msg = proto.messages.popleft()
-        proto.queued -= len(msg[1])
-        return msg
+        return proto.messages.popleft()
 
     def send(self, payload: bytes) -> None:
         if self._proto.error is not None:
