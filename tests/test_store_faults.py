@@ -91,6 +91,13 @@ def wait_for(cond, timeout=60.0, step=0.1):
     return False
 
 
+def resume_completes(db: str, scan_id: int) -> None:
+    r = cli("scan", "--resume", str(scan_id), "--db", db, "-q", "-f", "jsonl", "-o", os.devnull)
+    assert r.returncode == 0, r.stderr
+    [scan] = history(db)
+    assert scan["status"] == "finished" and scan["hosts"] == HOSTS
+
+
 def one_line(stderr: str) -> str:
     lines = [x for x in stderr.splitlines() if x.strip()]
     assert len(lines) == 1, stderr
@@ -191,10 +198,7 @@ def test_scan_stops_cleanly_when_postgresql_stays_away_and_resume_completes_it(p
     [scan] = history(url)
     assert scan["status"] == "interrupted"  # its process is gone: shown (and recorded) so
     assert 0 < scan["hosts"] < HOSTS
-    r = cli("scan", "--resume", str(scan["id"]), "--db", url, "-q", "-f", "jsonl", "-o", os.devnull)
-    assert r.returncode == 0, r.stderr
-    [scan] = history(url)
-    assert scan["status"] == "finished" and scan["hosts"] == HOSTS
+    resume_completes(url, scan["id"])
 
 
 # ---------------------------------------------------------------- full disks
@@ -212,10 +216,7 @@ def test_output_on_a_full_disk_stops_with_one_line_and_resume_completes(tmp_path
     [scan] = history(db)
     assert scan["status"] == "interrupted" and scan["hosts"] >= written
     assert f"{scan['hosts']} host(s) recorded in scan {scan['id']} (resume: smbsentry scan --resume {scan['id']})" in line
-    r = cli("scan", "--resume", str(scan["id"]), "--db", db, "-q", "-f", "jsonl", "-o", str(tmp_path / "rest.jsonl"))
-    assert r.returncode == 0, r.stderr
-    [scan] = history(db)
-    assert scan["status"] == "finished" and scan["hosts"] == HOSTS
+    resume_completes(db, scan["id"])
 
 
 def test_sqlite_store_on_a_full_disk_stops_with_one_line_and_resume_completes(tmp_path, lab):
@@ -231,10 +232,7 @@ def test_sqlite_store_on_a_full_disk_stops_with_one_line_and_resume_completes(tm
         filler.unlink()
         [scan] = history(db)
         assert scan["status"] == "interrupted"
-        r = cli("scan", "--resume", str(scan["id"]), "--db", db, "-q", "-f", "jsonl", "-o", os.devnull)
-        assert r.returncode == 0, r.stderr
-        [scan] = history(db)
-        assert scan["status"] == "finished" and scan["hosts"] == HOSTS
+        resume_completes(db, scan["id"])
 
 
 # ---------------------------------------------------------------- killed scans, double resumes
