@@ -2,22 +2,22 @@
 
 Thin on purpose: everything it does is a call into scan (and later audit,
 detect, report, web).  Exit status follows contract.md: 0 success, 1 a
-run-time failure, 2 bad usage or bad input (one line on stderr, no
-traceback), 130 after Ctrl-C with the finished hosts written.
+run-time failure (an output or the store could not be written; a scan lost
+hosts to local resource errors), 2 bad usage or bad input (one line on
+stderr, no traceback), 3 --fail-on, 130 after Ctrl-C or SIGTERM with the
+finished hosts written.
 """
 
 from __future__ import annotations
 
 import getpass
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import __version__
 
@@ -86,6 +86,8 @@ def scan(
     concurrency: int = typer.Option(256, "--concurrency", min=1, max=100000, help="Hosts in flight at once."),
     rate: float = typer.Option(0, "--rate", min=0, help="New connections per second (0: no limit)."),
     timeout: float = typer.Option(5.0, "--timeout", min=0.05, help="Seconds allowed for each step (connect, each reply)."),
+    host_timeout: float = typer.Option(
+        30.0, "--host-timeout", min=0, help="Seconds one host may take in all; then what was learned is kept and the undecided checks are unknown (0: no limit)."),
     dialects: str = typer.Option(
         "range",
         "--dialects",
@@ -108,9 +110,8 @@ def scan(
     key_file: Optional[Path] = typer.Option(None, "--key-file", help="With --engines: the shared job-signing key (default SMBSENTRY_ENGINE_KEY_FILE)."),
 ) -> None:
     """Discover SMB/NetBIOS hosts, fingerprint them and run the checks; every scan is recorded while it runs."""
-    from .scan.engine import Engine, install_uvloop
     from .scan.fingerprint import ScanOptions
-    from .scan.output import FORMATS, Writer
+    from .scan.output import FORMATS
     from .scan.session import Credentials
     from .scan.targets import TargetError, TargetSet
 
@@ -154,6 +155,7 @@ def scan(
         ports = saved.get("ports", ports)
         checks = saved.get("checks", checks)
         timeout = saved.get("timeout", timeout)
+        host_timeout = saved.get("host_timeout", host_timeout)
         dialects = saved.get("dialects", dialects)
         scan_id = resume
     from .checks.registry import select
@@ -189,8 +191,8 @@ def scan(
             password = getpass.getpass(f"Password for {domain + chr(92) if domain else ''}{user}: ")
         creds = Credentials(user, password, domain)
     options = ScanOptions(
-        ports=smb_ports, timeout=timeout, credentials=creds,
-        dialect_method=dialects, checks=selected, service_ports=service_ports,
+        ports=smb_ports, timeout=timeout, credentials=creds, dialect_method=dialects, checks=selected,
+        service_ports=service_ports, host_timeout=host_timeout or None,
     )
     if store is None and not no_store:
         from .store import Store, StoreError
@@ -200,113 +202,16 @@ def scan(
             scan_id = store.begin_scan(
                 list(targets or []) + [str(f) for f in targets_file],
                 {"targets": list(targets or []), "targets_files": [str(f) for f in targets_file], "exclude": list(exclude),
-                 "ports": ports, "checks": checks, "timeout": timeout, "dialects": dialects, "user": user, "domain": domain},
+                 "ports": ports, "checks": checks, "timeout": timeout, "dialects": dialects, "user": user, "domain": domain,
+                 "host_timeout": host_timeout},
             )
         except StoreError as exc:
             fail(str(exc))
+    from .scan.runner import LocalScan, run_local_scan
 
-    try:
-        stream = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
-    except OSError as exc:
-        fail(f"cannot write {output}: {exc.strerror}")
-    # A table for a pipe or a file is not folded to 80 columns.
-    table_console = Console(file=stream, width=None if stream.isatty() else 200, highlight=False)
-    writer = Writer(fmt, stream, table_console if fmt == "table" else None, lang=lang)
-    show_progress = not quiet and err.is_terminal
-    progress = Progress(
-        TextColumn("[bold]scanning"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[found]} reported"),
-        TimeElapsedColumn(),
-        console=err,
-        disable=not show_progress,
-        transient=True,
-    )
-    task = progress.add_task("scan", total=target_set.estimated_count, found=0)
-    found = 0
-    bad_input: list[str] = []
-    threshold = SEVERITIES.index(fail_on) if fail_on else None
-    failing = 0
-
-    def on_result(result) -> None:
-        nonlocal found, failing
-        found += 1
-        if threshold is not None and any(
-            f.status in ("vulnerable", "likely") and SEVERITIES.index(f.severity) <= threshold for f in result.findings
-        ):
-            failing += 1
-        data = result.to_dict()  # once, for the store and the writer
-        if store is not None:
-            store.add_host(scan_id, data)
-        writer.add(result, data)
-        progress.update(task, found=found)
-
-    def on_progress(n: int) -> None:
-        progress.advance(task, n)
-
-    def guarded(it):
-        try:
-            for t in it:
-                if t.address is not None and (t.address in done or target_set.is_excluded(t.address)):
-                    continue
-                yield t
-        except TargetError as exc:
-            bad_input.append(str(exc))
-
-    engine = Engine(options, concurrency=concurrency, rate=rate or None, on_result=on_result, on_progress=on_progress)
-    install_uvloop()
-    import asyncio  # here, not at the top: `smbsentry detect` and the others start faster without it
-
-    async def run():
-        loop = asyncio.get_running_loop()
-        main = asyncio.current_task()
-        interrupted = {"n": 0}
-
-        def on_sigint() -> None:
-            interrupted["n"] += 1
-            engine.stop()
-            if main is not None:
-                main.cancel()
-
-        try:
-            loop.add_signal_handler(signal.SIGINT, on_sigint)
-            loop.add_signal_handler(signal.SIGTERM, on_sigint)
-        except (NotImplementedError, RuntimeError):
-            pass
-        return await engine.run(guarded(iter(target_set)))
-
-    with progress:
-        try:
-            summary = asyncio.run(run())
-        except KeyboardInterrupt:
-            summary = engine.summary
-            summary.interrupted = True
-    writer.finish()
-    if output:
-        stream.close()
-    if store is not None:
-        store.finish_scan(scan_id, "interrupted" if summary.interrupted or bad_input else "finished")
-        store.close()
-    if not quiet:
-        err.print(
-            f"{summary.targets} targets, {summary.with_smb} with SMB open, "
-            + (f"{summary.services_only} with other services only, " if summary.services_only else "")
-            + f"{summary.elapsed:.1f}s ({summary.hosts_per_second:.0f} hosts/s)"
-            + (f", {summary.unresolved} unresolved" if summary.unresolved else "")
-            + (" - interrupted, finished hosts written" if summary.interrupted else "")
-            + (f"; recorded as scan {scan_id}" + (f" (resume: smbsentry scan --resume {scan_id})" if summary.interrupted else "")
-               if store is not None else ""),
-            markup=False,
-        )
-    if bad_input:
-        fail(bad_input[0])
-    if summary.interrupted:
-        raise typer.Exit(130)
-    if failing:
-        if not quiet:
-            err.print(f"{failing} host(s) with findings at or above {fail_on}", markup=False)
-        raise typer.Exit(3)
+    raise typer.Exit(run_local_scan(LocalScan(
+        options, target_set, fmt=fmt, lang=lang, output=output, quiet=quiet, concurrency=concurrency, rate=rate,
+        store=store, scan_id=scan_id, done=done, fail_on=fail_on), err))
 
 
 @app.command(
@@ -599,10 +504,16 @@ def report(
         fail(str(exc))
     finally:
         store.close()
-    if output:
-        output.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+    _write_or_fail(text, output)
+
+
+def _write_or_fail(text: str, output: Optional[Path]) -> None:
+    """Write a command's result; a full disk is one line and exit 1."""
+    from .textio import write_text
+
+    problem = write_text(text, output)
+    if problem is not None:
+        fail(problem, 1)
 
 
 kb_app = typer.Typer(help="Query the knowledge base (vulnerabilities, fixes, products, actions).", no_args_is_help=True)
@@ -732,10 +643,7 @@ def audit(
         text = "".join(_json.dumps(h, ensure_ascii=False) + "\n" for h in merged) if fmt != "json" else _json.dumps(merged, ensure_ascii=False, indent=2) + "\n"
     else:
         text = render_audit(results, fmt, lang=lang)
-    if output:
-        output.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+    _write_or_fail(text, output)
     if results and not no_store:
         from .store import StoreError
 
@@ -744,7 +652,7 @@ def audit(
             for r in results:
                 store.add_audit(r.to_dict())
         except StoreError as exc:
-            fail(str(exc))
+            fail(f"audit written, but not recorded: {exc}", 1)
         finally:
             store.close()
     for e in remote_errors:  # per-host run-time problems: reported, the others go on
