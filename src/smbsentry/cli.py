@@ -217,6 +217,51 @@ def scan(
 @app.command(
     epilog=(
         "Examples:\n\n"
+        "  smbsentry respond 10.0.0.0/24 -o response/\n\n"
+        "  smbsentry respond 10.0.0.0/16 --exclude 10.0.9.0/24 -o response-zh/ --lang zh --inventories inventories/\n\n"
+        "  SMBSENTRY_PASSWORD=... smbsentry respond 10.0.0.0/24 -o response/ --user audit --domain CORP --checks all"
+    )
+)
+def respond(
+    targets: list[str] = typer.Argument(None, help="Addresses, CIDRs, ranges, host names (as for scan)."),
+    out_dir: Path = typer.Option(..., "--output", "-o", help="Folder for the reports, the plan and the results (written whole at the end)."),
+    lang: str = typer.Option("en", "--lang", help="Language of the plan and of the list printed: en | zh (both reports are written)."),
+    inventories: list[Path] = typer.Option([], "--inventories", help="Inventory files or folders to audit and merge (as for audit); repeatable."),
+    targets_file: list[Path] = typer.Option([], "--targets-file", "-iL", help="File of targets: plain lines, nmap XML or masscan JSON."),
+    exclude: list[str] = typer.Option([], "--exclude", help="Targets to skip (repeatable)."),
+    ports: str = typer.Option("445,139", "--ports", help="As for scan: SMB ports, and service ports for their probes."),
+    checks: str = typer.Option("default", "--checks", help="default | all | ID,... (as for scan)."),
+    user: Optional[str] = typer.Option(None, "--user", help="User for credentialed logons (password: SMBSENTRY_PASSWORD or a prompt)."),
+    domain: str = typer.Option("", "--domain", help="Domain of --user."),
+    concurrency: int = typer.Option(256, "--concurrency", min=1, max=100000, help="Hosts in flight at once."),
+    rate: float = typer.Option(0, "--rate", min=0, help="New connections per second (0: no limit)."),
+    timeout: float = typer.Option(5.0, "--timeout", min=0.05, help="Seconds allowed for each step."),
+    host_timeout: float = typer.Option(30.0, "--host-timeout", min=0, help="Seconds one host may take in all (0: no limit)."),
+    top: int = typer.Option(20, "--top", min=0, max=100000, help="Rows of the ranked action list printed."),
+    db: Optional[str] = typer.Option(None, "--db", help="Store URL (SQLite path or postgresql://...)."),
+    no_store: bool = typer.Option(False, "--no-store", help="Do not record the run in the store."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or scan summary on stderr."),
+) -> None:
+    """Scan, audit, plan and report in one run: the ranked to-do list of an outbreak.
+
+    Scans the targets with the checks, merges the inventories given, plans the fix
+    (isolate, back up, patch or work around, harden, verify), writes report.html,
+    report-zh.html, report.json, hosts.csv, scan.jsonl and plan/ into the folder
+    (all at once, never half-written), records the scan, the audits and the plan in
+    the store, and prints the ranked action list."""
+    from .app.respond import RespondRequest, respond as run_respond
+    from .app.scanprep import ScanRequest
+
+    if lang not in ("en", "zh"):
+        fail(f"unknown --lang {lang!r} (en or zh)")
+    scan_req = ScanRequest(list(targets or []), list(targets_file), list(exclude), ports, checks, timeout, host_timeout,
+                           "range", user, domain, concurrency, rate, db, not no_store, quiet=quiet, lang=lang)
+    raise typer.Exit(run_respond(RespondRequest(scan_req, out_dir, lang, list(inventories), top), Console(), err))
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
         "  smbsentry lab 127.50.0.1-40 --manifest lab.json\n\n"
         "  smbsentry lab 127.50.0.0/22 --mix win7-sp1-unpatched=500,win10-22h2=500 --port 4450\n\n"
         "  smbsentry lab 127.50.0.7 --mix win7-doublepulsar\n\n"
