@@ -106,6 +106,9 @@ def scan(
     broker: Optional[str] = typer.Option(None, "--broker", help="With --engines: broker URL (default SMBSENTRY_BROKER or redis://127.0.0.1:6379/0)."),
     shard_size: int = typer.Option(256, "--shard-size", min=1, max=65536, help="With --engines: addresses per shard (within one /24)."),
     key_file: Optional[Path] = typer.Option(None, "--key-file", help="With --engines: the shared job-signing key (default SMBSENTRY_ENGINE_KEY_FILE)."),
+    broker_wait: float = typer.Option(60.0, "--broker-wait", min=0, help="With --engines: seconds to wait (retrying with backoff) for a broker that went away; then the scan stops, resumable with --resume."),
+    stall_timeout: float = typer.Option(120.0, "--stall-timeout", min=0, help="With --engines: seconds of silence from an engine before its shard is sent again (0: never)."),
+    engine_wait: float = typer.Option(5.0, "--engine-wait", min=0, help="With --engines: seconds to wait for a live engine with the same key on a queue before the scan stops."),
 ) -> None:
     """Discover SMB/NetBIOS hosts, fingerprint them and run the checks; every scan is recorded while it runs."""
     from .scan.engine import Engine, install_uvloop
@@ -130,6 +133,7 @@ def scan(
                 exclude=list(exclude), ports=ports, checks=checks, timeout=timeout, dialects=dialects,
                 rate=rate, user=user, domain=domain, quiet=quiet,
                 output=(str(output) if output else ("-" if fmt == "jsonl" else None)), no_store=no_store,
+                resume=resume, broker_wait=broker_wait, stall_timeout=stall_timeout, engine_wait=engine_wait,
             )
         )
     store = scan_id = None
