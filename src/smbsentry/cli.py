@@ -499,20 +499,47 @@ def engines_list(
     raise typer.Exit(main_engines_list(broker, as_json=as_json))
 
 
-@app.command(epilog="Example:  smbsentry serve --port 8080 --allow 10.20.0.0/16   (then open http://127.0.0.1:8080/)")
+@app.command(epilog=(
+    "Examples:\n\n"
+    "  smbsentry serve --port 8080 --allow 10.20.0.0/16   (then open http://127.0.0.1:8080/)\n\n"
+    "  smbsentry serve --host 0.0.0.0 --public-url https://scanner.corp.example   (behind an HTTPS proxy)"))
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (put anything but loopback behind HTTPS)."),
     port: int = typer.Option(8080, "--port", min=1, max=65535, help="Port to listen on."),
     db: Optional[str] = typer.Option(None, "--db", help="Store URL (default SMBSENTRY_DB or the user data dir)."),
     allow: list[str] = typer.Option([], "--allow", help="Range the dashboard may start scans against (repeatable; none: scanning from the web is off)."),
+    public_url: Optional[str] = typer.Option(None, "--public-url", help="The URL users open (https://... makes cookies Secure); its host name is answered."),
+    allowed_host: list[str] = typer.Option([], "--allowed-host", help="Another Host name to answer to (repeatable). Default: loopback names and the --host address only."),
 ) -> None:
     """The web dashboard: overview, hosts, host detail with fixes and plans, scans and diffs, a JSON API.
 
-    Login required (the first visit sets the admin password); users and
-    sessions live in the store's web_* tables."""
+    Login required. While no admin exists, /setup asks for a one-time
+    token printed on this console. Requests for other Host names get 400
+    (DNS rebinding); bodies are capped (4 KiB for /login and /setup, 64 KiB
+    elsewhere: 413) before they are read; failed logins are throttled per
+    address and per user (growing delays, then a 15-minute lockout) and
+    logged here. Users and hashed session ids live in the store's web_*
+    tables. `smbsentry users passwd` changes a password."""
     from .web import main_serve
 
-    raise typer.Exit(main_serve(host, port, db, allow))
+    raise typer.Exit(main_serve(host, port, db, allow, public_url=public_url, allowed_host=allowed_host))
+
+
+users_app = typer.Typer(help="Dashboard users (kept in the store's web_users table).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("passwd", epilog="Example:  smbsentry users passwd            (asks twice)\n\n"
+                                    "  printf '%s\\n' \"$PW\" | smbsentry users passwd --password-stdin")
+def users_passwd(
+    user: str = typer.Option("admin", "--user", help="The user whose password changes (created when missing)."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the new password from the first line of stdin."),
+    db: Optional[str] = typer.Option(None, "--db", help="Store URL (default SMBSENTRY_DB or the user data dir)."),
+) -> None:
+    """Set a dashboard user's password; every session of that user ends (log in again)."""
+    from .web.users import main_passwd
+
+    raise typer.Exit(main_passwd(user, db, password_stdin))
 
 
 def _open_store(db: Optional[str]):
