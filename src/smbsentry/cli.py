@@ -482,7 +482,9 @@ def engine(
     """Run a scan engine: a Celery worker that scans the signed shards routed to its queue.
 
     The engine only connects out to the broker, runs only jobs signed with
-    the shared key, and refuses targets outside its --allow ranges."""
+    the shared key, each job once (on a Redis broker every engine shares the
+    record of the jobs run, across restarts), and refuses targets outside
+    its --allow ranges; refusals are reported to the central side."""
     from .engines.cli import main_engine
 
     raise typer.Exit(main_engine(queue, concurrency, broker, db, allow, str(key_file) if key_file else None))
