@@ -470,7 +470,7 @@ class DistributedScan:
                 conn = self.app.connection_for_write()
                 errors = self._broker_errors(conn)
                 try:
-                    conn.connect()
+                    conn.ensure_connection(max_retries=0)   # one try: the backoff is ours
                     self._connected(conn, gen, start, state)
                     return self.summary
                 except ScanAborted:
