@@ -152,33 +152,47 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class RedisServer:
+    """A private redis-server on a loopback port, with a password and no persistence; a test may stop and
+    start it again (a restart then loses every queued job and reply, as a crash of a cache-only broker does).
+    Without redis-server: skip, or fail with CI=true."""
+
+    def __init__(self, d: Path, password: str = "engines-test-pw") -> None:
+        exe = shutil.which("redis-server")
+        if exe is None:
+            msg = "redis-server is not installed (apt-get install redis-server; scripts/install-system-deps)"
+            if in_ci():
+                pytest.fail(f"{msg}; CI=true so this is an error, not a skip", pytrace=False)
+            pytest.skip(msg)
+        self.exe, self.dir, self.port, self.password = exe, d, _free_port(), password
+        self.url = f"redis://:{password}@127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "RedisServer":
+        self.proc = subprocess.Popen([self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+                                      "--save", "", "--appendonly", "no", "--requirepass", self.password],
+                                     stdout=open(self.dir / "redis.log", "a"), stderr=subprocess.STDOUT)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        self.proc.kill()
+        pytest.fail("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory):
-    exe = shutil.which("redis-server")
-    if exe is None:
-        msg = "redis-server is not installed (apt-get install redis-server; scripts/install-system-deps)"
-        if in_ci():
-            pytest.fail(f"{msg}; CI=true so this is an error, not a skip", pytrace=False)
-        pytest.skip(msg)
-    d = tmp_path_factory.mktemp("redis")
-    port = _free_port()
-    password = "engines-test-pw"
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(d), "--save", "",
-                             "--appendonly", "no", "--requirepass", password],
-                            stdout=open(d / "redis.log", "w"), stderr=subprocess.STDOUT)
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail("redis-server did not start")
-    yield f"redis://:{password}@127.0.0.1:{port}/0"
-    proc.terminate()
-    proc.wait(10)
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture(scope="module")

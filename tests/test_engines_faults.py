@@ -10,9 +10,7 @@ run it.  Without redis-server these skip locally and FAIL with CI=true.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,69 +18,21 @@ from pathlib import Path
 
 import pytest
 
-from conftest import in_ci
 from smbsentry.engines import shared, signing
 from smbsentry.engines.app import TASK_NAME, make_app
-from test_engines import MIX, Workers
+from test_engines import MIX, RedisServer, Workers, key_file  # noqa: F401 - key_file is a fixture
 
 PORT = 44659
 NET = "127.61.0.0/16"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RedisServer:
-    """A private redis-server on a loopback port that a test can stop and start again (no persistence:
-    a restart loses every queued job and reply, as a real crash of a cache-only broker does)."""
-
-    def __init__(self, d: Path) -> None:
-        exe = shutil.which("redis-server")
-        if exe is None:
-            msg = "redis-server is not installed (apt-get install redis-server; scripts/install-system-deps)"
-            if in_ci():
-                pytest.fail(f"{msg}; CI=true so this is an error, not a skip", pytrace=False)
-            pytest.skip(msg)
-        self.exe, self.dir, self.port = exe, d, _free_port()
-        self.url = f"redis://:faults-pw@127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> "RedisServer":
-        self.proc = subprocess.Popen([self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-                                      "--save", "", "--appendonly", "no", "--requirepass", "faults-pw"],
-                                     stdout=open(self.dir / "redis.log", "a"), stderr=subprocess.STDOUT)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
 
 
 @pytest.fixture
 def redis(tmp_path):
     d = tmp_path / "redis"
     d.mkdir()
-    server = RedisServer(d).start()
+    server = RedisServer(d, "faults-pw").start()
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def key_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("key") / "engines.key"
-    signing.generate_key(path)
-    return str(path)
 
 
 @pytest.fixture
@@ -179,6 +129,30 @@ def test_a_signed_job_runs_once_across_engines_and_restarts(redis, workers, key_
         assert client.get(shared.NONCE_PREFIX + job["nonce"]) == b"done"
         ttl = client.pttl(shared.NONCE_PREFIX + job["nonce"])
     assert 0 < ttl <= (signing.DEFAULT_MAX_AGE + signing.CLOCK_SKEW) * 1000   # remembered as long as a job is valid
+
+
+def test_the_nonce_store_in_redis(redis):
+    """Claims, leases, takeover after a lapsed lease, done, release by the owner only; a broker that is down
+    is an error (the task is retried), never a pass."""
+    n = shared.RedisNonces(make_app(redis.url), ttl=60, lease=1.0)
+    assert n.claim("a", "e1") == shared.NEW
+    assert n.claim("a", "e2") == shared.BUSY
+    assert n.renew("a", "e1") and not n.renew("a", "e2")
+    time.sleep(1.3)                                   # e1 stopped heartbeating: its lease lapsed
+    assert n.claim("a", "e2") == shared.TAKEOVER
+    assert not n.renew("a", "e1")
+    n.release("a", "e1")                              # not the owner any more: nothing happens
+    assert n.claim("a", "e3") == shared.BUSY
+    n.finish("a", "e2")
+    assert n.claim("a", "e3") == shared.DONE
+    assert n.claim("b", "e1") == shared.NEW
+    n.release("b", "e1")                              # its scan failed: Celery's retry may claim it again
+    assert n.claim("b", "e2") == shared.NEW
+    redis.stop()
+    with pytest.raises(shared.SharedStateError):
+        n.claim("c", "e1")
+    redis.start()
+    assert n.claim("c", "e1") == shared.NEW          # reconnects by itself
 
 
 # ---------------------------------------------------------------- before sending
@@ -281,59 +255,61 @@ def test_an_engine_that_keeps_failing_a_shard_ends_it_with_its_error(redis, work
 
 
 # ---------------------------------------------------------------- broker outages
-def _run_into_outage(redis: RedisServer, workers: Workers, key_file: str, db: Path, spec: str, broker_wait: str,
-                     down: float) -> subprocess.Popen:
-    """Start a slow scan, stop Redis once hosts are stored, start it again `down` seconds later."""
+def _scan_into_outage(redis: RedisServer, workers: Workers, key_file: str, db: Path, third: int, broker_wait: str,
+                      down: float) -> tuple[int, str]:
+    """A slow scan of 127.61.<third>.1-40; Redis stopped once hosts are stored, started `down` seconds later.
+    Returns the scan's exit status and stderr."""
     workers.start("outage", [NET], "outage@test")
-    p = _scan(redis.url, key_file, db, spec, "--queue", "outage", "--rate", "15", "--shard-size", "10",
-              "--broker-wait", broker_wait, wait=False)
-    deadline = time.time() + 60
-    while _count(db) < 3 and time.time() < deadline and p.poll() is None:
-        time.sleep(0.1)
-    assert p.poll() is None and _count(db) >= 3, p.stderr.read() if p.poll() is not None else "no hosts stored"
-    redis.stop()
-    time.sleep(down)
-    redis.start()
-    return p
+    spec = f"127.61.{third}.1-40"
+    with _lab(spec):
+        p = _scan(redis.url, key_file, db, spec, "--queue", "outage", "--rate", "15", "--shard-size", "10",
+                  "--broker-wait", broker_wait, wait=False)
+        deadline = time.time() + 60
+        while _count(db) < 3 and time.time() < deadline and p.poll() is None:
+            time.sleep(0.1)
+        assert p.poll() is None and _count(db) >= 3, p.stderr.read() if p.poll() is not None else "no hosts stored"
+        redis.stop()
+        time.sleep(down)
+        redis.start()
+        _out, err = p.communicate(timeout=180)
+    return p.returncode, err
+
+
+def _all_stored_once(db: Path, prefix: str, n: int = 40) -> None:
+    status, hosts = _stored(db)
+    assert status == "finished"
+    assert sorted(hosts) == sorted(f"{prefix}.{i}" for i in range(1, n + 1)) and len(hosts) == len(set(hosts))
 
 
 def test_a_broker_outage_within_broker_wait_loses_nothing(redis, workers, key_file, tmp_path):
-    db = tmp_path / "outage.db"
-    with _lab("127.61.5.1-40"):
-        p = _run_into_outage(redis, workers, key_file, db, "127.61.5.1-40", "60", 3.0)
-        out, err = p.communicate(timeout=180)
-    assert p.returncode == 0, err
+    rc, err = _scan_into_outage(redis, workers, key_file, tmp_path / "outage.db", 5, "60", 3.0)
+    assert rc == 0, err
     assert "Traceback" not in err
     assert "smbsentry: broker unreachable (" in err and "retrying for up to 60s" in err and "smbsentry: broker back after" in err
-    status, hosts = _stored(db)
-    assert status == "finished"
-    assert sorted(hosts) == sorted(f"127.61.5.{i}" for i in range(1, 41)) and len(hosts) == len(set(hosts))
+    _all_stored_once(tmp_path / "outage.db", "127.61.5")
     assert "40 targets in 4 shards (4 done, 0 failed" in err
 
 
 def test_a_longer_outage_stops_the_scan_and_resume_finishes_it(redis, workers, key_file, tmp_path):
     db = tmp_path / "resume.db"
+    rc, err = _scan_into_outage(redis, workers, key_file, db, 6, "2", 6.0)
+    assert rc == 1, err
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err
+    assert lines[0].startswith("smbsentry: broker unreachable (")       # said when the outage began
+    final = lines[-1]
+    assert len(lines) == 2 and final.startswith("smbsentry: the broker was unreachable for "), err
+    assert "(--broker-wait 2)" in final and "finish it with: smbsentry scan --resume" in final
+    status, before = _stored(db)
+    assert status == "interrupted" and 3 <= len(before) < 40
+    scan_id = final.split("scan --resume ")[1].split()[0]
+    assert f"scan {scan_id} interrupted with {len(before)} hosts stored" in final
+    # the broker is back: the engine reconnects by itself; resume through it
     with _lab("127.61.6.1-40"):
-        p = _run_into_outage(redis, workers, key_file, db, "127.61.6.1-40", "2", 6.0)
-        out, err = p.communicate(timeout=120)
-        assert p.returncode == 1, err
-        lines = err.strip().splitlines()
-        assert "Traceback" not in err
-        assert lines[0].startswith("smbsentry: broker unreachable (")       # said when the outage began
-        final = lines[-1]
-        assert len(lines) == 2 and final.startswith("smbsentry: the broker was unreachable for "), err
-        assert "(--broker-wait 2)" in final and "finish it with: smbsentry scan --resume" in final
-        status, before = _stored(db)
-        assert status == "interrupted" and 3 <= len(before) < 40
-        scan_id = final.split("scan --resume ")[1].split()[0]
-        assert f"scan {scan_id} interrupted with {len(before)} hosts stored" in final
-        # the broker is back: the engine reconnects by itself; resume through it
         r = _scan(redis.url, key_file, db, "--resume", scan_id)
     assert r.returncode == 0, r.stderr
     assert f"; {len(before)} hosts were already done" in r.stderr
-    status, hosts = _stored(db)
-    assert status == "finished"
-    assert sorted(hosts) == sorted(f"127.61.6.{i}" for i in range(1, 41)) and len(hosts) == len(set(hosts))
+    _all_stored_once(db, "127.61.6")
 
 
 def test_resume_refuses_what_it_cannot_resume(redis, key_file, tmp_path):

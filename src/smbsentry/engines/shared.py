@@ -56,13 +56,15 @@ if redis.call('EXISTS', KEYS[2]) == 1 then return 'busy' end
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
 return 'takeover'
 """
-_RENEW = """
-if redis.call('GET', KEYS[2]) == ARGV[2] then
-  redis.call('PEXPIRE', KEYS[2], ARGV[1])
+# only the engine holding the lease may renew or release it
+_IF_OWNER = """
+if redis.call('GET', KEYS[2]) == ARGV[{owner}] then
+  {action}
   return 1
 end
 return 0
 """
+_RENEW = _IF_OWNER.format(owner=2, action="redis.call('PEXPIRE', KEYS[2], ARGV[1])")
 _FINISH = """
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 1 then ttl = tonumber(ARGV[1]) end
@@ -70,13 +72,7 @@ redis.call('SET', KEYS[1], 'done', 'PX', ttl)
 redis.call('DEL', KEYS[2])
 return 1
 """
-_RELEASE = """
-if redis.call('GET', KEYS[2]) == ARGV[1] then
-  redis.call('DEL', KEYS[1], KEYS[2])
-  return 1
-end
-return 0
-"""
+_RELEASE = _IF_OWNER.format(owner=1, action="redis.call('DEL', KEYS[1], KEYS[2])")
 
 
 class SharedStateError(ConnectionError):
