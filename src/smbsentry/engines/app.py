@@ -212,6 +212,7 @@ class Reply:
             self.conn.ensure_connection(max_retries=3)
             self.queue = self.conn.SimpleQueue(name)
         except Exception as exc:  # noqa: BLE001 - redis-py's errors are not OSErrors: make it one (Celery retries)
+            self.conn.close()     # a dead connection goes back to the pool closed: it reconnects when used
             self.conn.release()
             raise shared.SharedStateError(f"cannot open the reply queue {name}: {exc}") from None
 

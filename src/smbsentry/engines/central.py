@@ -164,7 +164,9 @@ class DistributedScan:
         self.redis = shared.is_redis(str(app.conf.broker_url))
         self._served: set[str] = set()          # queues a live engine with our key was seen on
         self._orphaned: dict[str, float] = {}   # queue -> since when no live engine serves it
-        self._next_liveness = 0.0
+        # announced engines (Redis) are one read away; asking over remote control (other brokers) takes a second
+        self._liveness_every = 5.0 if self.redis else 30.0
+        self._next_liveness = time.monotonic() + self._liveness_every
         self._stopping = False
         self._producer = None
 
@@ -221,7 +223,7 @@ class DistributedScan:
         now = time.monotonic()
         if not self.check_engines or not self.stall_timeout or now < self._next_liveness or not self.out:
             return
-        self._next_liveness = now + (5.0 if self.redis else 30.0)
+        self._next_liveness = now + self._liveness_every
         waiting = {st.shard.queue for st in self.out.values()}
         live = {q for i in self.engines(conn).values() for q in (i.get("queues") or [])}
         for queue in waiting:
