@@ -108,6 +108,9 @@ def scan(
     broker: Optional[str] = typer.Option(None, "--broker", help="With --engines: broker URL (default SMBSENTRY_BROKER or redis://127.0.0.1:6379/0)."),
     shard_size: int = typer.Option(256, "--shard-size", min=1, max=65536, help="With --engines: addresses per shard (within one /24)."),
     key_file: Optional[Path] = typer.Option(None, "--key-file", help="With --engines: the shared job-signing key (default SMBSENTRY_ENGINE_KEY_FILE)."),
+    broker_wait: float = typer.Option(60.0, "--broker-wait", min=0, help="With --engines: seconds to wait (retrying with backoff) for a broker that went away; then the scan stops, resumable with --resume."),
+    stall_timeout: float = typer.Option(120.0, "--stall-timeout", min=0, help="With --engines: seconds of silence from an engine before its shard is sent again (0: never)."),
+    engine_wait: float = typer.Option(5.0, "--engine-wait", min=0, help="With --engines: seconds to wait for a live engine with the same key on a queue before the scan stops."),
 ) -> None:
     """Discover SMB/NetBIOS hosts, fingerprint them and run the checks; every scan is recorded while it runs."""
     from .scan.fingerprint import ScanOptions
@@ -131,6 +134,7 @@ def scan(
                 exclude=list(exclude), ports=ports, checks=checks, timeout=timeout, dialects=dialects,
                 rate=rate, user=user, domain=domain, quiet=quiet,
                 output=(str(output) if output else ("-" if fmt == "jsonl" else None)), no_store=no_store,
+                resume=resume, broker_wait=broker_wait, stall_timeout=stall_timeout, engine_wait=engine_wait,
             )
         )
     store = scan_id = None
@@ -432,7 +436,9 @@ def engine(
     """Run a scan engine: a Celery worker that scans the signed shards routed to its queue.
 
     The engine only connects out to the broker, runs only jobs signed with
-    the shared key, and refuses targets outside its --allow ranges."""
+    the shared key, each job once (on a Redis broker every engine shares the
+    record of the jobs run, across restarts), and refuses targets outside
+    its --allow ranges; refusals are reported to the central side."""
     from .engines.cli import main_engine
 
     raise typer.Exit(main_engine(queue, concurrency, broker, db, allow, str(key_file) if key_file else None))
@@ -449,20 +455,47 @@ def engines_list(
     raise typer.Exit(main_engines_list(broker, as_json=as_json))
 
 
-@app.command(epilog="Example:  smbsentry serve --port 8080 --allow 10.20.0.0/16   (then open http://127.0.0.1:8080/)")
+@app.command(epilog=(
+    "Examples:\n\n"
+    "  smbsentry serve --port 8080 --allow 10.20.0.0/16   (then open http://127.0.0.1:8080/)\n\n"
+    "  smbsentry serve --host 0.0.0.0 --public-url https://scanner.corp.example   (behind an HTTPS proxy)"))
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (put anything but loopback behind HTTPS)."),
     port: int = typer.Option(8080, "--port", min=1, max=65535, help="Port to listen on."),
     db: Optional[str] = typer.Option(None, "--db", help="Store URL (default SMBSENTRY_DB or the user data dir)."),
     allow: list[str] = typer.Option([], "--allow", help="Range the dashboard may start scans against (repeatable; none: scanning from the web is off)."),
+    public_url: Optional[str] = typer.Option(None, "--public-url", help="The URL users open (https://... makes cookies Secure); its host name is answered."),
+    allowed_host: list[str] = typer.Option([], "--allowed-host", help="Another Host name to answer to (repeatable). Default: loopback names and the --host address only."),
 ) -> None:
     """The web dashboard: overview, hosts, host detail with fixes and plans, scans and diffs, a JSON API.
 
-    Login required (the first visit sets the admin password); users and
-    sessions live in the store's web_* tables."""
+    Login required. While no admin exists, /setup asks for a one-time
+    token printed on this console. Requests for other Host names get 400
+    (DNS rebinding); bodies are capped (4 KiB for /login and /setup, 64 KiB
+    elsewhere: 413) before they are read; failed logins are throttled per
+    address and per user (growing delays, then a 15-minute lockout) and
+    logged here. Users and hashed session ids live in the store's web_*
+    tables. `smbsentry users passwd` changes a password."""
     from .web import main_serve
 
-    raise typer.Exit(main_serve(host, port, db, allow))
+    raise typer.Exit(main_serve(host, port, db, allow, public_url=public_url, allowed_host=allowed_host))
+
+
+users_app = typer.Typer(help="Dashboard users (kept in the store's web_users table).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("passwd", epilog="Example:  smbsentry users passwd            (asks twice)\n\n"
+                                    "  printf '%s\\n' \"$PW\" | smbsentry users passwd --password-stdin")
+def users_passwd(
+    user: str = typer.Option("admin", "--user", help="The user whose password changes (created when missing)."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the new password from the first line of stdin."),
+    db: Optional[str] = typer.Option(None, "--db", help="Store URL (default SMBSENTRY_DB or the user data dir)."),
+) -> None:
+    """Set a dashboard user's password; every session of that user ends (log in again)."""
+    from .web.users import main_passwd
+
+    raise typer.Exit(main_passwd(user, db, password_stdin))
 
 
 def _open_store(db: Optional[str]):

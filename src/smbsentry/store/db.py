@@ -74,7 +74,7 @@ def resolve_url(url: str | None = None) -> str:
     url = url or os.environ.get("SMBSENTRY_DB") or None
     if not url:
         path = default_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         return f"sqlite:///{path}"
     if "://" not in url:
         return f"sqlite:///{Path(url).expanduser().resolve()}"
@@ -159,6 +159,7 @@ class Store:
         kwargs: dict[str, Any] = {}
         if parsed.get_backend_name() == "sqlite":
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            _create_private(parsed.database)
         else:
             kwargs["pool_pre_ping"] = True  # a restarted server: reconnect instead of failing once
             if parsed.get_backend_name() == "postgresql":
@@ -604,6 +605,17 @@ class Store:
         d.identity_changes = dmod.identity_changes(old_hosts, new_hosts, sort_key)
         dmod.classify(d, old, new, set(new_hosts), new_meta, sort_key)
         return d
+
+
+def _create_private(path: str | None) -> None:
+    """A new SQLite store is created readable by its owner only (0600; SQLite gives its -wal and -shm files
+    the same mode): it holds every finding and the dashboard's users and sessions."""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError:  # it exists (its mode is left alone), or the directory is missing: SQLite says so itself
+        pass
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
