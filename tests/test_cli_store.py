@@ -25,6 +25,18 @@ def lab():
         yield running
 
 
+def _stored_hosts(db) -> int:
+    import sqlite3
+
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as c:
+            return c.execute("select count(*) from hosts").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
 def run(*args, db, **kw):
     return subprocess.run([*CLI, *args, "--db", str(db)], capture_output=True, text=True, timeout=120, **kw)
 
@@ -53,7 +65,10 @@ def test_killed_scan_keeps_its_hosts_and_resume_completes_it(lab, tmp_path):
         [*CLI, "scan", RANGE, "--ports", str(PORT), "--rate", "8", "--concurrency", "2", "--checks", "ms17-010",
          "--format", "jsonl", "-q", "--db", str(db)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(2.5)
+    # interrupted once the store holds a host (not after a fixed time: a loaded machine starts slower)
+    deadline = time.monotonic() + 60
+    while _stored_hosts(db) == 0 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err

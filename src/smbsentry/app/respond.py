@@ -33,6 +33,7 @@ import os
 import sys
 import re
 import shutil
+import signal
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,37 +154,51 @@ def _in_child(job) -> int | None:
     return pid
 
 
-def _write(req: RespondRequest, tmp: Path, merged: list[dict], audits: list[dict], inputs: list[dict], p,
-           scan_row: dict | None) -> None:
-    """Every file; the report in the other language is made by a child process meanwhile."""
+def _start_side_job(req: RespondRequest, tmp: Path, merged: list[dict], inputs: list[dict], scan_row: dict | None):
+    """The other language's plan and report, and hosts.csv, made by a child process on the second core while
+    this one plans and writes the rest; returns a function that waits for it (where there is no fork, it runs
+    first, here)."""
     from ..remediate.planner import plan as make_plan
+    from ..report import html, view  # noqa: F401 - imported once, before the fork: both processes use them
+
+    other = [lang for lang in REPORT_LANGS if lang != req.lang]
+    expected = [_report_name(lang) for lang in other] + ["hosts.csv"]
+
+    def job() -> None:
+        for lang in other:
+            _report_html(tmp, merged, lang, make_plan(inputs, lang), scan_row)
+        (tmp / "hosts.csv").write_text(_csv(merged), encoding="utf-8")
+
+    pid = _in_child(job)
+    if pid is None:
+        job()
+
+    def wait(kill: bool = False) -> None:
+        if pid is None:
+            return
+        if kill:
+            os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        missing = [n for n in expected if not (tmp / n).is_file()]
+        if not kill and (status != 0 or missing):
+            raise OSError(f"{', '.join(missing) or 'the other-language report'} could not be written")
+    return wait
+
+
+def _write(req: RespondRequest, tmp: Path, merged: list[dict], audits: list[dict], p, scan_row: dict | None) -> None:
+    """Every file in the language asked but hosts.csv (the side job writes it)."""
     from ..remediate.writer import write_plan
     from ..report import view
 
-    other = [lang for lang in REPORT_LANGS if lang != req.lang]
-    children = []
-    for lang in other:
-        def job(lang=lang):
-            _report_html(tmp, merged, lang, make_plan(inputs, lang), scan_row)
-        pid = _in_child(job)
-        if pid is None:
-            job()
-        else:
-            children.append((pid, lang))
     _report_html(tmp, merged, req.lang, p, scan_row)
     actions = [r.to_dict() for r in p.actions]
     verify = len({r["key"] for r in actions if r["category"] == "verify"})
     report = {"format": "smbsentry-report", "version": 1, "scan": scan_row, "counts": view.counts(merged, verify).to_dict(),
               "actions": actions, "hosts": merged}
     (tmp / "report.json").write_text(json.dumps(report, ensure_ascii=False) + "\n", encoding="utf-8")
-    (tmp / "hosts.csv").write_text(_csv(merged), encoding="utf-8")
     if audits:
         (tmp / "audit.jsonl").write_text("".join(json.dumps(a, ensure_ascii=False) + "\n" for a in audits), encoding="utf-8")
     write_plan(p, tmp / "plan")
-    for pid, lang in children:
-        _, status = os.waitpid(pid, 0)
-        if status != 0 or not (tmp / _report_name(lang)).is_file():
-            raise OSError(f"the {lang} report could not be written")
 
 
 def _record(req: RespondRequest, scan_id: int | None, audits: list[dict], plan_dict: dict, err: Console) -> None:
@@ -272,9 +287,15 @@ def respond(req: RespondRequest, out: Console, err: Console) -> int:
         usage = smb1_usage_records(req.scan.db) if req.scan.store else []
         # the plan in the language asked; the other language's is made with its report, in a child process
         inputs = merged + audits + usage
-        the_plan = plan(inputs, req.lang)
         scan_row = _scan_row(req, scan_id)
-        _write(req, tmp, merged, audits, inputs, the_plan, scan_row)
+        wait = _start_side_job(req, tmp, merged, inputs, scan_row)
+        try:
+            the_plan = plan(inputs, req.lang)
+            _write(req, tmp, merged, audits, the_plan, scan_row)
+        except BaseException:
+            wait(kill=True)
+            raise
+        wait()
         _place(tmp, target)
     except _Refused as exc:
         shutil.rmtree(tmp, ignore_errors=True)

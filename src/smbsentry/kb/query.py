@@ -348,7 +348,13 @@ def affected_summary(v: Vulnerability) -> str:
 
 
 def is_affected(vuln_id: str, product_ref: str | Product, arch: str | None = None) -> bool:
-    v, p = vulnerability(vuln_id), product(product_ref)
+    return _affected(vuln_id, product(product_ref).id, arch)
+
+
+@lru_cache(maxsize=8192)
+def _affected(vuln_id: str, product_id: str, arch: str | None) -> bool:
+    """Cached: the planner asks it for every finding of every host, and the KB never changes in a run."""
+    v, p = vulnerability(vuln_id), product(product_id)
     return any(p.id in a.products and (a.architectures is None or arch is None or arch in a.architectures) for a in v.affected)
 
 
