@@ -171,6 +171,19 @@ class Tmpfs:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+def stored_hosts(db: Path) -> int:
+    """Host rows in a SQLite store that another process is writing (0 before it exists or while it is locked)."""
+    import sqlite3
+
+    if not Path(db).exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as c:
+            return c.execute("select count(*) from hosts").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
 _LAUNCH = """
 import os, sys
 pid = os.fork()

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from faultkit import stored_hosts
 from smbsentry.lab.background import BackgroundLab
 from smbsentry.store import Store
 
@@ -23,18 +24,6 @@ MIX = "win7-sp1-unpatched=1,win10-22h2=1,win2019=1,samba-4.17=1"
 def lab():
     with BackgroundLab(RANGE, ports=[PORT], mix=MIX, bind_mode="per-address") as running:
         yield running
-
-
-def _stored_hosts(db) -> int:
-    import sqlite3
-
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as c:
-            return c.execute("select count(*) from hosts").fetchone()[0]
-    except sqlite3.Error:
-        return 0
 
 
 def run(*args, db, **kw):
@@ -67,7 +56,7 @@ def test_killed_scan_keeps_its_hosts_and_resume_completes_it(lab, tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # interrupted once the store holds a host (not after a fixed time: a loaded machine starts slower)
     deadline = time.monotonic() + 60
-    while _stored_hosts(db) == 0 and proc.poll() is None and time.monotonic() < deadline:
+    while stored_hosts(db) == 0 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)

@@ -20,6 +20,7 @@ import pytest
 
 from smbsentry.engines import shared, signing
 from smbsentry.engines.app import TASK_NAME, make_app
+from faultkit import stored_hosts
 from test_engines import MIX, RedisServer, Workers, key_file  # noqa: F401 - key_file is a fixture
 
 PORT = 44659
@@ -64,18 +65,6 @@ def _stored(db: Path) -> tuple[str | None, list[str]]:
         if sid is None:
             return None, []
         return store.scan(sid)["status"], [h["address"] for h in store.hosts(sid, limit=None)]
-
-
-def _count(db: Path) -> int:
-    import sqlite3
-
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as c:
-            return c.execute("select count(*) from hosts").fetchone()[0]
-    except sqlite3.Error:
-        return 0
 
 
 def _collect(app, reply: str, until, seconds: float = 60) -> list[dict]:
@@ -228,7 +217,7 @@ def test_a_dead_engine_with_nobody_to_take_over_fails_its_shard(redis, workers, 
         p = _scan(redis.url, key_file, db, "127.61.4.1-20", "--queue", "lonely", "--rate", "6", "--stall-timeout", "3",
                   "--shard-size", "20", wait=False)
         deadline = time.time() + 60
-        while _count(db) < 2 and time.time() < deadline:
+        while stored_hosts(db) < 2 and time.time() < deadline:
             time.sleep(0.2)
         os.kill(victim.pid, signal.SIGKILL)
         out, err = p.communicate(timeout=120)
@@ -265,9 +254,9 @@ def _scan_into_outage(redis: RedisServer, workers: Workers, key_file: str, db: P
         p = _scan(redis.url, key_file, db, spec, "--queue", "outage", "--rate", "15", "--shard-size", "10",
                   "--broker-wait", broker_wait, wait=False)
         deadline = time.time() + 60
-        while _count(db) < 3 and time.time() < deadline and p.poll() is None:
+        while stored_hosts(db) < 3 and time.time() < deadline and p.poll() is None:
             time.sleep(0.1)
-        assert p.poll() is None and _count(db) >= 3, p.stderr.read() if p.poll() is not None else "no hosts stored"
+        assert p.poll() is None and stored_hosts(db) >= 3, p.stderr.read() if p.poll() is not None else "no hosts stored"
         redis.stop()
         time.sleep(down)
         redis.start()

@@ -20,6 +20,7 @@ CLI = [sys.executable, "-m", "smbsentry.cli"]
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from test_remediate import DP, WIN7_FS, XP  # noqa: E402  (constructed scan records)
+from faultkit import Tmpfs  # noqa: E402
 
 
 def run(*args, env=None):
@@ -103,17 +104,9 @@ def test_existing_folder_that_is_not_a_plan_is_refused(tmp_path):
 
 
 @pytest.fixture
-def full_disk(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+def full_disk():
+    with Tmpfs("64k") as small:
+        yield small.path
 
 
 def test_full_disk_leaves_nothing_half_written(full_disk, tmp_path):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from faultkit import Tmpfs
 from smbsentry.store import Store
 
 CLI = [sys.executable, "-m", "smbsentry.cli"]
@@ -144,19 +145,11 @@ def test_nothing_to_plan_or_bad_targets_is_one_line_exit_2_and_nothing_written(t
 
 
 def test_full_disk_leaves_nothing_half_written(lab, tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mnt)], capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
-        r = respond(mnt / "response", tmp_path / "store.db")
+    with Tmpfs("96k") as small:
+        r = respond(small.path / "response", tmp_path / "store.db")
         assert r.returncode == 1, (r.stdout, r.stderr)
         assert "Traceback" not in r.stderr and ("cannot write" in r.stderr or "No space" in r.stderr)
-        assert list(mnt.iterdir()) == []
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+        assert list(small.path.iterdir()) == []
 
 
 def test_respond_against_a_real_samba(samba_smb1_guest, tmp_path):

@@ -8,7 +8,9 @@ and those that write reports (`report`, `audit`, `rules`):
   parser recurses into it (a document nested 10,000 deep used to end in
   RecursionError, taking the good files beside it down too);
 * `write_text` writes to a file or standard output and returns a one-line
-  reason instead of raising when the disk is full.
+  reason instead of raising when the disk is full;
+* `replace_folder` puts a folder written in full beside its destination in
+  the destination's place (plans and respond folders: all or nothing).
 """
 
 from __future__ import annotations
@@ -93,3 +95,19 @@ def discard_stdout() -> None:
         os.close(devnull)
     except (OSError, ValueError):
         pass
+
+
+def replace_folder(tmp, final) -> None:
+    """tmp (written in full beside final) takes final's place; an earlier final is replaced whole,
+    never merged with the new one (stale files of an earlier run would look current)."""
+    from pathlib import Path
+    import shutil
+
+    tmp, final = Path(tmp), Path(final)
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(final)

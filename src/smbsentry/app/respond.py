@@ -26,8 +26,6 @@ still written); 1 when DIR cannot be written.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import sys
@@ -41,6 +39,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from ..textio import replace_folder
 from .scanprep import RequestError, ScanRequest, prepare
 
 REPORT_LANGS = ("en", "zh")
@@ -113,18 +112,6 @@ def _audit(req: RespondRequest, hosts: list[dict], err: Console) -> tuple[list[d
     return merged, [r.to_dict() for r in results], len(errors)
 
 
-def _csv(records: list[dict]) -> str:
-    from ..report.convert import host_from_dict
-    from ..scan.output import CSV_COLUMNS, csv_row
-
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(CSV_COLUMNS)
-    for h in records:
-        w.writerow(csv_row(host_from_dict(h)))
-    return buf.getvalue()
-
-
 def _report_name(lang: str) -> str:
     """English is report.html whatever --lang is, so links to it do not depend on the run."""
     return "report.html" if lang == "en" else f"report-{lang}.html"
@@ -159,6 +146,7 @@ def _start_side_job(req: RespondRequest, tmp: Path, merged: list[dict], inputs: 
     this one plans and writes the rest; returns a function that waits for it (where there is no fork, it runs
     first, here)."""
     from ..remediate.planner import plan as make_plan
+    from ..report.convert import hosts_csv
     from ..report import html, view  # noqa: F401 - imported once, before the fork: both processes use them
 
     other = [lang for lang in REPORT_LANGS if lang != req.lang]
@@ -167,7 +155,7 @@ def _start_side_job(req: RespondRequest, tmp: Path, merged: list[dict], inputs: 
     def job() -> None:
         for lang in other:
             _report_html(tmp, merged, lang, make_plan(inputs, lang), scan_row)
-        (tmp / "hosts.csv").write_text(_csv(merged), encoding="utf-8")
+        (tmp / "hosts.csv").write_text(hosts_csv(merged), encoding="utf-8")
 
     pid = _in_child(job)
     if pid is None:
@@ -201,7 +189,7 @@ def _write(req: RespondRequest, tmp: Path, merged: list[dict], audits: list[dict
     write_plan(p, tmp / "plan")
 
 
-def _record(req: RespondRequest, scan_id: int | None, audits: list[dict], plan_dict: dict, err: Console) -> None:
+def _record(req: RespondRequest, scan_id: int | None, audits: list[dict], the_plan, err: Console) -> None:
     if scan_id is None:
         return
     from ..store import Store, StoreError
@@ -211,22 +199,11 @@ def _record(req: RespondRequest, scan_id: int | None, audits: list[dict], plan_d
         try:
             for a in audits:
                 store.add_audit(a, scan_id)
-            store.add_plan(plan_dict, scan_id)
+            store.add_plan(the_plan.to_dict(), scan_id)
         finally:
             store.close()
     except StoreError as exc:
         _say(err, f"written, but the audits and the plan were not recorded in the store: {exc}")
-
-
-def _place(tmp: Path, out: Path) -> None:
-    """tmp takes out's place (an earlier respond folder is replaced whole)."""
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(out)
 
 
 def print_actions(plan, lang: str, top: int, console: Console) -> None:
@@ -296,7 +273,7 @@ def respond(req: RespondRequest, out: Console, err: Console) -> int:
             wait(kill=True)
             raise
         wait()
-        _place(tmp, target)
+        replace_folder(tmp, target)
     except _Refused as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if exc.message:
@@ -309,7 +286,7 @@ def respond(req: RespondRequest, out: Console, err: Console) -> int:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _record(req, scan_id, audits, the_plan.to_dict(), err)
+    _record(req, scan_id, audits, the_plan, err)
     if not out.is_terminal:  # a file or a pipe: rows are not folded to 80 columns
         out = Console(file=out.file, width=200, highlight=False)
     print_actions(the_plan, req.lang, req.top, out)

@@ -58,18 +58,12 @@ def host_records(events: list[dict], captures: list[str], span: tuple[str | None
 def record(db: str | None, inputs: list[str], events: list[dict], span: tuple[Any, Any]) -> int:
     """Write one finished run of kind smb1-usage; returns its id. StoreError when the store fails."""
     from ..store import Store
+    from ..store.finished import record_finished
 
     captures = [Path(p).name for p in inputs] or ["live capture"]
     store = Store.open(db)
     try:
-        sid = store.begin_scan(captures, {"kind": KIND, "captures": captures, "span": list(span)})
-        try:
-            for h in host_records(events, captures, span):
-                store.add_host(sid, h)
-        except BaseException:
-            store.finish_scan(sid, "interrupted")
-            raise
-        store.finish_scan(sid, "finished")
-        return sid
+        return record_finished(store, captures, {"kind": KIND, "captures": captures, "span": list(span)},
+                               host_records(events, captures, span))
     finally:
         store.close()

@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from pathlib import Path
 from ..audit.errors import InventoryError
 from ..resultfile import load_results, load_stored_scan, plannable, slim
 from ..kb.store import kb
+from ..textio import replace_folder
 from . import texts
 from .planner import HostPlan, Plan, plan
 from .scripts import host_label, safe_address
@@ -226,13 +226,7 @@ def write_plan(p: Plan, out_dir: str | Path) -> list[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
         written = _write_files(p, tmp)
-        if final.exists():
-            old = final.with_name(f".{final.name}.old-{os.getpid()}")
-            final.rename(old)
-            tmp.rename(final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(final)
+        replace_folder(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -30,3 +30,18 @@ def host_from_dict(d: dict) -> HostResult:
         errors=list(d.get("errors") or []), duration_ms=d.get("duration_ms") or 0, connections=d.get("connections") or 0,
         services=dict(d.get("services") or {}), role=d.get("role") if isinstance(d.get("role"), dict) else None,
     )
+
+
+def hosts_csv(records: list[dict]) -> str:
+    """Host records (as stored) as the scan's CSV, header first: `report --format csv` and respond's hosts.csv."""
+    import csv
+    import io
+
+    from ..scan.output import CSV_COLUMNS, csv_row
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(CSV_COLUMNS)
+    for h in records:
+        w.writerow(csv_row(host_from_dict(h)))
+    return buf.getvalue()

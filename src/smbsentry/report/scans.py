@@ -8,8 +8,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import unicodedata
 from datetime import datetime, timezone
@@ -17,7 +15,7 @@ from datetime import datetime, timezone
 from .. import i18n
 from ..kb.findings import meta
 from . import view
-from .convert import host_from_dict
+from .convert import hosts_csv
 from .html import render
 
 HISTORY_FORMATS = ("table", "json")
@@ -132,14 +130,7 @@ def render_report(store, scan_id: int, fmt: str = "html", lang: str = "en") -> s
                            "actions": actions, "hosts": hosts},
                           indent=2, ensure_ascii=False) + "\n"
     if fmt == "csv":
-        from ..scan.output import CSV_COLUMNS, csv_row
-
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(CSV_COLUMNS)
-        for h in hosts:
-            w.writerow(csv_row(host_from_dict(h)))
-        return buf.getvalue()
+        return hosts_csv(hosts)
     title = f"{i18n.label('report', 'title', lang)} #{scan_id}"
     return render(hosts, lang=lang, title=title, scan=scan, trend=_trend(store, scan_id))
 

@@ -109,13 +109,7 @@ def host_records(results) -> list[dict]:
 def record(store, paths: list[str], results, ports_spec: str | None, wide_threshold: int) -> int:
     """Write one finished scan of kind "rules"; returns its id."""
     files = expand(paths)
-    sid = store.begin_scan(files, {"kind": "rules", "files": files, "ports": ports_spec or "default",
-                                   "wide_threshold": wide_threshold})
-    try:
-        for h in host_records(results):
-            store.add_host(sid, h)
-    except BaseException:
-        store.finish_scan(sid, "interrupted")
-        raise
-    store.finish_scan(sid, "finished")
-    return sid
+    from ..store.finished import record_finished
+
+    return record_finished(store, files, {"kind": "rules", "files": files, "ports": ports_spec or "default",
+                                          "wide_threshold": wide_threshold}, host_records(results))
