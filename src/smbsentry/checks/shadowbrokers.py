@@ -17,16 +17,11 @@ they run with --checks all or by id.
 
 from __future__ import annotations
 
-import ipaddress
-from typing import Any
-
 from ..kb.findings import meta
 from ..model import Finding
-from .base import Check, HostAccess
-from .registry import register
+from .base import Check, HostAccess, Need
+from .modules import MODULES  # noqa: F401 - the table's ids, read as shadowbrokers.MODULES
 
-MODULES = ("eclipsedwing", "educatedscholar", "emeraldthread", "erraticgopher", "zippybeer", "esteemaudit",
-           "explodingcan", "eskimoroll", "englishmansdentist", "emphasismine", "ewokfrenzy", "easypi", "easybee")
 EOL_WINDOWS = ("4.0", "5.0", "5.1", "5.2", "6.0", "6.1")
 NAMES = {"4.0": "Windows NT 4.0", "5.0": "Windows 2000", "5.1": "Windows XP", "5.2": "Windows Server 2003 / XP x64",
          "6.0": "Windows Vista / Server 2008", "6.1": "Windows 7 / Server 2008 R2"}
@@ -35,42 +30,36 @@ NAMES = {"4.0": "Windows NT 4.0", "5.0": "Windows 2000", "5.1": "Windows XP", "5
 # -- facts -------------------------------------------------------------------
 
 
-def services_of(host: Any) -> dict:
-    s = getattr(host, "services", None)
-    return s if isinstance(s, dict) else {}
-
-
-def windows_of(host: Any) -> tuple[str, int | None, str, str] | None:
+def windows_of(host: HostAccess) -> tuple[str, int | None, str, str] | None:
     """(NT version "5.1", build, display name, where it was learned), or None.
 
     The SMB identity first; else an NTLM CHALLENGE from SMTP or RDP."""
-    ident = getattr(getattr(host, "result", None), "identity", None)
-    if ident is not None and ident.implementation == "windows" and ident.os_version:
+    ident = host.result.identity
+    if ident.implementation == "windows" and ident.os_version:
         ver = ".".join(ident.os_version.split(".")[:2])
         name = ident.os_name or NAMES.get(ver, f"Windows NT {ver}")
         source = ident.source or ""
         where = f"NTLM over {source.split('-')[0].upper()}" if source.endswith("-ntlm") and not source.startswith("smb") else "SMB"
         return ver, ident.os_build, name, where
     for key in ("smtp", "rdp"):
-        n = (services_of(host).get(key) or {}).get("ntlm")
+        n = (host.services.get(key) or {}).get("ntlm")
         if isinstance(n, dict) and n.get("os_version"):
             ver = n["os_version"]
             return ver, n.get("os_build"), NAMES.get(ver, f"Windows NT {ver}"), f"NTLM over {key.upper()}"
     return None
 
 
-def not_windows(host: Any) -> bool:
-    ident = getattr(getattr(host, "result", None), "identity", None)
-    return ident is not None and ident.implementation not in (None, "windows")
+def not_windows(host: HostAccess) -> bool:
+    return host.result.identity.implementation not in (None, "windows")
 
 
-def smb_ports(host: Any) -> dict[str, str]:
-    return dict(getattr(getattr(host, "result", None), "ports", {}) or {})
+def smb_ports(host: HostAccess) -> dict[str, str]:
+    return dict(host.result.ports or {})
 
 
-def service(host: Any, key: str) -> tuple[str, dict | None]:
+def service(host: HostAccess, key: str) -> tuple[str, dict | None]:
     """("absent" | "refused" | "failed" | "ok", data)."""
-    data = services_of(host).get(key)
+    data = host.services.get(key)
     if data is None:
         return "absent", None
     if not isinstance(data, dict):
@@ -94,7 +83,7 @@ def version_matches(version: str, affected: list[str]) -> str | None:
 
 class ShadowBrokersCheck(Check):
     default = False
-    needs_smb = False
+    needs = frozenset({Need.SERVICES})  # every service port is probed; SMB need not be open
     ports: tuple[int, ...] = ()
 
     def _kb(self) -> dict:
@@ -162,14 +151,12 @@ class _WindowsSmb(ShadowBrokersCheck):
                           port=int(open_ports[0]))]
 
 
-@register
 class Eclipsedwing(_WindowsSmb):
     id = "eclipsedwing"
     description = "Eclipsedwing (MS08-067) exposure: Windows 2000 / XP / 2003 with SMB"
     versions = ("5.0", "5.1", "5.2")
 
 
-@register
 class Educatedscholar(_WindowsSmb):
     id = "educatedscholar"
     description = "Educatedscholar (MS09-050) exposure: Windows Vista / 2008 with SMB2 on 445"
@@ -178,7 +165,6 @@ class Educatedscholar(_WindowsSmb):
     smb = ("445",)
 
 
-@register
 class Emeraldthread(_WindowsSmb):
     id = "emeraldthread"
     description = "Emeraldthread (MS10-061) exposure: XP, 2003, Vista, 2008, 7 / 2008 R2 RTM"
@@ -191,7 +177,6 @@ class Emeraldthread(_WindowsSmb):
         return super().verdict(host)
 
 
-@register
 class Erraticgopher(_WindowsSmb):
     id = "erraticgopher"
     description = "Erraticgopher exposure: XP SP3 / 2003 with SMB on 445 (no patch)"
@@ -200,7 +185,6 @@ class Erraticgopher(_WindowsSmb):
     note = "inferred from the OS version; no patch exists for XP / 2003 (the service pack level is not visible remotely)"
 
 
-@register
 class Zippybeer(ShadowBrokersCheck):
     id = "zippybeer"
     description = "Zippybeer exposure: Windows domain member with SMB on 445 (affected versions never published)"
@@ -228,7 +212,6 @@ class Zippybeer(ShadowBrokersCheck):
                           evidence=f"domain {domain or '(domain controller)'} member with SMB on 445", port=445, domain=domain)]
 
 
-@register
 class Esteemaudit(ShadowBrokersCheck):
     id = "esteemaudit"
     description = "Esteemaudit exposure: XP / 2003 with Remote Desktop on 3389 (no patch)"
@@ -251,7 +234,6 @@ class Esteemaudit(ShadowBrokersCheck):
         return [self.make("not_vulnerable", evidence=f"RDP on 3389 negotiated ({rdp.get('selected_protocol') or rdp.get('failure')}): Vista or later", port=3389)]
 
 
-@register
 class Explodingcan(ShadowBrokersCheck):
     id = "explodingcan"
     description = "Explodingcan exposure: IIS 6.0 with WebDAV on 80 (Server 2003, no patch)"
@@ -276,7 +258,6 @@ class Explodingcan(ShadowBrokersCheck):
         return [self.make("not_vulnerable", evidence=f"Server: {server}; WebDAV off (PROPFIND answered {http.get('propfind_status')})", port=80)]
 
 
-@register
 class Eskimoroll(ShadowBrokersCheck):
     id = "eskimoroll"
     description = "Eskimoroll (MS14-068) exposure: 2000-2008 R2 domain controllers (Kerberos on 88)"
@@ -301,7 +282,6 @@ class Eskimoroll(ShadowBrokersCheck):
                           reason="inferred: the MS14-068 patch level (KB3011780) is not visible remotely", port=88, realm=realm)]
 
 
-@register
 class Englishmansdentist(ShadowBrokersCheck):
     id = "englishmansdentist"
     description = "Englishmansdentist exposure: Exchange older than 2010 on SMTP 25"
@@ -347,21 +327,18 @@ class _Domino(ShadowBrokersCheck):
         return [self.make("not_vulnerable", evidence=f"Domino release {v} is not an affected release ({', '.join(self.affected)})", port=143, version=v)]
 
 
-@register
 class Emphasismine(_Domino):
     id = "emphasismine"
     description = "Emphasismine exposure: Lotus Domino 6.5.4, 6.5.5, 7.0, 8.0, 8.5 IMAP"
     affected = ("6.5.4", "6.5.5", "7.0", "8.0", "8.5")
 
 
-@register
 class Ewokfrenzy(_Domino):
     id = "ewokfrenzy"
     description = "Ewokfrenzy exposure: Lotus Domino 6.5.4 / 7.0.2 IMAP"
     affected = ("6.5.4", "7.0.2")
 
 
-@register
 class Easypi(ShadowBrokersCheck):
     id = "easypi"
     description = "Easypi exposure: Lotus Notes on 3264 on Windows NT / 2000 / XP / 2003"
@@ -372,7 +349,7 @@ class Easypi(ShadowBrokersCheck):
         win = windows_of(host)
         if win is not None and win[0] not in ("4.0", "5.0", "5.1", "5.2"):
             return []
-        notes = services_of(host).get("notes")
+        notes = host.services.get("notes")
         if not isinstance(notes, dict) or "3264" not in (notes.get("ports") or {}):
             return [self.make("unknown", reason="service not probed: port 3264 was not part of the scan", port=3264)]
         p = notes["ports"]["3264"]
@@ -387,7 +364,6 @@ class Easypi(ShadowBrokersCheck):
                           reason="inferred: the Notes release is not shown on 3264", port=3264)]
 
 
-@register
 class Easybee(ShadowBrokersCheck):
     id = "easybee"
     description = "Easybee exposure: MDaemon WorldClient 9.5-10.1 on 1000/3000"
@@ -409,51 +385,12 @@ class Easybee(ShadowBrokersCheck):
         return [self.make("not_vulnerable", evidence=f"WorldClient {v} is not an affected version", port=port, version=v)]
 
 
-# -- the arsenal summary ------------------------------------------------------------
-
-SMB_TOOLS = {  # tool -> (finding id, NT versions it targets; None: any)
-    "eternalblue": ("ms17-010", ("5.1", "6.1")),
-    "eternalromance": ("ms17-010", ("5.1", "5.2", "6.0", "6.1")),
-    "eternalsynergy": ("ms17-010", ("6.2",)),
-    "eternalchampion": ("ms17-010", ("5.1", "5.2", "6.0", "6.1", "6.2", "10.0")),
-    "doublepulsar": ("doublepulsar", None),
-}
-TOOLS = MODULES[:0] + ("eternalblue", "eternalromance", "eternalsynergy", "eternalchampion", "doublepulsar") + MODULES
-
-
-def _address_key(address: object) -> tuple:
-    try:
-        ip = ipaddress.ip_address(str(address).split("%", 1)[0])
-        return (0, ip.version, int(ip), "")
-    except ValueError:
-        return (1, 0, 0, str(address))
-
-
 def arsenal(results: list[dict]) -> list[dict]:
-    """For each of the 18 tools: the hosts it applies to (a vulnerable or likely finding), and the fix.
+    """Moved to report/arsenal.py (the arsenal view is report logic).
 
-    `results` are host dicts (HostResult.to_dict()).  Row: {"tool", "name", "name_zh", "finding", "count",
-    "hosts", "statuses" ({status: count} over the hosts with that finding), "fix", "ports"}.
-    """
-    rows = []
-    for tool in TOOLS:
-        m = meta(tool)
-        finding, versions = SMB_TOOLS.get(tool, (tool, None))
-        hosts, statuses = [], {}
-        for r in results:
-            ver = ".".join(((r.get("identity") or {}).get("os_version") or "").split(".")[:2]) or None
-            for f in r.get("findings", []):
-                if f.get("id") != finding:
-                    continue
-                st = f.get("status")
-                if versions is not None and ver is not None and ver not in versions and st in ("vulnerable", "likely"):
-                    continue
-                statuses[st] = statuses.get(st, 0) + 1
-                if st in ("vulnerable", "likely"):
-                    hosts.append(r.get("address"))
-        mod = m.get("module") or {}
-        hosts = sorted(set(hosts), key=_address_key)  # a host once, in address order
-        rows.append({"tool": tool, "name": mod.get("name", tool.title()), "name_zh": mod.get("name_zh"), "finding": finding,
-                     "count": len(hosts), "hosts": hosts, "statuses": statuses, "fix": m.get("fix_text"),
-                     "ports": list(m.get("ports", []))})
-    return rows
+    Kept only for web/app.py's `from ..checks.shadowbrokers import arsenal`:
+    delete once the dashboard imports smbsentry.report.arsenal.arsenal
+    (tests/test_architecture.py lists this arrow as a known exception)."""
+    from ..report.arsenal import arsenal as rows
+
+    return rows(results)

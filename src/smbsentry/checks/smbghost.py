@@ -13,14 +13,12 @@ from __future__ import annotations
 
 from ..kb.findings import affected_build, meta
 from ..model import Finding
-from .base import Check, HostAccess
-from .registry import register
+from .base import Check, HostAccess, Need
 
 
-@register
 class SmbGhost(Check):
     id = "cve-2020-0796"
-    needs = frozenset({"smb2"})
+    needs = frozenset({Need.SMB, Need.SMB2_NEGOTIATE})
 
     async def run(self, host: HostAccess) -> list[Finding]:
         r = host.result
