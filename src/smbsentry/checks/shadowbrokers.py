@@ -17,7 +17,7 @@ they run with --checks all or by id.
 
 from __future__ import annotations
 
-from ..kb.findings import meta
+from ..kb.findings import affected_versions, meta, windows_targets
 from ..model import Finding
 from .base import Check, HostAccess, Need
 from .modules import MODULES  # noqa: F401 - the table's ids, read as shadowbrokers.MODULES
@@ -125,12 +125,21 @@ class ShadowBrokersCheck(Check):
 
 
 class _WindowsSmb(ShadowBrokersCheck):
-    """A Windows-version exposure through SMB (139/445)."""
+    """A Windows-version exposure through SMB (139/445).
 
-    versions: tuple[str, ...] = ()
-    builds: tuple[int, ...] | None = None
+    Which Windows versions (and builds) it applies to is the KB's `affected`
+    list (kb.findings.windows_targets); `exact_builds` names the NT versions
+    whose affected builds are the only ones (a later build of that version
+    shipped with the fix); for the others any build of the version counts,
+    the patch level being invisible."""
+
+    exact_builds: tuple[str, ...] = ()
     smb: tuple[str, ...] = ("445", "139")
     note: str | None = None
+
+    def applies(self, win) -> bool:
+        targets = windows_targets(self.id)
+        return win[0] in targets and (win[0] not in self.exact_builds or win[1] in targets[win[0]])
 
     def verdict(self, host) -> list[Finding]:
         if not_windows(host):
@@ -138,7 +147,7 @@ class _WindowsSmb(ShadowBrokersCheck):
         ports = smb_ports(host)
         open_ports = [p for p in self.smb if ports.get(p) == "open"]
         win = windows_of(host)
-        if win is not None and (win[0] not in self.versions or (self.builds and win[1] not in self.builds)):
+        if win is not None and not self.applies(win):
             return []
         if not open_ports:
             return [self.make("not_vulnerable", evidence=f"service not reachable: SMB port {'/'.join(self.smb)} not open",
@@ -154,33 +163,24 @@ class _WindowsSmb(ShadowBrokersCheck):
 class Eclipsedwing(_WindowsSmb):
     id = "eclipsedwing"
     description = "Eclipsedwing (MS08-067) exposure: Windows 2000 / XP / 2003 with SMB"
-    versions = ("5.0", "5.1", "5.2")
 
 
 class Educatedscholar(_WindowsSmb):
     id = "educatedscholar"
     description = "Educatedscholar (MS09-050) exposure: Windows Vista / 2008 with SMB2 on 445"
-    versions = ("6.0",)
-    builds = (6000, 6001, 6002)
+    exact_builds = ("6.0",)
     smb = ("445",)
 
 
 class Emeraldthread(_WindowsSmb):
     id = "emeraldthread"
     description = "Emeraldthread (MS10-061) exposure: XP, 2003, Vista, 2008, 7 / 2008 R2 RTM"
-    versions = ("5.1", "5.2", "6.0", "6.1")
-
-    def verdict(self, host) -> list[Finding]:
-        win = windows_of(host)
-        if win is not None and win[0] == "6.1" and win[1] != 7600:
-            return []  # 7 / 2008 R2 SP1 (7601) shipped with the fix
-        return super().verdict(host)
+    exact_builds = ("6.1",)  # 7 / 2008 R2 SP1 (7601) shipped with the fix
 
 
 class Erraticgopher(_WindowsSmb):
     id = "erraticgopher"
     description = "Erraticgopher exposure: XP SP3 / 2003 with SMB on 445 (no patch)"
-    versions = ("5.1", "5.2")
     smb = ("445",)
     note = "inferred from the OS version; no patch exists for XP / 2003 (the service pack level is not visible remotely)"
 
@@ -220,7 +220,7 @@ class Esteemaudit(ShadowBrokersCheck):
         if not_windows(host):
             return []
         win = windows_of(host)
-        if win is not None and win[0] not in ("5.1", "5.2"):
+        if win is not None and win[0] not in windows_targets(self.id):
             return []
         gate, rdp = self.service_gate(host, "rdp", 3389)
         if gate:
@@ -242,7 +242,7 @@ class Explodingcan(ShadowBrokersCheck):
         if not_windows(host):
             return []
         win = windows_of(host)
-        if win is not None and win[0] != "5.2":
+        if win is not None and win[0] not in windows_targets(self.id):
             return []
         gate, http = self.service_gate(host, "http", 80)
         if gate:
@@ -261,13 +261,12 @@ class Explodingcan(ShadowBrokersCheck):
 class Eskimoroll(ShadowBrokersCheck):
     id = "eskimoroll"
     description = "Eskimoroll (MS14-068) exposure: 2000-2008 R2 domain controllers (Kerberos on 88)"
-    versions = ("5.0", "5.2", "6.0", "6.1")
 
     def verdict(self, host) -> list[Finding]:
         if not_windows(host):
             return []
         win = windows_of(host)
-        if win is not None and win[0] not in self.versions:
+        if win is not None and win[0] not in windows_targets(self.id):
             return []
         gate, krb = self.service_gate(host, "kerberos", 88)
         if gate:
@@ -309,7 +308,7 @@ class Englishmansdentist(ShadowBrokersCheck):
 
 
 class _Domino(ShadowBrokersCheck):
-    affected: tuple[str, ...] = ()
+    """The affected Domino releases are the KB's (`affected[].versions`)."""
 
     def verdict(self, host) -> list[Finding]:
         gate, imap = self.service_gate(host, "imap", 143)
@@ -321,22 +320,21 @@ class _Domino(ShadowBrokersCheck):
         if not v:
             return [self.make("unknown", reason="Lotus Domino IMAP, but the banner shows no release",
                               evidence=f"IMAP banner {imap.get('banner')!r}", port=143)]
-        hit = version_matches(v, list(self.affected))
+        affected = affected_versions(self.id)
+        hit = version_matches(v, list(affected))
         if hit:
             return [self.make("likely", evidence=f"IMAP banner: Domino IMAP4 Server Release {v} (affected: {hit})", reason="inferred from the banner version", port=143, version=v)]
-        return [self.make("not_vulnerable", evidence=f"Domino release {v} is not an affected release ({', '.join(self.affected)})", port=143, version=v)]
+        return [self.make("not_vulnerable", evidence=f"Domino release {v} is not an affected release ({', '.join(affected)})", port=143, version=v)]
 
 
 class Emphasismine(_Domino):
     id = "emphasismine"
     description = "Emphasismine exposure: Lotus Domino 6.5.4, 6.5.5, 7.0, 8.0, 8.5 IMAP"
-    affected = ("6.5.4", "6.5.5", "7.0", "8.0", "8.5")
 
 
 class Ewokfrenzy(_Domino):
     id = "ewokfrenzy"
     description = "Ewokfrenzy exposure: Lotus Domino 6.5.4 / 7.0.2 IMAP"
-    affected = ("6.5.4", "7.0.2")
 
 
 class Easypi(ShadowBrokersCheck):
@@ -367,7 +365,6 @@ class Easypi(ShadowBrokersCheck):
 class Easybee(ShadowBrokersCheck):
     id = "easybee"
     description = "Easybee exposure: MDaemon WorldClient 9.5-10.1 on 1000/3000"
-    affected = ("9.5", "9.6", "10.0", "10.1")
 
     def verdict(self, host) -> list[Finding]:
         gate, wc = self.service_gate(host, "worldclient", 3000)
@@ -379,7 +376,7 @@ class Easybee(ShadowBrokersCheck):
         v = wc.get("version")
         if not v:
             return [self.make("unknown", reason="MDaemon WorldClient, but the version is not shown", port=port)]
-        hit = version_matches(v, list(self.affected))
+        hit = version_matches(v, list(affected_versions(self.id)))
         if hit:
             return [self.make("likely", evidence=f"Server: {wc.get('server')} (WorldClient {v}, affected: {hit})", reason="inferred from the server version", port=port, version=v)]
         return [self.make("not_vulnerable", evidence=f"WorldClient {v} is not an affected version", port=port, version=v)]

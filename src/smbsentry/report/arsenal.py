@@ -14,21 +14,25 @@ import ipaddress
 
 from .. import i18n
 from ..checks.modules import MODULES
-from ..kb.findings import meta
+from ..kb.findings import meta, windows_targets
 from ..model import BAD
 
 HOST_CAP = 20
 
 LABELS = {lang: i18n.labels("arsenal", lang) for lang in i18n.LANGS}
 
-SMB_TOOLS = {  # tool -> (finding id, NT versions it targets; None: any)
-    "eternalblue": ("ms17-010", ("5.1", "6.1")),
-    "eternalromance": ("ms17-010", ("5.1", "5.2", "6.0", "6.1")),
-    "eternalsynergy": ("ms17-010", ("6.2",)),
-    "eternalchampion": ("ms17-010", ("5.1", "5.2", "6.0", "6.1", "6.2", "10.0")),
-    "doublepulsar": ("doublepulsar", None),
-}
-TOOLS = ("eternalblue", "eternalromance", "eternalsynergy", "eternalchampion", "doublepulsar") + MODULES
+# The SMB tools are judged by the scanner's own findings: tool -> the finding id that proves it.
+# The NT versions each tool targets are the KB's (kb.findings.windows_targets); DoublePulsar, any.
+SMB_TOOLS = {"eternalblue": "ms17-010", "eternalromance": "ms17-010", "eternalsynergy": "ms17-010", "eternalchampion": "ms17-010",
+             "doublepulsar": "doublepulsar"}
+TOOLS = tuple(SMB_TOOLS) + MODULES
+
+
+def _targets(tool: str) -> tuple[str, ...] | None:
+    """NT versions a tool targets; None: any (an implant, or a module judged by its own check)."""
+    if tool not in SMB_TOOLS or SMB_TOOLS[tool] == tool:
+        return None
+    return tuple(windows_targets(tool))
 
 
 def address_key(address: object) -> tuple:
@@ -49,7 +53,7 @@ def arsenal(results: list[dict]) -> list[dict]:
     rows = []
     for tool in TOOLS:
         m = meta(tool)
-        finding, versions = SMB_TOOLS.get(tool, (tool, None))
+        finding, versions = SMB_TOOLS.get(tool, tool), _targets(tool)
         hosts, statuses = [], {}
         for r in results:
             ver = ".".join(((r.get("identity") or {}).get("os_version") or "").split(".")[:2]) or None
