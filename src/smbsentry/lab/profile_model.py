@@ -10,24 +10,13 @@ from __future__ import annotations
 import datetime as _dt
 from dataclasses import dataclass, field
 
+from ..checks.registry import CHECKS
+from ..model import STATUSES  # noqa: F401 - the statuses a profile may expect, read by schema.py
 from ..protocol import smb2, spnego, status
 from ..protocol.doublepulsar import xor_key
 
-FINDING_IDS = (
-    "ms17-010",
-    "doublepulsar",
-    "cve-2020-0796",
-    "smbv1-enabled",
-    "smb-signing-not-required",
-    "smb-null-session",
-    "smb-guest-access",
-    "ms08-067",
-    "ms09-050",
-    "ms10-061",
-    "cve-2017-7494",
-    "eol-os",
-)
-STATUSES = ("vulnerable", "likely", "not_vulnerable", "unknown")
+# The findings a profile may expect: the default checks' ids (checks/registry.py CHECKS), not a copy.
+FINDING_IDS = tuple(c.id for c in CHECKS if c.default)
 BEHAVIOURS = ("normal", "silent", "garbage", "reset-after-negotiate")
 KINDS = ("windows", "samba", "special")
 ROLES = (445, 139)

@@ -19,56 +19,19 @@ import json
 from functools import lru_cache
 from importlib import resources
 
-from .profile_model import (  # the profile vocabulary, re-exported for callers
-    BEHAVIOURS,
-    CIPHER_CODES,
+from .profile_model import (  # the vocabulary callers read as profiles.X (tests, cli, the lab)
     COMPRESSION_CODES,
     DEFAULT_ORDER,
-    FINDING_IDS,
-    KINDS,
-    MECH_OIDS,
-    MS17_010_STATUS,
     ROLES,
-    SIGNING_CODES,
-    STATUSES,
-    Access,
-    Candidate,
-    NtlmConfig,
     Profile,
     ProfileError,
     Share,
-    Smb1Config,
-    Smb2Config,
     doublepulsar_key,
 )
 from .schema import parse_profile
 
-__all__ = [
-    "BEHAVIOURS",
-    "CIPHER_CODES",
-    "COMPRESSION_CODES",
-    "DEFAULT_ORDER",
-    "FINDING_IDS",
-    "KINDS",
-    "MECH_OIDS",
-    "MS17_010_STATUS",
-    "ROLES",
-    "SIGNING_CODES",
-    "STATUSES",
-    "Access",
-    "Candidate",
-    "NtlmConfig",
-    "Profile",
-    "ProfileError",
-    "Share",
-    "Smb1Config",
-    "Smb2Config",
-    "doublepulsar_key",
-    "parse_profile",
-    "load_all",
-    "get",
-    "ordered_names",
-]
+__all__ = ["COMPRESSION_CODES", "DEFAULT_ORDER", "ROLES", "Profile", "ProfileError", "Share", "doublepulsar_key",
+           "parse_profile", "load_all", "get", "ordered_names"]
 
 
 @lru_cache(maxsize=1)
