@@ -150,7 +150,7 @@ def test_web_page_and_api(web):
 
 
 def test_arsenal_hosts_once_in_address_order():
-    from smbsentry.checks.shadowbrokers import arsenal
+    from smbsentry.report.arsenal import arsenal
 
     def h(addr, *findings):
         return {"address": addr, "identity": {"os_version": "5.1.2600"},

@@ -291,7 +291,7 @@ def test_powershell_scripts(en):
 
 
 def test_rollback_inverts_every_scripted_action(en):
-    from smbsentry.remediate.planner import _commands
+    from smbsentry.remediate.plan_model import commands_for as _commands
     from smbsentry.kb import query
 
     for g in en.groups:

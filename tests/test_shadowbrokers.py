@@ -24,8 +24,7 @@ class FakeHost:
         self.credentials = None
         self.scan_date = date(2026, 1, 1)
         self.facts = {}
-        if services is not None:
-            self.services = services
+        self.services = services if services is not None else {}  # HostAccess.services: empty when not probed
 
 
 CHECKS = {c.id: c for c in (cls() for cls in sb.ShadowBrokersCheck.__subclasses__() + sb._WindowsSmb.__subclasses__() + sb._Domino.__subclasses__()) if hasattr(c, "id") and c.id in sb.MODULES}

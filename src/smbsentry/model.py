@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from typing import Any
 
 MAX_REMOTE_STRING = 256
@@ -20,7 +21,26 @@ MAX_REMOTE_STRING = 256
 #: service probes alike), and the scan tries that host again later.
 LOCAL_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EADDRNOTAVAIL})
 
-STATUSES = ("vulnerable", "likely", "not_vulnerable", "unknown")
+
+
+class Verdict(StrEnum):
+    """A finding's status: the contract's four strings (contract.md), as one type.
+
+    A StrEnum, so a member is its string: it compares, hashes and serialises as
+    "vulnerable" etc., and a dict read back from JSON needs no conversion."""
+
+    VULNERABLE = "vulnerable"
+    LIKELY = "likely"
+    NOT_VULNERABLE = "not_vulnerable"
+    UNKNOWN = "unknown"
+
+
+#: The statuses that mean "act on this" (seen or inferred), in order of certainty.
+#: Defined once here; reports, diffs, --fail-on and the arsenal view read it.
+#: Plain strings (the contract's), so a store query can take the tuple as it is.
+BAD: tuple[str, ...] = (Verdict.VULNERABLE.value, Verdict.LIKELY.value)
+
+STATUSES = tuple(v.value for v in Verdict)
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 SIGNING = ("disabled", "enabled", "required")
 
@@ -71,7 +91,7 @@ def cap(text: str | None, limit: int = MAX_REMOTE_STRING) -> str | None:
 @dataclass(slots=True)
 class Finding:
     id: str
-    status: str
+    status: str  # a Verdict value (the contract's string)
     severity: str
     title: str
     cves: list[str] = field(default_factory=list)

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from ..textio import MAX_JSON_DEPTH, InputTooLarge, json_depth, read_bounded
-from . import limits
+from .limits import MAX_FILE_BYTES, cap_errors, junk_error
 from .encoding import decode
 from .errors import InventoryError
 from .facts import HostFacts
@@ -135,7 +135,7 @@ def parse_text(text: str, path: str) -> tuple[list[HostFacts], list[InventoryErr
             raise InventoryError(path, 1, "JSON of an unknown kind (expected Get-HotFix / Win32_QuickFixEngineering, Get-ComputerInfo, osquery patches / os_version, or facts)")
     elif kind == "systeminfo":
         hosts, errors = systeminfo.parse(text, path)
-        junk = limits.junk_error(text, path) if not text.lstrip().startswith('"') else None
+        junk = junk_error(text, path) if not text.lstrip().startswith('"') else None
         errors += [junk] if junk else []
     elif kind == "computerinfo":
         hosts, errors = computerinfo.parse_text(text, path)
@@ -156,7 +156,7 @@ def read_file(path: str | Path) -> tuple[list[HostFacts], list[InventoryError], 
     """Read one file within the limits of limits.py (size checked before reading)."""
     p = str(path)
     try:
-        data = read_bounded(path, limits.MAX_FILE_BYTES)
+        data = read_bounded(path, MAX_FILE_BYTES)
     except InputTooLarge as exc:
         raise InventoryError(p, None, f"{exc} (split the export)") from None
     except OSError as exc:
@@ -164,4 +164,4 @@ def read_file(path: str | Path) -> tuple[list[HostFacts], list[InventoryError], 
     text, _encoding = decode(data, p)
     del data
     hosts, errors, kind = parse_text(text, p)
-    return hosts, limits.cap_errors(errors, p), kind
+    return hosts, cap_errors(errors, p), kind

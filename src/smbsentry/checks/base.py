@@ -1,8 +1,11 @@
 """The one interface every check implements, and what a check may ask of a host.
 
-Like zgrab2's modules, a check registers an id, says what it needs (an SMB1
-session, an IPC$ tree, the SMB2 negotiate, credentials) and returns findings
-of one shape.  Checks do no socket work of their own: the engine hands them
+Like zgrab2's modules, a check has an id, says what it needs (`Need`: an
+open SMB port, an SMB1 session, an IPC$ tree, the SMB2 negotiate,
+credentials, the other services' facts) and returns findings of one shape.
+The engine reads `needs`: it runs a check that needs SMB only when an SMB
+port answered, and probes the service ports only when a check needs
+services.  The list of checks, in run order, is checks/registry.py's CHECKS.  Checks do no socket work of their own: the engine hands them
 a `HostAccess`, which shares the fingerprint's connections and sessions.
 `HostAccess` is a Protocol declared here so that checks depend on nothing in
 smbsentry.scan (the arrows point scan -> checks -> protocol).
@@ -16,10 +19,28 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date
+from enum import Enum
 from typing import Any, ClassVar, Protocol
 
 from ..kb.findings import meta
-from ..model import Finding, HostResult
+from ..model import Finding, HostResult, Verdict
+
+
+class Need(Enum):
+    """What a check asks the engine for.
+
+    SMB: an open SMB port (without it the check does not run; the others judge
+    from facts other services gave).  SERVICES: the non-SMB service probes
+    (RDP, HTTP, Kerberos, ... whose ports come from smbsentry.services and the
+    KB), attached as `HostAccess.services`.  The session needs say which
+    lazily opened parts of `HostAccess` the check will use."""
+
+    SMB = "smb"
+    SMB1_SESSION = "smb1-session"
+    IPC = "ipc"
+    SMB2_NEGOTIATE = "smb2-negotiate"
+    CREDENTIALS = "credentials"
+    SERVICES = "services"
 
 
 @dataclass(slots=True)
@@ -52,6 +73,7 @@ class HostAccess(Protocol):
     credentials: Any | None
     scan_date: date
     facts: dict[str, Any]  # host-side facts from a credentialed audit (e.g. "ubr")
+    services: dict[str, Any]  # the other services' facts (smbsentry.services); empty when not probed
 
     async def smb1_ipc(self) -> tuple[IpcSession | None, str]:
         """IPC$ over SMB1: anonymous, then guest, then the user's credentials."""
@@ -85,19 +107,18 @@ class Check:
     """Base class: subclasses set `id` (a finding id of contract.md)."""
 
     id: ClassVar[str]
-    needs: ClassVar[frozenset[str]] = frozenset()
+    # Without Need.SMB a check judges from other facts alone (the Shadow Brokers
+    # modules, eol-os): it also runs on hosts whose SMB ports are closed.
+    needs: ClassVar[frozenset[Need]] = frozenset({Need.SMB})
     default: ClassVar[bool] = True
     description: ClassVar[str] = ""
-    # False for checks that judge from other services' facts alone (the Shadow
-    # Brokers modules): they also run on hosts whose SMB ports are closed.
-    needs_smb: ClassVar[bool] = True
 
     async def run(self, host: HostAccess) -> list[Finding]:
         raise NotImplementedError
 
     def finding(
         self,
-        status: str,
+        status: Verdict | str,
         *,
         evidence: str | None = None,
         reason: str | None = None,
@@ -109,7 +130,7 @@ class Check:
         m = meta(finding_id or self.id)
         return Finding(
             id=finding_id or self.id,
-            status=status,
+            status=Verdict(status).value,  # a typo fails here; the model keeps the contract's string
             severity=m["severity"],
             title=m["title"],
             cves=list(m.get("cves", [])),
@@ -122,12 +143,14 @@ class Check:
         )
 
     def unknown(self, reason: str, port: int | None = None) -> Finding:
-        return self.finding("unknown", reason=reason, port=port)
+        return self.finding(Verdict.UNKNOWN, reason=reason, port=port)
 
 
 class AccessCheck(Check):
     """A logon of one kind ("anonymous", "guest") that reaches IPC$ is the finding;
     the shares it lists, write access and ADMIN$/C$ are the evidence."""
+
+    needs = frozenset({Need.SMB, Need.SMB1_SESSION, Need.IPC})
 
     logon: ClassVar[str]
 
@@ -136,4 +159,4 @@ class AccessCheck(Check):
         if acc.reached is None:
             return [self.unknown(acc.detail)]
         evidence, details = access_evidence(acc)
-        return [self.finding("vulnerable" if acc.reached else "not_vulnerable", evidence=evidence, details=details)]
+        return [self.finding(Verdict.VULNERABLE if acc.reached else Verdict.NOT_VULNERABLE, evidence=evidence, details=details)]

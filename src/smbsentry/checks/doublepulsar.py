@@ -18,9 +18,8 @@ from __future__ import annotations
 from ..model import Finding
 from ..protocol import smb1, status
 from ..protocol.doublepulsar import architecture, xor_key
-from .base import Check, HostAccess
+from .base import Check, HostAccess, Need
 from .inference import decided_without_probe
-from .registry import register
 
 PING_MID = 65
 PING_TIMEOUT = 0x00A4D9A6  # the implant reads its command from the Timeout field: ping
@@ -44,10 +43,9 @@ def ping_request(uid: int, tid: int) -> bytes:
     )
 
 
-@register
 class DoublePulsar(Check):
     id = "doublepulsar"
-    needs = frozenset({"smb1", "ipc"})
+    needs = frozenset({Need.SMB, Need.SMB1_SESSION, Need.IPC})
 
     async def run(self, host: HostAccess) -> list[Finding]:
         ipc, why = await host.smb1_ipc()

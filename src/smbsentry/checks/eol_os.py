@@ -16,7 +16,6 @@ from ..kb.builds import lookup
 from ..kb.lifecycle import end_of_support
 from ..model import Finding
 from .base import Check, HostAccess
-from .registry import register
 
 
 def release_lines(ident) -> list[tuple[str, ...]]:
@@ -39,10 +38,9 @@ def _describe(line: tuple[str, ...], end: date, today: date) -> str:
     return f"{line[0]} to {line[-1]} ({verb} {end.isoformat()}, the date of its latest release {line[-1]}, which the build may be)"
 
 
-@register
 class EolOs(Check):
     id = "eol-os"
-    needs_smb = False  # the identity may come from RDP or SMTP when SMB is closed
+    needs: frozenset = frozenset()  # the identity may come from RDP or SMTP when SMB is closed
 
     async def run(self, host: HostAccess) -> list[Finding]:
         ident = host.result.identity

@@ -5,10 +5,8 @@ it can list, which of them it may write to, and whether ADMIN$ or C$ open."""
 from __future__ import annotations
 
 from .base import AccessCheck
-from .registry import register
 
 
-@register
 class GuestAccess(AccessCheck):
     id = "smb-guest-access"
     logon = "guest"

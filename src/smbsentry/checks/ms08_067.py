@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from .inference import BuildInferredCheck
-from .registry import register
 
 
-@register
 class Ms08067(BuildInferredCheck):
     id = "ms08-067"

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from .inference import BuildInferredCheck
-from .registry import register
 
 
-@register
 class Ms09050(BuildInferredCheck):
     id = "ms09-050"

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from ..model import Finding
 from ..protocol import smb1, status
-from .base import Check, HostAccess
+from .base import Check, HostAccess, Need
 from .inference import decided_without_probe
-from .registry import register
 
 VULNERABLE = {status.INSUFF_SERVER_RESOURCES}
 PATCHED = {status.INVALID_HANDLE, status.ACCESS_DENIED}
@@ -32,10 +31,9 @@ def peek_named_pipe(mid: int, uid: int, tid: int) -> bytes:
     return smb1.transaction_request(smb1.TRANSACTION, mid=mid, uid=uid, tid=tid, setup=(0x0023, 0x0000), name="\\PIPE\\")
 
 
-@register
 class Ms17010(Check):
     id = "ms17-010"
-    needs = frozenset({"smb1", "ipc"})
+    needs = frozenset({Need.SMB, Need.SMB1_SESSION, Need.IPC})
 
     async def run(self, host: HostAccess) -> list[Finding]:
         ipc, why = await host.smb1_ipc()

@@ -6,10 +6,8 @@ worm can reach without credentials (checks.md)."""
 from __future__ import annotations
 
 from .base import AccessCheck
-from .registry import register
 
 
-@register
 class NullSession(AccessCheck):
     id = "smb-null-session"
     logon = "anonymous"

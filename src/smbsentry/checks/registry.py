@@ -1,76 +1,78 @@
-"""The list of checks, and `--checks default|all|ID,...` selection."""
+"""The checks, in run order, and `--checks default|all|ID,...` selection.
+
+CHECKS is the one list: a new check is its module, one line here and its KB
+entry (kb/data/vulnerabilities.json).  The order is the run order: cheap facts
+first, then the session-based probes, then the Shadow Brokers modules (not
+default).  Nothing registers itself on import.
+"""
 
 from __future__ import annotations
 
 from .base import Check
+from .doublepulsar import DoublePulsar
+from .eol_os import EolOs
+from .guest_access import GuestAccess
+from .ms08_067 import Ms08067
+from .ms09_050 import Ms09050
+from .ms10_061 import Ms10061
+from .ms17_010 import Ms17010
+from .null_session import NullSession
+from .sambacry import SambaCry
+from .shadowbrokers import (
+    Easybee,
+    Easypi,
+    Eclipsedwing,
+    Educatedscholar,
+    Emeraldthread,
+    Emphasismine,
+    Englishmansdentist,
+    Erraticgopher,
+    Eskimoroll,
+    Esteemaudit,
+    Ewokfrenzy,
+    Explodingcan,
+    Zippybeer,
+)
+from .signing import SigningNotRequired
+from .smbghost import SmbGhost
+from .smbv1 import Smbv1Enabled
 
-_REGISTRY: dict[str, type[Check]] = {}
-_loaded = False
+CHECKS: tuple[type[Check], ...] = (
+    Smbv1Enabled,
+    SigningNotRequired,
+    SmbGhost,
+    Ms17010,
+    DoublePulsar,
+    NullSession,
+    GuestAccess,
+    Ms08067,
+    Ms09050,
+    Ms10061,
+    SambaCry,
+    EolOs,
+    # the Shadow Brokers table (checks/shadowbrokers.py; not default)
+    Eclipsedwing,
+    Educatedscholar,
+    Emeraldthread,
+    Erraticgopher,
+    Zippybeer,
+    Esteemaudit,
+    Explodingcan,
+    Eskimoroll,
+    Englishmansdentist,
+    Emphasismine,
+    Ewokfrenzy,
+    Easypi,
+    Easybee,
+)
 
-
-def register(cls: type[Check]) -> type[Check]:
-    if cls.id in _REGISTRY:
-        raise ValueError(f"check {cls.id!r} registered twice")
-    _REGISTRY[cls.id] = cls
-    return cls
-
-
-def _load() -> None:
-    global _loaded
-    _loaded = True
-    # Importing the modules registers them; the order here is the run order
-    # (cheap facts first, then the session-based probes).
-    from . import (  # noqa: F401
-        doublepulsar,
-        eol_os,
-        guest_access,
-        ms08_067,
-        ms09_050,
-        ms10_061,
-        ms17_010,
-        null_session,
-        sambacry,
-        shadowbrokers,
-        signing,
-        smbghost,
-        smbv1,
-    )
-
-
-ORDER = [
-    "smbv1-enabled",
-    "smb-signing-not-required",
-    "cve-2020-0796",
-    "ms17-010",
-    "doublepulsar",
-    "smb-null-session",
-    "smb-guest-access",
-    "ms08-067",
-    "ms09-050",
-    "ms10-061",
-    "cve-2017-7494",
-    "eol-os",
-    # the rest of the Shadow Brokers table (checks/shadowbrokers.py; not default)
-    "eclipsedwing",
-    "educatedscholar",
-    "emeraldthread",
-    "erraticgopher",
-    "zippybeer",
-    "esteemaudit",
-    "explodingcan",
-    "eskimoroll",
-    "englishmansdentist",
-    "emphasismine",
-    "ewokfrenzy",
-    "easypi",
-    "easybee",
-]
+_BY_ID: dict[str, type[Check]] = {c.id: c for c in CHECKS}
+if len(_BY_ID) != len(CHECKS):
+    raise ValueError("a check id appears twice in CHECKS")
 
 
 def all_ids() -> list[str]:
-    if not _loaded:
-        _load()
-    return [i for i in ORDER if i in _REGISTRY] + sorted(set(_REGISTRY) - set(ORDER))
+    return [c.id for c in CHECKS]
 
 
 def select(spec: str = "default") -> list[Check]:
@@ -82,16 +84,16 @@ def select(spec: str = "default") -> list[Check]:
     if spec == "all":
         chosen = ids
     elif spec == "default":
-        chosen = [i for i in ids if _REGISTRY[i].default]
+        chosen = [i for i in ids if _BY_ID[i].default]
     else:
         chosen = []
         for part in spec.split(","):
             part = part.strip().lower()
             if part == "default":
-                chosen += [i for i in ids if _REGISTRY[i].default]
-            elif part not in _REGISTRY:
+                chosen += [i for i in ids if _BY_ID[i].default]
+            elif part not in _BY_ID:
                 raise ValueError(f"unknown check {part!r} (known: {', '.join(ids)})")
             else:
                 chosen.append(part)
         chosen = list(dict.fromkeys(chosen))
-    return [_REGISTRY[i]() for i in chosen]
+    return [_BY_ID[i]() for i in chosen]

@@ -8,10 +8,8 @@ from __future__ import annotations
 from ..kb.findings import samba_affected
 from ..model import Finding
 from .base import Check, HostAccess
-from .registry import register
 
 
-@register
 class SambaCry(Check):
     id = "cve-2017-7494"
 

@@ -17,16 +17,11 @@ they run with --checks all or by id.
 
 from __future__ import annotations
 
-import ipaddress
-from typing import Any
-
-from ..kb.findings import meta
+from ..kb.findings import affected_versions, meta, windows_targets
 from ..model import Finding
-from .base import Check, HostAccess
-from .registry import register
+from .base import Check, HostAccess, Need
+from .modules import MODULES  # noqa: F401 - the table's ids, read as shadowbrokers.MODULES
 
-MODULES = ("eclipsedwing", "educatedscholar", "emeraldthread", "erraticgopher", "zippybeer", "esteemaudit",
-           "explodingcan", "eskimoroll", "englishmansdentist", "emphasismine", "ewokfrenzy", "easypi", "easybee")
 EOL_WINDOWS = ("4.0", "5.0", "5.1", "5.2", "6.0", "6.1")
 NAMES = {"4.0": "Windows NT 4.0", "5.0": "Windows 2000", "5.1": "Windows XP", "5.2": "Windows Server 2003 / XP x64",
          "6.0": "Windows Vista / Server 2008", "6.1": "Windows 7 / Server 2008 R2"}
@@ -35,42 +30,36 @@ NAMES = {"4.0": "Windows NT 4.0", "5.0": "Windows 2000", "5.1": "Windows XP", "5
 # -- facts -------------------------------------------------------------------
 
 
-def services_of(host: Any) -> dict:
-    s = getattr(host, "services", None)
-    return s if isinstance(s, dict) else {}
-
-
-def windows_of(host: Any) -> tuple[str, int | None, str, str] | None:
+def windows_of(host: HostAccess) -> tuple[str, int | None, str, str] | None:
     """(NT version "5.1", build, display name, where it was learned), or None.
 
     The SMB identity first; else an NTLM CHALLENGE from SMTP or RDP."""
-    ident = getattr(getattr(host, "result", None), "identity", None)
-    if ident is not None and ident.implementation == "windows" and ident.os_version:
+    ident = host.result.identity
+    if ident.implementation == "windows" and ident.os_version:
         ver = ".".join(ident.os_version.split(".")[:2])
         name = ident.os_name or NAMES.get(ver, f"Windows NT {ver}")
         source = ident.source or ""
         where = f"NTLM over {source.split('-')[0].upper()}" if source.endswith("-ntlm") and not source.startswith("smb") else "SMB"
         return ver, ident.os_build, name, where
     for key in ("smtp", "rdp"):
-        n = (services_of(host).get(key) or {}).get("ntlm")
+        n = (host.services.get(key) or {}).get("ntlm")
         if isinstance(n, dict) and n.get("os_version"):
             ver = n["os_version"]
             return ver, n.get("os_build"), NAMES.get(ver, f"Windows NT {ver}"), f"NTLM over {key.upper()}"
     return None
 
 
-def not_windows(host: Any) -> bool:
-    ident = getattr(getattr(host, "result", None), "identity", None)
-    return ident is not None and ident.implementation not in (None, "windows")
+def not_windows(host: HostAccess) -> bool:
+    return host.result.identity.implementation not in (None, "windows")
 
 
-def smb_ports(host: Any) -> dict[str, str]:
-    return dict(getattr(getattr(host, "result", None), "ports", {}) or {})
+def smb_ports(host: HostAccess) -> dict[str, str]:
+    return dict(host.result.ports or {})
 
 
-def service(host: Any, key: str) -> tuple[str, dict | None]:
+def service(host: HostAccess, key: str) -> tuple[str, dict | None]:
     """("absent" | "refused" | "failed" | "ok", data)."""
-    data = services_of(host).get(key)
+    data = host.services.get(key)
     if data is None:
         return "absent", None
     if not isinstance(data, dict):
@@ -94,7 +83,7 @@ def version_matches(version: str, affected: list[str]) -> str | None:
 
 class ShadowBrokersCheck(Check):
     default = False
-    needs_smb = False
+    needs = frozenset({Need.SERVICES})  # every service port is probed; SMB need not be open
     ports: tuple[int, ...] = ()
 
     def _kb(self) -> dict:
@@ -136,12 +125,21 @@ class ShadowBrokersCheck(Check):
 
 
 class _WindowsSmb(ShadowBrokersCheck):
-    """A Windows-version exposure through SMB (139/445)."""
+    """A Windows-version exposure through SMB (139/445).
 
-    versions: tuple[str, ...] = ()
-    builds: tuple[int, ...] | None = None
+    Which Windows versions (and builds) it applies to is the KB's `affected`
+    list (kb.findings.windows_targets); `exact_builds` names the NT versions
+    whose affected builds are the only ones (a later build of that version
+    shipped with the fix); for the others any build of the version counts,
+    the patch level being invisible."""
+
+    exact_builds: tuple[str, ...] = ()
     smb: tuple[str, ...] = ("445", "139")
     note: str | None = None
+
+    def applies(self, win) -> bool:
+        targets = windows_targets(self.id)
+        return win[0] in targets and (win[0] not in self.exact_builds or win[1] in targets[win[0]])
 
     def verdict(self, host) -> list[Finding]:
         if not_windows(host):
@@ -149,7 +147,7 @@ class _WindowsSmb(ShadowBrokersCheck):
         ports = smb_ports(host)
         open_ports = [p for p in self.smb if ports.get(p) == "open"]
         win = windows_of(host)
-        if win is not None and (win[0] not in self.versions or (self.builds and win[1] not in self.builds)):
+        if win is not None and not self.applies(win):
             return []
         if not open_ports:
             return [self.make("not_vulnerable", evidence=f"service not reachable: SMB port {'/'.join(self.smb)} not open",
@@ -162,45 +160,31 @@ class _WindowsSmb(ShadowBrokersCheck):
                           port=int(open_ports[0]))]
 
 
-@register
 class Eclipsedwing(_WindowsSmb):
     id = "eclipsedwing"
     description = "Eclipsedwing (MS08-067) exposure: Windows 2000 / XP / 2003 with SMB"
-    versions = ("5.0", "5.1", "5.2")
 
 
-@register
 class Educatedscholar(_WindowsSmb):
     id = "educatedscholar"
     description = "Educatedscholar (MS09-050) exposure: Windows Vista / 2008 with SMB2 on 445"
-    versions = ("6.0",)
-    builds = (6000, 6001, 6002)
+    exact_builds = ("6.0",)
     smb = ("445",)
 
 
-@register
 class Emeraldthread(_WindowsSmb):
     id = "emeraldthread"
     description = "Emeraldthread (MS10-061) exposure: XP, 2003, Vista, 2008, 7 / 2008 R2 RTM"
-    versions = ("5.1", "5.2", "6.0", "6.1")
-
-    def verdict(self, host) -> list[Finding]:
-        win = windows_of(host)
-        if win is not None and win[0] == "6.1" and win[1] != 7600:
-            return []  # 7 / 2008 R2 SP1 (7601) shipped with the fix
-        return super().verdict(host)
+    exact_builds = ("6.1",)  # 7 / 2008 R2 SP1 (7601) shipped with the fix
 
 
-@register
 class Erraticgopher(_WindowsSmb):
     id = "erraticgopher"
     description = "Erraticgopher exposure: XP SP3 / 2003 with SMB on 445 (no patch)"
-    versions = ("5.1", "5.2")
     smb = ("445",)
     note = "inferred from the OS version; no patch exists for XP / 2003 (the service pack level is not visible remotely)"
 
 
-@register
 class Zippybeer(ShadowBrokersCheck):
     id = "zippybeer"
     description = "Zippybeer exposure: Windows domain member with SMB on 445 (affected versions never published)"
@@ -228,7 +212,6 @@ class Zippybeer(ShadowBrokersCheck):
                           evidence=f"domain {domain or '(domain controller)'} member with SMB on 445", port=445, domain=domain)]
 
 
-@register
 class Esteemaudit(ShadowBrokersCheck):
     id = "esteemaudit"
     description = "Esteemaudit exposure: XP / 2003 with Remote Desktop on 3389 (no patch)"
@@ -237,7 +220,7 @@ class Esteemaudit(ShadowBrokersCheck):
         if not_windows(host):
             return []
         win = windows_of(host)
-        if win is not None and win[0] not in ("5.1", "5.2"):
+        if win is not None and win[0] not in windows_targets(self.id):
             return []
         gate, rdp = self.service_gate(host, "rdp", 3389)
         if gate:
@@ -251,7 +234,6 @@ class Esteemaudit(ShadowBrokersCheck):
         return [self.make("not_vulnerable", evidence=f"RDP on 3389 negotiated ({rdp.get('selected_protocol') or rdp.get('failure')}): Vista or later", port=3389)]
 
 
-@register
 class Explodingcan(ShadowBrokersCheck):
     id = "explodingcan"
     description = "Explodingcan exposure: IIS 6.0 with WebDAV on 80 (Server 2003, no patch)"
@@ -260,7 +242,7 @@ class Explodingcan(ShadowBrokersCheck):
         if not_windows(host):
             return []
         win = windows_of(host)
-        if win is not None and win[0] != "5.2":
+        if win is not None and win[0] not in windows_targets(self.id):
             return []
         gate, http = self.service_gate(host, "http", 80)
         if gate:
@@ -276,17 +258,15 @@ class Explodingcan(ShadowBrokersCheck):
         return [self.make("not_vulnerable", evidence=f"Server: {server}; WebDAV off (PROPFIND answered {http.get('propfind_status')})", port=80)]
 
 
-@register
 class Eskimoroll(ShadowBrokersCheck):
     id = "eskimoroll"
     description = "Eskimoroll (MS14-068) exposure: 2000-2008 R2 domain controllers (Kerberos on 88)"
-    versions = ("5.0", "5.2", "6.0", "6.1")
 
     def verdict(self, host) -> list[Finding]:
         if not_windows(host):
             return []
         win = windows_of(host)
-        if win is not None and win[0] not in self.versions:
+        if win is not None and win[0] not in windows_targets(self.id):
             return []
         gate, krb = self.service_gate(host, "kerberos", 88)
         if gate:
@@ -301,7 +281,6 @@ class Eskimoroll(ShadowBrokersCheck):
                           reason="inferred: the MS14-068 patch level (KB3011780) is not visible remotely", port=88, realm=realm)]
 
 
-@register
 class Englishmansdentist(ShadowBrokersCheck):
     id = "englishmansdentist"
     description = "Englishmansdentist exposure: Exchange older than 2010 on SMTP 25"
@@ -329,7 +308,7 @@ class Englishmansdentist(ShadowBrokersCheck):
 
 
 class _Domino(ShadowBrokersCheck):
-    affected: tuple[str, ...] = ()
+    """The affected Domino releases are the KB's (`affected[].versions`)."""
 
     def verdict(self, host) -> list[Finding]:
         gate, imap = self.service_gate(host, "imap", 143)
@@ -341,27 +320,23 @@ class _Domino(ShadowBrokersCheck):
         if not v:
             return [self.make("unknown", reason="Lotus Domino IMAP, but the banner shows no release",
                               evidence=f"IMAP banner {imap.get('banner')!r}", port=143)]
-        hit = version_matches(v, list(self.affected))
+        affected = affected_versions(self.id)
+        hit = version_matches(v, list(affected))
         if hit:
             return [self.make("likely", evidence=f"IMAP banner: Domino IMAP4 Server Release {v} (affected: {hit})", reason="inferred from the banner version", port=143, version=v)]
-        return [self.make("not_vulnerable", evidence=f"Domino release {v} is not an affected release ({', '.join(self.affected)})", port=143, version=v)]
+        return [self.make("not_vulnerable", evidence=f"Domino release {v} is not an affected release ({', '.join(affected)})", port=143, version=v)]
 
 
-@register
 class Emphasismine(_Domino):
     id = "emphasismine"
     description = "Emphasismine exposure: Lotus Domino 6.5.4, 6.5.5, 7.0, 8.0, 8.5 IMAP"
-    affected = ("6.5.4", "6.5.5", "7.0", "8.0", "8.5")
 
 
-@register
 class Ewokfrenzy(_Domino):
     id = "ewokfrenzy"
     description = "Ewokfrenzy exposure: Lotus Domino 6.5.4 / 7.0.2 IMAP"
-    affected = ("6.5.4", "7.0.2")
 
 
-@register
 class Easypi(ShadowBrokersCheck):
     id = "easypi"
     description = "Easypi exposure: Lotus Notes on 3264 on Windows NT / 2000 / XP / 2003"
@@ -372,7 +347,7 @@ class Easypi(ShadowBrokersCheck):
         win = windows_of(host)
         if win is not None and win[0] not in ("4.0", "5.0", "5.1", "5.2"):
             return []
-        notes = services_of(host).get("notes")
+        notes = host.services.get("notes")
         if not isinstance(notes, dict) or "3264" not in (notes.get("ports") or {}):
             return [self.make("unknown", reason="service not probed: port 3264 was not part of the scan", port=3264)]
         p = notes["ports"]["3264"]
@@ -387,11 +362,9 @@ class Easypi(ShadowBrokersCheck):
                           reason="inferred: the Notes release is not shown on 3264", port=3264)]
 
 
-@register
 class Easybee(ShadowBrokersCheck):
     id = "easybee"
     description = "Easybee exposure: MDaemon WorldClient 9.5-10.1 on 1000/3000"
-    affected = ("9.5", "9.6", "10.0", "10.1")
 
     def verdict(self, host) -> list[Finding]:
         gate, wc = self.service_gate(host, "worldclient", 3000)
@@ -403,64 +376,18 @@ class Easybee(ShadowBrokersCheck):
         v = wc.get("version")
         if not v:
             return [self.make("unknown", reason="MDaemon WorldClient, but the version is not shown", port=port)]
-        hit = version_matches(v, list(self.affected))
+        hit = version_matches(v, list(affected_versions(self.id)))
         if hit:
             return [self.make("likely", evidence=f"Server: {wc.get('server')} (WorldClient {v}, affected: {hit})", reason="inferred from the server version", port=port, version=v)]
         return [self.make("not_vulnerable", evidence=f"WorldClient {v} is not an affected version", port=port, version=v)]
 
 
-# -- the arsenal summary ------------------------------------------------------------
-
-SMB_TOOLS = {  # tool -> (finding id, NT versions it targets; None: any)
-    "eternalblue": ("ms17-010", ("5.1", "6.1")),
-    "eternalromance": ("ms17-010", ("5.1", "5.2", "6.0", "6.1")),
-    "eternalsynergy": ("ms17-010", ("6.2",)),
-    "eternalchampion": ("ms17-010", ("5.1", "5.2", "6.0", "6.1", "6.2", "10.0")),
-    "doublepulsar": ("doublepulsar", None),
-}
-TOOLS = MODULES[:0] + ("eternalblue", "eternalromance", "eternalsynergy", "eternalchampion", "doublepulsar") + MODULES
-
-
-def _address_key(address: object) -> tuple:
-    try:
-        ip = ipaddress.ip_address(str(address).split("%", 1)[0])
-        return (0, ip.version, int(ip), "")
-    except ValueError:
-        return (1, 0, 0, str(address))
-
-
-def _findings_by_id(results: list[dict]) -> dict[str, list[tuple]]:
-    """finding id -> (address, "major.minor" OS version or None, status) per host finding, in one pass
-    (the arsenal asks for 18 finding ids; scanning every host 18 times was most of a report's time)."""
-    out: dict[str, list[tuple]] = {}
-    for r in results:
-        ver = ".".join(((r.get("identity") or {}).get("os_version") or "").split(".")[:2]) or None
-        for f in r.get("findings", []):
-            out.setdefault(f.get("id"), []).append((r.get("address"), ver, f.get("status")))
-    return out
-
-
 def arsenal(results: list[dict]) -> list[dict]:
-    """For each of the 18 tools: the hosts it applies to (a vulnerable or likely finding), and the fix.
+    """Moved to report/arsenal.py (the arsenal view is report logic).
 
-    `results` are host dicts (HostResult.to_dict()).  Row: {"tool", "name", "name_zh", "finding", "count",
-    "hosts", "statuses" ({status: count} over the hosts with that finding), "fix", "ports"}.
-    """
-    by_finding = _findings_by_id(results)
-    rows = []
-    for tool in TOOLS:
-        m = meta(tool)
-        finding, versions = SMB_TOOLS.get(tool, (tool, None))
-        hosts, statuses = [], {}
-        for address, ver, st in by_finding.get(finding, ()):
-            if versions is not None and ver is not None and ver not in versions and st in ("vulnerable", "likely"):
-                continue
-            statuses[st] = statuses.get(st, 0) + 1
-            if st in ("vulnerable", "likely"):
-                hosts.append(address)
-        mod = m.get("module") or {}
-        hosts = sorted(set(hosts), key=_address_key)  # a host once, in address order
-        rows.append({"tool": tool, "name": mod.get("name", tool.title()), "name_zh": mod.get("name_zh"), "finding": finding,
-                     "count": len(hosts), "hosts": hosts, "statuses": statuses, "fix": m.get("fix_text"),
-                     "ports": list(m.get("ports", []))})
-    return rows
+    Kept only for web/app.py's `from ..checks.shadowbrokers import arsenal`:
+    delete once the dashboard imports smbsentry.report.arsenal.arsenal
+    (tests/test_architecture.py lists this arrow as a known exception)."""
+    from ..report.arsenal import arsenal as rows
+
+    return rows(results)

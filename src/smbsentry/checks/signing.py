@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from ..model import Finding
 from .base import Check, HostAccess
-from .registry import register
 
 
-@register
 class SigningNotRequired(Check):
     id = "smb-signing-not-required"
 

@@ -11,16 +11,14 @@ Public scanners that stop at "3.1.1 + compression" flag Server 2019 too.
 
 from __future__ import annotations
 
-from ..kb.findings import affected_build, meta
+from ..kb.findings import affected_build, fixed_by, meta
 from ..model import Finding
-from .base import Check, HostAccess
-from .registry import register
+from .base import Check, HostAccess, Need
 
 
-@register
 class SmbGhost(Check):
     id = "cve-2020-0796"
-    needs = frozenset({"smb2"})
+    needs = frozenset({Need.SMB, Need.SMB2_NEGOTIATE})
 
     async def run(self, host: HostAccess) -> list[Finding]:
         r = host.result
@@ -54,7 +52,7 @@ class SmbGhost(Check):
             return [
                 self.finding(
                     status,
-                    evidence=f"build {ident.os_build}.{ubr} with LZNT1 compression; fixed from revision {fixed} (KB4551762)",
+                    evidence=f"build {ident.os_build}.{ubr} with LZNT1 compression; fixed from revision {fixed} ({', '.join(fixed_by(self.id))})",
                     port=port,
                 )
             ]

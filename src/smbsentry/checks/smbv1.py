@@ -7,10 +7,8 @@ from __future__ import annotations
 
 from ..model import Finding
 from .base import Check, HostAccess
-from .registry import register
 
 
-@register
 class Smbv1Enabled(Check):
     id = "smbv1-enabled"
 

@@ -30,3 +30,32 @@ def samba_affected(finding_id: str, version: str) -> tuple[bool, str | None]:
         if _vtuple(lo) <= v < _vtuple(hi):
             return True, f"{lo} <= {version} < {hi}"
     return False, None
+
+
+def windows_targets(finding_id: str) -> dict[str, frozenset[int]]:
+    """NT version ("5.1") -> the builds of the Windows products the KB lists as affected by `finding_id`.
+
+    The Shadow Brokers modules and the arsenal view judge applicability from
+    this (kb/data/vulnerabilities.json `affected` products, with their version
+    and build from products.json): the table lives in the data, not the checks."""
+    k = kb()
+    out: dict[str, set[int]] = {}
+    for a in k.vulns[finding_id].affected:
+        for pid in a.products:
+            p = k.products.get(pid)
+            if p is None or p.version is None or not p.family.startswith("windows"):
+                continue
+            builds = out.setdefault(".".join(p.version.split(".")[:2]), set())
+            if p.build is not None:
+                builds.add(p.build)
+    return {v: frozenset(b) for v, b in sorted(out.items(), key=lambda kv: _vtuple(kv[0]))}
+
+
+def affected_versions(finding_id: str) -> tuple[str, ...]:
+    """The product versions (e.g. Domino "6.5.4") the KB lists as affected by `finding_id`."""
+    return tuple(v for a in kb().vulns[finding_id].affected for v in a.versions)
+
+
+def fixed_by(finding_id: str) -> tuple[str, ...]:
+    """The KB numbers (references "KB...") the knowledge base names as the fix of `finding_id`."""
+    return tuple(r for r in meta(finding_id).get("references", ()) if r.upper().startswith("KB"))

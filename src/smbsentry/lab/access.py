@@ -9,7 +9,7 @@ profile may give its own (Samba reports 0x1ff on IPC$).
 from __future__ import annotations
 
 from ..protocol import status
-from .profiles import Profile, Share
+from .profile_model import Profile, Share
 
 IPC_ACCESS = 0x001FFFFF
 FULL_ACCESS = 0x001F01FF

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ..protocol import ntlm, spnego, status
 from ..protocol.errors import ProtocolError
-from .profiles import Profile
+from .profile_model import Profile
 
 
 def negotiate_blob(profile: Profile) -> bytes:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from ..protocol import netbios, smb1, smb2
 from ..protocol.errors import ProtocolError
-from .profiles import Profile
+from .profile_model import Profile
 from .smb1_server import Smb1Server
 from .smb2_server import Smb2Server
 

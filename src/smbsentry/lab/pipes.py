@@ -20,14 +20,11 @@ import collections
 import os
 import struct
 import uuid
-from typing import TYPE_CHECKING
 
 from ..protocol import dcerpc, smb1, smb1_pipe, smb2_pipe, srvsvc, status
 from ..protocol.errors import ProtocolError
-from .profiles import Profile
-
-if TYPE_CHECKING:
-    from .host import HostConnection
+from .profile_model import Profile
+from .conn import Connection
 
 PIPE_NAMES = {"srvsvc"}
 MAX_PIPES = 16
@@ -139,7 +136,7 @@ class RpcPipe:
 class PipeServer:
     """The open pipes of one connection (SMB1 FIDs, SMB2 FileIds)."""
 
-    def __init__(self, conn: HostConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.fids: dict[int, RpcPipe] = {}
         self.files: dict[bytes, RpcPipe] = {}

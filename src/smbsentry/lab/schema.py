@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 from ..protocol import ntlm, smb2, status
-from .profiles import (
+from .profile_model import (
     BEHAVIOURS,
     CIPHER_CODES,
     COMPRESSION_CODES,

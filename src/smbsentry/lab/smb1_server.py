@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import TYPE_CHECKING
 
 from ..protocol import smb1, status
 from ..protocol.errors import ProtocolError
 from . import auth
 from .access import admit_tree, maximal_access
-
-if TYPE_CHECKING:
-    from .host import HostConnection
+from .conn import Connection
 
 TREE_DISCONNECT = 0x71
 NT_CREATE_ANDX = 0xA2
@@ -39,7 +36,7 @@ class Smb1Server:
     """Per-connection SMB1 state: negotiated or not, sessions (UID -> logon
     kind), logons in progress and tree connects (TID -> share)."""
 
-    def __init__(self, conn: HostConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.profile = conn.profile
         self.cfg = conn.profile.smb1

@@ -13,15 +13,12 @@ layer when it is present; anything else gets STATUS_NOT_SUPPORTED.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from ..protocol import smb2, status
 from ..protocol.errors import ProtocolError
 from . import auth
 from .access import admit_tree, maximal_access
-
-if TYPE_CHECKING:
-    from .host import HostConnection
+from .conn import Connection
 
 STATUS_NETWORK_NAME_DELETED = 0xC00000C9
 STATUS_OBJECT_NAME_NOT_FOUND = 0xC0000034
@@ -30,7 +27,7 @@ SMB3_ONLY_CAPS = 0x08 | 0x10 | 0x20 | 0x40  # multichannel, persistent, dir leas
 
 
 class Smb2Server:
-    def __init__(self, conn: HostConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.profile = conn.profile
         self.cfg = conn.profile.smb2

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..kb.store import kb
-from ..model import plain_dict
+from ..model import BAD, plain_dict
 from .hosts import HostView
 
 RANKS = ("isolate-now", "vulnerable", "likely", "hardening", "verify")
@@ -56,7 +56,7 @@ def _exposure(view: HostView) -> tuple[int, str | None]:
     """(prefix length of the widest exposure, its text); (99, None) when unknown."""
     best: tuple[int, str | None] = (99, None)
     for f in [view.scan.get("firewall-exposure")] + list(view.facts.get("exposures") or []):
-        if not isinstance(f, dict) or f.get("status", "vulnerable") not in ("vulnerable", "likely"):
+        if not isinstance(f, dict) or f.get("status", "vulnerable") not in BAD:
             continue
         src = (f.get("details") or {}).get("exposed_to") or f.get("exposed_to")
         try:
@@ -75,7 +75,7 @@ def _category(view: HostView, fid: str, status: str) -> str | None:
         return None
     if v.kind in ACTING_KINDS:
         return {"vulnerable": "vulnerable", "missing": "vulnerable", "likely": "likely"}.get(status)
-    return "hardening" if status in ("vulnerable", "likely", "missing") else None
+    return "hardening" if status in BAD or status == "missing" else None
 
 
 def _next_step(hp, findings: list[str]):

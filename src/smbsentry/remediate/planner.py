@@ -24,22 +24,18 @@ they need; each group gets one apply and one rollback script.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field, fields
 from datetime import date
-from functools import lru_cache
-from typing import Any
 
 from ..kb import query
 from ..kb.model import Action, Product
 from ..kb.packages import packages
 from ..kb.store import kb
-from ..model import plain_dict
-from . import texts
+from .texts import LANGS, t as tr
 from .actions import ranked
 from .hosts import HostView, collect_hosts
+from .plan_model import FLAVOUR, BundleRow, HostPlan, Plan, ScriptGroup, Step, commands_for
+from .scripts import firewall_snippet, render_group
 
-FLAVOUR = {"windows-nt5": "cmd", "windows-nt6.0": "cmd", "windows-nt6.1": "cmd", "windows-nt6.2": "ps1", "windows-nt6.3": "ps1",
-           "windows-10": "ps1", "samba": "sh"}
 FAMILY_LABEL = {"windows-nt5": "xp-2003", "windows-nt6.0": "vista-2008", "windows-nt6.1": "win7-2008r2", "windows-nt6.2": "win8-2012",
                 "windows-nt6.3": "win81-2012r2", "windows-10": "win10-2016plus", "samba": "samba"}
 SMB1_ACTION = {"windows-nt5": "disable-smb-device", "windows-nt6.0": "disable-smb1-registry", "windows-nt6.1": "disable-smb1-registry",
@@ -56,165 +52,6 @@ HARDENING = {"smb-signing-not-required": "require-smb-signing", "smb-null-sessio
 PLANNER_SCRIPTED = {"install-update", "install-update-nt5", "install-service-pack", "xp-firewall"}
 
 
-@dataclass
-class Step:
-    id: str  # a kb action id, or the planner's: backup, isolate-now, verify-update, verify-build, isolate-segment, xp-firewall, identify
-    phase: str
-    text: str
-    findings: list[str] = field(default_factory=list)
-    kb: str | None = None
-    title: str | None = None
-    level: str | None = None  # the product (service-pack level) the package installs on
-    files: dict[str, str] = field(default_factory=dict)  # architecture -> package file name (kb data)
-    urls: dict[str, str] = field(default_factory=dict)
-    alternatives: list[str] = field(default_factory=list)
-    verify_kbs: list[str] = field(default_factory=list)  # any of these proves the fix (kb supersedence)
-    verify_build: tuple[tuple[int, ...], int] | None = None  # (builds, lowest fixed UBR)
-    condition_build: tuple[int, ...] = ()  # service packs: run only on these builds
-    condition_sp: int | None = None  # ... or where CSDVersion is below this service pack
-    reboot: bool = False
-    scripted: bool = False
-    note: str | None = None
-    text_key: str | None = None  # planner steps whose text names host data (shares, evidence): scripts show the generic text
-    text_args: dict[str, str] = field(default_factory=dict)  # ... and the host data, kept apart so writers can escape it
-    disrupts: str | None = None  # what the step interrupts (kb actions' `disrupts`): the backup gate goes before it
-
-    def to_dict(self) -> dict[str, Any]:
-        # Every field is a string, a number or a flat list/dict of them: a shallow copy is a plain copy
-        # (plain_dict's recursion was most of the cost of writing a plan of 10,000 hosts).
-        d = {n: (v.copy() if type(v) in (list, dict) else v) for n, v in ((n, getattr(self, n)) for n in _step_fields())}
-        d["verify_build"] = list(d["verify_build"][0]) + [d["verify_build"][1]] if self.verify_build else None
-        d["condition_build"] = list(self.condition_build)
-        return d
-
-
-@lru_cache(maxsize=1)
-def _step_fields() -> tuple[str, ...]:
-    return tuple(f.name for f in fields(Step))
-
-
-@dataclass
-class HostPlan:
-    key: str
-    name: str | None
-    address: str | None
-    os: str | None
-    product: str | None
-    family: str | None
-    architecture: str | None
-    end_of_support: str | None
-    eol: bool
-    holds_data: bool
-    data_shares: list[str]
-    isolate: str | None  # "implant" | "wannacry" | None
-    needs: dict[str, str]  # finding id -> the status that asked for a remedy
-    steps: list[Step] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    group: str | None = None
-    priority: int = 9
-
-    @property
-    def category(self) -> str:
-        if self.isolate:
-            return "isolate"
-        if any(s.id == "identify" for s in self.steps):
-            return "identify"
-        if any(s.phase == "patch" for s in self.steps):
-            return "patch"
-        if any(s.id not in ("verify", "resolve-conflict") for s in self.steps):
-            return "workaround"
-        if self.steps:
-            return "verify"
-        return "clean"
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {k: plain_dict(v) if hasattr(v, "__dataclass_fields__") else (list(v) if isinstance(v, list) else
-             dict(v) if isinstance(v, dict) else v) for k, v in ((f, getattr(self, f)) for f in _HOSTPLAN_FIELDS)}
-        d["steps"] = [s.to_dict() for s in self.steps]
-        d["category"] = self.category
-        return d
-
-
-_HOSTPLAN_FIELDS = ("key", "name", "address", "os", "product", "family", "architecture", "end_of_support", "eol", "holds_data",
-                    "data_shares", "isolate", "needs", "notes", "group", "priority")
-
-
-@dataclass
-class BundleRow:
-    product: str
-    os: str
-    architecture: str
-    kb: str
-    kind: str
-    role: str  # base | key | alternative
-    title: str
-    file: str | None
-    url: str | None
-    hosts: int
-    order: int
-    note: str | None = None
-    language: str | None = None  # None: a language-neutral package (or no update data)
-
-
-@dataclass
-class ScriptGroup:
-    name: str
-    flavour: str  # cmd | ps1 | sh
-    family: str
-    architecture: str | None  # None: the script picks the package by the host's architecture
-    products: list[str]
-    builds: list[int]
-    hosts: list[str]  # host keys
-    steps: list[Step]
-    apply: str = ""
-    rollback: str = ""
-
-    @property
-    def extension(self) -> str:
-        return {"cmd": ".cmd", "ps1": ".ps1", "sh": ".sh"}[self.flavour]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "flavour": self.flavour, "family": self.family, "architecture": self.architecture,
-                "products": self.products, "builds": self.builds, "hosts": self.hosts,
-                "files": [f"scripts/{self.name}-apply{self.extension}", f"scripts/{self.name}-rollback{self.extension}"],
-                "steps": [s.id + (f" {s.kb}" if s.kb else "") for s in self.steps]}
-
-
-@dataclass
-class Plan:
-    lang: str
-    as_of: date
-    hosts: list[HostPlan]
-    groups: list[ScriptGroup]
-    bundle: list[BundleRow]
-    firewall: str = ""
-    actions: list = field(default_factory=list)  # the ranked action list (actions.ActionRow)
-
-    @property
-    def isolate_now(self) -> list[HostPlan]:
-        return [h for h in self.hosts if h.isolate]
-
-    @property
-    def backup_first(self) -> list[HostPlan]:
-        return [h for h in self.hosts if any(s.id == "backup" for s in h.steps)]
-
-    def host(self, ref: str) -> HostPlan | None:
-        low = ref.lower()
-        return next((h for h in self.hosts if h.key == low or h.address == ref or (h.name or "").lower() == low), None)
-
-    def to_dict(self, hosts: bool = True) -> dict[str, Any]:
-        """plan.json; hosts=False leaves the per-host plans out (the writer streams them)."""
-        return {
-            "format": "smbsentry-plan", "version": 1, "lang": self.lang, "as_of": self.as_of.isoformat(),
-            "actions": [r.to_dict() for r in self.actions],
-            "isolate_now": [{"host": h.name, "address": h.address, "reason": h.isolate} for h in self.isolate_now],
-            "backup_first": [{"host": h.name, "address": h.address, "shares": h.data_shares} for h in self.backup_first],
-            **({"hosts": [h.to_dict() for h in self.hosts]} if hosts else {}),
-            "groups": [g.to_dict() for g in self.groups],
-            "bundle": [plain_dict(b) for b in self.bundle],
-        }
-
-
 # --- one host ---------------------------------------------------------------------------------------
 
 class _Builder:
@@ -224,7 +61,7 @@ class _Builder:
         self.notes: list[str] = []
 
     def t(self, key: str, **kw) -> str:
-        return texts.t(key, self.lang, **kw)
+        return tr(key, self.lang, **kw)
 
     def action_text(self, a: Action) -> str:
         return a.text_zh if self.lang == "zh" else a.text_en
@@ -244,7 +81,7 @@ class _Builder:
         if a is None or (p is not None and p.family not in a.applies_to):
             return None
         flavour = FLAVOUR.get(p.family) if p else None
-        scripted = bool(flavour and _commands(a, flavour, p))
+        scripted = bool(flavour and commands_for(a, flavour, p))
         return self.add(Step(action_id, phase, self.action_text(a), list(findings), reboot=a.reboot, scripted=scripted, note=note,
                              disrupts=self.disrupts(a)))
 
@@ -255,18 +92,6 @@ class _Builder:
         if text not in self.notes:
             self.notes.append(text)
 
-
-def _commands(a: Action, flavour: str, p: Product | None, rollback: bool = False) -> tuple[str, ...]:
-    src = a.rollback if rollback else a.commands
-    if flavour == "ps1":
-        if p is not None and p.role == "server" and src.get("powershell-server"):
-            return src["powershell-server"]
-        return src.get("powershell") or src.get("cmd") or ()
-    if flavour == "cmd":
-        return src.get("cmd") or ()
-    if flavour == "sh":
-        return src.get("shell") or ()
-    return ()
 
 
 def _ordered_needs(v: HostView) -> list[str]:
@@ -634,7 +459,7 @@ def _bundle(hosts: list[HostPlan]) -> list[BundleRow]:
 
 def plan(results: list, lang: str = "en", *, as_of: date | None = None) -> Plan:
     """The remediation plan for scan results, audit results or merged results (dicts or the result objects), in any mix."""
-    if lang not in texts.LANGS:
+    if lang not in LANGS:
         raise ValueError(f"unknown language {lang!r} (en or zh)")
     records = [r.to_dict() if hasattr(r, "to_dict") else r for r in results]
     today = as_of or date.today()
@@ -646,8 +471,6 @@ def plan(results: list, lang: str = "en", *, as_of: date | None = None) -> Plan:
     hosts.sort(key=lambda h: (h.priority, {"isolate": 0, "patch": 1, "workaround": 2, "identify": 3, "verify": 4, "clean": 5}[h.category],
                               order[h.key]))
     groups = _groups(hosts)
-    from .scripts import firewall_snippet, render_group  # scripts import this module's dataclasses
-
     by_key = {h.key: h for h in hosts}
     for g in groups:
         g.apply, g.rollback = render_group(g, [by_key[k] for k in g.hosts], lang, today)

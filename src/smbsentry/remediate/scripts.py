@@ -32,8 +32,8 @@ from datetime import date
 
 from ..kb.model import Action
 from ..kb.store import kb
-from . import texts
-from .planner import FLAVOUR, HostPlan, Plan, ScriptGroup, Step, _commands
+from .texts import t as tr
+from .plan_model import FLAVOUR, HostPlan, Plan, ScriptGroup, Step, commands_for
 
 SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 MSU_RC = {"3010": "restart needed", "2359302": "already installed", "-2145124329": "not applicable: check the service pack and architecture"}
@@ -106,7 +106,7 @@ def _header(g: ScriptGroup, hosts: list[HostPlan], kind: str, lang: str, today: 
 def _step_comment(n: int, s: Step, flavour: str, lang: str = "en") -> list[str]:
     head = f"step {n}: {s.id}" + (f" {s.kb}" if s.kb else "") + (f" ({', '.join(s.findings)})" if s.findings else "")
     # steps whose text quotes host data (share names, evidence) get the generic wording: no remote strings in scripts
-    text = texts.t(s.text_key, lang, **{k: "see plan.md" for k in s.text_args}) if s.text_key else s.text
+    text = tr(s.text_key, lang, **{k: "see plan.md" for k in s.text_args}) if s.text_key else s.text
     lines = [head, text]
     if s.title:
         lines.append(s.title)
@@ -180,7 +180,7 @@ def _cmd_apply(g: ScriptGroup, hosts: list[HostPlan], lang: str, today: date) ->
                   f"if errorlevel 1 echo [smbsentry] step {n}: netsh firewall returned %ERRORLEVEL%"]
         else:
             a = _action(s)
-            for cmd in _commands(a, "cmd", None) if a else ():
+            for cmd in commands_for(a, "cmd", None) if a else ():
                 L.append(cmd)
                 if not cmd.startswith("netstat") and a.kind != "check":  # checks print what they find; no match is fine
                     L.append(f"if errorlevel 1 echo [smbsentry] step {n}: {s.id} returned %ERRORLEVEL%")
@@ -288,7 +288,7 @@ def _cmd_rollback(g: ScriptGroup, hosts: list[HostPlan], lang: str, today: date)
             n += 1
             L += [""] + _comments([f"undo: {s.id}"], "cmd") + ["netsh firewall set service type=FILEANDPRINT mode=ENABLE"]
         elif a is not None and s.scripted and s.id not in ("install-update", "install-update-nt5", "install-service-pack"):
-            cmds = _commands(a, "cmd", None, rollback=True)
+            cmds = commands_for(a, "cmd", None, rollback=True)
             if cmds:
                 n += 1
                 L += [""] + _comments([f"undo: {s.id}"], "cmd") + list(cmds)
@@ -430,7 +430,7 @@ def _ps_apply(g: ScriptGroup, hosts: list[HostPlan], lang: str, today: date) -> 
             L.append("# checked by -Verify after the restart")
         else:
             a = _action(s)
-            cmds = [_ps_command(c) if c else c for c in (_commands(a, "ps1", _product(hosts)) if a else ())]
+            cmds = [_ps_command(c) if c else c for c in (commands_for(a, "ps1", _product(hosts)) if a else ())]
             if cmds:
                 L.append(f"Invoke-Step {name} {{")
                 L += ["    " + c for c in cmds]
@@ -458,7 +458,7 @@ def _ps_rollback(g: ScriptGroup, hosts: list[HostPlan], lang: str, today: date) 
         a = _action(s)
         if a is None or not s.scripted or s.id in ("install-update", "install-update-nt5", "install-service-pack"):
             continue
-        cmds = _commands(a, "ps1", _product(hosts), rollback=True)
+        cmds = commands_for(a, "ps1", _product(hosts), rollback=True)
         if cmds:
             L += [""] + _comments([f"undo: {s.id}"], "ps1") + [_ps_command(c) for c in cmds]
     updates = [s for s in reversed(g.steps) if s.id == "install-update"]
@@ -490,7 +490,7 @@ def _sh_apply(g: ScriptGroup, hosts: list[HostPlan], lang: str, today: date, rol
     steps = list(reversed(g.steps)) if rollback else g.steps
     for n, s in enumerate(steps, 1):
         a = _action(s)
-        cmds = _commands(a, "sh", None, rollback=rollback) if a and s.scripted else ()
+        cmds = commands_for(a, "sh", None, rollback=rollback) if a and s.scripted else ()
         if cmds:
             L += [""] + _step_comment(n, s, "sh", lang) + list(cmds)
         elif not rollback:

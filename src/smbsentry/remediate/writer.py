@@ -28,8 +28,9 @@ from ..audit.errors import InventoryError
 from ..resultfile import load_results, load_stored_scan, plannable, slim
 from ..kb.store import kb
 from ..textio import replace_folder
-from . import texts
-from .planner import HostPlan, Plan, plan
+from .texts import LANGS, t as tr
+from .plan_model import HostPlan, Plan
+from .planner import plan
 from .scripts import host_label, safe_address
 
 MD_ACTIONS = 1000  # rows of the ranked list in plan.md; plan.json has them all
@@ -67,7 +68,7 @@ def _fill_escaped(s, lang: str) -> str:
     args = s.text_args if hasattr(s, "text_args") else s.step_text_args
     marks = {k: f"@@smbsentry-arg-{i}@@" for i, k in enumerate(args)}
     fallback = s.text if hasattr(s, "text") else s.next
-    text = md_plain(texts.t(key, lang, **marks)) if marks else md_plain(fallback)
+    text = md_plain(tr(key, lang, **marks)) if marks else md_plain(fallback)
     for k, mark in marks.items():
         text = text.replace(mark, md_text(args[k], 300))
     return text
@@ -77,7 +78,7 @@ def _host_title(h: HostPlan, lang: str) -> str:
     name = md_text(h.name) if h.name else None
     addr = safe_address(h.address)
     who = " ".join(x for x in (f"**{name}**" if name else None, f"({addr})" if addr and name else addr) if x) or md_text(h.key)
-    os_text = h.os or texts.t("os-unknown", lang)
+    os_text = h.os or tr("os-unknown", lang)
     arch = f" {h.architecture}" if h.architecture else ""
     return f"{who} - {md_plain(os_text)}{arch}"
 
@@ -85,7 +86,7 @@ def _host_title(h: HostPlan, lang: str) -> str:
 def markdown_lines(p: Plan):
     """plan.md, line by line (a plan of 10,000 hosts is written as it is produced)."""
     lang = p.lang
-    t = lambda key, **kw: texts.t(key, lang, **kw)  # noqa: E731
+    t = lambda key, **kw: tr(key, lang, **kw)  # noqa: E731
     vulns = kb().vulns
     cats = [h.category for h in p.hosts]
     yield from [f"# {t('title')}", "", f"{p.as_of.isoformat()}", "",
@@ -176,17 +177,17 @@ def render_markdown(p: Plan) -> str:
 def render_actions(p: Plan) -> list[str]:
     """Section 0 of plan.md: the ranked action list (remediate/actions.py)."""
     lang = p.lang
-    L = [f"## 0. {texts.t('h-actions', lang)}", "", texts.t("actions-help", lang), ""]
+    L = [f"## 0. {tr('h-actions', lang)}", "", tr("actions-help", lang), ""]
     if not p.actions:
-        return L + [f"- {texts.t('none', lang)}", ""]
-    L += [f"| # | {texts.t('col-rank', lang)} | {texts.t('col-host', lang)} | {texts.t('col-why', lang)} | "
-          f"{texts.t('col-next', lang)} |", "|---|---|---|---|---|"]
+        return L + [f"- {tr('none', lang)}", ""]
+    L += [f"| # | {tr('col-rank', lang)} | {tr('col-host', lang)} | {tr('col-why', lang)} | "
+          f"{tr('col-next', lang)} |", "|---|---|---|---|---|"]
     for i, r in enumerate(p.actions[:MD_ACTIONS], 1):
         who = " ".join(x for x in (md_text(r.host, 60) if r.host else None, safe_address(r.address)) if x) or md_text(r.key, 60)
         nxt = _fill_escaped(r, lang) if r.step_text_key else md_plain(r.next)
-        L.append(f"| {i} | {texts.t('rank-' + r.category, lang)} | {who} | {md_text(r.why, 240)} | `{r.step}`: {nxt} |")
+        L.append(f"| {i} | {tr('rank-' + r.category, lang)} | {who} | {md_text(r.why, 240)} | `{r.step}`: {nxt} |")
     if len(p.actions) > MD_ACTIONS:
-        L.append(texts.t("actions-more", lang, n=len(p.actions) - MD_ACTIONS))
+        L.append(tr("actions-more", lang, n=len(p.actions) - MD_ACTIONS))
     return L + [""]
 
 
@@ -282,7 +283,7 @@ def load_inputs(results_paths, scan_id: int | None = None, db: str | None = None
 def main_plan(results_paths, out_dir, lang: str = "en", *, as_of: date | None = None, scan_id: int | None = None,
               db: str | None = None) -> int:
     """`smbsentry plan [RESULTS...] [--scan N] -o DIR [--lang en|zh]`: 0 written, 2 bad input (one line on stderr), 1 cannot write."""
-    if lang not in texts.LANGS:
+    if lang not in LANGS:
         print(f"smbsentry: unknown language {lang!r} (en or zh)", file=sys.stderr)
         return 2
     try:

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 from .. import i18n
 from ..kb.findings import meta
+from ..model import BAD
 from . import view
 from .convert import hosts_csv
 from .html import render
@@ -23,7 +24,6 @@ REPORT_FORMATS = ("html", "csv", "json", "ocsf")
 OCSF_VERSION = "1.1.0"
 OCSF_SEVERITY = {"info": 1, "low": 2, "medium": 3, "high": 4, "critical": 5}
 OCSF_SEVERITY_NAME = {1: "Informational", 2: "Low", 3: "Medium", 4: "High", 5: "Critical", 0: "Unknown"}
-BAD = ("vulnerable", "likely")
 
 
 def _width(text: str) -> int:

@@ -18,16 +18,15 @@ from functools import lru_cache
 from markupsafe import Markup
 
 from .. import i18n
-from ..checks.shadowbrokers import _address_key
 from ..kb.findings import meta
-from ..model import SEVERITIES
+from ..model import BAD, SEVERITIES, Verdict
 from . import charts
 from .actions import action_rows
+from .arsenal import address_key as _address_key
 from .arsenal import table as arsenal_table
 from .fixes import plan_fixes
 
 STATUS_ORDER = ("vulnerable", "likely", "unknown", "not_vulnerable")
-BAD = ("vulnerable", "likely")
 ACTION_CAP = 1000  # rows in the HTML; isolate-now rows are always all shown; JSON has every row
 OS_BARS = 8
 
@@ -101,7 +100,7 @@ def sections(records: list[dict], lang: str, fixes: dict[str, list[dict]]) -> li
             entry = by_finding[f.get("id")]
             st = f.get("status")
             entry["counts"][st] += 1
-            if st in ("vulnerable", "likely", "unknown"):
+            if st in BAD or st == Verdict.UNKNOWN:
                 port = f.get("port")
                 entry["rows"].append((STATUS_ORDER.index(st), h["address"], f"{h['address']}:{port}" if port else h["address"],
                                       name, st, bool(f.get("inferred")), sentence(f.get("evidence"), lang),

@@ -10,24 +10,12 @@ disk) is one line and exit 1.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from .detect import read
 from .errors import RulesError
 from .evaluate import DEFAULT_WIDE_THRESHOLD, evaluate, parse_targets, relevance
 from .output import render
-
-
-def expand(paths: list[str]) -> list[str]:
-    """Files as given; a directory contributes its regular files in name order."""
-    out: list[str] = []
-    for p in paths:
-        pp = Path(p)
-        if pp.is_dir():
-            out += [str(f) for f in sorted(pp.iterdir()) if f.is_file() and not f.name.startswith(".")]
-        else:
-            out.append(p)
-    return out
+from .paths import expand
 
 
 def scan_files(paths: list[str], ports_spec: str | None = None, wide_threshold: int = DEFAULT_WIDE_THRESHOLD):

@@ -21,7 +21,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..textio import InputTooLarge, TooDeep, loads_json, read_bounded
-from . import aliyun, aws, azure, iptables, netsh, nft, winfw
+from .aliyun import parse as parse_aliyun
+from .aws import parse as parse_aws
+from .azure import parse as parse_azure
+from .iptables import parse as parse_iptables
+from .iptables import parse_lines as parse_iptables_lines
+from .netsh import parse as parse_netsh
+from .nft import parse as parse_nft
+from .winfw import parse_csv as parse_winfw_csv
+from .winfw import parse_json as parse_winfw_json
 from .errors import RulesError
 from .model import Container, Rule
 
@@ -123,15 +131,15 @@ def read(path: str, data: bytes | None = None, keep: Callable[[Rule], bool] | No
         except json.JSONDecodeError as exc:
             raise RulesError(name, f"{exc.lineno}:{exc.colno}", f"broken JSON: {exc.msg}") from None
         kind = sniff_json(obj)
-        parser = {"aws": aws.parse, "aliyun": aliyun.parse, "azure": azure.parse, "winfw": winfw.parse_json}.get(kind)
+        parser = {"aws": parse_aws, "aliyun": parse_aliyun, "azure": parse_azure, "winfw": parse_winfw_json}.get(kind)
         if parser is None:
             raise RulesError(name, "$", "unknown JSON rule format (expected AWS describe-security-groups, Alibaba "
                                         "DescribeSecurityGroupAttribute, Azure NSG or Get-NetFirewallRule JSON)")
         return parser(name, obj)
     kind = sniff_text(text)
     if kind == "iptables":
-        return iptables.parse(name, text, keep)
-    parser = {"nft": nft.parse, "netsh": netsh.parse, "winfw-csv": winfw.parse_csv}.get(kind)
+        return parse_iptables(name, text, keep)
+    parser = {"nft": parse_nft, "netsh": parse_netsh, "winfw-csv": parse_winfw_csv}.get(kind)
     if parser is None:
         raise RulesError(name, 1, "unknown rule format (expected iptables-save, nft list ruleset, netsh "
                                   "advfirewall text, Get-NetFirewallRule CSV/JSON or a cloud security group JSON)")
@@ -160,7 +168,7 @@ def _stream_iptables(name: str, encoding: str, keep) -> list[Container]:
         raise RulesError(name, None, exc.strerror or str(exc)) from None
     with io.TextIOWrapper(raw, encoding=encoding, errors="replace" if encoding == "utf-8-sig" else "strict",
                           newline=None) as f:
-        return iptables.parse_lines(name, _checked_lines(f, name, encoding), keep)
+        return parse_iptables_lines(name, _checked_lines(f, name, encoding), keep)
 
 
 def _checked_lines(f, name: str, encoding: str) -> Iterator[str]:

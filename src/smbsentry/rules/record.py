@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .cli import expand
+from .paths import expand
 from .detect import read
 from .errors import RulesError
 from .evaluate import DEFAULT_WIDE_THRESHOLD, evaluate, parse_targets, relevance

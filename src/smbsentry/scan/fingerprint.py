@@ -26,6 +26,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from ..checks.base import Need
 from ..kb import builds
 from ..model import HostResult, Identity, Smb1Info, Smb2Info, cap
 from ..protocol import ntlm, smb1, smb2, spnego
@@ -434,7 +435,7 @@ async def _scan_steps(ctx: HostContext) -> None:
     options, address = ctx.options, ctx.address
     await fingerprint(ctx)
     if options.checks and ctx.result.smb_open:
-        await run_checks(ctx, [c for c in options.checks if c.needs_smb])
+        await run_checks(ctx, [c for c in options.checks if Need.SMB in c.needs])
         session_facts(ctx)
     # The SMB sockets go before the service probes open theirs, so a host
     # never holds both (the engine's descriptor budget counts on it).
@@ -451,7 +452,7 @@ async def _scan_steps(ctx: HostContext) -> None:
             rate=ctx.pace if ctx.limiter.rate else None,
         )
         identity_from_services(ctx.result.services, ctx.result.identity)
-    others = [c for c in options.checks if not c.needs_smb]
+    others = [c for c in options.checks if Need.SMB not in c.needs]
     if others and (ctx.result.smb_open or ctx.result.services_answered):
         await run_checks(ctx, others)
     if options.checks and (ctx.result.smb_open or ctx.result.services_answered):
@@ -473,5 +474,5 @@ def _undecided_checks(ctx: HostContext, reason: str) -> None:
         return
     have = {f.id for f in r.findings}
     for check in ctx.options.checks:
-        if check.id not in have and (r.smb_open or not check.needs_smb):
+        if check.id not in have and (r.smb_open or Need.SMB not in check.needs):
             r.findings.append(check.unknown(reason))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from ..checks.base import Access, IpcSession
+from ..checks.base import Access, IpcSession, Need
 from ..model import HostResult
 from ..protocol import status
 from .connection import RESET, Connection, ScanError
@@ -32,11 +32,10 @@ def split_ports(asked: tuple[int, ...], checks) -> tuple[tuple[int, ...], frozen
     3000, 137) gets its service probe, not an SMB one; the Shadow Brokers
     checks ask for every service port.  One rule for the local CLI and the
     engines."""
-    from ..checks.shadowbrokers import ShadowBrokersCheck
     from ..services import DEFAULT_PORTS
 
     service = frozenset(p for p in asked if p in DEFAULT_PORTS)
-    if any(isinstance(c, ShadowBrokersCheck) for c in checks):
+    if any(Need.SERVICES in c.needs for c in checks):
         service = DEFAULT_PORTS
     return tuple(p for p in asked if p not in DEFAULT_PORTS), service
 

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..model import HostResult
+from ..model import BAD, HostResult
 
 FORMATS = ("table", "jsonl", "json", "csv", "html")
 
@@ -157,7 +157,7 @@ def _finding_notes(r: HostResult) -> Text:
             unknown += 1
     text = Text()
     merged: dict[str, list[str]] = {}
-    for status in ("vulnerable", "likely"):
+    for status in BAD:
         for label in groups[status]:
             base, _, port = label.partition("(")
             merged.setdefault(f"{status}:{base}", []).append(port.rstrip(")"))

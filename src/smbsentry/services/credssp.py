@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import der
+from .der import ctx, decode, integer, octets, seq
 from .common import ServiceError
 
 VERSION = 6  # what current Windows clients send; servers answer with their own
@@ -23,7 +23,7 @@ MAX_TSREQUEST = 16 * 1024  # a CHALLENGE TSRequest is a few hundred bytes
 
 def ts_request(token: bytes, version: int = VERSION) -> bytes:
     """A TSRequest carrying `token` as its only negoToken."""
-    return der.seq(der.ctx(0, der.integer(version)), der.ctx(1, der.seq(der.seq(der.ctx(0, der.octets(token))))))
+    return seq(ctx(0, integer(version)), ctx(1, seq(seq(ctx(0, octets(token))))))
 
 
 def complete(buf: bytes) -> bool:
@@ -54,7 +54,7 @@ def parse(data: bytes) -> TSRequest:
     """The version, first negoToken and errorCode of a TSRequest; ServiceError when it is not one."""
     if len(data) > MAX_TSREQUEST:
         raise ServiceError(f"credssp: TSRequest longer than {MAX_TSREQUEST} bytes")
-    root = der.decode(data)
+    root = decode(data)
     if root.tag != 0x30 or root.children is None:
         raise ServiceError(f"credssp: not a TSRequest (tag 0x{root.tag:02x})")
     v = root.child(0)

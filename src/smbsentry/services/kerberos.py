@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 import struct
 
-from . import der
+from .der import app, bit_string, ctx, decode, general_string, generalized_time, integer, seq
 from .common import ServiceError, close, connect, read_until, send
 
 ERRORS = {
@@ -22,22 +22,22 @@ ETYPES = (18, 17, 23)  # aes256, aes128, rc4-hmac
 
 
 def principal(name_type: int, *parts: str) -> bytes:
-    return der.seq(der.ctx(0, der.integer(name_type)), der.ctx(1, der.seq(*(der.general_string(p) for p in parts))))
+    return seq(ctx(0, integer(name_type)), ctx(1, seq(*(general_string(p) for p in parts))))
 
 
 def as_req(realm: str, user: str, nonce: int | None = None) -> bytes:
     """AS-REQ (no padata), without the TCP length prefix."""
     realm = realm.upper()
-    body = der.seq(
-        der.ctx(0, der.bit_string(b"\x50\x80\x00\x00")),  # forwardable, proxiable, renewable
-        der.ctx(1, principal(1, user)),
-        der.ctx(2, der.general_string(realm)),
-        der.ctx(3, principal(2, "krbtgt", realm)),
-        der.ctx(5, der.generalized_time("20370913024805Z")),
-        der.ctx(7, der.integer(nonce if nonce is not None else secrets.randbits(31))),
-        der.ctx(8, der.seq(*(der.integer(e) for e in ETYPES))),
+    body = seq(
+        ctx(0, bit_string(b"\x50\x80\x00\x00")),  # forwardable, proxiable, renewable
+        ctx(1, principal(1, user)),
+        ctx(2, general_string(realm)),
+        ctx(3, principal(2, "krbtgt", realm)),
+        ctx(5, generalized_time("20370913024805Z")),
+        ctx(7, integer(nonce if nonce is not None else secrets.randbits(31))),
+        ctx(8, seq(*(integer(e) for e in ETYPES))),
     )
-    return der.app(10, der.seq(der.ctx(1, der.integer(5)), der.ctx(2, der.integer(10)), der.ctx(4, body)))
+    return app(10, seq(ctx(1, integer(5)), ctx(2, integer(10)), ctx(4, body)))
 
 
 def frame(msg: bytes) -> bytes:
@@ -50,7 +50,7 @@ def _frame_complete(buf: bytes) -> bool:
 
 def parse_reply(data: bytes) -> dict:
     """Facts of a KDC reply to our AS-REQ (the message without the length prefix)."""
-    node = der.decode(data)
+    node = decode(data)
     if node.tag == 0x6B:  # AS-REP: the principal exists and needs no pre-authentication
         return {"message": "AS-REP", "error_code": None, "krb_error": None, "realm": None}
     if node.tag != 0x7E or not node.children:

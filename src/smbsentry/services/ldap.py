@@ -15,7 +15,7 @@ is the asyncio exchange.
 
 from __future__ import annotations
 
-from . import der
+from .der import Node, decode, integer, octets, seq, tlv
 from .common import READ_CAP, ServiceError, close, connect, read_until, send
 
 # The attributes a domain controller's rootDSE answers (MS-ADTS 3.1.1.3.2).
@@ -37,34 +37,34 @@ SEARCH_REQUEST, SEARCH_ENTRY, SEARCH_DONE = 0x63, 0x64, 0x65
 def rootdse_request(message_id: int = 1) -> bytes:
     """SearchRequest: base "", scope base, never deref, no limits, (objectClass=*), ATTRIBUTES."""
     body = b"".join((
-        der.octets(b""),
-        der.tlv(0x0A, b"\x00"),  # scope: baseObject
-        der.tlv(0x0A, b"\x00"),  # derefAliases: never
-        der.integer(0),  # sizeLimit
-        der.integer(10),  # timeLimit (seconds, the server's side)
-        der.tlv(0x01, b"\x00"),  # typesOnly FALSE
-        der.tlv(0x87, b"objectClass"),  # filter: present
-        der.seq(*(der.octets(a.encode()) for a in ATTRIBUTES)),
+        octets(b""),
+        tlv(0x0A, b"\x00"),  # scope: baseObject
+        tlv(0x0A, b"\x00"),  # derefAliases: never
+        integer(0),  # sizeLimit
+        integer(10),  # timeLimit (seconds, the server's side)
+        tlv(0x01, b"\x00"),  # typesOnly FALSE
+        tlv(0x87, b"objectClass"),  # filter: present
+        seq(*(octets(a.encode()) for a in ATTRIBUTES)),
     ))
-    return der.seq(der.integer(message_id), der.tlv(SEARCH_REQUEST, body))
+    return seq(integer(message_id), tlv(SEARCH_REQUEST, body))
 
 
 def search_entry(message_id: int, attributes: dict[str, list[str]], dn: str = "") -> bytes:
     """SearchResultEntry (the lab answers with it; tests build replies with it)."""
-    attrs = der.seq(*(der.seq(der.octets(k.encode()), der.tlv(0x31, b"".join(der.octets(v.encode()) for v in vals)))
+    attrs = seq(*(seq(octets(k.encode()), tlv(0x31, b"".join(octets(v.encode()) for v in vals)))
                       for k, vals in attributes.items()))
-    return der.seq(der.integer(message_id), der.tlv(SEARCH_ENTRY, der.octets(dn.encode()) + attrs))
+    return seq(integer(message_id), tlv(SEARCH_ENTRY, octets(dn.encode()) + attrs))
 
 
 def search_done(message_id: int, code: int = 0, message: str = "") -> bytes:
     """SearchResultDone: resultCode, matchedDN "", diagnosticMessage."""
-    return der.seq(der.integer(message_id),
-                   der.tlv(SEARCH_DONE, der.tlv(0x0A, bytes([code])) + der.octets(b"") + der.octets(message.encode())))
+    return seq(integer(message_id),
+                   tlv(SEARCH_DONE, tlv(0x0A, bytes([code])) + octets(b"") + octets(message.encode())))
 
 
 def parse_request(data: bytes) -> tuple[int, str, list[str]]:
     """(message id, base DN, attributes) of a SearchRequest; ServiceError otherwise (the lab's side)."""
-    msg = der.decode(data)
+    msg = decode(data)
     kids = msg.children or []
     if len(kids) < 2 or kids[0].tag != 0x02 or kids[1].tag != SEARCH_REQUEST or not kids[1].children:
         raise ServiceError("ldap: not a search request")
@@ -95,7 +95,7 @@ def complete(buf: bytes) -> bool:
     pos = 0
     try:
         while (end := _message_end(buf, pos)) is not None:
-            node = der.decode(buf[pos:end])
+            node = decode(buf[pos:end])
             if node.children and len(node.children) >= 2 and node.children[1].tag == SEARCH_DONE:
                 return True
             pos = end
@@ -108,7 +108,7 @@ def _text(value: bytes) -> str:
     return "".join(ch if ch.isprintable() else "\ufffd" for ch in value[:MAX_VALUE * 4].decode("utf-8", "replace"))[:MAX_VALUE]
 
 
-def _entry_attributes(entry: der.Node) -> dict[str, list[str]]:
+def _entry_attributes(entry: Node) -> dict[str, list[str]]:
     kids = entry.children or []
     if len(kids) < 2 or kids[1].tag != 0x30:
         raise ServiceError("ldap: malformed search entry")
@@ -129,7 +129,7 @@ def parse_messages(buf: bytes) -> dict:
         end = _message_end(buf, pos)
         if end is None:
             raise ServiceError("ldap: truncated reply")
-        msg = der.decode(buf[pos:end])
+        msg = decode(buf[pos:end])
         pos = end
         kids = msg.children or []
         if len(kids) < 2 or kids[0].tag != 0x02:

@@ -22,7 +22,8 @@ import warnings
 from functools import lru_cache
 
 from ..protocol import ntlm
-from . import credssp
+from .credssp import MAX_TSREQUEST, complete, ts_request
+from .credssp import parse as parse_ts_request
 from .common import ServiceError, close, connect, read_until, send
 from .mail import ntlm_facts
 
@@ -120,11 +121,11 @@ async def ntlm_over_credssp(reader, writer, timeout: float) -> tuple[dict, int]:
         raise TlsFailed("tls: handshake timed out") from None
     except (ssl.SSLError, OSError, EOFError) as exc:
         raise TlsFailed(f"tls: handshake failed: {str(exc) or type(exc).__name__}") from None
-    await send(writer, credssp.ts_request(ntlm.negotiate()), timeout)
-    data = await read_until(reader, credssp.complete, timeout, cap=credssp.MAX_TSREQUEST)
+    await send(writer, ts_request(ntlm.negotiate()), timeout)
+    data = await read_until(reader, complete, timeout, cap=MAX_TSREQUEST)
     if not data:
         raise ServiceError("credssp: connection closed without a TSRequest")
-    ts = credssp.parse(data)
+    ts = parse_ts_request(data)
     if ts.token is None:
         code = f" (errorCode 0x{ts.error_code:08x})" if ts.error_code is not None else ""
         raise ServiceError(f"credssp: TSRequest without an NTLM token{code}")
@@ -136,7 +137,7 @@ async def ntlm_over_credssp(reader, writer, timeout: float) -> tuple[dict, int]:
 async def probe(address: str, port: int = 3389, timeout: float = 5.0, ntlm_info: bool = True) -> dict:
     """The Connection Confirm's facts, plus "ntlm" (or "ntlm_error") after a HYBRID choice.
 
-    Reads at most 4 KiB + credssp.MAX_TSREQUEST (well under READ_CAP); each step has `timeout`."""
+    Reads at most 4 KiB + MAX_TSREQUEST (well under READ_CAP); each step has `timeout`."""
     reader, writer = await connect(address, port, timeout)
     tls_failed = False
     try:

@@ -18,7 +18,8 @@ import ipaddress
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-BAD = ("vulnerable", "likely")
+from ..model import BAD
+
 # the other services' ports (services.SERVICE_PORTS): --ports may name them, they are not SMB ports
 SERVICE_PORTS = frozenset({25, 80, 88, 137, 143, 389, 1000, 1352, 3000, 3264, 3389})
 
