@@ -134,10 +134,20 @@ def _fill(template: str, values: dict[str, str]) -> str:
 
 
 def _cmd_apply(g: ScriptGroup, hosts: list[HostPlan], lang: str, today: date) -> str:
+    """The group's apply.cmd: checks (admin, OS build, architecture), the steps in order, `verify`, the helpers."""
     nt5 = g.family == "windows-nt5"
-    msu = _fill(kb().actions["install-update"].commands["cmd"][0], {"file": "%PKG%"})
-    exe = _fill(kb().actions["install-update-nt5"].commands["cmd"][0], {"file": "%PKG%"})
-    L = ["@echo off"] + _header(g, hosts, "apply", lang, today) + [
+    L = ["@echo off"] + _header(g, hosts, "apply", lang, today) + _cmd_prologue(g)
+    for n, s in enumerate(g.steps, 1):
+        L += [""] + _step_comment(n, s, "cmd", lang) + _cmd_step(n, s, g, nt5)
+    L += ["", "goto :end", "", ":verify", "echo [smbsentry] %GROUP%: checking the updates"]
+    for s in g.steps:
+        L += _cmd_verify_step(s, nt5)
+    L += _cmd_detect(g, nt5) + _cmd_installers() + _cmd_exits(g)
+    return "\r\n".join(L) + "\r\n"
+
+
+def _cmd_prologue(g: ScriptGroup) -> list[str]:
+    L = [
         "setlocal EnableExtensions",
         f'set "GROUP={g.name}"',
         'set "BUNDLE=%~dp0..\\bundle"',
@@ -152,51 +162,66 @@ def _cmd_apply(g: ScriptGroup, hosts: list[HostPlan], lang: str, today: date) ->
     if g.architecture:
         L.append(f'if not "%ARCH%"=="{g.architecture}" goto :wrong_arch')
     L.append('if /i "%~1"=="verify" goto :verify')
-    n = 0
-    for s in g.steps:
-        n += 1
-        L += [""] + _step_comment(n, s, "cmd", lang)
-        if not s.scripted and s.id != "backup":
-            L += _comments(["(done by people, not by this script: see plan.md)"], "cmd")
-        elif s.id == "backup":
-            L += ['if not "%SMBSENTRY_BACKUP_DONE%"=="1" goto :need_backup']
-        elif s.id in ("install-update", "install-update-nt5", "install-service-pack"):
-            skip = f":s{n}_done"
-            if s.condition_build:
-                L += ['set "HIT=0"', f'for %%B in ({" ".join(map(str, s.condition_build))}) do if "%%B"=="%OSBUILD%" set "HIT=1"',
-                      f'if not "%HIT%"=="1" goto {skip}']
-            if s.condition_sp is not None:
-                L += [f'echo %CSD% | findstr /i /c:"Service Pack {s.condition_sp}" >nul && goto {skip}']
-            L += _cmd_files(s, g.architecture)
-            kind = "msu" if s.id == "install-update" and not nt5 else "exe"
-            L.append(f"call :install_{kind} {s.kb}")
-            if s.id == "install-service-pack":
-                L += ['if not "%RC%"=="0" goto :end',
-                      f"echo [smbsentry] {s.kb} installed: restart, then run this script again for the updates",
-                      "goto :end"]
-            L.append(skip)
-        elif s.id == "xp-firewall":
-            L += ["netsh firewall set opmode mode=ENABLE", "netsh firewall set service type=FILEANDPRINT mode=DISABLE",
-                  f"if errorlevel 1 echo [smbsentry] step {n}: netsh firewall returned %ERRORLEVEL%"]
-        else:
-            a = _action(s)
-            for cmd in commands_for(a, "cmd", None) if a else ():
-                L.append(cmd)
-                if not cmd.startswith("netstat") and a.kind != "check":  # checks print what they find; no match is fine
-                    L.append(f"if errorlevel 1 echo [smbsentry] step {n}: {s.id} returned %ERRORLEVEL%")
-    L += ["", "goto :end", "", ":verify", "echo [smbsentry] %GROUP%: checking the updates"]
-    for s in g.steps:
-        if s.verify_kbs and s.id in ("install-update", "install-update-nt5"):
-            kbs = " ".join(s.verify_kbs[:40])
-            L += ['set "HAS=0"', f'wmic qfe get HotFixID 2>nul | findstr /i "{kbs}" >nul && set "HAS=1"']
-            if nt5:
-                L.append(f'reg query "HKLM\\SOFTWARE\\Microsoft\\Updates" /s 2>nul | findstr /i "{kbs}" >nul && set "HAS=1"')
-            L += [f'if "%HAS%"=="1" echo [smbsentry] {s.kb}: the fix is installed',
-                  f'if not "%HAS%"=="1" echo [smbsentry] {s.kb}: NOT installed (nor an update that replaces it)',
-                  'if not "%HAS%"=="1" set /a FAILED+=1']
-            tmpl = (kb().actions["install-update-nt5" if nt5 else "install-update"].commands["cmd"][1])
-            L += _comments([f"by hand: {_fill(tmpl, {'kb': s.kb, 'kbnum': s.kb[2:]})}"], "cmd")
-    L += [
+    return L
+
+
+def _cmd_step(n: int, s: Step, g: ScriptGroup, nt5: bool) -> list[str]:
+    """Step n's lines: the backup gate, an update install (with its build / service-pack conditions), or the kb commands."""
+    if not s.scripted and s.id != "backup":
+        return _comments(["(done by people, not by this script: see plan.md)"], "cmd")
+    if s.id == "backup":
+        return ['if not "%SMBSENTRY_BACKUP_DONE%"=="1" goto :need_backup']
+    if s.id in ("install-update", "install-update-nt5", "install-service-pack"):
+        return _cmd_install_step(n, s, g, nt5)
+    if s.id == "xp-firewall":
+        return ["netsh firewall set opmode mode=ENABLE", "netsh firewall set service type=FILEANDPRINT mode=DISABLE",
+                f"if errorlevel 1 echo [smbsentry] step {n}: netsh firewall returned %ERRORLEVEL%"]
+    L = []
+    a = _action(s)
+    for cmd in commands_for(a, "cmd", None) if a else ():
+        L.append(cmd)
+        if not cmd.startswith("netstat") and a.kind != "check":  # checks print what they find; no match is fine
+            L.append(f"if errorlevel 1 echo [smbsentry] step {n}: {s.id} returned %ERRORLEVEL%")
+    return L
+
+
+def _cmd_install_step(n: int, s: Step, g: ScriptGroup, nt5: bool) -> list[str]:
+    skip = f":s{n}_done"
+    L = []
+    if s.condition_build:
+        L += ['set "HIT=0"', f'for %%B in ({" ".join(map(str, s.condition_build))}) do if "%%B"=="%OSBUILD%" set "HIT=1"',
+              f'if not "%HIT%"=="1" goto {skip}']
+    if s.condition_sp is not None:
+        L += [f'echo %CSD% | findstr /i /c:"Service Pack {s.condition_sp}" >nul && goto {skip}']
+    L += _cmd_files(s, g.architecture)
+    kind = "msu" if s.id == "install-update" and not nt5 else "exe"
+    L.append(f"call :install_{kind} {s.kb}")
+    if s.id == "install-service-pack":
+        L += ['if not "%RC%"=="0" goto :end',
+              f"echo [smbsentry] {s.kb} installed: restart, then run this script again for the updates",
+              "goto :end"]
+    L.append(skip)
+    return L
+
+
+def _cmd_verify_step(s: Step, nt5: bool) -> list[str]:
+    """`apply.cmd verify`: is the update (or one that replaces it) installed?"""
+    if not (s.verify_kbs and s.id in ("install-update", "install-update-nt5")):
+        return []
+    kbs = " ".join(s.verify_kbs[:40])
+    L = ['set "HAS=0"', f'wmic qfe get HotFixID 2>nul | findstr /i "{kbs}" >nul && set "HAS=1"']
+    if nt5:
+        L.append(f'reg query "HKLM\\SOFTWARE\\Microsoft\\Updates" /s 2>nul | findstr /i "{kbs}" >nul && set "HAS=1"')
+    L += [f'if "%HAS%"=="1" echo [smbsentry] {s.kb}: the fix is installed',
+          f'if not "%HAS%"=="1" echo [smbsentry] {s.kb}: NOT installed (nor an update that replaces it)',
+          'if not "%HAS%"=="1" set /a FAILED+=1']
+    tmpl = (kb().actions["install-update-nt5" if nt5 else "install-update"].commands["cmd"][1])
+    return L + _comments([f"by hand: {_fill(tmpl, {'kb': s.kb, 'kbnum': s.kb[2:]})}"], "cmd")
+
+
+def _cmd_detect(g: ScriptGroup, nt5: bool) -> list[str]:
+    """:detect (OS build, service pack, architecture) and :has (is an update installed)."""
+    L = [
         "goto :end",
         "",
         ":detect",
@@ -220,6 +245,14 @@ def _cmd_apply(g: ScriptGroup, hosts: list[HostPlan], lang: str, today: date) ->
     if nt5:
         L.append('reg query "HKLM\\SOFTWARE\\Microsoft\\Updates" /s 2>nul | findstr /i /c:"%~1" >nul && set "HAS=1"')
     L += ["goto :eof", ""]
+    return L
+
+
+def _cmd_installers() -> list[str]:
+    """:install_msu and :install_exe: install from the bundle unless present; exit codes explained."""
+    msu = _fill(kb().actions["install-update"].commands["cmd"][0], {"file": "%PKG%"})
+    exe = _fill(kb().actions["install-update-nt5"].commands["cmd"][0], {"file": "%PKG%"})
+    L = []
     for kind, line in (("msu", msu), ("exe", exe)):
         L += [
             f":install_{kind}",
@@ -252,7 +285,11 @@ def _cmd_apply(g: ScriptGroup, hosts: list[HostPlan], lang: str, today: date) ->
             "goto :eof",
             "",
         ]
-    L += [
+    return L
+
+
+def _cmd_exits(g: ScriptGroup) -> list[str]:
+    L = [
         ":not_admin",
         "echo [smbsentry] run this script as Administrator",
         "exit /b 2",
@@ -271,7 +308,7 @@ def _cmd_apply(g: ScriptGroup, hosts: list[HostPlan], lang: str, today: date) ->
         'if not "%FAILED%"=="0" exit /b 1',
         "exit /b 0",
     ]
-    return "\r\n".join(L) + "\r\n"
+    return L
 
 
 def _cmd_rollback(g: ScriptGroup, hosts: list[HostPlan], lang: str, today: date) -> str:
