@@ -17,6 +17,7 @@ from .ms09_050 import Ms09050
 from .ms10_061 import Ms10061
 from .ms17_010 import Ms17010
 from .null_session import NullSession
+from .reflected_relay import ReflectedRelay
 from .sambacry import SambaCry
 from .shadowbrokers import (
     Easybee,
@@ -34,13 +35,18 @@ from .shadowbrokers import (
     Zippybeer,
 )
 from .signing import SigningNotRequired
+from .smb_client_rce import SmbClientRce2022
 from .smbghost import SmbGhost
+from .smbleed import SmbLeed
 from .smbv1 import Smbv1Enabled
 
 CHECKS: tuple[type[Check], ...] = (
     Smbv1Enabled,
     SigningNotRequired,
     SmbGhost,
+    SmbLeed,
+    ReflectedRelay,
+    SmbClientRce2022,
     Ms17010,
     DoublePulsar,
     NullSession,
