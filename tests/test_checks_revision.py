@@ -21,7 +21,7 @@ def test_smbleed_on_the_smbghost_builds_by_revision(ubr, status):
     f = one("cve-2020-1206", FakeHost(windows(18363), facts={} if ubr is None else {"ubr": ubr}))
     assert f.status == status, f
     if ubr is not None:
-        assert f.evidence.startswith(f"OS build 18363.{ubr} is") and "18363.900 (KB4560960, CVE-2020-1206)" in f.evidence
+        assert f.evidence.startswith(f"OS build 18363.{ubr} is") and f.evidence.endswith("18363.900 (KB4560960)")
     assert one("cve-2020-0796", FakeHost(windows(18363), facts={"ubr": 720})).status == "not_vulnerable"
 
 

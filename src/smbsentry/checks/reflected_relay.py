@@ -33,9 +33,9 @@ class ReflectedRelay(RevisionCheck):
         seen = signing_per_dialect(host)
         text = "; ".join(f"{p} negotiate: signing {s}" for p, s in seen)
         if seen and all(s == "required" for _, s in seen):
-            return [self.finding("not_vulnerable", evidence=f"{text}: a session relayed back to this host is refused",
-                                 reason="the workaround is on the wire; whether the June 2025 update is installed is not visible remotely",
+            return [self.finding("not_vulnerable", evidence=f"{text}; a session relayed back to this host is refused",
+                                 reason="the workaround is on the wire; whether the CVE-2025-33073 update is installed is not visible remotely",
                                  inferred=True, port=smb_port(host.result))], text
         if not seen:
-            return None, "an affected release; signing was not seen in a negotiate"
-        return None, f"an affected release and {text}: a relayed session is accepted"
+            return None, "signing was not seen in a negotiate"
+        return None, f"{text}; a relayed session is accepted"

@@ -29,7 +29,7 @@ class RevisionCheck(Check):
     """One Windows finding: the build's releases, then the revision, then what the wire shows."""
 
     #: what the finding is when the wire shows no workaround and the revision is unknown
-    exposed_text: ClassVar[str] = "an affected release"
+    exposed_text: ClassVar[str] = "the build revision decides"
 
     def exposure(self, host: HostAccess) -> tuple[list[Finding] | None, str]:
         """(findings when the wire alone decides, else None; evidence of exposure for the `likely` text)."""
@@ -44,11 +44,12 @@ class RevisionCheck(Check):
         bulletin = meta(self.id).get("bulletin") or self.id.upper()
         scope = release_scope(self.id, host)
         if scope is None:
-            return [self.unknown(f"build {build} names no release the knowledge base knows; audit the host's updates", port=port)]
+            return [self.unknown(f"build {build} names no release the knowledge base knows; scan with credentials or audit an inventory", port=port)]
         kind, names = scope
+        where = f"{names} (NT {vb[0]}, build {build})"
         if kind == "none":
-            return [self.finding("not_vulnerable", evidence=f"{names} (build {build}): not a release {bulletin} affected",
-                                 reason="inferred from the OS build reported over NTLM", inferred=True, port=port)]
+            return [self.finding("not_vulnerable", evidence=f"{where}: not a release {bulletin} affected",
+                                 reason="inferred from the OS build reported over NTLM: no release sharing it was affected", inferred=True, port=port)]
         revision = self._by_revision(host, build, bulletin, port)
         if revision is not None:
             return revision
@@ -56,13 +57,12 @@ class RevisionCheck(Check):
         if decided is not None:
             return decided
         if kind == "some":
-            return [self.unknown(f"build {build} is shared by {names}, not all of them releases {bulletin} was assessed for "
+            return [self.unknown(f"{where}: not every release sharing the build is one {bulletin} was assessed for "
                                  f"(an out-of-support release may carry the same code); the build revision would decide", port=port)]
         fixed = fixed_revision(self.id, build)
-        need = f"fixed from .{fixed[0]}, {', '.join(fixed[1])}" if fixed else f"the {bulletin} update"
-        return [self.finding("likely", evidence=f"{names} (build {build}): {exposed}",
-                             reason=f"patch level (update revision, {need}) is not visible remotely; scan with credentials or audit an inventory",
-                             inferred=True, port=port)]
+        need = f"patch level (update revision, fixed from .{fixed[0]}) is not visible remotely" if fixed else f"whether the {bulletin} update is installed is not visible remotely"
+        return [self.finding("likely", evidence=f"{where}: an affected release; {exposed}",
+                             reason=f"{need}; scan with credentials or audit an inventory", inferred=True, port=port)]
 
     def _by_revision(self, host: HostAccess, build: int, bulletin: str, port: int | None) -> list[Finding] | None:
         ubr = host.facts.get("ubr")
@@ -70,9 +70,9 @@ class RevisionCheck(Check):
             return None
         fixed = fixed_revision(self.id, build)
         if fixed is None:
-            return [self.unknown(f"build {build}.{ubr}: the knowledge base names no fixed revision of {bulletin} for build {build}; "
-                                 f"audit the installed updates (smbsentry audit)", port=port)]
+            return [self.unknown(f"build {build}.{ubr}: the knowledge base names no fixed revision of {bulletin} for this build; "
+                                 f"scan with credentials or audit an inventory", port=port)]
         low, kbs = fixed
         status = "not_vulnerable" if ubr >= low else "vulnerable"
         word = "at or above" if ubr >= low else "below"
-        return [self.finding(status, evidence=f"OS build {build}.{ubr} is {word} {build}.{low} ({', '.join(kbs)}, {bulletin})", port=port)]
+        return [self.finding(status, evidence=f"OS build {build}.{ubr} is {word} {build}.{low} ({kbs[0]})", port=port)]

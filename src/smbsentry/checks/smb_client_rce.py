@@ -14,4 +14,4 @@ from .revision import RevisionCheck
 class SmbClientRce2022(RevisionCheck):
     id = "cve-2022-24500"
     default = False
-    exposed_text = "an affected release (client side: a user opening a malicious SMB server runs the attacker's code)"
+    exposed_text = "client side: a user opening a malicious SMB server runs the attacker's code"
