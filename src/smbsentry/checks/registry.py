@@ -18,6 +18,7 @@ from .ms10_061 import Ms10061
 from .ms17_010 import Ms17010
 from .null_session import NullSession
 from .reflected_relay import ReflectedRelay
+from .relay import NtlmRelay
 from .sambacry import SambaCry
 from .shadowbrokers import (
     Easybee,
@@ -56,6 +57,7 @@ CHECKS: tuple[type[Check], ...] = (
     Ms10061,
     SambaCry,
     EolOs,
+    NtlmRelay,
     # the Shadow Brokers table (checks/shadowbrokers.py; not default)
     Eclipsedwing,
     Educatedscholar,
