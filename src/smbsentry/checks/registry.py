@@ -9,6 +9,7 @@ default).  Nothing registers itself on import.
 from __future__ import annotations
 
 from .base import Check
+from .baseline import SmbBaseline
 from .doublepulsar import DoublePulsar
 from .eol_os import EolOs
 from .guest_access import GuestAccess
@@ -58,6 +59,7 @@ CHECKS: tuple[type[Check], ...] = (
     SambaCry,
     EolOs,
     NtlmRelay,
+    SmbBaseline,
     # the Shadow Brokers table (checks/shadowbrokers.py; not default)
     Eclipsedwing,
     Educatedscholar,

@@ -32,7 +32,9 @@ SMB_PORTS = ("445", "139")
 
 def smb_paths(record: dict[str, Any]) -> list[dict[str, Any]]:
     """One path per SMB dialect family whose negotiate reported a signing mode."""
-    ports = [int(p) for p in SMB_PORTS if (record.get("ports") or {}).get(p) == "open"]
+    # the scan's ports are its SMB ports (445 and 139 unless --ports said otherwise); 445 first
+    ports = sorted((int(p) for p, s in (record.get("ports") or {}).items() if s == "open" and str(p).isdigit()),
+                   key=lambda p: (str(p) not in SMB_PORTS, SMB_PORTS.index(str(p)) if str(p) in SMB_PORTS else p))
     out = []
     seen = [("SMB2", (record.get("smb2") or {}).get("signing"))]
     smb1 = record.get("smb1") or {}
