@@ -16,6 +16,7 @@ from __future__ import annotations
 from ..model import Finding
 from .base import Check, HostAccess, Need
 from .inference import smb1_proven_off
+from .signing import signing_per_dialect
 from .smbghost import smb_port
 
 AES256_BUILD = 20348  # Windows Server 2022 / Windows 11: the first builds with AES-256 SMB ciphers
@@ -37,12 +38,11 @@ class SmbBaseline(Check):
         return out
 
     def _signing(self, host: HostAccess) -> Finding:
-        r = host.result
-        seen = [("SMB2", r.smb2.signing)] + ([("SMB1", r.smb1.signing)] if r.smb1 is not None and r.smb1.enabled else [])
-        text = "; ".join(f"{p} negotiate: signing {s}" for p, s in seen if s)
-        if not text:
+        seen = signing_per_dialect(host)
+        if not seen:
             return self.finding("unknown", reason="no negotiate reported its signing mode", finding_id="baseline-signing")
-        weak = any(s != "required" for _, s in seen if s)
+        text = "; ".join(f"{p} negotiate: signing {s}" for p, s in seen)
+        weak = any(s != "required" for _, s in seen)
         return self.finding("vulnerable" if weak else "not_vulnerable", evidence=text, finding_id="baseline-signing")
 
     def _smb1(self, host: HostAccess) -> Finding:

@@ -12,18 +12,8 @@ from __future__ import annotations
 from ..model import Finding
 from .base import HostAccess
 from .revision import RevisionCheck
+from .signing import signing_per_dialect
 from .smbghost import smb_port
-
-
-def signing_per_dialect(host: HostAccess) -> list[tuple[str, str]]:
-    """[("SMB2", "required" | ...), ("SMB1", ...)] as the negotiates answered (read, never derived)."""
-    r = host.result
-    seen = []
-    if r.smb2 is not None and r.smb2.signing:
-        seen.append(("SMB2", r.smb2.signing))
-    if r.smb1 is not None and r.smb1.enabled and r.smb1.signing:
-        seen.append(("SMB1", r.smb1.signing))
-    return seen
 
 
 class ReflectedRelay(RevisionCheck):
