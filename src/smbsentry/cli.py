@@ -563,12 +563,15 @@ def report(
     fmt: str = typer.Option("html", "--format", "-f", help="html | csv | json | ocsf"),
     lang: str = typer.Option("en", "--lang", help="en | zh"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    relay_list: Optional[Path] = typer.Option(
+        None, "--relay-list", help="Also write the NTLM relay targets to this file: one address per line, the hosts whose SMB "
+        "server does not require signing on some dialect (like NetExec's --gen-relay-list)."),
     db: Optional[str] = typer.Option(None, "--db", help="Store URL."),
 ) -> None:
     """Render a recorded scan: a self-contained HTML report in English or Chinese (the ranked action list, counts with
-    their denominators, charts, findings, fixes per host), CSV, JSON (hosts, counts and the ranked `actions`) or
-    OCSF findings for SIEMs."""
-    from .report.scans import render_report
+    their denominators, charts, findings, relay paths, fixes per host), CSV, JSON (hosts, counts and the ranked
+    `actions`) or OCSF findings for SIEMs."""
+    from .report.scans import relay_targets, render_report
     from .store import StoreError
 
     store = _open_store(db)
@@ -578,10 +581,13 @@ def report(
             if scan_id is None:
                 fail("no scans recorded yet")
         text = render_report(store, scan_id, fmt, lang)
+        targets = relay_targets(store, scan_id) if relay_list is not None else None
     except (StoreError, ValueError) as exc:
         fail(str(exc))
     finally:
         store.close()
+    if targets is not None:
+        _write_or_fail(targets, relay_list)
     _write_or_fail(text, output)
 
 

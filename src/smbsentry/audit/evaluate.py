@@ -284,6 +284,10 @@ def _application_module(v: Vulnerability, h: _Host) -> Verdict:
 
 
 RULES_ONLY = frozenset({"firewall-exposure"})  # findings of `smbsentry rules`, never of a host inventory
+# findings read from the wire by `smbsentry scan` (relay paths, the 24H2 / 2025 baseline): an inventory
+# holds none of the negotiate facts they compare, so the audit leaves them out unless asked
+SCAN_ONLY = frozenset({"ntlm-relay", "smb-baseline", "baseline-signing", "baseline-smb1", "baseline-smb311-aes256",
+                       "baseline-encryption", "baseline-guest"})
 
 
 def _configuration(v: Vulnerability, h: _Host) -> Verdict:
@@ -299,6 +303,8 @@ def _configuration(v: Vulnerability, h: _Host) -> Verdict:
         return Verdict(v.id, "unknown", "the inventory does not say whether the SMB1 server is enabled")
     if v.id in RULES_ONLY:
         return Verdict(v.id, "unknown", "firewall exposure is judged by `smbsentry rules` on firewall exports, not from an inventory")
+    if v.id in SCAN_ONLY:
+        return Verdict(v.id, "unknown", "judged from the network by `smbsentry scan`, not from an inventory")
     flag, good, bad, ask = {
         "smb-signing-not-required": (f.smb_signing_required, "SMB signing is required", "SMB signing is not required", "whether SMB signing is required"),
         "smb-null-session": (f.restrict_null_sessions, "anonymous (null session) access is restricted", "anonymous (null session) access is allowed",
@@ -364,7 +370,7 @@ def evaluate(facts: HostFacts, *, as_of: date | None = None, ids=None) -> list[V
     installed = frozenset(facts.installed_kbs) if facts.installed_kbs is not None else None
     h = _Host(facts, product, why, assumed, installed, as_of or date.today())
     vulns = kb().vulns
-    chosen = [i for i in vulns if i not in RULES_ONLY] if ids is None else [i for i in ids]
+    chosen = [i for i in vulns if i not in RULES_ONLY and i not in SCAN_ONLY] if ids is None else [i for i in ids]
     out = []
     for vid in chosen:
         if vid not in vulns:

@@ -104,6 +104,31 @@ def unaffected_build(vuln_ids: tuple[str, ...], host: HostAccess) -> str | None:
     return f"{what}{build}: not a release {' or '.join(named)} affected"
 
 
+def release_scope(vuln_id: str, host: HostAccess) -> tuple[str, str] | None:
+    """("all" | "none" | "some", the releases named) for the releases sharing a Windows host's NTLM build.
+
+    "all": every release that reports this build is affected, so the build
+    alone makes the finding `likely`; "none": no release sharing it is
+    affected or left unassessed; "some": the build cannot tell (an affected
+    server and an out-of-support client share it, say).  None when the host
+    is not Windows or its build names no release the knowledge base knows."""
+    ident = host.result.identity
+    if ident.implementation != "windows" or not ident.os_candidates:
+        return None
+    groups = _candidate_products(list(ident.os_candidates))
+    if groups is None:
+        return None
+    v = kb().vulns[vuln_id]
+    members = {pid for g in groups for pid in g}
+    hit = {pid for pid in members if any(pid in a.products for a in v.affected)}
+    names = " / ".join(ident.os_candidates)
+    if hit == members:
+        return "all", names
+    if not hit and not members & v.unassessed:
+        return "none", names
+    return "some", names
+
+
 def decided_without_probe(check: Check, host: HostAccess, vulns: tuple[str, ...], smb1_off_reason: str) -> Finding | None:
     """not_vulnerable from the facts when the probe cannot run, or None.
 

@@ -9,6 +9,7 @@ default).  Nothing registers itself on import.
 from __future__ import annotations
 
 from .base import Check
+from .baseline import SmbBaseline
 from .doublepulsar import DoublePulsar
 from .eol_os import EolOs
 from .guest_access import GuestAccess
@@ -17,6 +18,8 @@ from .ms09_050 import Ms09050
 from .ms10_061 import Ms10061
 from .ms17_010 import Ms17010
 from .null_session import NullSession
+from .reflected_relay import ReflectedRelay
+from .relay import NtlmRelay
 from .sambacry import SambaCry
 from .shadowbrokers import (
     Easybee,
@@ -34,13 +37,18 @@ from .shadowbrokers import (
     Zippybeer,
 )
 from .signing import SigningNotRequired
+from .smb_client_rce import SmbClientRce2022
 from .smbghost import SmbGhost
+from .smbleed import SmbLeed
 from .smbv1 import Smbv1Enabled
 
 CHECKS: tuple[type[Check], ...] = (
     Smbv1Enabled,
     SigningNotRequired,
     SmbGhost,
+    SmbLeed,
+    ReflectedRelay,
+    SmbClientRce2022,
     Ms17010,
     DoublePulsar,
     NullSession,
@@ -50,6 +58,8 @@ CHECKS: tuple[type[Check], ...] = (
     Ms10061,
     SambaCry,
     EolOs,
+    NtlmRelay,
+    SmbBaseline,
     # the Shadow Brokers table (checks/shadowbrokers.py; not default)
     Eclipsedwing,
     Educatedscholar,

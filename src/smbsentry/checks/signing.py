@@ -10,16 +10,23 @@ from ..model import Finding
 from .base import Check, HostAccess
 
 
+def signing_per_dialect(host: HostAccess) -> list[tuple[str, str]]:
+    """[("SMB2", "required" | ...), ("SMB1", ...)] as the negotiates answered; the reflected-relay
+    check and the baseline read the same list."""
+    r = host.result
+    seen = []
+    if r.smb2 is not None and r.smb2.signing:
+        seen.append(("SMB2", r.smb2.signing))
+    if r.smb1 is not None and r.smb1.enabled and r.smb1.signing:
+        seen.append(("SMB1", r.smb1.signing))
+    return seen
+
+
 class SigningNotRequired(Check):
     id = "smb-signing-not-required"
 
     async def run(self, host: HostAccess) -> list[Finding]:
-        r = host.result
-        seen = []
-        if r.smb2 is not None and r.smb2.signing:
-            seen.append(("SMB2", r.smb2.signing))
-        if r.smb1 is not None and r.smb1.enabled and r.smb1.signing:
-            seen.append(("SMB1", r.smb1.signing))
+        seen = signing_per_dialect(host)
         if not seen:
             return []
         weak = [(p, s) for p, s in seen if s != "required"]

@@ -59,3 +59,21 @@ def affected_versions(finding_id: str) -> tuple[str, ...]:
 def fixed_by(finding_id: str) -> tuple[str, ...]:
     """The KB numbers (references "KB...") the knowledge base names as the fix of `finding_id`."""
     return tuple(r for r in meta(finding_id).get("references", ()) if r.upper().startswith("KB"))
+
+
+def fixed_revision(finding_id: str, build: int) -> tuple[int, tuple[str, ...]] | None:
+    """(the lowest fixed build revision on `build`, the updates that bring it), or None when no update names one.
+
+    Read from the updates that address the finding's bulletin (fixes.json,
+    completed by the update catalog's build revisions): the same data the
+    credentialed audit decides by, so a scan with credentials and an audit of
+    the host's inventory agree."""
+    k = kb()
+    v = k.vulns.get(finding_id)
+    if v is None or not v.bulletin:
+        return None
+    hits = [(f.fixed_builds[build], f.kb) for f in k.by_bulletin.get(v.bulletin, ()) if build in f.fixed_builds]
+    if not hits:
+        return None
+    low = min(u for u, _ in hits)
+    return low, tuple(sorted(kb_id for u, kb_id in hits if u == low))

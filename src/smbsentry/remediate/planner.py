@@ -313,6 +313,13 @@ def plan_host(view: HostView, lang: str = "en", today: date | None = None) -> Ho
                 step = b.action(aid, "hardening", [fid])
                 if step is not None and fid == "smb-signing-not-required":
                     step.note = b.t("note-signing")
+        # the other configuration findings (the Windows 11 24H2 / Server 2025 baseline, ...): their
+        # actions, with the exact setting and its rollback, are the knowledge base's `workarounds`
+        for vid in needs:
+            v = vulns.get(vid)
+            if v is not None and v.kind == "configuration" and vid not in HARDENING and vid != "smbv1-enabled":
+                for aid in v.workarounds:
+                    b.action(aid, "hardening", [vid])
     return _finish(b, hp)
 
 

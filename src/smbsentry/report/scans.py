@@ -135,6 +135,13 @@ def render_report(store, scan_id: int, fmt: str = "html", lang: str = "en") -> s
     return render(hosts, lang=lang, title=title, scan=scan, trend=_trend(store, scan_id))
 
 
+def relay_targets(store, scan_id: int) -> str:
+    """The scan's NTLM relay targets for `report --relay-list`: one address per line (report/relay.py)."""
+    from .relay import relay_list
+
+    return relay_list(_all_hosts(store, scan_id))
+
+
 def _ms(iso: str | None) -> int:
     if not iso:
         return int(datetime.now(timezone.utc).timestamp() * 1000)

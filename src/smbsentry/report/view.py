@@ -25,6 +25,7 @@ from .actions import action_rows
 from .arsenal import address_key as _address_key
 from .arsenal import table as arsenal_table
 from .fixes import plan_fixes
+from .relay import relay_section
 
 STATUS_ORDER = ("vulnerable", "likely", "unknown", "not_vulnerable")
 ACTION_CAP = 1000  # rows in the HTML; isolate-now rows are always all shown; JSON has every row
@@ -188,6 +189,7 @@ def build(records: list[dict], lang: str, *, scan: dict | None = None, trend: li
         "actions_hidden_ranks": ", ".join(dict.fromkeys(ranks.get(r.category, r.category) for r in hidden)),
         "sections": sections(records, lang, fixes), "hosts": host_rows(records, lang, untested),
         "charts": chart_list(records, c, lang, trend), "arsenal": arsenal_table(records, lang),
+        "relay": relay_section(records, lang),
         "plan_error": errors[0] if errors else None,
     }
 

@@ -50,6 +50,24 @@ def parse_response(data: bytes) -> dict:
             "body": body, "title": text(t.group(1)) if t else None}
 
 
+AUTH_SCHEMES = ("NTLM", "Negotiate", "Kerberos", "Basic", "Digest", "Bearer")
+
+
+def auth_schemes(value: str | None) -> list[str]:
+    """The authentication schemes a WWW-Authenticate value offers (several headers arrive joined by ", ").
+
+    A scheme is a token at the start of the value or after a comma; the
+    parameters of Digest or Bearer (realm="a, b") are not schemes, and only
+    the known names count, so a hostile header cannot add one."""
+    found = []
+    bare = re.sub(r'"(?:[^"\\]|\\.)*"', '""', (value or "")[:2048])
+    for m in re.finditer(r"(?:^|,)\s*([A-Za-z][A-Za-z0-9-]*)(?=\s|,|$)", bare):
+        name = next((s for s in AUTH_SCHEMES if s.lower() == m.group(1).lower()), None)
+        if name and name not in found:
+            found.append(name)
+    return found
+
+
 async def exchange(address: str, port: int, req: bytes, timeout: float) -> dict:
     reader, writer = await connect(address, port, timeout)
     try:
@@ -81,6 +99,9 @@ async def probe(address: str, port: int = 80, timeout: float = 5.0, webdav: bool
     product, version = _server_version(server)
     out: dict = {"port": port, "status": get["status"], "server": server, "title": get["title"],
                  "product": product, "version": version}
+    schemes = auth_schemes(get["headers"].get("www-authenticate"))
+    if schemes:
+        out["auth"] = schemes  # NTLM here (or in Negotiate) is an NTLM relay target unless EPA binds it to TLS
     if not webdav:
         return out
     errors = []

@@ -1,0 +1,114 @@
+"""NTLM relay paths: SMB per dialect from real Samba's negotiate (`server
+signing` mandatory or not), HTTP endpoints that offer NTLM from a real HTTP
+server on loopback, the relay target list (`report --relay-list`) and the
+report's "relay paths" section in both languages."""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+
+import pytest
+from test_checks_unit import FakeHost, one, windows
+
+from smbsentry.services import http as http_probe
+
+CLI = [sys.executable, "-m", "smbsentry.cli"]
+
+
+@dataclass
+class ServicesHost(FakeHost):
+    services: dict = field(default_factory=dict)
+
+
+def run(*args, db):
+    return subprocess.run([*CLI, *args, "--db", str(db)], capture_output=True, text=True, timeout=180)
+
+
+@pytest.fixture(scope="module")
+def stored(samba_smb1_guest, samba_signing_required, tmp_path_factory):
+    db = tmp_path_factory.mktemp("relay") / "relay.db"
+    p = run("scan", samba_smb1_guest.address, samba_signing_required.address, "--ports", "445", "--checks", "default,ntlm-relay",
+            "--timeout", "2", "-q", "--format", "json", "-o", str(db.parent / "scan.json"), db=db)
+    assert p.returncode == 0, p.stderr
+    return db
+
+
+def test_relay_list_names_the_host_without_required_signing(stored, samba_smb1_guest, samba_signing_required, tmp_path):
+    out = tmp_path / "relay.txt"
+    p = run("report", "--format", "json", "--relay-list", str(out), "-o", str(tmp_path / "r.json"), db=stored)
+    assert p.returncode == 0, p.stderr
+    assert out.read_text("utf-8") == f"{samba_smb1_guest.address}\n"
+
+
+def test_the_finding_names_each_dialect(stored, samba_smb1_guest, samba_signing_required):
+    import json
+
+    hosts = {h["address"]: h for h in json.loads((stored.parent / "scan.json").read_text("utf-8"))}
+    relay = {a: next(f for f in h["findings"] if f["id"] == "ntlm-relay") for a, h in hosts.items()}
+    open_ = relay[samba_smb1_guest.address]
+    assert open_["status"] == "vulnerable" and "SMB2 negotiate: signing enabled" in open_["evidence"]
+    assert "SMB1 negotiate: signing" in open_["evidence"]  # this preset speaks SMB1 too: its own path
+    closed = relay[samba_signing_required.address]
+    assert (closed["status"], closed["evidence"]) == ("not_vulnerable", "SMB2 negotiate: signing required")
+
+
+def test_report_has_a_relay_section_in_both_languages(stored, samba_smb1_guest):
+    en = run("report", "--lang", "en", db=stored)
+    zh = run("report", "--lang", "zh", db=stored)
+    assert en.returncode == 0 and zh.returncode == 0, (en.stderr, zh.stderr)
+    assert '<section id="relay">' in en.stdout and "Relay paths" in en.stdout and "relay accepted" in en.stdout
+    assert "中继路径" in zh.stdout and "可被中继" in zh.stdout and "拒绝中继" in zh.stdout
+    assert "relay accepted" not in zh.stdout and "SMB2 协商：签名" in zh.stdout
+
+
+def test_relay_list_to_an_unwritable_place_is_one_line(stored, tmp_path):
+    p = run("report", "--format", "json", "--relay-list", str(tmp_path / "missing" / "relay.txt"), db=stored)
+    assert p.returncode == 1 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr, p.stderr
+
+
+class _Ntlm(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", "Negotiate")
+        self.send_header("WWW-Authenticate", "NTLM")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_OPTIONS = do_PROPFIND = do_GET
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture()
+def ntlm_http():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ntlm)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield srv.server_address
+    srv.shutdown()
+
+
+def test_http_offering_ntlm_is_a_relay_path(ntlm_http):
+    address, port = ntlm_http
+    facts = asyncio.run(http_probe.probe(address, port, 3.0))
+    assert facts["status"] == 401 and facts["auth"] == ["Negotiate", "NTLM"]
+    r = windows(20348)
+    r.smb2.signing = "required"
+    f = one("ntlm-relay", ServicesHost(r, services={"http": facts, "ldap": {"port": 389, "domain_controller": True}}))
+    assert f.status == "vulnerable" and f.port == port
+    assert f"HTTP {port}: WWW-Authenticate offers Negotiate, NTLM" in f.evidence
+    assert "LDAP 389: a domain controller; LDAP signing and LDAPS channel binding are not visible without a bind" in f.evidence
+    # without the HTTP path, the domain controller's LDAP keeps the answer open: never "safe"
+    f = one("ntlm-relay", ServicesHost(r, services={"ldap": {"port": 389, "domain_controller": True}}))
+    assert f.status == "unknown" and "bind" in f.reason
+
+
+def test_hostile_www_authenticate_values_add_no_scheme():
+    assert http_probe.auth_schemes('Digest realm="x, NTLM y", Basic realm="a"') == ["Digest", "Basic"]
+    assert http_probe.auth_schemes("NTLMX, ntlm") == ["NTLM"]
+    assert http_probe.auth_schemes("A" * 100000 + ", NTLM") == []  # bounded: only the first 2 KiB are read
