@@ -123,70 +123,76 @@ def _report_html(tmp: Path, merged: list[dict], lang: str, plan, scan_row: dict 
     (tmp / _report_name(lang)).write_text(render(merged, lang=lang, scan=scan_row, plan=plan), encoding="utf-8")
 
 
-def _in_child(job) -> int | None:
-    """Run job() in a forked child (the other core does the other language's plan and report);
-    None where there is no fork: the caller runs it itself."""
+def _side(job, what: str):
+    """Run job() in a forked child (the second core), or here where there is no fork; returns wait(kill=False),
+    which raises OSError with the child's own one-line reason (a full disk...) when the job failed."""
     if not hasattr(os, "fork"):
-        return None
+        job()
+        return lambda kill=False: None
+    r, w = os.pipe()
     pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child's exit status is what the parent tests
+    if pid == 0:  # pragma: no cover - the child's exit status and reason are what the parent tests
+        os.close(r)
         code = 1
         try:
             job()
             code = 0
-        except BaseException as e:  # noqa: BLE001 - one line for the parent's stderr, never a traceback
-            sys.stderr.write(f"smbsentry: {type(e).__name__}: {str(e)[:300]}\n")
+        except BaseException as e:  # noqa: BLE001 - the reason goes to the parent, never a traceback
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else f"{type(e).__name__}: {e}"
+            os.write(w, str(reason).encode("utf-8", "replace")[:300])
         finally:
             os._exit(code)
-    return pid
+    os.close(w)
+
+    def wait(kill: bool = False) -> None:
+        if kill:
+            os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        with os.fdopen(r, "rb") as fh:
+            reason = fh.read(300).decode("utf-8", "replace")
+        if not kill and status != 0:
+            raise OSError(0, f"{what}: {reason or 'failed'}")
+    return wait
 
 
 def _start_side_job(req: RespondRequest, tmp: Path, merged: list[dict], inputs: list[dict], scan_row: dict | None):
     """The other language's plan and report, and hosts.csv, made by a child process on the second core while
-    this one plans and writes the rest; returns a function that waits for it (where there is no fork, it runs
-    first, here)."""
+    this one plans and writes the rest."""
     from ..remediate.planner import plan as make_plan
+    from ..remediate.writer import write_plan  # noqa: F401 - imported once, before the fork
     from ..report.convert import hosts_csv
     from ..report import html, view  # noqa: F401 - imported once, before the fork: both processes use them
 
     other = [lang for lang in REPORT_LANGS if lang != req.lang]
-    expected = [_report_name(lang) for lang in other] + ["hosts.csv"]
 
     def job() -> None:
         for lang in other:
             _report_html(tmp, merged, lang, make_plan(inputs, lang), scan_row)
         (tmp / "hosts.csv").write_text(hosts_csv(merged), encoding="utf-8")
 
-    pid = _in_child(job)
-    if pid is None:
-        job()
-
-    def wait(kill: bool = False) -> None:
-        if pid is None:
-            return
-        if kill:
-            os.kill(pid, signal.SIGKILL)
-        _, status = os.waitpid(pid, 0)
-        missing = [n for n in expected if not (tmp / n).is_file()]
-        if not kill and (status != 0 or missing):
-            raise OSError(f"{', '.join(missing) or 'the other-language report'} could not be written")
-    return wait
+    return _side(job, "the " + "/".join(other) + " report")
 
 
 def _write(req: RespondRequest, tmp: Path, merged: list[dict], audits: list[dict], p, scan_row: dict | None) -> None:
-    """Every file in the language asked but hosts.csv (the side job writes it)."""
+    """Every file in the language asked but hosts.csv (the side job writes it); the plan folder by a second child."""
     from ..remediate.writer import write_plan
     from ..report import view
 
-    _report_html(tmp, merged, req.lang, p, scan_row)
-    actions = [r.to_dict() for r in p.actions]
-    verify = len({r["key"] for r in actions if r["category"] == "verify"})
-    report = {"format": "smbsentry-report", "version": 1, "scan": scan_row, "counts": view.counts(merged, verify).to_dict(),
-              "actions": actions, "hosts": merged}
-    (tmp / "report.json").write_text(json.dumps(report, ensure_ascii=False) + "\n", encoding="utf-8")
-    if audits:
-        (tmp / "audit.jsonl").write_text("".join(json.dumps(a, ensure_ascii=False) + "\n" for a in audits), encoding="utf-8")
-    write_plan(p, tmp / "plan")
+    wait_plan = _side(lambda: write_plan(p, tmp / "plan"), "the plan")
+    try:
+        _report_html(tmp, merged, req.lang, p, scan_row)
+        actions = [r.to_dict() for r in p.actions]
+        verify = len({r["key"] for r in actions if r["category"] == "verify"})
+        report = {"format": "smbsentry-report", "version": 1, "scan": scan_row,
+                  "counts": view.counts(merged, verify).to_dict(), "actions": actions, "hosts": merged}
+        (tmp / "report.json").write_text(json.dumps(report, ensure_ascii=False) + "\n", encoding="utf-8")
+        if audits:
+            (tmp / "audit.jsonl").write_text("".join(json.dumps(a, ensure_ascii=False) + "\n" for a in audits),
+                                             encoding="utf-8")
+    except BaseException:
+        wait_plan(kill=True)
+        raise
+    wait_plan()
 
 
 def _record(req: RespondRequest, scan_id: int | None, audits: list[dict], the_plan, err: Console) -> None:
