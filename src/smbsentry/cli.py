@@ -786,9 +786,7 @@ def plan(
     what the scan could not decide. Starts with the ranked action list; writes apply and rollback scripts
     per host group and the offline patch bundle list. The Server service is stopped by a script only
     where the host's shares were listed and hold no data."""
-    import json as _json
-
-    from .remediate.writer import main_plan
+    from .remediate.writer import main_plan, stored_plan
 
     if not results and scan_id is None:
         fail("give result files or --scan N")
@@ -798,7 +796,7 @@ def plan(
 
         store = _open_store(db)
         try:
-            store.add_plan(_json.loads((out_dir / "plan.json").read_text("utf-8")))
+            store.add_plan(stored_plan(out_dir), scan_id=scan_id)  # with its scripts: the dashboard offers them
         except (StoreError, OSError, ValueError) as exc:
             fail(f"plan written, but not recorded: {exc}", code=1)
         finally:
