@@ -149,7 +149,7 @@ def seed(db: Path, lab_port: int) -> dict:
     with Store.open(str(db)) as store:
         plan_id = store.plan_index()[-1]["id"]
     return {"first": first, "second": second, "win7": win7, "w2k8": w2k8, "xp": hosts["XPSP3-LAB"], "ms17": ms17,
-            "implant": hosts["IE11WIN7"], "silent": "127.54.0.15", "garbage": "127.54.0.16", "clean": hosts["WS2022-SIGN"],
+            "implant": hosts["IE11WIN7"], "silent": "127.54.0.15", "garbage": "127.54.0.16", "clean": TWIN_SALES,
             "plan": plan_id, "plan_dir": tmp / "plan", "usage": usage, "systeminfo": systeminfo.name}
 
 

@@ -82,6 +82,7 @@ def create_app(db: str | None = None, allowed_ranges: list[str] | None = None, *
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     install_lang(app, env)  # ?lang=zh, remembered in a cookie; request.state.lang
     digests, plan_index = Digests(store), Plans(store)
+    app.state.digests, app.state.plans = digests, plan_index
 
     # ------------------------------------------------------------------ helpers
     def render(request: Request, template: str, code: int = 200, **ctx: Any) -> HTMLResponse:

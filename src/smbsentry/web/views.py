@@ -6,7 +6,8 @@
     csv_text(header, rows)                                         # a download, CSV injection guarded
 
 Templates escape everything; evidence sentences arrive as Markup from
-i18n.sentence_html (remote strings inside escaped and marked).
+lang.sentence (remote strings inside escaped and marked; a sentence the
+catalog cannot render in Chinese marked as English).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..report import charts
 from ..remediate.actions import RANKS  # noqa: F401 - the pages' rank filter
 from ..report.actions import action_rows as _report_rows
 from .digest import Digest
+from .lang import sentence
 
 PAGE = 50
 TOP_ACTIONS = 15
@@ -216,7 +218,7 @@ def findings_rows(h: dict, conflicts: set[str], lang: str) -> list[dict]:
                      "status_label": status.get(f.get("status"), f.get("status")), "severity": f.get("severity"),
                      "severity_label": severity.get(f.get("severity"), f.get("severity")), "port": f.get("port"),
                      "inferred": bool(f.get("inferred")), "cves": f.get("cves") or [],
-                     "evidence": i18n.sentence_html(f.get("evidence"), lang), "reason": i18n.sentence_html(f.get("reason"), lang),
+                     "evidence": sentence(f.get("evidence"), lang), "reason": sentence(f.get("reason"), lang),
                      "conflict": f.get("id") in conflicts})
     return rows
 
@@ -239,7 +241,7 @@ def audit_rows(audits: list[dict], conflicts: set[str], lang: str) -> list[dict]
                 v = ", ".join(map(str, v[:300])) + (f" (+{len(v) - 300})" if len(v) > 300 else "")
             shown.append((web.get("fact_" + k), k, str(v)[:2000]))
         verdicts = [{"id": v.get("id"), "status": v.get("status"), "label": status.get(v.get("status"), v.get("status")),
-                     "evidence": i18n.sentence_html(v.get("evidence"), lang),
+                     "evidence": sentence(v.get("evidence"), lang),
                      "fix": _fix_ids(v.get("fix")),
                      "conflict": v.get("id") in conflicts}
                     for v in a.get("verdicts") or [] if isinstance(v, dict)]
@@ -276,7 +278,7 @@ def role_of(h: dict, lang: str) -> dict | None:
     if not isinstance(role, dict) or not role.get("value"):
         return None
     return {"value": role["value"], "label": i18n.label("role", role["value"], lang),
-            "evidence": [i18n.sentence_html(str(e), lang) for e in (role.get("evidence") or [])[:8]],
+            "evidence": [sentence(str(e), lang) for e in (role.get("evidence") or [])[:8]],
             "data_shares": [str(s) for s in role.get("data_shares") or []][:50]}
 
 
