@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from sqlalchemy import create_engine, delete, event, exists, func, insert, or_, select, update, and_, text
+from sqlalchemy import create_engine, delete, event, func, insert, or_, select, update, and_, text
 from sqlalchemy.engine import Engine, make_url
 
 from ..model import SEVERITIES
@@ -377,13 +377,15 @@ class Store:
         if status is not None:
             statuses = [status] if isinstance(status, str) else list(status)
         if finding is not None or statuses is not None or severity is not None:
-            fconds = [FindingRow.scan_id == Host.scan_id, FindingRow.address == Host.address]
+            # one uncorrelated subquery (the addresses with such a finding), not one lookup per host:
+            # SQLite answers a correlated EXISTS on status alone through the (scan, finding, status)
+            # index, reading the scan's every finding per host (50 s for 10,000 hosts)
+            fconds = [FindingRow.scan_id == scan_id, FindingRow.status.in_(statuses or BAD)]
             if finding is not None:
                 fconds.append(FindingRow.finding == finding)
             if severity is not None:
                 fconds.append(FindingRow.severity == severity)
-            fconds.append(FindingRow.status.in_(statuses or BAD))
-            conds.append(exists(select(FindingRow.id).where(*fconds)))
+            conds.append(Host.address.in_(select(FindingRow.address).where(*fconds)))
         if os:
             conds.append(func.lower(Host.os_name).contains(os.lower(), autoescape=True))
         if subnet:
