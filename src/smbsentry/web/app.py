@@ -318,11 +318,11 @@ def create_app(db: str | None = None, allowed_ranges: list[str] | None = None, *
             return render(request, "overview.html", scan=None)
         meta = get_scan(sid)
         d = await digest(sid, lang)
-        st = store.stats(sid)
+        st = d.stats
         shown = d.actions[:max(views.TOP_ACTIONS, sum(1 for r in d.actions if r.rank == 1))]
         return render(request, "overview.html", scan=meta, tiles=views.tiles(st, meta, d), plan_error=d.plan_error,
                       actions=views.action_rows(store, sid, shown, lang), actions_total=len(d.actions),
-                      charts=views.chart_list(st, sid, lang, _trend(store, sid)), top=views.top_findings(store, sid, lang),
+                      charts=views.chart_list(st, sid, lang, _trend(store, sid)), top=views.top_findings(d, lang),
                       scans=picker())
 
     def ranked(d, rank: str) -> list:
@@ -378,7 +378,7 @@ def create_app(db: str | None = None, allowed_ranges: list[str] | None = None, *
         params = {"scan": sid, **{k: v for k, v in f.items() if v}}
         return render(request, "hosts.html", scan=meta, f=f, total=len(addrs),
                       hosts=views.host_summaries(store, d, sid, page_of(addrs, page), lang_of(request)),
-                      finding_ids=sorted({x["id"] for x in store.findings(sid)}), statuses=views.STATUS_FILTERS,
+                      finding_ids=d.finding_ids, statuses=views.STATUS_FILTERS,
                       states=views.STATES, severities=SEVERITIES, sorts=views.HOST_SORTS + SORTS, page=page,
                       pages=pages(len(addrs)), base="/hosts?" + urlencode(params),
                       csv="/hosts.csv?" + urlencode(params), scans=picker())

@@ -26,8 +26,10 @@ from dataclasses import dataclass, field
 
 from ..audit.join import match
 from ..report.view import make_plan, smb_open
-from ..resultfile import usage_records_in, usage_runs
+from ..resultfile import slim, usage_records_in, usage_runs
 
+READ = 1000
+BAD = ("vulnerable", "likely")
 REFRESH = 15.0
 MAX_DIGESTS = 8
 NO_ROW = 1 << 30
@@ -70,6 +72,9 @@ class Digest:
     usage: dict[str, list[dict]]  # address -> the SMB1 usage records of that server
     coverage: list[dict]  # every usage run: {"captures": [...], "span": [first, last]}
     plan_error: str | None = None
+    finding_ids: list[str] = field(default_factory=list)  # every finding id of the scan (the hosts page's filter)
+    bad_hosts: dict[str, int] = field(default_factory=dict)  # finding id -> hosts where it is vulnerable or likely
+    stats: dict = field(default_factory=dict)  # store.stats: the counts and their denominators (0.2 s of SQL per 10,000 hosts)
 
     def risk_of(self, address: str) -> HostRisk:
         return self.risk.get(address) or HostRisk()
@@ -122,8 +127,36 @@ def _usage(records: list[dict]) -> tuple[dict[str, list[dict]], list[dict]]:
     return by_addr, coverage
 
 
+def _records(store, scan_id: int) -> list[dict]:
+    """The scan's host records a page at a time, each kept to what the planner and the join read
+    (resultfile.slim): ten thousand full records are never in memory at once.  In the order they were
+    stored, so that a running scan's new hosts come after the pages already read, never between them."""
+    out: list[dict] = []
+    while True:
+        page = store.hosts(scan_id, sort="added", limit=READ, offset=len(out))
+        out += [slim(h) for h in page]
+        if len(page) < READ:
+            return out
+
+
+def _finding_counts(hosts: list[dict]) -> tuple[list[str], dict[str, int]]:
+    """Every finding id of the scan, and per id the hosts where it is vulnerable or likely."""
+    ids: set[str] = set()
+    bad: dict[str, int] = {}
+    for h in hosts:
+        mine: set[str] = set()
+        for f in h.get("findings") or []:
+            if isinstance(f, dict):
+                ids.add(str(f.get("id")))
+                if f.get("status") in BAD:
+                    mine.add(str(f.get("id")))
+        for fid in mine:
+            bad[fid] = bad.get(fid, 0) + 1
+    return sorted(ids), bad
+
+
 def build(store, scan_id: int, lang: str, stamp: tuple = ()) -> Digest:
-    hosts = store.hosts(scan_id, limit=None)
+    hosts = _records(store, scan_id)
     audits = store.audits()
     joined = match(hosts, audits)  # {audit index: host index}
     by_host: dict[str, list[dict]] = {}
@@ -135,8 +168,9 @@ def build(store, scan_id: int, lang: str, stamp: tuple = ()) -> Digest:
     actions = list(plan.actions) if plan is not None else []
     del plan  # the per-host plans and scripts of ten thousand hosts: only the ranked rows are kept
     by_usage, coverage = _usage(usage)
+    ids, bad = _finding_counts(hosts)
     return Digest(scan_id, lang, stamp, time.monotonic(), actions, _risk(actions, hosts), by_host, by_usage, coverage,
-                  errors[0] if errors else None)
+                  errors[0] if errors else None, ids, bad, store.stats(scan_id))
 
 
 class Digests:

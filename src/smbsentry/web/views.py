@@ -184,13 +184,16 @@ def tiles(stats: dict, scan: dict, digest: Digest) -> dict:
             "pct_exposed": _pct(scan["exposed"], stats["hosts"])}
 
 
-def top_findings(store, scan_id: int, lang: str) -> list[dict]:
-    top: dict[str, dict] = {}
-    for f in store.findings(scan_id, status=BAD):
-        t = top.setdefault(f["id"], {"id": f["id"], "severity": f["severity"], "title": title(f["id"], f["title"], lang), "hosts": set()})
-        t["hosts"].add(f["address"])
-    return sorted(({**t, "hosts": len(t["hosts"])} for t in top.values()),
-                  key=lambda t: (SEVERITIES.index(t["severity"]) if t["severity"] in SEVERITIES else 9, -t["hosts"], t["id"]))
+def top_findings(digest: Digest, lang: str) -> list[dict]:
+    """The findings vulnerable or likely somewhere, most severe and widest first (counted once per scan)."""
+    out = []
+    for fid, hosts in digest.bad_hosts.items():
+        try:
+            sev = meta(fid)["severity"]
+        except KeyError:
+            sev = "info"
+        out.append({"id": fid, "severity": sev, "title": title(fid, None, lang), "hosts": hosts})
+    return sorted(out, key=lambda t: (SEVERITIES.index(t["severity"]) if t["severity"] in SEVERITIES else 9, -t["hosts"], t["id"]))
 
 
 # ---------------------------------------------------------------- one host
