@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""`make demo`: start the built-in lab, scan it with every check, write the report.
+"""`make demo`: start the built-in lab and run the main job on it, `smbsentry respond`.
 
 The lab emulates 19 Windows and Samba hosts on 127.77.0.1-19 (unpatched and
 patched Windows 7, a DoublePulsar implant, XP, 2003, 2012 R2, Windows 10
 1909 with SMBGhost exposure, Server 2019/2022, Samba 4.5 in the SambaCry
-range, and broken hosts that stall, send garbage or reset).  The scan's
-table is printed; demo-output/ gets report.html (English), report-zh.html,
-scan.json, the lab's manifest and the remediation plan (plan/plan.md with
-apply and rollback scripts), and the scan is compared with the manifest.  Loopback only.
+range, and broken hosts that stall, send garbage or reset).  `respond` scans it
+with every check, prints the ranked action list and writes demo-output/:
+report.html (English), report-zh.html, report.json, hosts.csv, scan.jsonl and
+the remediation plan (plan/plan.md with apply and rollback scripts); the lab's
+manifest is copied beside them and the scan is compared with it.  Loopback only.
 
 As root the lab also serves the service hosts of the Shadow Brokers checks on
 127.77.5.1-9, on their real ports (XP with RDP, IIS 6.0 WebDAV, a 2008 R2
@@ -20,10 +21,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -48,9 +51,11 @@ def wait_for(address: str, port: int, proc: subprocess.Popen, seconds: float = 2
 
 
 def main() -> int:
-    OUT.mkdir(exist_ok=True)
     py = sys.executable
-    manifest = OUT / "manifest.json"
+    if OUT.exists() and not (OUT / "report.json").is_file():
+        shutil.rmtree(OUT)  # the demo's own folder, written by an older demo: respond writes it whole now
+    workdir = Path(tempfile.mkdtemp(prefix="smbsentry-demo-"))
+    manifest = workdir / "manifest.json"
     root = os.geteuid() == 0
     # Ports below 1024 need root; without it the lab serves 4450 (direct
     # TCP) only and the per-port SMBv1 finding for 139 is not shown.
@@ -72,24 +77,25 @@ def main() -> int:
         wait_for(FIRST, int(lab_ports[0]), lab)
         while not manifest.exists():
             time.sleep(0.05)
-        scan = [py, "-m", "smbsentry.cli", "scan", *targets, "--ports", scan_ports, "--checks", "all", "--timeout", "2"]
-        subprocess.run([*scan, "--format", "json", "-o", str(OUT / "scan.json"), "-q"], check=False)
-        subprocess.run([*scan, "--format", "html", "-o", str(OUT / "report.html"), "-q"], check=False)
-        subprocess.run([*scan, "--format", "html", "--lang", "zh", "-o", str(OUT / "report-zh.html"), "-q"], check=False)
-        rc = subprocess.run([*scan, "--format", "table"], check=False).returncode
-        # the fix, per host, from the same results (seed 001's flow): plan.md and scripts
-        subprocess.run([py, "-m", "smbsentry.cli", "plan", str(OUT / "scan.json"), "-o", str(OUT / "plan")], check=False)
+        # The main job, as a responder runs it: scan, plan and report in one command.
+        rc = subprocess.run([py, "-m", "smbsentry.cli", "respond", *targets, "--ports", scan_ports, "--checks", "all",
+                             "--timeout", "2", "-o", str(OUT), "--top", "15"], check=False).returncode
     finally:
         lab.send_signal(signal.SIGINT)
         try:
             lab.wait(timeout=10)
         except subprocess.TimeoutExpired:
             lab.kill()
+    if rc not in (0, 3):
+        shutil.rmtree(workdir, ignore_errors=True)
+        return rc
+    shutil.copy(manifest, OUT / "manifest.json")
+    shutil.rmtree(workdir, ignore_errors=True)
     sys.path.insert(0, str(ROOT / "src"))
     from smbsentry.lab.verify import score
 
-    hosts = json.loads((OUT / "scan.json").read_text())
-    expected = json.loads(manifest.read_text())
+    hosts = [json.loads(line) for line in (OUT / "scan.jsonl").read_text().splitlines() if line.strip()]
+    expected = json.loads((OUT / "manifest.json").read_text())
     if not root:
         for entry in expected.values():
             entry["expected"] = {k: v for k, v in entry["expected"].items() if not k.endswith(":139")}
@@ -97,8 +103,9 @@ def main() -> int:
     print(f"\nmanifest check: {right}/{total} hosts reported exactly as the lab's manifest says")
     for address, diff in wrong.items():
         print(f"  {address} ({diff['profile']}): {diff['differences']}")
-    print(f"report: {OUT / 'report.html'} (and report-zh.html, scan.json, manifest.json); plan: {OUT / 'plan' / 'plan.md'}")
-    return rc if not wrong else 1
+    print(f"report: {OUT / 'report.html'} (and report-zh.html, report.json, hosts.csv, scan.jsonl, manifest.json); "
+          f"plan: {OUT / 'plan' / 'plan.md'}")
+    return 0 if not wrong else 1
 
 
 if __name__ == "__main__":

@@ -35,42 +35,48 @@ def test_signature_roundtrip_and_tamper():
     key = b"k" * 32
     job = signing.new_job(7, 3, ["127.55.0.1"], {"ports": [445]}, "reply")
     sig = signing.sign(key, job)
-    assert signing.check_job(key, job, sig, signing.NonceCache()) is job
+    assert signing.check_job(key, job, sig) is job
     # canonical: key order does not matter
     assert signing.sign(key, dict(reversed(list(job.items())))) == sig
     for bad in ({**job, "targets": ["127.55.0.2"]}, {**job, "scan_id": 8}, {**job, "nonce": "x"}):
         with pytest.raises(signing.SignatureError) as e:
-            signing.check_job(key, bad, sig, None)
+            signing.check_job(key, bad, sig)
         assert e.value.reason == "bad-signature"
     with pytest.raises(signing.SignatureError) as e:
-        signing.check_job(key, job, "", None)
+        signing.check_job(key, job, "")
     assert e.value.reason == "unsigned"
     with pytest.raises(signing.SignatureError) as e:
-        signing.check_job(b"x" * 32, job, sig, None)
+        signing.check_job(b"x" * 32, job, sig)
     assert e.value.reason == "bad-signature"
+    # a key's public id tells keys apart without showing them
+    assert signing.key_id(key) == signing.key_id(b"k" * 32) != signing.key_id(b"x" * 32)
+    assert key.hex() not in signing.key_id(key) and len(signing.key_id(key)) == 16
 
 
-def test_stale_replay_and_forget():
+def test_stale_and_local_nonces():
+    from smbsentry.engines import shared
+
     key = b"k" * 32
     old = signing.new_job(1, 0, [], {}, "r", now=time.time() - 3600)
     with pytest.raises(signing.SignatureError) as e:
-        signing.check_job(key, old, signing.sign(key, old), None, max_age=600)
+        signing.check_job(key, old, signing.sign(key, old), max_age=600)
     assert e.value.reason == "stale"
     future = signing.new_job(1, 0, [], {}, "r", now=time.time() + 3600)
     with pytest.raises(signing.SignatureError) as e:
-        signing.check_job(key, future, signing.sign(key, future), None)
+        signing.check_job(key, future, signing.sign(key, future))
     assert e.value.reason == "stale"
-    cache = signing.NonceCache(ttl=60)
-    job = signing.new_job(1, 0, [], {}, "r")
-    signing.check_job(key, job, signing.sign(key, job), cache)
-    with pytest.raises(signing.SignatureError) as e:
-        signing.check_job(key, job, signing.sign(key, job), cache)
-    assert e.value.reason == "replay"
-    cache.forget(job["nonce"])
-    signing.check_job(key, job, signing.sign(key, job), cache)
-    # entries expire after the ttl
-    small = signing.NonceCache(ttl=10)
-    assert small.add("a", now=100.0) and not small.add("a", now=105.0) and small.add("a", now=200.0)
+    # the per-process store (brokers without a key-value store): claimed, busy, done, released
+    local = shared.LocalNonces(ttl=60)
+    assert local.claim("n1", "me") == shared.NEW
+    assert local.claim("n1", "other") == shared.BUSY
+    assert local.renew("n1", "me") and not local.renew("n1", "other")
+    local.finish("n1", "me")
+    assert local.claim("n1", "other") == shared.DONE
+    assert local.claim("n2", "me") == shared.NEW
+    local.release("n2", "other")
+    assert local.claim("n2", "x") == shared.BUSY      # only its owner releases a claim
+    local.release("n2", "me")
+    assert local.claim("n2", "x") == shared.NEW
 
 
 def test_key_file(tmp_path):
@@ -146,33 +152,47 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class RedisServer:
+    """A private redis-server on a loopback port, with a password and no persistence; a test may stop and
+    start it again (a restart then loses every queued job and reply, as a crash of a cache-only broker does).
+    Without redis-server: skip, or fail with CI=true."""
+
+    def __init__(self, d: Path, password: str = "engines-test-pw") -> None:
+        exe = shutil.which("redis-server")
+        if exe is None:
+            msg = "redis-server is not installed (apt-get install redis-server; scripts/install-system-deps)"
+            if in_ci():
+                pytest.fail(f"{msg}; CI=true so this is an error, not a skip", pytrace=False)
+            pytest.skip(msg)
+        self.exe, self.dir, self.port, self.password = exe, d, _free_port(), password
+        self.url = f"redis://:{password}@127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "RedisServer":
+        self.proc = subprocess.Popen([self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+                                      "--save", "", "--appendonly", "no", "--requirepass", self.password],
+                                     stdout=open(self.dir / "redis.log", "a"), stderr=subprocess.STDOUT)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        self.proc.kill()
+        pytest.fail("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory):
-    exe = shutil.which("redis-server")
-    if exe is None:
-        msg = "redis-server is not installed (apt-get install redis-server; scripts/install-system-deps)"
-        if in_ci():
-            pytest.fail(f"{msg}; CI=true so this is an error, not a skip", pytrace=False)
-        pytest.skip(msg)
-    d = tmp_path_factory.mktemp("redis")
-    port = _free_port()
-    password = "engines-test-pw"
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(d), "--save", "",
-                             "--appendonly", "no", "--requirepass", password],
-                            stdout=open(d / "redis.log", "w"), stderr=subprocess.STDOUT)
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail("redis-server did not start")
-    yield f"redis://:{password}@127.0.0.1:{port}/0"
-    proc.terminate()
-    proc.wait(10)
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -317,6 +337,8 @@ def test_killed_engine_mid_shard_still_completes(workers, redis_url, key_file, t
     seg1 = {h["engine"]["name"] for h in hosts if h["address"].startswith("127.55.")}
     assert "seg1-replacement@test" in seg1
     assert "scan %d shard 0" % sid in workers.log("seg1-replacement@test")
+    # the victim's claim on the job's nonce lapsed with its heartbeat: the redelivered job is taken over, not a replay
+    assert "its earlier engine stopped mid-shard; running it here" in workers.log("seg1-replacement@test")
 
 
 def test_central_resends_a_stalled_shard(workers, redis_url, key_file, tmp_path):
@@ -371,22 +393,29 @@ def test_bad_jobs_are_refused_and_logged(workers, redis_url, key_file, tmp_path)
     app.send_task(TASK_NAME, args=[good, signing.sign(key, good)], queue="segr")  # replayed
 
     got: list[dict] = []
+    unsigned: list[dict] = []
     with app.connection_for_write() as conn:
         q = conn.SimpleQueue(reply)
         deadline = time.time() + 30
         while time.time() < deadline and not (any(m["type"] == "done" for m in got)
-                                               and sum(m["type"] == "refused" for m in got) >= 3):
+                                               and sum(m["type"] == "refused" for m in got) >= 3 and len(unsigned) >= 3):
             try:
                 m = q.get(timeout=0.5)
             except q.Empty:
                 continue
             m.ack()
+            if not m.payload["sig"]:
+                unsigned.append(m.payload["msg"])   # the jobs the engine could not authenticate: said unsigned
+                continue
             signing.verify(key, m.payload["msg"], m.payload["sig"])
             got.append(m.payload["msg"])
         q.close()
     refused = sorted(m["reason"] for m in got if m["type"] == "refused")
     assert refused == ["out-of-range", "replay", "stale"]
     assert [m["shard"] for m in got if m["type"] == "done"] == [77]
+    assert sorted(m["reason"] for m in unsigned) == ["bad-signature", "bad-signature", "unsigned"]
+    assert all(m["type"] == "refused" and m["engine"]["name"] == "segr@test" for m in unsigned)
+    assert "key differs" in next(m["detail"] for m in unsigned if m["reason"] == "bad-signature")
     log = workers.log("segr@test")
     for reason in ("unsigned", "bad-signature", "stale", "out-of-range", "replay"):
         assert f"refused job (scan 5, shard" in log and f": {reason}:" in log, reason

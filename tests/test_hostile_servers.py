@@ -52,11 +52,35 @@ def _rst(writer: asyncio.StreamWriter) -> None:
     writer.transport.abort()
 
 
-def test_silent_server_times_out_with_an_error():
-    async def handler(reader, writer):
-        await asyncio.sleep(30)
+# -- hostile servers ---------------------------------------------------------------------
 
-    result, elapsed = run(_scan("127.22.0.1", handler))
+
+async def _silent(reader, writer):
+    await asyncio.sleep(30)
+
+
+async def _garbage(reader, writer):
+    await _read_frame(reader)
+    payload = os.urandom(60)
+    writer.write(b"\x00\x00\x00" + bytes([len(payload)]) + payload)
+    await writer.drain()
+    await asyncio.sleep(30)
+
+
+async def _reset(reader, writer):
+    await _read_frame(reader)
+    _rst(writer)
+
+
+async def _huge(reader, writer):
+    await _read_frame(reader)
+    writer.write(b"\x00\xff\xff\xff" + b"A" * 100)
+    await writer.drain()
+    await asyncio.sleep(30)
+
+
+def test_silent_server_times_out_with_an_error():
+    result, elapsed = run(_scan("127.22.0.1", _silent))
     assert result.ports == {str(PORT): "open"}
     assert any("io-timeout" in e for e in result.errors), result.errors
     # Two probes run in parallel, then nothing else can proceed: a few timeouts at most.
@@ -64,11 +88,7 @@ def test_silent_server_times_out_with_an_error():
 
 
 def test_reset_after_negotiate_means_protocols_refused_not_a_crash():
-    async def handler(reader, writer):
-        await _read_frame(reader)
-        _rst(writer)
-
-    result, _ = run(_scan("127.22.0.2", handler))
+    result, _ = run(_scan("127.22.0.2", _reset))
     assert result.ports[str(PORT)] == "open"
     assert result.smb1 is not None and result.smb1.enabled is False
     assert result.smb2 is not None and result.smb2.dialects == []
@@ -76,26 +96,13 @@ def test_reset_after_negotiate_means_protocols_refused_not_a_crash():
 
 
 def test_garbage_reply_is_a_protocol_error():
-    async def handler(reader, writer):
-        await _read_frame(reader)
-        payload = os.urandom(60)
-        writer.write(b"\x00\x00\x00" + bytes([len(payload)]) + payload)
-        await writer.drain()
-        await asyncio.sleep(5)
-
-    result, elapsed = run(_scan("127.22.0.3", handler))
+    result, elapsed = run(_scan("127.22.0.3", _garbage))
     assert any("protocol-error" in e for e in result.errors), result.errors
     assert elapsed < 6 * TIMEOUT + 1
 
 
 def test_huge_announced_length_is_refused_at_once():
-    async def handler(reader, writer):
-        await _read_frame(reader)
-        writer.write(b"\x00\xff\xff\xff" + b"A" * 100)
-        await writer.drain()
-        await asyncio.sleep(5)
-
-    result, elapsed = run(_scan("127.22.0.4", handler, timeout=3.0))
+    result, elapsed = run(_scan("127.22.0.4", _huge, timeout=3.0))
     assert any("protocol-error" in e and "announced" in e for e in result.errors), result.errors
     # refused when the header arrives, not after waiting for 16 MB
     assert elapsed < 3.0
@@ -154,3 +161,49 @@ def test_keepalive_flood_then_silence_times_out(flood):
     result, elapsed = run(_scan("127.22.0.9", handler))
     assert any("io-timeout" in e for e in result.errors), result.errors
     assert elapsed < 6 * TIMEOUT + 1
+
+
+# -- every connection closed on every path (issue 17) ---------------------------------------
+
+
+async def _tiny_flood(reader, writer):
+    await _read_frame(reader)
+    chunk = b"\x00\x00\x00\x01A" * 5000
+    for _ in range(400):
+        writer.write(chunk)
+        await writer.drain()
+    await asyncio.sleep(30)
+
+
+async def _smb1_only(reader, writer):
+    """Answers SMB1 negotiates with a refusal status, stays silent to SMB2."""
+    while True:
+        msg = await _read_frame(reader)
+        if msg[:4] == b"\xffSMB":
+            reply = b"\xffSMB\x72" + struct.pack("<I", 0xC0000002) + b"\x00" * 23 + b"\x00\x00\x00"
+            writer.write(struct.pack(">I", len(reply)) + reply)
+            await writer.drain()
+
+
+@pytest.mark.parametrize("handler", [_silent, _garbage, _reset, _huge, _tiny_flood, _smb1_only],
+                         ids=lambda h: h.__name__.strip("_"))
+def test_no_socket_is_left_open_after_a_hostile_host(handler):
+    """Counted in /proc after scan_host returns: the client sockets this process
+    still holds to the hostile server.  (A failed SMB2 negotiate used to keep
+    its connection, which a flooding server then filled without end.)"""
+    from faultkit import client_sockets
+
+    address = "127.22.0.10"
+
+    async def go():
+        server = await _serve(address, handler)
+        try:
+            result = await scan_host(address, ScanOptions(ports=(PORT,), timeout=TIMEOUT), RateLimiter(None))
+            await asyncio.sleep(0.1)  # aborted transports close on the next loop turns
+            return result, client_sockets(address, PORT)
+        finally:
+            server.close()
+
+    result, left = run(go())
+    assert result.ports == {str(PORT): "open"}
+    assert left == 0, f"{left} socket(s) still open to {address}:{PORT}"

@@ -114,9 +114,10 @@ def test_dashboard_shows_rules_scan(tmp_path):
     password = "correct horse battery"
     db = tmp_path / "s.db"
     sid = _record(db, DATA / "aws-sg.json", DATA / "iptables-save.txt")
-    c = TestClient(create_app(str(db), ["127.0.0.0/8"]), follow_redirects=False)
+    c = TestClient(create_app(str(db), ["127.0.0.0/8"]), follow_redirects=False, base_url="http://127.0.0.1")
     r = c.get("/setup")
-    r = c.post("/setup", data={"csrf": token.search(r.text).group(1), "password": password, "password2": password})
+    r = c.post("/setup", data={"csrf": token.search(r.text).group(1), "token": c.app.state.setup_token.value,
+                               "password": password, "password2": password})
     assert r.status_code == 303, r.text
     r = c.get("/login")
     r = c.post("/login", data={"csrf": token.search(r.text).group(1), "username": "admin", "password": password, "next": "/"})

@@ -4,21 +4,15 @@ The PostgreSQL run skips when no postgres binaries exist, except in CI (CI=true)
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from pgcluster import PgCluster
 from smbsentry.store import Store, StoreError, sort_key
 from smbsentry.store.migrate import head
-
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def finding(fid, status, severity="critical", port=445, cves=("CVE-2017-0144",)):
@@ -35,59 +29,14 @@ def host(addr, name="WS1", os_name="Windows 7 Professional 7601 Service Pack 1",
 
 
 # ---------------------------------------------------------------- PostgreSQL server
-def _pg_bin() -> str | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not found and shutil.which("apt-get") and os.geteuid() == 0:
-        subprocess.run(["apt-get", "install", "-y", "-q", "postgresql"], capture_output=True, timeout=600)
-        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return os.path.dirname(found[-1]) if found else None
-
-
-def _free_port() -> int:
-    for port in (55432, 0):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-                return s.getsockname()[1]
-            except OSError:
-                continue
-    raise RuntimeError("no free port")
-
-
-def _unavailable(reason: str):
-    if IN_CI:
-        pytest.fail(f"PostgreSQL is required in CI: {reason}")
-    pytest.skip(f"PostgreSQL not available: {reason}")
-
-
 @pytest.fixture(scope="session")
 def pg_url():
-    bindir = _pg_bin()
-    if bindir is None:
-        _unavailable("no /usr/lib/postgresql/*/bin/initdb")
-    run_as: list[str] = []
-    if os.geteuid() == 0:
-        if shutil.which("runuser") is None:
-            _unavailable("running as root without runuser")
-        run_as = ["runuser", "-u", "postgres", "--"]
-    tmp = tempfile.mkdtemp(prefix="smbsentry-pg-")
-    data = os.path.join(tmp, "data")
-    if run_as:
-        shutil.chown(tmp, "postgres", "postgres")
-    port = _free_port()
-    try:
-        subprocess.run(run_as + [f"{bindir}/initdb", "-D", data, "-U", "smbsentry", "--auth=trust", "-E", "UTF8"],
-                       check=True, capture_output=True, timeout=120)
-        subprocess.run(run_as + [f"{bindir}/pg_ctl", "-D", data, "-l", os.path.join(tmp, "log"), "-w", "-t", "60", "start",
-                                 "-o", f"-h 127.0.0.1 -p {port} -k {tmp} -F"], check=True, capture_output=True, timeout=120)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-        log = open(os.path.join(tmp, "log")).read()[-2000:] if os.path.exists(os.path.join(tmp, "log")) else ""
-        _unavailable(f"{exc}: {getattr(exc, 'stderr', b'')!r} {log}")
-    admin = create_engine(f"postgresql+psycopg://smbsentry@127.0.0.1:{port}/postgres", isolation_level="AUTOCOMMIT")
-    yield admin, port
+    cluster = PgCluster(preferred_port=55432).start()
+    admin = create_engine(f"postgresql+psycopg://smbsentry@127.0.0.1:{cluster.port}/postgres", isolation_level="AUTOCOMMIT")
+    yield admin, cluster.port
     admin.dispose()
-    subprocess.run(run_as + [f"{bindir}/pg_ctl", "-D", data, "-m", "fast", "-w", "stop"], capture_output=True, timeout=120)
-    shutil.rmtree(tmp, ignore_errors=True)
+    cluster.stop()
+    cluster.remove()
 
 
 _db_counter = iter(range(10**6))

@@ -47,7 +47,8 @@ def seeded(lab, tmp_path_factory):
 
 def make_client(db, **kw) -> TestClient:
     app = create_app(str(db), [LAB_ALLOW], **kw)
-    return TestClient(app, follow_redirects=False)
+    # the dashboard answers to loopback Host names only (TestClient's default is "testserver")
+    return TestClient(app, base_url="http://127.0.0.1:8080", follow_redirects=False)
 
 
 def token(resp) -> str:
@@ -60,7 +61,8 @@ def setup_admin(c: TestClient) -> None:
     r = c.get("/setup")
     if r.status_code == 302:
         return
-    r = c.post("/setup", data={"csrf": token(r), "password": PASSWORD, "password2": PASSWORD})
+    r = c.post("/setup", data={"csrf": token(r), "token": c.app.state.setup_token.value, "password": PASSWORD,
+                               "password2": PASSWORD})
     assert r.status_code == 303, r.text
 
 
@@ -91,11 +93,18 @@ def test_first_run_asks_for_admin_password(tmp_path):
     assert r.status_code == 401 and r.json()["detail"].startswith("login required")
     form = c.get("/setup")
     assert form.status_code == 200 and "set the admin password" in form.text
-    assert c.post("/setup", data={"password": PASSWORD, "password2": PASSWORD}).status_code == 403  # no CSRF token
-    assert c.post("/setup", data={"csrf": token(form), "password": "short", "password2": "short"}).status_code == 400
-    assert c.post("/setup", data={"csrf": token(form), "password": PASSWORD, "password2": PASSWORD + "x"}).status_code == 400
-    r = c.post("/setup", data={"csrf": token(form), "password": PASSWORD, "password2": PASSWORD})
+    setup = c.app.state.setup_token.value
+    assert c.post("/setup", data={"password": PASSWORD, "password2": PASSWORD, "token": setup}).status_code == 403  # no CSRF
+    r = c.post("/setup", data={"csrf": token(form), "password": PASSWORD, "password2": PASSWORD})  # no setup token
+    assert r.status_code == 403 and "Wrong setup token" in r.text
+    r = c.post("/setup", data={"csrf": token(form), "password": PASSWORD, "password2": PASSWORD, "token": setup + "x"})
+    assert r.status_code == 403 and not c.app.state.auth.has_admin()
+    ok = {"csrf": token(form), "token": setup}
+    assert c.post("/setup", data={**ok, "password": "short", "password2": "short"}).status_code == 400
+    assert c.post("/setup", data={**ok, "password": PASSWORD, "password2": PASSWORD + "x"}).status_code == 400
+    r = c.post("/setup", data={**ok, "password": PASSWORD, "password2": PASSWORD})
     assert r.status_code == 303 and r.headers["location"].startswith("/login")
+    assert c.app.state.setup_token.value is None   # spent
     # Once set, nobody can set it again.
     assert c.get("/setup").status_code == 302
     assert c.post("/setup", data={"csrf": token(form), "password": "x" * 20, "password2": "x" * 20}).status_code == 403
@@ -126,11 +135,16 @@ def test_cookie_flags(seeded):
     cookie = login(c).headers["set-cookie"]
     assert "smbsentry_session=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
     assert "Secure" not in cookie
-    # Secure when asked for, and whenever the request came over https.
-    c2 = TestClient(create_app(str(seeded["db"]), [LAB_ALLOW], secure_cookies=True), follow_redirects=False,
+    # Secure when asked for, with an https --public-url (whose name is then answered), and whenever the
+    # request came over https.
+    c1 = TestClient(create_app(str(seeded["db"]), [LAB_ALLOW], secure_cookies=True), follow_redirects=False,
+                    base_url="https://localhost")
+    assert "Secure" in login(c1).headers["set-cookie"]
+    c2 = TestClient(create_app(str(seeded["db"]), [LAB_ALLOW], public_url="https://scanner.example:8443/"),
+                    follow_redirects=False, base_url="http://scanner.example")   # (the proxy speaks http to us)
+    assert "Secure" in c2.get("/login").headers["set-cookie"]
+    c3 = TestClient(create_app(str(seeded["db"]), [LAB_ALLOW], allowed_host=["testserver"]), follow_redirects=False,
                     base_url="https://testserver")
-    assert "Secure" in login(c2).headers["set-cookie"]
-    c3 = TestClient(create_app(str(seeded["db"]), [LAB_ALLOW]), follow_redirects=False, base_url="https://testserver")
     assert "Secure" in login(c3).headers["set-cookie"]
 
 
@@ -542,7 +556,7 @@ def test_scan_start_needs_csrf(client):
 
 
 def test_scan_start_disabled_without_allow(seeded):
-    c = TestClient(create_app(str(seeded["db"]), []), follow_redirects=False)
+    c = TestClient(create_app(str(seeded["db"]), []), follow_redirects=False, base_url="http://127.0.0.1")
     setup_admin(c)
     login(c)
     r = c.get("/scans")

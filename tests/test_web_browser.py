@@ -65,6 +65,7 @@ def test_dashboard_in_chromium(env):
     d.get(url + "/hosts")
     assert path() == "/setup"
     wb.shot(d, "01-setup")
+    css("#token").send_keys(env["app"].state.setup_token.value)   # printed on smbsentry serve's console
     css("#password").send_keys(wb.PASSWORD)
     css("#password2").send_keys(wb.PASSWORD)
     css("#setup").click()

@@ -194,7 +194,7 @@ def chromium_paths() -> tuple[str, str]:
     return browser, driver  # type: ignore[return-value]
 
 
-def chrome(profile_dir: Path, download_dir: Path):
+def chrome(profile_dir: Path, download_dir: Path, extra_args: tuple[str, ...] = ()):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -204,7 +204,7 @@ def chrome(profile_dir: Path, download_dir: Path):
     opts.binary_location = browser
     for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage", f"--user-data-dir={profile_dir}",
-                "--window-size=1280,1000"):
+                "--window-size=1280,1000", *extra_args):
         opts.add_argument(arg)
     opts.add_experimental_option("prefs", {"download.default_directory": str(download_dir), "download.prompt_for_download": False,
                                            "safebrowsing.enabled": False})

@@ -2,22 +2,22 @@
 
 Thin on purpose: everything it does is a call into scan (and later audit,
 detect, report, web).  Exit status follows contract.md: 0 success, 1 a
-run-time failure, 2 bad usage or bad input (one line on stderr, no
-traceback), 130 after Ctrl-C with the finished hosts written.
+run-time failure (an output or the store could not be written; a scan lost
+hosts to local resource errors), 2 bad usage or bad input (one line on
+stderr, no traceback), 3 --fail-on, 130 after Ctrl-C or SIGTERM with the
+finished hosts written.
 """
 
 from __future__ import annotations
 
 import getpass
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import __version__
 
@@ -86,6 +86,8 @@ def scan(
     concurrency: int = typer.Option(256, "--concurrency", min=1, max=100000, help="Hosts in flight at once."),
     rate: float = typer.Option(0, "--rate", min=0, help="New connections per second (0: no limit)."),
     timeout: float = typer.Option(5.0, "--timeout", min=0.05, help="Seconds allowed for each step (connect, each reply)."),
+    host_timeout: float = typer.Option(
+        30.0, "--host-timeout", min=0, help="Seconds one host may take in all; then what was learned is kept and the undecided checks are unknown (0: no limit)."),
     dialects: str = typer.Option(
         "range",
         "--dialects",
@@ -106,11 +108,13 @@ def scan(
     broker: Optional[str] = typer.Option(None, "--broker", help="With --engines: broker URL (default SMBSENTRY_BROKER or redis://127.0.0.1:6379/0)."),
     shard_size: int = typer.Option(256, "--shard-size", min=1, max=65536, help="With --engines: addresses per shard (within one /24)."),
     key_file: Optional[Path] = typer.Option(None, "--key-file", help="With --engines: the shared job-signing key (default SMBSENTRY_ENGINE_KEY_FILE)."),
+    broker_wait: float = typer.Option(60.0, "--broker-wait", min=0, help="With --engines: seconds to wait (retrying with backoff) for a broker that went away; then the scan stops, resumable with --resume."),
+    stall_timeout: float = typer.Option(120.0, "--stall-timeout", min=0, help="With --engines: seconds of silence from an engine before its shard is sent again (0: never)."),
+    engine_wait: float = typer.Option(5.0, "--engine-wait", min=0, help="With --engines: seconds to wait for a live engine with the same key on a queue before the scan stops."),
 ) -> None:
     """Discover SMB/NetBIOS hosts, fingerprint them and run the checks; every scan is recorded while it runs."""
-    from .scan.engine import Engine, install_uvloop
     from .scan.fingerprint import ScanOptions
-    from .scan.output import FORMATS, Writer
+    from .scan.output import FORMATS
     from .scan.session import Credentials
     from .scan.targets import TargetError, TargetSet
 
@@ -130,6 +134,7 @@ def scan(
                 exclude=list(exclude), ports=ports, checks=checks, timeout=timeout, dialects=dialects,
                 rate=rate, user=user, domain=domain, quiet=quiet,
                 output=(str(output) if output else ("-" if fmt == "jsonl" else None)), no_store=no_store,
+                resume=resume, broker_wait=broker_wait, stall_timeout=stall_timeout, engine_wait=engine_wait,
             )
         )
     store = scan_id = None
@@ -154,6 +159,7 @@ def scan(
         ports = saved.get("ports", ports)
         checks = saved.get("checks", checks)
         timeout = saved.get("timeout", timeout)
+        host_timeout = saved.get("host_timeout", host_timeout)
         dialects = saved.get("dialects", dialects)
         scan_id = resume
     from .checks.registry import select
@@ -189,8 +195,8 @@ def scan(
             password = getpass.getpass(f"Password for {domain + chr(92) if domain else ''}{user}: ")
         creds = Credentials(user, password, domain)
     options = ScanOptions(
-        ports=smb_ports, timeout=timeout, credentials=creds,
-        dialect_method=dialects, checks=selected, service_ports=service_ports,
+        ports=smb_ports, timeout=timeout, credentials=creds, dialect_method=dialects, checks=selected,
+        service_ports=service_ports, host_timeout=host_timeout or None,
     )
     if store is None and not no_store:
         from .store import Store, StoreError
@@ -200,113 +206,61 @@ def scan(
             scan_id = store.begin_scan(
                 list(targets or []) + [str(f) for f in targets_file],
                 {"targets": list(targets or []), "targets_files": [str(f) for f in targets_file], "exclude": list(exclude),
-                 "ports": ports, "checks": checks, "timeout": timeout, "dialects": dialects, "user": user, "domain": domain},
+                 "ports": ports, "checks": checks, "timeout": timeout, "dialects": dialects, "user": user, "domain": domain,
+                 "host_timeout": host_timeout},
             )
         except StoreError as exc:
             fail(str(exc))
+    from .scan.runner import LocalScan, run_local_scan
 
-    try:
-        stream = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
-    except OSError as exc:
-        fail(f"cannot write {output}: {exc.strerror}")
-    # A table for a pipe or a file is not folded to 80 columns.
-    table_console = Console(file=stream, width=None if stream.isatty() else 200, highlight=False)
-    writer = Writer(fmt, stream, table_console if fmt == "table" else None, lang=lang)
-    show_progress = not quiet and err.is_terminal
-    progress = Progress(
-        TextColumn("[bold]scanning"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[found]} reported"),
-        TimeElapsedColumn(),
-        console=err,
-        disable=not show_progress,
-        transient=True,
+    raise typer.Exit(run_local_scan(LocalScan(
+        options, target_set, fmt=fmt, lang=lang, output=output, quiet=quiet, concurrency=concurrency, rate=rate,
+        store=store, scan_id=scan_id, done=done, fail_on=fail_on), err))
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  smbsentry respond 10.0.0.0/24 -o response/\n\n"
+        "  smbsentry respond 10.0.0.0/16 --exclude 10.0.9.0/24 -o response-zh/ --lang zh --inventories inventories/\n\n"
+        "  SMBSENTRY_PASSWORD=... smbsentry respond 10.0.0.0/24 -o response/ --user audit --domain CORP --checks all"
     )
-    task = progress.add_task("scan", total=target_set.estimated_count, found=0)
-    found = 0
-    bad_input: list[str] = []
-    threshold = SEVERITIES.index(fail_on) if fail_on else None
-    failing = 0
+)
+def respond(
+    targets: list[str] = typer.Argument(None, help="Addresses, CIDRs, ranges, host names (as for scan)."),
+    out_dir: Path = typer.Option(..., "--output", "-o", help="Folder for the reports, the plan and the results (written whole at the end)."),
+    lang: str = typer.Option("en", "--lang", help="Language of the plan and of the list printed: en | zh (both reports are written)."),
+    inventories: list[Path] = typer.Option([], "--inventories", help="Inventory files or folders to audit and merge (as for audit); repeatable."),
+    targets_file: list[Path] = typer.Option([], "--targets-file", "-iL", help="File of targets: plain lines, nmap XML or masscan JSON."),
+    exclude: list[str] = typer.Option([], "--exclude", help="Targets to skip (repeatable)."),
+    ports: str = typer.Option("445,139", "--ports", help="As for scan: SMB ports, and service ports for their probes."),
+    checks: str = typer.Option("default", "--checks", help="default | all | ID,... (as for scan)."),
+    user: Optional[str] = typer.Option(None, "--user", help="User for credentialed logons (password: SMBSENTRY_PASSWORD or a prompt)."),
+    domain: str = typer.Option("", "--domain", help="Domain of --user."),
+    concurrency: int = typer.Option(256, "--concurrency", min=1, max=100000, help="Hosts in flight at once."),
+    rate: float = typer.Option(0, "--rate", min=0, help="New connections per second (0: no limit)."),
+    timeout: float = typer.Option(5.0, "--timeout", min=0.05, help="Seconds allowed for each step."),
+    host_timeout: float = typer.Option(30.0, "--host-timeout", min=0, help="Seconds one host may take in all (0: no limit)."),
+    top: int = typer.Option(20, "--top", min=0, max=100000, help="Rows of the ranked action list printed."),
+    db: Optional[str] = typer.Option(None, "--db", help="Store URL (SQLite path or postgresql://...)."),
+    no_store: bool = typer.Option(False, "--no-store", help="Do not record the run in the store."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or scan summary on stderr."),
+) -> None:
+    """Scan, audit, plan and report in one run: the ranked to-do list of an outbreak.
 
-    def on_result(result) -> None:
-        nonlocal found, failing
-        found += 1
-        if threshold is not None and any(
-            f.status in ("vulnerable", "likely") and SEVERITIES.index(f.severity) <= threshold for f in result.findings
-        ):
-            failing += 1
-        data = result.to_dict()  # once, for the store and the writer
-        if store is not None:
-            store.add_host(scan_id, data)
-        writer.add(result, data)
-        progress.update(task, found=found)
+    Scans the targets with the checks, merges the inventories given, plans the fix
+    (isolate, back up, patch or work around, harden, verify), writes report.html,
+    report-zh.html, report.json, hosts.csv, scan.jsonl and plan/ into the folder
+    (all at once, never half-written), records the scan, the audits and the plan in
+    the store, and prints the ranked action list."""
+    from .app.respond import RespondRequest, respond as run_respond
+    from .app.scanprep import ScanRequest
 
-    def on_progress(n: int) -> None:
-        progress.advance(task, n)
-
-    def guarded(it):
-        try:
-            for t in it:
-                if t.address is not None and (t.address in done or target_set.is_excluded(t.address)):
-                    continue
-                yield t
-        except TargetError as exc:
-            bad_input.append(str(exc))
-
-    engine = Engine(options, concurrency=concurrency, rate=rate or None, on_result=on_result, on_progress=on_progress)
-    install_uvloop()
-    import asyncio  # here, not at the top: `smbsentry detect` and the others start faster without it
-
-    async def run():
-        loop = asyncio.get_running_loop()
-        main = asyncio.current_task()
-        interrupted = {"n": 0}
-
-        def on_sigint() -> None:
-            interrupted["n"] += 1
-            engine.stop()
-            if main is not None:
-                main.cancel()
-
-        try:
-            loop.add_signal_handler(signal.SIGINT, on_sigint)
-            loop.add_signal_handler(signal.SIGTERM, on_sigint)
-        except (NotImplementedError, RuntimeError):
-            pass
-        return await engine.run(guarded(iter(target_set)))
-
-    with progress:
-        try:
-            summary = asyncio.run(run())
-        except KeyboardInterrupt:
-            summary = engine.summary
-            summary.interrupted = True
-    writer.finish()
-    if output:
-        stream.close()
-    if store is not None:
-        store.finish_scan(scan_id, "interrupted" if summary.interrupted or bad_input else "finished")
-        store.close()
-    if not quiet:
-        err.print(
-            f"{summary.targets} targets, {summary.with_smb} with SMB open, "
-            + (f"{summary.services_only} with other services only, " if summary.services_only else "")
-            + f"{summary.elapsed:.1f}s ({summary.hosts_per_second:.0f} hosts/s)"
-            + (f", {summary.unresolved} unresolved" if summary.unresolved else "")
-            + (" - interrupted, finished hosts written" if summary.interrupted else "")
-            + (f"; recorded as scan {scan_id}" + (f" (resume: smbsentry scan --resume {scan_id})" if summary.interrupted else "")
-               if store is not None else ""),
-            markup=False,
-        )
-    if bad_input:
-        fail(bad_input[0])
-    if summary.interrupted:
-        raise typer.Exit(130)
-    if failing:
-        if not quiet:
-            err.print(f"{failing} host(s) with findings at or above {fail_on}", markup=False)
-        raise typer.Exit(3)
+    if lang not in ("en", "zh"):
+        fail(f"unknown --lang {lang!r} (en or zh)")
+    scan_req = ScanRequest(list(targets or []), list(targets_file), list(exclude), ports, checks, timeout, host_timeout,
+                           "range", user, domain, concurrency, rate, db, not no_store, quiet=quiet, lang=lang)
+    raise typer.Exit(run_respond(RespondRequest(scan_req, out_dir, lang, list(inventories), top), Console(), err))
 
 
 @app.command(
@@ -482,7 +436,9 @@ def engine(
     """Run a scan engine: a Celery worker that scans the signed shards routed to its queue.
 
     The engine only connects out to the broker, runs only jobs signed with
-    the shared key, and refuses targets outside its --allow ranges."""
+    the shared key, each job once (on a Redis broker every engine shares the
+    record of the jobs run, across restarts), and refuses targets outside
+    its --allow ranges; refusals are reported to the central side."""
     from .engines.cli import main_engine
 
     raise typer.Exit(main_engine(queue, concurrency, broker, db, allow, str(key_file) if key_file else None))
@@ -499,20 +455,47 @@ def engines_list(
     raise typer.Exit(main_engines_list(broker, as_json=as_json))
 
 
-@app.command(epilog="Example:  smbsentry serve --port 8080 --allow 10.20.0.0/16   (then open http://127.0.0.1:8080/)")
+@app.command(epilog=(
+    "Examples:\n\n"
+    "  smbsentry serve --port 8080 --allow 10.20.0.0/16   (then open http://127.0.0.1:8080/)\n\n"
+    "  smbsentry serve --host 0.0.0.0 --public-url https://scanner.corp.example   (behind an HTTPS proxy)"))
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (put anything but loopback behind HTTPS)."),
     port: int = typer.Option(8080, "--port", min=1, max=65535, help="Port to listen on."),
     db: Optional[str] = typer.Option(None, "--db", help="Store URL (default SMBSENTRY_DB or the user data dir)."),
     allow: list[str] = typer.Option([], "--allow", help="Range the dashboard may start scans against (repeatable; none: scanning from the web is off)."),
+    public_url: Optional[str] = typer.Option(None, "--public-url", help="The URL users open (https://... makes cookies Secure); its host name is answered."),
+    allowed_host: list[str] = typer.Option([], "--allowed-host", help="Another Host name to answer to (repeatable). Default: loopback names and the --host address only."),
 ) -> None:
     """The web dashboard: overview, hosts, host detail with fixes and plans, scans and diffs, a JSON API.
 
-    Login required (the first visit sets the admin password); users and
-    sessions live in the store's web_* tables."""
+    Login required. While no admin exists, /setup asks for a one-time
+    token printed on this console. Requests for other Host names get 400
+    (DNS rebinding); bodies are capped (4 KiB for /login and /setup, 64 KiB
+    elsewhere: 413) before they are read; failed logins are throttled per
+    address and per user (growing delays, then a 15-minute lockout) and
+    logged here. Users and hashed session ids live in the store's web_*
+    tables. `smbsentry users passwd` changes a password."""
     from .web import main_serve
 
-    raise typer.Exit(main_serve(host, port, db, allow))
+    raise typer.Exit(main_serve(host, port, db, allow, public_url=public_url, allowed_host=allowed_host))
+
+
+users_app = typer.Typer(help="Dashboard users (kept in the store's web_users table).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("passwd", epilog="Example:  smbsentry users passwd            (asks twice)\n\n"
+                                    "  printf '%s\\n' \"$PW\" | smbsentry users passwd --password-stdin")
+def users_passwd(
+    user: str = typer.Option("admin", "--user", help="The user whose password changes (created when missing)."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the new password from the first line of stdin."),
+    db: Optional[str] = typer.Option(None, "--db", help="Store URL (default SMBSENTRY_DB or the user data dir)."),
+) -> None:
+    """Set a dashboard user's password; every session of that user ends (log in again)."""
+    from .web.users import main_passwd
+
+    raise typer.Exit(main_passwd(user, db, password_stdin))
 
 
 def _open_store(db: Optional[str]):
@@ -599,10 +582,16 @@ def report(
         fail(str(exc))
     finally:
         store.close()
-    if output:
-        output.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+    _write_or_fail(text, output)
+
+
+def _write_or_fail(text: str, output: Optional[Path]) -> None:
+    """Write a command's result; a full disk is one line and exit 1."""
+    from .textio import write_text
+
+    problem = write_text(text, output)
+    if problem is not None:
+        fail(problem, 1)
 
 
 kb_app = typer.Typer(help="Query the knowledge base (vulnerabilities, fixes, products, actions).", no_args_is_help=True)
@@ -661,6 +650,7 @@ def kb_update_cmd(file: Path = typer.Argument(..., help="A catalog.json written 
         "Examples:\n\n"
         "  smbsentry audit systeminfo-ws07.txt hotfix.csv\n\n"
         "  smbsentry audit inventories/ --format jsonl -o audit.jsonl\n\n"
+        "  smbsentry audit inventories/ --lang zh   (the table in Chinese)\n\n"
         "  smbsentry audit inventories/ --merge scan.json --format jsonl   (scan results settled by patch facts)"
     )
 )
@@ -673,6 +663,7 @@ def audit(
     workers: int = typer.Option(16, "--workers", min=1, max=256, help="With --remote: hosts audited at once."),
     timeout: float = typer.Option(30.0, "--timeout", min=1, help="With --remote: seconds per host."),
     fmt: str = typer.Option("table", "--format", "-f", help="table | jsonl | json"),
+    lang: str = typer.Option("en", "--lang", help="Language of the table: en | zh (statuses and evidence in Chinese). JSON and JSON Lines stay English: they are the contract."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
     merge: Optional[Path] = typer.Option(None, "--merge", help="Scan results (json, jsonl, or `report N --format json`) to settle with the patch facts; writes merged host results."),
     merge_scan: Optional[int] = typer.Option(None, "--scan", metavar="SCAN_ID", help="Like --merge, with a stored scan's hosts."),
@@ -687,6 +678,8 @@ def audit(
 
     if fmt not in ("table", "jsonl", "json"):
         fail(f"unknown --format {fmt!r} (table, jsonl or json)")
+    if lang not in ("en", "zh"):
+        fail(f"unknown --lang {lang!r} (en or zh)")
     inventory = inventory or []
     if not inventory and not remote:
         fail("give inventory files or --remote TARGETS")
@@ -727,11 +720,8 @@ def audit(
         merged = [merge_scan_audit(h, by_host[i]) if i in by_host else h for i, h in enumerate(hosts)]
         text = "".join(_json.dumps(h, ensure_ascii=False) + "\n" for h in merged) if fmt != "json" else _json.dumps(merged, ensure_ascii=False, indent=2) + "\n"
     else:
-        text = render_audit(results, fmt)
-    if output:
-        output.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+        text = render_audit(results, fmt, lang=lang)
+    _write_or_fail(text, output)
     if results and not no_store:
         from .store import StoreError
 
@@ -740,7 +730,7 @@ def audit(
             for r in results:
                 store.add_audit(r.to_dict())
         except StoreError as exc:
-            fail(str(exc))
+            fail(f"audit written, but not recorded: {exc}", 1)
         finally:
             store.close()
     for e in remote_errors:  # per-host run-time problems: reported, the others go on

@@ -9,10 +9,16 @@ NativeOS) are capped at MAX_REMOTE_STRING when they enter the model.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 MAX_REMOTE_STRING = 256
+
+#: errno values that mean this machine ran out of something, not that the
+#: target did anything: a step failing so is a "local-error" (scan and
+#: service probes alike), and the scan tries that host again later.
+LOCAL_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EADDRNOTAVAIL})
 
 STATUSES = ("vulnerable", "likely", "not_vulnerable", "unknown")
 SEVERITIES = ("critical", "high", "medium", "low", "info")
@@ -185,8 +191,16 @@ class HostResult:
         """Worth a result record: SMB is open, another probed service answered, or
         this host could not be judged because of us (a local error or a bug):
         such a host is never dropped silently."""
-        return self.smb_open or self.services_answered or any(
-            ": local-error:" in e or ": internal-error:" in e for e in self.errors)
+        return self.smb_open or self.services_answered or self.local_error or any(
+            ": internal-error:" in e for e in self.errors)
+
+    @property
+    def local_error(self) -> bool:
+        """Some step failed because this machine ran out of something
+        (LOCAL_ERRNOS): the host itself was not judged."""
+        if any(": local-error:" in e for e in self.errors):
+            return True
+        return any(isinstance(v, dict) and "local-error:" in str(v.get("error", "")) for v in self.services.values())
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -8,10 +8,12 @@ address when a file has no name, before the host is evaluated once.
 from __future__ import annotations
 
 import json
+import unicodedata
 from datetime import date
 from pathlib import Path
 from typing import NamedTuple
 
+from .. import i18n
 from .errors import InventoryError
 from .evaluate import evaluate
 from .facts import HostFacts
@@ -63,30 +65,63 @@ def audit_files(paths, *, as_of: date | None = None, ids=None) -> AuditRun:
     return AuditRun(results, errors)
 
 
-def render_audit(results: list[AuditResult], fmt: str = "table", errors: list[InventoryError] | None = None) -> str:
-    """table (for people; not_applicable verdicts counted, not listed), jsonl (one host per line) or json (an array)."""
+def render_audit(results: list[AuditResult], fmt: str = "table", errors: list[InventoryError] | None = None, lang: str = "en") -> str:
+    """table (for people; not_applicable verdicts counted, not listed), jsonl (one host per line) or json (an array).
+
+    `lang` is the table's language: zh gives statuses, headings and evidence in Chinese (each
+    distinct sentence translated once; a sentence with no Chinese pattern stays English).  JSON
+    and JSON Lines are the contract and stay English whatever `lang` says."""
     if fmt == "jsonl":
         return "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in results)
     if fmt == "json":
         return json.dumps([r.to_dict() for r in results], ensure_ascii=False, indent=2) + "\n"
     if fmt != "table":
         raise ValueError(f"unknown format {fmt!r} (table, jsonl or json)")
+    words = i18n.labels("audit", i18n.check_lang(lang))
+    status = i18n.labels("status", lang)
+    english = lang == "en"
+    narrow = english  # one column a character everywhere: English output is formatted as it always was
+    said: dict[str, str] = {}
+
+    def say(text: str) -> str:
+        got = said.get(text)
+        if got is None:
+            got = said[text] = i18n.sentence(text, lang)
+        return got
+
     rows = []
     for r in results:
         name = r.host or r.address or "?"
+        narrow = narrow and name.isascii()
         shown = [v for v in r.verdicts if v.status != "not_applicable"]
         hidden = len(r.verdicts) - len(shown)
-        rows.append((name, r.facts.product or "?", "", f"{hidden} not applicable" if hidden else ""))
+        rows.append((name, r.facts.product or "?", "", words["not_applicable"].format(n=hidden) if hidden else ""))
         order = {"missing": 0, "unknown": 1, "patched": 2}
         for v in sorted(shown, key=lambda v: (order[v.status], v.id)):
             fix = ""
             if v.fix:
                 fix = " -> " + ", ".join(x.get("kb") or x.get("action") for x in v.fix[:4])
-            rows.append(("", v.id, v.status, v.evidence + fix))
-    widths = [max([len(c[i]) for c in rows] + [len(h)]) for i, h in enumerate(("host", "finding", "status"))]
-    head = f"{'host':<{widths[0]}}  {'finding':<{widths[1]}}  {'status':<{widths[2]}}  evidence"
-    lines = [head, "-" * len(head)]
-    lines += [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:<{widths[2]}}  {d}".rstrip() for a, b, c, d in rows]
+            rows.append(("", v.id, status.get(v.status, v.status), (v.evidence if english else say(v.evidence)) + fix))
+    head_words = (words["host"], words["finding"], words["status"])
+    width = len if narrow else _width
+    w0, w1, w2 = (max([width(c[i]) for c in rows] + [width(h)]) for i, h in enumerate(head_words))
+    head = f"{_pad(head_words[0], w0)}  {_pad(head_words[1], w1)}  {_pad(head_words[2], w2)}  {words['evidence']}"
+    lines = [head, "-" * width(head)]
+    if narrow:
+        lines += [f"{a:<{w0}}  {b:<{w1}}  {c:<{w2}}  {d}".rstrip() for a, b, c, d in rows]
+    else:
+        lines += [f"{_pad(a, w0)}  {_pad(b, w1)}  {_pad(c, w2)}  {d}".rstrip() for a, b, c, d in rows]
     for e in errors or ():
-        lines.append(f"error: {e}")
+        lines.append(words["error"].format(error=e))
     return "\n".join(lines) + "\n"
+
+
+def _width(text: str) -> int:
+    """Terminal columns: Chinese characters take two."""
+    if text.isascii():
+        return len(text)
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - _width(text))

@@ -195,7 +195,7 @@ def _not_affected(v: Vulnerability, h: _Host) -> Verdict:
     p = h.product
     if p.id in v.unassessed:
         return Verdict(v.id, "unknown", f"{p.name} left support on {p.end_of_support} before {v.bulletin or v.id} ({v.released}) and was not assessed for it")
-    what = v.affected_text or ", ".join(sorted({query.product(x).line for x in v.affected_products}))
+    what = query.affected_summary(v)
     arch = f" {h.facts.architecture}" if any(p.id in a.products for a in v.affected) else ""
     return Verdict(v.id, "not_applicable", f"{p.name}{arch} is not affected by {v.module or v.bulletin or v.id} (affected: {what})")
 

@@ -12,6 +12,8 @@ import csv
 import json
 from pathlib import Path
 
+from ..textio import MAX_JSON_DEPTH, InputTooLarge, json_depth, read_bounded
+from . import limits
 from .encoding import decode
 from .errors import InventoryError
 from .facts import HostFacts
@@ -45,6 +47,9 @@ def _item_lines(text: str) -> dict[int, int]:
 
 
 def _load_json(text: str, path: str) -> tuple[list, dict[int, int]]:
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise InventoryError(path, 1, f"JSON nested {depth} levels deep (the limit is {MAX_JSON_DEPTH})")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -130,6 +135,8 @@ def parse_text(text: str, path: str) -> tuple[list[HostFacts], list[InventoryErr
             raise InventoryError(path, 1, "JSON of an unknown kind (expected Get-HotFix / Win32_QuickFixEngineering, Get-ComputerInfo, osquery patches / os_version, or facts)")
     elif kind == "systeminfo":
         hosts, errors = systeminfo.parse(text, path)
+        junk = limits.junk_error(text, path) if not text.lstrip().startswith('"') else None
+        errors += [junk] if junk else []
     elif kind == "computerinfo":
         hosts, errors = computerinfo.parse_text(text, path)
     elif kind in ("gethotfix-csv", "wmic-qfe-csv"):
@@ -146,10 +153,15 @@ def parse_text(text: str, path: str) -> tuple[list[HostFacts], list[InventoryErr
 
 
 def read_file(path: str | Path) -> tuple[list[HostFacts], list[InventoryError], str]:
+    """Read one file within the limits of limits.py (size checked before reading)."""
     p = str(path)
     try:
-        data = Path(path).read_bytes()
+        data = read_bounded(path, limits.MAX_FILE_BYTES)
+    except InputTooLarge as exc:
+        raise InventoryError(p, None, f"{exc} (split the export)") from None
     except OSError as exc:
         raise InventoryError(p, None, exc.strerror or str(exc)) from None
     text, _encoding = decode(data, p)
-    return parse_text(text, p)
+    del data
+    hosts, errors, kind = parse_text(text, p)
+    return hosts, limits.cap_errors(errors, p), kind

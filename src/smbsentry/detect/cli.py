@@ -8,12 +8,14 @@ follows (a ``stats`` line, or tables), and for JSON lines a short human
 summary goes to stderr unless ``quiet``.
 
 Exit status (contract.md): 0 success (alerts or not); 1 a run-time failure
-(the live capture could not start: privilege, interface); 2 bad usage or bad
-input (an unreadable, truncated or corrupt capture: the alerts of the
-packets before the damage are still written, the other inputs still read);
-3 with ``fail_on`` when an alert is at or above that severity; 130 after
-Ctrl-C while reading files (a live capture stops normally on Ctrl-C: 0).
-Errors are one line on stderr, never a traceback.
+(the live capture could not start: privilege, interface; the output could
+not be written: a full disk); 2 bad usage or bad input (an unreadable,
+truncated or corrupt capture: the alerts of the packets before the damage
+are still written, the other inputs still read); 3 with ``fail_on`` when an
+alert is at or above that severity; 130 after Ctrl-C or SIGTERM while
+reading files, with the summary of what was read written (a live capture
+stops normally on Ctrl-C or SIGTERM: 0).  Errors are one line on stderr,
+never a traceback.
 
 ``python -m smbsentry.detect`` runs the same function from its own argument
 parser (for use before the main CLI is wired, and by the benchmark).
@@ -41,6 +43,38 @@ from .output import FORMATS, JsonlWriter, TableWriter, summary_lines
 from .signatures import FAIL_ON_LEVELS, SIGNATURES
 
 __all__ = ["main", "main_detect"]
+
+
+class _OutputFailed(Exception):
+    """Writing the events failed (a full disk): not an input error, the run stops."""
+
+
+class _Output:
+    """The output stream; a failed write raises _OutputFailed, so that it is
+    never taken for a read error of the capture being analysed."""
+
+    def __init__(self, stream: TextIO, name: str) -> None:
+        self._stream = stream
+        self.name = name
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise _OutputFailed(f"cannot write {self.name}: {exc.strerror or exc}") from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise _OutputFailed(f"cannot write {self.name}: {exc.strerror or exc}") from None
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
 
 
 class _StartFailed(Exception):
@@ -129,10 +163,29 @@ def main_detect(
         return 2
     # -- output ------------------------------------------------------------
     try:
-        stream: TextIO = open(out, "w", encoding="utf-8", newline="\n") if out is not None else stdout  # noqa: SIM115
+        raw: TextIO = open(out, "w", encoding="utf-8", newline="\n") if out is not None else stdout  # noqa: SIM115
     except OSError as exc:
         _err(stderr, f"cannot write {out}: {exc.strerror}")
         return 2
+    stream: Any = _Output(raw, str(out) if out is not None else "standard output")
+    try:
+        return _run(inputs, interface, bpf, duration, capture_tool, jobs, fmt, config, stream, quiet, fail_on,
+                    stdout, stderr, store, db)
+    except _OutputFailed as exc:
+        _err(stderr, str(exc))
+        return 1
+    finally:
+        if raw is not stdout:
+            with contextlib.suppress(OSError):
+                raw.close()
+
+
+def _run(inputs: list[str], interface: str | None, bpf: str | None, duration: float | None, capture_tool: str | None,
+         jobs: int, fmt: str, config: Config, stream: Any, quiet: bool, fail_on: str | None,
+         stdout: TextIO, stderr: TextIO, store: bool = False, db: str | None = None) -> int:
+    """Read the inputs, write events and the summary; the exit status.  SIGTERM
+    while reading files ends the run as Ctrl-C does: the summary of what was
+    read is written (a service manager's stop must not leave an empty file)."""
     if fmt == "table":
         width = None if stream.isatty() else 200
         writer: Any = TableWriter(Console(file=stream, width=width, highlight=False))
@@ -161,6 +214,7 @@ def main_detect(
         jobs = os.cpu_count() or 1
     if jobs > 1 and (interface or not hasattr(os, "fork")):
         jobs = 1
+    old_term = signal.signal(signal.SIGTERM, _raise_interrupt) if not interface and _main_thread() else None
     try:
         try:
             if interface:
@@ -178,6 +232,8 @@ def main_detect(
             _err(stderr, f"internal error: {exc}")
             return 1
         finally:
+            if old_term is not None:
+                signal.signal(signal.SIGTERM, old_term)
             with contextlib.suppress(KeyboardInterrupt):
                 stats = engine.finish()
         stats["errors"] = errors
@@ -185,6 +241,7 @@ def main_detect(
         if interrupted:
             stats["interrupted"] = True
         writer.summary(stats)
+        stream.flush()
         if fmt == "jsonl" and not quiet:
             for line in summary_lines(stats):
                 stderr.write(line + "\n")
@@ -195,9 +252,6 @@ def main_detect(
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
         return 0
-    finally:
-        if stream is not stdout:
-            stream.close()
     if store and not _record_usage(db, inputs, usage, span, stderr, quiet):
         return 1
     if interrupted and not interface:

@@ -113,6 +113,7 @@ def run_files(
                 code = 0
                 try:
                     signal.signal(signal.SIGINT, signal.SIG_IGN)
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's handler raises KeyboardInterrupt
                     os.close(r)
                     for _pid, rfd in workers:
                         os.close(rfd)

@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--rate", type=float, default=0)
     s.add_argument("--exclude", action="append", default=[])
     s.add_argument("--stall-timeout", type=float, default=120.0)
+    s.add_argument("--broker-wait", type=float, default=60.0)
+    s.add_argument("--engine-wait", type=float, default=5.0)
+    s.add_argument("--resume", type=int)
     s.add_argument("--output", "-o")
     s.add_argument("--quiet", "-q", action="store_true")
     k = sub.add_parser("keygen", help="write a new shared key file")
@@ -56,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     return main_distributed_scan(a.targets, a.queue, a.route, a.broker, a.db, a.shard_size, key_file=a.key_file,
                                  ports=a.ports, checks=a.checks, timeout=a.timeout, rate=a.rate, exclude=a.exclude,
-                                 stall_timeout=a.stall_timeout, output=a.output, quiet=a.quiet)
+                                 stall_timeout=a.stall_timeout, output=a.output, quiet=a.quiet,
+                                 broker_wait=a.broker_wait, engine_wait=a.engine_wait, resume=a.resume)
 
 
 if __name__ == "__main__":

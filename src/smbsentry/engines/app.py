@@ -23,14 +23,15 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import socket
 import ssl
 import threading
 import time
 
-from celery import Celery
+from celery import Celery, Task
 
-from . import signing
+from . import shared, signing
 from .signing import SignatureError
 
 log = logging.getLogger("smbsentry.engines")
@@ -117,13 +118,37 @@ class EngineConfig:
             self.key = signing.load_key(None)
         except SignatureError as exc:
             self.key, self.key_error = b"", str(exc)
-        self.nonces = signing.NonceCache(self.max_age + signing.CLOCK_SKEW)
+        self.nonces = None   # the store every engine on the broker shares (shared.py), made with the app
+        self._nonce_lock = threading.Lock()
         self.db = os.environ.get("SMBSENTRY_ENGINE_DB") or None
         self.name = ""
+        self.owner = ""
+        self.consumer = None  # the worker's consumer (its queues), set when the worker is ready
         self.shards_done = 0
         self.hosts_scanned = 0
         self.refused = 0
         self.current: dict | None = None
+
+    def nonce_store(self, celery_app: Celery):
+        with self._nonce_lock:
+            if self.nonces is None:
+                self.nonces = shared.nonce_store(celery_app, self.max_age + signing.CLOCK_SKEW)
+                self.owner = shared.owner_token(self.identity()["name"])
+            return self.nonces
+
+    def queues(self) -> list[str]:
+        try:
+            return sorted(q.name for q in self.consumer.task_consumer.queues)
+        except AttributeError:   # not started yet, or a bare call outside a worker
+            return [self.queue] if self.queue else []
+
+    def info(self) -> dict:
+        """What `smbsentry engines` shows and what the central side checks before it sends a shard."""
+        return {**self.identity(), "queues": self.queues(), "allowed": [str(n) for n in self.allowed],
+                "concurrency": self.concurrency, "shards_done": self.shards_done, "hosts_scanned": self.hosts_scanned,
+                "refused": self.refused, "current": self.current, "key_ok": self.key_error is None,
+                "key_id": signing.key_id(self.key) if self.key else None, "key_error": self.key_error,
+                "pid": os.getpid(), "at": time.time()}
 
     def identity(self) -> dict:
         return {"name": self.name or f"{self.queue}@{socket.gethostname()}", "queue": self.queue,
@@ -160,21 +185,42 @@ def reset_engine_config() -> None:
         _config = None
 
 
+REPLY_RE = re.compile(r"^smbsentry\.results\.[A-Za-z0-9_.-]{1,100}$")
+UNSIGNED_REASONS = ("no-key", "unsigned", "bad-signature")   # refusals an engine cannot sign
+# a reply that cannot be written within this policy aborts the shard (the central side sends it again)
+PUBLISH_RETRY = {"max_retries": 4, "interval_start": 0.5, "interval_step": 1.0, "interval_max": 3.0}
+
+
+class Busy(Exception):
+    """Another live engine runs this very job: try again once its lease could have lapsed."""
+
+
 class Reply:
-    """Signed messages to the central side's reply queue, over the broker connection."""
+    """Messages to the central side's reply queue, over the broker connection.
+
+    Signed with the shared key; a refusal of a job this engine could not authenticate goes out
+    unsigned (`key` empty): the central side accepts such a message only as the end of a shard
+    it is waiting for, never as a result."""
 
     def __init__(self, celery_app: Celery, name: str, key: bytes, base: dict) -> None:
         self.key = key
         self.base = base
         self._lock = threading.Lock()
-        self.conn = celery_app.connection_for_write()
-        self.queue = self.conn.SimpleQueue(name)
+        # a pooled connection: a new one per shard cost ~4 ms of the shard's round trip
+        self.conn = celery_app.pool.acquire(block=True, timeout=30)
+        try:
+            self.conn.ensure_connection(max_retries=3)
+            self.queue = self.conn.SimpleQueue(name)
+        except Exception as exc:  # noqa: BLE001 - redis-py's errors are not OSErrors: make it one (Celery retries)
+            self.conn.close()     # a dead connection goes back to the pool closed: it reconnects when used
+            self.conn.release()
+            raise shared.SharedStateError(f"cannot open the reply queue {name}: {exc}") from None
 
     def send(self, kind: str, **fields) -> None:
         msg = {**self.base, "type": kind, "sent_at": time.time(), **fields}
-        body = {"msg": msg, "sig": signing.sign(self.key, msg)}
+        body = {"msg": msg, "sig": signing.sign(self.key, msg) if self.key else ""}
         with self._lock:
-            self.queue.put(body, serializer="json")
+            self.queue.put(body, serializer="json", retry=True, retry_policy=PUBLISH_RETRY)
 
     def close(self) -> None:
         with self._lock:
@@ -214,22 +260,46 @@ def refuse(cfg: EngineConfig, job: object, reason: str, detail: str, reply: Repl
     return {"refused": reason, "detail": detail}
 
 
+def _reply_for(celery_app: Celery, cfg: EngineConfig, job: object, key: bytes) -> Reply | None:
+    """The reply channel a job names, if it names a well-formed one (a forged job cannot pick any queue)."""
+    if not isinstance(job, dict) or not isinstance(job.get("reply"), str) or not REPLY_RE.match(job["reply"]):
+        return None
+    base = {"scan_id": job.get("scan_id"), "shard": job.get("shard"), "nonce": job.get("nonce"), "engine": cfg.identity()}
+    return Reply(celery_app, job["reply"], key, base)
+
+
+def _refuse_unsigned(celery_app: Celery, cfg: EngineConfig, job: object, reason: str, detail: str) -> dict:
+    """A job this engine cannot authenticate: logged, and said (unsigned) to the reply queue it names."""
+    try:
+        reply = _reply_for(celery_app, cfg, job, b"")
+    except shared.SharedStateError:   # broker trouble: the refusal is logged here in any case
+        log.debug("cannot open the reply queue", exc_info=True)
+        reply = None
+    try:
+        return refuse(cfg, job, reason, detail, reply)
+    finally:
+        if reply is not None:
+            reply.close()
+
+
 def run_job(celery_app: Celery, job: object, sig: object, hostname: str = "") -> dict:
-    """Check and run one shard; every refusal is logged (and reported when the job is authentic)."""
+    """Check and run one shard; every refusal is logged and reported to the central side."""
     cfg = engine_config()
     if hostname:
         cfg.name = hostname
     if cfg.key_error:
-        return refuse(cfg, job, "no-key", cfg.key_error)
+        return _refuse_unsigned(celery_app, cfg, job, "no-key", cfg.key_error)
     try:
         signing.verify(cfg.key, job, sig)
     except SignatureError as exc:
-        return refuse(cfg, job, exc.reason, exc.detail)   # not authentic: nothing is sent anywhere
-    reply = Reply(celery_app, job["reply"], cfg.key, {
-        "scan_id": job.get("scan_id"), "shard": job.get("shard"), "nonce": job.get("nonce"), "engine": cfg.identity()})
+        return _refuse_unsigned(celery_app, cfg, job, exc.reason,
+                                exc.detail + " (the engine's key differs from the central side's, or the job was altered)")
+    reply = _reply_for(celery_app, cfg, job, cfg.key)
+    if reply is None:
+        return refuse(cfg, job, "malformed", "job field 'reply' missing or not a reply queue")
     try:
         try:
-            signing.check_job(cfg.key, job, sig, cfg.nonces, cfg.max_age)
+            signing.check_job(cfg.key, job, sig, cfg.max_age)
         except SignatureError as exc:
             return refuse(cfg, job, exc.reason, exc.detail, reply)
         if not cfg.allowed:
@@ -239,16 +309,40 @@ def run_job(celery_app: Celery, job: object, sig: object, hostname: str = "") ->
             more = f" and {len(outside) - 5} more" if len(outside) > 5 else ""
             return refuse(cfg, job, "out-of-range",
                           f"{', '.join(outside[:5])}{more} outside {', '.join(map(str, cfg.allowed))}", reply)
-        try:
-            return _scan(cfg, job, reply)
-        except BaseException:
-            cfg.nonces.forget(job["nonce"])
-            raise
+        return _claimed(celery_app, cfg, job, reply)
     finally:
         reply.close()
 
 
-def _scan(cfg: EngineConfig, job: dict, reply: Reply) -> dict:
+def _claimed(celery_app: Celery, cfg: EngineConfig, job: dict, reply: Reply) -> dict:
+    """Run the job once its nonce is claimed in the store every engine shares; release the claim if it fails."""
+    nonces = cfg.nonce_store(celery_app)
+    state = nonces.claim(job["nonce"], cfg.owner)
+    if state == shared.DONE:
+        return refuse(cfg, job, "replay", f"nonce {job['nonce']} already run", reply)
+    if state == shared.BUSY:
+        log.info("engine %s: scan %s shard %s is being run by another engine; trying again later",
+                 cfg.identity()["name"], job["scan_id"], job["shard"])
+        raise Busy(job["nonce"])
+    if state == shared.TAKEOVER:
+        log.warning("engine %s: scan %s shard %s: its earlier engine stopped mid-shard; running it here",
+                    cfg.identity()["name"], job["scan_id"], job["shard"])
+    try:
+        done = _scan(cfg, job, reply, lambda: nonces.renew(job["nonce"], cfg.owner))
+    except BaseException:
+        try:
+            nonces.release(job["nonce"], cfg.owner)
+        except shared.SharedStateError:
+            log.debug("could not release the claim (it lapses by itself)", exc_info=True)
+        raise
+    try:
+        nonces.finish(job["nonce"], cfg.owner)
+    except shared.SharedStateError:
+        log.warning("could not mark shard %s done in the nonce store", job["shard"])
+    return done
+
+
+def _scan(cfg: EngineConfig, job: dict, reply: Reply, renew=lambda: True) -> dict:
     from ..scan.engine import Engine
     from ..scan.targets import Target
 
@@ -261,11 +355,14 @@ def _scan(cfg: EngineConfig, job: dict, reply: Reply) -> dict:
     if cfg.db:
         from ..store import Store
         store = Store.open(cfg.db)
+    reported = 0
 
     def on_result(result) -> None:
+        nonlocal reported
         host = result.to_dict()
         host["engine"] = ident
         reply.send("host", host=host)
+        reported += 1
         if store is not None:
             store.add_host(job["scan_id"], host)
 
@@ -274,6 +371,10 @@ def _scan(cfg: EngineConfig, job: dict, reply: Reply) -> dict:
     def beat() -> None:
         while not stop.wait(HEARTBEAT_SECONDS):
             try:
+                if not renew():
+                    log.warning("engine %s: lost the claim on shard %s (the broker restarted, or another engine "
+                                "took the shard over after a pause longer than the lease)",
+                                ident["name"], job["shard"])
                 reply.send("beat")
             except Exception:  # noqa: BLE001
                 log.debug("heartbeat failed", exc_info=True)
@@ -293,17 +394,46 @@ def _scan(cfg: EngineConfig, job: dict, reply: Reply) -> dict:
     cfg.shards_done += 1
     cfg.hosts_scanned += summary.targets
     done = {"targets": summary.targets, "with_smb": summary.with_smb, "elapsed": summary.elapsed,
-            "connections": summary.connections}
+            "connections": summary.connections, "reported": reported}
     reply.send("done", summary=done)
     log.info("engine %s: shard %s done: %d targets, %d with SMB, %.2fs", ident["name"], job["shard"],
              summary.targets, summary.with_smb, summary.elapsed)
     return done
 
 
-@app.task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True,
+def report_failure(celery_app: Celery, job: object, sig: object, exc: BaseException) -> None:
+    """A shard that failed for good here (its retries spent): tell the central side, which sends it again."""
+    cfg = engine_config()
+    try:
+        signing.verify(cfg.key, job, sig)
+        reply = _reply_for(celery_app, cfg, job, cfg.key)
+    except (SignatureError, shared.SharedStateError):
+        return
+    if reply is None:
+        return
+    try:
+        reply.send("error", detail=" ".join(f"{type(exc).__name__}: {exc}".split())[:300])
+    except Exception:  # noqa: BLE001 - the broker is gone: the central side's stall timer covers it
+        log.debug("could not report the failure", exc_info=True)
+    finally:
+        reply.close()
+
+
+class ShardTask(Task):
+    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:  # noqa: ARG002 - Celery's signature
+        job, sig = (list(args or []) + [None, None])[:2]
+        report_failure(self.app, job, sig, exc)
+
+
+@app.task(name=TASK_NAME, bind=True, base=ShardTask, acks_late=True, reject_on_worker_lost=True,
           autoretry_for=(ConnectionError, OSError), retry_backoff=2, retry_kwargs={"max_retries": 3})
 def scan_shard(self, job, sig):
-    return run_job(self.app, job, sig, self.request.hostname or "")
+    try:
+        return run_job(self.app, job, sig, self.request.hostname or "")
+    except Busy:
+        # the job goes stale after max_age: that bounds the retries
+        cfg = engine_config()
+        raise self.retry(countdown=shared.LEASE_SECONDS, max_retries=int(cfg.max_age // shared.LEASE_SECONDS) + 2) from None
 
 
 # `smbsentry engines` asks every engine for this (celery inspect smbsentry_info)
@@ -312,12 +442,12 @@ try:
 
     @inspect_command()
     def smbsentry_info(state, **_kwargs):  # noqa: ARG001
-        cfg = engine_config()
-        return {"identity": cfg.identity(), "allowed": [str(n) for n in cfg.allowed], "concurrency": cfg.concurrency,
-                "shards_done": cfg.shards_done, "hosts_scanned": cfg.hosts_scanned, "refused": cfg.refused,
-                "current": cfg.current, "key_ok": cfg.key_error is None}
+        return engine_config().info()
 except ImportError:  # pragma: no cover
     pass
+
+
+_presence: shared.Presence | None = None
 
 
 def install_engine() -> None:
@@ -332,11 +462,40 @@ def install_engine() -> None:
         log.error("engine: no allowed ranges (SMBSENTRY_ENGINE_ALLOW / --allow): every job will be refused")
 
 
+def start_presence(celery_app: Celery, consumer=None, hostname: str = "") -> None:
+    """When the worker is ready: its queues known, announce it (Redis brokers) and say how replays are checked."""
+    global _presence
+    cfg = engine_config()
+    cfg.consumer = consumer
+    if hostname:
+        cfg.name = hostname
+    if not shared.is_redis(str(celery_app.conf.broker_url)):
+        log.warning("engine %s: replay protection is per engine process with this broker (nonces are shared "
+                    "between engines only through a Redis broker)", cfg.identity()["name"])
+    _presence = shared.Presence(celery_app, cfg.identity()["name"], cfg.info, HEARTBEAT_SECONDS)
+    _presence.start()
+
+
+def stop_presence() -> None:
+    global _presence
+    if _presence is not None:
+        _presence.stop()
+        _presence = None
+
+
 try:
-    from celery.signals import worker_init
+    from celery.signals import worker_init, worker_ready, worker_shutdown
 
     @worker_init.connect
     def _on_worker_init(**_kwargs) -> None:
         install_engine()
+
+    @worker_ready.connect
+    def _on_worker_ready(sender=None, **_kwargs) -> None:
+        start_presence(getattr(sender, "app", app), sender, getattr(sender, "hostname", "") or "")
+
+    @worker_shutdown.connect
+    def _on_worker_shutdown(**_kwargs) -> None:
+        stop_presence()
 except ImportError:  # pragma: no cover
     pass

@@ -14,6 +14,7 @@ import signal
 import socket
 import sys
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 log = logging.getLogger("smbsentry.engines")
 
@@ -146,6 +147,122 @@ def main_engines_list(broker: str | None = None, *, as_json: bool = False, timeo
     return 0
 
 
+def _summary_lines(scan_id: int, summary, resumed: int, quiet: bool = False) -> list[str]:
+    """The summary on stderr; with --quiet only the shards that failed (an error is never silent)."""
+    failed = [f"failed: {line}" for line in summary.errors[:10]]
+    if len(summary.errors) > 10:
+        failed.append(f"... and {len(summary.errors) - 10} more failed shards")
+    if quiet:
+        return failed
+    d = summary.to_dict()
+    lines = [f"scan {scan_id}: {summary.targets} targets in {summary.shards} shards ({summary.shards_done} done, "
+             f"{summary.shards_failed} failed, {summary.resent} re-sent), {summary.with_smb} with SMB, "
+             + (f"{summary.services_only} with other services only, " if summary.services_only else "")
+             + f"{summary.elapsed:.1f}s ({summary.hosts_per_second:.0f} hosts/s)"
+             + (f"; {resumed} hosts were already done" if resumed else "")]
+    if summary.refused:
+        lines.append(f"refused: {d['refused']}")
+    lines += failed
+    if summary.unrouted:
+        lines.append(f"{len(summary.unrouted)} targets no route covers (first: {summary.unrouted[0]})")
+    if summary.unresolved:
+        lines.append(f"{len(summary.unresolved)} host names not resolved")
+    return lines
+
+
+class _Usage(Exception):
+    """Bad input or configuration: one line, exit status 2."""
+
+
+@dataclass
+class ScanSpec:
+    """What a scan through engines scans and how: given on the command line, or saved with a scan to resume."""
+
+    targets: list = field(default_factory=list)
+    targets_file: list = field(default_factory=list)
+    exclude: list = field(default_factory=list)
+    ports: str | Sequence[int] = "445,139"
+    checks: str = "default"
+    timeout: float = 5.0
+    dialects: str = "range"
+    rate: float = 0
+    user: str | None = None
+    domain: str = ""
+    queue: str | None = None
+    routes: dict = field(default_factory=dict)
+    shard_size: int = 256
+
+    def saved(self, routes: dict, port_list: list[int]) -> dict:
+        return {"targets": list(self.targets), "targets_files": [str(f) for f in self.targets_file],
+                "exclude": list(self.exclude), "ports": ",".join(map(str, port_list)), "checks": self.checks,
+                "timeout": self.timeout, "dialects": self.dialects, "user": self.user, "domain": self.domain,
+                "engines": {"queue": self.queue, "routes": routes, "shard_size": self.shard_size, "rate": self.rate or 0}}
+
+    def resume_from(self, saved: dict) -> None:
+        eng = saved["engines"]
+        self.targets, self.targets_file = saved.get("targets") or [], saved.get("targets_files") or []
+        self.exclude, self.ports = saved.get("exclude") or [], saved.get("ports", self.ports)
+        self.checks, self.timeout = saved.get("checks", self.checks), saved.get("timeout", self.timeout)
+        self.dialects, self.user, self.domain = saved.get("dialects", self.dialects), saved.get("user"), saved.get("domain") or ""
+        self.rate, self.queue = eng.get("rate", self.rate), self.queue or eng.get("queue")
+        self.routes, self.shard_size = eng.get("routes") or {}, int(eng.get("shard_size") or self.shard_size)
+
+
+def _open_resume(db: str | None, scan_id: int, spec: ScanSpec):
+    """The store, and the addresses the scan already has; `spec` takes the scan's saved settings."""
+    from ..store import Store, StoreError
+
+    if spec.targets or spec.targets_file:
+        raise _Usage("--resume takes its targets from the stored scan: give no targets")
+    store = None
+    try:
+        store = Store.open(db)
+        meta = store.scan(scan_id)
+        saved = meta.get("options") or {}
+        if not isinstance(saved.get("engines"), dict):
+            raise StoreError(f"scan {scan_id} was not run through engines: resume it without --engines")
+        if meta.get("status") == "finished":
+            raise StoreError(f"scan {scan_id} is already finished")
+        spec.resume_from(saved)
+        return store, store.resume_scan(scan_id)
+    except StoreError as exc:
+        if store is not None:
+            store.close()
+        raise _Usage(str(exc)) from None
+
+
+def _prepare(spec: ScanSpec, key_file: str | None, route_file: str | None):
+    """(key, router, target set, job options, port list) of a scan, or _Usage."""
+    from ..checks.registry import select
+    from ..scan.host import split_ports
+    from ..scan.targets import TargetError, TargetSet
+    from . import signing
+    from .routes import RouteError, Router, load_routes
+
+    try:
+        key = signing.load_key(key_file)
+        router = Router(load_routes(route_file) if route_file else spec.routes, default=spec.queue)
+        port_list = _ports(spec.ports)
+        smb_ports, service_ports = split_ports(tuple(port_list), tuple(select(spec.checks)))
+        # nmap/masscan hosts count when one of the TCP ports probed is open (as in `smbsentry scan`)
+        target_set = TargetSet(spec.targets or [], files=spec.targets_file, excludes=spec.exclude,
+                               ports=set(smb_ports) | (service_ports - {137}))
+    except (signing.SignatureError, RouteError, TargetError, ValueError) as exc:
+        raise _Usage(str(exc.detail if isinstance(exc, signing.SignatureError) else exc)) from None
+    if not spec.targets and not spec.targets_file:
+        raise _Usage("no targets")
+    if spec.dialects not in ("range", "exact"):
+        raise _Usage(f"unknown --dialects {spec.dialects!r}")
+    options = {"ports": port_list, "timeout": spec.timeout, "checks": spec.checks, "dialects": spec.dialects,
+               "rate": spec.rate or 0}
+    if spec.user:
+        password = os.environ.get("SMBSENTRY_PASSWORD")
+        if password is None:
+            raise _Usage("--user needs SMBSENTRY_PASSWORD")
+        options.update(user=spec.user, domain=spec.domain, password=password)
+    return key, router, target_set, options, port_list
+
+
 def main_distributed_scan(targets: Sequence[str], queue: str | None = None, route_file: str | None = None,
                           broker: str | None = None, db: str | None = None, shard_size: int = 256, *,
                           key_file: str | None = None, targets_file: Sequence[str] = (), exclude: Sequence[str] = (),
@@ -153,67 +270,67 @@ def main_distributed_scan(targets: Sequence[str], queue: str | None = None, rout
                           dialects: str = "range", rate: float = 0, user: str | None = None, domain: str = "",
                           window: int = 64, stall_timeout: float = 120.0, scan_timeout: float | None = None,
                           ssl_options: dict | str | None = None, quiet: bool = False, output: str | None = None,
-                          no_store: bool = False) -> int:
+                          no_store: bool = False, resume: int | None = None, broker_wait: float = 60.0,
+                          engine_wait: float = 5.0) -> int:
     """Scan through engines: shard targets, route each shard to its queue, write results to the store as they come.
 
-    Returns 0 when every shard finished, 1 when the scan is incomplete, 2 on bad input or configuration."""
-    from ..checks.registry import select
-    from ..scan.host import split_ports
-    from ..scan.targets import TargetError, TargetSet
-    from . import signing
+    `resume` finishes an earlier scan through engines (its targets, options and routes; the hosts it has are
+    skipped).  Returns 0 when every shard finished, 1 when the scan is incomplete or could not go on (no live
+    engine, broker away longer than `broker_wait`), 2 on bad input or configuration."""
+    from ..store import Store, StoreError
     from .app import make_app
     from .central import DistributedScan
-    from .routes import RouteError, Router, load_routes
 
+    spec = ScanSpec(list(targets or []), [str(f) for f in targets_file], list(exclude), ports, checks, timeout, dialects,
+                    rate, user, domain, queue, {}, shard_size)
+    store, scan_id, done = None, 0, set()
     try:
-        key = signing.load_key(key_file)
-        router = Router(load_routes(route_file) if route_file else {}, default=queue)
-        port_list = _ports(ports)
-        smb_ports, service_ports = split_ports(tuple(port_list), tuple(select(checks)))
-        # nmap/masscan hosts count when one of the TCP ports probed is open (as in `smbsentry scan`)
-        target_set = TargetSet(targets or [], files=targets_file, excludes=exclude,
-                               ports=set(smb_ports) | (service_ports - {137}))
-    except (signing.SignatureError, RouteError, TargetError, ValueError) as exc:
-        _err(str(exc.detail if isinstance(exc, signing.SignatureError) else exc))
-        return 2
-    if not targets and not targets_file:
-        _err("no targets")
-        return 2
-    if dialects not in ("range", "exact"):
-        _err(f"unknown --dialects {dialects!r}")
-        return 2
-    options = {"ports": port_list, "timeout": timeout, "checks": checks, "dialects": dialects, "rate": rate or 0}
-    if user:
-        password = os.environ.get("SMBSENTRY_PASSWORD")
-        if password is None:
-            _err("--user needs SMBSENTRY_PASSWORD")
-            return 2
-        options.update(user=user, domain=domain, password=password)
-    store = None
-    scan_id = 0
-    if not no_store:
-        from ..store import Store, StoreError
-
+        if resume is not None:
+            if no_store:
+                raise _Usage("--resume needs the store")
+            store, done = _open_resume(db, resume, spec)
+            scan_id = resume
+        key, router, target_set, options, port_list = _prepare(spec, key_file, route_file)
+        if store is None and not no_store:
+            try:
+                store = Store.open(db)
+                scan_id = store.begin_scan(spec.targets + spec.targets_file, spec.saved(router.routes, port_list))
+            except StoreError as exc:
+                raise _Usage(str(exc)) from None
+        # "-" is standard output, as in the rest of the CLI.
         try:
-            store = Store.open(db)
-            scan_id = store.begin_scan(list(targets or []) + [str(f) for f in targets_file], {
-                "targets": list(targets or []), "targets_files": [str(f) for f in targets_file], "exclude": list(exclude),
-                "ports": ",".join(map(str, port_list)), "checks": checks, "timeout": timeout, "dialects": dialects,
-                "user": user, "domain": domain, "engines": {"queue": queue, "routes": router.routes, "shard_size": shard_size}})
-        except StoreError as exc:
-            _err(str(exc))
-            return 2
-    # "-" is standard output, as in the rest of the CLI.
-    out = sys.stdout if output == "-" else (open(output, "w", encoding="utf-8") if output else None)
+            out = sys.stdout if output == "-" else (open(output, "w", encoding="utf-8") if output else None)
+        except OSError as exc:
+            raise _Usage(f"cannot write {output}: {exc.strerror}") from None
+    except _Usage as exc:
+        _err(str(exc))
+        if store is not None:
+            if scan_id:
+                _end_scan(store, scan_id, "interrupted")
+            else:
+                store.close()
+        return 2
 
     def on_host(host: dict) -> None:
         if out is not None:
             out.write(json.dumps(host, sort_keys=True) + "\n")
             out.flush()
 
-    app = make_app(broker, ssl_options)
-    scan = DistributedScan(app, key, router, options, store=store, scan_id=scan_id, shard_size=shard_size,
-                           window=window, stall_timeout=stall_timeout, timeout=scan_timeout, on_host=on_host)
+    scan = DistributedScan(make_app(broker, ssl_options), key, router, options, store=store, scan_id=scan_id,
+                           shard_size=spec.shard_size, window=window, stall_timeout=stall_timeout, timeout=scan_timeout,
+                           on_host=on_host, broker_wait=broker_wait, engine_wait=engine_wait, skip=done,
+                           on_notice=None if quiet else (lambda text: _err(text)))
+    try:
+        return _run(scan, target_set, store, scan_id, len(done), quiet)
+    finally:
+        if out is not None and out is not sys.stdout:
+            out.close()
+
+
+def _run(scan, target_set, store, scan_id: int, resumed: int, quiet: bool) -> int:
+    """Run the scan (Ctrl-C stops it cleanly), record how it ended, say so on stderr; the exit status."""
+    from .central import ScanAborted
+
     previous = signal.getsignal(signal.SIGINT)
 
     def on_sigint(_sig, _frame) -> None:
@@ -225,30 +342,52 @@ def main_distributed_scan(targets: Sequence[str], queue: str | None = None, rout
         previous = None
     try:
         summary = scan.run(target_set)
-    except Exception as exc:  # noqa: BLE001 - broker unreachable
-        _err(f"distributed scan failed: {exc}")
+    except Exception as exc:  # noqa: BLE001 - no live engine, broker gone for too long, refused credentials
+        message = str(exc) if isinstance(exc, ScanAborted) else f"distributed scan failed: {exc}"
         if store is not None:
-            store.finish_scan(scan_id, "interrupted")
-            store.close()
+            stored = _stored_count(store, scan_id)
+            problem = _end_scan(store, scan_id, "interrupted")
+            if problem:
+                message += f"; {problem}"
+            else:
+                message += (f"; scan {scan_id} interrupted with {stored} hosts stored "
+                            f"(finish it with: smbsentry scan --resume {scan_id} --engines)")
+        _err(message)
         return 1
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-        if out is not None and out is not sys.stdout:
-            out.close()
+    problem = None
     if store is not None:
-        store.finish_scan(scan_id, "finished" if summary.complete else "interrupted")
-        store.close()
-    if not quiet:
-        d = summary.to_dict()
-        print(f"scan {scan_id}: {summary.targets} targets in {summary.shards} shards ({summary.shards_done} done, "
-              f"{summary.shards_failed} failed, {summary.resent} re-sent), {summary.with_smb} with SMB, "
-              + (f"{summary.services_only} with other services only, " if summary.services_only else "")
-              + f"{summary.elapsed:.1f}s ({summary.hosts_per_second:.0f} hosts/s)", file=sys.stderr)
-        if summary.refused:
-            print(f"refused: {d['refused']}", file=sys.stderr)
-        if summary.unrouted:
-            print(f"{len(summary.unrouted)} targets no route covers (first: {summary.unrouted[0]})", file=sys.stderr)
-        if summary.unresolved:
-            print(f"{len(summary.unresolved)} host names not resolved", file=sys.stderr)
+        problem = _end_scan(store, scan_id, "finished" if summary.complete else "interrupted")
+    for line in _summary_lines(scan_id, summary, resumed, quiet):
+        print(line, file=sys.stderr)
+    if problem:
+        _err(problem)
+        return 1
     return 0 if summary.complete else 1
+
+
+def _stored_count(store, scan_id: int) -> str:
+    """How many hosts the store holds for the scan, or "an unknown number of" where it cannot say."""
+    from ..store import StoreError
+
+    try:
+        return str(len(store.done_addresses(scan_id)))
+    except StoreError:
+        return "an unknown number of"
+
+
+def _end_scan(store, scan_id: int, status: str) -> str | None:
+    """Record how the scan ended and close the store; a store that went away is one line, not a traceback
+    (and never exit 0: the hosts it did not keep are lost to the store)."""
+    from ..store import StoreError
+
+    try:
+        try:
+            store.finish_scan(scan_id, status)
+        finally:
+            store.close()
+    except StoreError as exc:
+        return f"the store could not record scan {scan_id}: {exc} (resume it with: smbsentry scan --resume {scan_id} --engines)"
+    return None

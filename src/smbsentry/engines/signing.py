@@ -4,8 +4,8 @@ Celery's own message signing (`task_serializer="auth"`) needs an X.509
 certificate and key on every node.  This is the shared-key equivalent: the
 central side and every engine hold the same key file, the central side signs
 the canonical JSON of each job (targets, options, scan id, issued-at, nonce)
-and an engine checks the signature, the age and the nonce before it scans
-anything.  Engines sign their replies with the same key so a party that can
+and an engine checks the signature, the age and (through the nonce store all
+engines share, shared.py) the nonce before it scans anything.  Engines sign their replies with the same key so a party that can
 only write to the broker cannot inject results either.
 """
 
@@ -16,9 +16,7 @@ import hmac
 import json
 import os
 import secrets
-import threading
 import time
-from collections import OrderedDict
 from pathlib import Path
 
 MIN_KEY_BYTES = 16
@@ -66,6 +64,11 @@ def load_key(path: str | os.PathLike[str] | None) -> bytes:
     return key
 
 
+def key_id(key: bytes) -> str:
+    """A short public name of a key (an HMAC of a constant): two sides can compare keys without showing them."""
+    return hmac.new(key, b"smbsentry engine key id", hashlib.sha256).hexdigest()[:16]
+
+
 def generate_key(path: str | os.PathLike[str]) -> None:
     """Write a new random key (64 hex characters), readable by the owner only."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -80,41 +83,11 @@ def new_job(scan_id: int, shard: int, targets: list[str], options: dict, reply: 
     }
 
 
-class NonceCache:
-    """Nonces seen in the last `ttl` seconds (a job older than that is stale anyway)."""
+def check_job(key: bytes, job: object, signature: object, max_age: float = DEFAULT_MAX_AGE,
+              now: float | None = None) -> dict:
+    """Signature, shape and age of a job; returns it or raises SignatureError.
 
-    def __init__(self, ttl: float = DEFAULT_MAX_AGE, limit: int = 100_000) -> None:
-        self.ttl = ttl
-        self.limit = limit
-        self._seen: OrderedDict[str, float] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def add(self, nonce: str, now: float | None = None) -> bool:
-        """Remember the nonce; False when it was already seen (a replay)."""
-        now = time.time() if now is None else now
-        with self._lock:
-            while self._seen:
-                oldest, at = next(iter(self._seen.items()))
-                if at > now - self.ttl and len(self._seen) < self.limit:
-                    break
-                self._seen.popitem(last=False)
-            if nonce in self._seen:
-                return False
-            self._seen[nonce] = now
-            return True
-
-    def forget(self, nonce: str) -> None:
-        """Drop a nonce whose job failed here, so Celery's retry of the same message is accepted."""
-        with self._lock:
-            self._seen.pop(nonce, None)
-
-    def __len__(self) -> int:
-        return len(self._seen)
-
-
-def check_job(key: bytes, job: object, signature: object, nonces: NonceCache | None,
-              max_age: float = DEFAULT_MAX_AGE, now: float | None = None) -> dict:
-    """Signature, shape, age and nonce of a job; returns it or raises SignatureError."""
+    Whether its nonce was already run is asked of the nonce store the engines share (shared.py)."""
     if not isinstance(job, dict):
         raise SignatureError("malformed", "job is not an object")
     verify(key, job, signature)
@@ -128,6 +101,4 @@ def check_job(key: bytes, job: object, signature: object, nonces: NonceCache | N
         raise SignatureError("stale", f"issued {age:.0f}s ago (limit {max_age:.0f}s)")
     if age < -CLOCK_SKEW:
         raise SignatureError("stale", f"issued {-age:.0f}s in the future")
-    if nonces is not None and not nonces.add(job["nonce"], now):
-        raise SignatureError("replay", f"nonce {job['nonce']} already seen")
     return job

@@ -7,12 +7,15 @@
     i18n.sentence_html(text, "zh")             # the same as Markup: remote parts in <span class="r">
     i18n.install(jinja_env)                    # the filters status / severity / role / rank / sentence
 
-The catalogs are data (data/labels.json, data/sentences.json).  English is
+The catalogs are data (data/labels.json, data/sentences.json, and
+data/sentences_audit.json for the patch audit's verdicts).  English is
 the source: English output is exactly what the checks wrote, never
 re-rendered.  A sentence with no Chinese pattern is shown in English rather
-than dropped (tests assert the lab's sentences all have one).  This module
-depends on nothing of smbsentry's, so the report and the web dashboard both
-use it.
+than dropped (tests assert the lab's sentences and the audit's all have one).
+The report, the web dashboard and `audit --lang zh` use it.  Its one link to
+the rest of smbsentry is the knowledge base's own Chinese texts (kb/texts.py)
+that audit sentences embed: read the first time such a sentence is rendered in
+Chinese, never for English output.
 """
 
 from __future__ import annotations
@@ -63,9 +66,15 @@ def fmt(group: str, key: str, lang: str, **values: Any) -> str:
     return labels(group, lang)[key].format(**values)
 
 
+def _kb_texts() -> _s.Glossary:
+    from ..kb.texts import glossary  # here, not at the top: only a sentence that needs it loads the knowledge base
+
+    return glossary()
+
+
 @lru_cache(maxsize=1)
 def translator() -> _s.Translator:
-    return _s.load(LANGS[1:], _catalog()["term"])
+    return _s.load(LANGS[1:], _catalog()["term"], _kb_texts)
 
 
 def translate(text: str, lang: str) -> tuple | None:

@@ -2,7 +2,9 @@
 
 The checks write one English sentence per finding (contract.md keeps it in
 the JSON as it is).  data/sentences.json lists the shapes those sentences
-take, one pattern per shape, with a template per language:
+take, one pattern per shape, with a template per language; the patch audit's
+verdicts and the scan/audit merge have theirs in data/sentences_audit.json
+(with the update kinds their labels name, added to the `term` words):
 
     {"en": "probe could not run: {why:s}", "zh": "探测无法进行：{why}", "example": "..."}
 
@@ -17,6 +19,12 @@ A placeholder is `{name}` or `{name:type}`:
     w       a word from the catalog's `term` group (anonymous, guest, signing states ...)
     d       a technical detail kept as it is (a decoder's message, an exception)
     rk      a remote list of "name (kind)" items: the names kept, the kinds translated
+    kb      an update number, KB4012212
+    date    a date, 2017-03-14;  ym  a month, 2017-03
+    k       a text of the knowledge base (a module name, the systems a bulletin affects,
+            a fix text, a supersedence rule): its Chinese form where the knowledge base
+            has one, else kept as a value; a text the knowledge base does not hold fails
+            the pattern, so a loose pattern cannot swallow an unrelated sentence
 
 Sentences whose parts are joined by "; " are translated part by part (the
 parts of a NetShareEnum answer, the logons tried, the editions sharing a
@@ -35,7 +43,7 @@ import json
 import re
 from dataclasses import dataclass
 from importlib import resources
-from typing import Callable
+from typing import Callable, Mapping
 
 Segments = tuple[tuple[str, str], ...]
 
@@ -47,8 +55,9 @@ PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)(?::([a-z]+))?\}")
 QUOTED = r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\""
 TYPES = {
     "": r".+?", "n": r"-?\d+(?:\.\d+)?", "st": r"0x[0-9A-Fa-f]{8}(?: \([A-Z0-9_]+\))?", "r": r".*?", "q": QUOTED,
-    "s": r".+?", "d": r".+?", "rk": r".+?",
+    "s": r".+?", "d": r".+?", "rk": r".+?", "kb": r"KB\d{6,7}", "date": r"\d{4}-\d{2}-\d{2}", "ym": r"\d{4}-\d{2}", "k": r".+?",
 }
+FILES = ("sentences.json", "sentences_audit.json")
 INDEX_CHARS = 3
 
 
@@ -107,12 +116,21 @@ def _compile(entry: dict, terms: dict[str, dict[str, str]], langs: tuple[str, ..
     return Pattern(en, re.compile("".join(parts), re.S), tuple(literals), head, types, target, sum(map(len, literals)))
 
 
-class Translator:
-    """Sentences -> segments in one of the catalog's languages (None when no pattern fits)."""
+Glossary = Mapping[str, Mapping[str, str]]  # English text -> {lang: text}; an empty mapping: no form in that language
 
-    def __init__(self, entries: list[dict], terms: dict[str, dict[str, str]], langs: tuple[str, ...]):
+
+class Translator:
+    """Sentences -> segments in one of the catalog's languages (None when no pattern fits).
+
+    `glossary` gives the knowledge-base texts for `k` placeholders; it is called the
+    first time one is met, so sentences without them never load it."""
+
+    def __init__(self, entries: list[dict], terms: dict[str, dict[str, str]], langs: tuple[str, ...],
+                 glossary: Callable[[], Glossary] | None = None):
         self.terms = terms
         self.langs = langs
+        self._load_glossary = glossary
+        self._glossary: Glossary | None = None
         self.patterns = sorted((_compile(e, terms, langs) for e in entries), key=lambda p: -p.weight)
         generic = [p for p in self.patterns if len(p.head) < INDEX_CHARS]
         by_head: dict[str, list[Pattern]] = {}
@@ -164,7 +182,12 @@ class Translator:
                 return None
             values[name] = got
         out: list[tuple[str, str]] = []
-        for literal, name in p.target[lang]:
+        chunks = p.target[lang]
+        for i, (literal, name) in enumerate(chunks):
+            if i and chunks[i - 1][1] and _wide_text(values, p, chunks[i - 1][1], -1):
+                literal = _unspace(literal, 0)
+            if name and _wide_text(values, p, name, 0):
+                literal = _unspace(literal, -1)
             if literal:
                 out.append(("t", literal))
             if name:
@@ -180,7 +203,18 @@ class Translator:
             return (("r", value),) if value else ()
         if kind == "rk":
             return self._kinds(value, lang)
+        if kind == "k":
+            return self._kb_text(value, lang)
         return (("v", value),)
+
+    def _kb_text(self, value: str, lang: str) -> Segments | None:
+        if self._glossary is None:
+            self._glossary = self._load_glossary() if self._load_glossary else {}
+        forms = self._glossary.get(value)
+        if forms is None:
+            return None
+        text = forms.get(lang)
+        return (("t", text),) if text else (("v", value),)
 
     def _kinds(self, value: str, lang: str) -> Segments:
         """'MP3 (anonymous), MP3 (guest)': the share names stay, the logon kinds are words."""
@@ -235,9 +269,38 @@ class Translator:
         return got
 
 
-def load(langs: tuple[str, ...], terms: dict[str, dict[str, str]]) -> Translator:
-    data = json.loads(resources.files("smbsentry.i18n").joinpath("data", "sentences.json").read_text("utf-8"))
-    return Translator(data["sentences"], terms, langs)
+WIDE = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
+
+
+def _wide_text(values: dict[str, Segments], p: Pattern, name: str, end: int) -> bool:
+    """A knowledge-base text rendered in Chinese whose first (end=0) or last (end=-1) character is wide."""
+    seg = values[name]
+    return p.types[name] == "k" and len(seg) == 1 and seg[0][0] == "t" and bool(WIDE.match(seg[0][1][end]))
+
+
+def _unspace(literal: str, end: int) -> str:
+    """Drop the space a template puts between a value and a word where the value turned out Chinese:
+    Chinese sets no space between two wide characters ("不受 MS08-067 影响", "不受永恒之蓝（Eternalblue）影响")."""
+    if end == 0 and literal.startswith(" ") and WIDE.match(literal[1:2]):
+        return literal[1:]
+    if end == -1 and literal.endswith(" ") and WIDE.match(literal[-2:-1]):
+        return literal[:-1]
+    return literal
+
+
+def catalog(name: str) -> dict:
+    return json.loads(resources.files("smbsentry.i18n").joinpath("data", name).read_text("utf-8"))
+
+
+def load(langs: tuple[str, ...], terms: dict[str, dict[str, str]], glossary: Callable[[], Glossary] | None = None) -> Translator:
+    """Every catalog file's patterns; a file's own `terms` join the `term` words (the labels' words win)."""
+    entries, words = [], dict(terms)
+    for name in FILES:
+        data = catalog(name)
+        entries += data["sentences"]
+        for key, forms in data.get("terms", {}).items():
+            words.setdefault(key, forms)
+    return Translator(entries, words, langs, glossary)
 
 
 def plain(segments: Segments) -> str:

@@ -22,6 +22,7 @@ __all__ = [
     "Cover", "FixOption", "ProductMatch", "product", "vulnerability", "fix", "action", "normalize_kb", "supersedes_chain",
     "superseded_by", "supersedence_path", "covering_updates", "fixed_build", "file_verdict", "fixes_for", "actions_for",
     "is_affected", "later_rule", "product_from_os_string", "service_pack_path", "chain_of", "first_fix", "chain_text",
+    "affected_summary",
 ]
 
 
@@ -339,6 +340,11 @@ def _options(vuln_id: str, product_id: str, arch: str | None) -> tuple[FixOption
             out.append(FixOption(f, level, tuple(needs), arch, bool(rule and f.kind in rule.kinds), newer))
         return tuple(out)
     return ()
+
+
+def affected_summary(v: Vulnerability) -> str:
+    """The systems a finding affects, as evidence names them: its affected_text, else its products' lines."""
+    return v.affected_text or ", ".join(sorted({product(x).line for x in v.affected_products}))
 
 
 def is_affected(vuln_id: str, product_ref: str | Product, arch: str | None = None) -> bool:

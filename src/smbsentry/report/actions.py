@@ -43,7 +43,14 @@ def _unknown_reasons(fids: list[str], found: dict[str, dict]) -> str | None:
     return "; ".join(dict.fromkeys(r for r in reasons if r)) or None
 
 
-def _arg_html(key: str, name: str, value: str, found: dict[str, dict], fids: list[str], lang: str) -> Markup:
+def _audit_text_of(f: dict | None) -> str:
+    """The audit's own evidence that a merge kept in the finding (details.audit), uncut."""
+    details = (f or {}).get("details")
+    audit = details.get("audit") if isinstance(details, dict) else None
+    return str(audit.get("evidence") or "") if isinstance(audit, dict) else ""
+
+
+def _arg_html(key: str, name: str, value: str, found: dict[str, dict], fids: list[str], lang: str, finding: str | None = None) -> Markup:
     """One piece of host data in a step text: evidence re-read untruncated from the host's findings and
     translated, statuses as words, anything else (names, shares, ids) escaped as it is."""
     if key == "isolate-implant" and name == "evidence":
@@ -52,8 +59,10 @@ def _arg_html(key: str, name: str, value: str, found: dict[str, dict], fids: lis
         return i18n.sentence_html(_unknown_reasons(fids, found) or value, lang)
     if key.startswith("conflict-") and name in ("scan", "audit"):
         return escape(i18n.label("status", value, lang))
-    if key.startswith("conflict-") and name == "scan_evidence" and fids:
-        return i18n.sentence_html(_text_of(found.get(fids[0])) or value, lang)
+    if key.startswith("conflict-") and name in ("scan_evidence", "audit_evidence"):
+        # the finding the conflict is about (an action row lists every finding of its rank)
+        f = found.get(finding or "") or (found.get(fids[0]) if fids else None)
+        return i18n.sentence_html((_text_of(f) if name == "scan_evidence" else _audit_text_of(f)) or value, lang)
     if name in ("errors", "audit_evidence", "scan_evidence"):
         return i18n.sentence_html(value, lang)
     return escape(value)
@@ -71,7 +80,7 @@ def step_html(step: Any, record: dict | None, lang: str) -> Markup:
     found = findings_by_id(record)
     fids = list(getattr(step, "findings", []) or [])
     for name, mark in marks.items():
-        arg = _arg_html(key, name, str(args[name]), found, fids, lang) if lang != "en" else escape(args[name])
+        arg = _arg_html(key, name, str(args[name]), found, fids, lang, args.get("finding")) if lang != "en" else escape(args[name])
         out = out.replace(str(escape(mark)), str(arg))
     return Markup(out)
 

@@ -128,7 +128,8 @@ def render_report(store, scan_id: int, fmt: str = "html", lang: str = "en") -> s
         p = view.make_plan(hosts, lang)
         actions = [r.to_dict() for r in p.actions] if p is not None else []
         verify = len({r["key"] for r in actions if r["category"] == "verify"})
-        return json.dumps({"scan": scan, "counts": view.counts(hosts, verify).to_dict(), "actions": actions, "hosts": hosts},
+        return json.dumps({"format": "smbsentry-report", "version": 1, "scan": scan, "counts": view.counts(hosts, verify).to_dict(),
+                           "actions": actions, "hosts": hosts},
                           indent=2, ensure_ascii=False) + "\n"
     if fmt == "csv":
         from ..scan.output import CSV_COLUMNS, csv_row

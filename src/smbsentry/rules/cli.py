@@ -1,7 +1,10 @@
 """Entry point the top-level CLI wires as `smbsentry rules FILE... [--format] [-o] [--ports] [--wide-threshold]`.
 
 Kept here (not in smbsentry/cli.py) so the command owns its own logic;
-findings are not errors (exit 0), bad input exits 2 with one line on stderr.
+findings are not errors (exit 0).  A file that cannot be read is named on a
+line of its own on stderr and the run exits 2, but the other files' findings
+are still written (and recorded); an output that cannot be written (a full
+disk) is one line and exit 1.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from pathlib import Path
 
 from .detect import read
 from .errors import RulesError
-from .evaluate import DEFAULT_WIDE_THRESHOLD, evaluate, parse_targets
+from .evaluate import DEFAULT_WIDE_THRESHOLD, evaluate, parse_targets, relevance
 from .output import render
 
 
@@ -30,9 +33,10 @@ def expand(paths: list[str]) -> list[str]:
 def scan_files(paths: list[str], ports_spec: str | None = None, wide_threshold: int = DEFAULT_WIDE_THRESHOLD):
     """All exposures of all files; raises RulesError on the first unreadable one."""
     targets = parse_targets(ports_spec)
+    keep = relevance(targets, wide_threshold)
     found = []
     for p in expand(paths):
-        for c in read(p):
+        for c in read(p, keep=keep):
             found += evaluate(c, targets, wide_threshold)
     return found
 
@@ -54,26 +58,25 @@ def main_rules(paths: list[str], fmt: str, out, ports_spec: str | None, wide_thr
         return 2
     from .record import evaluate_files
 
+    errors: list[RulesError] = []
     try:
-        results = evaluate_files(paths, ports_spec, wide_threshold)
-        text = render([e for _, found in results for e in found], fmt)
-    except RulesError as exc:
+        results = evaluate_files(paths, ports_spec, wide_threshold, errors=errors)
+    except (RulesError, ValueError) as exc:  # ValueError: --ports
         print(f"smbsentry rules: {exc}", file=sys.stderr)
         return 2
-    except ValueError as exc:  # --ports
-        print(f"smbsentry rules: {exc}", file=sys.stderr)
-        return 2
-    if out is None or out == "-":
-        sys.stdout.write(text)
-    elif hasattr(out, "write"):
+    text = render([e for _, found in results for e in found], fmt)
+    if out is not None and out != "-" and hasattr(out, "write"):
         out.write(text)
     else:
-        try:
-            Path(out).write_text(text, encoding="utf-8")
-        except OSError as exc:
-            print(f"smbsentry rules: cannot write {out}: {exc.strerror}", file=sys.stderr)
+        from ..textio import write_text
+
+        problem = write_text(text, None if out in (None, "-") else out)
+        if problem is not None:
+            print(f"smbsentry rules: {problem}", file=sys.stderr)
             return 1
-    if store:
+    for exc in errors:  # every bad file on a line of its own
+        print(f"smbsentry rules: {exc}", file=sys.stderr)
+    if store and results:
         from ..store import Store, StoreError
         from .record import record
 
@@ -84,4 +87,4 @@ def main_rules(paths: list[str], fmt: str, out, ports_spec: str | None, wide_thr
             print(f"smbsentry rules: {exc}", file=sys.stderr)
             return 1
         print(f"smbsentry rules: recorded as scan {sid} (smbsentry report {sid})", file=sys.stderr)
-    return 0
+    return 2 if errors else 0

@@ -2,21 +2,40 @@
 
 Windows tools write UTF-16 (PowerShell 5 redirection), GBK (Chinese cmd) or
 UTF-8 with or without a BOM; the decoder tries them in that order.
+
+Size is bounded before anything is read: the format and the encoding are
+told from the first HEAD bytes; an iptables-save file (the one export that
+grows to hundreds of megabytes, with fail2ban-style block lists) is then
+streamed line by line, keeping only the rules that can decide an exposure
+(`keep`, from evaluate.relevance); every other format is read whole up to
+MAX_FILE_BYTES, and JSON is refused past textio.MAX_JSON_DEPTH levels.
 """
 
 from __future__ import annotations
 
 import codecs
+import io
 import json
 import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from ..textio import InputTooLarge, TooDeep, loads_json, read_bounded
 from . import aliyun, aws, azure, iptables, netsh, nft, winfw
 from .errors import RulesError
-from .model import Container
+from .model import Container, Rule
+
+HEAD = 64 * 1024
+MAX_FILE_BYTES = 64 << 20  # a cloud or Windows export of this size is not a rule set people hand in
 
 
-def decode(data: bytes, path: str) -> str:
+def decode(data: bytes, path: str, final: bool = True) -> str:
+    """Text with \\n line ends.  final=False: `data` is only the first part of a
+    file, which may end inside a character."""
+    if not final:
+        enc = sniff_encoding(data, path)
+        return codecs.getincrementaldecoder(enc)(errors="replace").decode(data, final=False) \
+            .replace("\r\n", "\n").replace("\r", "\n")
     if data.startswith(codecs.BOM_UTF8):
         text = data[3:].decode("utf-8", errors="replace")
     elif data.startswith(codecs.BOM_UTF16_LE) or data.startswith(codecs.BOM_UTF16_BE):
@@ -75,18 +94,32 @@ def sniff_text(text: str) -> str | None:
     return None
 
 
-def read(path: str, data: bytes | None = None) -> list[Container]:
+def read(path: str, data: bytes | None = None, keep: Callable[[Rule], bool] | None = None) -> list[Container]:
+    """The containers of one export.  `keep` (optional) drops the rules that
+    cannot matter for the ports and threshold asked (streamed formats)."""
     name = str(path)
     if data is None:
         try:
-            data = Path(path).read_bytes()
+            with open(path, "rb") as f:
+                head = f.read(HEAD)
+        except OSError as exc:
+            raise RulesError(name, None, exc.strerror or str(exc)) from None
+        encoding = sniff_encoding(head, name)
+        if sniff_text(decode(head, name, final=False)) == "iptables":
+            return _stream_iptables(name, encoding, keep)
+        try:
+            data = read_bounded(path, MAX_FILE_BYTES)
+        except InputTooLarge as exc:
+            raise RulesError(name, None, str(exc)) from None
         except OSError as exc:
             raise RulesError(name, None, exc.strerror or str(exc)) from None
     text = decode(data, name)
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")):
         try:
-            obj = json.loads(text)
+            obj = loads_json(text)
+        except TooDeep as exc:
+            raise RulesError(name, "$", str(exc)) from None
         except json.JSONDecodeError as exc:
             raise RulesError(name, f"{exc.lineno}:{exc.colno}", f"broken JSON: {exc.msg}") from None
         kind = sniff_json(obj)
@@ -96,8 +129,48 @@ def read(path: str, data: bytes | None = None) -> list[Container]:
                                         "DescribeSecurityGroupAttribute, Azure NSG or Get-NetFirewallRule JSON)")
         return parser(name, obj)
     kind = sniff_text(text)
-    parser = {"iptables": iptables.parse, "nft": nft.parse, "netsh": netsh.parse, "winfw-csv": winfw.parse_csv}.get(kind)
+    if kind == "iptables":
+        return iptables.parse(name, text, keep)
+    parser = {"nft": nft.parse, "netsh": netsh.parse, "winfw-csv": winfw.parse_csv}.get(kind)
     if parser is None:
         raise RulesError(name, 1, "unknown rule format (expected iptables-save, nft list ruleset, netsh "
                                   "advfirewall text, Get-NetFirewallRule CSV/JSON or a cloud security group JSON)")
     return parser(name, text)
+
+
+def sniff_encoding(head: bytes, path: str) -> str:
+    """The codec decode() would choose, told from the first bytes only."""
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith(codecs.BOM_UTF16_LE) or head.startswith(codecs.BOM_UTF16_BE):
+        return "utf-16"
+    if len(head) >= 4 and head[1::2].count(0) > len(head) // 4:
+        return "utf-16-le"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        return "gbk"
+
+
+def _stream_iptables(name: str, encoding: str, keep) -> list[Container]:
+    try:
+        raw = open(name, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise RulesError(name, None, exc.strerror or str(exc)) from None
+    with io.TextIOWrapper(raw, encoding=encoding, errors="replace" if encoding == "utf-8-sig" else "strict",
+                          newline=None) as f:
+        return iptables.parse_lines(name, _checked_lines(f, name, encoding), keep)
+
+
+def _checked_lines(f, name: str, encoding: str) -> Iterator[str]:
+    n = 0
+    try:
+        for n, line in enumerate(f, 1):  # noqa: B007 - n names the bad line below
+            if "\x00" in line:
+                raise RulesError(name, n, "binary data, not a rule export")
+            yield line.rstrip("\n")
+    except UnicodeDecodeError:
+        raise RulesError(name, n + 1, f"not valid {encoding.upper()} text") from None
+    except OSError as exc:
+        raise RulesError(name, n + 1, f"read error: {exc.strerror or exc}") from None

@@ -122,13 +122,15 @@ def _candidates(c: Container, threshold: int) -> list[Source]:
                   (("0.0.0.0/0",) if 4 in c.families else ()) + (("::/0",) if 6 in c.families else ())]
     else:
         cands.append(Source("any", "any"))
+    known = set(cands)
     rules = list(c.rules) + [r for ch in c.chains.values() for r in ch]
     for r in rules:
         if r.action in ("allow", "jump") and r.sources and not r.negated:
             for s in r.sources:
                 if s.kind == "any" and c.families:
                     continue
-                if wide_class(s, threshold) and s not in cands:
+                if s not in known and wide_class(s, threshold):
+                    known.add(s)
                     cands.append(s)
     return cands
 
@@ -151,6 +153,33 @@ def _walk(c: Container, rules: list[Rule], proto: str, port: int, s: Source, dep
             if r.data.get("goto"):
                 return None
     return None
+
+
+def relevance(targets, threshold: int = DEFAULT_WIDE_THRESHOLD):
+    """A predicate: can this rule change what evaluate() reports for `targets`?
+
+    False only when it provably cannot: a rule that never matches new
+    inbound traffic ("skip"), or one that adds no candidate source and
+    either matches none of the target ports or names only sources narrower
+    than the threshold (such a source never holds a whole wide candidate,
+    so the rule is never a definite match).  Lets a block list of a million
+    single addresses be read without holding it."""
+    targets = tuple(targets)
+
+    def keep(rule: Rule) -> bool:
+        if rule.action == "skip":
+            return False
+        if rule.action in ("allow", "jump") and rule.sources and not rule.negated and \
+                any(wide_class(x, threshold) or x.kind == "any" for x in rule.sources):
+            return True  # _candidates asks about its sources
+        if not any(_proto_port(rule, proto, port) for proto, port in targets):
+            return False
+        if rule.sources is None or rule.negated:
+            return True
+        return any(x.kind != "net" or x.net.prefixlen <= (threshold if x.net.version == 4 else threshold * 4)
+                   for x in rule.sources)
+
+    return keep
 
 
 def _granting(c: Container, proto: str, port: int, s: Source) -> list[Rule]:

@@ -8,10 +8,12 @@ for all of them; only the combining mode and the fix syntax differ.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
 ANY_WORDS = {"*", "any", "任何", "all", "0.0.0.0/0,::/0"}
+_IPV4 = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:/(\d{1,2}))?$")
 INTERNET_WORDS = {"internet"}
 
 
@@ -39,6 +41,16 @@ def parse_source(text: str) -> list[Source]:
     so range and CIDR spellings compare alike. Raises ValueError on garbage.
     """
     t = text.strip()
+    m = _IPV4.match(t)
+    if m is not None and not any(len(x) > 1 and x[0] == "0" for x in m.group(1, 2, 3, 4)):
+        # the common case (a million of them in a block list) without ipaddress's parser;
+        # leading zeros are left to it (it refuses them)
+        octets = [int(x) for x in m.group(1, 2, 3, 4)]
+        prefix = int(m.group(5)) if m.group(5) is not None else 32
+        if max(octets) <= 255 and prefix <= 32:
+            value = int.from_bytes(bytes(octets), "big") & ((0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF)
+            net = ipaddress.IPv4Network((value, prefix))
+            return [Source("net", f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}/{prefix}", net)]
     low = t.lower()
     if low in ANY_WORDS:
         return [src_any(t)]

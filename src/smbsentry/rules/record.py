@@ -31,7 +31,8 @@ from pathlib import Path
 
 from .cli import expand
 from .detect import read
-from .evaluate import DEFAULT_WIDE_THRESHOLD, evaluate, parse_targets
+from .errors import RulesError
+from .evaluate import DEFAULT_WIDE_THRESHOLD, evaluate, parse_targets, relevance
 
 FINDING_ID = "firewall-exposure"
 CLOUD = ("aws", "aliyun", "azure")
@@ -43,13 +44,24 @@ def address_of(c) -> str:
     return f"{c.platform}:{Path(c.source).name}:{c.name}".replace("/", ":")
 
 
-def evaluate_files(paths: list[str], ports_spec: str | None = None, wide_threshold: int = DEFAULT_WIDE_THRESHOLD):
-    """[(container, exposures)] of every file; raises RulesError / ValueError like scan_files."""
+def evaluate_files(paths: list[str], ports_spec: str | None = None, wide_threshold: int = DEFAULT_WIDE_THRESHOLD,
+                   errors: list | None = None):
+    """[(container, exposures)] of every file.  With `errors` (a list), a file
+    that cannot be read adds its RulesError there and the others go on;
+    without it the first one is raised, like scan_files.  A bad --ports
+    raises ValueError either way."""
     targets = parse_targets(ports_spec)
+    keep = relevance(targets, wide_threshold)
     out = []
     for p in expand(paths):
-        for c in read(p):
-            out.append((c, evaluate(c, targets, wide_threshold)))
+        try:
+            found = [(c, evaluate(c, targets, wide_threshold)) for c in read(p, keep=keep)]
+        except RulesError as exc:
+            if errors is None:
+                raise
+            errors.append(exc)
+            continue
+        out += found
     return out
 
 

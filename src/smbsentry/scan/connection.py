@@ -16,6 +16,7 @@ import errno
 import os
 import socket
 
+from ..model import LOCAL_ERRNOS  # what this machine runs out of: the engine tries such a host again
 from ..protocol import netbios
 from ..protocol.errors import ProtocolError
 
@@ -27,7 +28,13 @@ RESET = "connection-reset"
 CLOSED = "connection-closed"
 IO_TIMEOUT = "io-timeout"
 PROTOCOL = "protocol-error"
-LOCAL = "local-error"  # this machine could not even try (no file descriptor left)
+LOCAL = "local-error"  # this machine could not even try (no file descriptor, buffer or local port left)
+HOST_TIMEOUT = "host-timeout"  # the host used up its --host-timeout
+#: A peer may not queue more than this many whole messages, or bytes in them,
+#: that nobody has asked for: a host flooding tiny NetBIOS messages would
+#: otherwise grow the queue by gigabytes (every reply here is one message).
+MAX_QUEUED_MESSAGES = 64
+MAX_QUEUED_BYTES = 2 << 20
 
 
 class ScanError(Exception):
@@ -57,15 +64,31 @@ class _FrameProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         try:
-            self.messages.extend(self.reader.feed(data))
+            got = self.reader.feed(data)
         except ProtocolError as exc:
-            self.error = ScanError(PROTOCOL, str(exc))
-            if self.transport is not None:
-                self.transport.abort()
+            self._fail(ScanError(PROTOCOL, str(exc)))
+            got = ()
+        if got:
+            messages = self.messages
+            messages.extend(got)
+            # One queued message is the reply being waited for (at most max_frame
+            # bytes); only more than that needs counting.
+            if len(messages) > 1 and (len(messages) > MAX_QUEUED_MESSAGES or
+                                      sum(len(body) for _, body in messages) > MAX_QUEUED_BYTES):
+                messages.clear()
+                self._fail(ScanError(PROTOCOL, f"peer flooded the connection (over {MAX_QUEUED_MESSAGES} messages "
+                                               f"or {MAX_QUEUED_BYTES >> 20} MiB nobody asked for)"))
         # Wake the reader only for a whole message or an error: a server that
         # trickles bytes must not reset the step's deadline.
         if self.messages or self.error is not None:
             self._wake()
+
+    def _fail(self, error: ScanError) -> None:
+        """Keep the first error and drop the connection: nothing more is read."""
+        if self.error is None:
+            self.error = error
+        if self.transport is not None:
+            self.transport.abort()
 
     def eof_received(self):
         if self.error is None:
@@ -116,7 +139,10 @@ class Connection:
             transport, proto = await loop.create_connection(lambda: _FrameProtocol(max_frame), sock=sock)
         except OSError as exc:
             sock.close()
-            raise ScanError(CLOSED, exc.strerror or str(exc)) from None
+            raise ScanError(LOCAL if exc.errno in LOCAL_ERRNOS else CLOSED, exc.strerror or str(exc)) from None
+        except BaseException:  # cancelled (Ctrl-C, --host-timeout): the socket is ours to close
+            sock.close()
+            raise
         conn = cls(host, port, transport, proto)
         if called_name is not None:
             try:
@@ -192,6 +218,8 @@ _ERRNO_KIND = {
 
 
 def _connect_error(code: int) -> ScanError:
+    if code in LOCAL_ERRNOS:  # e.g. EADDRNOTAVAIL: no local port left
+        return ScanError(LOCAL, f"cannot connect: {os.strerror(code)}")
     kind = _ERRNO_KIND.get(code, CLOSED)
     return ScanError(kind, "" if kind == REFUSED else os.strerror(code))
 
@@ -233,6 +261,8 @@ async def tcp_connect(loop: asyncio.AbstractEventLoop, host: str, port: int, tim
         raise
     except OSError as exc:  # e.g. a bad address family for this host
         sock.close()
+        if exc.errno in LOCAL_ERRNOS:
+            raise ScanError(LOCAL, f"cannot connect: {exc.strerror or exc}") from None
         raise ScanError(UNREACHABLE, exc.strerror or str(exc)) from None
     except BaseException:
         sock.close()

@@ -2,17 +2,20 @@
 
 Targets come from a lazy iterator and are pulled by a fixed number of
 workers, so a /8 starts at once and is never materialised.  Only hosts with
-an open SMB port, a probed service that answered, or a local failure are
-handed to the writer; the rest are counted.  A stop
-request (Ctrl-C) makes the workers take no new targets and cancels the hosts
-in flight, and everything already finished has been written by then.
+an open SMB port or a probed service that answered are handed to the
+writer; the rest are counted.  A host that failed because this machine ran
+out of something (file descriptors, buffers, local ports) is not a result:
+the scan slows down (pacing.AdaptiveLimit) and tries it again after a
+pause; one that still fails after LOCAL_RETRIES is handed to `on_lost` and
+counted in `summary.lost`, so the caller can say so and exit non-zero.  A
+stop request (Ctrl-C) makes the workers take no new targets and cancels the
+hosts in flight, and everything already finished has been written by then.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import resource
 import socket
 import time
 from collections import Counter
@@ -21,12 +24,11 @@ from dataclasses import dataclass, field
 
 from ..model import HostResult
 from .fingerprint import RateLimiter, ScanOptions, scan_host
+from .pacing import AdaptiveLimit, connections_per_host, fit_concurrency
 from .targets import Target
 
-CONNECTIONS_PER_HOST = 3  # what one host can hold open at once (SMB)
-# with service probes: rdp, http, kerberos, smtp, imap, notes, worldclient, nbns at
-# once; the SMB sockets are closed before they start (fingerprint.scan_host)
-CONNECTIONS_PER_HOST_WITH_SERVICES = 8
+LOCAL_RETRIES = 6  # tries after the first for a host lost to a local resource error
+LOCAL_BACKOFF = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # seconds before each of them
 
 
 @dataclass(slots=True)
@@ -39,27 +41,14 @@ class ScanSummary:
     elapsed: float = 0.0
     interrupted: bool = False
     connections: int = 0
+    retried: int = 0  # hosts tried again after a local resource error
+    lost: int = 0  # hosts never scanned: local resource errors on every try
+    lost_sample: list[str] = field(default_factory=list)  # the first few of them
+    lost_reason: str | None = None  # the first of their errors
 
     @property
     def hosts_per_second(self) -> float:
         return self.targets / self.elapsed if self.elapsed > 0 else 0.0
-
-
-def raise_fd_limit(wanted: int) -> int:
-    """Raise the soft RLIMIT_NOFILE towards `wanted`; return what we have."""
-    try:
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        target = min(max(soft, wanted), hard) if hard != resource.RLIM_INFINITY else max(soft, wanted)
-        if target > soft:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    except (ValueError, OSError):
-        return 1024
-
-
-def effective_concurrency(requested: int, per_host: int = CONNECTIONS_PER_HOST) -> int:
-    limit = raise_fd_limit(requested * per_host + 64)
-    return max(1, min(requested, (limit - 64) // per_host))
 
 
 class Engine:
@@ -70,13 +59,18 @@ class Engine:
         rate: float | None = None,
         on_result: Callable[[HostResult], None] | None = None,
         on_progress: Callable[[int], None] | None = None,
+        on_lost: Callable[[HostResult], None] | None = None,
     ) -> None:
+        """`on_lost` gets the hosts given up after local resource errors; without
+        it they go to `on_result` with their errors (as for the engines' workers)."""
         self.options = options
-        self.concurrency = effective_concurrency(
-            concurrency, CONNECTIONS_PER_HOST_WITH_SERVICES if options.service_ports else CONNECTIONS_PER_HOST)
+        self.fit = fit_concurrency(concurrency, connections_per_host(options))
+        self.concurrency = self.fit.concurrency
+        self.gate = AdaptiveLimit(self.concurrency)
         self.limiter = RateLimiter(rate)
         self.on_result = on_result
         self.on_progress = on_progress
+        self.on_lost = on_lost
         self.summary = ScanSummary()
         self._stopping = False
 
@@ -120,19 +114,55 @@ class Engine:
                     continue
                 if ports != options.ports:
                     options = ScanOptions(**{**_fields(options), "ports": ports})
-            result = await scan_host(address, options, self.limiter, hostname=target.hostname)
-            summary.connections += result.connections
+            result = await self._scan(address, options, target.hostname)
+            if result is None:
+                return  # stopping
             for state in result.ports.values():
                 summary.port_states[state] += 1
             if result.smb_open:
                 summary.with_smb += 1
             elif result.services_answered:
                 summary.services_only += 1
-            if result.reportable:
-                if self.on_result:
-                    self.on_result(result)
+            if result.local_error:
+                self._lose(result)
+            elif result.reportable and self.on_result:
+                self.on_result(result)
             if self.on_progress:
                 self.on_progress(1)
+
+    async def _scan(self, address: str, options: ScanOptions, hostname: str | None) -> HostResult | None:
+        """scan_host within the adaptive limit, tried again after local resource errors."""
+        loop = asyncio.get_running_loop()
+        for attempt in range(LOCAL_RETRIES + 1):
+            await self.gate.acquire()
+            clean = False
+            try:
+                result = await scan_host(address, options, self.limiter, hostname=hostname)
+                clean = not result.local_error
+            finally:
+                self.gate.release(clean)
+            self.summary.connections += result.connections
+            if clean or attempt == LOCAL_RETRIES:
+                return result
+            self.gate.shrink(loop.time())
+            if attempt == 0:
+                self.summary.retried += 1
+            await asyncio.sleep(LOCAL_BACKOFF[min(attempt, len(LOCAL_BACKOFF) - 1)])
+            if self._stopping:
+                return None
+        return result  # pragma: no cover - the loop returns
+
+    def _lose(self, result: HostResult) -> None:
+        summary = self.summary
+        summary.lost += 1
+        if len(summary.lost_sample) < 5:
+            summary.lost_sample.append(result.address)
+        if summary.lost_reason is None:
+            summary.lost_reason = next((e for e in result.errors if "local-error" in e), None)
+        if self.on_lost is not None:
+            self.on_lost(result)
+        elif self.on_result is not None:
+            self.on_result(result)
 
     async def run(self, targets: Iterable[Target]) -> ScanSummary:
         # Start-up objects (modules, the knowledge base) never die: freeze

@@ -31,7 +31,7 @@ from ..model import HostResult, Identity, Smb1Info, Smb2Info, cap
 from ..protocol import ntlm, smb1, smb2, spnego
 from ..protocol.errors import ProtocolError
 from ..protocol.filetime import to_iso
-from .connection import CONNECT_TIMEOUT, LOCAL, REFUSED, RESET, UNREACHABLE, Connection, ScanError
+from .connection import CONNECT_TIMEOUT, HOST_TIMEOUT, LOCAL, REFUSED, RESET, UNREACHABLE, Connection, ScanError
 from .host import HostContext, RateLimiter, ScanOptions
 from .session import Logon, Smb1Client, Smb2Client
 
@@ -139,6 +139,7 @@ async def smb2_probe(ctx: HostContext, port: int) -> Smb2Outcome:
         ctx.smb2_client, ctx.smb2_port = client, port
     except ScanError as exc:
         ctx.error(port, step, exc)
+        conn.close()  # a failed negotiate leaves nothing to reuse on this connection
     return out
 
 
@@ -396,41 +397,27 @@ async def run_checks(ctx: HostContext, checks) -> None:
 
 
 async def scan_host(address: str, options: ScanOptions, limiter: RateLimiter, hostname: str | None = None) -> HostResult:
-    """Fingerprint one address; never raises (errors land in result.errors)."""
+    """Fingerprint one address; never raises (errors land in result.errors).
+
+    The whole host gets options.host_timeout seconds (time spent waiting for
+    the --rate limiter not counted): a host that answers every step just
+    inside the step timeout must not hold a scan slot for minutes.  When it runs out, what was learned is kept, the checks that
+    had not decided are `unknown` with that reason, and every connection of
+    the host is closed (HostContext.close), as on every other path."""
     start = time.perf_counter()
     ctx = HostContext(address, options, limiter, HostResult(address=address, hostname=hostname))
+    deadline = ctx.deadline = asyncio.timeout(options.host_timeout) if options.host_timeout else None
     try:
-        await fingerprint(ctx)
-        if options.checks and ctx.result.smb_open:
-            await run_checks(ctx, [c for c in options.checks if c.needs_smb])
-            session_facts(ctx)
-        # The SMB sockets go before the service probes open theirs, so a host
-        # never holds both (the engine's descriptor budget counts on it).
-        ctx.close()
-        if options.service_ports:
-            from ..services import probe_services
-
-            # Safe service fingerprints for the Shadow Brokers modules that
-            # aim at other ports; each probe has its own timeout and never
-            # raises.  Also on hosts whose SMB is closed: an Exchange or
-            # Domino server behind a firewall that drops 445 is still exposed.
-            ctx.result.services = await probe_services(
-                address, set(options.service_ports), options.timeout, realm=ctx.result.identity.dns_domain or None,
-                rate=ctx.limiter.acquire if ctx.limiter.rate else None,
-            )
-            identity_from_services(ctx.result.services, ctx.result.identity)
-        others = [c for c in options.checks if not c.needs_smb]
-        if others and (ctx.result.smb_open or ctx.result.services_answered):
-            await run_checks(ctx, others)
-        if options.checks and (ctx.result.smb_open or ctx.result.services_answered):
-            from ..services.common import RATE
-            from .role import assess
-
-            token = RATE.set(ctx.limiter.acquire if ctx.limiter.rate else None)  # the directory probe obeys --rate
-            try:
-                ctx.result.role = await assess(ctx.result, options.timeout)
-            finally:
-                RATE.reset(token)
+        if deadline is None:
+            await _scan_steps(ctx)
+        else:
+            async with deadline:
+                await _scan_steps(ctx)
+    except TimeoutError:
+        if deadline is None or not deadline.expired():
+            raise  # pragma: no cover - the steps catch their own timeouts
+        ctx.error(0, "scan", ScanError(HOST_TIMEOUT, f"gave up after {options.host_timeout:g}s (--host-timeout)"))
+        _undecided_checks(ctx, f"not decided: the host did not finish within --host-timeout {options.host_timeout:g}s")
     except ScanError as exc:  # pragma: no cover - steps catch their own
         ctx.error(0, "scan", exc)
     except Exception as exc:  # noqa: BLE001 - one host's bug must not end the scan
@@ -441,3 +428,50 @@ async def scan_host(address: str, options: ScanOptions, limiter: RateLimiter, ho
         ctx.close()
     ctx.result.duration_ms = int((time.perf_counter() - start) * 1000)
     return ctx.result
+
+
+async def _scan_steps(ctx: HostContext) -> None:
+    options, address = ctx.options, ctx.address
+    await fingerprint(ctx)
+    if options.checks and ctx.result.smb_open:
+        await run_checks(ctx, [c for c in options.checks if c.needs_smb])
+        session_facts(ctx)
+    # The SMB sockets go before the service probes open theirs, so a host
+    # never holds both (the engine's descriptor budget counts on it).
+    ctx.close()
+    if options.service_ports:
+        from ..services import probe_services
+
+        # Safe service fingerprints for the Shadow Brokers modules that
+        # aim at other ports; each probe has its own timeout and never
+        # raises.  Also on hosts whose SMB is closed: an Exchange or
+        # Domino server behind a firewall that drops 445 is still exposed.
+        ctx.result.services = await probe_services(
+            address, set(options.service_ports), options.timeout, realm=ctx.result.identity.dns_domain or None,
+            rate=ctx.pace if ctx.limiter.rate else None,
+        )
+        identity_from_services(ctx.result.services, ctx.result.identity)
+    others = [c for c in options.checks if not c.needs_smb]
+    if others and (ctx.result.smb_open or ctx.result.services_answered):
+        await run_checks(ctx, others)
+    if options.checks and (ctx.result.smb_open or ctx.result.services_answered):
+        from ..services.common import RATE
+        from .role import assess
+
+        token = RATE.set(ctx.pace if ctx.limiter.rate else None)  # the directory probe obeys --rate
+        try:
+            ctx.result.role = await assess(ctx.result, options.timeout)
+        finally:
+            RATE.reset(token)
+
+
+def _undecided_checks(ctx: HostContext, reason: str) -> None:
+    """An `unknown` finding for every selected check that has none yet
+    (only where it would have run: SMB open, or another service answered)."""
+    r = ctx.result
+    if not (r.smb_open or r.services_answered):
+        return
+    have = {f.id for f in r.findings}
+    for check in ctx.options.checks:
+        if check.id not in have and (r.smb_open or not check.needs_smb):
+            r.findings.append(check.unknown(reason))

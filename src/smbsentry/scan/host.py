@@ -51,6 +51,7 @@ class ScanOptions:
     max_frame: int = 1 << 20
     checks: tuple = ()  # Check instances, run after the fingerprint
     service_ports: frozenset[int] = frozenset()  # other services to fingerprint (issue 7's modules)
+    host_timeout: float | None = 30.0  # seconds one host may take in all (None: no limit)
 
 
 class RateLimiter:
@@ -90,6 +91,11 @@ class HostContext:
     _ipc: tuple[IpcSession | None, str] | None = None
     _ipc_tids: dict[tuple[str, str], int] = field(default_factory=dict)
     _access: dict[str, Access] = field(default_factory=dict)
+    # Every connection opened for this host, closed by close() whatever path
+    # a step took (an error, a timeout, a cancellation).
+    _conns: list[Connection] = field(default_factory=list)
+    # The host's --host-timeout (an asyncio.Timeout), set by scan_host.
+    deadline: Any = None
 
     @property
     def services(self) -> dict[str, Any]:
@@ -105,27 +111,43 @@ class HostContext:
         """Open a connection (rate-limited, counted); one retry on a reset."""
         called = self.options.called_name if port == 139 else None
         for attempt in (1, 2):
-            await self.limiter.acquire()
+            await self.pace()
             self.result.connections += 1
             try:
-                return await Connection.open(
+                conn = await Connection.open(
                     self.address, port, self.options.timeout, self.options.max_frame, called_name=called
                 )
+                self._conns.append(conn)
+                return conn
             except ScanError as exc:
                 if exc.kind == RESET and retry_reset and attempt == 1:
                     continue
                 raise
         raise AssertionError("unreachable")
 
+    async def pace(self) -> None:
+        """Wait for the --rate limiter.  The wait does not count against the
+        host's --host-timeout: at a low rate, hosts queue for their turn, and
+        that is the scan's doing, not the host's."""
+        if self.limiter.rate is None:
+            return
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await self.limiter.acquire()
+        waited = loop.time() - start
+        deadline = self.deadline
+        if waited > 0 and deadline is not None and deadline.when() is not None and not deadline.expired():
+            deadline.reschedule(deadline.when() + waited)
+
     def error(self, port: int, step: str, exc: Exception) -> None:
         text = str(exc) if isinstance(exc, ScanError) else f"internal-error: {type(exc).__name__}: {exc}"
         self.result.errors.append(f"{port} {step}: {text}"[:300])
 
     def close(self) -> None:
-        """Close the SMB sessions' connections (again: a no-op)."""
-        for client in (self.smb1_client, self.smb2_client):
-            if client is not None:
-                client.conn.close()
+        """Close every connection this host opened (again: a no-op)."""
+        for conn in self._conns:
+            conn.close()
+        self._conns.clear()
         self.smb1_client = self.smb2_client = None
 
     # -- what checks may ask (checks.base.HostAccess) ----------------------

@@ -11,6 +11,8 @@ import contextlib
 import contextvars
 from collections.abc import Awaitable, Callable
 
+from ..model import LOCAL_ERRNOS
+
 READ_CAP = 64 * 1024
 
 # The scan's connection-rate limiter (--rate), set by probe_services for the
@@ -30,6 +32,14 @@ class ServiceError(Exception):
     """A probe could not learn what it asked: the message is the reason, one line."""
 
 
+def os_error(prefix: str, exc: OSError) -> ServiceError:
+    """The reason for a failed socket call; "local-error" when this machine ran out of something."""
+    text = exc.strerror or str(exc)
+    if exc.errno in LOCAL_ERRNOS:
+        return ServiceError(f"{prefix}: local-error: {text}")
+    return ServiceError(f"{prefix}: {text}")
+
+
 async def connect(address: str, port: int, timeout: float):
     await pace()
     try:
@@ -39,7 +49,7 @@ async def connect(address: str, port: int, timeout: float):
     except ConnectionRefusedError:
         raise ServiceError(f"{port}: connection refused") from None
     except OSError as exc:
-        raise ServiceError(f"{port}: {exc.strerror or exc}") from None
+        raise os_error(str(port), exc) from None
 
 
 async def close(writer) -> None:

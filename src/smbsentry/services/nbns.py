@@ -11,7 +11,7 @@ import asyncio
 import secrets
 import struct
 
-from .common import ServiceError, pace
+from .common import ServiceError, os_error, pace
 
 GROUP = 0x8000
 SUFFIXES = {0x00: "workstation / domain", 0x03: "messenger", 0x20: "file server", 0x1B: "domain master browser",
@@ -103,7 +103,7 @@ async def probe(address: str, port: int = 137, timeout: float = 3.0, retries: in
     try:
         transport, _ = await loop.create_datagram_endpoint(lambda: _Proto(fut, txid), remote_addr=(address, port))
     except OSError as exc:
-        raise ServiceError(f"nbns: {exc.strerror or exc}") from None
+        raise os_error("nbns", exc) from None
     try:
         for _ in range(retries):
             transport.sendto(status_query(txid))

@@ -5,19 +5,22 @@
     store.add_host(sid, host.to_dict())       # batched, flushed at least every FLUSH_SECONDS
     store.finish_scan(sid, "finished")
 
-add_host buffers; the buffer is written when it holds BATCH hosts, when the
-oldest buffered host is FLUSH_SECONDS old (a background thread checks), and
-on finish_scan / flush / close.  A killed scan therefore loses at most the
-last second of hosts, and its row stays "running" until finish_scan or
-mark_interrupted.
+add_host only queues: a background thread writes the queue when it holds
+BATCH hosts or its oldest host is FLUSH_SECONDS old, and finish_scan / flush
+/ close write the rest (buffer.py).  A host leaves the queue only once it is
+committed; transient database errors are waited out for the retry window
+(retry.py), after which the store fails with one line.  A killed scan
+therefore loses at most the last second of hosts; its row says "running"
+until finish_scan, and readers show it "interrupted" once its process is gone
+(liveness.py).  Every public method fails with StoreError and one line.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import os
-import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,11 +28,15 @@ from typing import Any, Iterable
 
 from sqlalchemy import create_engine, delete, event, func, insert, or_, select, update, and_, text
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..model import SEVERITIES
 from . import diff as dmod
 from .diff import Diff
+from . import liveness
+from .buffer import WriteFailed, WriteBehind
 from .models import Audit, FindingRow, Host, Plan, Scan
+from .retry import cause, retrying, window_from_env
 
 BAD = ("vulnerable", "likely")
 SCAN_STATUSES = ("running", "finished", "interrupted")
@@ -67,7 +74,7 @@ def resolve_url(url: str | None = None) -> str:
     url = url or os.environ.get("SMBSENTRY_DB") or None
     if not url:
         path = default_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         return f"sqlite:///{path}"
     if "://" not in url:
         return f"sqlite:///{Path(url).expanduser().resolve()}"
@@ -112,21 +119,38 @@ def _str(value: Any, limit: int = 300) -> str | None:
     return None if value is None else str(value)[:limit]
 
 
+def _one_line(method):
+    """Database failures leave a Store method as StoreError with one line (no SQL, no parameters)."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except WriteFailed as exc:
+            raise StoreError(exc.message) from None
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database error: {cause(exc)}") from None
+
+    return wrapper
+
+
 class Store:
     BATCH = 500
     FLUSH_SECONDS = 0.5
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, retry_window: float | None = None) -> None:
         self.engine = engine
-        self._lock = threading.RLock()
-        self._pending: list[tuple[int, dict, datetime]] = []
-        self._pending_since: float | None = None
+        self.retry_window = window_from_env() if retry_window is None else retry_window
+        self._buffer = WriteBehind(self._write_batch, self._heartbeat, window=self.retry_window, batch=self.BATCH,
+                                   flush_seconds=self.FLUSH_SECONDS, beat_seconds=liveness.HEARTBEAT)
+        self._owned: set[int] = set()  # running scans this process began or resumed
         self._closed = False
-        self._flusher: threading.Thread | None = None
 
     # ---------------------------------------------------------------- open / close
     @classmethod
-    def open(cls, url: str | None = None, migrate: bool = True) -> "Store":
+    def open(cls, url: str | None = None, migrate: bool = True, retry_window: float | None = None) -> "Store":
+        """Connect (and create or upgrade the schema); `retry_window` seconds of
+        waiting out a database that went away (default SMBSENTRY_DB_RETRY or 60)."""
         full = resolve_url(url)
         try:
             parsed = make_url(full)
@@ -135,10 +159,15 @@ class Store:
         kwargs: dict[str, Any] = {}
         if parsed.get_backend_name() == "sqlite":
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            _create_private(parsed.database)
+        else:
+            kwargs["pool_pre_ping"] = True  # a restarted server: reconnect instead of failing once
+            if parsed.get_backend_name() == "postgresql":
+                kwargs["connect_args"] = {"connect_timeout": 10}  # a server that vanished: fail, then retry
         try:
             engine = create_engine(parsed, future=True, **kwargs)
         except Exception as exc:  # noqa: BLE001
-            raise StoreError(f"cannot use database {parsed.render_as_string(hide_password=True)}: {exc}") from None
+            raise StoreError(f"cannot use database {parsed.render_as_string(hide_password=True)}: {cause(exc)}") from None
         if parsed.get_backend_name() == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
         try:
@@ -153,14 +182,20 @@ class Store:
             raise
         except Exception as exc:  # noqa: BLE001 - connection refused, auth failure ...
             engine.dispose()
-            raise StoreError(f"cannot open database {parsed.render_as_string(hide_password=True)}: {exc}") from None
-        return cls(engine)
+            raise StoreError(f"cannot open database {parsed.render_as_string(hide_password=True)}: {cause(exc)}") from None
+        return cls(engine, retry_window)
 
     def close(self) -> None:
-        with self._lock:
-            self.flush()
+        """Write what is pending (when the store still accepts writes) and disconnect."""
+        if self._closed:
+            return
+        try:
+            if self._buffer.failure is None:
+                self.flush()
+        finally:
             self._closed = True
-        self.engine.dispose()
+            self._buffer.close()
+            self.engine.dispose()
 
     def __enter__(self) -> "Store":
         return self
@@ -168,99 +203,118 @@ class Store:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    @property
+    def committed(self) -> int:
+        """Host results this process has written (committed) so far."""
+        return self._buffer.committed
+
+    @property
+    def pending(self) -> int:
+        """Host results queued and not yet committed."""
+        return len(self._buffer)
+
+    def _retry(self, fn):
+        return retrying(fn, self.retry_window)
+
     # ---------------------------------------------------------------- writing a scan
+    @_one_line
     def begin_scan(self, targets: Iterable[str] | str, options: dict | None = None) -> int:
         tlist = [targets] if isinstance(targets, str) else [str(t) for t in targets]
-        now = _now()
-        with self.engine.begin() as conn:
-            result = conn.execute(
-                insert(Scan).values(
-                    started=now, updated=now, status="running", targets=tlist,
-                    targets_key=" ".join(sorted(tlist)), options=_jsonable(options or {}),
-                    hosts_count=0, exposed_count=0, findings_count=0,
-                )
-            )
-            return int(result.inserted_primary_key[0])
+        opts = _jsonable({**(options or {}), "owner": liveness.me()})
 
+        def write() -> int:
+            now = _now()
+            with self.engine.begin() as conn:
+                result = conn.execute(
+                    insert(Scan).values(
+                        started=now, updated=now, status="running", targets=tlist,
+                        targets_key=" ".join(sorted(tlist)), options=opts,
+                        hosts_count=0, exposed_count=0, findings_count=0,
+                    )
+                )
+                return int(result.inserted_primary_key[0])
+
+        scan_id = self._retry(write)
+        self._own(scan_id)
+        return scan_id
+
+    def _own(self, scan_id: int) -> None:
+        self._owned.add(scan_id)
+        self._buffer.beating = True
+        self._buffer.start()
+
+    def _disown(self, scan_id: int) -> None:
+        self._owned.discard(scan_id)
+        self._buffer.beating = bool(self._owned)
+
+    def _heartbeat(self) -> None:
+        """Touch `updated` of the scans this process runs (liveness.py)."""
+        owned = list(self._owned)
+        if owned:
+            with self.engine.begin() as conn:
+                conn.execute(update(Scan).where(Scan.id.in_(owned), Scan.status == "running").values(updated=_now()))
+
+    @_one_line
     def add_host(self, scan_id: int, host: dict) -> None:
-        """Queue one host result (the contract's JSON object, or a HostResult)."""
+        """Queue one host result (the contract's JSON object, or a HostResult).
+
+        A due batch is written here with one try; a database that went away
+        is waited out by the store's own thread, never here.  Raises
+        StoreError once the store has stopped accepting writes (buffer.py)."""
         if hasattr(host, "to_dict"):
             host = host.to_dict()
-        with self._lock:
-            self._pending.append((scan_id, host, _now()))
-            if self._pending_since is None:
-                self._pending_since = time.monotonic()
-            if len(self._pending) >= self.BATCH or time.monotonic() - self._pending_since >= self.FLUSH_SECONDS:
-                self.flush()
-            else:
-                self._ensure_flusher()
+        self._buffer.add((scan_id, host, _now()))
 
     def add_hosts(self, scan_id: int, hosts: Iterable[dict]) -> None:
         for h in hosts:
             self.add_host(scan_id, h)
 
-    def _ensure_flusher(self) -> None:
-        if self._flusher is None or not self._flusher.is_alive():
-            self._flusher = threading.Thread(target=self._flush_loop, name="smbsentry-store-flush", daemon=True)
-            self._flusher.start()
-
-    def _flush_loop(self) -> None:
-        while not self._closed:
-            time.sleep(self.FLUSH_SECONDS / 2)
-            with self._lock:
-                if self._closed:
-                    return
-                if self._pending_since is not None and time.monotonic() - self._pending_since >= self.FLUSH_SECONDS:
-                    self.flush()
-                if not self._pending:
-                    self._flusher = None
-                    return
-
+    @_one_line
     def flush(self) -> int:
-        """Write every queued host now; returns how many."""
-        with self._lock:
-            batch, self._pending, self._pending_since = self._pending, [], None
-            if not batch:
-                return 0
-            host_rows, finding_rows, by_scan = [], [], {}
-            latest: dict[int, dict] = {}
-            for scan_id, h, added in batch:
-                latest.setdefault(scan_id, {})[h["address"]] = (h, added)
-            for scan_id, hosts in latest.items():
-                counts = by_scan.setdefault(scan_id, [0, 0, 0, list(hosts)])
-                for address, (h, added) in hosts.items():
-                    row, frows = _host_rows(scan_id, h, added)
-                    host_rows.append(row)
-                    finding_rows.extend(frows)
-                    bad = sum(1 for f in frows if f["status"] in BAD)
-                    counts[0] += 1
-                    counts[1] += 1 if bad else 0
-                    counts[2] += bad
-            with self.engine.begin() as conn:
-                for scan_id, (n, exposed, nbad, addresses) in by_scan.items():
-                    replaced = 0
-                    for chunk in _chunks(addresses, 500):
-                        old = conn.execute(
-                            select(func.count()).select_from(Host).where(Host.scan_id == scan_id, Host.address.in_(chunk))
-                        ).scalar_one()
-                        if old:
-                            replaced += old
-                            conn.execute(delete(Host).where(Host.scan_id == scan_id, Host.address.in_(chunk)))
-                            conn.execute(delete(FindingRow).where(FindingRow.scan_id == scan_id, FindingRow.address.in_(chunk)))
-                    conn.execute(
-                        update(Scan).where(Scan.id == scan_id).values(
-                            hosts_count=Scan.hosts_count + n - replaced,
-                            exposed_count=Scan.exposed_count + exposed,
-                            findings_count=Scan.findings_count + nbad,
-                            updated=_now(),
-                        )
+        """Write every queued host now (waiting out a database that went away,
+        up to the retry window); returns how many."""
+        return self._buffer.flush()
+
+    def _write_batch(self, batch: list[tuple[int, dict, datetime]]) -> None:
+        """One transaction: the hosts (a re-scanned host replaces its row), their findings, the counts."""
+        host_rows, finding_rows, by_scan = [], [], {}
+        latest: dict[int, dict] = {}
+        for scan_id, h, added in batch:
+            latest.setdefault(scan_id, {})[h["address"]] = (h, added)
+        for scan_id, hosts in latest.items():
+            counts = by_scan.setdefault(scan_id, [0, 0, 0, list(hosts)])
+            for address, (h, added) in hosts.items():
+                row, frows = _host_rows(scan_id, h, added)
+                host_rows.append(row)
+                finding_rows.extend(frows)
+                bad = sum(1 for f in frows if f["status"] in BAD)
+                counts[0] += 1
+                counts[1] += 1 if bad else 0
+                counts[2] += bad
+        with self.engine.begin() as conn:
+            for scan_id, (n, exposed, nbad, addresses) in by_scan.items():
+                replaced = 0
+                for chunk in _chunks(addresses, 500):
+                    old = conn.execute(
+                        select(func.count()).select_from(Host).where(Host.scan_id == scan_id, Host.address.in_(chunk))
+                    ).scalar_one()
+                    if old:
+                        replaced += old
+                        conn.execute(delete(Host).where(Host.scan_id == scan_id, Host.address.in_(chunk)))
+                        conn.execute(delete(FindingRow).where(FindingRow.scan_id == scan_id, FindingRow.address.in_(chunk)))
+                conn.execute(
+                    update(Scan).where(Scan.id == scan_id).values(
+                        hosts_count=Scan.hosts_count + n - replaced,
+                        exposed_count=Scan.exposed_count + exposed,
+                        findings_count=Scan.findings_count + nbad,
+                        updated=_now(),
                     )
-                    if replaced:
-                        self._recount(conn, scan_id)
-                conn.execute(insert(Host), host_rows)
-                if finding_rows:
-                    conn.execute(insert(FindingRow), finding_rows)
-            return len(batch)
+                )
+                if replaced:
+                    self._recount(conn, scan_id)
+            conn.execute(insert(Host), host_rows)
+            if finding_rows:
+                conn.execute(insert(FindingRow), finding_rows)
 
     def _recount(self, conn, scan_id: int) -> None:
         hosts = conn.execute(select(func.count()).select_from(Host).where(Host.scan_id == scan_id)).scalar_one()
@@ -272,22 +326,52 @@ class Store:
         ).scalar_one()
         conn.execute(update(Scan).where(Scan.id == scan_id).values(hosts_count=hosts, exposed_count=exposed, findings_count=nbad))
 
+    @_one_line
     def finish_scan(self, scan_id: int, status: str = "finished") -> None:
+        """Write what is pending and set the final status ("interrupted": `--resume` may complete it)."""
         if status not in SCAN_STATUSES:
             raise StoreError(f"bad scan status {status!r} (one of {', '.join(SCAN_STATUSES)})")
         self.flush()
-        with self.engine.begin() as conn:
-            self._require(conn, scan_id)
-            self._recount(conn, scan_id)
-            conn.execute(update(Scan).where(Scan.id == scan_id).values(status=status, finished=_now(), updated=_now()))
 
+        def write() -> None:
+            with self.engine.begin() as conn:
+                self._require(conn, scan_id)
+                self._recount(conn, scan_id)
+                conn.execute(update(Scan).where(Scan.id == scan_id).values(status=status, finished=_now(), updated=_now()))
+
+        self._retry(write)
+        self._disown(scan_id)
+
+    @_one_line
     def resume_scan(self, scan_id: int) -> set[str]:
-        """Mark an earlier scan running again; returns the addresses it already has."""
-        with self.engine.begin() as conn:
-            self._require(conn, scan_id)
-            conn.execute(update(Scan).where(Scan.id == scan_id).values(status="running", finished=None, updated=_now()))
+        """Take over an earlier scan: mark it running (owned by this process) and
+        return the addresses it already has.  A scan still running in a live
+        process is refused with StoreError, also when two resumes race."""
+
+        def write() -> None:
+            with self.engine.begin() as conn:
+                row = conn.execute(select(Scan.status, Scan.options, Scan.updated).where(Scan.id == scan_id)).first()
+                if row is None:
+                    raise StoreError(f"no scan {scan_id} in this database (smbsentry history lists them)")
+                status, options, updated = row
+                owner = (options or {}).get("owner")
+                if status == "running" and not liveness.stale(owner, updated):
+                    raise StoreError(f"scan {scan_id} is still running ({_owner_text(owner)}): "
+                                     "wait for it to end, or stop it first")
+                cond = [Scan.id == scan_id, Scan.status == status]
+                if updated is not None:
+                    cond.append(Scan.updated <= updated)  # nobody took it over since we read it
+                taken = conn.execute(update(Scan).where(*cond).values(
+                    status="running", finished=None, updated=_now(),
+                    options=_jsonable({**(options or {}), "owner": liveness.me()})))
+                if taken.rowcount != 1:
+                    raise StoreError(f"scan {scan_id} was just resumed by another process")
+
+        self._retry(write)
+        self._own(scan_id)
         return self.done_addresses(scan_id)
 
+    @_one_line
     def mark_interrupted(self, older_than: float = 0.0) -> list[int]:
         """Scans still 'running' whose last write is older than `older_than` seconds become 'interrupted'."""
         cutoff = _now().timestamp() - older_than
@@ -301,22 +385,49 @@ class Store:
                 conn.execute(update(Scan).where(Scan.id.in_(changed)).values(status="interrupted"))
         return changed
 
+    def _settle_stale(self, conn, rows: list) -> list:
+        """Running scans whose process is gone (liveness.py) are recorded and shown as interrupted."""
+        out = []
+        for row in rows:
+            row = dict(row)
+            if row["status"] == "running" and row["id"] not in self._owned and \
+                    liveness.stale((row["options"] or {}).get("owner"), row["updated"]):
+                cond = [Scan.id == row["id"], Scan.status == "running"]
+                if row["updated"] is not None:
+                    cond.append(Scan.updated <= row["updated"])
+                conn.execute(update(Scan).where(*cond).values(status="interrupted"))
+                row["status"] = "interrupted"
+            out.append(row)
+        return out
+
+    @_one_line
     def done_addresses(self, scan_id: int) -> set[str]:
         self.flush()
         with self.engine.connect() as conn:
             self._require(conn, scan_id)
             return set(conn.execute(select(Host.address).where(Host.scan_id == scan_id)).scalars())
 
+    @_one_line
     def add_audit(self, result: dict, scan_id: int | None = None) -> int:
-        with self.engine.begin() as conn:
-            r = conn.execute(insert(Audit).values(scan_id=scan_id, created=_now(), host=_str(result.get("host") or result.get("address")), data=_jsonable(result)))
-            return int(r.inserted_primary_key[0])
+        values = dict(scan_id=scan_id, host=_str(result.get("host") or result.get("address")), data=_jsonable(result))
 
+        def write() -> int:
+            with self.engine.begin() as conn:
+                return int(conn.execute(insert(Audit).values(created=_now(), **values)).inserted_primary_key[0])
+
+        return self._retry(write)
+
+    @_one_line
     def add_plan(self, plan: dict, scan_id: int | None = None) -> int:
-        with self.engine.begin() as conn:
-            r = conn.execute(insert(Plan).values(scan_id=scan_id, created=_now(), data=_jsonable(plan)))
-            return int(r.inserted_primary_key[0])
+        data = _jsonable(plan)
 
+        def write() -> int:
+            with self.engine.begin() as conn:
+                return int(conn.execute(insert(Plan).values(scan_id=scan_id, created=_now(), data=data)).inserted_primary_key[0])
+
+        return self._retry(write)
+
+    @_one_line
     def audits(self, scan_id: int | None = None) -> list[dict]:
         q = select(Audit.data).order_by(Audit.id)
         if scan_id is not None:
@@ -324,20 +435,24 @@ class Store:
         with self.engine.connect() as conn:
             return list(conn.execute(q).scalars())
 
+    @_one_line
     def audit_count(self) -> int:
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).select_from(Audit)).scalar_one()
 
+    @_one_line
     def plan_index(self) -> list[dict]:
         """Every stored plan's id, scan and time, oldest first, without the plan itself."""
         with self.engine.connect() as conn:
             return [{"id": i, "scan_id": s, "created": _iso(c)}
                     for i, s, c in conn.execute(select(Plan.id, Plan.scan_id, Plan.created).order_by(Plan.id))]
 
+    @_one_line
     def plan(self, plan_id: int) -> dict | None:
         with self.engine.connect() as conn:
             return conn.execute(select(Plan.data).where(Plan.id == plan_id)).scalar()
 
+    @_one_line
     def plans(self, scan_id: int | None = None) -> list[dict]:
         q = select(Plan.data).order_by(Plan.id)
         if scan_id is not None:
@@ -350,23 +465,26 @@ class Store:
         if conn.execute(select(Scan.id).where(Scan.id == scan_id)).first() is None:
             raise StoreError(f"no scan {scan_id} in this database (smbsentry history lists them)")
 
+    @_one_line
     def scan(self, scan_id: int) -> dict:
         self.flush()
-        with self.engine.connect() as conn:
+        with self.engine.begin() as conn:
             row = conn.execute(select(Scan).where(Scan.id == scan_id)).mappings().first()
-        if row is None:
-            raise StoreError(f"no scan {scan_id} in this database (smbsentry history lists them)")
-        return _scan_dict(row)
+            if row is None:
+                raise StoreError(f"no scan {scan_id} in this database (smbsentry history lists them)")
+            return _scan_dict(self._settle_stale(conn, [row])[0])
 
+    @_one_line
     def scans(self, targets_key: str | None = None) -> list[dict]:
         """All scans, newest first (optionally only those of one target set)."""
         self.flush()
         q = select(Scan).order_by(Scan.id.desc())
         if targets_key is not None:
             q = q.where(Scan.targets_key == targets_key)
-        with self.engine.connect() as conn:
-            return [_scan_dict(r) for r in conn.execute(q).mappings()]
+        with self.engine.begin() as conn:
+            return [_scan_dict(r) for r in self._settle_stale(conn, list(conn.execute(q).mappings()))]
 
+    @_one_line
     def latest_scan(self) -> int | None:
         with self.engine.connect() as conn:
             return conn.execute(select(func.max(Scan.id))).scalar_one()
@@ -397,6 +515,7 @@ class Store:
                                for c in (Host.address, Host.hostname, Host.netbios_name, Host.netbios_domain, Host.dns_name, Host.os_name))))
         return conds
 
+    @_one_line
     def hosts(self, scan_id: int, finding: str | None = None, status: str | Iterable[str] | None = None,
               os: str | None = None, subnet: str | None = None, search: str | None = None,
               sort: str = "address", limit: int | None = 100, offset: int = 0, severity: str | None = None) -> list[dict]:
@@ -410,6 +529,7 @@ class Store:
         with self.engine.connect() as conn:
             return list(conn.execute(q).scalars())
 
+    @_one_line
     def host_addresses(self, scan_id: int, finding=None, status=None, os=None, subnet=None, search=None, severity=None,
                        sort: str = "address") -> list[str]:
         """The addresses `hosts` would return, all of them, without the host JSON (the dashboard
@@ -418,6 +538,7 @@ class Store:
         with self.engine.connect() as conn:
             return list(conn.execute(q).scalars())
 
+    @_one_line
     def hosts_at(self, scan_id: int, addresses: list[str]) -> list[dict]:
         """The host JSON of these addresses, in the order given (unknown addresses are left out)."""
         self.flush()
@@ -445,12 +566,14 @@ class Store:
             q = q.offset(offset)
         return q
 
+    @_one_line
     def count_hosts(self, scan_id: int, finding=None, status=None, os=None, subnet=None, search=None, severity=None) -> int:
         self.flush()
         q = select(func.count()).select_from(Host).where(*self._host_filter(scan_id, finding, status, os, subnet, search, severity))
         with self.engine.connect() as conn:
             return conn.execute(q).scalar_one()
 
+    @_one_line
     def findings(self, scan_id: int, status: Iterable[str] | None = None) -> list[dict]:
         """Finding rows of a scan: address, id, status, severity, title, port, evidence, reason, inferred, cves."""
         self.flush()
@@ -472,6 +595,7 @@ class Store:
                         "THEN hosts.data->'ports' ELSE '{}'::json END) AS p WHERE p.value = 'open')")
         return text("EXISTS (SELECT 1 FROM json_each(hosts.data, '$.ports') AS p WHERE p.value = 'open')")
 
+    @_one_line
     def stats(self, scan_id: int) -> dict:
         """Counts for reports: hosts (all that answered), smb_hosts (SMB open; the SMBv1 and signing
         denominators), other_hosts (other services only), by OS, SMBv1 on, unsigned, bad findings by severity."""
@@ -494,6 +618,7 @@ class Store:
                 "by_os": [(o, n) for o, n in by_os],
                 "by_severity": [(s, by_sev.get(s, 0)) for s in SEVERITIES]}
 
+    @_one_line
     def trend(self, scan_id: int, limit: int = 20) -> list[dict]:
         """Earlier and this scan of the same target set, oldest first: id, started, hosts, exposed, findings."""
         me = self.scan(scan_id)
@@ -501,6 +626,7 @@ class Store:
         return list(reversed(rows))
 
     # ---------------------------------------------------------------- diff
+    @_one_line
     def diff(self, old_id: int, new_id: int) -> Diff:
         """What changed from scan old_id to scan new_id, like with like (store/diff.py)."""
         self.flush()
@@ -527,12 +653,29 @@ class Store:
         return d
 
 
+def _create_private(path: str | None) -> None:
+    """A new SQLite store is created readable by its owner only (0600; SQLite gives its -wal and -shm files
+    the same mode): it holds every finding and the dashboard's users and sessions."""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError:  # it exists (its mode is left alone), or the directory is missing: SQLite says so itself
+        pass
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
+
+def _owner_text(owner) -> str:
+    if not isinstance(owner, dict):
+        return "by another process"
+    return f"process {owner.get('pid')} on {owner.get('host')}"
 
 
 def _chunks(items: list, n: int):
@@ -545,8 +688,10 @@ def _jsonable(value: Any) -> Any:
 
 
 def _scan_dict(row) -> dict:
+    options = dict(row["options"] or {})
+    owner = options.pop("owner", None)  # kept beside the options (liveness.py), not one of them
     return {"id": row["id"], "started": _iso(row["started"]), "finished": _iso(row["finished"]), "updated": _iso(row["updated"]),
-            "status": row["status"], "targets": list(row["targets"] or []), "options": row["options"] or {},
+            "status": row["status"], "targets": list(row["targets"] or []), "options": options, "owner": owner,
             "hosts": row["hosts_count"], "exposed": row["exposed_count"], "findings": row["findings_count"]}
 
 

@@ -3,6 +3,12 @@
 Store.open calls check_and_upgrade: an empty or older database is upgraded to
 head; a database stamped with a revision this smbsentry does not know (made by
 a newer smbsentry) is refused instead of being touched.
+
+Several processes may open a brand-new store at the same moment (two scans,
+a scan and the dashboard): the check and the upgrade run under a lock held
+for the whole transaction (PostgreSQL: an advisory transaction lock; SQLite:
+BEGIN IMMEDIATE, the database's write lock), so the second process waits,
+then finds the schema at head and does nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Engine
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
 
 from .db import StoreError
 
@@ -33,10 +40,23 @@ def current(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+SCHEMA_LOCK = 0x736D6273  # "smbs": the advisory lock id of schema changes (PostgreSQL)
+
+
+def _lock_schema(conn: Connection) -> None:
+    """Hold the schema lock until this transaction ends (see the module doc)."""
+    name = conn.dialect.name
+    if name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+    elif name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def check_and_upgrade(engine: Engine, migrate: bool = True) -> str:
     script = script_directory()
     code_head = script.get_current_head()
     with engine.begin() as conn:
+        _lock_schema(conn)
         ctx = MigrationContext.configure(conn)
         for rev in ctx.get_current_heads():
             try:

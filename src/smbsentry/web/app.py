@@ -26,9 +26,8 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader
-from starlette.exceptions import HTTPException
-
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from ..model import SEVERITIES, STATUSES
 from ..store import SORTS, Store, StoreError, resolve_url
@@ -37,7 +36,11 @@ from .auth import ADMIN, MIN_PASSWORD, Auth
 from .digest import Digests
 from .jobs import Jobs, TargetRefused, check_targets, parse_allowed
 from .lang import install as install_lang
+from .login import SetupToken, Throttle, off_loop, shown
+from .login import log as login_log
 from .plans import Plans
+from .security import Guard, allowed_hosts, bounded_ints, with_headers
+from .serve import check_store_file, console_log, startup_notes
 
 HERE = Path(__file__).parent
 COOKIE = "smbsentry_session"
@@ -66,21 +69,31 @@ def _summary(h: dict) -> dict:
 
 
 def create_app(db: str | None = None, allowed_ranges: list[str] | None = None, *, secure_cookies: bool | None = None,
-               session_ttl: float = 8 * 3600, store: Store | None = None) -> FastAPI:
+               session_ttl: float = 8 * 3600, store: Store | None = None, listen: str | None = None,
+               public_url: str | None = None, allowed_host: list[str] | None = None,
+               throttle: Throttle | None = None) -> FastAPI:
+    """The dashboard app; `listen`, `public_url` and `allowed_host` make the Host allow-list (security.py)."""
     url = resolve_url(db)
     store = store or Store.open(url)
     auth = Auth(store.engine, ttl=session_ttl)
     allowed = parse_allowed(allowed_ranges or [])
     jobs = Jobs(url, store)
     if secure_cookies is None:
-        secure_cookies = os.environ.get("SMBSENTRY_SECURE_COOKIES", "") not in ("", "0", "false", "no")
+        secure_cookies = (os.environ.get("SMBSENTRY_SECURE_COOKIES", "") not in ("", "0", "false", "no")
+                          or str(public_url or "").lower().startswith("https://"))
     env = _env()
+    throttle = throttle or Throttle()
+    setup_token = SetupToken(not auth.has_admin())
 
     app = FastAPI(title="smbsentry", version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None,
-                  description="The smbsentry scan store as JSON. Every route needs a logged-in session cookie.")
+                  description="The smbsentry scan store as JSON. Every route needs a logged-in session cookie.",
+                  dependencies=[Depends(bounded_ints)])
     app.state.store, app.state.auth, app.state.jobs, app.state.allowed = store, auth, jobs, allowed
-    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.state.throttle, app.state.setup_token = throttle, setup_token
+    app.state.hosts = allowed_hosts(listen, public_url, allowed_host or [])
     install_lang(app, env)  # ?lang=zh, remembered in a cookie; request.state.lang
+    app.add_middleware(Guard, hosts=app.state.hosts)  # added last, so outermost: a foreign Host or a huge body goes no further
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     digests, plan_index = Digests(store), Plans(store)
     app.state.digests, app.state.plans = digests, plan_index
 
@@ -169,18 +182,13 @@ def create_app(db: str | None = None, allowed_ranges: list[str] | None = None, *
     def csv_download(header: list[str], rows, filename: str) -> Response:
         return download(views.csv_text(header, rows), filename, "text/csv; charset=utf-8")
 
-    # ------------------------------------------------------------------ errors and headers
-    @app.middleware("http")
-    async def headers(request: Request, call_next):
-        resp = await call_next(request)
-        resp.headers.setdefault("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; "
-                                "img-src 'self' data:; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
-        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-        resp.headers.setdefault("X-Frame-Options", "DENY")
-        resp.headers.setdefault("Referrer-Policy", "no-referrer")
-        if not request.url.path.startswith("/static/"):
-            resp.headers.setdefault("Cache-Control", "no-store")
-        return resp
+    # ------------------------------------------------------------------ errors (headers: security.Guard)
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        """Starlette answers this outside every middleware: the page carries the security headers itself."""
+        if is_api(request):
+            return with_headers(JSONResponse({"detail": "internal error"}, status_code=500))
+        return with_headers(render(request, "error.html", 500, status=500, detail="internal error (see the server's log)"))
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired):
@@ -240,6 +248,16 @@ def create_app(db: str | None = None, allowed_ranges: list[str] | None = None, *
     def safe_next(nxt: str | None) -> str:
         return nxt if nxt and nxt.startswith("/") and not nxt.startswith("//") and "\\" not in nxt else "/"
 
+    def client(request: Request) -> str:
+        return request.client.host if request.client else "?"
+
+    def throttled(request: Request, name: str, user: str, wait: float, **ctx) -> HTMLResponse:
+        login_log.warning("login refused for user %s from %s: too many failures, %.0fs to wait",
+                          shown(user), client(request), wait)
+        resp = login_form(request, name, 429, error=f"Too many failed attempts: try again in {int(wait) + 1} seconds.", **ctx)
+        resp.headers["Retry-After"] = str(int(wait) + 1)
+        return resp
+
     @app.get("/setup", response_class=HTMLResponse, include_in_schema=False)
     async def setup_page(request: Request):
         if auth.has_admin():
@@ -251,6 +269,14 @@ def create_app(db: str | None = None, allowed_ranges: list[str] | None = None, *
         if auth.has_admin():
             raise HTTPException(403, "the admin password is already set")
         form = await check_pre(request)
+        wait = throttle.wait(client(request), "(setup)")
+        if wait > 0:
+            return throttled(request, "setup.html", "(setup)", wait, min_password=MIN_PASSWORD)
+        if not setup_token.check(form.get("token", "")):
+            n, _ = throttle.failed(client(request), "(setup)")
+            login_log.warning("setup refused from %s: wrong setup token (%d failures)", client(request), n)
+            return login_form(request, "setup.html", 403, min_password=MIN_PASSWORD,
+                              error="Wrong setup token: copy it from the console where smbsentry serve runs.")
         pw, again = form.get("password", ""), form.get("password2", "")
         error = None
         if len(pw) < MIN_PASSWORD:
@@ -259,8 +285,10 @@ def create_app(db: str | None = None, allowed_ranges: list[str] | None = None, *
             error = "the two passwords differ"
         if error:
             return login_form(request, "setup.html", 400, error=error, min_password=MIN_PASSWORD)
-        if not auth.create_admin(pw):
+        if not await off_loop(auth.create_admin, pw):
             raise HTTPException(403, "the admin password is already set")
+        setup_token.spend()
+        login_log.info("admin password set from %s (first run)", client(request))
         return RedirectResponse("/login?setup=1", status_code=303)
 
     @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
@@ -274,10 +302,19 @@ def create_app(db: str | None = None, allowed_ranges: list[str] | None = None, *
     async def login_post(request: Request):
         form = await check_pre(request)
         nxt = safe_next(form.get("next"))
-        if not auth.check(form.get("username") or ADMIN, form.get("password", "")):
+        name, address = form.get("username") or ADMIN, client(request)
+        wait = throttle.wait(address, name)
+        if wait > 0:
+            return throttled(request, "login.html", name, wait, next=nxt)
+        if not await off_loop(auth.check, name, form.get("password", "")):
+            n, delay = throttle.failed(address, name)
+            login_log.warning("login failed for user %s from %s (%d failures%s)", shown(name), address, n,
+                              f"; next attempt heard in {delay:.0f}s" if delay else "")
             return login_form(request, "login.html", 401, next=nxt, error="Wrong user name or password.")
+        throttle.succeeded(address, name)
+        login_log.info("login of user %s from %s", shown(name), address)
         auth.end_session(request.cookies.get(COOKIE))
-        cookie, _ = auth.new_session(form.get("username") or ADMIN)
+        cookie, _ = auth.new_session(name)
         resp = RedirectResponse(nxt, status_code=303)
         set_cookie(resp, request, COOKIE, cookie)
         resp.delete_cookie(PRE_COOKIE, path="/")
@@ -570,21 +607,29 @@ def create_app(db: str | None = None, allowed_ranges: list[str] | None = None, *
     return app
 
 
-def main_serve(host: str, port: int, db: str | None, allowed_ranges: list[str]) -> int:
+def main_serve(host: str, port: int, db: str | None, allowed_ranges: list[str], *, public_url: str | None = None,
+               allowed_host: list[str] | None = None) -> int:
     """`smbsentry serve`: run the dashboard with uvicorn until interrupted; 2 on bad input, 1 on failure."""
     import uvicorn
 
+    if public_url and not re.match(r"^https?://[^/\s]+", public_url):
+        print(f"smbsentry serve: --public-url {public_url!r} is not an http:// or https:// URL", file=sys.stderr)
+        return 2
     try:
-        app = create_app(db, allowed_ranges)
+        app = create_app(db, allowed_ranges, listen=host, public_url=public_url, allowed_host=allowed_host)
     except (StoreError, TargetRefused) as exc:
         print(f"smbsentry serve: {exc}", file=sys.stderr)
         return 2
+    console_log()
+    check_store_file(resolve_url(db))
     try:
         if not ipaddress.ip_address(host).is_loopback:
             print(f"smbsentry serve: listening on {host}: put it behind HTTPS (and set SMBSENTRY_SECURE_COOKIES=1)",
                   file=sys.stderr)
     except ValueError:
         pass
+    for line in startup_notes(host, port, public_url, allowed_host, app.state.setup_token.value):
+        print(f"smbsentry serve: {line}", file=sys.stderr, flush=True)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
     except (OSError, SystemExit) as exc:

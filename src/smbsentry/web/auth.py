@@ -5,11 +5,13 @@ store's Alembic migrations, all prefixed ``web_``):
 
 - ``web_users``: name, password hash (``scrypt$N$r$p$salt$hash``, hashlib.scrypt
   with a random 16-byte salt, compared with hmac.compare_digest);
-- ``web_sessions``: the server-side session table: id, user, CSRF token, expiry;
+- ``web_sessions``: the server-side session table: the SHA-256 of the session id (never the
+  id itself: reading the store must not be logging in), user, CSRF token, expiry;
 - ``web_secrets``: the random key that signs session cookies (HMAC-SHA256).
 
 A cookie is ``<session id>.<hmac of the id>``; a cookie whose signature does not
-match, whose session is unknown or past its expiry is no session at all.
+match, whose session is unknown or past its expiry is no session at all.  Sessions of the
+old layout (the id stored as it is) are not found, so they end at the upgrade.
 """
 
 from __future__ import annotations
@@ -58,6 +60,11 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def session_key(sid: str) -> str:
+    """What the sessions table keeps of a session id: its SHA-256."""
+    return hashlib.sha256(sid.encode()).hexdigest()
+
+
 def hash_password(password: str, salt: bytes | None = None) -> str:
     salt = salt or secrets.token_bytes(16)
     digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32)
@@ -98,8 +105,7 @@ class Auth:
 
     # ------------------------------------------------------------ users
     def has_admin(self) -> bool:
-        with self.engine.connect() as conn:
-            return conn.execute(select(users.c.id).where(users.c.name == ADMIN)).first() is not None
+        return self.exists(ADMIN)
 
     def create_admin(self, password: str) -> bool:
         """Set the first admin password; False when an admin exists already."""
@@ -108,6 +114,22 @@ class Auth:
                 return False
             conn.execute(insert(users).values(name=ADMIN, password=hash_password(password), created=time.time()))
         return True
+
+    def exists(self, name: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(select(users.c.id).where(users.c.name == name)).first() is not None
+
+    def set_password(self, name: str, password: str) -> bool:
+        """Set a user's password (creating the user); True when it existed.  Ends every session of the user."""
+        digest = hash_password(password)
+        with self.engine.begin() as conn:
+            existed = conn.execute(select(users.c.id).where(users.c.name == name)).first() is not None
+            if existed:
+                conn.execute(update(users).where(users.c.name == name).values(password=digest))
+            else:
+                conn.execute(insert(users).values(name=name, password=digest, created=time.time()))
+            conn.execute(delete(sessions).where(sessions.c.user == name))
+        return existed
 
     def check(self, name: str, password: str) -> bool:
         with self.engine.connect() as conn:
@@ -133,7 +155,8 @@ class Auth:
         sid, csrf, now = secrets.token_urlsafe(32), secrets.token_urlsafe(32), time.time()
         with self.engine.begin() as conn:
             conn.execute(delete(sessions).where(sessions.c.expires < now))
-            conn.execute(insert(sessions).values(id=sid, user=user, csrf=csrf, created=now, expires=now + self.ttl))
+            conn.execute(insert(sessions).values(id=session_key(sid), user=user, csrf=csrf, created=now,
+                                                 expires=now + self.ttl))
         return self.sign(sid), csrf
 
     def session(self, cookie: str | None) -> dict | None:
@@ -141,22 +164,22 @@ class Auth:
         sid = self.unsign(cookie)
         if sid is None:
             return None
-        now = time.time()
+        now, key = time.time(), session_key(sid)
         with self.engine.begin() as conn:
-            row = conn.execute(select(sessions).where(sessions.c.id == sid)).mappings().first()
+            row = conn.execute(select(sessions).where(sessions.c.id == key)).mappings().first()
             if row is None:
                 return None
             if row["expires"] < now:
-                conn.execute(delete(sessions).where(sessions.c.id == sid))
+                conn.execute(delete(sessions).where(sessions.c.id == key))
                 return None
-            conn.execute(update(sessions).where(sessions.c.id == sid).values(expires=now + self.ttl))
+            conn.execute(update(sessions).where(sessions.c.id == key).values(expires=now + self.ttl))
         return {"id": row["id"], "user": row["user"], "csrf": row["csrf"]}
 
     def end_session(self, cookie: str | None) -> None:
         sid = self.unsign(cookie)
         if sid is not None:
             with self.engine.begin() as conn:
-                conn.execute(delete(sessions).where(sessions.c.id == sid))
+                conn.execute(delete(sessions).where(sessions.c.id == session_key(sid)))
 
     def expire_all(self) -> None:
         """Make every session expired (tests, and a way to log everyone out)."""

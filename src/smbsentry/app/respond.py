@@ -1,0 +1,314 @@
+"""`smbsentry respond`: from a range to an ordered to-do list, in one command.
+
+What a responder runs first in an outbreak. One run:
+
+1. scans the targets with the default checks (or those asked), recorded in
+   the store like any scan (so `scan --resume N` and `plan --scan N` work on
+   it later);
+2. audits the inventories given (`--inventories`) and merges them into the
+   scan results by the one join rule (audit/join.py);
+3. plans the fix (remediate/planner.py), with the SMB1 use that `detect
+   --store` recorded;
+4. writes, into DIR, all at once (a temporary folder beside DIR takes its
+   place at the end: an interrupted or refused run leaves no half-written
+   folder): scan.jsonl (the host results as the scan wrote them), hosts.csv,
+   report.html and report-zh.html, report.json (the `report N --format json`
+   shape: hosts, counts, the ranked action list), audit.jsonl (with
+   inventories) and plan/ (plan.md, plan.json, bundle.csv, scripts/);
+5. prints the ranked action list (the first --top rows) and where the files are.
+
+Exit status: 0 when everything was scanned and written; the scan's own status
+when it did not finish (1 a write failed or hosts were lost to local errors,
+2 bad input, 130 interrupted) with nothing written in DIR; 2 when no host
+answered (nothing to plan) or an inventory could not be read (the rest is
+still written); 1 when DIR cannot be written.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from .scanprep import RequestError, ScanRequest, prepare
+
+REPORT_LANGS = ("en", "zh")
+
+
+@dataclass
+class RespondRequest:
+    scan: ScanRequest
+    out_dir: Path
+    lang: str = "en"
+    inventories: list[Path] = field(default_factory=list)
+    top: int = 20
+
+
+class _Refused(Exception):
+    """The run stops here: `status` is the exit status, `message` the one line said (None: already said)."""
+
+    def __init__(self, status: int, message: str | None = None):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def _say(err: Console, message: str) -> None:
+    err.print(f"smbsentry: {message}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _check_out_dir(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "report.json").is_file())):
+        raise _Refused(2, f"{out} exists and is not a folder `respond` wrote: give a new or empty folder")
+
+
+def _scan(req: RespondRequest, tmp: Path, err: Console) -> tuple[list[dict], int | None]:
+    from ..scan.runner import run_local_scan
+
+    req.scan.output, req.scan.fmt = tmp / "scan.jsonl", "jsonl"
+    try:
+        local = prepare(req.scan)
+    except RequestError as exc:
+        raise _Refused(2, str(exc)) from None
+    scan_id = local.scan_id
+    code = run_local_scan(local, err)  # says on err how it ended
+    if code not in (0, 3):
+        later = f" (recorded as scan {scan_id}: `smbsentry scan --resume {scan_id}`, then `smbsentry respond`"
+        raise _Refused(code, "the scan did not finish: nothing written in "
+                             f"{req.out_dir}" + (later + " again or `smbsentry plan --scan N`)" if scan_id else ""))
+    records = [json.loads(line) for line in (tmp / "scan.jsonl").read_text("utf-8").splitlines() if line.strip()]
+    if not records:
+        raise _Refused(2, "no host answered on SMB or another asked service in the targets: nothing to plan "
+                          f"(nothing written in {req.out_dir})")
+    return records, scan_id
+
+
+def _audit(req: RespondRequest, hosts: list[dict], err: Console) -> tuple[list[dict], list[dict], int]:
+    """(merged host records, audit records, inventory errors said)."""
+    if not req.inventories:
+        return hosts, [], 0
+    from ..audit.api import audit_files
+    from ..audit.join import match
+    from ..audit.merge import merge_scan_audit
+
+    for p in req.inventories:
+        if not p.exists():
+            raise _Refused(2, f"{p}: no such file or folder")
+    results, errors = audit_files(req.inventories)
+    for e in errors:
+        _say(err, str(e))
+    pairs = match(hosts, [r.to_dict() for r in results])
+    by_host = {i: results[j] for j, i in pairs.items()}
+    merged = [merge_scan_audit(h, by_host[i]) if i in by_host else h for i, h in enumerate(hosts)]
+    return merged, [r.to_dict() for r in results], len(errors)
+
+
+def _csv(records: list[dict]) -> str:
+    from ..report.convert import host_from_dict
+    from ..scan.output import CSV_COLUMNS, csv_row
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(CSV_COLUMNS)
+    for h in records:
+        w.writerow(csv_row(host_from_dict(h)))
+    return buf.getvalue()
+
+
+def _report_name(lang: str) -> str:
+    """English is report.html whatever --lang is, so links to it do not depend on the run."""
+    return "report.html" if lang == "en" else f"report-{lang}.html"
+
+
+def _report_html(tmp: Path, merged: list[dict], lang: str, plan, scan_row: dict | None) -> None:
+    from ..report.html import render
+
+    (tmp / _report_name(lang)).write_text(render(merged, lang=lang, scan=scan_row, plan=plan), encoding="utf-8")
+
+
+def _in_child(job) -> int | None:
+    """Run job() in a forked child (the other core does the other language's plan and report);
+    None where there is no fork: the caller runs it itself."""
+    if not hasattr(os, "fork"):
+        return None
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's exit status is what the parent tests
+        code = 1
+        try:
+            job()
+            code = 0
+        except BaseException as e:  # noqa: BLE001 - one line for the parent's stderr, never a traceback
+            sys.stderr.write(f"smbsentry: {type(e).__name__}: {str(e)[:300]}\n")
+        finally:
+            os._exit(code)
+    return pid
+
+
+def _write(req: RespondRequest, tmp: Path, merged: list[dict], audits: list[dict], inputs: list[dict], p,
+           scan_row: dict | None) -> None:
+    """Every file; the report in the other language is made by a child process meanwhile."""
+    from ..remediate.planner import plan as make_plan
+    from ..remediate.writer import write_plan
+    from ..report import view
+
+    other = [lang for lang in REPORT_LANGS if lang != req.lang]
+    children = []
+    for lang in other:
+        def job(lang=lang):
+            _report_html(tmp, merged, lang, make_plan(inputs, lang), scan_row)
+        pid = _in_child(job)
+        if pid is None:
+            job()
+        else:
+            children.append((pid, lang))
+    _report_html(tmp, merged, req.lang, p, scan_row)
+    actions = [r.to_dict() for r in p.actions]
+    verify = len({r["key"] for r in actions if r["category"] == "verify"})
+    report = {"format": "smbsentry-report", "version": 1, "scan": scan_row, "counts": view.counts(merged, verify).to_dict(),
+              "actions": actions, "hosts": merged}
+    (tmp / "report.json").write_text(json.dumps(report, ensure_ascii=False) + "\n", encoding="utf-8")
+    (tmp / "hosts.csv").write_text(_csv(merged), encoding="utf-8")
+    if audits:
+        (tmp / "audit.jsonl").write_text("".join(json.dumps(a, ensure_ascii=False) + "\n" for a in audits), encoding="utf-8")
+    write_plan(p, tmp / "plan")
+    for pid, lang in children:
+        _, status = os.waitpid(pid, 0)
+        if status != 0 or not (tmp / _report_name(lang)).is_file():
+            raise OSError(f"the {lang} report could not be written")
+
+
+def _record(req: RespondRequest, scan_id: int | None, audits: list[dict], plan_dict: dict, err: Console) -> None:
+    if scan_id is None:
+        return
+    from ..store import Store, StoreError
+
+    try:
+        store = Store.open(req.scan.db)
+        try:
+            for a in audits:
+                store.add_audit(a, scan_id)
+            store.add_plan(plan_dict, scan_id)
+        finally:
+            store.close()
+    except StoreError as exc:
+        _say(err, f"written, but the audits and the plan were not recorded in the store: {exc}")
+
+
+def _place(tmp: Path, out: Path) -> None:
+    """tmp takes out's place (an earlier respond folder is replaced whole)."""
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out)
+
+
+def print_actions(plan, lang: str, top: int, console: Console) -> None:
+    """The first `top` rows of the ranked list, for the terminal (remote strings are printed as text, never markup)."""
+    from .. import i18n
+    from ..remediate import texts
+
+    rows = plan.actions
+    table = Table(title=texts.t("h-actions", lang), show_lines=False)
+    for col in ("#", texts.t("col-rank", lang), texts.t("col-host", lang), texts.t("col-why", lang), texts.t("col-next", lang)):
+        table.add_column(col, overflow="fold")
+    for i, r in enumerate(rows[:top], 1):
+        who = " ".join(x for x in (r.host, r.address) if x) or r.key
+        # the first piece of evidence (report.html and plan.md have all of it), or the whole of one sentence
+        # that has "; " inside it (the implant's answer)
+        whole = r.category == "isolate-now"
+        why = _why(r.why if whole else r.why.split("; ")[0], lang)
+        table.add_row(str(i), texts.t(f"rank-{r.category}", lang), who, why if len(why) <= 110 else why[:109] + "\u2026", r.step)
+    console.print(table)
+    if len(rows) > top:
+        console.print(texts.t("actions-more", lang, n=len(rows) - top), markup=False, highlight=False)
+
+
+_PIECE = re.compile(r"^([a-z0-9-]+) (vulnerable|likely|missing|unknown|not_vulnerable|patched): (.*)$", re.S)
+
+
+def _why(piece: str, lang: str) -> str:
+    """One piece of a row's evidence ("ms17-010 vulnerable: PeekNamedPipe ...") in the language asked."""
+    if lang == "en":
+        return piece
+    from .. import i18n
+
+    m = _PIECE.match(piece)
+    if m is None:
+        return i18n.sentence(piece, lang)
+    return f"{m.group(1)} {i18n.label('status', m.group(2), lang)}: {i18n.sentence(m.group(3), lang)}"
+
+
+def respond(req: RespondRequest, out: Console, err: Console) -> int:
+    """Run the whole job; the exit status (module docstring)."""
+    from ..remediate.planner import plan
+    from ..resultfile import smb1_usage_records
+
+    target = req.out_dir
+    try:
+        _check_out_dir(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except _Refused as exc:
+        _say(err, exc.message)
+        return exc.status
+    except OSError as exc:
+        _say(err, f"cannot write {target}: {exc.strerror or exc}")
+        return 1
+    try:
+        records, scan_id = _scan(req, tmp, err)
+        merged, audits, bad_inventories = _audit(req, records, err)
+        usage = smb1_usage_records(req.scan.db) if req.scan.store else []
+        # the plan in the language asked; the other language's is made with its report, in a child process
+        inputs = merged + audits + usage
+        the_plan = plan(inputs, req.lang)
+        scan_row = _scan_row(req, scan_id)
+        _write(req, tmp, merged, audits, inputs, the_plan, scan_row)
+        _place(tmp, target)
+    except _Refused as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if exc.message:
+            _say(err, exc.message)
+        return exc.status
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        _say(err, f"cannot write {target}: {exc.strerror or exc} (nothing written there)")
+        return 1
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _record(req, scan_id, audits, the_plan.to_dict(), err)
+    if not out.is_terminal:  # a file or a pipe: rows are not folded to 80 columns
+        out = Console(file=out.file, width=200, highlight=False)
+    print_actions(the_plan, req.lang, req.top, out)
+    files = ", ".join(n for n in ("report.html", "report-zh.html", "report.json", "hosts.csv", "scan.jsonl",
+                                  "audit.jsonl" if audits else "", "plan/plan.md") if n)
+    err.print(f"written to {target}: {files}", markup=False, highlight=False, soft_wrap=True)
+    return 2 if bad_inventories else 0
+
+
+def _scan_row(req: RespondRequest, scan_id: int | None) -> dict | None:
+    """The store's row of this scan (for the reports' header and charts), when there is a store."""
+    if scan_id is None:
+        return None
+    from ..store import Store, StoreError
+
+    try:
+        store = Store.open(req.scan.db)
+        try:
+            return store.scan(scan_id)
+        finally:
+            store.close()
+    except StoreError:
+        return None
