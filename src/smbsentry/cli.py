@@ -467,7 +467,7 @@ def serve(
     public_url: Optional[str] = typer.Option(None, "--public-url", help="The URL users open (https://... makes cookies Secure); its host name is answered."),
     allowed_host: list[str] = typer.Option([], "--allowed-host", help="Another Host name to answer to (repeatable). Default: loopback names and the --host address only."),
 ) -> None:
-    """The web dashboard: overview, hosts, host detail with fixes and plans, scans and diffs, a JSON API.
+    """The web dashboard in English and Chinese (?lang=zh): the ranked action list, hosts by risk, host detail with fixes, audits and plans, scans and diffs, CSV of every list, a JSON API.
 
     Login required. While no admin exists, /setup asks for a one-time
     token printed on this console. Requests for other Host names get 400
