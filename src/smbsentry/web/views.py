@@ -137,10 +137,20 @@ def state_label(state: str, lang: str) -> str:
 
 
 def host_csv_rows(store, digest: Digest, scan_id: int, addresses: list[str], lang: str, chunk: int = 500):
+    """The CSV rows of these hosts, from the digest's briefs; hosts stored since it was made (a running
+    scan) are read from the store."""
+    yes = i18n.label("web", "yes", lang)
     for i in range(0, len(addresses), chunk):
-        for s in host_summaries(store, digest, scan_id, addresses[i:i + chunk], lang):
+        part = addresses[i:i + chunk]
+        missing = [a for a in part if a not in digest.briefs]
+        stored = {str(h["address"]): h for h in store.hosts_at(scan_id, missing)} if missing else {}
+        for a in part:
+            h = digest.briefs.get(a) or stored.get(a)
+            if h is None:
+                continue
+            s = summary(h, digest, lang)
             yield [s["address"], s["name"], s["os"], s["role"], state_label(s["state"], lang),
-                   "yes" if s["risk"].untested else "", " ".join(f["id"] for f in s["findings"])]
+                   yes if s["risk"].untested else "", " ".join(f["id"] for f in s["findings"])]
 
 
 # ---------------------------------------------------------------- the overview
