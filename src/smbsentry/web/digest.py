@@ -131,14 +131,16 @@ def _usage(records: list[dict]) -> tuple[dict[str, list[dict]], list[dict]]:
 
 def _records(store, scan_id: int) -> list[dict]:
     """The scan's host records a page at a time, each kept to what the planner and the join read
-    (resultfile.slim): ten thousand full records are never in memory at once.  In the order they were
-    stored, so that a running scan's new hosts come after the pages already read, never between them."""
+    (resultfile.slim): ten thousand full records are never in memory at once.  In stored order, so
+    that a running scan's new hosts come after the pages already read, never between them."""
     out: list[dict] = []
+    after = 0
     while True:
-        page = store.hosts(scan_id, sort="added", limit=READ, offset=len(out))
-        out += [slim(h) for h in page]
+        page = store.host_page(scan_id, after, READ)
+        out += [slim(h) for _, h in page]
         if len(page) < READ:
             return out
+        after = page[-1][0]
 
 
 def _severity(fid) -> str | None:
