@@ -36,6 +36,7 @@ from .auth import ADMIN, MIN_PASSWORD, Auth
 from .digest import Digests
 from .jobs import Jobs, TargetRefused, check_targets, parse_allowed
 from .lang import install as install_lang
+from .lang import known_lang
 from .login import SetupToken, Throttle, off_loop, shown
 from .login import log as login_log
 from .plans import Plans
@@ -87,7 +88,7 @@ def create_app(db: str | None = None, allowed_ranges: list[str] | None = None, *
 
     app = FastAPI(title="smbsentry", version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None,
                   description="The smbsentry scan store as JSON. Every route needs a logged-in session cookie.",
-                  dependencies=[Depends(bounded_ints)])
+                  dependencies=[Depends(bounded_ints), Depends(known_lang)])
     app.state.store, app.state.auth, app.state.jobs, app.state.allowed = store, auth, jobs, allowed
     app.state.throttle, app.state.setup_token = throttle, setup_token
     app.state.hosts = allowed_hosts(listen, public_url, allowed_host or [])

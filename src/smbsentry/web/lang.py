@@ -5,7 +5,7 @@
     message(text, "zh")          # one of the dashboard's English messages in Chinese
 
 `?lang=zh` (or `en`) on any page sets the language and a cookie remembers it
-for the next pages; without either, English.  The JSON API stays
+for the next pages; without either, English; any other `?lang=` is a 400.  The JSON API stays
 language-neutral.  Every word a page shows comes from the i18n catalog (the
 `web` group; statuses, severities, roles and ranks from theirs); evidence
 sentences go through i18n.sentence_html.  Error texts are written in English
@@ -21,6 +21,9 @@ from functools import lru_cache
 from urllib.parse import urlencode
 
 from markupsafe import Markup, escape
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 
 from .. import i18n
 
@@ -89,12 +92,40 @@ def install(app, env) -> None:
     env.globals["web_labels"] = _labels
     env.globals["switch_url"] = switch_url
 
-    @app.middleware("http")
-    async def language(request, call_next):
+    app.add_middleware(Language)
+
+
+def known_lang(request: Request) -> None:
+    """A route dependency: `?lang=` other than en or zh is a bad request (400), not silently English."""
+    asked = request.query_params.get("lang")
+    if asked is not None and asked not in i18n.LANGS:
+        raise HTTPException(400, f"bad lang (one of {', '.join(i18n.LANGS)})")
+
+
+class Language:
+    """Picks each request's language into request.state.lang and remembers a chosen one in a cookie.
+    Plain ASGI, not BaseHTTPMiddleware: the request body passes through untouched, so the body cap of
+    security.Guard around it still answers 413 from inside the route."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        request = Request(scope)
         lang, remember = choose(request.query_params.get("lang"), request.cookies.get(LANG_COOKIE))
-        request.state.lang = lang
-        resp = await call_next(request)
-        if remember:
-            resp.set_cookie(LANG_COOKIE, lang, max_age=YEAR, path="/", httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https")
-        return resp
+        scope.setdefault("state", {})["lang"] = lang
+        if not remember:
+            return await self.app(scope, receive, send)
+        cookie = Response()
+        cookie.set_cookie(LANG_COOKIE, lang, max_age=YEAR, path="/", httponly=True, samesite="strict",
+                          secure=scope.get("scheme") == "https")
+        extra = [(k, v) for k, v in cookie.raw_headers if k == b"set-cookie"]
+
+        async def with_cookie(message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*(message.get("headers") or []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, with_cookie)
