@@ -455,8 +455,13 @@ def test_language_switch_is_remembered(seeded):
     assert "错误 404" in missing and "扫描 1 中没有主机 10.9.9.9" in missing
     r = c.get("/hosts", params={"lang": "en", "scan": sid})
     assert '<html lang="en">' in r.text and "23 hosts" in c.get("/hosts", params={"scan": sid}).text
-    r = c.get("/hosts", params={"lang": "fr", "scan": sid})  # an unknown language: the remembered one
-    assert r.status_code == 200 and '<html lang="en">' in r.text
+    r = c.get("/hosts", params={"lang": "fr", "scan": sid})  # an unknown language: 400, said in the remembered one
+    assert r.status_code == 400 and '<html lang="en">' in r.text and "bad lang (one of en, zh)" in r.text
+    assert "smbsentry_lang" not in r.headers.get("set-cookie", "")
+    c.get("/hosts", params={"lang": "zh", "scan": sid})
+    r = c.get("/hosts", params={"lang": "fr", "scan": sid})
+    assert r.status_code == 400 and "语言无效" in r.text
+    assert "共 23 台主机" in c.get("/hosts", params={"scan": sid}).text  # still Chinese
     assert c.get("/api/scans").json()[0]["status"] in ("finished", "running")  # the API stays language-neutral
 
 
