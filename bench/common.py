@@ -567,3 +567,36 @@ def install_term_handler() -> None:
         raise KeyboardInterrupt(f"signal {signum}")
     signal.signal(signal.SIGTERM, _raise)
     signal.signal(signal.SIGHUP, _raise)
+
+
+# --------------------------------------------------------------------------
+# Lab-shaped host records (bench/report, bench/web)
+# --------------------------------------------------------------------------
+
+def lab_scan_records(targets: str, port: int) -> list[dict]:
+    """The lab's profiles on `targets` (loopback, one high port), scanned once with every check."""
+    from smbsentry.lab.background import BackgroundLab
+
+    check_loopback_addresses([targets.split("-")[0]])
+    with BackgroundLab(targets, ports=[port], bind_mode="per-address"):
+        out = subprocess.run([sys.executable, "-m", "smbsentry.cli", "scan", targets, "--ports", str(port), "--checks", "all",
+                              "--timeout", "2", "--format", "json", "--no-store", "-q"], capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        raise BenchError(f"the lab scan failed: {out.stderr[-500:]}")
+    return json.loads(out.stdout)
+
+
+def copy_records(records: list[dict], n: int, base: int) -> list[dict]:
+    """n records cycling through `records`, each with its own address (base + 1 ...) and names."""
+    import copy
+
+    out = []
+    for i in range(n):
+        r = copy.deepcopy(records[i % len(records)])
+        r["address"] = str(ipaddress.IPv4Address(base + i + 1))
+        ident = r.get("identity") or {}
+        for key in ("netbios_name", "dns_name"):
+            if ident.get(key):
+                ident[key] = f"{ident[key][:12]}-{i}"
+        out.append(r)
+    return out

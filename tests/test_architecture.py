@@ -60,9 +60,6 @@ KNOWN_WRONG_WAY: dict[tuple[str, str], str] = {
     # The html result writer renders with report/; the writers move to report/ with the
     # application layer once scan/runner.py (discovery's, this round) stops importing scan.output.
     ("smbsentry.scan.output", "smbsentry.report.html"): "discovery (scan/runner.py) then the application layer",
-    # The shim that keeps web/app.py's `from ..checks.shadowbrokers import arsenal` working:
-    # the web-dashboard work points web/app.py at report.arsenal, then the shim goes.
-    ("smbsentry.checks.shadowbrokers", "smbsentry.report.arsenal"): "web dashboard (web/app.py)",
     # detect/ stores through the store; detect/ is being split into rooms in parallel.
 }
 

@@ -15,18 +15,17 @@ import socket
 import subprocess
 import sys
 import time
-from html.parser import HTMLParser
-
 import pytest
 
 from smbsentry import i18n
+
+from pagetext import english_found, english_words, visible  # tests/pagetext.py
 
 CLI = [sys.executable, "-m", "smbsentry.cli"]
 SMB = "127.86.0.1-19"
 SERVICES = "127.86.5.1-9"
 ROOT = os.geteuid() == 0
 PORTS = "445,139" if ROOT else "44586"
-SKIP_CLASSES = {"r", "v", "h", "a", "os"}  # remote strings, values, host names, addresses, OS names
 
 
 def _wait(address: str, port: int, proc: subprocess.Popen, seconds: float = 30) -> None:
@@ -108,58 +107,10 @@ def test_every_sentence_of_the_lab_has_a_chinese_rendering(stored):
     assert not missing, "\n".join(missing)
 
 
-class Text(HTMLParser):
-    """The page's visible text, without remote strings, values, host names and addresses."""
-
-    def __init__(self):
-        super().__init__()
-        self.stack: list[bool] = []
-        self.skip = 0
-        self.parts: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        if tag in ("br", "meta", "rect", "circle", "line", "polyline"):
-            return
-        skip = tag in ("code", "style", "title", "pre") or bool(SKIP_CLASSES & set((dict(attrs).get("class") or "").split()))
-        self.stack.append(skip)
-        self.skip += skip
-
-    def handle_endtag(self, tag):
-        if tag in ("br", "meta", "rect", "circle", "line", "polyline"):
-            return
-        if self.stack:
-            self.skip -= self.stack.pop()
-
-    def handle_data(self, data):
-        if not self.skip:
-            self.parts.append(data)
-
-
-def visible(html: str) -> str:
-    p = Text()
-    p.feed(html)
-    return " ".join(p.parts)
-
-
-def english_words() -> list[str]:
-    """The English status and label words of the report: statuses, severities, roles, ranks and every
-    label of the template (their literal parts, where a label has placeholders)."""
-    words = set()
-    for group in ("status", "severity", "role", "rank", "report", "chart", "arsenal"):
-        for key, text in i18n.labels(group, "en").items():
-            for part in re.split(r"\{[a-z_]+\}", text):
-                part = part.strip(" :;,.()`")
-                if len(part) >= 2 and not part.startswith("smbsentry") and part not in ("SMBv1 on",):
-                    words.add(part)
-    words |= {"vulnerable", "likely", "not_vulnerable", "unknown", "critical", "high", "medium", "low", "Evidence",
-              "Reason", "Status", "Severity", "How to fix", "Hosts", "Host", "Finding", "Findings", "Address", "Name"}
-    return sorted(words)
-
-
 def test_chinese_report_has_no_english_status_or_label_words(reports):
     text = visible(reports["zh"])
     assert "优先处置清单" in text and "修复方法" in text and "证据" in text
-    found = [w for w in english_words() if re.search(rf"(?<![A-Za-z_-]){re.escape(w)}(?![A-Za-z_-])", text)]
+    found = english_found(text, english_words())
     assert not found, found
     assert "存在漏洞" in text and "疑似存在漏洞" in text and "严重" in text
 

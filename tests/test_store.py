@@ -246,3 +246,23 @@ def test_diff_compares_like_with_like(store):
     changes = {c["field"]: (c["before"], c["after"]) for c in d.identity_changes}
     assert changes["name"] == ("WS1", "WS1-NEW") and changes["smb1"] == ("on", "off")
     assert d.scans["new"]["check_ids"] and "smbv1-enabled" in d.scans["new"]["check_ids"]
+
+
+def test_host_page_reads_every_host_once_in_stored_order(store):
+    """The dashboard's digest reads a scan by row id, a page at a time: across page boundaries every
+    host comes once, in the order stored, and only this scan's hosts."""
+    sid = store.begin_scan(["10.0.0.0/24"])
+    other = store.begin_scan(["10.9.0.0/24"])
+    order = [f"10.0.0.{i}" for i in (7, 3, 250, 1, 99, 12, 4)]
+    for a in order:
+        store.add_host(sid, host(a))
+        store.add_host(other, host(a.replace("10.0.", "10.9.")))
+    seen, after = [], 0
+    while True:
+        page = store.host_page(sid, after, 3)
+        seen += [h["address"] for _, h in page]
+        if len(page) < 3:
+            break
+        after = page[-1][0]
+    assert seen == order
+    assert store.host_page(sid, after + 10_000, 3) == []

@@ -17,7 +17,7 @@ def env(tmp_path_factory):
     wb.chromium_paths()  # fail in CI, skip elsewhere, before any work
     from smbsentry.web import create_app
 
-    port = wb.free_port()
+    port = wb.lab_port()
     lab = wb.start_lab(port)
     tmp = tmp_path_factory.mktemp("webui")
     try:
@@ -81,10 +81,12 @@ def test_dashboard_in_chromium(env):
     css("#login").click()
     wait_for(lambda: path() == "/", what="overview")
 
-    # Overview with the charts.
-    assert css("#tile-hosts").text == "20"
+    # Overview: the ranked list first, then the counts and the charts.
+    assert css("#tile-hosts").text == "23"
     assert len(d.find_elements(By.CSS_SELECTOR, "figure svg.chart")) >= 3
     assert "ms17-010" in css("#top-findings").text
+    first = d.find_elements(By.CSS_SELECTOR, "#actions-table tr.action")[0]
+    assert first.get_attribute("data-address") == facts["implant"] and first.find_element(By.CSS_SELECTOR, ".badge").text == "ISOLATE"
     no_alert(d)
     wb.shot(d, "03-overview")
 
@@ -111,25 +113,23 @@ def test_dashboard_in_chromium(env):
     assert d.execute_script("return document.querySelectorAll('main script, main img').length") == 0
     wb.shot(d, "05-host-hostile")
 
-    # Host detail of the Windows 7 host with a plan: fingerprint, findings, audit facts, download.
+    # The Windows 7 host: fingerprint, findings, the audit that contradicts the scan, the plan's scripts.
     d.get(f"{url}/hosts/{facts['second']}/{facts['win7']}")
     assert "DFIR-WIN7-X64" in css("#fingerprint").text
     assert "ms17-010" in css("#findings").text and "vulnerable" in css("#findings").text
-    assert "KB4012212" in d.page_source and "systeminfo.txt" in d.page_source
+    assert "KB4012212" in d.page_source and facts["systeminfo"] in d.page_source
+    assert "The scan and the audit disagree on ms17-010" in css("#conflict").text
     wb.shot(d, "06-host-plan")
     css("a.plan-download").click()
-    plan_file = env["downloads"] / "plan-1.json"
+    plan_file = env["downloads"] / f"plan-{facts['plan']}.json"
     wait_for(lambda: plan_file.exists() and plan_file.stat().st_size > 0, what="plan download")
-    assert json.loads(plan_file.read_text())["title"] == "Patch MS17-010"
-    css("a.script-download").click()
-    script = env["downloads"] / "fix-ms17-010.ps1"
+    assert json.loads(plan_file.read_text())["format"] == "smbsentry-plan"
+    link = css("a.script-download")
+    name = link.text
+    link.click()
+    script = env["downloads"] / name
     wait_for(lambda: script.exists() and script.stat().st_size > 0, what="script download")
-    assert "wusa.exe" in script.read_text()
-
-    # A host without a plan says so and offers the store's plans.
-    d.get(f"{url}/hosts/{facts['second']}/127.54.0.10")
-    assert "No plan for this host" in css("#no-plan").text
-    assert css("#all-plans a.plan-download")
+    assert script.read_bytes() == (facts["plan_dir"] / "scripts" / name).read_bytes()  # as `smbsentry plan` wrote it
 
     # Scans: history and diff.
     css("#nav-scans").click()
@@ -168,3 +168,88 @@ def test_dashboard_in_chromium(env):
     d.get(url + "/")
     assert path().startswith("/login?next=")
     wb.shot(d, "10-logged-out")
+
+
+def log_in(d, url: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    d.get(url + "/login")
+    if d.current_url.startswith(url + "/login"):
+        d.find_element(By.CSS_SELECTOR, "#password").send_keys(wb.PASSWORD)
+        d.find_element(By.CSS_SELECTOR, "#login").click()
+        wait_for(lambda: not d.current_url.startswith(url + "/login"), what="login")
+
+
+WIDTHS = """
+const t = document.querySelector(arguments[0]);
+return [t.getBoundingClientRect().right, document.documentElement.scrollWidth, document.documentElement.clientWidth];
+"""
+
+
+@pytest.mark.parametrize("lang, badge, untested, clean", [("en", "ISOLATE", "could not be tested", "nothing to do"),
+                                                           ("zh", "隔离", "无法完成检测", "无需处置")])
+def test_ranked_list_isolate_badge_and_untested_hosts(env, lang, badge, untested, clean):
+    from selenium.webdriver.common.by import By
+
+    d, url, facts = env["driver"], env["url"], env["facts"]
+    css = lambda sel: d.find_element(By.CSS_SELECTOR, sel)  # noqa: E731
+    d.set_window_size(1280, 1000)
+    log_in(d, url)
+    d.get(f"{url}/?scan={facts['second']}")
+    switch = d.find_elements(By.CSS_SELECTOR, f"#lang-{lang}")
+    if switch:  # the page is in the other language: the switch in the header
+        switch[0].click()
+        wait_for(lambda: d.find_element(By.TAG_NAME, "html").get_attribute("lang").startswith(lang), what=f"page in {lang}")
+    rows = d.find_elements(By.CSS_SELECTOR, "#actions-table tr.action")
+    assert rows[0].get_attribute("data-address") == facts["implant"]
+    assert rows[0].find_element(By.CSS_SELECTOR, ".badge.isolate").text == badge
+    assert sum(1 for r in rows if r.find_elements(By.CSS_SELECTOR, ".badge.isolate")) == 1
+    wb.shot(d, f"11-ranked-{lang}")
+
+    # Hosts by risk (the default): the isolate badge first; untested hosts marked, unlike clean ones.
+    css("#nav-hosts").click()
+    wait_for(lambda: "/hosts" in d.current_url, what="hosts page")
+    d.get(f"{url}/hosts?scan={facts['second']}")
+    hosts = d.find_elements(By.CSS_SELECTOR, "tr.host-row")
+    assert hosts[0].find_element(By.CSS_SELECTOR, "a.host-link").text == facts["implant"]
+    assert hosts[0].find_element(By.CSS_SELECTOR, ".badge.isolate").text == badge
+    by_addr = {h.find_element(By.CSS_SELECTOR, "a.host-link").text: h for h in hosts}
+    silent, quiet = by_addr[facts["silent"]], by_addr[facts["clean"]]
+    assert silent.find_element(By.CSS_SELECTOR, ".untested-mark").text == untested
+    assert quiet.find_element(By.CSS_SELECTOR, ".clean-mark").text == clean and not quiet.find_elements(By.CSS_SELECTOR, ".untested-mark")
+    style = "return getComputedStyle(arguments[0]).backgroundColor"
+    assert d.execute_script(style, silent.find_element(By.TAG_NAME, "td")) != d.execute_script(style, quiet.find_element(By.TAG_NAME, "td"))
+    order = [h.find_element(By.CSS_SELECTOR, "a.host-link").text for h in hosts]
+    assert order.index(facts["silent"]) < order.index(facts["clean"])
+    wb.shot(d, f"12-hosts-risk-{lang}")
+
+
+@pytest.mark.parametrize("width", [1280, 900])
+def test_a_200_character_hostile_name_does_not_widen_the_table(env, width):
+    from selenium.webdriver.common.by import By
+
+    d, url, facts = env["driver"], env["url"], env["facts"]
+    log_in(d, url)
+    d.set_window_size(width, 1000)
+    try:
+        d.get(f"{url}/hosts?scan={facts['second']}&sort=name")
+        names = [e.text for e in d.find_elements(By.CSS_SELECTOR, "td.host-name")]
+        assert wb.LONG_NAME in names  # shown whole, as text
+        right, scroll, viewport = d.execute_script(WIDTHS, "#hosts")
+        assert right <= viewport and scroll <= viewport, (right, scroll, viewport)
+        cell = next(e for e in d.find_elements(By.CSS_SELECTOR, "td.host-name") if e.text == wb.LONG_NAME)
+        assert cell.size["height"] > 2 * 20  # it wrapped onto several lines
+        wb.shot(d, f"13-long-name-{width}")
+        d.get(f"{url}/hosts/{facts['second']}/{wb.LONG_ADDRESS}")
+        assert css_text(d, "#host-name") == wb.LONG_NAME
+        right, scroll, viewport = d.execute_script(WIDTHS, "#fingerprint")
+        assert right <= viewport and scroll <= viewport, (right, scroll, viewport)
+        no_alert(d)
+    finally:
+        d.set_window_size(1280, 1000)
+
+
+def css_text(d, sel: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    return d.find_element(By.CSS_SELECTOR, sel).text

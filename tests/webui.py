@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -18,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "test-artifacts" / "web"
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "test-artifacts" / "web"
 LAB_RANGE = "127.54.0.1-19"
 LAB_ALLOW = "127.54.0.0/24"
 XSS = "<script>alert(1)</script>"
@@ -28,10 +29,22 @@ XSS_ADDRESS = "127.54.0.200"
 PASSWORD = "correct horse battery"
 
 
+ROOT = os.geteuid() == 0
+LONG_ADDRESS = "127.54.0.201"
+LONG_NAME = "<b>" + "W" * 190 + "</b>"  # 200 characters, no break opportunity, markup inside
+TWIN_SALES, TWIN_LABS = "127.54.0.210", "127.54.0.211"  # both NetBIOS name TWIN, in two domains
+SYSTEMINFO = REPO / "tests" / "data" / "inventories" / "systeminfo-win7-en-cp437.txt"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def lab_port() -> int:
+    """445 as root (where `detect` sees the SMB traffic the seed records), else a free high port."""
+    return 445 if ROOT else free_port()
 
 
 def start_lab(port: int):
@@ -43,12 +56,16 @@ def start_lab(port: int):
         pytest.skip(f"cannot bind the lab on {LAB_RANGE}: {exc}")
 
 
+def cli(*args, timeout: float = 300) -> subprocess.CompletedProcess:
+    r = subprocess.run([sys.executable, "-m", "smbsentry.cli", *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
 def real_scan(db: Path, lab_port: int, targets: str = LAB_RANGE) -> None:
     """`smbsentry scan` against the lab, recorded in the store at `db`."""
-    r = subprocess.run([sys.executable, "-m", "smbsentry.cli", "scan", targets, "--ports", str(lab_port), "--checks", "all",
-                        "--db", str(db), "--format", "jsonl", "-o", os.devnull, "-q", "--timeout", "3"],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
+    cli("scan", targets, "--ports", lab_port, "--checks", "all", "--db", db, "--format", "jsonl", "-o", os.devnull, "-q",
+        "--timeout", "3")
 
 
 def xss_host() -> dict:
@@ -64,27 +81,76 @@ def xss_host() -> dict:
     }
 
 
+def named_host(address: str, name: str, domain: str, os_name: str = "Windows Server 2022") -> dict:
+    """A host whose SMB answered with this NetBIOS name and domain, nothing to fix."""
+    return {"address": address, "hostname": None, "ports": {"445": "open"}, "smb1": {"enabled": False}, "smb2": None,
+            "identity": {"netbios_name": name, "netbios_domain": domain, "dns_name": None, "os_name": os_name},
+            "findings": [{"id": "smbv1-enabled", "status": "not_vulnerable", "severity": "high", "title": "SMBv1",
+                          "cves": [], "references": [], "evidence": "NT LM 0.12 negotiate refused on 445", "reason": None,
+                          "inferred": False, "port": 445}],
+            "errors": [], "duration_ms": 1}
+
+
+def record_smb1_traffic(db: Path, port: int, address: str, tmp: Path) -> bool:
+    """Capture a real SMB1 dialogue with the lab host (dumpcap on lo while `smbsentry scan` talks to it)
+    and record it with `smbsentry detect --store`.  Needs root and port 445 (where detect looks)."""
+    dumpcap = shutil.which("dumpcap")
+    if not ROOT or port != 445 or not dumpcap:
+        return False
+    pcap = tmp / "smb1-traffic.pcap"
+    proc = subprocess.Popen([dumpcap, "-i", "lo", "-f", f"host {address} and tcp port {port}", "-w", str(pcap), "-q"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert "Capturing on" in proc.stderr.readline(), "dumpcap did not start"
+        time.sleep(0.3)
+        cli("scan", address, "--ports", port, "--checks", "default", "--no-store", "--format", "jsonl", "-o", os.devnull, "-q",
+            "--timeout", "3")
+        time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)
+    cli("detect", pcap, "--store", "--db", db, "-o", os.devnull, "-q")
+    return True
+
+
 def seed(db: Path, lab_port: int) -> dict:
-    """Two real scans of the lab, the hostile host, an audit and a plan.  Returns facts for asserts."""
+    """Two real scans of the lab plus hostile and same-named hosts, a real audit (systeminfo of the
+    lab's Windows 7 host, whose update the scan contradicts), inventories keyed by address and by a
+    shared name, the SMB1 traffic `detect --store` recorded (as root), and the plan `smbsentry plan`
+    stored with its scripts.  Returns facts for asserts."""
     from smbsentry.store import Store
 
     real_scan(db, lab_port)
     real_scan(db, lab_port)
+    tmp = db.parent
     with Store.open(str(db)) as store:
         first, second = sorted(s["id"] for s in store.scans())
         store.add_host(second, xss_host())
+        store.add_host(second, {**named_host(LONG_ADDRESS, LONG_NAME, "HOSTILE", os_name="Windows " + "9" * 120)})
+        store.add_host(second, named_host(TWIN_SALES, "TWIN", "SALES"))
+        store.add_host(second, named_host(TWIN_LABS, "TWIN", "LABS"))
         store.flush()
         store.finish_scan(second)
-        win7 = next(h for h in store.hosts(second, limit=None) if (h["identity"] or {}).get("netbios_name") == "DFIR-WIN7-X64")
-        store.add_audit({"host": "DFIR-WIN7-X64", "address": win7["address"], "source": "systeminfo.txt",
-                         "facts": {"os_name": "Microsoft Windows 7 Professional", "build": 7601, "installed_kbs": ["KB2479943"]},
-                         "verdicts": [{"id": "ms17-010", "status": "missing", "evidence": "no MS17-010 update", "fix": ["KB4012212"]}]},
-                        scan_id=second)
-        store.add_plan({"title": "Patch MS17-010", "hosts": [win7["address"]],
-                        "scripts": {"fix-ms17-010.ps1": "# install KB4012212\nwusa.exe windows6.1-kb4012212-x64.msu /quiet\n"}},
-                       scan_id=second)
+        hosts = {(h["identity"] or {}).get("netbios_name"): h["address"] for h in store.hosts(second, limit=None)}
+        win7, w2k8 = hosts["DFIR-WIN7-X64"], hosts["W2K8SP2"]
+        # keyed by address only (its name is not the scan's); keyed by a name two hosts share; by name and domain
+        store.add_audit({"host": "ASSET-4711", "address": w2k8, "source": "cmdb-export.csv",
+                         "facts": {"os_name": "Windows Server 2008 SP2", "installed_kbs": ["KB4012598"]},
+                         "verdicts": [{"id": "ms17-010", "status": "patched", "evidence": "KB4012598 is installed", "fix": None}]})
+        store.add_audit({"host": "TWIN", "source": "twin-bare.csv", "facts": {"installed_kbs": ["KB0000001"]}, "verdicts": []})
+        store.add_audit({"host": "TWIN", "source": "twin-labs.csv", "facts": {"domain": "LABS", "installed_kbs": ["KB0000002"]},
+                         "verdicts": []})
         ms17 = store.count_hosts(second, finding="ms17-010")
-    return {"first": first, "second": second, "win7": win7["address"], "ms17": ms17}
+    systeminfo = tmp / "DFIR-WIN7-X64.txt"
+    systeminfo.write_bytes(SYSTEMINFO.read_bytes().replace(b"WS-FIN-03", b"DFIR-WIN7-X64"))
+    cli("audit", systeminfo, "--db", db, "--format", "json", "-o", os.devnull)
+    usage = record_smb1_traffic(db, lab_port, hosts["XPSP3-LAB"], tmp)
+    cli("plan", "--scan", second, "--db", db, "-o", tmp / "plan")
+    with Store.open(str(db)) as store:
+        plan_id = store.plan_index()[-1]["id"]
+    return {"first": first, "second": second, "win7": win7, "w2k8": w2k8, "xp": hosts["XPSP3-LAB"], "ms17": ms17,
+            "implant": hosts["IE11WIN7"], "silent": "127.54.0.15", "garbage": "127.54.0.16", "clean": TWIN_SALES,
+            "plan": plan_id, "plan_dir": tmp / "plan", "usage": usage, "systeminfo": systeminfo.name}
 
 
 class LiveServer:

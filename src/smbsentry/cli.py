@@ -467,7 +467,7 @@ def serve(
     public_url: Optional[str] = typer.Option(None, "--public-url", help="The URL users open (https://... makes cookies Secure); its host name is answered."),
     allowed_host: list[str] = typer.Option([], "--allowed-host", help="Another Host name to answer to (repeatable). Default: loopback names and the --host address only."),
 ) -> None:
-    """The web dashboard: overview, hosts, host detail with fixes and plans, scans and diffs, a JSON API.
+    """The web dashboard in English and Chinese (?lang=zh): the ranked action list, hosts by risk, host detail with fixes, audits and plans, scans and diffs, CSV of every list, a JSON API.
 
     Login required. While no admin exists, /setup asks for a one-time
     token printed on this console. Requests for other Host names get 400
@@ -782,9 +782,7 @@ def plan(
     what the scan could not decide. Starts with the ranked action list; writes apply and rollback scripts
     per host group and the offline patch bundle list. The Server service is stopped by a script only
     where the host's shares were listed and hold no data."""
-    import json as _json
-
-    from .remediate.writer import main_plan
+    from .remediate.writer import main_plan, stored_plan
 
     if not results and scan_id is None:
         fail("give result files or --scan N")
@@ -794,7 +792,7 @@ def plan(
 
         store = _open_store(db)
         try:
-            store.add_plan(_json.loads((out_dir / "plan.json").read_text("utf-8")))
+            store.add_plan(stored_plan(out_dir), scan_id=scan_id)  # with its scripts: the dashboard offers them
         except (StoreError, OSError, ValueError) as exc:
             fail(f"plan written, but not recorded: {exc}", code=1)
         finally:

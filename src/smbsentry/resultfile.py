@@ -216,12 +216,21 @@ def smb1_usage_records(db: str | None) -> list[dict]:
     except StoreError:
         return []
     try:
-        runs = [s["id"] for s in store.scans() if (s.get("options") or {}).get("kind") == "smb1-usage"]
-        return [h for sid in runs for h in store.hosts(sid, limit=None)]
+        return usage_records_in(store)
     except StoreError:
         return []
     finally:
         store.close()
+
+
+def usage_runs(scans: list[dict]) -> list[dict]:
+    """The `detect --store` runs among a store's scans (kind smb1-usage): traffic, not scans of hosts."""
+    return [s for s in scans if (s.get("options") or {}).get("kind") == "smb1-usage"]
+
+
+def usage_records_in(store) -> list[dict]:
+    """The SMBv1 usage records of an open store, every run's."""
+    return [h for s in usage_runs(store.scans()) for h in store.hosts(s["id"], limit=None)]
 
 
 def plannable(records: list[dict]) -> list[dict]:

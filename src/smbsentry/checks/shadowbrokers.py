@@ -380,14 +380,3 @@ class Easybee(ShadowBrokersCheck):
         if hit:
             return [self.make("likely", evidence=f"Server: {wc.get('server')} (WorldClient {v}, affected: {hit})", reason="inferred from the server version", port=port, version=v)]
         return [self.make("not_vulnerable", evidence=f"WorldClient {v} is not an affected version", port=port, version=v)]
-
-
-def arsenal(results: list[dict]) -> list[dict]:
-    """Moved to report/arsenal.py (the arsenal view is report logic).
-
-    Kept only for web/app.py's `from ..checks.shadowbrokers import arsenal`:
-    delete once the dashboard imports smbsentry.report.arsenal.arsenal
-    (tests/test_architecture.py lists this arrow as a known exception)."""
-    from ..report.arsenal import arsenal as rows
-
-    return rows(results)

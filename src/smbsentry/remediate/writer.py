@@ -253,18 +253,40 @@ def _write_files(p: Plan, out: Path) -> list[Path]:
     stream(out / "plan.md", (line + "\n" for line in markdown_lines(p)))
     stream(out / "plan.json", plan_json(p))
     put(out / "bundle.csv", "\ufeff" + bundle_csv(p), newline="\r\n")  # a BOM so spreadsheet programs read it as UTF-8
-    cmd_encoding = "gbk" if p.lang == "zh" else "ascii"
     for g in p.groups:
+        encoding, newline, bom = script_encoding(g.flavour, p.lang)
         for kind, text in (("apply", g.apply), ("rollback", g.rollback)):
-            path = scripts / f"{g.name}-{kind}{g.extension}"
-            if g.flavour == "cmd":
-                put(path, text, cmd_encoding, "\r\n")
-            elif g.flavour == "ps1":
-                put(path, "\ufeff" + text, "utf-8", "\r\n")
-            else:
-                put(path, text)
+            put(scripts / f"{g.name}-{kind}{g.extension}", bom + text, encoding, newline)
     put(scripts / "firewall-snippet.txt", p.firewall)
     return written
+
+
+def script_encoding(flavour: str, lang: str) -> tuple[str, str, str]:
+    """(encoding, line end, BOM) a script of this flavour is written with (see the module's docstring)."""
+    if flavour == "cmd":
+        return ("gbk" if lang == "zh" else "ascii"), "\r\n", ""
+    if flavour == "ps1":
+        return "utf-8", "\r\n", "\ufeff"
+    return "utf-8", "\n", ""
+
+
+def stored_plan(out_dir: str | Path) -> dict:
+    """plan.json of a written plan with its scripts, as the store keeps it: `script_files` maps each
+    path of groups[].files (and the firewall snippet) to {"text", "encoding"}, the file exactly as
+    written (text.encode(encoding) gives its bytes back), so the dashboard offers the same scripts."""
+    out = Path(out_dir)
+    data = json.loads((out / "plan.json").read_text("utf-8"))
+    files: dict[str, dict] = {}
+    flavours = {".cmd": "cmd", ".ps1": "ps1", ".sh": "sh"}
+    paths = [f for g in data.get("groups") or [] for f in g.get("files") or []] + ["scripts/firewall-snippet.txt"]
+    for rel in paths:
+        path = out / rel
+        if not rel.startswith("scripts/") or "/" in rel[len("scripts/"):] or not path.is_file():
+            continue
+        encoding = script_encoding(flavours.get(path.suffix, "txt"), data.get("lang") or "en")[0]
+        files[rel] = {"encoding": encoding, "text": path.read_bytes().decode(encoding, errors="replace")}
+    data["script_files"] = files
+    return data
 
 
 def load_inputs(results_paths, scan_id: int | None = None, db: str | None = None) -> list[dict]:

@@ -10,22 +10,27 @@ COLORS = {"critical": "#b3261e", "high": "#c96a00", "medium": "#d4a300", "low": 
 PALETTE = ["#2f6fb3", "#c96a00", "#1b6b34", "#7a3fb3", "#b3261e", "#0f8a8a", "#7a8394", "#a0522d"]
 
 
-def bars(items: list[tuple[str, int, str | None]], width: int = 460) -> Markup:
-    """Horizontal bars: (label, value, colour or None)."""
+def bars(items: list[tuple], width: int = 460) -> Markup:
+    """Horizontal bars: (label, value, colour or None[, link]); a bar with a link is one (the dashboard's
+    lead to the hosts they count)."""
     if not items:
         return Markup("")
     row, label_w = 22, 190
-    top = max((v for _, v, _ in items), default=0) or 1
+    top = max((item[1] for item in items), default=0) or 1
     h = row * len(items) + 4
     parts = [f'<svg class="chart" width="{width}" height="{h}" viewBox="0 0 {width} {h}" role="img">']
-    for i, (label, value, color) in enumerate(items):
+    for i, (label, value, color, *link) in enumerate(items):
         y = i * row + 2
         w = int((width - label_w - 50) * value / top)
         text = str(label)
         short = text if len(text) <= 28 else text[:27] + "\u2026"
+        if link and link[0]:
+            parts.append(f'<a href="{escape(link[0])}" class="bar-link">')
         parts.append(f'<text x="0" y="{y + 15}" font-size="12"><title>{escape(text)}</title>{escape(short)}</text>')
         parts.append(f'<rect x="{label_w}" y="{y + 3}" width="{max(w, 1)}" height="15" fill="{color or PALETTE[i % len(PALETTE)]}"/>')
         parts.append(f'<text x="{label_w + max(w, 1) + 5}" y="{y + 15}" font-size="12">{int(value)}</text>')
+        if link and link[0]:
+            parts.append("</a>")
     parts.append("</svg>")
     return Markup("".join(parts))
 

@@ -26,14 +26,20 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from ..model import SEVERITIES, STATUSES
 from ..store import SORTS, Store, StoreError, resolve_url
+from . import views
 from .auth import ADMIN, MIN_PASSWORD, Auth
+from .digest import Digests
 from .jobs import Jobs, TargetRefused, check_targets, parse_allowed
+from .lang import install as install_lang
+from .lang import known_lang
 from .login import SetupToken, Throttle, off_loop, shown
 from .login import log as login_log
+from .plans import Plans
 from .security import Guard, allowed_hosts, bounded_ints, with_headers
 from .serve import check_store_file, console_log, startup_notes
 
@@ -57,22 +63,10 @@ def _env() -> Environment:
     return env
 
 
-def _host_name(h: dict) -> str:
-    ident = h.get("identity") or {}
-    return ident.get("netbios_name") or ident.get("dns_name") or h.get("hostname") or ""
-
-
-def _host_os(h: dict) -> str:
-    return (h.get("identity") or {}).get("os_name") or (h.get("smb1") or {}).get("native_os") or ""
-
-
-def _bad(h: dict) -> list[dict]:
-    return [f for f in h.get("findings") or [] if f.get("status") in ("vulnerable", "likely")]
-
-
 def _summary(h: dict) -> dict:
-    return {"address": h["address"], "name": _host_name(h), "os": _host_os(h),
-            "findings": [{"id": f.get("id"), "status": f.get("status"), "severity": f.get("severity")} for f in _bad(h)]}
+    return {"address": h["address"], "name": views.host_name(h), "os": views.host_os(h),
+            "findings": [{"id": f.get("id"), "status": f.get("status"), "severity": f.get("severity")}
+                         for f in h.get("findings") or [] if f.get("status") in views.BAD]}
 
 
 def create_app(db: str | None = None, allowed_ranges: list[str] | None = None, *, secure_cookies: bool | None = None,
@@ -94,18 +88,24 @@ def create_app(db: str | None = None, allowed_ranges: list[str] | None = None, *
 
     app = FastAPI(title="smbsentry", version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None,
                   description="The smbsentry scan store as JSON. Every route needs a logged-in session cookie.",
-                  dependencies=[Depends(bounded_ints)])
+                  dependencies=[Depends(bounded_ints), Depends(known_lang)])
     app.state.store, app.state.auth, app.state.jobs, app.state.allowed = store, auth, jobs, allowed
     app.state.throttle, app.state.setup_token = throttle, setup_token
     app.state.hosts = allowed_hosts(listen, public_url, allowed_host or [])
-    app.add_middleware(Guard, hosts=app.state.hosts)
+    install_lang(app, env)  # ?lang=zh, remembered in a cookie; request.state.lang
+    app.add_middleware(Guard, hosts=app.state.hosts)  # added last, so outermost: a foreign Host or a huge body goes no further
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    digests, plan_index = Digests(store), Plans(store)
+    app.state.digests, app.state.plans = digests, plan_index
 
     # ------------------------------------------------------------------ helpers
     def render(request: Request, template: str, code: int = 200, **ctx: Any) -> HTMLResponse:
         ctx.setdefault("user", getattr(request.state, "user", None))
         ctx.setdefault("csrf", getattr(request.state, "csrf", ""))
         ctx["request_path"] = request.url.path
+        ctx["query"] = list(request.query_params.multi_items())
+        ctx["lang"] = getattr(request.state, "lang", "en")
+        ctx["t"] = views.i18n.labels("web", ctx["lang"])
         return HTMLResponse(env.get_template(template).render(**ctx), status_code=code)
 
     def is_api(request: Request) -> bool:
@@ -140,53 +140,48 @@ def create_app(db: str | None = None, allowed_ranges: list[str] | None = None, *
 
     def get_host(scan_id: int, address: str) -> dict:
         get_scan(scan_id)
-        for h in store.hosts(scan_id, search=address, limit=None):
-            if h["address"] == address:
-                return h
+        for h in store.hosts_at(scan_id, [address]):
+            return h
         raise HTTPException(404, f"no host {address} in scan {scan_id}")
 
     def default_scan() -> int | None:
-        return store.latest_scan()
+        """The newest scan of hosts (`detect --store` runs record traffic, not hosts)."""
+        return next((s["id"] for s in scan_list() if not views.usage_run(s)), None)
 
-    def host_filters(finding, status, os_, subnet, search, sort) -> dict:
-        if sort not in SORTS:
-            raise HTTPException(400, f"bad sort (one of {', '.join(SORTS)})")
-        if status and status not in STATUSES:
-            raise HTTPException(400, f"bad status (one of {', '.join(STATUSES)})")
+    def scan_list() -> list[dict]:
+        return store.scans()
+
+    def host_filters(finding, status, os_, subnet, search, sort, severity=None, state=None, sorts=SORTS) -> dict:
+        """Validated filters for store.host_addresses; `status` "bad" means vulnerable or likely."""
+        if sort not in sorts:
+            raise HTTPException(400, f"bad sort (one of {', '.join(sorts)})")
+        if status and status not in views.STATUS_FILTERS:
+            raise HTTPException(400, f"bad status (one of {', '.join(views.STATUS_FILTERS)})")
+        if severity and severity not in SEVERITIES:
+            raise HTTPException(400, f"bad severity (one of {', '.join(SEVERITIES)})")
+        if state and state not in views.STATES:
+            raise HTTPException(400, f"bad risk (one of {', '.join(views.STATES)})")
         if subnet:
             try:
                 ipaddress.ip_network(subnet, strict=False)
             except ValueError:
                 raise HTTPException(400, "bad subnet: give a CIDR such as 10.0.0.0/24") from None
-        return {"finding": finding or None, "status": status or None, "os": os_ or None, "subnet": subnet or None,
-                "search": search or None}
+        return {"finding": finding or None, "status": views.BAD if status == "bad" else (status or None), "os": os_ or None,
+                "subnet": subnet or None, "search": search or None, "severity": severity or None}
 
-    def plans_for(h: dict | None = None) -> tuple[list[tuple[int, dict]], list[tuple[int, dict]]]:
-        """(plans mentioning this host, every plan), each with its 1-based number."""
-        allp = list(enumerate(store.plans(), 1))
-        if h is None:
-            return [], allp
-        keys = {json.dumps(h["address"])} | ({json.dumps(_host_name(h))} if _host_name(h) else set())
-        mine = [(i, p) for i, p in allp if any(k in json.dumps(p, ensure_ascii=False) for k in keys)]
-        return mine, allp
-
-    def scripts_of(plan: dict) -> list[tuple[str, str]]:
-        raw = plan.get("scripts") or {}
-        out = []
-        if isinstance(raw, dict):
-            out = [(str(k), v if isinstance(v, str) else json.dumps(v, indent=2)) for k, v in raw.items()]
-        elif isinstance(raw, list):
-            for i, s in enumerate(raw, 1):
-                if isinstance(s, dict):
-                    out.append((str(s.get("name") or s.get("path") or f"script-{i}"), str(s.get("content") or s.get("text") or s.get("body") or "")))
-        return out
+    async def digest(scan_id: int, lang: str):
+        """The scan's ranked list and per-host risk: planned once per scan and language (digest.py), off the event loop."""
+        return await run_in_threadpool(digests.get, scan_id, lang)
 
     def safe_filename(name: str) -> str:
         return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:100] or "download"
 
-    def download(body: str, filename: str, media: str = "application/json") -> Response:
+    def download(body: str | bytes, filename: str, media: str = "application/json") -> Response:
         return Response(body, media_type=media,
                         headers={"Content-Disposition": f'attachment; filename="{safe_filename(filename)}"'})
+
+    def csv_download(header: list[str], rows, filename: str) -> Response:
+        return download(views.csv_text(header, rows), filename, "text/csv; charset=utf-8")
 
     # ------------------------------------------------------------------ errors (headers: security.Guard)
     @app.exception_handler(Exception)
@@ -334,68 +329,135 @@ def create_app(db: str | None = None, allowed_ranges: list[str] | None = None, *
         return resp
 
     # ------------------------------------------------------------------ pages
+    def picker() -> list[dict]:
+        return [s for s in scan_list() if not views.usage_run(s)][:50]
+
+    def lang_of(request: Request) -> str:
+        return getattr(request.state, "lang", "en")
+
+    def pages(total: int) -> int:
+        return max(1, -(-total // views.PAGE))
+
+    def page_of(items: list, page: int) -> list:
+        return items[(page - 1) * views.PAGE: page * views.PAGE]
+
+    async def csv_response(header: list[str], rows, filename: str) -> Response:
+        """The whole list as CSV, built off the event loop (ten thousand hosts take a moment)."""
+        body = await run_in_threadpool(lambda: views.csv_text(header, list(rows())))
+        return download(body, filename, "text/csv; charset=utf-8")
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def overview(request: Request, scan: int | None = None, s: dict = Depends(user)):
-        from ..report.scans import _charts
+        from ..report.scans import _trend
 
+        lang = lang_of(request)
         sid = scan or default_scan()
         if sid is None:
-            return render(request, "overview.html", scan=None, charts=[], stats=None, top=[])
+            return render(request, "overview.html", scan=None)
         meta = get_scan(sid)
-        st = store.stats(sid)
-        top = {}
-        for f in store.findings(sid, status=("vulnerable", "likely")):
-            t = top.setdefault(f["id"], {"id": f["id"], "severity": f["severity"], "title": f["title"], "hosts": set()})
-            t["hosts"].add(f["address"])
-        top_list = sorted(({**t, "hosts": len(t["hosts"])} for t in top.values()),
-                          key=lambda t: (SEVERITIES.index(t["severity"]) if t["severity"] in SEVERITIES else 9, -t["hosts"]))
-        return render(request, "overview.html", scan=meta, stats=st, charts=_charts(store, sid, "en"), top=top_list,
-                      scans=store.scans()[:50])
+        d = await digest(sid, lang)
+        st = d.stats
+        shown = d.actions[:max(views.TOP_ACTIONS, sum(1 for r in d.actions if r.rank == 1))]
+        return render(request, "overview.html", scan=meta, tiles=views.tiles(st, meta, d), plan_error=d.plan_error,
+                      actions=views.action_rows(store, sid, shown, lang), actions_total=len(d.actions),
+                      charts=views.chart_list(st, sid, lang, _trend(store, sid)), top=views.top_findings(d, lang),
+                      scans=picker())
+
+    def ranked(d, rank: str) -> list:
+        if rank and rank not in views.RANKS:
+            raise HTTPException(400, f"bad rank (one of {', '.join(views.RANKS)})")
+        return [r for r in d.actions if not rank or r.category == rank]
+
+    @app.get("/actions", response_class=HTMLResponse, include_in_schema=False)
+    async def actions_page(request: Request, scan: int | None = None, rank: str = "", page: int = Query(1, ge=1),
+                           s: dict = Depends(user)):
+        lang = lang_of(request)
+        sid = scan or default_scan()
+        if sid is None:
+            return render(request, "actions.html", scan=None)
+        meta = get_scan(sid)
+        rows = ranked(await digest(sid, lang), rank)
+        params = {k: v for k, v in {"scan": sid, "rank": rank}.items() if v}
+        return render(request, "actions.html", scan=meta, rows=views.action_rows(store, sid, page_of(rows, page), lang),
+                      total=len(rows), rank=rank, ranks=views.RANKS, page=page, pages=pages(len(rows)),
+                      first=(page - 1) * views.PAGE, base="/actions?" + urlencode(params), scans=picker())
+
+    @app.get("/actions.csv", include_in_schema=False)
+    async def actions_csv(request: Request, scan: int | None = None, rank: str = "", s: dict = Depends(user)):
+        lang = lang_of(request)
+        sid = scan or default_scan()
+        if sid is None:
+            raise HTTPException(404, "no scans yet")
+        get_scan(sid)
+        rows = ranked(await digest(sid, lang), rank)
+        t = views.i18n.labels("web", lang)
+        header = [t["col_rank"], t["col_name"], t["col_address"], t["col_findings"], t["col_severity"], t["col_why"], t["col_step"],
+                  t["col_next"]]
+        return await csv_response(header, lambda: views.action_csv_rows(store, sid, rows, lang), f"actions-{sid}.csv")
+
+    async def listed(request: Request, sid: int, finding, status, severity, risk, os_, subnet, q, sort):
+        lang = lang_of(request)
+        filt = host_filters(finding, status, os_, subnet, q, sort, severity, risk, sorts=views.HOST_SORTS + SORTS)
+        d = await digest(sid, lang)
+        addrs = await run_in_threadpool(views.host_addresses, store, d, sid, filt, risk or None, sort)
+        return d, addrs
 
     @app.get("/hosts", response_class=HTMLResponse, include_in_schema=False)
-    async def hosts_page(request: Request, scan: int | None = None, finding: str = "", status: str = "", os: str = "",
-                         subnet: str = "", q: str = "", sort: str = "address", page: int = Query(1, ge=1),
-                         s: dict = Depends(user)):
+    async def hosts_page(request: Request, scan: int | None = None, finding: str = "", status: str = "", severity: str = "",
+                         risk: str = "", os: str = "", subnet: str = "", q: str = "", sort: str = "risk",
+                         page: int = Query(1, ge=1), s: dict = Depends(user)):
         sid = scan or default_scan()
         if sid is None:
-            return render(request, "hosts.html", scan=None, hosts=[], total=0, f={}, finding_ids=[], pages=0, page=1, base="")
+            return render(request, "hosts.html", scan=None)
         meta = get_scan(sid)
-        filt = host_filters(finding, status, os, subnet, q, sort)
-        total = store.count_hosts(sid, **filt)
-        rows = store.hosts(sid, sort=sort, limit=PAGE, offset=(page - 1) * PAGE, **filt)
-        finding_ids = sorted({f["id"] for f in store.findings(sid)})
-        params = {k: v for k, v in {"scan": sid, "finding": finding, "status": status, "os": os, "subnet": subnet, "q": q,
-                                    "sort": sort}.items() if v}
-        return render(request, "hosts.html", scan=meta, hosts=[{**_summary(h), "raw": h} for h in rows], total=total,
-                      f={"finding": finding, "status": status, "os": os, "subnet": subnet, "q": q, "sort": sort},
-                      finding_ids=finding_ids, statuses=STATUSES, sorts=SORTS, page=page, pages=max(1, -(-total // PAGE)),
-                      base="/hosts?" + urlencode(params), scans=store.scans()[:50])
+        d, addrs = await listed(request, sid, finding, status, severity, risk, os, subnet, q, sort)
+        f = {"finding": finding, "status": status, "severity": severity, "risk": risk, "os": os, "subnet": subnet, "q": q,
+             "sort": sort}
+        params = {"scan": sid, **{k: v for k, v in f.items() if v}}
+        return render(request, "hosts.html", scan=meta, f=f, total=len(addrs),
+                      hosts=views.host_summaries(store, d, sid, page_of(addrs, page), lang_of(request)),
+                      finding_ids=d.finding_ids, statuses=views.STATUS_FILTERS,
+                      states=views.STATES, severities=SEVERITIES, sorts=views.HOST_SORTS + SORTS, page=page,
+                      pages=pages(len(addrs)), base="/hosts?" + urlencode(params),
+                      csv="/hosts.csv?" + urlencode(params), scans=picker())
+
+    @app.get("/hosts.csv", include_in_schema=False)
+    async def hosts_csv(request: Request, scan: int | None = None, finding: str = "", status: str = "", severity: str = "",
+                        risk: str = "", os: str = "", subnet: str = "", q: str = "", sort: str = "risk", s: dict = Depends(user)):
+        lang = lang_of(request)
+        sid = scan or default_scan()
+        if sid is None:
+            raise HTTPException(404, "no scans yet")
+        get_scan(sid)
+        d, addrs = await listed(request, sid, finding, status, severity, risk, os, subnet, q, sort)
+        t = views.i18n.labels("web", lang)
+        header = [t["col_address"], t["col_name"], t["col_os"], t["col_role"], t["col_risk"], t["col_untested"], t["col_findings"]]
+        return await csv_response(header, lambda: views.host_csv_rows(store, d, sid, addrs, lang), f"hosts-{sid}.csv")
 
     @app.get("/hosts/{scan_id}/{address}", response_class=HTMLResponse, include_in_schema=False)
     async def host_page(request: Request, scan_id: int, address: str, s: dict = Depends(user)):
-        from ..report.fixes import fix_text
+        from ..report.actions import step_html
+        from ..report.fixes import plan_fixes
+        from ..report.view import _rule_fixes
 
+        lang = lang_of(request)
         h = get_host(scan_id, address)
-        name, os_name = _host_name(h), _host_os(h)
-        audits = [a for a in store.audits() if a.get("address") == address or (name and str(a.get("host") or "").upper() == name.upper())]
-        fixes = {}
-        for f in _bad(h):
-            if f["id"] not in fixes:
-                try:
-                    fixes[f["id"]] = fix_text(f["id"], [h])  # from the host's plan: its own service pack and build
-                except Exception:  # noqa: BLE001 - advice is optional
-                    fixes[f["id"]] = []
-        from ..report.scans import _rule_fixes  # `smbsentry rules` findings: the exact per-rule fix first
-
-        for fid, para in _rule_fixes([h], "en").items():
-            fixes.setdefault(fid, []).insert(0, para)
-        mine, allp = plans_for(h)
-        order = {"vulnerable": 0, "likely": 1, "unknown": 2, "not_vulnerable": 3}
-        findings = sorted(h.get("findings") or [], key=lambda f: (order.get(f.get("status"), 9),
-                          SEVERITIES.index(f["severity"]) if f.get("severity") in SEVERITIES else 9))
-        return render(request, "host.html", scan=get_scan(scan_id), h=h, name=name, os_name=os_name, findings=findings,
-                      audits=audits, fixes=fixes, plans=[(i, p, scripts_of(p)) for i, p in mine],
-                      all_plans=[(i, p) for i, p in allp], raw=json.dumps(h, indent=2, ensure_ascii=False))
+        d = await digest(scan_id, lang)
+        audits, usage = d.audits.get(address, []), d.usage.get(address, [])
+        hp, p, plan_error = views.host_plan(h, audits, usage, lang)
+        steps = [{"id": st.id, "text": step_html(st, h, lang), "findings": st.findings} for st in (hp.steps if hp else [])]
+        conflicts = [st for st in steps if st["id"] == "resolve-conflict"]
+        conflict_ids = {fid for st in conflicts for fid in st["findings"]}
+        fixes = plan_fixes(p, [h], lang) if p is not None else {}
+        for fid, text in _rule_fixes([h], lang).items():
+            fixes.setdefault(fid, []).insert(0, {"text": text, "rule": True})
+        names = [n for n in (views.host_name(h), (h.get("identity") or {}).get("dns_name")) if n]
+        return render(request, "host.html", scan=get_scan(scan_id), h=h, name=views.host_name(h), os_name=views.host_os(h),
+                      risk=d.risk_of(address), role=views.role_of(h, lang), findings=views.findings_rows(h, conflict_ids, lang),
+                      steps=steps, conflicts=conflicts, notes=hp.notes if hp else [], plan_error=plan_error, fixes=fixes,
+                      audits=views.audit_rows(audits, conflict_ids, lang), smb1=views.smb1_use(usage, d.coverage),
+                      plans=plan_index.for_host(address, names), all_plans=plan_index.all(),
+                      raw=json.dumps(h, indent=2, ensure_ascii=False))
 
     @app.get("/hosts/{scan_id}/{address}/download", include_in_schema=False)
     async def host_download(scan_id: int, address: str, s: dict = Depends(user)):
@@ -404,25 +466,30 @@ def create_app(db: str | None = None, allowed_ranges: list[str] | None = None, *
 
     @app.get("/plans/{number}/download", include_in_schema=False)
     async def plan_download(number: int, s: dict = Depends(user)):
-        allp = store.plans()
-        if not 1 <= number <= len(allp):
+        data = store.plan(number)
+        if data is None:
             raise HTTPException(404, f"no plan {number}")
-        return download(json.dumps(allp[number - 1], indent=2, ensure_ascii=False) + "\n", f"plan-{number}.json")
+        return download(json.dumps(data, indent=2, ensure_ascii=False) + "\n", f"plan-{number}.json")
 
-    @app.get("/plans/{number}/scripts/{index}", include_in_schema=False)
-    async def plan_script(number: int, index: int, s: dict = Depends(user)):
-        allp = store.plans()
-        if not 1 <= number <= len(allp):
+    @app.get("/plans/{number}/scripts/{filename}", include_in_schema=False)
+    async def plan_script(number: int, filename: str, s: dict = Depends(user)):
+        if store.plan(number) is None:
             raise HTTPException(404, f"no plan {number}")
-        scripts = scripts_of(allp[number - 1])
-        if not 1 <= index <= len(scripts):
-            raise HTTPException(404, f"no script {index} in plan {number}")
-        name, body = scripts[index - 1]
-        return download(body, name, "text/plain; charset=utf-8")
+        got = plan_index.script(number, filename)
+        if got is None:
+            raise HTTPException(404, f"no script {filename} in plan {number}")
+        return download(got[1], got[0], "application/octet-stream")
 
     @app.get("/scans", response_class=HTMLResponse, include_in_schema=False)
     async def scans_page(request: Request, s: dict = Depends(user)):
-        return render(request, "scans.html", scans=store.scans(), jobs=jobs.all(), allowed=[str(n) for n in allowed])
+        return render(request, "scans.html", scans=scan_list(), jobs=jobs.all(), allowed=[str(n) for n in allowed])
+
+    @app.get("/scans.csv", include_in_schema=False)
+    async def scans_csv(request: Request, s: dict = Depends(user)):
+        t = views.i18n.labels("web", lang_of(request))
+        header = [t["col_id"], t["col_started"], t["col_status"], t["col_hosts"], t["col_exposed"], t["col_findings"], t["col_targets"]]
+        return await csv_response(header, lambda: ([x["id"], x["started"], x["status"], x["hosts"], x["exposed"], x["findings"],
+                                                    " ".join(x["targets"])] for x in scan_list()), "scans.csv")
 
     @app.get("/scans/{scan_id}/report.json", include_in_schema=False)
     async def scan_download(scan_id: int, s: dict = Depends(user)):
@@ -437,7 +504,7 @@ def create_app(db: str | None = None, allowed_ranges: list[str] | None = None, *
             targets = check_targets(form.get("targets", ""), allowed)
             job = jobs.start(targets, form.get("ports", "445,139").strip() or "445,139", form.get("checks", "default"), s["user"])
         except TargetRefused as exc:
-            return render(request, "scans.html", 403, scans=store.scans(), jobs=jobs.all(), allowed=[str(n) for n in allowed],
+            return render(request, "scans.html", 403, scans=scan_list(), jobs=jobs.all(), allowed=[str(n) for n in allowed],
                           error=str(exc), form=form)
         return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
@@ -451,25 +518,34 @@ def create_app(db: str | None = None, allowed_ranges: list[str] | None = None, *
     @app.get("/diff", response_class=HTMLResponse, include_in_schema=False)
     async def diff_page(request: Request, old: int, new: int, s: dict = Depends(user)):
         get_scan(old), get_scan(new)
-        return render(request, "diff.html", d=store.diff(old, new), old=get_scan(old), new=get_scan(new))
+        view = views.diff_view(store.diff(old, new), lang_of(request))
+        return render(request, "diff.html", v=view, old=get_scan(old), new=get_scan(new))
+
+    @app.get("/diff.csv", include_in_schema=False)
+    async def diff_csv(request: Request, old: int, new: int, s: dict = Depends(user)):
+        get_scan(old), get_scan(new)
+        lang = lang_of(request)
+        view = views.diff_view(store.diff(old, new), lang)
+        t = views.i18n.labels("web", lang)
+        header = [t["col_change"], t["col_address"], t["col_port"], t["col_finding"], t["col_severity"], t["col_before"],
+                  t["col_after"], t["col_why"]]
+        return await csv_response(header, lambda: views.diff_csv_rows(view), f"diff-{old}-{new}.csv")
 
     @app.get("/arsenal", response_class=HTMLResponse, include_in_schema=False)
-    async def arsenal_page(request: Request, scan: int | None = None, lang: str = "en", s: dict = Depends(user)):
+    async def arsenal_page(request: Request, scan: int | None = None, s: dict = Depends(user)):
         from ..report.arsenal import LABELS as AL, for_scan
 
-        if lang not in AL:
-            raise HTTPException(400, "bad lang (en or zh)")
+        lang = lang_of(request)
         sid = scan or default_scan()
         if sid is None:
-            return render(request, "arsenal.html", scan=None, arsenal=[], ta=AL[lang], lang=lang)
+            return render(request, "arsenal.html", scan=None, arsenal=[], ta=AL[lang])
         meta = get_scan(sid)
-        return render(request, "arsenal.html", scan=meta, arsenal=for_scan(store, sid, lang), ta=AL[lang], lang=lang,
-                      scans=store.scans()[:50])
+        return render(request, "arsenal.html", scan=meta, arsenal=for_scan(store, sid, lang), ta=AL[lang], scans=picker())
 
     @app.get("/api/scans/{scan_id}/arsenal", tags=["scans"], summary="The 18 Shadow Brokers tools: hosts each applies to, and the fix",
              responses={404: {"description": "unknown scan"}})
     async def api_arsenal(scan_id: int, s: dict = Depends(user)) -> dict:
-        from ..checks.shadowbrokers import arsenal
+        from ..report.arsenal import arsenal
 
         get_scan(scan_id)
         return {"scan_id": scan_id, "tools": arsenal(store.hosts(scan_id, limit=None))}
@@ -493,11 +569,11 @@ def create_app(db: str | None = None, allowed_ranges: list[str] | None = None, *
     @app.get("/api/scans/{scan_id}/hosts", tags=["hosts"], summary="Host results of a scan, filtered, sorted, paginated",
              responses={404: {"description": "unknown scan"}, 400: {"description": "bad filter"}})
     async def api_hosts(scan_id: int, finding: str | None = None, status: str | None = None, os: str | None = None,
-                        subnet: str | None = None, search: str | None = None, sort: str = "address",
+                        subnet: str | None = None, search: str | None = None, sort: str = "address", severity: str | None = None,
                         limit: int = Query(100, ge=1, le=API_LIMIT), offset: int = Query(0, ge=0),
                         s: dict = Depends(user)) -> dict:
         get_scan(scan_id)
-        filt = host_filters(finding, status, os, subnet, search, sort)
+        filt = host_filters(finding, status, os, subnet, search, sort, severity)
         return {"scan_id": scan_id, "total": store.count_hosts(scan_id, **filt), "limit": limit, "offset": offset,
                 "hosts": store.hosts(scan_id, sort=sort, limit=limit, offset=offset, **filt)}
 

@@ -1,19 +1,26 @@
 // smbsentry dashboard: live progress of a scan started from the web.
 // Every value from the server goes into the page with textContent, never innerHTML.
+// The page's words (in the page's language) come from the #progress element's data- attributes.
 (function () {
   "use strict";
   var box = document.getElementById("progress");
   if (!box) { return; }
   var job = box.getAttribute("data-job");
+  var scanWord = box.getAttribute("data-scan-word") || "scan";
+  var unavailable = box.getAttribute("data-unavailable") || "progress unavailable";
+  var states = {};
+  try { states = JSON.parse(box.getAttribute("data-states") || "{}"); } catch (e) { states = {}; }
+  function word(s) { return Object.prototype.hasOwnProperty.call(states, s) ? states[s] : s; }
   function cell(row, text) { var td = document.createElement("td"); td.textContent = text; row.appendChild(td); return td; }
   function show(d) {
-    document.getElementById("job-state").textContent = d.state + (d.scan_status ? " (scan " + d.scan_status + ")" : "");
+    document.getElementById("job-state").setAttribute("data-state", d.state);
+    document.getElementById("job-state").textContent = word(d.state) + (d.scan_status ? " (" + scanWord + " " + word(d.scan_status) + ")" : "");
     document.getElementById("job-hosts").textContent = String(d.hosts);
     var scan = document.getElementById("job-scan");
     if (d.scan_id !== null && !scan.firstChild) {
       var a = document.createElement("a");
       a.href = "/hosts?scan=" + encodeURIComponent(d.scan_id);
-      a.textContent = "scan #" + d.scan_id;
+      a.textContent = scanWord + " #" + d.scan_id;
       scan.textContent = " - ";
       scan.appendChild(a);
     }
@@ -41,7 +48,7 @@
       .then(function (d) { if (show(d)) { setTimeout(poll, 1000); } else { box.setAttribute("data-done", "1"); } })
       .catch(function (e) {
         var err = document.getElementById("job-error");
-        err.hidden = false; err.textContent = "progress unavailable: " + e.message;
+        err.hidden = false; err.textContent = unavailable + ": " + e.message;
         setTimeout(poll, 3000);
       });
   }
