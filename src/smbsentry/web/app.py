@@ -31,7 +31,7 @@ from starlette.exceptions import HTTPException
 
 from ..model import SEVERITIES, STATUSES
 from ..store import SORTS, Store, StoreError, resolve_url
-from . import views
+import smbsentry.web.views as views  # the module itself (`from . import views` would also import the package, which imports this module)
 from .auth import ADMIN, MIN_PASSWORD, Auth
 from .digest import Digests
 from .jobs import Jobs, TargetRefused, check_targets, parse_allowed
