@@ -110,7 +110,11 @@ def test_ctrl_c_writes_what_is_done_and_exits_130(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(1.5)
+    # interrupted once the scan has opened its output (a loaded machine can take seconds to start the interpreter)
+    deadline = time.monotonic() + 60
+    while not out.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     try:
         _, err = proc.communicate(timeout=20)
