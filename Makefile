@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # The detector's hot modules are compiled (Cython, see setup.py) at install: a change
 # to them, their .pxd files or setup.py reinstalls, so the build never goes stale.
 # COMPILED_MODULES is smbsentry.detect._accel.COMPILED (a test checks they agree).
-COMPILED_MODULES := reassembly flows events smb1_exploits wormscan inventory engine capture
+COMPILED_MODULES := reassembly flows events smb1_exploits wormscan inventory engine pcap capture
 COMPILED := $(foreach m,$(COMPILED_MODULES),$(wildcard src/smbsentry/detect/$(m).py src/smbsentry/detect/$(m).pxd))
 $(BIN)/smbsentry: pyproject.toml setup.py $(COMPILED)
 	$(PYTHON) -m venv $(VENV)

@@ -35,7 +35,7 @@ __all__ = ["COMPILED", "STAMP", "extensions_usable", "install", "mode", "modules
 #: The compiled modules (setup.py compiles these; it loads this file for the list).
 COMPILED = tuple(
     f"smbsentry.detect.{name}"
-    for name in ("reassembly", "flows", "events", "smb1_exploits", "wormscan", "inventory", "engine", "capture")
+    for name in ("reassembly", "flows", "events", "smb1_exploits", "wormscan", "inventory", "engine", "pcap", "capture")
 )
 _HERE = Path(__file__).resolve().parent
 STAMP = "_compiled.json"
