@@ -547,8 +547,7 @@ class Engine:
         if m[9] & 0x80:  # a reply (the hot case: fields are read only when needed)
             if cmd == TRANSACTION2 or cmd == TRANSACTION or cmd == NT_TRANSACT:
                 flow.smb1_spoken = True
-                if flow.open_trans or flow.pending_t2 or flow.pending_ss or flow.pending_peek:
-                    self.smb1.reply(flow, d, m, cmd)
+                self.smb1.reply(flow, d, m, cmd)
             elif cmd == NEGOTIATE or cmd == SESSION_SETUP_ANDX:
                 wc = m[32]
                 if 33 + 2 * wc <= n:
