@@ -458,12 +458,26 @@ class CaptureParser:
         base = self._base
         frame = self._frame
         epb = struct.Struct(self._bo + "IIIII").unpack_from
+        hdr = _BLOCK_HEADER[self._bo]
+        u32 = _U32[self._bo]
         ifaces = self._ifaces
         try:
             while pos + 8 <= n:
-                btype, end = self._block_bounds(buf, pos, n)
-                if end < 0:
-                    break  # the rest of the block is still to come
+                btype, blen = hdr(buf, pos)
+                end = pos + blen
+                if (
+                    btype == _SHB
+                    or blen < 12
+                    or blen & 3
+                    or blen > MAX_BLOCK_LEN
+                    or end > n
+                    or u32(buf, end - 4)[0] != blen
+                ):  # a section header, damage or a block not all there: _block_bounds says which
+                    btype, end = self._block_bounds(buf, pos, n)
+                    if end < 0:
+                        break  # the rest of the block is still to come
+                    hdr = _BLOCK_HEADER[self._bo]
+                    u32 = _U32[self._bo]
                 if btype == _EPB or btype == _OPB:
                     # The Obsolete Packet Block (16-bit interface id) is decoded, not
                     # skipped, so frame numbers stay aligned with Wireshark's.
