@@ -10,7 +10,9 @@ PYTEST_ARGS ?=
 
 # The detector's hot modules are compiled (Cython, see setup.py) at install: a change
 # to them, their .pxd files or setup.py reinstalls, so the build never goes stale.
-COMPILED := $(addprefix src/smbsentry/detect/,reassembly.py engine.py capture.py reassembly.pxd engine.pxd)
+# COMPILED_MODULES is smbsentry.detect._accel.COMPILED (a test checks they agree).
+COMPILED_MODULES := reassembly flows events smb1_exploits wormscan inventory engine pcap capture
+COMPILED := $(foreach m,$(COMPILED_MODULES),$(wildcard src/smbsentry/detect/$(m).py src/smbsentry/detect/$(m).pxd))
 $(BIN)/smbsentry: pyproject.toml setup.py $(COMPILED)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip

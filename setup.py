@@ -72,7 +72,7 @@ class OptionalBuildExt(build_ext):
             _say(f"compiling failed ({e})")
             return
         if self.failed:
-            return  # all three or none: the compiled engine needs the compiled reassembly's layout
+            return  # all or none: the compiled engine needs the compiled classes' layouts (.pxd cimports)
         stamp.parent.mkdir(parents=True, exist_ok=True)
         stamp.write_text(json.dumps(DIGESTS, indent=1, sort_keys=True) + "\n")
 

@@ -31,7 +31,8 @@ from smbsentry.detect.engine import Config, Engine
 from smbsentry.detect.live import LiveCaptureError, _classify
 from smbsentry.detect.reassembly import Framer, TcpStream
 from smbsentry.detect.signatures import SIGNATURES
-from smbsentry.detect.smbmsg import compression_problem, session_setup_strings, smb1_dialects
+from smbsentry.detect.smbghost import compression_problem
+from smbsentry.detect.smbmsg import session_setup_strings, smb1_dialects
 
 REPO = Path(__file__).resolve().parents[1]
 TRACES = REPO / "tests" / "data" / "traces"

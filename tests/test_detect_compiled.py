@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import struct
 import subprocess
@@ -228,3 +229,26 @@ def test_plain_python_loads_every_compiled_module_from_its_source() -> None:
     lines = out.stdout.splitlines()
     assert lines[0] == "python (SMBSENTRY_PURE_PYTHON is set)"
     assert lines[1] == "True" and lines[2] == "1"
+
+
+def test_plain_python_loads_the_split_modules_from_source_too() -> None:
+    """Every module of _accel.COMPILED (the engine's rooms cimport each other) loads from its .py when asked."""
+    code = (
+        "import json, pathlib\n"
+        "import smbsentry.detect._accel as a\n"
+        "print(json.dumps({n: pathlib.Path(f).suffix for n, f in a.modules().items()}))\n"
+    )
+    env = dict(os.environ, SMBSENTRY_PURE_PYTHON="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    suffixes = json.loads(out.stdout)
+    assert set(suffixes) == set(_accel.COMPILED)
+    assert set(suffixes.values()) == {".py"}, suffixes
+
+
+def test_the_makefile_rebuilds_on_a_change_to_any_compiled_module() -> None:
+    """`make venv` reinstalls (recompiles) when a compiled module's .py or .pxd changes: its list is _accel's."""
+    text = (REPO / "Makefile").read_text()
+    m = re.search(r"^COMPILED_MODULES := (.*)$", text, re.M)
+    assert m, "COMPILED_MODULES not found in the Makefile"
+    assert tuple(f"smbsentry.detect.{name}" for name in m.group(1).split()) == _accel.COMPILED

@@ -9,12 +9,22 @@ lookup and worm-like SMB scanning; ``flow`` events describing each SMB flow;
 
 Modules
 -------
-``capture``     streaming pcap/pcapng/gzip reader (bounded memory; batches)
+``capture``     streaming capture-file reader (gzip; bounded memory; batches)
+``pcap``        pcap/pcapng parsing, sans-I/O (:class:`CaptureParser`)
 ``packet``      link/IP/TCP/UDP decoding
 ``reassembly``  TCP reassembly (:class:`TcpStream`) and NetBIOS framing (:class:`Framer`)
-``smbmsg``      the SMB fields the detectors need, name tables, transform checks
+``smbmsg``      the SMB fields the detectors need, name tables
 ``dns``         DNS question parsing, WannaCry kill-switch domains
-``engine``      flows, dispatch, detectors, events (:class:`Engine`, sans-I/O)
+``config``      thresholds and bounds (:class:`Config`)
+``engine``      the batch loop, TCP and SMB dispatch (:class:`Engine`, sans-I/O)
+``flows``       flows and their lifecycle (:class:`Flow`, :class:`FlowTable`)
+``smb1_exploits`` MS17-010 and DoublePulsar rules on SMB1 transactions
+``smbghost``    SMBGhost: compression transforms that cannot be valid
+``killswitch``  WannaCry's kill-switch DNS lookups
+``wormscan``    worm-like SYN scanning
+``inventory``   the SMBv1 inventory (``smb1-usage``)
+``events``      building and counting the events
+``summary``     the summary, and a shard's state for the merge
 ``signatures``  stable signature ids, texts, categories, severities
 ``output``      JSON lines / table writers and the summary
 ``live``        live capture through dumpcap (or tcpdump) writing pcap to a pipe
@@ -147,10 +157,12 @@ Ethernet/IPv4/TCP frames on known flows take an inlined path in
 :meth:`Engine.batch`; everything else goes through :meth:`Engine.packet`
 (both give the same events; the tests check it).  Non-SMB, non-DNS traffic
 costs one header unpack.  ``jobs`` > 1 shards flows over processes for
-files (see :mod:`.parallel`).  ``reassembly``, ``engine`` and ``capture``
-are compiled with Cython at install when a C compiler is there (C types in
-their ``.pxd`` files; the ``.py`` files stay the one source and run as they
-are otherwise): :mod:`._accel` says which form runs and falls back to the
+files (see :mod:`.parallel`).  ``reassembly``, ``flows``, ``events``,
+``smb1_exploits``, ``engine``, ``pcap`` and ``capture`` are compiled with
+Cython at install when a C compiler is there (C types in their ``.pxd``
+files, which ``cimport`` each other so that the engine's calls into the
+other rooms stay C calls; the ``.py`` files stay the one source and run as
+they are otherwise): :mod:`._accel` says which form runs and falls back to the
 ``.py`` files when ``SMBSENTRY_PURE_PYTHON`` is set or a source changed
 after the build.  Figures: BENCHMARKS.md.
 """

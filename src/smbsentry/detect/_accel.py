@@ -13,9 +13,10 @@ when
   (the build's ``_compiled.json`` records each source's SHA-256): an
   editable install whose source was edited after the build.
 
-The three modules must be all compiled or all plain: the compiled engine
-uses the compiled reassembly classes' C layout.  So one stale or missing
-extension sends all of them to plain Python.
+The modules must be all compiled or all plain: the compiled engine uses the
+C layout of the compiled flow, event, exploit-rule and reassembly classes
+(``cimport`` in the ``.pxd`` files).  So one stale or missing extension
+sends all of them to plain Python.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ from pathlib import Path
 __all__ = ["COMPILED", "STAMP", "extensions_usable", "install", "mode", "modules", "pure_requested", "source_digest"]
 
 #: The compiled modules (setup.py compiles these; it loads this file for the list).
-COMPILED = ("smbsentry.detect.reassembly", "smbsentry.detect.engine", "smbsentry.detect.capture")
+COMPILED = tuple(
+    f"smbsentry.detect.{name}"
+    for name in ("reassembly", "flows", "events", "smb1_exploits", "wormscan", "inventory", "engine", "pcap", "capture")
+)
 _HERE = Path(__file__).resolve().parent
 STAMP = "_compiled.json"
 

@@ -132,26 +132,7 @@ def main_detect(
     stdout = stdout if stdout is not None else sys.stdout
     stderr = stderr if stderr is not None else sys.stderr
     inputs = [os.fspath(p) for p in inputs or ()]
-    # -- usage -----------------------------------------------------------
-    problem = None
-    if inputs and interface:
-        problem = "give capture files or --interface, not both"
-    elif not inputs and not interface:
-        problem = "no input: give capture files (pcap, pcapng, .gz) or --interface IF"
-    elif bpf is not None and not interface:
-        problem = "--bpf applies to a live capture (--interface) only"
-    elif duration is not None and not interface:
-        problem = "--duration applies to a live capture (--interface) only"
-    elif duration is not None and not duration > 0:
-        problem = f"bad --duration {duration!r} (seconds, > 0)"
-    elif fmt not in FORMATS:
-        problem = f"unknown --format {fmt!r} (choose from {', '.join(FORMATS)})"
-    elif fail_on is not None and fail_on not in FAIL_ON_LEVELS:
-        problem = f"unknown --fail-on {fail_on!r} (critical, high, medium or low)"
-    elif capture_tool is not None and capture_tool not in ("dumpcap", "tcpdump"):
-        problem = f"unknown capture tool {capture_tool!r} (dumpcap or tcpdump)"
-    elif not isinstance(jobs, int) or not 0 <= jobs <= 256:
-        problem = f"bad --jobs {jobs!r} (0..256; 0: one per CPU)"
+    problem = _usage_problem(inputs, interface, bpf, duration, fmt, fail_on, capture_tool, jobs)
     config = Config(scan_threshold=int(scan_threshold), scan_window=float(scan_window), flow_events=flows)
     if problem is None:
         try:
@@ -178,6 +159,30 @@ def main_detect(
         if raw is not stdout:
             with contextlib.suppress(OSError):
                 raw.close()
+
+
+def _usage_problem(inputs: list[str], interface: str | None, bpf: str | None, duration: float | None, fmt: str,
+                   fail_on: str | None, capture_tool: str | None, jobs: int) -> str | None:
+    """What is wrong with the command line (one line for the user), or None."""
+    if inputs and interface:
+        return "give capture files or --interface, not both"
+    if not inputs and not interface:
+        return "no input: give capture files (pcap, pcapng, .gz) or --interface IF"
+    if bpf is not None and not interface:
+        return "--bpf applies to a live capture (--interface) only"
+    if duration is not None and not interface:
+        return "--duration applies to a live capture (--interface) only"
+    if duration is not None and not duration > 0:
+        return f"bad --duration {duration!r} (seconds, > 0)"
+    if fmt not in FORMATS:
+        return f"unknown --format {fmt!r} (choose from {', '.join(FORMATS)})"
+    if fail_on is not None and fail_on not in FAIL_ON_LEVELS:
+        return f"unknown --fail-on {fail_on!r} (critical, high, medium or low)"
+    if capture_tool is not None and capture_tool not in ("dumpcap", "tcpdump"):
+        return f"unknown capture tool {capture_tool!r} (dumpcap or tcpdump)"
+    if not isinstance(jobs, int) or not 0 <= jobs <= 256:
+        return f"bad --jobs {jobs!r} (0..256; 0: one per CPU)"
+    return None
 
 
 def _run(inputs: list[str], interface: str | None, bpf: str | None, duration: float | None, capture_tool: str | None,

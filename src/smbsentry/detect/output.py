@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.table import Table
 
-from .engine import iso_time
+from .events import iso_time
 from .signatures import SIGNATURES
 
 __all__ = ["FORMATS", "JsonlWriter", "TableWriter", "json_encoder", "summary_lines"]

@@ -4,7 +4,8 @@ Severity follows Suricata: 1 is the most severe, 3 the least.  The ids are
 part of the outside contract (alerts are matched on them by scripts): never
 rename one; add new ones instead.
 
-What each signature looks at (the code is in detect/engine.py; the
+What each signature looks at (the code is in one module per family:
+detect/smb1_exploits.py, smbghost.py, killswitch.py, wormscan.py; the
 reasoning and the limits are in the package documentation, smbsentry.detect):
 
 ``ms17-010-probe``

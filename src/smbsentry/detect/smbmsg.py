@@ -1,4 +1,4 @@
-"""What the detectors read from SMB messages: names, small parsers, checks.
+"""What the detectors read from SMB messages: names and small parsers.
 
 Only the fields the detectors need are read, straight from the bytes with
 ``struct`` (the hot path).  The SESSION_SETUP_ANDX strings are read in place
@@ -12,13 +12,13 @@ from __future__ import annotations
 import struct
 
 from ..protocol import smb1 as proto_smb1
+from ..protocol import smb2 as proto_smb2
 from ..protocol.errors import ProtocolError
 
 __all__ = [
     "SMB1_COMMANDS",
     "SMB2_COMMANDS",
     "SMB2_DIALECTS",
-    "compression_problem",
     "session_setup_strings",
     "smb1_command_name",
     "smb1_dialects",
@@ -59,24 +59,18 @@ SMB2_COMMANDS = {
     19: "SERVER_TO_CLIENT_NOTIFICATION",
 }  # fmt: skip
 
+#: DialectRevision -> the flow event's name for it: the dialects the protocol layer declares
+#: (:data:`smbsentry.protocol.smb2.DIALECTS`), and the codes it never negotiates that a capture can
+#: still hold: the SMB2 wildcard and the pre-release SMB 2.2 / 3.1 builds of Windows 8 and 10.
 SMB2_DIALECTS = {
-    0x0202: "2.0.2", 0x0210: "2.1", 0x0222: "2.2.2", 0x0224: "2.2.4", 0x02FF: "2.???",
-    0x0300: "3.0", 0x0302: "3.0.2", 0x0310: "3.1", 0x0311: "3.1.1",
-}  # fmt: skip
-
-COMPRESSION_ALGORITHMS = {0: "NONE", 1: "LZNT1", 2: "LZ77", 3: "LZ77+Huffman", 4: "Pattern_V1"}
-
-#: Largest OriginalCompressedSegmentSize accepted as possible (SMB2 messages
-#: top out near 8 MiB: MaxReadSize/MaxWriteSize plus headers).
-MAX_ORIGINAL_SIZE = 16 * 1024 * 1024
-#: LZNT1 cannot shrink data by more than this factor (one 4 KiB chunk of a
-#: repeated byte needs a chunk header, flag bytes and a few tokens).
-LZNT1_MAX_RATIO = 1024
+    **proto_smb2.DIALECTS,
+    proto_smb2.WILDCARD_DIALECT: "2.???",
+    0x0222: "2.2.2",
+    0x0224: "2.2.4",
+    0x0310: "3.1",
+}
 
 _u16 = struct.Struct("<H").unpack_from
-_u32 = struct.Struct("<I").unpack_from
-_transform = struct.Struct("<IHHI").unpack_from
-_chained = struct.Struct("<HHI").unpack_from
 
 
 def smb1_command_name(cmd: int) -> str:
@@ -176,61 +170,3 @@ def session_setup_strings(msg: bytes, reply: bool) -> tuple[str | None, str | No
     except ProtocolError:
         return None, None
     return None, None
-
-
-def compression_problem(msg: bytes, length: int) -> str | None:
-    """Why a compression transform message (0xFC 'SMB') cannot be valid, or None.
-
-    ``msg`` is the message (possibly only its head), ``length`` its full
-    length.  Unchained (Flags 0): Offset must leave compressed data inside the
-    message, Offset + OriginalCompressedSegmentSize must not wrap 32 bits, the
-    original size must be possible for SMB and, for LZNT1, reachable from the
-    compressed bytes.  Chained (Flags 1, SMB 3.1.1 chained payloads): every
-    payload header's Length must stay inside the message and every
-    OriginalPayloadSize be possible.  Legitimately compressed data passes.
-    """
-    if len(msg) < 16 or length < 16:
-        return None  # too short to be a transform at all: malformed, not an exploit
-    original, algorithm, flags, offset = _transform(msg, 4)
-    if original > MAX_ORIGINAL_SIZE:
-        return (
-            f"OriginalCompressedSegmentSize 0x{original:x} is beyond any SMB message "
-            f"(limit 0x{MAX_ORIGINAL_SIZE:x})"
-        )
-    if flags == 1:
-        return _chained_problem(msg, length)
-    # Flags 0 (or an undefined value, which the vulnerable 1903/1909 code ignored)
-    note = f" (Flags 0x{flags:04x} undefined)" if flags else ""
-    segment = length - 16
-    if offset >= segment:
-        return f"Offset 0x{offset:x} is not inside the {segment}-byte compressed segment{note}"
-    if original + offset > 0xFFFFFFFF:
-        return f"OriginalCompressedSegmentSize 0x{original:x} + Offset 0x{offset:x} wraps 32 bits{note}"
-    compressed = segment - offset
-    if algorithm == 1 and original > LZNT1_MAX_RATIO * compressed + 4096:
-        return (
-            f"OriginalCompressedSegmentSize {original} cannot come from {compressed} "
-            f"bytes of LZNT1 data{note}"
-        )
-    return None
-
-
-def _chained_problem(msg: bytes, length: int) -> str | None:
-    pos = 8
-    avail = min(len(msg), length)
-    count = 0
-    while pos + 8 <= avail and count < 1024:
-        count += 1
-        algorithm, _flags, plen = _chained(msg, pos)
-        pos += 8
-        if plen > length - pos:
-            return f"chained payload Length {plen} runs past the {length}-byte message"
-        if algorithm in (1, 2, 3):
-            if plen < 4:
-                return f"chained payload Length {plen} has no room for OriginalPayloadSize"
-            if pos + 4 <= avail:
-                osize = _u32(msg, pos)[0]
-                if osize > MAX_ORIGINAL_SIZE:
-                    return f"chained OriginalPayloadSize 0x{osize:x} is beyond any SMB message"
-        pos += plen
-    return None
