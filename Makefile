@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 # The detector's hot modules are compiled (Cython, see setup.py) at install: a change
 # to them, their .pxd files or setup.py reinstalls, so the build never goes stale.
-COMPILED := $(addprefix src/smbsentry/detect/,reassembly.py engine.py capture.py reassembly.pxd engine.pxd)
+COMPILED := $(addprefix src/smbsentry/detect/,reassembly.py engine.py capture.py reassembly.pxd engine.pxd) src/smbsentry/discover/_fastsend.c
 $(BIN)/smbsentry: pyproject.toml setup.py $(COMPILED)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -40,4 +40,4 @@ test-no-corpus: venv
 
 clean:
 	rm -rf $(VENV) build demo-output .pytest_cache
-	rm -f src/smbsentry/detect/*.c src/smbsentry/detect/*.so src/smbsentry/detect/_compiled.json
+	rm -f src/smbsentry/detect/*.c src/smbsentry/detect/*.so src/smbsentry/detect/_compiled.json src/smbsentry/discover/*.so

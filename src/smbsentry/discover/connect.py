@@ -1,0 +1,118 @@
+"""Discovery without raw sockets: TCP connects with timeouts that follow the RTT.
+
+What naabu and nmap -sT do when they may not craft packets: a full
+connect to each port of each address, `concurrency` at a time, in the
+permuted order.  The connect timeout is rtt.RttEstimator's (1 s until
+the first answer, then the measured round-trip times), so a silent
+address costs a few hundred milliseconds on a LAN instead of the
+fingerprint's 5 s.  A connect that timed out is tried `retries` more
+times (with the timeout of then).  An accepted connect on an SMB port is
+confirmed by a negotiate on that same connection; on a service port it
+hands the host on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Callable
+
+from .confirm import CLOSED, FILTERED, connect, speaks_smb
+from .permute import Permutation
+from .rtt import RttEstimator
+from .stage import Request, Stats
+
+__all__ = ["ConnectDiscovery"]
+
+LOCAL_BACKOFF = 0.25  # seconds before trying again after a local resource error
+NOT_SMB_SAMPLE = 5
+
+
+def _ntoa(n: int) -> str:
+    return socket.inet_ntoa(n.to_bytes(4, "big"))
+
+
+class ConnectDiscovery:
+    def __init__(self, req: Request, on_host: Callable[[str], None], why: str = "") -> None:
+        self.req, self.on_host = req, on_host
+        self.rtt = RttEstimator()
+        self.stats = Stats("connect", why=why, rate=req.rate, retries=req.retries, addresses=req.space.count,
+                           timeout=self.rtt.timeout)
+        self._next_slot = 0.0
+
+    async def _paced(self) -> None:
+        if not self.req.rate:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        slot = max(now, self._next_slot)
+        self._next_slot = slot + 1.0 / self.req.rate
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+    async def _port(self, address: str, port: int) -> tuple[str, socket.socket | None]:
+        for _ in range(self.req.retries + 1):
+            await self._paced()
+            timeout = self.rtt.timeout
+            while True:
+                try:
+                    state, rtt, sock = await connect(address, port, timeout)
+                    break
+                except OSError:
+                    await asyncio.sleep(LOCAL_BACKOFF)  # out of descriptors or ports: ours, try again
+            self.stats.sent += 1
+            if state != FILTERED:
+                self.rtt.sample(rtt)
+                return state, sock
+        return FILTERED, None
+
+    async def _host(self, index: int) -> None:
+        address = _ntoa(self.req.space.address(index))
+        stats, smb = self.stats, frozenset(self.req.smb_ports)
+        answered = tried_smb = False
+        for port in self.req.ports:
+            state, sock = await self._port(address, port)
+            if state == CLOSED:
+                stats.closed += 1
+            if sock is None:
+                continue
+            if not answered:
+                answered = True
+                stats.answered += 1
+            try:
+                if port not in smb:
+                    stats.services_only += 1
+                    self.on_host(address)
+                    return
+                tried_smb = True
+                if await speaks_smb(sock, port, self.req.timeout):
+                    stats.confirmed += 1
+                    self.on_host(address)
+                    return
+            finally:
+                sock.close()
+        if tried_smb:
+            stats.not_smb += 1
+            if len(stats.not_smb_sample) < NOT_SMB_SAMPLE:
+                stats.not_smb_sample.append(address)
+
+    async def _worker(self, order) -> None:
+        for index in order:
+            await self._host(index)
+
+    async def run(self) -> Stats:
+        start = time.perf_counter()
+        order = Permutation.random(self.req.space.count).shard(*self.req.shard)
+        workers = [asyncio.ensure_future(self._worker(order)) for _ in range(max(1, self.req.concurrency))]
+        try:
+            await asyncio.gather(*workers)
+        except BaseException:
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
+        finally:
+            self.stats.elapsed = time.perf_counter() - start
+            self.stats.timeout = self.rtt.timeout
+        return self.stats
