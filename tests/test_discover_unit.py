@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smbsentry.discover import cookie, sender
-from smbsentry.discover.permute import AddressSpace, Permutation, is_prime, next_prime, prime_factors
+from smbsentry.discover.permute import AddressBits, AddressSpace, Permutation, is_prime, next_prime, prime_factors
 from smbsentry.discover.rtt import RttEstimator
 from smbsentry.protocol import tcpip
 from smbsentry.protocol.errors import ProtocolError
@@ -66,6 +66,20 @@ def test_shards_disjoint_and_complete(count, shards, seed):
     assert set(together) == set(range(1000, 1000 + count))
     with pytest.raises(ValueError):
         list(perm.shard(shards, shards))
+
+
+@settings(max_examples=100, deadline=None)
+@given(blocks, st.data())
+def test_address_bits_hold_exactly_what_was_added(targets, data):
+    space = AddressSpace(targets)
+    everything = [space.address(i) for i in range(space.count)]
+    chosen = set(data.draw(st.lists(st.sampled_from(everything), max_size=50)))
+    bits = AddressBits(space)
+    for a in chosen:
+        bits.add(a)
+    assert {a for a in everything if a in bits} == chosen
+    assert all(space.index(space.address(i)) == i for i in range(space.count))
+    assert len(bits.bits) == (space.count + 7) // 8  # bounded by the range, not by what answers
 
 
 def test_the_order_is_not_the_address_order():

@@ -9,6 +9,15 @@ the reply's protocol signature (0xFF 'SMB' or 0xFE 'SMB').  On 139 the
 NetBIOS session request comes first, as for the scan.  Reads are bounded:
 the four-byte frame header and the four-byte signature, nothing more.
 
+When no SMB answer comes, one more connect tells a middlebox from a host:
+tarpits and some firewalls complete the handshake on every port, so a
+connect to port 1 (tcpmux, which no Windows or Samba host serves) that is
+accepted too means "middlebox": not counted, not reported.  A host that
+refuses or ignores port 1 but holds 445 open without answering SMB (hung,
+overloaded, or something else on the port) is handed on all the same: the
+fingerprint reports what it sees and the plan asks to verify it ("could not
+see" is not "has none").
+
 Also the connect probe of discovery without raw sockets (`connect`), which
 returns the connect round-trip time that the adaptive timeouts follow.
 """
@@ -22,10 +31,13 @@ import time
 
 from ..protocol import netbios, smb1
 
-__all__ = ["CLOSED", "FILTERED", "OPEN", "connect", "smb_answers"]
+__all__ = ["CLOSED", "FILTERED", "OPEN", "SMB", "NO_SMB", "MIDDLEBOX", "GONE", "connect", "verdict"]
 
 OPEN, CLOSED, FILTERED = "open", "closed", "filtered"
+SMB, NO_SMB, MIDDLEBOX, GONE = "smb", "no-smb", "middlebox", "gone"  # what `verdict` says of a host
 NETBIOS_PORT = 139
+CONTROL_PORT = 1
+MIDDLEBOX_WAIT = 1.0  # seconds the negotiate still gets once the control port was accepted too
 _PROBE = netbios.frame(smb1.negotiate_request((smb1.NT_LM_012, "SMB 2.002", "SMB 2.???")))
 _SIGNATURES = (b"\xffSMB", b"\xfeSMB")
 
@@ -80,15 +92,48 @@ async def speaks_smb(sock: socket.socket, port: int, timeout: float) -> bool:
     return len(head) == 8 and head[0] == 0 and head[4:8] in _SIGNATURES
 
 
-async def smb_answers(address: str, port: int, timeout: float) -> bool:
-    """Connect and negotiate: True only when an SMB server answered."""
+async def _control_open(address: str, timeout: float) -> bool:
     try:
-        state, _, sock = await connect(address, port, timeout)
+        _, _, control = await connect(address, CONTROL_PORT, timeout)
     except OSError:
         return False
-    if sock is None:
+    if control is None:
         return False
+    control.close()
+    return True
+
+
+async def verdict(address: str, port: int, timeout: float, sock: socket.socket | None = None) -> str:
+    """SMB, NO_SMB (open, no SMB answer, not a middlebox), MIDDLEBOX or GONE (the port no longer accepts).
+
+    The connect to the control port runs beside the negotiate: an SMB answer
+    always wins (a SYN proxy in front of a real server accepts every port
+    too), but once the control port has been accepted the negotiate gets
+    only MIDDLEBOX_WAIT seconds, so a tarpit answering for a whole range
+    costs one second an address, not the full timeout.
+    `sock`: a connection to address:port already made (connect discovery); closed here."""
+    control = asyncio.ensure_future(_control_open(address, timeout))
     try:
-        return await speaks_smb(sock, port, timeout)
+        if sock is None:
+            try:
+                _, _, sock = await connect(address, port, timeout)
+            except OSError:
+                return GONE
+            if sock is None:
+                return GONE
+        negotiate = asyncio.ensure_future(speaks_smb(sock, port, timeout))
+        try:
+            done, _ = await asyncio.wait({negotiate, control}, return_when=asyncio.FIRST_COMPLETED)
+            if negotiate not in done:  # the control port answered first: accepted, or refused / unreachable
+                await asyncio.wait({negotiate}, timeout=MIDDLEBOX_WAIT if control.result() else None)
+            if negotiate.done() and negotiate.result():
+                return SMB
+        finally:
+            negotiate.cancel()
+            await asyncio.gather(negotiate, return_exceptions=True)
+        return MIDDLEBOX if await control else NO_SMB
     finally:
-        sock.close()
+        control.cancel()
+        await asyncio.gather(control, return_exceptions=True)
+        if sock is not None:
+            sock.close()

@@ -7,8 +7,9 @@ the first answer, then the measured round-trip times), so a silent
 address costs a few hundred milliseconds on a LAN instead of the
 fingerprint's 5 s.  A connect that timed out is tried `retries` more
 times (with the timeout of then).  An accepted connect on an SMB port is
-confirmed by a negotiate on that same connection; on a service port it
-hands the host on.
+confirmed by a negotiate on that same connection (confirm.verdict: a
+middlebox is dropped, a host without an SMB answer is handed on all the
+same); on a service port it hands the host on.
 """
 
 from __future__ import annotations
@@ -18,15 +19,15 @@ import socket
 import time
 from collections.abc import Callable
 
-from .confirm import CLOSED, FILTERED, connect, speaks_smb
+from .confirm import CLOSED, FILTERED, MIDDLEBOX, NO_SMB, SMB, connect, verdict
 from .permute import Permutation
 from .rtt import RttEstimator
 from .stage import Request, Stats
 
 __all__ = ["ConnectDiscovery"]
 
+MAX_BACKLOG = 4096  # hosts handed on and not yet taken before the connects pause
 LOCAL_BACKOFF = 0.25  # seconds before trying again after a local resource error
-NOT_SMB_SAMPLE = 5
 
 
 def _ntoa(n: int) -> str:
@@ -70,7 +71,7 @@ class ConnectDiscovery:
     async def _host(self, index: int) -> None:
         address = _ntoa(self.req.space.address(index))
         stats, smb = self.stats, frozenset(self.req.smb_ports)
-        answered = tried_smb = False
+        answered = unconfirmed = False
         for port in self.req.ports:
             state, sock = await self._port(address, port)
             if state == CLOSED:
@@ -80,25 +81,29 @@ class ConnectDiscovery:
             if not answered:
                 answered = True
                 stats.answered += 1
-            try:
-                if port not in smb:
-                    stats.services_only += 1
-                    self.on_host(address)
-                    return
-                tried_smb = True
-                if await speaks_smb(sock, port, self.req.timeout):
-                    stats.confirmed += 1
-                    self.on_host(address)
-                    return
-            finally:
+            if port not in smb:
                 sock.close()
-        if tried_smb:
-            stats.not_smb += 1
-            if len(stats.not_smb_sample) < NOT_SMB_SAMPLE:
-                stats.not_smb_sample.append(address)
+                stats.services_only += 1
+                self.on_host(address)
+                return
+            said = await verdict(address, port, self.req.timeout, sock=sock)
+            if said == SMB:
+                stats.confirmed += 1
+                self.on_host(address)
+                return
+            if said == MIDDLEBOX:
+                stats.note("middlebox", address)
+                return
+            unconfirmed = unconfirmed or said == NO_SMB
+        if unconfirmed:
+            stats.note("unconfirmed", address)
+            self.on_host(address)
 
     async def _worker(self, order) -> None:
+        backlog = self.req.backlog
         for index in order:
+            while backlog is not None and backlog() > MAX_BACKLOG:
+                await asyncio.sleep(0.05)  # the fingerprint is behind: found hosts must not pile up
             await self._host(index)
 
     async def run(self) -> Stats:

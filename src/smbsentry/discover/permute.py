@@ -26,7 +26,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-__all__ = ["AddressSpace", "Permutation", "is_prime", "next_prime", "prime_factors"]
+__all__ = ["AddressBits", "AddressSpace", "Permutation", "is_prime", "next_prime", "prime_factors"]
 
 _WITNESSES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37)  # deterministic below 3.3e24
 
@@ -103,6 +103,30 @@ class AddressSpace:
     def __contains__(self, address: int) -> bool:
         i = bisect_right(self.starts, address) - 1
         return i >= 0 and address <= self.ends[i]
+
+    def index(self, address: int) -> int:
+        """The index of an address of the space (the inverse of `address`)."""
+        i = bisect_right(self.starts, address) - 1
+        return self.offsets[i] + address - self.starts[i]
+
+
+class AddressBits:
+    """A set of addresses of an AddressSpace, one bit each: what discovery remembers of
+    the hosts that answered, bounded by the range (a /8 is 2 MB) however many answer."""
+
+    __slots__ = ("space", "bits")
+
+    def __init__(self, space: AddressSpace) -> None:
+        self.space = space
+        self.bits = bytearray((space.count + 7) // 8)
+
+    def add(self, address: int) -> None:
+        i = self.space.index(address)
+        self.bits[i >> 3] |= 1 << (i & 7)
+
+    def __contains__(self, address: int) -> bool:
+        i = self.space.index(address)
+        return bool(self.bits[i >> 3] >> (i & 7) & 1)
 
 
 def _merge(blocks: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -38,6 +38,7 @@ __all__ = ["ProbeSender", "RawUnavailable", "SourcePorts", "fast_module", "reser
 PORT_COUNT = 16
 SEND_BUFFER = 4 << 20
 MAX_BATCH = 512  # packets handed to the kernel per call (the C sender's batch)
+CATCH_UP = 0.05  # seconds of lag the pacing may make up at once
 
 
 class RawUnavailable(OSError):
@@ -94,10 +95,12 @@ def _ephemeral_range() -> tuple[int, int]:
 def reserve_ports(src: str, count: int = PORT_COUNT, rng: random.Random | None = None) -> SourcePorts:
     """Bind `count` consecutive TCP ports outside the ephemeral range; OSError when none are free."""
     lo, hi = _ephemeral_range()
-    spans = [(1024, lo - 1), (hi + 1, 65535)]
-    starts = [s for a, b in spans for s in range(a, b - count + 2, count)]
     rng = rng or random.Random()
-    rng.shuffle(starts)
+    starts = []
+    for a, b in ((hi + 1, 65535), (1024, lo - 1)):  # above the ephemeral range first, as masscan's 61000
+        span = list(range(a, b - count + 2, count))
+        rng.shuffle(span)
+        starts += span
     for base in starts[:64]:
         holders: list[socket.socket] = []
         try:
@@ -126,7 +129,7 @@ def route_source(dst: str) -> str:
 class ProbeSender:
     """Builds and sends the SYNs of one scan: one raw socket, one key, one source address."""
 
-    def __init__(self, key: bytes, src: str, ports: tuple[int, ...], sports: SourcePorts, pure: bool = False) -> None:
+    def __init__(self, key: bytes, src: str, ports: tuple[int, ...], sports: SourcePorts) -> None:
         try:
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
         except PermissionError as exc:
@@ -137,7 +140,7 @@ class ProbeSender:
             pass
         self.key, self.ports, self.sports = key, tuple(ports), sports
         self.src = int.from_bytes(socket.inet_aton(src), "big")
-        self.fast = None if pure else fast_module()
+        self.fast = fast_module()
         self.sent = 0
 
     @property
@@ -187,16 +190,22 @@ class ProbeSender:
 
 def paced(sender: ProbeSender, batches: Iterator[tuple[array.array, int]], rate: float,
           stop: threading.Event, on_batch: Callable[[int], None] | None = None) -> int:
-    """Send the batches at `rate` packets per second (a thread runs this); return packets sent."""
-    start = time.perf_counter()
+    """Send the batches at `rate` packets per second (a thread runs this); return packets sent.
+
+    The batches' iterator may pause (back-pressure): the time it held is not
+    made up afterwards by a burst (at most CATCH_UP seconds of it are)."""
+    next_at = time.perf_counter()
     sent = 0
     for dsts, salt in batches:
         if stop.is_set():
             break
-        sent += sender.send(dsts, salt)
+        next_at = max(next_at, time.perf_counter() - CATCH_UP)
+        n = sender.send(dsts, salt)
+        sent += n
         if on_batch is not None:
             on_batch(sent)
-        ahead = start + sent / rate - time.perf_counter()
+        next_at += n / rate
+        ahead = next_at - time.perf_counter()
         if ahead > 0:
             time.sleep(ahead)
     return sent

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 
 from .permute import AddressSpace
 
-__all__ = ["MODES", "DEFAULT_RATE", "Request", "Stats", "raw_allowed", "run"]
+__all__ = ["MODES", "DEFAULT_RATE", "Request", "Stats", "check_mode", "raw_allowed", "run"]
 
 MODES = ("auto", "syn", "connect")
 DEFAULT_RATE = 10_000  # packets per second when --rate is 0: ZMap's default
 COOLDOWN = 2.0  # seconds to wait for late SYN-ACKs after the last probe
+SAMPLE = 5  # addresses named in the summary line per kind
 
 
 @dataclass
@@ -36,7 +37,7 @@ class Request:
     concurrency: int = 256  # connects in flight (connect mode) and negotiates in flight (both)
     shard: tuple[int, int] = (0, 1)
     cooldown: float = COOLDOWN
-    pure: bool = False  # the Python sender even when the C one is there (benchmarks, tests)
+    backlog: Callable[[], int] | None = None  # hosts handed on and not yet taken: discovery pauses while high
 
     @property
     def ports(self) -> tuple[int, ...]:
@@ -56,27 +57,49 @@ class Stats:
     closed: int = 0  # RSTs / refused connects to our probes
     confirmed: int = 0  # hosts whose SMB answered a negotiate
     services_only: int = 0  # hosts handed over for an open service port, SMB not confirmed
-    not_smb: int = 0  # hosts with an open SMB port whose negotiate got no SMB answer
+    unconfirmed: int = 0  # open SMB port, no SMB answer, not a middlebox: handed on all the same
+    middleboxes: int = 0  # no SMB answer and port 1 open too: answers on every port, not counted
     elapsed: float = 0.0
+    sending: float = 0.0  # syn: seconds the probes took to go out (all passes)
     source_ports: str = ""
     timeout: float | None = None  # connect mode: the adaptive timeout at the end
-    not_smb_sample: list[str] = field(default_factory=list)
+    unconfirmed_sample: list[str] = field(default_factory=list)
+    middlebox_sample: list[str] = field(default_factory=list)
+
+    def note(self, kind: str, address: str) -> None:
+        """Count a host that was not confirmed: kind is "unconfirmed" or "middlebox"."""
+        if kind == "unconfirmed":
+            self.unconfirmed += 1
+            sample = self.unconfirmed_sample
+        else:
+            self.middleboxes += 1
+            sample = self.middlebox_sample
+        if len(sample) < SAMPLE:
+            sample.append(address)
 
     def mode_line(self) -> str:
         if self.mode == "syn":
-            how = f"syn ({self.engine}, {self.rate:g} packets/s, retries {self.retries}, source ports {self.source_ports})"
+            how = f"syn ({self.engine}, {self.rate:,.0f} packets/s, retries {self.retries}, source ports {self.source_ports})"
         else:
             how = (f"connect (adaptive timeouts, now {self.timeout * 1000:.0f} ms; retries {self.retries}"
-                   + (f", {self.rate:g} connects/s" if self.rate else "") + ")")
+                   + (f", {self.rate:,.0f} connects/s" if self.rate else "") + ")")
         return f"discovery: {how}" + (f" - {self.why}" if self.why else "")
 
     def summary_line(self) -> str:
         unit = "packets" if self.mode == "syn" else "connects"
-        return (f"discovery: {self.addresses} addresses, {self.sent} {unit} in {self.elapsed:.1f}s; "
+        pace = f" (sent in {self.sending:.2f}s: {self.sent / self.sending:,.0f}/s)" if self.sending > 0 else ""
+        return (f"discovery: {self.addresses} addresses, {self.sent} {unit}{pace}, {self.elapsed:.1f}s in all; "
                 f"{self.answered} answered, {self.confirmed} SMB confirmed"
                 + (f", {self.services_only} other services only" if self.services_only else "")
-                + (f", {self.not_smb} open but not SMB (not counted: {', '.join(self.not_smb_sample)}"
-                   + (", ..." if self.not_smb > len(self.not_smb_sample) else "") + ")" if self.not_smb else ""))
+                + _some(self.unconfirmed, self.unconfirmed_sample, "open without an SMB answer (assessed all the same")
+                + _some(self.middleboxes, self.middlebox_sample, "answering on every port (middlebox or tarpit, not counted")
+                + (f"; connect timeout {self.timeout * 1000:.0f} ms at the end" if self.mode == "connect" and self.timeout else ""))
+
+
+def _some(count: int, sample: list[str], what: str) -> str:
+    if not count:
+        return ""
+    return f", {count} {what}: {', '.join(sample)}" + (", ..." if count > len(sample) else "") + ")"
 
 
 def raw_allowed() -> tuple[bool, str]:
@@ -89,6 +112,18 @@ def raw_allowed() -> tuple[bool, str]:
     except OSError as exc:
         return False, f"raw sockets unavailable ({exc.strerror})"
     return True, ""
+
+
+def check_mode(mode: str) -> str:
+    """--discovery, checked before the scan starts: ValueError (one line) for an unknown
+    mode, or for syn where raw sockets are not allowed."""
+    if mode not in MODES + ("none",):
+        raise ValueError(f"unknown --discovery {mode!r} (choose from auto, syn, connect, none)")
+    if mode == "syn":
+        ok, why = raw_allowed()
+        if not ok:
+            raise ValueError(f"--discovery syn: {why}; run as root, grant CAP_NET_RAW, or use --discovery connect")
+    return mode
 
 
 async def run(req: Request, mode: str, on_host: Callable[[str], None],
