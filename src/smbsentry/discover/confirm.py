@@ -92,11 +92,17 @@ async def speaks_smb(sock: socket.socket, port: int, timeout: float) -> bool:
     return len(head) == 8 and head[0] == 0 and head[4:8] in _SIGNATURES
 
 
-async def _control_open(address: str, timeout: float) -> bool:
+async def _connected(address: str, port: int, timeout: float) -> socket.socket | None:
+    """A connected socket, or None (refused, filtered, or out of local resources)."""
     try:
-        _, _, control = await connect(address, CONTROL_PORT, timeout)
+        _, _, sock = await connect(address, port, timeout)
     except OSError:
-        return False
+        return None
+    return sock
+
+
+async def _control_open(address: str, timeout: float) -> bool:
+    control = await _connected(address, CONTROL_PORT, timeout)
     if control is None:
         return False
     control.close()
@@ -115,10 +121,7 @@ async def verdict(address: str, port: int, timeout: float, sock: socket.socket |
     control = asyncio.ensure_future(_control_open(address, timeout))
     try:
         if sock is None:
-            try:
-                _, _, sock = await connect(address, port, timeout)
-            except OSError:
-                return GONE
+            sock = await _connected(address, port, timeout)
             if sock is None:
                 return GONE
         negotiate = asyncio.ensure_future(speaks_smb(sock, port, timeout))
