@@ -31,10 +31,11 @@ import time
 
 from ..protocol import netbios, smb1
 
-__all__ = ["CLOSED", "FILTERED", "OPEN", "SMB", "NO_SMB", "MIDDLEBOX", "GONE", "connect", "verdict"]
+__all__ = ["CLOSED", "FILTERED", "OPEN", "SMB", "NO_SMB", "MIDDLEBOX", "GONE", "LOCAL", "connect", "verdict"]
 
 OPEN, CLOSED, FILTERED = "open", "closed", "filtered"
 SMB, NO_SMB, MIDDLEBOX, GONE = "smb", "no-smb", "middlebox", "gone"  # what `verdict` says of a host
+LOCAL = "local"  # this machine ran out of descriptors or ports: nothing was learned about the host
 NETBIOS_PORT = 139
 CONTROL_PORT = 1
 MIDDLEBOX_WAIT = 1.0  # seconds the negotiate still gets once the control port was accepted too
@@ -93,11 +94,8 @@ async def speaks_smb(sock: socket.socket, port: int, timeout: float) -> bool:
 
 
 async def _connected(address: str, port: int, timeout: float) -> socket.socket | None:
-    """A connected socket, or None (refused, filtered, or out of local resources)."""
-    try:
-        _, _, sock = await connect(address, port, timeout)
-    except OSError:
-        return None
+    """A connected socket, or None (refused or filtered); OSError when this machine ran out of something."""
+    _, _, sock = await connect(address, port, timeout)
     return sock
 
 
@@ -110,7 +108,9 @@ async def _control_open(address: str, timeout: float) -> bool:
 
 
 async def verdict(address: str, port: int, timeout: float, sock: socket.socket | None = None) -> str:
-    """SMB, NO_SMB (open, no SMB answer, not a middlebox), MIDDLEBOX or GONE (the port no longer accepts).
+    """SMB, NO_SMB (open, no SMB answer, not a middlebox), MIDDLEBOX, GONE (the port no longer
+    accepts) or LOCAL (this machine ran out of descriptors: the caller hands the host on, and
+    the scan engine's own retries of local errors take over).
 
     The connect to the control port runs beside the negotiate: an SMB answer
     always wins (a SYN proxy in front of a real server accepts every port
@@ -119,6 +119,18 @@ async def verdict(address: str, port: int, timeout: float, sock: socket.socket |
     costs one second an address, not the full timeout.
     `sock`: a connection to address:port already made (connect discovery); closed here."""
     control = asyncio.ensure_future(_control_open(address, timeout))
+    try:
+        return await _verdict(address, port, timeout, sock, control)
+    except OSError:
+        return LOCAL
+    finally:
+        control.cancel()
+        await asyncio.gather(control, return_exceptions=True)
+        if sock is not None:
+            sock.close()
+
+
+async def _verdict(address: str, port: int, timeout: float, sock: socket.socket | None, control: asyncio.Future) -> str:
     try:
         if sock is None:
             sock = await _connected(address, port, timeout)
@@ -136,7 +148,5 @@ async def verdict(address: str, port: int, timeout: float, sock: socket.socket |
             await asyncio.gather(negotiate, return_exceptions=True)
         return MIDDLEBOX if await control else NO_SMB
     finally:
-        control.cancel()
-        await asyncio.gather(control, return_exceptions=True)
         if sock is not None:
             sock.close()

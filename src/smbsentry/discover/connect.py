@@ -19,7 +19,7 @@ import socket
 import time
 from collections.abc import Callable
 
-from .confirm import CLOSED, FILTERED, MIDDLEBOX, NO_SMB, SMB, connect, verdict
+from .confirm import CLOSED, FILTERED, LOCAL, MIDDLEBOX, NO_SMB, SMB, connect, verdict
 from .permute import Permutation
 from .rtt import RttEstimator
 from .stage import Request, Stats
@@ -28,6 +28,7 @@ __all__ = ["ConnectDiscovery"]
 
 MAX_BACKLOG = 4096  # hosts handed on and not yet taken before the connects pause
 LOCAL_BACKOFF = 0.25  # seconds before trying again after a local resource error
+LOCAL_TRIES = 8
 
 
 def _ntoa(n: int) -> str:
@@ -56,12 +57,14 @@ class ConnectDiscovery:
         for _ in range(self.req.retries + 1):
             await self._paced()
             timeout = self.rtt.timeout
-            while True:
+            for attempt in range(LOCAL_TRIES):
                 try:
                     state, rtt, sock = await connect(address, port, timeout)
                     break
                 except OSError:
-                    await asyncio.sleep(LOCAL_BACKOFF)  # out of descriptors or ports: ours, try again
+                    if attempt == LOCAL_TRIES - 1:
+                        raise  # still out of descriptors or ports: the scan falls back (scan/runner.py)
+                    await asyncio.sleep(LOCAL_BACKOFF)  # ours, not the host's: try again
             self.stats.sent += 1
             if state != FILTERED:
                 self.rtt.sample(rtt)
@@ -94,7 +97,7 @@ class ConnectDiscovery:
             if said == MIDDLEBOX:
                 stats.note("middlebox", address)
                 return
-            unconfirmed = unconfirmed or said == NO_SMB
+            unconfirmed = unconfirmed or said in (NO_SMB, LOCAL)
         if unconfirmed:
             stats.note("unconfirmed", address)
             self.on_host(address)

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from ..protocol.errors import ProtocolError
 from ..protocol.tcpip import parse_segment
 from . import cookie
-from .confirm import MIDDLEBOX, NO_SMB, SMB, verdict
+from .confirm import LOCAL, MIDDLEBOX, NO_SMB, SMB, verdict
 from .permute import AddressBits, Permutation
 from .sender import MAX_BATCH, ProbeSender, RawUnavailable, paced, reserve_ports, route_source
 from .stage import Request, Stats
@@ -197,7 +197,7 @@ class SynDiscovery:
             self._hand_on(address)
         elif address in self.found or address in self.middleboxes:
             return
-        elif said == NO_SMB:
+        elif said in (NO_SMB, LOCAL):  # LOCAL: the engine's own retries of local errors decide
             self.stats.note("unconfirmed", _ntoa(address))
             self._hand_on(address, kind=None)
         elif said == MIDDLEBOX:

@@ -193,8 +193,11 @@ async def _pipelined(run: _Run, engine):
     """Discovery feeding the engine: every confirmed host is assessed while the sweep goes on."""
     import asyncio
 
+    import socket
+
     from ..discover import stage
     from ..discover.permute import AddressSpace
+    from ..model import LOCAL_ERRNOS
     from .engine import Feed
     from .targets import Target
 
@@ -206,9 +209,11 @@ async def _pipelined(run: _Run, engine):
     request = stage.Request(space, smb_ports=tuple(options.ports),
                             service_ports=tuple(sorted(p for p in options.service_ports if p != 137)),
                             rate=plan.rate or stage.DEFAULT_RATE, retries=plan.retries, timeout=options.timeout,
-                            concurrency=plan.concurrency, backlog=feed.backlog)
+                            concurrency=engine.concurrency, backlog=feed.backlog)
+    handed: set[str] = set()  # the hosts found, so that a fallback does not scan them twice
 
     def on_host(address: str) -> None:
+        handed.add(address)
         if address not in done:
             feed.put(Target(address))
 
@@ -222,16 +227,36 @@ async def _pipelined(run: _Run, engine):
             await feed.wait_room()
             feed.put(target)
 
-    async def feed_all() -> None:
+    async def sweep() -> None:
         try:
-            jobs = [others()]
-            if space.count:
-                jobs.append(stage.run(request, plan.discovery, on_host, on_stats))
-            await asyncio.gather(*jobs)
+            await stage.run(request, plan.discovery, on_host, on_stats)
         except OSError as exc:
-            run.failure = f"discovery failed: {exc.strerror or exc}"
-            engine.stop()
+            if exc.errno not in LOCAL_ERRNOS:
+                run.failure = f"discovery failed: {exc.strerror or exc}"
+                engine.stop()
+                return
+            # Out of descriptors or ports: the engine's own retries of local errors
+            # (and its count of hosts lost) take every address not found yet.
+            if not plan.quiet:
+                run.err.print(f"smbsentry: discovery stopped: this machine ran out of resources ({exc.strerror or exc}); "
+                              "the rest of the ranges is fingerprinted address by address", markup=False, highlight=False,
+                              soft_wrap=True)
+            for index in range(space.count):
+                address = socket.inet_ntoa(space.address(index).to_bytes(4, "big"))
+                if address not in handed and address not in done:
+                    await feed.wait_room()
+                    feed.put(Target(address))
+
+    async def feed_all() -> None:
+        jobs = [asyncio.ensure_future(others())]
+        if space.count:
+            jobs.append(asyncio.ensure_future(sweep()))
+        try:
+            await asyncio.gather(*jobs)
         finally:
+            for job in jobs:
+                job.cancel()
+            await asyncio.gather(*jobs, return_exceptions=True)
             feed.close()
 
     engine_task = asyncio.ensure_future(engine.run(feed))
