@@ -10,9 +10,11 @@ PYTEST_ARGS ?=
 
 # The detector's hot modules are compiled (Cython, see setup.py) at install: a change
 # to them, their .pxd files or setup.py reinstalls, so the build never goes stale.
-# COMPILED_MODULES is smbsentry.detect._accel.COMPILED (a test checks they agree).
+# COMPILED_MODULES is smbsentry.detect._accel.COMPILED (a test checks they agree); discovery's
+# SYN sender is plain C (setup.py).
 COMPILED_MODULES := reassembly flows events smb1_exploits wormscan inventory engine pcap capture
-COMPILED := $(foreach m,$(COMPILED_MODULES),$(wildcard src/smbsentry/detect/$(m).py src/smbsentry/detect/$(m).pxd))
+COMPILED := $(foreach m,$(COMPILED_MODULES),$(wildcard src/smbsentry/detect/$(m).py src/smbsentry/detect/$(m).pxd)) \
+	src/smbsentry/discover/_fastsend.c
 $(BIN)/smbsentry: pyproject.toml setup.py $(COMPILED)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -42,4 +44,4 @@ test-no-corpus: venv
 
 clean:
 	rm -rf $(VENV) build demo-output .pytest_cache
-	rm -f src/smbsentry/detect/*.c src/smbsentry/detect/*.so src/smbsentry/detect/_compiled.json
+	rm -f src/smbsentry/detect/*.c src/smbsentry/detect/*.so src/smbsentry/detect/_compiled.json src/smbsentry/discover/*.so

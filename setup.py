@@ -10,6 +10,11 @@ time skips compiling.  Cython itself is a build requirement (pyproject.toml);
 a build without it (``--no-build-isolation`` in an environment that lacks
 it) also falls back to plain Python.
 
+One more extension is plain C, not Cython: ``smbsentry.discover._fastsend``,
+discovery's SYN send path (sendmmsg on a raw socket).  It is built whether
+or not Cython is there and, like the others, its failure only means the
+plain-Python sender (slower, same packets) runs instead.
+
 Next to the extensions the build writes ``_compiled.json``: the SHA-256 of
 each ``.py`` (with its ``.pxd``) as it was when Cython read it.
 :mod:`smbsentry.detect._accel` loads the extensions only when every source
@@ -71,7 +76,8 @@ class OptionalBuildExt(build_ext):
         except Exception as e:  # noqa: BLE001 - no compiler, no headers: plain Python it is
             _say(f"compiling failed ({e})")
             return
-        if self.failed:
+        built = {ext.name for ext in self.extensions} - set(self.failed)
+        if not set(COMPILED) <= built:
             return  # all or none: the compiled engine needs the compiled classes' layouts (.pxd cimports)
         stamp.parent.mkdir(parents=True, exist_ok=True)
         stamp.write_text(json.dumps(DIGESTS, indent=1, sort_keys=True) + "\n")
@@ -80,7 +86,10 @@ class OptionalBuildExt(build_ext):
         try:
             super().build_extension(ext)
         except Exception as e:  # noqa: BLE001
-            _say(f"compiling {ext.name} failed ({e})")
+            if ext.name in C_EXTENSIONS:
+                print(f"smbsentry: compiling {ext.name} failed ({e}); discovery sends with plain Python", file=sys.stderr)
+            else:
+                _say(f"compiling {ext.name} failed ({e})")
             self.failed.append(ext.name)
 
 
@@ -100,9 +109,23 @@ class StampAwareBuildPy(build_py):
                 (root / "smbsentry" / "detect" / STAMP).unlink(missing_ok=True)
 
 
+#: Plain C extensions (no Cython): discovery's send path.
+C_EXTENSIONS = {"smbsentry.discover._fastsend": "src/smbsentry/discover/_fastsend.c"}
+
+
+def _c_extensions() -> list:
+    from setuptools import Extension
+
+    return [Extension(name, [src], optional=True, extra_compile_args=["-O2"]) for name, src in C_EXTENSIONS.items()]
+
+
 def _extensions() -> list:
     if accel.pure_requested():
         return []
+    return _cython_extensions() + _c_extensions()
+
+
+def _cython_extensions() -> list:
     try:
         from Cython.Build import cythonize
     except Exception:  # noqa: BLE001 - not installed, or broken

@@ -64,13 +64,7 @@ def ip4(text: str) -> bytes:
     return bytes(int(x) for x in text.split("."))
 
 
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
+from smbsentry.protocol.tcpip import checksum as _checksum  # noqa: E402 - the Internet checksum, declared once
 
 
 def ipv4_packet(src: str, dst: str, proto: int, payload: bytes, ident: int = 0) -> bytes:

@@ -29,6 +29,8 @@ NEEDED = {
     "nmap",             # the peer tool
     "tshark",           # dumpcap for the live detector test, connection counts in bench
     "iproute2",         # ip: loopback addresses and network namespaces
+    "nftables",         # discovery's routed test range: silent addresses, loss
+    "iptables",         # NFQUEUE delay where the kernel has no netem (tests/nfqdelay.py)
     "openssl",          # the engines' TLS broker test makes its certificates
     "chromium",         # dashboard browser tests
     "chromium-driver",
@@ -47,6 +49,8 @@ PROVIDES = {
     "nmap": ["bin/nmap"],
     "tshark": ["bin/tshark"],
     "iproute2": ["bin/ip"],
+    "nftables": ["bin/nft"],
+    "iptables": ["bin/iptables"],
     "openssl": ["bin/openssl"],
     "chromium": ["bin/chromium"],
     "chromium-driver": ["bin/chromedriver"],

@@ -43,6 +43,8 @@ class ScanRequest:
     output: Path | None = None
     quiet: bool = False
     fail_on: str | None = None
+    discovery: str = "auto"  # smbsentry.discover.stage.MODES or none
+    retries: int = 0
 
 
 def parse_ports(text: str) -> tuple[int, ...]:
@@ -84,6 +86,12 @@ def prepare(req: ScanRequest) -> LocalScan:
         raise RequestError(f"unknown --lang {req.lang!r} (en or zh)")
     if req.dialects not in ("range", "exact"):
         raise RequestError(f"unknown --dialects {req.dialects!r} (range or exact)")
+    from ..discover.stage import check_mode
+
+    try:
+        check_mode(req.discovery)
+    except ValueError as exc:
+        raise RequestError(str(exc)) from None
     if not req.targets and not req.targets_files:
         raise RequestError("no targets: give addresses, ranges or --targets-file")
     smb_ports, service_ports = split_ports(parse_ports(req.ports), selected)
@@ -105,9 +113,10 @@ def prepare(req: ScanRequest) -> LocalScan:
                 list(req.targets) + [str(f) for f in req.targets_files],
                 {"targets": list(req.targets), "targets_files": [str(f) for f in req.targets_files], "exclude": list(req.exclude),
                  "ports": req.ports, "checks": req.checks, "timeout": req.timeout, "dialects": req.dialects, "user": req.user,
-                 "domain": req.domain, "host_timeout": req.host_timeout},
+                 "domain": req.domain, "host_timeout": req.host_timeout, "discovery": req.discovery, "retries": req.retries},
             )
         except StoreError as exc:
             raise RequestError(str(exc)) from None
     return LocalScan(options, target_set, fmt=req.fmt, lang=req.lang, output=req.output, quiet=req.quiet,
-                     concurrency=req.concurrency, rate=req.rate, store=store, scan_id=scan_id, fail_on=req.fail_on)
+                     concurrency=req.concurrency, rate=req.rate, store=store, scan_id=scan_id, fail_on=req.fail_on,
+                     discovery=req.discovery, retries=req.retries)

@@ -12,11 +12,43 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
+import os
 from dataclasses import dataclass
 
 from . import profiles
 
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
+
+
+def in_initial_netns() -> bool:
+    """Does this process share the machine's own network namespace?
+
+    False only on proof of the contrary: the namespace differs from PID 1's,
+    or (where PID 1's cannot be read, as in some containers) it is one of the
+    namespaces `ip netns add` created (a file of /run/netns).  Inside such a
+    namespace the addresses are that namespace's own, and the lab may serve
+    any of them: that is how discovery is tested against a routed range."""
+    try:
+        mine = os.stat("/proc/self/ns/net")
+    except OSError:
+        return True
+    key = (mine.st_dev, mine.st_ino)
+    try:
+        first = os.stat("/proc/1/ns/net")
+    except OSError:
+        pass
+    else:
+        return key == (first.st_dev, first.st_ino)
+    try:
+        named = [os.stat(entry.path) for entry in os.scandir("/run/netns")]
+    except OSError:
+        return True
+    return key not in {(st.st_dev, st.st_ino) for st in named}
+
+
+def servable(address: int) -> bool:
+    """May the lab serve this IPv4 address here?  Loopback always; others only outside the initial namespace."""
+    return ipaddress.IPv4Address(address) in LOOPBACK or not in_initial_netns()
 
 
 class LabConfigError(ValueError):
@@ -25,7 +57,7 @@ class LabConfigError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class LabRange:
-    """A contiguous run of IPv4 addresses inside 127.0.0.0/8."""
+    """A contiguous run of IPv4 addresses (inside 127.0.0.0/8 unless in a created namespace)."""
 
     first: int
     count: int
@@ -53,7 +85,8 @@ class LabRange:
 def parse_range(text: str) -> LabRange:
     """"127.50.0.0/24" (host addresses only, as nmap and the scanner expand
     it), "127.50.0.1-127.50.0.40", "127.50.0.1-40" or one address.  Anything
-    outside 127.0.0.0/8 is refused: the lab serves loopback only."""
+    outside 127.0.0.0/8 is refused in the machine's own network namespace: the
+    lab serves loopback only there (`servable`)."""
     text = text.strip()
     try:
         if "/" in text:
@@ -76,8 +109,9 @@ def parse_range(text: str) -> LabRange:
     if hi < lo:
         raise LabConfigError(f"bad lab range {text!r}: the end is before the start")
     for value in (lo, hi):
-        if ipaddress.IPv4Address(value) not in LOOPBACK:
-            raise LabConfigError(f"lab range {text!r} leaves 127.0.0.0/8: the lab serves loopback addresses only")
+        if not servable(value):
+            raise LabConfigError(f"lab range {text!r} leaves 127.0.0.0/8: the lab serves loopback addresses only "
+                                 "(other addresses only inside a network namespace you created)")
     return LabRange(lo, hi - lo + 1)
 
 

@@ -11,7 +11,11 @@ Binding ("bind_mode"):
   127.21.0.1:445) holds the port, or SO_BINDTODEVICE is not permitted.
 * "auto" (default): "device", falling back per port to "per-address" with a
   log line saying why.
-Only 127.0.0.0/8 is ever served; `mix.parse_range` refuses anything else.
+Only 127.0.0.0/8 is ever served in the machine's own network namespace;
+`mix.parse_range` refuses anything else there.  Inside a namespace the
+caller created (`ip netns exec`), any of its addresses may be served
+(per-address binding: SO_BINDTODEVICE lo would not see traffic arriving
+on another interface).
 
 Each connection gets a `host.HostConnection` (sans-I/O) and a bounded life:
 reads pause while the peer does not drain our replies, idle connections are
@@ -37,7 +41,7 @@ from pathlib import Path
 
 from . import profiles
 from .host import EPOCH_DIFF, HostConnection
-from .mix import LabConfigError, LabRange, Mix, parse_mix, parse_ports, parse_range
+from .mix import LabConfigError, LabRange, Mix, parse_mix, parse_ports, parse_range, servable
 
 log = logging.getLogger("smbsentry.lab")
 
@@ -250,7 +254,7 @@ def _device_socket(port: int) -> socket.socket:
 
 
 def _address_socket(address: str, port: int) -> socket.socket:
-    if ipaddress.IPv4Address(address) not in ipaddress.IPv4Network("127.0.0.0/8"):
+    if not servable(int(ipaddress.IPv4Address(address))):
         raise OSError(errno.EADDRNOTAVAIL, "the lab binds loopback addresses only")
     return _listening_socket(address, port)
 

@@ -92,8 +92,10 @@ class Engine:
 
     async def _worker(self, it) -> None:
         summary = self.summary
-        for target in it:
-            if self._stopping:
+        feed = it if isinstance(it, Feed) else None
+        while True:
+            target = await feed.get() if feed is not None else next(it, None)
+            if target is None or self._stopping:
                 return
             address = await self._resolve(target)
             summary.targets += 1
@@ -164,13 +166,13 @@ class Engine:
         elif self.on_result is not None:
             self.on_result(result)
 
-    async def run(self, targets: Iterable[Target]) -> ScanSummary:
+    async def run(self, targets: Iterable[Target] | Feed) -> ScanSummary:
         # Start-up objects (modules, the knowledge base) never die: freeze
         # them out of the cycle collector's scans, and collect the young
         # generation less often; per-host objects are freed by refcount.
         gc.freeze()
         gc.set_threshold(20000, 20, 100)
-        it = iter(targets)
+        it = targets if isinstance(targets, Feed) else iter(targets)
         start = time.perf_counter()
         workers = [asyncio.ensure_future(self._worker(it)) for _ in range(self.concurrency)]
         try:
@@ -183,6 +185,40 @@ class Engine:
         finally:
             self.summary.elapsed = time.perf_counter() - start
         return self.summary
+
+
+class Feed:
+    """Targets that arrive while the scan runs: discovery hands each confirmed
+    host here and the workers take them at once (pipelining); `close` after
+    the last one lets the workers finish."""
+
+    def __init__(self, high_water: int = 1024) -> None:
+        self._queue: asyncio.Queue = asyncio.Queue()
+        self._closed = False
+        self.high_water = high_water  # `wait_room` holds a producer above this many waiting
+
+    def put(self, target: Target) -> None:
+        if not self._closed:
+            self._queue.put_nowait(target)
+
+    def backlog(self) -> int:
+        """Targets waiting for a worker (read by discovery, also from its sender thread)."""
+        return self._queue.qsize()
+
+    async def wait_room(self) -> None:
+        while self._queue.qsize() > self.high_water:
+            await asyncio.sleep(0.01)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._queue.put_nowait(None)
+
+    async def get(self) -> Target | None:
+        target = await self._queue.get()
+        if target is None:
+            self._queue.put_nowait(None)  # the end, for the next worker too
+        return target
 
 
 def _fields(options: ScanOptions) -> dict:

@@ -15,6 +15,11 @@ runs, so that every way of ending says one line and keeps what was done:
 * Ctrl-C or SIGTERM: finished hosts written, recorded "interrupted", 130;
 * a bad target met while expanding: named, exit 2;
 * `--fail-on`: exit 3 when a host has a finding at or above the severity.
+
+With discovery (`--discovery`, smbsentry.discover), the address ranges are
+first swept for SMB hosts; each confirmed host goes to the engine through
+a Feed at once, so fingerprinting runs while the sweep goes on.  Single
+addresses, host names, IPv6 and targets files go to the engine directly.
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ class LocalScan:
     scan_id: int | None = None
     done: set[str] = field(default_factory=set)  # addresses already in the store (--resume)
     fail_on: str | None = None  # a severity of model.SEVERITIES
+    discovery: str = "none"  # none | auto | syn | connect (smbsentry.discover.stage.MODES)
+    retries: int = 0  # discovery: probes sent again to addresses that did not answer
 
 
 class _Run:
@@ -68,6 +75,7 @@ class _Run:
         self.bad_input: list[str] = []
         self.engine = None
         self.main = None
+        self.discovery = None  # discover.stage.Stats, when discovery ran
 
     def stop(self, why: str) -> None:
         if self.failure is None:
@@ -163,8 +171,12 @@ def run_local_scan(plan: LocalScan, err: Console) -> int:
                 loop.add_signal_handler(sig, on_signal)
             except (NotImplementedError, RuntimeError):
                 pass
+        if plan.discovery != "none" and plan.targets.ipv4_ranges()[0]:
+            return await _pipelined(run, engine)
         return await engine.run(run.guarded(iter(plan.targets)))
 
+    if plan.discovery != "none":
+        progress.update(task, total=None)  # the hosts to assess are not known before discovery finds them
     with progress:
         try:
             summary = asyncio.run(main())
@@ -175,6 +187,93 @@ def run_local_scan(plan: LocalScan, err: Console) -> int:
     incomplete = summary.interrupted or run.bad_input or summary.lost or run.failure is not None
     _finish_store(plan, "interrupted" if incomplete else "finished", run)
     return _report(run, summary, err)
+
+
+async def _pipelined(run: _Run, engine):
+    """Discovery feeding the engine: every confirmed host is assessed while the sweep goes on."""
+    import asyncio
+
+    import socket
+
+    from ..discover import stage
+    from ..discover.permute import AddressSpace
+    from ..model import LOCAL_ERRNOS
+    from .engine import Feed
+    from .targets import Target
+
+    plan, options = run.plan, run.plan.options
+    feed = Feed(high_water=max(64, plan.concurrency * 2))
+    blocks, excludes = plan.targets.ipv4_ranges()
+    space = AddressSpace(blocks, excludes)
+    done = plan.done
+    request = stage.Request(space, smb_ports=tuple(options.ports),
+                            service_ports=tuple(sorted(p for p in options.service_ports if p != 137)),
+                            rate=plan.rate or stage.DEFAULT_RATE, retries=plan.retries, timeout=options.timeout,
+                            concurrency=engine.concurrency, backlog=feed.backlog)
+    handed: set[str] = set()  # the hosts found, so that a fallback does not scan them twice
+
+    def on_host(address: str) -> None:
+        handed.add(address)
+        if address not in done:
+            feed.put(Target(address))
+
+    def on_stats(stats) -> None:
+        run.discovery = stats
+        if not plan.quiet:
+            run.err.print(stats.mode_line(), markup=False, highlight=False, soft_wrap=True)
+
+    async def others() -> None:
+        for target in run.guarded(plan.targets.without_ipv4_ranges()):
+            await feed.wait_room()
+            feed.put(target)
+
+    async def sweep() -> None:
+        try:
+            await stage.run(request, plan.discovery, on_host, on_stats)
+        except OSError as exc:
+            if exc.errno not in LOCAL_ERRNOS:
+                run.failure = f"discovery failed: {exc.strerror or exc}"
+                engine.stop()
+                return
+            # Out of descriptors or ports: the engine's own retries of local errors
+            # (and its count of hosts lost) take every address not found yet.
+            if not plan.quiet:
+                run.err.print(f"smbsentry: discovery stopped: this machine ran out of resources ({exc.strerror or exc}); "
+                              "the rest of the ranges is fingerprinted address by address", markup=False, highlight=False,
+                              soft_wrap=True)
+            for index in range(space.count):
+                address = socket.inet_ntoa(space.address(index).to_bytes(4, "big"))
+                if address not in handed and address not in done:
+                    await feed.wait_room()
+                    feed.put(Target(address))
+
+    async def feed_all() -> None:
+        jobs = [asyncio.ensure_future(others())]
+        if space.count:
+            jobs.append(asyncio.ensure_future(sweep()))
+        try:
+            await asyncio.gather(*jobs)
+        finally:
+            for job in jobs:
+                job.cancel()
+            await asyncio.gather(*jobs, return_exceptions=True)
+            feed.close()
+
+    engine_task = asyncio.ensure_future(engine.run(feed))
+    feeding = asyncio.ensure_future(feed_all())
+    try:
+        await feeding
+        return await engine_task
+    except asyncio.CancelledError:
+        feeding.cancel()
+        engine_task.cancel()
+        await asyncio.gather(feeding, return_exceptions=True)
+        try:
+            summary = await engine_task
+        except asyncio.CancelledError:  # cancelled before it started
+            summary = engine.summary
+        summary.interrupted = True
+        return summary
 
 
 def _close_output(run: _Run, stream) -> None:
@@ -221,6 +320,8 @@ def _report(run: _Run, summary, err: Console) -> int:
         _say(err, f"{run.failure}; stopped after {summary.targets} targets, {kept}"
                   + (f" (resume: {resume})" if resume else ""))
         return EXIT_FAILED
+    if not plan.quiet and run.discovery is not None:
+        err.print(run.discovery.summary_line(), markup=False, highlight=False, soft_wrap=True)
     if not plan.quiet:
         err.print(
             f"{summary.targets} targets, {summary.with_smb} with SMB open, "

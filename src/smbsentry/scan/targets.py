@@ -310,6 +310,9 @@ class _IntervalSet:
     def __bool__(self) -> bool:
         return bool(self._starts[4] or self._starts[6])
 
+    def intervals(self, version: int) -> list[tuple[int, int]]:
+        return list(zip(self._starts[version], self._ends[version]))
+
     def contains(self, version: int, n: int) -> bool:
         i = bisect_right(self._starts[version], n) - 1
         return i >= 0 and self._ends[version][i] >= n
@@ -395,10 +398,28 @@ class TargetSet:
     def __iter__(self) -> Iterator[Target]:
         return self._targets()
 
+    def ipv4_ranges(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """(blocks, excludes) of the IPv4 command-line tokens of more than one address,
+        as inclusive integer intervals: what discovery walks (smbsentry.discover)."""
+        blocks = [(s.first, s.last) for s in self.specs if s.version == 4 and s.last > s.first]
+        excludes = self._excludes.intervals(4)
+        return blocks, excludes
+
+    def without_ipv4_ranges(self) -> Iterator[Target]:
+        """Every target but those of `ipv4_ranges`: single addresses, host names, IPv6, files."""
+        ex = self._excludes or None
+        for spec in self.specs:
+            if not (spec.version == 4 and spec.last > spec.first):
+                yield from _expand(spec, ex)
+        yield from self._file_targets(ex)
+
     def _targets(self) -> Iterator[Target]:
         ex = self._excludes or None
         for spec in self.specs:
             yield from _expand(spec, ex)
+        yield from self._file_targets(ex)
+
+    def _file_targets(self, ex: _IntervalSet | None) -> Iterator[Target]:
         for name in self.files:
             for item in _file_items(name, self.ports):
                 if isinstance(item, TargetSpec):
