@@ -129,3 +129,46 @@ def test_nmap_agrees_on_ms17_010_and_doublepulsar(scanned, name, script, finding
         assert state in (None, "NOT VULNERABLE")
         return
     assert state == NMAP_STATE[expected], f"{name}: nmap says {state}, the profile says {expected}"
+
+
+# -- smb-enum-shares: DCE/RPC over SMB1 named pipes -------------------------------------
+
+SHARE_NAMES = [n for n in NAMES if profiles.get(n).behaviour == "normal" and profiles.get(n).smb1
+               and profiles.get(n).smb1.on(445)
+               and (profiles.get(n).access.allows("anonymous", "smb1") or profiles.get(n).access.allows("guest", "smb1"))]
+
+
+@pytest.fixture(scope="module")
+def enum_shares(require_nmap):
+    """{profile: smb-enum-shares raw output} from one nmap run on 127.51.2.x:445.
+
+    nmap's msrpc.lua writes each PDU with WRITE_ANDX and reads the reply with
+    READ_ANDX: the SMB1 pipe path impacket's SMB1 transport takes too."""
+    prefix = "127.51.2"
+    try:
+        lab = BackgroundLab(f"{prefix}.1-{prefix}.{len(SHARE_NAMES)}", ports=[445], mix=",".join(SHARE_NAMES),
+                            bind_mode="per-address").start()
+    except OSError as exc:
+        pytest.skip(f"cannot bind {prefix}.x:445 for the nmap lab: {exc}")
+    try:
+        addresses = [lab.range.address(i) for i in range(len(SHARE_NAMES))]
+        hosts = nmaprunner.run_nmap(addresses, ports=(445,), scripts="smb-enum-shares", timeout=180)
+    finally:
+        lab.stop()
+    return {name: hosts[a]["raw_scripts"].get("smb-enum-shares", "") for name, a in zip(SHARE_NAMES, addresses)}
+
+
+@pytest.mark.parametrize("name", SHARE_NAMES)
+def test_nmap_enumerates_shares_over_smb1_or_sees_the_refusal(enum_shares, name):
+    import re
+
+    p, output = profiles.get(name), enum_shares[name]
+    kind = "guest" if p.access.allows("guest", "smb1") else "anonymous"
+    listed = re.findall(r"\\\\[\d.]+\\(\S+):", output)
+    if p.access.may_open_pipe(kind, "srvsvc") and p.access.share_listing in ("anonymous", kind):
+        assert "guessing" not in output, output
+        assert listed == sorted(s.name for s in p.shares), output
+    else:
+        # the null session's open of \srvsvc is refused: nmap says so and guesses
+        assert "Enumerating shares failed, guessing at common ones (NT_STATUS_ACCESS_DENIED)" in output, output
+        assert "IPC$" in listed

@@ -1,11 +1,15 @@
 """Named pipe \\srvsvc on IPC$, so emulated hosts answer share listings.
 
-Over SMB1 (NT_CREATE_ANDX, TRANSACTION TransactNmPipe, READ_ANDX, CLOSE) and
+Over SMB1 (NT_CREATE_ANDX, TRANSACTION TransactNmPipe, WRITE_ANDX, READ_ANDX,
+CLOSE) and
 SMB2 (CREATE, IOCTL FSCTL_PIPE_TRANSCEIVE, WRITE, READ, CLOSE) the client
 writes DCE/RPC PDUs into the pipe and reads the replies; `RpcPipe` is the
 DCE/RPC server behind it: BIND to SRVSVC 3.0 with NDR, then NetrShareEnum
 (opnum 15) answered from the profile's shares, or WERROR 5 ACCESS_DENIED when
 the profile does not let this session's kind (anonymous, guest) list shares.
+A profile that restricts null sessions to its NullSessionPipes (Windows
+since Vista / Server 2008) refuses the anonymous open itself with
+STATUS_ACCESS_DENIED.
 Layouts come from protocol.dcerpc / srvsvc / smb1_pipe / smb2_pipe, the
 modules the scanner's share listing uses.
 
@@ -143,8 +147,13 @@ class PipeServer:
         self.next_fid = 0x4000
 
     def _open(self, name: str, kind: str) -> RpcPipe | int:
-        if name.strip("\\").lower().removeprefix("pipe\\") not in PIPE_NAMES:
+        pipe = name.strip("\\").lower().removeprefix("pipe\\")
+        if pipe not in PIPE_NAMES:
             return STATUS_OBJECT_NAME_NOT_FOUND
+        if not self.conn.profile.access.may_open_pipe(kind, pipe):
+            # RestrictNullSessAccess: a null session opens only the pipes in
+            # NullSessionPipes; the create fails before any RPC is spoken.
+            return status.ACCESS_DENIED
         if len(self.fids) + len(self.files) >= MAX_PIPES:
             return status.INSUFF_SERVER_RESOURCES
         return RpcPipe(self.conn.profile, kind)
@@ -187,6 +196,25 @@ class PipeServer:
         if not data:
             return smb1_pipe.error_response(hdr, STATUS_PIPE_EMPTY)
         return smb1_pipe.read_andx_response(hdr, data, smb1_pipe.STATUS_BUFFER_OVERFLOW if more else 0)
+
+    def smb1_write(self, server, hdr: smb1.Header, msg: bytes) -> bytes:
+        """WRITE_ANDX into a pipe: the bytes join the pipe's input; the reply
+        waits for the client's READ_ANDX.  A raw-mode message start (mode
+        0x000C, what impacket sends when a PDU exceeds MaxBufferSize) begins
+        with a two-byte length that is not part of the message."""
+        req = smb1_pipe.parse_write_andx_request(msg)
+        pipe = self.fids.get(req.fid)
+        if pipe is None:
+            return smb1_pipe.error_response(hdr, status.INVALID_HANDLE)
+        data = req.data
+        raw_start = smb1_pipe.WRITE_MODE_RAW | smb1_pipe.WRITE_MODE_MESSAGE_START
+        if req.write_mode & raw_start == raw_start:
+            data = data[2:]
+        try:
+            pipe.write(data)
+        except ProtocolError:
+            return smb1_pipe.error_response(hdr, status.INVALID_PARAMETER)
+        return smb1_pipe.write_andx_response(hdr, len(req.data))
 
     def smb1_close(self, server, hdr: smb1.Header, msg: bytes) -> bytes:
         req = smb1_pipe.parse_close_request(msg)
