@@ -698,3 +698,48 @@ def test_null_session_pipes_decide_the_anonymous_share_listing(lab, name):
         assert [s.name for s in listing.shares] == [s.name for s in p.shares]
     else:
         assert listing.shares is None and "ACCESS_DENIED" in listing.reason
+
+
+def test_name_service_answers_node_status_and_its_own_name():
+    """lab/nbns.py: NBSTAT with the profile's names, a name query for its own
+    name with its address, nothing for other names or from a silent host;
+    Samba's nmblookup (a real client) reads the same where installed."""
+    import shutil
+    import subprocess
+
+    from smbsentry.lab import nbns
+    from smbsentry.services.nbns import parse_status
+
+    def query(name: str, qtype: int, suffix: int = 0x20) -> bytes:
+        raw = name.upper().ljust(15).encode() + bytes([suffix])
+        encoded = bytes(b for c in raw for b in (0x41 + (c >> 4), 0x41 + (c & 0xF)))
+        return struct.pack(">HHHHHH", 7, 0x0110, 1, 0, 0, 0) + b"\x20" + encoded + b"\x00" + struct.pack(">HH", qtype, 1)
+
+    win7 = profiles.get("win7-sp1-unpatched")
+    status_reply = nbns.answer(win7, "127.50.0.3", query("*", nbns.NBSTAT, 0))
+    facts = parse_status(status_reply, 7)
+    assert "DFIR-WIN7-X64" in str(facts) and "TESTDOMAIN" in str(facts)
+    positive = nbns.answer(win7, "127.50.0.3", query("dfir-win7-x64", nbns.NB, 0))
+    assert positive[-4:] == bytes([127, 50, 0, 3]) and positive[2] & 0x80
+    assert nbns.answer(win7, "127.50.0.3", query("OTHERHOST", nbns.NB, 0)) is None
+    assert nbns.answer(profiles.get("silent"), "127.50.0.3", query("*", nbns.NBSTAT, 0)) is None
+    assert nbns.answer(win7, "127.50.0.3", b"\x00" * 20) is None
+    tool = shutil.which("nmblookup")
+    if tool is None:
+        return
+    try:
+        running = BackgroundLab("127.50.14.1-2", ports=[44145], mix="win7-sp1-unpatched,samba-4.17",
+                                bind_mode="per-address", nbns=True).start()
+    except OSError as exc:
+        pytest.skip(f"cannot bind 127.50.14.x: {exc}")
+    try:
+        if running.lab.nbns_unbound:
+            pytest.skip(f"UDP 137 not available: {running.lab.nbns_unbound[0]}")
+        out = subprocess.run([tool, "-A", "127.50.14.2"], capture_output=True, text=True, timeout=30).stdout
+        byname = subprocess.run([tool, "-B", "127.50.14.1", "DFIR-WIN7-X64"], capture_output=True, text=True,
+                                timeout=30).stdout
+    finally:
+        running.stop()
+    samba = profiles.get("samba-4.17")
+    assert f"{samba.netbios_name} " in out and "<20>" in out and "<GROUP>" in out, out
+    assert "127.50.14.1 DFIR-WIN7-X64<00>" in byname, byname

@@ -172,3 +172,31 @@ def test_nmap_enumerates_shares_over_smb1_or_sees_the_refusal(enum_shares, name)
         # the null session's open of \srvsvc is refused: nmap says so and guesses
         assert "Enumerating shares failed, guessing at common ones (NT_STATUS_ACCESS_DENIED)" in output, output
         assert "IPC$" in listed
+
+
+# -- nbstat: the NetBIOS name service beside port 139 -----------------------------------
+
+
+def test_nmap_nbstat_reads_each_profiles_names(require_nmap):
+    """A lab that serves 139 answers UDP 137 too, so nmap (and Windows, and
+    smbclient) learn the called name instead of waiting out a timeout."""
+    prefix = "127.51.3"
+    try:
+        lab = BackgroundLab(f"{prefix}.1-{prefix}.{len(NAMES)}", ports=[139], mix=",".join(NAMES),
+                            bind_mode="per-address").start()
+    except OSError as exc:
+        pytest.skip(f"cannot bind {prefix}.x:139 for the nmap lab: {exc}")
+    try:
+        if lab.lab.nbns_unbound:
+            pytest.skip(f"UDP 137 not available: {lab.lab.nbns_unbound[0]}")
+        addresses = [lab.range.address(i) for i in range(len(NAMES))]
+        hosts = nmaprunner.run_nmap(addresses, ports=(137,), scripts="nbstat", timeout=120, extra_args=("-sU",))
+    finally:
+        lab.stop()
+    for name, address in zip(NAMES, addresses):
+        p, output = profiles.get(name), hosts[address]["raw_scripts"].get("nbstat", "")
+        if p.behaviour != "normal":
+            assert not output, f"{name} answers no name service"
+            continue
+        assert f"NetBIOS name: {p.netbios_name}," in output, output
+        assert f"{p.netbios_domain}<00>" in output and "<group>" in output, output
