@@ -743,3 +743,34 @@ def test_name_service_answers_node_status_and_its_own_name():
     samba = profiles.get("samba-4.17")
     assert f"{samba.netbios_name} " in out and "<20>" in out and "<GROUP>" in out, out
     assert "127.50.14.1 DFIR-WIN7-X64<00>" in byname, byname
+
+
+def test_smb1_pipe_write_then_read_including_a_raw_mode_message_start(lab):
+    """DCE/RPC over SMB1 the way impacket and nmap do it: WRITE_ANDX the
+    PDU, READ_ANDX the reply.  A PDU larger than MaxBufferSize goes out in
+    raw mode (WriteMode 0x000C) behind a two-byte length the pipe must drop."""
+    from smbsentry.protocol import dcerpc, smb1_pipe, srvsvc
+
+    address = address_of(lab, "samba-4.5-sambacry")
+
+    async def go(raw: bool):
+        conn, client, logon, tree = await _smb1_ipc(address)
+        try:
+            opened = smb1_pipe.parse_nt_create_response(await conn.request(
+                smb1_pipe.nt_create_request("\\srvsvc", client.next_mid(), logon.uid, tree.tid), TIMEOUT))
+            pdu = dcerpc.bind(1, srvsvc.SRVSVC_SYNTAX)
+            mode, data = smb1_pipe.WRITE_MODE_MESSAGE_START, pdu
+            if raw:
+                mode, data = 0x000C, struct.pack("<H", len(pdu)) + pdu
+            written = smb1_pipe.parse_write_andx_response(await conn.request(smb1_pipe.write_andx_request(
+                opened.fid, data, client.next_mid(), logon.uid, tree.tid, write_mode=mode), TIMEOUT))
+            read = smb1_pipe.parse_read_andx_response(await conn.request(smb1_pipe.read_andx_request(
+                opened.fid, client.next_mid(), logon.uid, tree.tid), TIMEOUT))
+            return written, read
+        finally:
+            conn.close()
+
+    for raw in (False, True):
+        written, read = run(go(raw))
+        assert written.status == 0 and written.count > 0
+        assert read.status == 0 and dcerpc.parse_pdu(read.data)[0].ptype == dcerpc.BIND_ACK

@@ -32,18 +32,22 @@ NAMES = [n for n in profiles.ordered_names() if n != "silent"]
 NMAP_STATE = {"vulnerable": "VULNERABLE", "not_vulnerable": "NOT VULNERABLE"}
 
 
-@pytest.fixture(scope="module", params=sorted(RANGES, reverse=True), ids=lambda port: f"port{port}")
-def scanned(request, require_nmap):
-    """(port, {profile name: nmap host dict}) for one nmap run over the whole lab."""
-    port = request.param
-    prefix = RANGES[port]
+def _start_lab(prefix: str, names: list[str], port: int) -> BackgroundLab:
+    """The profiles on prefix.1-N:port, one socket per address; skips when the port cannot be bound."""
     try:
-        lab = BackgroundLab(f"{prefix}.1-{prefix}.{len(NAMES)}", ports=[port], mix=",".join(NAMES),
-                            bind_mode="per-address").start()
+        return BackgroundLab(f"{prefix}.1-{prefix}.{len(names)}", ports=[port], mix=",".join(names),
+                             bind_mode="per-address").start()
     except PermissionError as exc:
         pytest.skip(f"binding port {port} needs root or CAP_NET_BIND_SERVICE: {exc}")
     except OSError as exc:
         pytest.skip(f"cannot bind {prefix}.x:{port} for the nmap lab: {exc}")
+
+
+@pytest.fixture(scope="module", params=sorted(RANGES, reverse=True), ids=lambda port: f"port{port}")
+def scanned(request, require_nmap):
+    """(port, {profile name: nmap host dict}) for one nmap run over the whole lab."""
+    port = request.param
+    lab = _start_lab(RANGES[port], NAMES, port)
     try:
         addresses = [lab.range.address(i) for i in range(len(NAMES))]
         hosts = nmaprunner.run_nmap(addresses, ports=(port,), scripts=SCRIPTS, script_args="vulns.showall",
@@ -144,12 +148,7 @@ def enum_shares(require_nmap):
 
     nmap's msrpc.lua writes each PDU with WRITE_ANDX and reads the reply with
     READ_ANDX: the SMB1 pipe path impacket's SMB1 transport takes too."""
-    prefix = "127.51.2"
-    try:
-        lab = BackgroundLab(f"{prefix}.1-{prefix}.{len(SHARE_NAMES)}", ports=[445], mix=",".join(SHARE_NAMES),
-                            bind_mode="per-address").start()
-    except OSError as exc:
-        pytest.skip(f"cannot bind {prefix}.x:445 for the nmap lab: {exc}")
+    lab = _start_lab("127.51.2", SHARE_NAMES, 445)
     try:
         addresses = [lab.range.address(i) for i in range(len(SHARE_NAMES))]
         hosts = nmaprunner.run_nmap(addresses, ports=(445,), scripts="smb-enum-shares", timeout=180)
@@ -180,12 +179,7 @@ def test_nmap_enumerates_shares_over_smb1_or_sees_the_refusal(enum_shares, name)
 def test_nmap_nbstat_reads_each_profiles_names(require_nmap):
     """A lab that serves 139 answers UDP 137 too, so nmap (and Windows, and
     smbclient) learn the called name instead of waiting out a timeout."""
-    prefix = "127.51.3"
-    try:
-        lab = BackgroundLab(f"{prefix}.1-{prefix}.{len(NAMES)}", ports=[139], mix=",".join(NAMES),
-                            bind_mode="per-address").start()
-    except OSError as exc:
-        pytest.skip(f"cannot bind {prefix}.x:139 for the nmap lab: {exc}")
+    lab = _start_lab("127.51.3", NAMES, 139)
     try:
         if lab.lab.nbns_unbound:
             pytest.skip(f"UDP 137 not available: {lab.lab.nbns_unbound[0]}")

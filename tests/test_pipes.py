@@ -355,6 +355,20 @@ def test_smb1_read_close_disconnect_both_sides():
         smb1_pipe.parse_close_response(smb1_pipe.tree_disconnect_response(dreq))
 
 
+def test_smb1_write_andx_both_sides():
+    """WRITE_ANDX (WordCount 14) as impacket and nmap's msrpc.lua write a PDU
+    into a pipe: the data on an even offset, the count in the reply."""
+    pdu = dcerpc.bind(1, srvsvc.SRVSVC_SYNTAX)
+    wreq = smb1_pipe.parse_write_andx_request(smb1_pipe.write_andx_request(0x4000, pdu, 6, 100, 9))
+    assert (wreq.fid, wreq.data, wreq.write_mode) == (0x4000, pdu, smb1_pipe.WRITE_MODE_MESSAGE_START)
+    wresp = smb1_pipe.parse_write_andx_response(smb1_pipe.write_andx_response(wreq.header, len(pdu)))
+    assert (wresp.status, wresp.count) == (0, len(pdu))
+    denied = smb1_pipe.parse_write_andx_response(smb1_pipe.write_andx_response(wreq.header, 0, status.INVALID_HANDLE))
+    assert (denied.status, denied.count) == (status.INVALID_HANDLE, 0)
+    with pytest.raises(ProtocolError):
+        smb1_pipe.parse_write_andx_request(smb1_pipe.write_andx_request(1, pdu, 6, 100, 9)[:40])
+
+
 # =============================================================================
 # SMB2 pipe messages
 # =============================================================================
