@@ -99,8 +99,10 @@ def test_impacket_anonymous_share_listing(lab, name, proto):
 
 @pytest.mark.parametrize("name, proto", _cases("anonymous") + _cases("guest"))
 def test_impacket_srvsvc_bind_call_and_fault(lab, name, proto):
-    """The DCE/RPC layer by hand: bind SRVSVC, NetrShareEnum level 0, and an
-    operation the emulated server does not implement (a fault, not a hang)."""
+    """The DCE/RPC layer by hand: bind SRVSVC, NetrShareEnum level 0,
+    NetrShareGetInfo (level 1 answered, level 2 refused as to a
+    non-administrator, an unknown name), and an operation the emulated server
+    does not implement (a fault, not a hang)."""
     p = profiles.get(name)
     kind = "anonymous" if p.access.allows("anonymous", proto) else "guest"
     conn = _impacket(lab, name, proto)
@@ -118,6 +120,16 @@ def test_impacket_srvsvc_bind_call_and_fault(lab, name, proto):
             reply = srvs.hNetrShareEnum(dce, 0)
             names = [e["shi0_netname"][:-1] for e in reply["InfoStruct"]["ShareInfo"]["Level0"]["Buffer"]]
             assert names == [s.name for s in p.shares]
+            last = p.shares[-1]
+            info = srvs.hNetrShareGetInfo(dce, last.name.lower() + "\x00", 1)["InfoStruct"]["ShareInfo1"]
+            assert (info["shi1_netname"][:-1], info["shi1_type"], info["shi1_remark"][:-1]) == (
+                last.name, share_type(last), last.remark)
+            with pytest.raises(rpcrt.DCERPCException) as admin_only:  # level 2 carries the path: administrators only
+                srvs.hNetrShareGetInfo(dce, last.name + "\x00", 2)
+            assert admin_only.value.get_error_code() == 5
+            with pytest.raises(rpcrt.DCERPCException) as missing:
+                srvs.hNetrShareGetInfo(dce, "NOSUCHSHARE\x00", 1)
+            assert missing.value.get_error_code() == 2310  # NERR_NetNameNotFound
         else:
             with pytest.raises(srvs.DCERPCSessionError) as info:
                 srvs.hNetrShareEnum(dce, 1)

@@ -5,7 +5,8 @@ CLOSE) and
 SMB2 (CREATE, IOCTL FSCTL_PIPE_TRANSCEIVE, WRITE, READ, CLOSE) the client
 writes DCE/RPC PDUs into the pipe and reads the replies; `RpcPipe` is the
 DCE/RPC server behind it: BIND to SRVSVC 3.0 with NDR, then NetrShareEnum
-(opnum 15) answered from the profile's shares, or WERROR 5 ACCESS_DENIED when
+(opnum 15) and NetrShareGetInfo (opnum 16, levels 0 and 1; the
+administrators' levels refused) answered from the profile's shares, or WERROR 5 ACCESS_DENIED when
 the profile does not let this session's kind (anonymous, guest) list shares.
 A profile that restricts null sessions to its NullSessionPipes (Windows
 since Vista / Server 2008) refuses the anonymous open itself with
@@ -98,9 +99,12 @@ class RpcPipe:
             if self.context_id is None:
                 return [dcerpc.fault(pdu.call_id, dcerpc.NCA_S_PROTO_ERROR)]
             req = dcerpc.parse_request(raw)
-            if req.opnum != srvsvc.OPNUM_NETR_SHARE_ENUM:
+            if req.opnum == srvsvc.OPNUM_NETR_SHARE_ENUM:
+                stub = self._share_enum(req.stub)
+            elif req.opnum == srvsvc.OPNUM_NETR_SHARE_GET_INFO:
+                stub = self._share_get_info(req.stub)
+            else:
                 return [dcerpc.fault(req.call_id, dcerpc.NCA_S_OP_RNG_ERROR, req.context_id)]
-            stub = self._share_enum(req.stub)
             return dcerpc.response_fragments(req.call_id, stub, req.context_id, self.max_frag)
         return [dcerpc.fault(pdu.call_id, dcerpc.NCA_S_PROTO_ERROR)]
 
@@ -122,14 +126,31 @@ class RpcPipe:
         return dcerpc.bind_ack(bind.call_id, results, self.max_frag, self.max_frag, 0x5A3C0000 | (bind.call_id & 0xFFFF),
                                "\\PIPE\\srvsvc", alter=bind.alter)
 
+    def _listing_allowed(self) -> bool:
+        listing = self.profile.access.share_listing
+        return listing == "anonymous" or (listing == "guest" and self.kind == "guest")
+
+    def _share_get_info(self, stub: bytes) -> bytes:
+        """NetrShareGetInfo: levels 0 and 1 to whoever may list shares;
+        level 2, 502 and 503 (path, permissions) need an administrator
+        (MS-SRVS 3.1.4.10), which an anonymous or guest session never is."""
+        try:
+            req = srvsvc.parse_share_get_info_request(stub)
+        except ProtocolError:
+            return srvsvc.share_get_info_response(None, 0, srvsvc.WERR_INVALID_PARAMETER)
+        if not self._listing_allowed() or req.level in (2, 502, 503):
+            return srvsvc.share_get_info_response(None, req.level, srvsvc.WERR_ACCESS_DENIED)
+        share = self.profile.share(req.net_name)
+        if share is None:
+            return srvsvc.share_get_info_response(None, req.level, srvsvc.WERR_NET_NAME_NOT_FOUND)
+        return srvsvc.share_get_info_response(srvsvc.Share(share.name, share_type(share), share.remark), req.level)
+
     def _share_enum(self, stub: bytes) -> bytes:
         try:
             req = srvsvc.parse_share_enum_request(stub)
         except ProtocolError:
             return srvsvc.share_enum_response(None, srvsvc.WERR_INVALID_PARAMETER)
-        listing = self.profile.access.share_listing
-        allowed = listing == "anonymous" or (listing == "guest" and self.kind == "guest")
-        if not allowed:
+        if not self._listing_allowed():
             return srvsvc.share_enum_response(None, srvsvc.WERR_ACCESS_DENIED)
         if req.level not in (0, 1):
             return srvsvc.share_enum_response(None, srvsvc.WERR_INVALID_LEVEL)
