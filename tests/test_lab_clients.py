@@ -187,3 +187,35 @@ def test_pysmb_negotiate_logon_and_share_listing(lab, name, proto, monkeypatch):
         conn.close()
     assert [(s.name, s.type, s.comments) for s in shares] == [
         (s.name, share_type(s) & 0xFFFF, s.remark) for s in p.shares]
+
+
+@pytest.mark.samba
+def test_samba_417_profile_refuses_named_logons_like_the_real_smbd(lab, samba_smb1_off, samba_version, monkeypatch):
+    """Samba has no Guest account unless mapped: Guest and unknown users both
+    get LOGON_FAILURE, and pysmb's empty-user logon (an NTLMv2 response, not a
+    null session) is refused, by the real smbd and by the profile alike."""
+    if not samba_version.startswith("4.17"):
+        pytest.skip(f"the profile was recorded from Samba 4.17, this machine has {samba_version}")
+
+    def outcomes(address: str, port: int) -> list:
+        seen = []
+        for user in ("Guest", "nosuchuser"):
+            conn = impacket_conn.SMBConnection(address, address, sess_port=port, timeout=TIMEOUT)
+            try:
+                conn.login(user, "")
+                seen.append((user, 0))
+            except impacket_conn.SessionError as exc:
+                seen.append((user, exc.getErrorCode()))
+            finally:
+                conn.close()
+        monkeypatch.setattr(smb_structs, "SUPPORT_SMB2", True)
+        py = SMBConnection("", "", "PYSMBCLIENT", "SERVER", is_direct_tcp=True)
+        try:
+            seen.append(("pysmb", py.connect(address, port, timeout=TIMEOUT)))
+        finally:
+            py.close()
+        return seen
+
+    real = outcomes(samba_smb1_off.address, 445)
+    assert real == outcomes(address_of(lab, "samba-4.17"), PORT)
+    assert real[0] == ("Guest", status.LOGON_FAILURE)
