@@ -279,23 +279,21 @@ class Smb1Server:
             return pipes.smb1_create(self, hdr, msg)
         return self._error(hdr, STATUS_OBJECT_NAME_NOT_FOUND if getattr(tree, "type", None) == "ipc" else status.ACCESS_DENIED)
 
-    def read(self, msg: bytes, hdr: smb1.Header) -> bytes:
+    def _pipe_io(self, msg: bytes, hdr: smb1.Header, operation: str) -> bytes:
+        """READ_ANDX / WRITE_ANDX on an open pipe (the pipe layer checks the FID)."""
         tree, err = self._tree(hdr)
         if tree is None:
             return self._error(hdr, err)
         pipes = self.conn.pipes
         if pipes is not None:
-            return pipes.smb1_read(self, hdr, msg)
+            return getattr(pipes, operation)(self, hdr, msg)
         return self._error(hdr, status.INVALID_HANDLE)
 
+    def read(self, msg: bytes, hdr: smb1.Header) -> bytes:
+        return self._pipe_io(msg, hdr, "smb1_read")
+
     def write(self, msg: bytes, hdr: smb1.Header) -> bytes:
-        tree, err = self._tree(hdr)
-        if tree is None:
-            return self._error(hdr, err)
-        pipes = self.conn.pipes
-        if pipes is not None:
-            return pipes.smb1_write(self, hdr, msg)
-        return self._error(hdr, status.INVALID_HANDLE)
+        return self._pipe_io(msg, hdr, "smb1_write")
 
     def close_fid(self, msg: bytes, hdr: smb1.Header) -> bytes:
         pipes = self.conn.pipes

@@ -81,6 +81,7 @@ FILE_TYPE_DISK = 0
 FILE_TYPE_BYTE_MODE_PIPE = 1
 FILE_TYPE_MESSAGE_MODE_PIPE = 2
 
+ANDX = [("andx_command", "B", 0xFF), ("andx_reserved", "B", 0), ("andx_offset", "H", 0)]  # no chained command
 MAX_NAME = 1024  # bytes of a file or pipe name
 MAX_PATH = 1024
 
@@ -171,10 +172,7 @@ def parse_tree_connect_request(msg: bytes) -> TreeConnectRequest:
 
 
 class TreeConnectWordsExt(Layout):
-    _fields_ = [
-        ("andx_command", "B", 0xFF),
-        ("andx_reserved", "B", 0),
-        ("andx_offset", "H", 0),
+    _fields_ = ANDX + [
         ("optional_support", "H", SMB_SUPPORT_SEARCH_BITS),
         ("maximal_access", "I", 0),
         ("guest_maximal_access", "I", 0),
@@ -243,10 +241,7 @@ def parse_tree_connect_response(msg: bytes) -> TreeConnectResponse:
 
 
 class NtCreateRequestWords(Layout):
-    _fields_ = [
-        ("andx_command", "B", 0xFF),
-        ("andx_reserved", "B", 0),
-        ("andx_offset", "H", 0),
+    _fields_ = ANDX + [
         ("reserved", "B", 0),
         ("name_length", "H", 0),
         ("flags", "I", 0),
@@ -263,10 +258,7 @@ class NtCreateRequestWords(Layout):
 
 
 class NtCreateResponseWords(Layout):
-    _fields_ = [
-        ("andx_command", "B", 0xFF),
-        ("andx_reserved", "B", 0),
-        ("andx_offset", "H", 0),
+    _fields_ = ANDX + [
         ("oplock_level", "B", 0),
         ("fid", "H", 0),
         ("create_action", "I", 1),
@@ -537,10 +529,7 @@ def parse_transaction_response_part(msg: bytes) -> TransactionResponsePart:
 
 
 class ReadRequestWords(Layout):
-    _fields_ = [
-        ("andx_command", "B", 0xFF),
-        ("andx_reserved", "B", 0),
-        ("andx_offset", "H", 0),
+    _fields_ = ANDX + [
         ("fid", "H", 0),
         ("offset", "I", 0),
         ("max_count", "H", 0),
@@ -552,10 +541,7 @@ class ReadRequestWords(Layout):
 
 
 class ReadResponseWords(Layout):
-    _fields_ = [
-        ("andx_command", "B", 0xFF),
-        ("andx_reserved", "B", 0),
-        ("andx_offset", "H", 0),
+    _fields_ = ANDX + [
         ("available", "H", 0),
         ("compaction_mode", "H", 0),
         ("reserved", "H", 0),
@@ -611,12 +597,17 @@ class ReadResponse:
     available: int = 0
 
 
-def parse_read_andx_response(msg: bytes) -> ReadResponse:
+def _reply_words(msg: bytes, command: int, layout: type[Layout]) -> tuple[smb1.Message, Layout | None]:
+    """An AndX reply and its word block (None: an error reply without words)."""
     m = smb1.parse_message(msg)
-    _expect(m, READ_ANDX, "READ_ANDX reply")
-    if len(m.words) < ReadResponseWords.size:
+    _expect(m, command, COMMAND_NAMES[command] + " reply")
+    return m, (layout.unpack_from(m.words) if len(m.words) >= layout.size else None)
+
+
+def parse_read_andx_response(msg: bytes) -> ReadResponse:
+    m, w = _reply_words(msg, READ_ANDX, ReadResponseWords)
+    if w is None:
         return ReadResponse(m.status)
-    w = ReadResponseWords.unpack_from(m.words)
     length = w.data_length | (w.data_length_high << 16)
     data = take(m.raw, w.data_offset, length, "smb1: read data", cap=0x1FFFF) if length else b""
     return ReadResponse(m.status, data, w.available)
@@ -629,10 +620,7 @@ WRITE_MODE_RAW = 0x0004  # named pipes: the first two bytes are the message leng
 
 
 class WriteRequestWords(Layout):
-    _fields_ = [
-        ("andx_command", "B", 0xFF),
-        ("andx_reserved", "B", 0),
-        ("andx_offset", "H", 0),
+    _fields_ = ANDX + [
         ("fid", "H", 0),
         ("offset", "I", 0),
         ("timeout", "I", 0),
@@ -646,10 +634,7 @@ class WriteRequestWords(Layout):
 
 
 class WriteResponseWords(Layout):
-    _fields_ = [
-        ("andx_command", "B", 0xFF),
-        ("andx_reserved", "B", 0),
-        ("andx_offset", "H", 0),
+    _fields_ = ANDX + [
         ("count", "H", 0),
         ("available", "H", 0),
         ("count_high", "H", 0),
@@ -704,12 +689,8 @@ class WriteResponse:
 
 
 def parse_write_andx_response(msg: bytes) -> WriteResponse:
-    m = smb1.parse_message(msg)
-    _expect(m, WRITE_ANDX, "WRITE_ANDX reply")
-    if len(m.words) < WriteResponseWords.size:
-        return WriteResponse(m.status)
-    w = WriteResponseWords.unpack_from(m.words)
-    return WriteResponse(m.status, w.count | (w.count_high << 16))
+    m, w = _reply_words(msg, WRITE_ANDX, WriteResponseWords)
+    return WriteResponse(m.status) if w is None else WriteResponse(m.status, w.count | (w.count_high << 16))
 
 
 # -- CLOSE, TREE_DISCONNECT -------------------------------------------------------------
