@@ -1,8 +1,8 @@
 """A small evaluator for the rule options smbsentry's exported rules use.
 
-Neither Suricata nor Snort installs on this machine (Debian 12 has no
-candidate for either), so the cross-check of the exported rules against the
-corpus runs their payload options here: content (offset, depth, distance,
+Suricata is not on every machine (Debian 12 has it in bookworm-backports
+only, Snort not at all), so the cross-check of the exported rules against the
+corpus also runs their payload options here, everywhere: content (offset, depth, distance,
 within, nocase), byte_test (with byte_extract variables), byte_extract,
 flowbits (set, isset, noalert) and the flow direction, on one SMB message
 at a time (the NetBIOS header put back in front, as on the wire).  flags and

@@ -21,8 +21,12 @@ flow.  Offsets assume each SMB message starts its TCP segment, behind its
 4-byte NetBIOS session header, which is how Windows, Samba and the exploit
 tools send them.
 
-Snort output follows Snort 2.9 (``detection_filter``); Suricata output uses
-``threshold`` and ``target``.  Both parse with idstools (tests/test_rules_export.py).
+Snort output follows Snort 2.9 (``detection_filter``, ``flow:stateless`` on
+the SYN rule); Suricata output uses ``threshold`` and ``target``.  Both parse
+with idstools, and Suricata 7 loads both and runs the Suricata file on the
+capture corpus (tests/test_rules_export.py).  Captures that begin
+mid-connection (no handshake) need Suricata's ``stream.midstream: true``,
+since the SMB rules ask for an established flow.
 """
 
 from __future__ import annotations
@@ -214,7 +218,8 @@ def rules(scan_threshold: int = 20, scan_window: float = 10.0) -> list[Rule]:
     """Every rule, in sid order (the worm-scan threshold is the detector's --scan-threshold/--scan-window)."""
     worm = Rule(9710012, "smb-worm-scan", f"{scan_threshold} SYNs to 445/139 from one source in {scan_window:g} s",
                 ("flags:S,12", f"#threshold {scan_threshold} {max(1, round(scan_window))}"), _MS17_010,
-                approximation="the detector counts distinct destinations; the rule counts connection attempts")
+                approximation="the detector counts distinct destinations; the rule counts connection attempts, so "
+                              "one source opening many connections to one host (EternalBlue's grooming) raises it too")
     return sorted(_smb_rules() + [worm] + _dns_rules(), key=lambda r: r.sid)
 
 
@@ -231,7 +236,9 @@ def _header(rule: Rule) -> str:
 def render(rule: Rule, fmt: str) -> str:
     sig = SIGNATURES[rule.signature]
     opts = [f'msg:"smbsentry {rule.signature}: {rule.variant}"']
-    if rule.direction == "to_server" and rule.signature != "smb-worm-scan":
+    if rule.signature == "smb-worm-scan":
+        opts.append("flow:to_server" if fmt == "suricata" else "flow:stateless")  # a SYN: no session yet
+    elif rule.direction == "to_server":
         opts.append("flow:established,to_server")
     elif rule.direction == "to_client":
         opts.append("flow:established,to_client")
