@@ -32,18 +32,22 @@ NAMES = [n for n in profiles.ordered_names() if n != "silent"]
 NMAP_STATE = {"vulnerable": "VULNERABLE", "not_vulnerable": "NOT VULNERABLE"}
 
 
-@pytest.fixture(scope="module", params=sorted(RANGES, reverse=True), ids=lambda port: f"port{port}")
-def scanned(request, require_nmap):
-    """(port, {profile name: nmap host dict}) for one nmap run over the whole lab."""
-    port = request.param
-    prefix = RANGES[port]
+def _start_lab(prefix: str, names: list[str], port: int) -> BackgroundLab:
+    """The profiles on prefix.1-N:port, one socket per address; skips when the port cannot be bound."""
     try:
-        lab = BackgroundLab(f"{prefix}.1-{prefix}.{len(NAMES)}", ports=[port], mix=",".join(NAMES),
-                            bind_mode="per-address").start()
+        return BackgroundLab(f"{prefix}.1-{prefix}.{len(names)}", ports=[port], mix=",".join(names),
+                             bind_mode="per-address").start()
     except PermissionError as exc:
         pytest.skip(f"binding port {port} needs root or CAP_NET_BIND_SERVICE: {exc}")
     except OSError as exc:
         pytest.skip(f"cannot bind {prefix}.x:{port} for the nmap lab: {exc}")
+
+
+@pytest.fixture(scope="module", params=sorted(RANGES, reverse=True), ids=lambda port: f"port{port}")
+def scanned(request, require_nmap):
+    """(port, {profile name: nmap host dict}) for one nmap run over the whole lab."""
+    port = request.param
+    lab = _start_lab(RANGES[port], NAMES, port)
     try:
         addresses = [lab.range.address(i) for i in range(len(NAMES))]
         hosts = nmaprunner.run_nmap(addresses, ports=(port,), scripts=SCRIPTS, script_args="vulns.showall",
@@ -129,3 +133,64 @@ def test_nmap_agrees_on_ms17_010_and_doublepulsar(scanned, name, script, finding
         assert state in (None, "NOT VULNERABLE")
         return
     assert state == NMAP_STATE[expected], f"{name}: nmap says {state}, the profile says {expected}"
+
+
+# -- smb-enum-shares: DCE/RPC over SMB1 named pipes -------------------------------------
+
+SHARE_NAMES = [n for n in NAMES if profiles.get(n).behaviour == "normal" and profiles.get(n).smb1
+               and profiles.get(n).smb1.on(445)
+               and (profiles.get(n).access.allows("anonymous", "smb1") or profiles.get(n).access.allows("guest", "smb1"))]
+
+
+@pytest.fixture(scope="module")
+def enum_shares(require_nmap):
+    """{profile: smb-enum-shares raw output} from one nmap run on 127.51.2.x:445.
+
+    nmap's msrpc.lua writes each PDU with WRITE_ANDX and reads the reply with
+    READ_ANDX: the SMB1 pipe path impacket's SMB1 transport takes too."""
+    lab = _start_lab("127.51.2", SHARE_NAMES, 445)
+    try:
+        addresses = [lab.range.address(i) for i in range(len(SHARE_NAMES))]
+        hosts = nmaprunner.run_nmap(addresses, ports=(445,), scripts="smb-enum-shares", timeout=180)
+    finally:
+        lab.stop()
+    return {name: hosts[a]["raw_scripts"].get("smb-enum-shares", "") for name, a in zip(SHARE_NAMES, addresses)}
+
+
+@pytest.mark.parametrize("name", SHARE_NAMES)
+def test_nmap_enumerates_shares_over_smb1_or_sees_the_refusal(enum_shares, name):
+    import re
+
+    p, output = profiles.get(name), enum_shares[name]
+    kind = "guest" if p.access.allows("guest", "smb1") else "anonymous"
+    listed = re.findall(r"\\\\[\d.]+\\(\S+):", output)
+    if p.access.may_open_pipe(kind, "srvsvc") and p.access.share_listing in ("anonymous", kind):
+        assert "guessing" not in output, output
+        assert listed == sorted(s.name for s in p.shares), output
+    else:
+        # the null session's open of \srvsvc is refused: nmap says so and guesses
+        assert "Enumerating shares failed, guessing at common ones (NT_STATUS_ACCESS_DENIED)" in output, output
+        assert "IPC$" in listed
+
+
+# -- nbstat: the NetBIOS name service beside port 139 -----------------------------------
+
+
+def test_nmap_nbstat_reads_each_profiles_names(require_nmap):
+    """A lab that serves 139 answers UDP 137 too, so nmap (and Windows, and
+    smbclient) learn the called name instead of waiting out a timeout."""
+    lab = _start_lab("127.51.3", NAMES, 139)
+    try:
+        if lab.lab.nbns_unbound:
+            pytest.skip(f"UDP 137 not available: {lab.lab.nbns_unbound[0]}")
+        addresses = [lab.range.address(i) for i in range(len(NAMES))]
+        hosts = nmaprunner.run_nmap(addresses, ports=(137,), scripts="nbstat", timeout=120, extra_args=("-sU",))
+    finally:
+        lab.stop()
+    for name, address in zip(NAMES, addresses):
+        p, output = profiles.get(name), hosts[address]["raw_scripts"].get("nbstat", "")
+        if p.behaviour != "normal":
+            assert not output, f"{name} answers no name service"
+            continue
+        assert f"NetBIOS name: {p.netbios_name}," in output, output
+        assert f"{p.netbios_domain}<00>" in output and "<group>" in output, output

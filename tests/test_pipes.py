@@ -220,6 +220,15 @@ def test_share_enum_round_trip():
         srvsvc.ShareEnumRequest(None, 1, 0, 0xFFFFFFFF, None)
 
 
+def test_share_get_info_request_and_responses():
+    req = srvsvc.parse_share_get_info_request(GET_INFO_STUB)
+    assert (req.server_name, req.net_name, req.level) == (None, "C$", 1)
+    answer = srvsvc.share_get_info_response(srvsvc.Share("C$", srvsvc.STYPE_SPECIAL, "Default share"), 1)
+    assert answer.endswith(struct.pack("<I", srvsvc.WERR_OK)) and "Default share".encode("utf-16-le") in answer
+    refused = srvsvc.share_get_info_response(None, 2, srvsvc.WERR_ACCESS_DENIED)
+    assert refused == struct.pack("<III", 2, 0, srvsvc.WERR_ACCESS_DENIED)
+
+
 def test_share_enum_error_response():
     raw = srvsvc.share_enum_response(werror=srvsvc.WERR_ACCESS_DENIED)
     assert raw[-4:] == b"\x05\x00\x00\x00"
@@ -353,6 +362,20 @@ def test_smb1_read_close_disconnect_both_sides():
     assert resp.status == 0 and resp.header.mid == 8
     with pytest.raises(ProtocolError, match="expected"):
         smb1_pipe.parse_close_response(smb1_pipe.tree_disconnect_response(dreq))
+
+
+def test_smb1_write_andx_both_sides():
+    """WRITE_ANDX (WordCount 14) as impacket and nmap's msrpc.lua write a PDU
+    into a pipe: the data on an even offset, the count in the reply."""
+    pdu = dcerpc.bind(1, srvsvc.SRVSVC_SYNTAX)
+    wreq = smb1_pipe.parse_write_andx_request(smb1_pipe.write_andx_request(0x4000, pdu, 6, 100, 9))
+    assert (wreq.fid, wreq.data, wreq.write_mode) == (0x4000, pdu, smb1_pipe.WRITE_MODE_MESSAGE_START)
+    wresp = smb1_pipe.parse_write_andx_response(smb1_pipe.write_andx_response(wreq.header, len(pdu)))
+    assert (wresp.status, wresp.count) == (0, len(pdu))
+    denied = smb1_pipe.parse_write_andx_response(smb1_pipe.write_andx_response(wreq.header, 0, status.INVALID_HANDLE))
+    assert (denied.status, denied.count) == (status.INVALID_HANDLE, 0)
+    with pytest.raises(ProtocolError):
+        smb1_pipe.parse_write_andx_request(smb1_pipe.write_andx_request(1, pdu, 6, 100, 9)[:40])
 
 
 # =============================================================================
@@ -505,6 +528,8 @@ def _reassemble(data: bytes) -> None:
         r.feed(data[i : i + 37])
 
 
+# NetrShareGetInfo(ServerName NULL, NetName "C$", Level 1), laid out as impacket sends it
+GET_INFO_STUB = struct.pack("<IIII", 0, 3, 0, 3) + "C$\x00".encode("utf-16-le") + b"\x00\x00" + struct.pack("<I", 1)
 PARSERS = [
     (dcerpc.parse_pdu, BIND_SRVSVC),
     (dcerpc.pdu_length, BIND_SRVSVC),
@@ -517,6 +542,7 @@ PARSERS = [
     (_reassemble, dcerpc.response(2, RESPONSE_STUB, max_frag=48)),
     (srvsvc.parse_share_enum_request, REQUEST_STUB),
     (srvsvc.parse_share_enum_response, srvsvc.share_enum_response(SHARES)),
+    (srvsvc.parse_share_get_info_request, GET_INFO_STUB),
     (smb1_pipe.parse_request_header, smb1_pipe.close_request(1, 2, 3, 4)),
     (smb1_pipe.parse_tree_connect_request, smb1.tree_connect_request("\\\\h\\IPC$", 1, 2)),
     (smb1_pipe.parse_tree_connect_response, smb1_pipe.tree_connect_response(_S1, 1, native_fs="NTFS",
@@ -527,6 +553,8 @@ PARSERS = [
     (smb1_pipe.parse_transaction_response_part, smb1_pipe.transaction_response(_S1, BIND_SRVSVC, b"pp", (1,))),
     (smb1_pipe.parse_read_andx_request, smb1_pipe.read_andx_request(1, 2, 3, 4)),
     (smb1_pipe.parse_read_andx_response, smb1_pipe.read_andx_response(_S1, b"abcdef")),
+    (smb1_pipe.parse_write_andx_request, smb1_pipe.write_andx_request(1, BIND_SRVSVC, 2, 3, 4)),
+    (smb1_pipe.parse_write_andx_response, smb1_pipe.write_andx_response(_S1, 72)),
     (smb1_pipe.parse_close_request, smb1_pipe.close_request(1, 2, 3, 4)),
     (smb1_pipe.parse_close_response, smb1_pipe.close_response(_S1)),
     (smb1_pipe.parse_tree_disconnect_response, smb1_pipe.tree_disconnect_response(_S1)),

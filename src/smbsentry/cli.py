@@ -294,7 +294,7 @@ def respond(
 )
 def lab(
     lab_range: str = typer.Argument(..., metavar="RANGE", help="Loopback addresses to emulate (inside 127.0.0.0/8; any address of a network namespace you created, with --bind-mode per-address)."),
-    port: list[str] = typer.Option([], "--port", help="Port to serve (repeatable or comma list; PORT=139 for NetBIOS framing). Default 445,139."),
+    port: list[str] = typer.Option([], "--port", help="Port to serve (repeatable or comma list; PORT=139 for NetBIOS framing). Default 445,139; serving 139 also answers the NetBIOS name service on UDP 137."),
     mix: Optional[str] = typer.Option(None, "--mix", help="NAME, or PROFILE=COUNT,... (default: every profile in turn)."),
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="Write address -> profile -> expected findings as JSON."),
     bind_mode: str = typer.Option("auto", "--bind-mode", help="auto | device (one socket per port, bound to lo) | per-address (one socket per address)."),
@@ -374,7 +374,8 @@ def list_checks() -> None:
         "Examples:\n\n"
         "  smbsentry detect capture.pcapng.gz --format table\n\n"
         "  smbsentry detect *.pcap -o alerts.jsonl --jobs 0\n\n"
-        "  smbsentry detect --interface eth0 --bpf 'tcp port 445 or tcp port 139 or udp port 53'   (root)"
+        "  smbsentry detect --interface eth0 --bpf 'tcp port 445 or tcp port 139 or udp port 53'   (root)\n\n"
+        "  smbsentry detect --export-rules suricata -o smbsentry.rules"
     )
 )
 def detect(
@@ -392,6 +393,7 @@ def detect(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on stderr."),
     store: bool = typer.Option(False, "--store", help="Record the SMBv1 inventory (who still speaks SMB1 to whom) in the store, for the plan and the dashboard."),
     db: Optional[str] = typer.Option(None, "--db", help="With --store: the store URL (default SMBSENTRY_DB or the user data dir)."),
+    export_rules: Optional[str] = typer.Option(None, "--export-rules", help="Write the signatures as suricata or snort rules (sids 9710000-9710099) to --output or stdout, and exit."),
 ) -> None:
     """Detect SMB exploits, implants and worm spread in captures or live traffic.
 
@@ -399,6 +401,13 @@ def detect(
     sends the same pattern), eternalchampion, doublepulsar-ping, doublepulsar-reply, doublepulsar-upload,
     doublepulsar-uninstall, smbghost-exploit, wannacry-killswitch-dns, smb-worm-scan; events: smb1-usage
     (who still speaks SMBv1 to whom) and per-flow summaries."""
+    if export_rules is not None:
+        from .detect.rules_export import FORMATS, export_rules as export
+
+        if export_rules not in FORMATS:
+            fail(f"--export-rules: {export_rules!r} is not one of {', '.join(FORMATS)}")
+        _write_or_fail(export(export_rules, scan_threshold, scan_window), output)
+        raise typer.Exit(0)
     from .detect.cli import main_detect
 
     code = main_detect(

@@ -18,7 +18,8 @@ from .server import BIND_MODES, run
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m smbsentry.lab", description=__doc__.splitlines()[0])
     parser.add_argument("range", help="loopback addresses: 127.50.0.0/24, 127.50.0.1-40 or one address")
-    parser.add_argument("--port", action="append", help="port to serve (repeatable, comma list, PORT=139 for NetBIOS)")
+    parser.add_argument("--port", action="append",
+                        help="port to serve (repeatable, comma list, PORT=139 for NetBIOS); serving 139 adds UDP 137")
     parser.add_argument("--mix", default=None, help="NAME, or PROFILE=COUNT,... (default: every profile in turn)")
     parser.add_argument("--manifest", default=None, help="write {address: {profile, expected}} JSON here")
     parser.add_argument("--bind-mode", choices=BIND_MODES, default="auto")

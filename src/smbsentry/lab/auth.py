@@ -5,7 +5,9 @@ decides is which *kind* of logon the client attempted, the way Windows sorts
 them: an AUTHENTICATE with an empty user and NT response is anonymous
 (MS-NLMP 3.2.5.1.2), anything else would need a real account and so ends
 as a guest logon when the profile maps unknown users to Guest, or as the
-profile's refusal status otherwise.
+profile's refusal status otherwise: STATUS_ACCOUNT_DISABLED for the user
+Guest where the Guest account exists but is disabled (Windows' default),
+STATUS_LOGON_FAILURE for any other name.
 """
 
 from __future__ import annotations
@@ -84,25 +86,25 @@ class Exchange:
                 auth = ntlm.parse_authenticate(token)
             except ProtocolError:
                 return Step(status.INVALID_PARAMETER, None)
-            return self._decide("anonymous" if auth.anonymous else "guest")
+            return self._decide("anonymous" if auth.anonymous else "guest", auth.user)
         return Step(status.INVALID_PARAMETER, None)
 
-    def _decide(self, kind: str) -> Step:
+    def _decide(self, kind: str, user: str) -> Step:
         access = self.profile.access
         if not access.allows(kind, self.proto):
-            refusal = access.anonymous_refusal if kind == "anonymous" else access.guest_refusal
+            refusal = access.anonymous_refusal if kind == "anonymous" else access.guest_refused(user)
             return Step(refusal, None)
         done = spnego.neg_token_targ(spnego.ACCEPT_COMPLETED) if self.spnego else b""
         return Step(status.SUCCESS, done, kind)
 
 
-def basic_logon(profile: Profile, anonymous: bool) -> Step:
+def basic_logon(profile: Profile, anonymous: bool, account: str = "") -> Step:
     """The non-extended SMB1 logon (account and passwords in the clear
     fields): a null session, or a named account that can only become Guest."""
     kind = "anonymous" if anonymous else "guest"
     access = profile.access
     if not access.allows(kind, "smb1"):
-        return Step(access.anonymous_refusal if anonymous else access.guest_refusal, None)
+        return Step(access.anonymous_refusal if anonymous else access.guest_refused(account), None)
     return Step(status.SUCCESS, None, kind)
 
 

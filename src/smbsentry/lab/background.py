@@ -26,8 +26,8 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 class BackgroundLab:
     def __init__(self, range: str, ports: Iterable = (445, 139), mix=None, bind_mode: str = "auto",  # noqa: A002
-                 manifest_path=None, idle_timeout: float = 30.0) -> None:
-        self.lab = Lab(range, ports, mix, bind_mode, idle_timeout=idle_timeout)
+                 manifest_path=None, idle_timeout: float = 30.0, nbns: bool | None = None) -> None:
+        self.lab = Lab(range, ports, mix, bind_mode, idle_timeout=idle_timeout, nbns=nbns)
         self.manifest_path = manifest_path
         self._loop = _new_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="smbsentry-lab", daemon=True)

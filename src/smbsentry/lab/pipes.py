@@ -1,11 +1,16 @@
 """Named pipe \\srvsvc on IPC$, so emulated hosts answer share listings.
 
-Over SMB1 (NT_CREATE_ANDX, TRANSACTION TransactNmPipe, READ_ANDX, CLOSE) and
+Over SMB1 (NT_CREATE_ANDX, TRANSACTION TransactNmPipe, WRITE_ANDX, READ_ANDX,
+CLOSE) and
 SMB2 (CREATE, IOCTL FSCTL_PIPE_TRANSCEIVE, WRITE, READ, CLOSE) the client
 writes DCE/RPC PDUs into the pipe and reads the replies; `RpcPipe` is the
 DCE/RPC server behind it: BIND to SRVSVC 3.0 with NDR, then NetrShareEnum
-(opnum 15) answered from the profile's shares, or WERROR 5 ACCESS_DENIED when
+(opnum 15) and NetrShareGetInfo (opnum 16, levels 0 and 1; the
+administrators' levels refused) answered from the profile's shares, or WERROR 5 ACCESS_DENIED when
 the profile does not let this session's kind (anonymous, guest) list shares.
+A profile that restricts null sessions to its NullSessionPipes (Windows
+since Vista / Server 2008) refuses the anonymous open itself with
+STATUS_ACCESS_DENIED.
 Layouts come from protocol.dcerpc / srvsvc / smb1_pipe / smb2_pipe, the
 modules the scanner's share listing uses.
 
@@ -94,9 +99,12 @@ class RpcPipe:
             if self.context_id is None:
                 return [dcerpc.fault(pdu.call_id, dcerpc.NCA_S_PROTO_ERROR)]
             req = dcerpc.parse_request(raw)
-            if req.opnum != srvsvc.OPNUM_NETR_SHARE_ENUM:
+            if req.opnum == srvsvc.OPNUM_NETR_SHARE_ENUM:
+                stub = self._share_enum(req.stub)
+            elif req.opnum == srvsvc.OPNUM_NETR_SHARE_GET_INFO:
+                stub = self._share_get_info(req.stub)
+            else:
                 return [dcerpc.fault(req.call_id, dcerpc.NCA_S_OP_RNG_ERROR, req.context_id)]
-            stub = self._share_enum(req.stub)
             return dcerpc.response_fragments(req.call_id, stub, req.context_id, self.max_frag)
         return [dcerpc.fault(pdu.call_id, dcerpc.NCA_S_PROTO_ERROR)]
 
@@ -118,14 +126,31 @@ class RpcPipe:
         return dcerpc.bind_ack(bind.call_id, results, self.max_frag, self.max_frag, 0x5A3C0000 | (bind.call_id & 0xFFFF),
                                "\\PIPE\\srvsvc", alter=bind.alter)
 
+    def _listing_allowed(self) -> bool:
+        listing = self.profile.access.share_listing
+        return listing == "anonymous" or (listing == "guest" and self.kind == "guest")
+
+    def _share_get_info(self, stub: bytes) -> bytes:
+        """NetrShareGetInfo: levels 0 and 1 to whoever may list shares;
+        level 2, 502 and 503 (path, permissions) need an administrator
+        (MS-SRVS 3.1.4.10), which an anonymous or guest session never is."""
+        try:
+            req = srvsvc.parse_share_get_info_request(stub)
+        except ProtocolError:
+            return srvsvc.share_get_info_response(None, 0, srvsvc.WERR_INVALID_PARAMETER)
+        if not self._listing_allowed() or req.level in (2, 502, 503):
+            return srvsvc.share_get_info_response(None, req.level, srvsvc.WERR_ACCESS_DENIED)
+        share = self.profile.share(req.net_name)
+        if share is None:
+            return srvsvc.share_get_info_response(None, req.level, srvsvc.WERR_NET_NAME_NOT_FOUND)
+        return srvsvc.share_get_info_response(srvsvc.Share(share.name, share_type(share), share.remark), req.level)
+
     def _share_enum(self, stub: bytes) -> bytes:
         try:
             req = srvsvc.parse_share_enum_request(stub)
         except ProtocolError:
             return srvsvc.share_enum_response(None, srvsvc.WERR_INVALID_PARAMETER)
-        listing = self.profile.access.share_listing
-        allowed = listing == "anonymous" or (listing == "guest" and self.kind == "guest")
-        if not allowed:
+        if not self._listing_allowed():
             return srvsvc.share_enum_response(None, srvsvc.WERR_ACCESS_DENIED)
         if req.level not in (0, 1):
             return srvsvc.share_enum_response(None, srvsvc.WERR_INVALID_LEVEL)
@@ -143,8 +168,13 @@ class PipeServer:
         self.next_fid = 0x4000
 
     def _open(self, name: str, kind: str) -> RpcPipe | int:
-        if name.strip("\\").lower().removeprefix("pipe\\") not in PIPE_NAMES:
+        pipe = name.strip("\\").lower().removeprefix("pipe\\")
+        if pipe not in PIPE_NAMES:
             return STATUS_OBJECT_NAME_NOT_FOUND
+        if not self.conn.profile.access.may_open_pipe(kind, pipe):
+            # RestrictNullSessAccess: a null session opens only the pipes in
+            # NullSessionPipes; the create fails before any RPC is spoken.
+            return status.ACCESS_DENIED
         if len(self.fids) + len(self.files) >= MAX_PIPES:
             return status.INSUFF_SERVER_RESOURCES
         return RpcPipe(self.conn.profile, kind)
@@ -187,6 +217,25 @@ class PipeServer:
         if not data:
             return smb1_pipe.error_response(hdr, STATUS_PIPE_EMPTY)
         return smb1_pipe.read_andx_response(hdr, data, smb1_pipe.STATUS_BUFFER_OVERFLOW if more else 0)
+
+    def smb1_write(self, server, hdr: smb1.Header, msg: bytes) -> bytes:
+        """WRITE_ANDX into a pipe: the bytes join the pipe's input; the reply
+        waits for the client's READ_ANDX.  A raw-mode message start (mode
+        0x000C, what impacket sends when a PDU exceeds MaxBufferSize) begins
+        with a two-byte length that is not part of the message."""
+        req = smb1_pipe.parse_write_andx_request(msg)
+        pipe = self.fids.get(req.fid)
+        if pipe is None:
+            return smb1_pipe.error_response(hdr, status.INVALID_HANDLE)
+        data = req.data
+        raw_start = smb1_pipe.WRITE_MODE_RAW | smb1_pipe.WRITE_MODE_MESSAGE_START
+        if req.write_mode & raw_start == raw_start:
+            data = data[2:]
+        try:
+            pipe.write(data)
+        except ProtocolError:
+            return smb1_pipe.error_response(hdr, status.INVALID_PARAMETER)
+        return smb1_pipe.write_andx_response(hdr, len(req.data))
 
     def smb1_close(self, server, hdr: smb1.Header, msg: bytes) -> bytes:
         req = smb1_pipe.parse_close_request(msg)

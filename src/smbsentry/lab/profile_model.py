@@ -146,6 +146,23 @@ class Access:
     anonymous_refusal: int = status.ACCESS_DENIED
     guest_refusal: int = status.LOGON_FAILURE
     share_listing: str = "denied"  # anonymous | guest | denied
+    # The built-in Guest account: "disabled" (Windows' default: a logon as
+    # Guest answers STATUS_ACCOUNT_DISABLED, any other unknown user
+    # LOGON_FAILURE), "enabled" (guest logons map to it) or "absent" (Samba).
+    guest_account: str = "absent"
+    # The pipes a null session may open (NullSessionPipes, with
+    # RestrictNullSessAccess on); None: every pipe (Windows XP/2003, Samba).
+    null_session_pipes: tuple[str, ...] | None = None
+
+    def guest_refused(self, user: str) -> int:
+        """The status a refused non-anonymous logon as `user` gets."""
+        if self.guest_account == "disabled" and user.lower() == "guest":
+            return status.ACCOUNT_DISABLED
+        return self.guest_refusal
+
+    def may_open_pipe(self, kind: str, name: str) -> bool:
+        """Whether a session of `kind` may open pipe `name` (lower case, no \\PIPE\\)."""
+        return kind != "anonymous" or self.null_session_pipes is None or name in self.null_session_pipes
 
     def allows(self, kind: str, proto: str) -> bool:
         table = self.anonymous if kind == "anonymous" else self.guest

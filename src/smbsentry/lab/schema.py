@@ -162,17 +162,34 @@ def _ntlm(d: dict, name: str) -> NtlmConfig:
     return NtlmConfig(_int(d["flags"], f"{name}.ntlm.flags"), str(d["target_name"]), pairs, bool(d["timestamp"]), (major, minor, build))
 
 
-def _access(d: dict, name: str) -> Access:
-    d = _keys(d, {"anonymous", "guest", "anonymous_refusal", "guest_refusal", "share_listing"}, f"{name}.access")
+GUEST_ACCOUNTS = ("disabled", "enabled", "absent")
+
+
+def _access(d: dict, name: str, kind: str) -> Access:
+    d = _keys(d, {"anonymous", "guest", "anonymous_refusal", "guest_refusal", "share_listing", "null_session_pipes",
+                  "guest_account"},
+              f"{name}.access")
     listing = d.get("share_listing", "denied")
+    pipes = d.get("null_session_pipes")
+    guest = {k: bool(v) for k, v in d.get("guest", {}).items()}
+    # Windows always has a Guest account, disabled unless guest logons work;
+    # Samba has none unless a profile says so.
+    default_account = "enabled" if any(guest.values()) else "disabled" if kind == "windows" else "absent"
+    account = d.get("guest_account", default_account)
+    if account not in GUEST_ACCOUNTS:
+        raise ProfileError(f"{name}.access.guest_account: one of {GUEST_ACCOUNTS}")
+    if pipes is not None and not isinstance(pipes, list):
+        raise ProfileError(f"{name}.access.null_session_pipes: a list of pipe names")
     if listing not in ("anonymous", "guest", "denied"):
         raise ProfileError(f"{name}.access.share_listing: anonymous, guest or denied")
     return Access(
         anonymous={k: bool(v) for k, v in d.get("anonymous", {}).items()},
-        guest={k: bool(v) for k, v in d.get("guest", {}).items()},
+        guest=guest,
         anonymous_refusal=_int(d.get("anonymous_refusal", status.ACCESS_DENIED), f"{name}.access"),
         guest_refusal=_int(d.get("guest_refusal", status.LOGON_FAILURE), f"{name}.access"),
         share_listing=listing,
+        guest_account=account,
+        null_session_pipes=None if pipes is None else tuple(str(p).lower() for p in pipes),
     )
 
 
@@ -246,7 +263,7 @@ def parse_profile(d: dict) -> Profile:
     if "ntlm" in d:
         kw["ntlm"] = _ntlm(d["ntlm"], name)
     if "access" in d:
-        kw["access"] = _access(d["access"], name)
+        kw["access"] = _access(d["access"], name, kind)
     kw["shares"] = tuple(_share(s, name) for s in d.get("shares", []))
     ms17 = d.get("ms17_010", "patched")
     if ms17 not in MS17_010_STATUS:

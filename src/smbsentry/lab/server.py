@@ -15,7 +15,9 @@ Only 127.0.0.0/8 is ever served in the machine's own network namespace;
 `mix.parse_range` refuses anything else there.  Inside a namespace the
 caller created (`ip netns exec`), any of its addresses may be served
 (per-address binding: SO_BINDTODEVICE lo would not see traffic arriving
-on another interface).
+on another interface).  A lab that serves the real port 139 also answers
+the NetBIOS name service on UDP 137 of each address (lab/nbns.py), as
+Windows does.
 
 Each connection gets a `host.HostConnection` (sans-I/O) and a bounded life:
 reads pause while the peer does not drain our replies, idle connections are
@@ -39,7 +41,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from . import profiles
+from . import nbns, profiles
 from .host import EPOCH_DIFF, HostConnection
 from .mix import LabConfigError, LabRange, Mix, parse_mix, parse_ports, parse_range, servable
 
@@ -145,6 +147,7 @@ class Lab:
         bind_mode: str = "auto",
         idle_timeout: float = IDLE_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
+        nbns: bool | None = None,
     ) -> None:
         self.range = range if isinstance(range, LabRange) else parse_range(range)
         self.ports = parse_ports(ports) if not isinstance(ports, dict) else dict(ports)
@@ -158,6 +161,10 @@ class Lab:
         self.active = 0
         self.start_time = int(time.time() * 10_000_000) + EPOCH_DIFF
         self.modes: dict[int, str] = {}  # port -> the bind mode in use
+        # UDP 137 beside the real 139, as on Windows (None: when 139 itself is served)
+        self.nbns = (self.ports.get(139) == 139) if nbns is None else nbns
+        self.nbns_unbound: list[str] = []
+        self._datagrams: list = []
         self._servers: list[asyncio.base_events.Server] = []
         self._profiles = {name: profiles.get(name) for name in self.mix.names()}
 
@@ -184,6 +191,8 @@ class Lab:
             for port, role in self.ports.items():
                 mode = await self._bind_port(loop, port, role)
                 self.modes[port] = mode
+            if self.nbns:
+                await self._bind_nbns(loop)
         except BaseException:
             await self.stop()
             raise
@@ -221,7 +230,30 @@ class Lab:
             self._servers.append(await loop.create_server(factory, sock=sock, backlog=BACKLOG))
         return "per-address"
 
+    async def _bind_nbns(self, loop) -> None:
+        """UDP 137 on each address (the first MAX_ADDRESSES): a port that
+        cannot be bound (nmbd holds it, no root) is logged, not fatal."""
+        count = min(len(self.range), nbns.MAX_ADDRESSES)
+        if count < len(self.range):
+            log.warning("lab: NetBIOS name service on the first %d of %d addresses only", count, len(self.range))
+        _raise_fd_limit(count * (len(self.ports) + 1) + 256)
+        for index in range(count):
+            address = self.range.address(index)
+            service = nbns.NameService(self.profile_at(index), address)
+            try:
+                transport, _ = await loop.create_datagram_endpoint(lambda s=service: s, local_addr=(address, nbns.NBNS_PORT))
+            except OSError as exc:
+                self.nbns_unbound.append(f"{address}:{nbns.NBNS_PORT}/udp: {exc.strerror or exc}")
+                continue
+            self._datagrams.append(transport)
+        if self.nbns_unbound:
+            log.warning("lab: no NetBIOS name service on %d address(es), e.g. %s", len(self.nbns_unbound),
+                        self.nbns_unbound[0])
+
     async def stop(self) -> None:
+        datagrams, self._datagrams = self._datagrams, []
+        for transport in datagrams:
+            transport.close()
         servers, self._servers = self._servers, []
         for server in servers:
             server.close()

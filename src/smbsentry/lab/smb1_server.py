@@ -70,12 +70,19 @@ class Smb1Server:
     def _style(self, hdr: smb1.Header) -> dict:
         """Reply flags and flags2 as the emulated server sets them: Windows
         echoes the request's flags2 (adding NT status), Samba builds its own
-        from the Unicode and extended-security bits of the request."""
+        from the Unicode and extended-security bits of the request, the
+        latter only when it negotiates extended security at all (Samba 3.6
+        reply_nt1 removes FLAGS2_EXTENDED_SECURITY from its common flags2
+        otherwise: arkime-smbclient-samba363.pcap frames 6 and 9 answer a
+        request's 0xc801 with 0xc003)."""
         if self.cfg is None:
             return {"flags": smb1.REPLY_FLAGS_WINDOWS}
         style: dict = {"flags": self.cfg.reply_flags}
         if self.cfg.samba_flags2:
-            kept = hdr.flags2 & (smb1.FLAGS2_UNICODE | smb1.FLAGS2_EXTENDED_SECURITY)
+            echoed = smb1.FLAGS2_UNICODE
+            if self.cfg.capabilities & smb1.CAP_EXTENDED_SECURITY:
+                echoed |= smb1.FLAGS2_EXTENDED_SECURITY
+            kept = hdr.flags2 & echoed
             style["flags2"] = kept | smb1.FLAGS2_NT_STATUS | smb1.FLAGS2_LONG_NAMES | smb1.FLAGS2_EAS
         return style
 
@@ -129,7 +136,7 @@ class Smb1Server:
     def session_setup(self, msg: bytes, hdr: smb1.Header) -> bytes:
         req = smb1.parse_session_setup_request(msg)
         if not req.extended:
-            step = auth.basic_logon(self.profile, req.anonymous)
+            step = auth.basic_logon(self.profile, req.anonymous, req.account)
             if step.status != status.SUCCESS:
                 return self._error(hdr, step.status, uid=0)
             uid = self._new_session(step.kind)
@@ -272,14 +279,21 @@ class Smb1Server:
             return pipes.smb1_create(self, hdr, msg)
         return self._error(hdr, STATUS_OBJECT_NAME_NOT_FOUND if getattr(tree, "type", None) == "ipc" else status.ACCESS_DENIED)
 
-    def read(self, msg: bytes, hdr: smb1.Header) -> bytes:
+    def _pipe_io(self, msg: bytes, hdr: smb1.Header, operation: str) -> bytes:
+        """READ_ANDX / WRITE_ANDX on an open pipe (the pipe layer checks the FID)."""
         tree, err = self._tree(hdr)
         if tree is None:
             return self._error(hdr, err)
         pipes = self.conn.pipes
         if pipes is not None:
-            return pipes.smb1_read(self, hdr, msg)
+            return getattr(pipes, operation)(self, hdr, msg)
         return self._error(hdr, status.INVALID_HANDLE)
+
+    def read(self, msg: bytes, hdr: smb1.Header) -> bytes:
+        return self._pipe_io(msg, hdr, "smb1_read")
+
+    def write(self, msg: bytes, hdr: smb1.Header) -> bytes:
+        return self._pipe_io(msg, hdr, "smb1_write")
 
     def close_fid(self, msg: bytes, hdr: smb1.Header) -> bytes:
         pipes = self.conn.pipes
@@ -299,4 +313,5 @@ _HANDLERS = {
     NT_CREATE_ANDX: Smb1Server.nt_create,
     0x04: Smb1Server.close_fid,  # SMB_COM_CLOSE
     0x2E: Smb1Server.read,  # SMB_COM_READ_ANDX
+    smb1.WRITE_ANDX: Smb1Server.write,
 }

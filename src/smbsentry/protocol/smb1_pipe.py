@@ -5,7 +5,8 @@ TREE_CONNECT_ANDX with the extended response (MaximalShareAccessRights),
 NT_CREATE_ANDX (0xA2) to open the pipe and get its FID, TRANSACTION (0x25)
 with setup (0x0026 TransactNmPipe, FID) to write a PDU and read the reply,
 READ_ANDX (0x2E) for the rest of a reply that did not fit (status
-STATUS_BUFFER_OVERFLOW), CLOSE (0x04) and TREE_DISCONNECT (0x71).
+STATUS_BUFFER_OVERFLOW), WRITE_ANDX (0x2F) for clients that write the PDU
+and read the reply in two steps (impacket, nmap's msrpc.lua), CLOSE (0x04) and TREE_DISCONNECT (0x71).
 
 Client request builders take (mid, uid, tid); server response builders take
 the parsed request header and echo its PID/MID/UID/TID, as a server must.
@@ -26,6 +27,7 @@ from .fields import Layout, asciiz, take, utf16z
 CLOSE = 0x04
 TREE_DISCONNECT = 0x71
 READ_ANDX = 0x2E
+WRITE_ANDX = smb1.WRITE_ANDX
 NT_CREATE_ANDX = 0xA2
 TRANSACTION = smb1.TRANSACTION
 TREE_CONNECT_ANDX = smb1.TREE_CONNECT_ANDX
@@ -34,6 +36,7 @@ COMMAND_NAMES = {
     CLOSE: "CLOSE",
     TREE_DISCONNECT: "TREE_DISCONNECT",
     READ_ANDX: "READ_ANDX",
+    WRITE_ANDX: "WRITE_ANDX",
     NT_CREATE_ANDX: "NT_CREATE_ANDX",
     TRANSACTION: "TRANSACTION",
     TREE_CONNECT_ANDX: "TREE_CONNECT_ANDX",
@@ -78,6 +81,7 @@ FILE_TYPE_DISK = 0
 FILE_TYPE_BYTE_MODE_PIPE = 1
 FILE_TYPE_MESSAGE_MODE_PIPE = 2
 
+ANDX = [("andx_command", "B", 0xFF), ("andx_reserved", "B", 0), ("andx_offset", "H", 0)]  # no chained command
 MAX_NAME = 1024  # bytes of a file or pipe name
 MAX_PATH = 1024
 
@@ -168,10 +172,7 @@ def parse_tree_connect_request(msg: bytes) -> TreeConnectRequest:
 
 
 class TreeConnectWordsExt(Layout):
-    _fields_ = [
-        ("andx_command", "B", 0xFF),
-        ("andx_reserved", "B", 0),
-        ("andx_offset", "H", 0),
+    _fields_ = ANDX + [
         ("optional_support", "H", SMB_SUPPORT_SEARCH_BITS),
         ("maximal_access", "I", 0),
         ("guest_maximal_access", "I", 0),
@@ -240,10 +241,7 @@ def parse_tree_connect_response(msg: bytes) -> TreeConnectResponse:
 
 
 class NtCreateRequestWords(Layout):
-    _fields_ = [
-        ("andx_command", "B", 0xFF),
-        ("andx_reserved", "B", 0),
-        ("andx_offset", "H", 0),
+    _fields_ = ANDX + [
         ("reserved", "B", 0),
         ("name_length", "H", 0),
         ("flags", "I", 0),
@@ -260,10 +258,7 @@ class NtCreateRequestWords(Layout):
 
 
 class NtCreateResponseWords(Layout):
-    _fields_ = [
-        ("andx_command", "B", 0xFF),
-        ("andx_reserved", "B", 0),
-        ("andx_offset", "H", 0),
+    _fields_ = ANDX + [
         ("oplock_level", "B", 0),
         ("fid", "H", 0),
         ("create_action", "I", 1),
@@ -534,10 +529,7 @@ def parse_transaction_response_part(msg: bytes) -> TransactionResponsePart:
 
 
 class ReadRequestWords(Layout):
-    _fields_ = [
-        ("andx_command", "B", 0xFF),
-        ("andx_reserved", "B", 0),
-        ("andx_offset", "H", 0),
+    _fields_ = ANDX + [
         ("fid", "H", 0),
         ("offset", "I", 0),
         ("max_count", "H", 0),
@@ -549,10 +541,7 @@ class ReadRequestWords(Layout):
 
 
 class ReadResponseWords(Layout):
-    _fields_ = [
-        ("andx_command", "B", 0xFF),
-        ("andx_reserved", "B", 0),
-        ("andx_offset", "H", 0),
+    _fields_ = ANDX + [
         ("available", "H", 0),
         ("compaction_mode", "H", 0),
         ("reserved", "H", 0),
@@ -608,15 +597,100 @@ class ReadResponse:
     available: int = 0
 
 
-def parse_read_andx_response(msg: bytes) -> ReadResponse:
+def _reply_words(msg: bytes, command: int, layout: type[Layout]) -> tuple[smb1.Message, Layout | None]:
+    """An AndX reply and its word block (None: an error reply without words)."""
     m = smb1.parse_message(msg)
-    _expect(m, READ_ANDX, "READ_ANDX reply")
-    if len(m.words) < ReadResponseWords.size:
+    _expect(m, command, COMMAND_NAMES[command] + " reply")
+    return m, (layout.unpack_from(m.words) if len(m.words) >= layout.size else None)
+
+
+def parse_read_andx_response(msg: bytes) -> ReadResponse:
+    m, w = _reply_words(msg, READ_ANDX, ReadResponseWords)
+    if w is None:
         return ReadResponse(m.status)
-    w = ReadResponseWords.unpack_from(m.words)
     length = w.data_length | (w.data_length_high << 16)
     data = take(m.raw, w.data_offset, length, "smb1: read data", cap=0x1FFFF) if length else b""
     return ReadResponse(m.status, data, w.available)
+
+
+# -- WRITE_ANDX ---------------------------------------------------------------------
+
+WRITE_MODE_MESSAGE_START = 0x0008  # named pipes: these bytes begin a message (MS-CIFS 2.2.4.43.1)
+WRITE_MODE_RAW = 0x0004  # named pipes: the first two bytes are the message length
+
+
+class WriteRequestWords(Layout):
+    _fields_ = ANDX + [
+        ("fid", "H", 0),
+        ("offset", "I", 0),
+        ("timeout", "I", 0),
+        ("write_mode", "H", 0),
+        ("remaining", "H", 0),
+        ("data_length_high", "H", 0),
+        ("data_length", "H", 0),
+        ("data_offset", "H", 0),
+        ("offset_high", "I", 0),
+    ]
+
+
+class WriteResponseWords(Layout):
+    _fields_ = ANDX + [
+        ("count", "H", 0),
+        ("available", "H", 0),
+        ("count_high", "H", 0),
+        ("reserved", "H", 0),
+    ]
+
+
+def write_andx_request(fid: int, data: bytes, mid: int, uid: int, tid: int,
+                       write_mode: int = WRITE_MODE_MESSAGE_START) -> bytes:
+    """Client: WRITE_ANDX (WordCount 14) of `data` at offset 0, the data on an even offset."""
+    data_start = smb1.Header.size + 1 + WriteRequestWords.size + 2
+    pad = b"\x00" * (data_start % 2)
+    words = WriteRequestWords(fid=fid, write_mode=write_mode, remaining=len(data) & 0xFFFF,
+                              data_length_high=len(data) >> 16, data_length=len(data) & 0xFFFF,
+                              data_offset=data_start + len(pad)).pack()
+    return _message(_request_header(WRITE_ANDX, mid, uid, tid), words, pad + data)
+
+
+@dataclass(slots=True)
+class WriteRequest:
+    header: smb1.Header
+    fid: int
+    write_mode: int
+    data: bytes
+
+
+def parse_write_andx_request(msg: bytes) -> WriteRequest:
+    """Server: the FID and the bytes a WRITE_ANDX carries (WordCount 12 or 14;
+    DataLengthHigh counts only where the data really is that long)."""
+    m = smb1.parse_message(msg)
+    _expect(m, WRITE_ANDX, "WRITE_ANDX")
+    if len(m.words) < 24:
+        raise ProtocolError("smb1: WRITE_ANDX request with fewer than 12 words")
+    fid, _offset, _timeout, mode, _remaining, high, low, data_offset = struct.unpack_from("<HIIHHHHH", m.words, 4)
+    length = low | (high << 16)
+    data = take(m.raw, data_offset, length, "smb1: write data", cap=0x1FFFF) if length else b""
+    return WriteRequest(m.header, fid, mode, data)
+
+
+def write_andx_response(req: smb1.Header, count: int, status: int = 0) -> bytes:
+    """Server: WRITE_ANDX reply (WordCount 6): how many bytes were taken."""
+    if status & 0xC0000000 == 0xC0000000:
+        return error_response(req, status, WRITE_ANDX)
+    words = WriteResponseWords(count=count & 0xFFFF, count_high=count >> 16, available=0xFFFF).pack()
+    return _message(reply_header(req, status, WRITE_ANDX), words, b"")
+
+
+@dataclass(slots=True)
+class WriteResponse:
+    status: int
+    count: int = 0
+
+
+def parse_write_andx_response(msg: bytes) -> WriteResponse:
+    m, w = _reply_words(msg, WRITE_ANDX, WriteResponseWords)
+    return WriteResponse(m.status) if w is None else WriteResponse(m.status, w.count | (w.count_high << 16))
 
 
 # -- CLOSE, TREE_DISCONNECT -------------------------------------------------------------

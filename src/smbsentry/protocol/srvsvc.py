@@ -32,6 +32,7 @@ from .fields import take
 SRVSVC_SYNTAX = (uuid.UUID("4b324fc8-1670-01d3-1278-5a47bf6ee188"), 3, 0)
 PIPE_NAME = "srvsvc"
 OPNUM_NETR_SHARE_ENUM = 15
+OPNUM_NETR_SHARE_GET_INFO = 16
 
 MAX_SHARES = 1024
 MAX_STRING_CHARS = 1024  # share names are <= 80 chars, remarks <= 256 on Windows
@@ -57,6 +58,7 @@ WERR_NOT_SUPPORTED = 50
 WERR_INVALID_PARAMETER = 87
 WERR_INVALID_LEVEL = 124
 WERR_MORE_DATA = 234
+WERR_NET_NAME_NOT_FOUND = 2310
 WERR_INVALID_NAME = 123
 WERROR_NAMES = {
     WERR_OK: "OK",
@@ -332,3 +334,43 @@ def parse_share_enum_response(stub: bytes) -> ShareEnumResponse:
     if r.off != len(body):
         raise ProtocolError(f"srvsvc: {len(body) - r.off} unexpected bytes before the return code")
     return ShareEnumResponse(werror, shares, total, resume, level)
+
+
+# -- NetrShareGetInfo (opnum 16, MS-SRVS 3.1.4.10) ---------------------------------
+
+
+@dataclass(slots=True)
+class ShareGetInfoRequest:
+    server_name: str | None
+    net_name: str
+    level: int
+
+
+def parse_share_get_info_request(stub: bytes) -> ShareGetInfoRequest:
+    """Server: ServerName (unique pointer), NetName (inline string), Level."""
+    r = _Reader(stub)
+    server_name = r.string("server name") if r.u32("server name pointer") else None
+    net_name = r.string("share name")
+    level = r.u32("level")
+    return ShareGetInfoRequest(server_name, net_name, level)
+
+
+def share_get_info_response(share: Share | None, level: int, werror: int = WERR_OK) -> bytes:
+    """Server: SHARE_INFO at level 0 or 1 for `share`, or (share None) the
+    refusal: the level, a NULL pointer and `werror`."""
+    w = _Writer()
+    w.u32(level)  # union discriminant
+    if share is None or level not in (0, 1):
+        w.u32(0)
+        w.u32(werror if share is None else WERR_INVALID_LEVEL)
+        return bytes(w.buf)
+    w.referent()  # -> SHARE_INFO_0 / _1
+    w.referent()  # netname
+    if level == 1:
+        w.u32(share.type)
+        w.referent()  # remark
+    w.string(share.name)
+    if level == 1:
+        w.string(share.remark)
+    w.u32(WERR_OK)
+    return bytes(w.buf)

@@ -284,7 +284,7 @@ class HostContext:
             acc.shares = [(s.name, s.type, s.remark) for s in listing.shares]
             names = [s.name for s in listing.shares if s.type & 0xFF == 0][:MAX_SHARES_PROBED]
         else:
-            acc.shares_detail = f"share listing failed: {listing.error}"
+            acc.shares_detail = f"share listing failed: {listing.reason}"
         for name in dict.fromkeys(names + list(ADMIN_SHARES)):
             # The trees stay connected: the connection is closed after the
             # checks, and a disconnect per share would double the round trips.
