@@ -10,6 +10,7 @@ import pytest
 from smbsentry.checks import shadowbrokers as sb
 from smbsentry.lab.services import load_profiles
 from smbsentry.model import HostResult, Identity
+from smbsentry.report.arsenal import arsenal
 
 from test_services import scan_all
 
@@ -118,7 +119,7 @@ def test_arsenal(facts):
         d["findings"] = [f.to_dict() for f in fs]
         results.append(d)
     results.append({"address": "w7", "identity": {"os_version": "6.1.7601"}, "findings": [{"id": "ms17-010", "status": "vulnerable"}]})
-    rows = {r["tool"]: r for r in sb.arsenal(results)}
+    rows = {r["tool"]: r for r in arsenal(results)}
     assert len(rows) == 18
     assert rows["explodingcan"]["hosts"] == ["svc-win2003-iis6"] and rows["explodingcan"]["name_zh"] == "爆炸之罐"
     assert rows["eternalblue"]["hosts"] == ["w7"] and rows["eternalsynergy"]["count"] == 0
