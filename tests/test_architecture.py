@@ -39,7 +39,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("resultfile",),
     ("scan", "audit", "detect", "rules", "lab"),
     ("store",),
-    ("checks", "services", "i18n"),
+    ("checks", "services", "i18n", "discover"),
     ("kb", "model", "textio"),
     ("protocol",),
 )

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from ..protocol import smb1
 from .dns import KILLSWITCH_DOMAINS
 from .signatures import SIGNATURES
-from .smbmsg import MAX_ORIGINAL_SIZE
+from .smbghost import MAX_ORIGINAL_SIZE
 
 __all__ = ["FORMATS", "NOT_EXPRESSED", "SID_RANGE", "Rule", "export_rules", "rules"]
 

@@ -1,6 +1,6 @@
 """What a discovery run is asked, what it found, and which mode runs.
 
-`plan` picks the mode: `syn` (raw sockets: stateless SYN probes, see
+`run` (discover/run.py) picks the mode: `syn` (raw sockets: stateless SYN probes, see
 syn.py) when this process may open raw sockets, `connect` (full TCP
 connects with adaptive timeouts, connect.py) otherwise; `auto` tries syn
 and falls back with the reason.  `Stats.mode_line` is the line the scan
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from .permute import AddressSpace
 
-__all__ = ["MODES", "DEFAULT_RATE", "Request", "Stats", "check_mode", "raw_allowed", "run"]
+__all__ = ["MODES", "DEFAULT_RATE", "Request", "Stats", "check_mode", "raw_allowed"]
 
 MODES = ("auto", "syn", "connect")
 DEFAULT_RATE = 10_000  # packets per second when --rate is 0: ZMap's default
@@ -124,35 +124,3 @@ def check_mode(mode: str) -> str:
         if not ok:
             raise ValueError(f"--discovery syn: {why}; run as root, grant CAP_NET_RAW, or use --discovery connect")
     return mode
-
-
-async def run(req: Request, mode: str, on_host: Callable[[str], None],
-              on_stats: Callable[[Stats], None] | None = None) -> Stats:
-    """Discover req's hosts; `on_host` gets each address to assess as soon as it is confirmed.
-
-    `on_stats` gets the Stats once the mode is known (before the first probe),
-    so that the caller can print the mode line while discovery runs."""
-    from .connect import ConnectDiscovery
-    from .sender import RawUnavailable
-    from .syn import SynDiscovery
-
-    why = ""
-    if mode in ("auto", "syn"):
-        ok, why = raw_allowed()
-        if ok:
-            try:
-                syn = SynDiscovery(req, on_host)
-            except RawUnavailable as exc:
-                ok, why = False, f"raw sockets unavailable ({exc.strerror or exc})"
-            except OSError as exc:
-                ok, why = False, f"cannot prepare SYN probes ({exc.strerror or exc})"
-            if ok:
-                if on_stats is not None:
-                    on_stats(syn.stats)
-                return await syn.run()
-        if mode == "syn":
-            raise PermissionError(why)
-    discovery = ConnectDiscovery(req, on_host, why=why)
-    if on_stats is not None:
-        on_stats(discovery.stats)
-    return await discovery.run()

@@ -196,6 +196,7 @@ async def _pipelined(run: _Run, engine):
     import socket
 
     from ..discover import stage
+    from ..discover.run import run as discover
     from ..discover.permute import AddressSpace
     from ..model import LOCAL_ERRNOS
     from .engine import Feed
@@ -229,7 +230,7 @@ async def _pipelined(run: _Run, engine):
 
     async def sweep() -> None:
         try:
-            await stage.run(request, plan.discovery, on_host, on_stats)
+            await discover(request, plan.discovery, on_host, on_stats)
         except OSError as exc:
             if exc.errno not in LOCAL_ERRNOS:
                 run.failure = f"discovery failed: {exc.strerror or exc}"
