@@ -212,6 +212,14 @@ def test_an_extension_built_from_another_source_is_not_used(tmp_path: Path) -> N
     assert _accel.extensions_usable(copy) == (False, "not compiled")
 
 
+def _run_plain_python(code: str) -> subprocess.CompletedProcess:
+    """`code` in a fresh interpreter with SMBSENTRY_PURE_PYTHON=1; it must exit 0."""
+    env = dict(os.environ, SMBSENTRY_PURE_PYTHON="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out
+
+
 def test_plain_python_loads_every_compiled_module_from_its_source() -> None:
     """SMBSENTRY_PURE_PYTHON: all three modules come from their .py files (never a mix)."""
     code = (
@@ -223,9 +231,7 @@ def test_plain_python_loads_every_compiled_module_from_its_source() -> None:
         "print(sum(f is a._SourceFirst for f in sys.meta_path))\n"
         "import importlib; importlib.invalidate_caches()  # must not fail with the finder in place\n"
     )
-    env = dict(os.environ, SMBSENTRY_PURE_PYTHON="1")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
+    out = _run_plain_python(code)
     lines = out.stdout.splitlines()
     assert lines[0] == "python (SMBSENTRY_PURE_PYTHON is set)"
     assert lines[1] == "True" and lines[2] == "1"
@@ -238,9 +244,7 @@ def test_plain_python_loads_the_split_modules_from_source_too() -> None:
         "import smbsentry.detect._accel as a\n"
         "print(json.dumps({n: pathlib.Path(f).suffix for n, f in a.modules().items()}))\n"
     )
-    env = dict(os.environ, SMBSENTRY_PURE_PYTHON="1")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
+    out = _run_plain_python(code)
     suffixes = json.loads(out.stdout)
     assert set(suffixes) == set(_accel.COMPILED)
     assert set(suffixes.values()) == {".py"}, suffixes
