@@ -159,7 +159,6 @@ def _start_side_job(req: RespondRequest, tmp: Path, merged: list[dict], inputs: 
     """The other language's plan and report, and hosts.csv, made by a child process on the second core while
     this one plans and writes the rest."""
     from ..remediate.planner import plan as make_plan
-    from ..remediate.writer import write_plan  # noqa: F401 - imported once, before the fork
     from ..report.convert import hosts_csv
     from ..report import html, view  # noqa: F401 - imported once, before the fork: both processes use them
 
