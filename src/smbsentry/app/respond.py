@@ -26,10 +26,11 @@ still written); 1 when DIR cannot be written.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
-import sys
 import re
+import sys
 import shutil
 import signal
 import tempfile
@@ -156,28 +157,32 @@ def _side(job, what: str):
 
 
 def _start_side_job(req: RespondRequest, tmp: Path, merged: list[dict], inputs: list[dict], scan_row: dict | None):
-    """The other language's plan and report, and hosts.csv, made by a child process on the second core while
-    this one plans and writes the rest."""
+    """The other language's plan and report, made by a child process on the second core while this one plans
+    and writes the rest."""
     from ..remediate.planner import plan as make_plan
-    from ..report.convert import hosts_csv
     from ..report import html, view  # noqa: F401 - imported once, before the fork: both processes use them
 
+    html.warm()
     other = [lang for lang in REPORT_LANGS if lang != req.lang]
 
     def job() -> None:
         for lang in other:
             _report_html(tmp, merged, lang, make_plan(inputs, lang), scan_row)
-        (tmp / "hosts.csv").write_text(hosts_csv(merged), encoding="utf-8")
 
     return _side(job, "the " + "/".join(other) + " report")
 
 
 def _write(req: RespondRequest, tmp: Path, merged: list[dict], audits: list[dict], p, scan_row: dict | None) -> None:
-    """Every file in the language asked but hosts.csv (the side job writes it); the plan folder by a second child."""
+    """Every file in the language asked; the plan folder and hosts.csv by a second child."""
     from ..remediate.writer import write_plan
     from ..report import view
+    from ..report.convert import hosts_csv
 
-    wait_plan = _side(lambda: write_plan(p, tmp / "plan"), "the plan")
+    def job() -> None:
+        write_plan(p, tmp / "plan")
+        (tmp / "hosts.csv").write_text(hosts_csv(merged), encoding="utf-8")
+
+    wait_plan = _side(job, "the plan")
     try:
         _report_html(tmp, merged, req.lang, p, scan_row)
         actions = [r.to_dict() for r in p.actions]
@@ -249,6 +254,13 @@ def _why(piece: str, lang: str) -> str:
 
 def respond(req: RespondRequest, out: Console, err: Console) -> int:
     """Run the whole job; the exit status (module docstring)."""
+    try:
+        return _respond(req, out, err)
+    finally:
+        gc.unfreeze()  # the caller's objects are the collector's again (a test suite, the web)
+
+
+def _respond(req: RespondRequest, out: Console, err: Console) -> int:
     from ..remediate.planner import plan
     from ..resultfile import smb1_usage_records
 
@@ -269,6 +281,9 @@ def respond(req: RespondRequest, out: Console, err: Console) -> int:
         usage = smb1_usage_records(req.scan.db) if req.scan.store else []
         # the plan in the language asked; the other language's is made with its report, in a child process
         inputs = merged + audits + usage
+        # what the scan left and the records stay until the end: the collector need not walk them again and
+        # again while the plans and reports are made (about a tenth of that work), nor touch them in the children
+        gc.freeze()
         scan_row = _scan_row(req, scan_id)
         wait = _start_side_job(req, tmp, merged, inputs, scan_row)
         try:

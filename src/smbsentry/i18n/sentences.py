@@ -42,6 +42,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
 from typing import Callable, Mapping
 
@@ -64,12 +65,19 @@ INDEX_CHARS = 3
 @dataclass(frozen=True)
 class Pattern:
     en: str
-    regex: re.Pattern
+    source: str  # the regular expression, compiled on first use (`regex`)
     literals: tuple[str, ...]
     head: str
     types: dict[str, str]
     target: dict[str, tuple[tuple[str, str], ...]]  # lang -> ((literal, group), ...)
     weight: int
+
+    @cached_property
+    def regex(self) -> re.Pattern:
+        """Compiled when a text first reaches this pattern: a process that translates a few hundred sentences
+        (the Chinese report) tries a fraction of the catalog, and compiling all of it cost more than the
+        translating."""
+        return re.compile(self.source, re.S)
 
 
 def _compile(entry: dict, terms: dict[str, dict[str, str]], langs: tuple[str, ...]) -> Pattern:
@@ -113,7 +121,7 @@ def _compile(entry: dict, terms: dict[str, dict[str, str]], langs: tuple[str, ..
         target[lang] = tuple(chunks)
     first = PLACEHOLDER.search(en)
     head = en[:first.start()] if first else en
-    return Pattern(en, re.compile("".join(parts), re.S), tuple(literals), head, types, target, sum(map(len, literals)))
+    return Pattern(en, "".join(parts), tuple(literals), head, types, target, sum(map(len, literals)))
 
 
 Glossary = Mapping[str, Mapping[str, str]]  # English text -> {lang: text}; an empty mapping: no form in that language

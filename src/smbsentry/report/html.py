@@ -41,6 +41,13 @@ def env() -> jinja2.Environment:
     return _ENV
 
 
+def warm() -> None:
+    """Compile the page's templates now: a process about to fork (respond) compiles them once, not once per
+    child."""
+    for name in ("scan.html.j2", "arsenal.html.j2"):
+        env().get_template(name)
+
+
 def records_of(results: list) -> list[dict]:
     return [r.to_dict() if hasattr(r, "to_dict") else r for r in results]
 
