@@ -156,7 +156,7 @@ def _side(job, what: str):
     return wait
 
 
-def _start_side_job(req: RespondRequest, tmp: Path, merged: list[dict], inputs: list[dict], scan_row: dict | None):
+def _start_side_job(req: RespondRequest, tmp: Path, merged: list[dict], views: list, scan_row: dict | None):
     """The other language's plan and report, made by a child process on the second core while this one plans
     and writes the rest."""
     from ..remediate.planner import plan as make_plan
@@ -167,7 +167,7 @@ def _start_side_job(req: RespondRequest, tmp: Path, merged: list[dict], inputs: 
 
     def job() -> None:
         for lang in other:
-            _report_html(tmp, merged, lang, make_plan(inputs, lang), scan_row)
+            _report_html(tmp, merged, lang, make_plan([], lang, views=views), scan_row)
 
     return _side(job, "the " + "/".join(other) + " report")
 
@@ -261,6 +261,7 @@ def respond(req: RespondRequest, out: Console, err: Console) -> int:
 
 
 def _respond(req: RespondRequest, out: Console, err: Console) -> int:
+    from ..remediate.hosts import collect_hosts
     from ..remediate.planner import plan
     from ..resultfile import smb1_usage_records
 
@@ -284,10 +285,11 @@ def _respond(req: RespondRequest, out: Console, err: Console) -> int:
         # what the scan left and the records stay until the end: the collector need not walk them again and
         # again while the plans and reports are made (about a tenth of that work), nor touch them in the children
         gc.freeze()
+        views = collect_hosts(inputs)  # once, for both languages' plans
         scan_row = _scan_row(req, scan_id)
-        wait = _start_side_job(req, tmp, merged, inputs, scan_row)
+        wait = _start_side_job(req, tmp, merged, views, scan_row)
         try:
-            the_plan = plan(inputs, req.lang)
+            the_plan = plan([], req.lang, views=views)
             _write(req, tmp, merged, audits, the_plan, scan_row)
         except BaseException:
             wait(kill=True)

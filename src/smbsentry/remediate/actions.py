@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from ..kb.store import kb
@@ -128,6 +129,7 @@ def host_rows(view: HostView, hp) -> list[ActionRow]:
     return [r for r in rows if r is not None]
 
 
+@lru_cache(maxsize=1 << 16)
 def _address_key(address: str | None) -> tuple:
     try:
         ip = ipaddress.ip_address(address or "")

@@ -464,14 +464,17 @@ def _bundle(hosts: list[HostPlan]) -> list[BundleRow]:
     return sorted(rows.values(), key=lambda r: (r.os, r.architecture, r.order, r.kb, r.language or ""))
 
 
-def plan(results: list, lang: str = "en", *, as_of: date | None = None) -> Plan:
-    """The remediation plan for scan results, audit results or merged results (dicts or the result objects), in any mix."""
+def plan(results: list, lang: str = "en", *, as_of: date | None = None, views: list | None = None) -> Plan:
+    """The remediation plan for scan results, audit results or merged results (dicts or the result objects), in any mix.
+
+    `views`: collect_hosts() of those results, when the caller made them already (respond plans both languages
+    from one set; planning only reads them)."""
     if lang not in LANGS:
         raise ValueError(f"unknown language {lang!r} (en or zh)")
-    records = [r.to_dict() if hasattr(r, "to_dict") else r for r in results]
     today = as_of or date.today()
-    views = collect_hosts(records)
-    del records, results  # the views keep what they need; a caller that passed a temporary list frees it here
+    if views is None:
+        views = collect_hosts([r.to_dict() if hasattr(r, "to_dict") else r for r in results])
+    del results  # the views keep what they need; a caller that passed a temporary list frees it here
     hosts = [plan_host(v, lang, today) for v in views]
     actions = ranked(list(zip(views, hosts)))
     order = {h.key: i for i, h in enumerate(hosts)}

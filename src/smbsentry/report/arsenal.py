@@ -11,6 +11,7 @@ Chinese name leads.  Rows are plain data: the templates escape every string.
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 
 from .. import i18n
 from ..checks.modules import MODULES
@@ -37,8 +38,14 @@ def _targets(tool: str) -> tuple[str, ...] | None:
 
 def address_key(address: object) -> tuple:
     """Addresses in numeric order (v4 before v6), then names: the order every report lists hosts in."""
+    return _address_key(str(address))
+
+
+@lru_cache(maxsize=1 << 16)
+def _address_key(address: str) -> tuple:
+    """(Cached: a report sorts the same addresses in several tables.)"""
     try:
-        ip = ipaddress.ip_address(str(address).split("%", 1)[0])
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
         return (0, ip.version, int(ip), "")
     except ValueError:
         return (1, 0, 0, str(address))

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import fields
+from functools import lru_cache
 
 from ..model import Finding, HostResult, Identity, Smb1Info, Smb2Info
+
+
+@lru_cache(maxsize=None)
+def _names(cls) -> frozenset[str]:
+    return frozenset(f.name for f in fields(cls))
 
 
 def _make(cls, data: dict | None):
     if data is None:
         return None
-    names = {f.name for f in fields(cls)}
+    names = _names(cls)
     return cls(**{k: v for k, v in data.items() if k in names})
 
 
