@@ -28,11 +28,8 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import re
-import sys
 import shutil
-import signal
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +38,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..textio import replace_folder
+from .forks import Deferred, side
 from .scanprep import RequestError, ScanRequest, prepare
 
 REPORT_LANGS = ("en", "zh")
@@ -72,7 +70,8 @@ def _check_out_dir(out: Path) -> None:
         raise _Refused(2, f"{out} exists and is not a folder `respond` wrote: give a new or empty folder")
 
 
-def _scan(req: RespondRequest, tmp: Path, err: Console) -> tuple[list[dict], int | None]:
+def _scan(req: RespondRequest, tmp: Path, err: Console) -> int | None:
+    """The scan, its host records in tmp/scan.jsonl; its id in the store (None without a store)."""
     from ..scan.runner import run_local_scan
 
     req.scan.output, req.scan.fmt = tmp / "scan.jsonl", "jsonl"
@@ -86,11 +85,15 @@ def _scan(req: RespondRequest, tmp: Path, err: Console) -> tuple[list[dict], int
         later = f" (recorded as scan {scan_id}: `smbsentry scan --resume {scan_id}`, then `smbsentry respond`"
         raise _Refused(code, "the scan did not finish: nothing written in "
                              f"{req.out_dir}" + (later + " again or `smbsentry plan --scan N`)" if scan_id else ""))
+    return scan_id
+
+
+def _records(req: RespondRequest, tmp: Path) -> list[dict]:
     records = [json.loads(line) for line in (tmp / "scan.jsonl").read_text("utf-8").splitlines() if line.strip()]
     if not records:
         raise _Refused(2, "no host answered on SMB or another asked service in the targets: nothing to plan "
                           f"(nothing written in {req.out_dir})")
-    return records, scan_id
+    return records
 
 
 def _audit(req: RespondRequest, hosts: list[dict], err: Console) -> tuple[list[dict], list[dict], int]:
@@ -124,38 +127,6 @@ def _report_html(tmp: Path, merged: list[dict], lang: str, plan, scan_row: dict 
     (tmp / _report_name(lang)).write_text(render(merged, lang=lang, scan=scan_row, plan=plan), encoding="utf-8")
 
 
-def _side(job, what: str):
-    """Run job() in a forked child (the second core), or here where there is no fork; returns wait(kill=False),
-    which raises OSError with the child's own one-line reason (a full disk...) when the job failed."""
-    if not hasattr(os, "fork"):
-        job()
-        return lambda kill=False: None
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child's exit status and reason are what the parent tests
-        os.close(r)
-        code = 1
-        try:
-            job()
-            code = 0
-        except BaseException as e:  # noqa: BLE001 - the reason goes to the parent, never a traceback
-            reason = e.strerror if isinstance(e, OSError) and e.strerror else f"{type(e).__name__}: {e}"
-            os.write(w, str(reason).encode("utf-8", "replace")[:300])
-        finally:
-            os._exit(code)
-    os.close(w)
-
-    def wait(kill: bool = False) -> None:
-        if kill:
-            os.kill(pid, signal.SIGKILL)
-        _, status = os.waitpid(pid, 0)
-        with os.fdopen(r, "rb") as fh:
-            reason = fh.read(300).decode("utf-8", "replace")
-        if not kill and status != 0:
-            raise OSError(0, f"{what}: {reason or 'failed'}")
-    return wait
-
-
 def _start_side_job(req: RespondRequest, tmp: Path, merged: list[dict], views: list, scan_row: dict | None):
     """The other language's plan and report, made by a child process on the second core while this one plans
     and writes the rest."""
@@ -169,7 +140,7 @@ def _start_side_job(req: RespondRequest, tmp: Path, merged: list[dict], views: l
         for lang in other:
             _report_html(tmp, merged, lang, make_plan([], lang, views=views), scan_row)
 
-    return _side(job, "the " + "/".join(other) + " report")
+    return side(job, "the " + "/".join(other) + " report")
 
 
 def _write(req: RespondRequest, tmp: Path, merged: list[dict], audits: list[dict], p, scan_row: dict | None) -> None:
@@ -182,7 +153,7 @@ def _write(req: RespondRequest, tmp: Path, merged: list[dict], audits: list[dict
         write_plan(p, tmp / "plan")
         (tmp / "hosts.csv").write_text(hosts_csv(merged), encoding="utf-8")
 
-    wait_plan = _side(job, "the plan")
+    wait_plan = side(job, "the plan")
     try:
         _report_html(tmp, merged, req.lang, p, scan_row)
         actions = [r.to_dict() for r in p.actions]
@@ -261,10 +232,6 @@ def respond(req: RespondRequest, out: Console, err: Console) -> int:
 
 
 def _respond(req: RespondRequest, out: Console, err: Console) -> int:
-    from ..remediate.hosts import collect_hosts
-    from ..remediate.planner import plan
-    from ..resultfile import smb1_usage_records
-
     target = req.out_dir
     try:
         _check_out_dir(target)
@@ -276,8 +243,52 @@ def _respond(req: RespondRequest, out: Console, err: Console) -> int:
     except OSError as exc:
         _say(err, f"cannot write {target}: {exc.strerror or exc}")
         return 1
+    # what follows the scan runs in a process forked now, which loads the planner, the report templates and
+    # the translations while the scan runs (the scan leaves a core partly idle), so none of that waits after it
+    later = Deferred.start(_warm, lambda scan_id: _finish(req, tmp, int(scan_id) if scan_id != "-" else None, out, err))
     try:
-        records, scan_id = _scan(req, tmp, err)
+        scan_id = _scan(req, tmp, err)
+    except _Refused as exc:
+        later.cancel()
+        shutil.rmtree(tmp, ignore_errors=True)
+        if exc.message:
+            _say(err, exc.message)
+        return exc.status
+    except BaseException:
+        later.cancel()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    status = later.go("-" if scan_id is None else str(scan_id))
+    if status > 128:  # the child was killed before it could say why
+        shutil.rmtree(tmp, ignore_errors=True)
+        _say(err, f"writing {target} stopped (signal {status - 128}): nothing written there")
+        return 1
+    return status
+
+
+def _warm() -> None:
+    """Import and load, before the scan ends, what the plans and reports need."""
+    from .. import i18n
+    from ..kb.store import kb
+    from ..remediate import planner, writer  # noqa: F401
+    from ..report import convert, html, view  # noqa: F401
+    from ..resultfile import smb1_usage_records  # noqa: F401
+
+    kb()
+    html.warm()
+    i18n.translator()
+
+
+def _finish(req: RespondRequest, tmp: Path, scan_id: int | None, out: Console, err: Console) -> int:
+    """Everything after the scan: its records in tmp/scan.jsonl are audited, planned and written, and tmp takes
+    the place of the folder asked."""
+    from ..remediate.hosts import collect_hosts
+    from ..remediate.planner import plan
+    from ..resultfile import smb1_usage_records
+
+    target = req.out_dir
+    try:
+        records = _records(req, tmp)
         merged, audits, bad_inventories = _audit(req, records, err)
         usage = smb1_usage_records(req.scan.db) if req.scan.store else []
         # the plan in the language asked; the other language's is made with its report, in a child process

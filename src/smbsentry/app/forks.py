@@ -1,0 +1,138 @@
+"""Work handed to forked children, so `respond` uses the cores the scan leaves idle.
+
+    wait = side(job, what)               # job() now, in a child; wait() raises OSError with its reason
+    later = Deferred.start(warm, run)    # a child forked now runs warm() at once, run(message) when told
+    status = later.go(message)           # ... and this is run()'s return value, its exit status
+    later.cancel()                       # ... or it stops without running
+
+Where there is no fork (Windows), both run the job in this process at the
+moment it is asked for: the same results, one core.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import traceback
+from typing import Callable
+
+REASON_BYTES = 300
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def side(job: Callable[[], None], what: str) -> Callable[..., None]:
+    """Run job() in a forked child (the second core), or here where there is no fork; returns wait(kill=False),
+    which raises OSError with the child's own one-line reason (a full disk...) when the job failed."""
+    if not hasattr(os, "fork"):
+        job()
+        return lambda kill=False: None
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's exit status and reason are what the parent tests
+        os.close(r)
+        code = 1
+        try:
+            job()
+            code = 0
+        except BaseException as e:  # noqa: BLE001 - the reason goes to the parent, never a traceback
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else f"{type(e).__name__}: {e}"
+            os.write(w, str(reason).encode("utf-8", "replace")[:REASON_BYTES])
+        finally:
+            os._exit(code)
+    os.close(w)
+
+    def wait(kill: bool = False) -> None:
+        if kill:
+            os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        with os.fdopen(r, "rb") as fh:
+            reason = fh.read(REASON_BYTES).decode("utf-8", "replace")
+        if not kill and status != 0:
+            raise OSError(0, f"{what}: {reason or 'failed'}")
+    return wait
+
+
+class Deferred:
+    """A child forked before long work of the parent's (the scan): it loads what it will need (`warm`) while
+    the parent works, then waits, Ctrl-C ignored, for one message; `go(message)` has it run `run(message)`
+    with Ctrl-C restored and returns its exit status, `cancel()` ends it unused. A parent that dies closes
+    the pipe, and the child ends with it."""
+
+    def __init__(self, run: Callable[[str], int], pid: int | None, pipe: int | None):
+        self._run, self.pid, self._pipe = run, pid, pipe
+
+    @classmethod
+    def start(cls, warm: Callable[[], None], run: Callable[[str], int]) -> "Deferred":
+        if not hasattr(os, "fork"):
+            return cls(run, None, None)
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - what the child does is tested through respond's results
+            os.close(w)
+            os._exit(_child(r, warm, run))
+        os.close(r)
+        return cls(run, pid, w)
+
+    def go(self, message: str) -> int:
+        """The child's exit status (128 + N when signal N ended it)."""
+        if self.pid is None:
+            return self._run(message)
+        try:
+            os.write(self._pipe, message.encode("utf-8"))
+        except OSError:
+            pass  # the child is gone already: its status says how
+        os.close(self._pipe)
+        status = self._wait()
+        return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+
+    def cancel(self) -> None:
+        if self.pid is None:
+            return
+        os.close(self._pipe)
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self._wait()
+
+    def _wait(self) -> int:
+        while True:
+            try:
+                return os.waitpid(self.pid, 0)[1]
+            except KeyboardInterrupt:
+                continue  # the child got the same Ctrl-C: it cleans up, says so and ends; its status is ours
+            except ChildProcessError:
+                return 1 << 8
+
+
+def _child(r: int, warm: Callable[[], None], run: Callable[[str], int]) -> int:  # pragma: no cover - see start
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C during the scan is the parent's to handle
+    code = 1
+    try:
+        warm()
+        chunks = []
+        while True:
+            chunk = os.read(r, 4096)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        if not chunks:
+            return 0  # cancelled, or the parent is gone
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        code = run(b"".join(chunks).decode("utf-8"))
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException:  # noqa: BLE001 - what the parent would have printed, then its status
+        traceback.print_exc()
+        code = 1
+    finally:
+        _flush()
+    return code
