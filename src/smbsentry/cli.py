@@ -104,7 +104,7 @@ def scan(
     db: Optional[str] = typer.Option(None, "--db", help="Store URL (SQLite path or postgresql://...); default SMBSENTRY_DB or the user data dir."),
     no_store: bool = typer.Option(False, "--no-store", help="Do not record this scan in the store."),
     resume: Optional[int] = typer.Option(None, "--resume", metavar="SCAN_ID", help="Complete a killed scan: same targets and options, finished hosts skipped."),
-    engines: bool = typer.Option(False, "--engines", help="Scan through remote engines (Celery): shard the targets and route them to engine queues."),
+    engines: bool = typer.Option(False, "--engines", help="Scan through remote engines (Celery): shard the targets and route them to engine queues; with --discovery auto|syn|connect each engine sweeps shard i of n of the ranges inside its --allow."),
     queue: Optional[str] = typer.Option(None, "--queue", help="With --engines: the engine queue for every shard (or the default for unrouted ones)."),
     route: Optional[Path] = typer.Option(None, "--route", help="With --engines: ROUTES.yaml mapping queue -> CIDRs."),
     broker: Optional[str] = typer.Option(None, "--broker", help="With --engines: broker URL (default SMBSENTRY_BROKER or redis://127.0.0.1:6379/0)."),

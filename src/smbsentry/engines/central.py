@@ -283,11 +283,13 @@ class DistributedScan:
         addresses of its shard outside the engine's --allow (not covered)."""
         disc = said.get("discovery") if isinstance(said.get("discovery"), dict) else {}
         engine = str((st.engine or {}).get("name") or "?")
-        self.summary.swept += int(disc.get("addresses") or 0)
-        self.summary.confirmed += int(disc.get("confirmed") or 0)
+        walked = _count(disc.get("addresses"))
+        self.summary.swept += walked
+        self.summary.targets += walked
+        self.summary.confirmed += _count(disc.get("confirmed"))
         self.summary.discovery[engine] = " ".join(str(disc.get("mode_line") or "discovery: ?").split())[:300]
-        missed = said.get("not_covered")
-        if isinstance(missed, int) and missed > 0:
+        missed = _count(said.get("not_covered"))
+        if missed:
             self.summary.not_covered += missed
             for text in (said.get("not_covered_ranges") or [])[:5]:
                 self._not_covered_range(f"{str(text)[:40]} (outside the --allow of engine {engine[:100]})")
@@ -586,3 +588,8 @@ class DistributedScan:
 
 def _ntoa(n: int) -> str:
     return socket.inet_ntoa(n.to_bytes(4, "big"))
+
+
+def _count(value: object) -> int:
+    """A count from an engine's reply: a non-negative int, else 0 (a reply is signed, still never trusted to crash us)."""
+    return value if type(value) is int and value >= 0 else 0
