@@ -113,3 +113,41 @@ def test_addresses_no_engine_may_scan_are_reported_not_covered(workers, redis_ur
     assert "127.60.0.32-127.60.0.62 (outside the --allow of engine cover-" in p.stderr
     assert "discovery: 31 addresses swept by 2 engines, 12 SMB confirmed" in p.stderr
     assert p.stderr.count(": discovery: connect (adaptive timeouts") == 2
+
+
+def test_a_silent_engine_s_discovery_shard_is_walked_again(workers, redis_url, key_file, tmp_path):  # noqa: F811
+    """The stall timeout, the nonce claims and the store's once-per-address hold for discovery shards:
+    SIGKILL an engine after its first host; the central side signs its shard again (new nonce) for the
+    other engine, which walks it whole; the hosts found twice are stored once."""
+    import signal
+
+    from smbsentry.engines.central import DistributedScan
+    from smbsentry.lab.background import BackgroundLab
+    from smbsentry.store import Store
+
+    env = {"SMBSENTRY_VISIBILITY_TIMEOUT": "3600"}  # no redelivery by the broker: the central re-send does it
+    first = workers.start("stall", ["127.60.0.0/16"], "stall-first@test", env)
+    workers.start("stall", ["127.60.0.0/16"], "stall-second@test", env)
+    killed: list[int] = []
+
+    def on_message(msg: dict) -> None:
+        if not killed and msg["type"] == "host" and msg["engine"]["name"] == "stall-first@test":
+            os.kill(first.pid, signal.SIGKILL)
+            killed.append(msg["shard"])
+
+    store = Store.open(f"sqlite:///{tmp_path / 'stall.db'}")
+    sid = store.begin_scan([RANGE])
+    options = {"ports": [PORT], "timeout": 3.0, "checks": "default", "dialects": "range", "rate": 10}
+    with BackgroundLab(LIVE, ports=[PORT], mix=MIX, bind_mode="per-address"):
+        scan = DistributedScan(make_app(redis_url), signing.load_key(key_file), Router(default="stall"), options,
+                               store=store, scan_id=sid, stall_timeout=5, timeout=180, on_message=on_message,
+                               sweep={"mode": "connect", "retries": 0})
+        summary = scan.run(TargetSet([RANGE]))
+    assert killed, "the first engine never reported a host"
+    assert summary.complete and summary.resent >= 1 and summary.not_covered == 0, summary.to_dict()
+    hosts = store.hosts(sid, limit=None)
+    addresses = [h["address"] for h in hosts]
+    assert sorted(addresses) == sorted(f"127.60.0.{i}" for i in range(1, 13))  # each once, though some found twice
+    assert "stall-second@test" in {h["engine"]["name"] for h in hosts}
+    assert f"scan {sid} shard {killed[0]}: discovery shard" in workers.log("stall-second@test")
+    store.close()
