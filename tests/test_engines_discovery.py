@@ -93,17 +93,24 @@ def test_addresses_no_engine_may_scan_are_reported_not_covered(workers, redis_ur
     routes = tmp_path / "routes.yaml"
     routes.write_text("cover:\n  - 127.60.0.0/16\n")
     db = tmp_path / "cover.db"
+    common = ["--engines", "--broker", redis_url, "--key-file", key_file, "--db", str(db)]
     with BackgroundLab(LIVE, ports=[PORT], mix=MIX, bind_mode="per-address"), \
          BackgroundLab(STRAY, ports=[PORT], mix=MIX, bind_mode="per-address"):
         p = subprocess.run(
-            [sys.executable, "-m", "smbsentry.cli", "scan", RANGE, "127.61.0.0/30", "--engines", "--route", str(routes),
-             "--discovery", "connect", "--broker", redis_url, "--key-file", key_file, "--ports", str(PORT),
-             "--timeout", "3", "--db", str(db), "--format", "jsonl"],
+            [sys.executable, "-m", "smbsentry.cli", "scan", RANGE, "127.61.0.0/30", "--route", str(routes),
+             "--discovery", "connect", "--ports", str(PORT), "--timeout", "3", "--format", "jsonl", *common],
             capture_output=True, text=True, timeout=180)
+        # incomplete, so recorded interrupted: --resume sweeps again the saved way, stores nothing twice
+        resumed = subprocess.run([sys.executable, "-m", "smbsentry.cli", "scan", "--resume", "1", *common],
+                                 capture_output=True, text=True, timeout=180)
     assert p.returncode == 1, p.stderr
+    assert resumed.returncode == 1 and "12 hosts were already done" in resumed.stderr, resumed.stderr
+    assert "not covered: 33 addresses" in resumed.stderr and ": discovery: connect (" in resumed.stderr
     with Store.open(str(db)) as store:
         (scan,) = store.scans()
-        stored = {h["address"] for h in store.hosts(scan["id"], limit=None)}
+        stored = [h["address"] for h in store.hosts(scan["id"], limit=None)]
+        assert len(stored) == len(set(stored)) and scan["id"] == 1
+        stored = set(stored)
         options = store.scan(scan["id"])["options"]
     assert stored == {f"127.60.0.{i}" for i in range(1, 13)} and STRAY not in p.stdout
     assert options["engines"]["discovery"] == "connect"  # --resume sweeps again the same way
