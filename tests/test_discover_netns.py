@@ -125,3 +125,25 @@ def test_the_lab_serves_other_addresses_only_inside_a_created_namespace(net):
                                  "from smbsentry.lab.mix import in_initial_netns, parse_range;"
                                  "print(in_initial_netns(), len(parse_range('10.77.1.1-8')))"])
     assert inside.stdout.split() == ["False", "8"], inside.stderr
+
+
+def test_hosts_are_assessed_while_discovery_still_runs(net, tmp_path):
+    """Pipelining (issue 19 item 2), by the order of events, not by time: the hung host holds the
+    connect sweep open for its negotiate timeout (--timeout 5), so the live hosts confirmed before
+    must be fingerprinted and checked before discovery is done.  A runner that assessed only after
+    the sweep would record every result after "discovery done"."""
+    out = tmp_path / "order.jsonl"
+    argv = [sys.executable, str(Path(__file__).parent / "pipeorder.py"), "scan", RANGE, "--exclude", EXCLUDED,
+            "--no-store", "-q", "-f", "jsonl", "-o", str(out), "--discovery", "connect", "--timeout", "5"]
+    proc = net.run_in_scanner(argv, timeout=300, env={"HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    run = json.loads(proc.stdout.strip().splitlines()[-1])
+    events = [tuple(e) for e in run["events"]]
+    assert run["rc"] == 0, proc.stderr
+    done = events.index(("discovery done", ""))
+    results = [i for i, (kind, address) in enumerate(events) if kind == "result" and address in EXPECTED]
+    assert {events[i][1] for i in results} == EXPECTED
+    before = [events[i][1] for i in results if i < done]
+    assert before, f"every host result came after discovery was done: {events}"
+    for address in before:  # each one was found by discovery first, then assessed
+        assert events.index(("found", address)) < events.index(("result", address))

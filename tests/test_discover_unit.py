@@ -160,3 +160,61 @@ def test_rtt_follows_the_samples():
     for _ in range(40):
         rtt.sample(0.8)
     assert 0.8 <= rtt.timeout <= 10.0  # a slow link keeps a long one
+
+
+@settings(max_examples=60, deadline=None)
+@given(blocks, blocks, st.integers(1, 5), st.integers(0, 2**62))
+def test_seeded_shards_inside_cover_are_disjoint_and_complete(targets, cover_blocks, shards, seed):
+    """What engines rely on (engines/sweep.py): the same seed gives every engine the same walk, so shard
+    i of n inside `cover` are disjoint and together exactly the range's addresses inside `cover`."""
+    from smbsentry.discover.stage import Request
+
+    space, cover = AddressSpace(targets), AddressSpace(cover_blocks)
+    runs = []
+    for i in range(shards):
+        req = Request(space, (445,), shard=(i, shards), seed=seed, cover=cover)
+        runs.append(list(req.addresses(req.permutation())))
+    flat = [a for run in runs for a in run]
+    assert len(flat) == len(set(flat))
+    assert set(flat) == {space.address(i) for i in range(space.count)} & {a for lo, hi in cover_blocks for a in range(lo, hi + 1)}
+    again = Request(space, (445,), shard=(0, shards), seed=seed, cover=cover)
+    assert list(again.addresses(again.permutation())) == runs[0]  # the same walk on every engine
+
+
+def test_engine_sweep_plan_reports_what_is_outside_allow():
+    """Two engines of a queue, each with half the queue's share in its --allow: every routed address
+    is probed by one shard or reported not covered by one shard, never both, never neither."""
+    import ipaddress
+
+    from smbsentry.engines.routes import Router
+    from smbsentry.engines.sweep import SweepError, plan
+
+    def ip(text: str) -> int:
+        return int(ipaddress.ip_address(text))
+
+    router = Router({"a": ["10.0.0.0/24"], "b": ["10.0.0.128/26"]})  # b: a pocket of a's range
+    space = AddressSpace([(ip("10.0.0.0"), ip("10.0.1.255"))], [(ip("10.0.0.7"), ip("10.0.0.7"))])
+    pieces = router.split(zip(space.starts, space.ends))
+    for queue, share in pieces.items():
+        for lo, hi in share:
+            assert {router.queue_for(str(ipaddress.ip_address(a))) for a in range(lo, hi + 1)} == {queue}
+    assert sum(hi - lo + 1 for share in pieces.values() for lo, hi in share) == space.count
+    assert pieces[None] == [(ip("10.0.1.0"), ip("10.0.1.255"))]
+    sweep = {"blocks": [list(b) for b in zip(space.starts, space.ends)], "excludes": [], "seed": 1234,
+             "count": 2, "only": [list(p) for p in pieces["a"]], "mode": "connect", "retries": 0}
+    allows = ([ipaddress.ip_network("10.0.0.0/25")], [ipaddress.ip_network("10.0.0.0/26")])
+    probed, missed = [], 0
+    for index, allow in enumerate(allows):
+        p = plan({**sweep, "index": index}, allow)
+        req = p.request(smb_ports=(445,))
+        probed += list(req.addresses(req.permutation()))
+        count, ranges = p.not_covered()
+        missed += count
+        assert ranges == (["10.0.0.192-10.0.0.255"] if index == 0 else ["10.0.0.64-10.0.0.127", "10.0.0.192-10.0.0.255"])
+    share = {a for lo, hi in pieces["a"] for a in range(lo, hi + 1)}
+    assert len(probed) == len(set(probed)) and set(probed) <= share and ip("10.0.0.7") not in probed
+    assert len(probed) + missed == len(share) == 256 - 64 - 1  # .0-.255 but b's /26 and the excluded .7
+    with pytest.raises(SweepError):
+        plan({**sweep, "index": 2}, allows[0])
+    with pytest.raises(SweepError):
+        plan({**sweep, "index": 0, "only": [[5, 4]]}, allows[0])

@@ -86,7 +86,7 @@ def scan(
     concurrency: int = typer.Option(256, "--concurrency", min=1, max=100000, help="Hosts in flight at once."),
     rate: float = typer.Option(0, "--rate", min=0, help="Discovery probes per second (SYN packets, or connects without raw sockets; 0: 10,000), also the cap on new connections per second while fingerprinting (0: none)."),
     retries: int = typer.Option(0, "--retries", min=0, max=10, help="Discovery: probe silent addresses this many more times (for lossy links)."),
-    discovery: str = typer.Option("auto", "--discovery", help="How address ranges are swept before fingerprinting: auto (syn with raw sockets, else connect) | syn | connect | none (fingerprint every address)."),
+    discovery: Optional[str] = typer.Option(None, "--discovery", show_default=False, help="How address ranges are swept before fingerprinting: auto (syn with raw sockets, else connect; the default) | syn | connect | none (fingerprint every address). With --engines the default is none; auto, syn or connect has each engine sweep shard i of n of the ranges inside its --allow (syn where that engine may)."),
     timeout: float = typer.Option(5.0, "--timeout", min=0.05, help="Seconds allowed for each step (connect, each reply)."),
     host_timeout: float = typer.Option(
         30.0, "--host-timeout", min=0, help="Seconds one host may take in all; then what was learned is kept and the undecided checks are unknown (0: no limit)."),
@@ -104,7 +104,7 @@ def scan(
     db: Optional[str] = typer.Option(None, "--db", help="Store URL (SQLite path or postgresql://...); default SMBSENTRY_DB or the user data dir."),
     no_store: bool = typer.Option(False, "--no-store", help="Do not record this scan in the store."),
     resume: Optional[int] = typer.Option(None, "--resume", metavar="SCAN_ID", help="Complete a killed scan: same targets and options, finished hosts skipped."),
-    engines: bool = typer.Option(False, "--engines", help="Scan through remote engines (Celery): shard the targets and route them to engine queues."),
+    engines: bool = typer.Option(False, "--engines", help="Scan through remote engines (Celery): shard the targets and route them to engine queues; with --discovery auto|syn|connect each engine sweeps shard i of n of the ranges inside its --allow."),
     queue: Optional[str] = typer.Option(None, "--queue", help="With --engines: the engine queue for every shard (or the default for unrouted ones)."),
     route: Optional[Path] = typer.Option(None, "--route", help="With --engines: ROUTES.yaml mapping queue -> CIDRs."),
     broker: Optional[str] = typer.Option(None, "--broker", help="With --engines: broker URL (default SMBSENTRY_BROKER or redis://127.0.0.1:6379/0)."),
@@ -127,8 +127,11 @@ def scan(
 
         if fmt not in ("jsonl", "table"):
             fail("--engines writes results to the store and, with --format jsonl, to -o/stdout")
-        if discovery in ("syn", "connect") or retries:
-            fail("--engines do not sweep yet (docs/discovery.md): they fingerprint every address; drop --discovery/--retries")
+        discovery = discovery or "none"  # engines fingerprint every address unless asked to sweep
+        if discovery not in ("auto", "syn", "connect", "none"):
+            fail(f"unknown --discovery {discovery!r} (choose from auto, syn, connect, none)")
+        if retries and discovery == "none":
+            fail("--retries is for discovery: with --engines give --discovery auto, syn or connect")
         if user and os.environ.get("SMBSENTRY_PASSWORD") is None:
             fail("--user needs a password: set SMBSENTRY_PASSWORD (it is never read from the command line)")
         raise typer.Exit(
@@ -139,6 +142,7 @@ def scan(
                 rate=rate, user=user, domain=domain, quiet=quiet,
                 output=(str(output) if output else ("-" if fmt == "jsonl" else None)), no_store=no_store,
                 resume=resume, broker_wait=broker_wait, stall_timeout=stall_timeout, engine_wait=engine_wait,
+                discovery=discovery, retries=retries,
             )
         )
     store = scan_id = None
@@ -181,7 +185,7 @@ def scan(
         fail(f"unknown --lang {lang!r} (en or zh)")
     if dialects not in ("range", "exact"):
         fail(f"unknown --dialects {dialects!r} (range or exact)")
-    discovery = _discovery_mode(discovery)
+    discovery = _discovery_mode(discovery or "auto")
     if not targets and not targets_file:
         fail("no targets: give addresses, ranges or --targets-file")
     from .scan.host import split_ports

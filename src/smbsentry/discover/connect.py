@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable
 
 from .confirm import CLOSED, FILTERED, LOCAL, MIDDLEBOX, NO_SMB, SMB, connect, verdict
-from .permute import Permutation
 from .rtt import RttEstimator
 from .stage import Request, Stats
 
@@ -39,8 +38,7 @@ class ConnectDiscovery:
     def __init__(self, req: Request, on_host: Callable[[str], None], why: str = "") -> None:
         self.req, self.on_host = req, on_host
         self.rtt = RttEstimator()
-        self.stats = Stats("connect", why=why, rate=req.rate, retries=req.retries, addresses=req.space.count,
-                           timeout=self.rtt.timeout)
+        self.stats = Stats("connect", why=why, rate=req.rate, retries=req.retries, timeout=self.rtt.timeout)
         self._next_slot = 0.0
 
     async def _paced(self) -> None:
@@ -71,8 +69,7 @@ class ConnectDiscovery:
                 return state, sock
         return FILTERED, None
 
-    async def _host(self, index: int) -> None:
-        address = _ntoa(self.req.space.address(index))
+    async def _host(self, address: str) -> None:
         stats, smb = self.stats, frozenset(self.req.smb_ports)
         answered = unconfirmed = False
         for port in self.req.ports:
@@ -104,14 +101,15 @@ class ConnectDiscovery:
 
     async def _worker(self, order) -> None:
         backlog = self.req.backlog
-        for index in order:
+        for address in order:
+            self.stats.addresses += 1
             while backlog is not None and backlog() > MAX_BACKLOG:
                 await asyncio.sleep(0.05)  # the fingerprint is behind: found hosts must not pile up
-            await self._host(index)
+            await self._host(_ntoa(address))
 
     async def run(self) -> Stats:
         start = time.perf_counter()
-        order = Permutation.random(self.req.space.count).shard(*self.req.shard)
+        order = self.req.addresses(self.req.permutation())  # one iterator the workers share
         workers = [asyncio.ensure_future(self._worker(order)) for _ in range(max(1, self.req.concurrency))]
         try:
             await asyncio.gather(*workers)

@@ -10,11 +10,12 @@ prints so that a reader knows which one ran and why.
 from __future__ import annotations
 
 import os
+import random
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from .permute import AddressSpace
+from .permute import AddressSpace, Permutation
 
 __all__ = ["MODES", "DEFAULT_RATE", "Request", "Stats", "check_mode", "raw_allowed"]
 
@@ -35,13 +36,30 @@ class Request:
     retries: int = 0
     timeout: float = 5.0  # the SMB negotiate's reply wait
     concurrency: int = 256  # connects in flight (connect mode) and negotiates in flight (both)
-    shard: tuple[int, int] = (0, 1)
+    shard: tuple[int, int] = (0, 1)  # (i, n): this run walks every n-th step of the permutation from step i
     cooldown: float = COOLDOWN
     backlog: Callable[[], int] | None = None  # hosts handed on and not yet taken: discovery pauses while high
+    # engines (engines/sweep.py): the same seed gives every engine the same permutation of `space`, so that
+    # the shards are disjoint; `cover` is the part of `space` this run may probe (its --allow), None: all
+    seed: int | None = None
+    cover: AddressSpace | None = None
 
     @property
     def ports(self) -> tuple[int, ...]:
         return tuple(dict.fromkeys(self.smb_ports + self.service_ports))
+
+    def permutation(self) -> Permutation:
+        """The walk over `space`: the seed's when one is given (engines), a fresh random one otherwise."""
+        return Permutation.random(self.space.count, random.Random(self.seed) if self.seed is not None else None)
+
+    def addresses(self, perm: Permutation) -> Iterator[int]:
+        """This run's addresses (as integers) in the walk's order: its shard, inside `cover`; each once."""
+        space, cover = self.space, self.cover
+        single, base = len(space.starts) == 1, space.starts[0] if space.starts else 0
+        for index in perm.shard(*self.shard):
+            address = base + index if single else space.address(index)
+            if cover is None or address in cover:
+                yield address
 
 
 @dataclass
@@ -51,7 +69,7 @@ class Stats:
     engine: str = ""  # the send path (syn) or the timeout rule (connect)
     rate: float = 0
     retries: int = 0
-    addresses: int = 0
+    addresses: int = 0  # addresses walked (the first pass): the range, or an engine's shard inside its --allow
     sent: int = 0  # packets (syn) or connects (connect)
     answered: int = 0  # hosts with an open port (SYN-ACK or accepted connect)
     closed: int = 0  # RSTs / refused connects to our probes

@@ -34,7 +34,7 @@ from ..protocol.errors import ProtocolError
 from ..protocol.tcpip import parse_segment
 from . import cookie
 from .confirm import LOCAL, MIDDLEBOX, NO_SMB, SMB, verdict
-from .permute import AddressBits, Permutation
+from .permute import AddressBits
 from .sender import MAX_BATCH, ProbeSender, RawUnavailable, paced, reserve_ports, route_source
 from .stage import Request, Stats
 
@@ -104,7 +104,7 @@ class SynDiscovery:
             pass
         self._filter = attach_port_filter(self.rx, self.sports.base, self.sports.count)
         self.stats = Stats("syn", engine=self.sender.engine, rate=req.rate, retries=req.retries,
-                           addresses=req.space.count, source_ports=self.sports.describe())
+                           source_ports=self.sports.describe())
         space = req.space
         self.found = AddressBits(space)  # hosts handed on (read by the sender thread to skip retries)
         self.tried = {port: AddressBits(space) for port in req.smb_ports}  # negotiates started, per port
@@ -119,18 +119,18 @@ class SynDiscovery:
 
     def _batches(self) -> Iterator[tuple[array.array, int]]:
         req = self.req
-        space, found = req.space, self.found
+        found = self.found
         per_batch = max(1, min(MAX_BATCH // len(req.ports), int(req.rate / len(req.ports) / 200) or 1))
-        perm = Permutation.random(space.count)
-        single = len(space.starts) == 1
-        base = space.starts[0]
+        perm = req.permutation()
+        stats = self.stats
         for salt in range(req.retries + 1):
             batch = array.array("I")
             while self._congested():
                 time.sleep(0.05)
-            for index in perm.shard(*req.shard):
-                address = base + index if single else space.address(index)
-                if salt and address in found:
+            for address in req.addresses(perm):
+                if not salt:
+                    stats.addresses += 1
+                elif address in found:
                     continue
                 batch.append(address)
                 if len(batch) == per_batch:

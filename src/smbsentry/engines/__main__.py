@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--timeout", type=float, default=5.0)
     s.add_argument("--rate", type=float, default=0)
     s.add_argument("--exclude", action="append", default=[])
+    s.add_argument("--discovery", default="none", choices=("none", "auto", "syn", "connect"))
+    s.add_argument("--retries", type=int, default=0)
     s.add_argument("--stall-timeout", type=float, default=120.0)
     s.add_argument("--broker-wait", type=float, default=60.0)
     s.add_argument("--engine-wait", type=float, default=5.0)
@@ -60,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     return main_distributed_scan(a.targets, a.queue, a.route, a.broker, a.db, a.shard_size, key_file=a.key_file,
                                  ports=a.ports, checks=a.checks, timeout=a.timeout, rate=a.rate, exclude=a.exclude,
                                  stall_timeout=a.stall_timeout, output=a.output, quiet=a.quiet,
-                                 broker_wait=a.broker_wait, engine_wait=a.engine_wait, resume=a.resume)
+                                 broker_wait=a.broker_wait, engine_wait=a.engine_wait, resume=a.resume,
+                                 discovery=a.discovery, retries=a.retries)
 
 
 if __name__ == "__main__":

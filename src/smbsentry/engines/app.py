@@ -309,12 +309,20 @@ def run_job(celery_app: Celery, job: object, sig: object, hostname: str = "") ->
             more = f" and {len(outside) - 5} more" if len(outside) > 5 else ""
             return refuse(cfg, job, "out-of-range",
                           f"{', '.join(outside[:5])}{more} outside {', '.join(map(str, cfg.allowed))}", reply)
-        return _claimed(celery_app, cfg, job, reply)
+        plan = None
+        if "sweep" in job:  # a discovery shard: what it walks outside --allow is reported, not refused (sweep.py)
+            from .sweep import SweepError, plan as sweep_plan
+
+            try:
+                plan = sweep_plan(job["sweep"], cfg.allowed)
+            except SweepError as exc:
+                return refuse(cfg, job, "malformed", str(exc), reply)
+        return _claimed(celery_app, cfg, job, reply, plan)
     finally:
         reply.close()
 
 
-def _claimed(celery_app: Celery, cfg: EngineConfig, job: dict, reply: Reply) -> dict:
+def _claimed(celery_app: Celery, cfg: EngineConfig, job: dict, reply: Reply, plan=None) -> dict:
     """Run the job once its nonce is claimed in the store every engine shares; release the claim if it fails."""
     nonces = cfg.nonce_store(celery_app)
     state = nonces.claim(job["nonce"], cfg.owner)
@@ -328,7 +336,7 @@ def _claimed(celery_app: Celery, cfg: EngineConfig, job: dict, reply: Reply) -> 
         log.warning("engine %s: scan %s shard %s: its earlier engine stopped mid-shard; running it here",
                     cfg.identity()["name"], job["scan_id"], job["shard"])
     try:
-        done = _scan(cfg, job, reply, lambda: nonces.renew(job["nonce"], cfg.owner))
+        done = _scan(cfg, job, reply, lambda: nonces.renew(job["nonce"], cfg.owner), plan)
     except BaseException:
         try:
             nonces.release(job["nonce"], cfg.owner)
@@ -342,15 +350,19 @@ def _claimed(celery_app: Celery, cfg: EngineConfig, job: dict, reply: Reply) -> 
     return done
 
 
-def _scan(cfg: EngineConfig, job: dict, reply: Reply, renew=lambda: True) -> dict:
+def _scan(cfg: EngineConfig, job: dict, reply: Reply, renew=lambda: True, plan=None) -> dict:
     from ..scan.engine import Engine
     from ..scan.targets import Target
 
     options = _scan_options(job["options"])
     ident = cfg.identity()
-    log.info("engine %s: scan %s shard %s: %d targets", ident["name"], job["scan_id"], job["shard"], len(job["targets"]))
+    if plan is None:
+        log.info("engine %s: scan %s shard %s: %d targets", ident["name"], job["scan_id"], job["shard"], len(job["targets"]))
+    else:
+        log.info("engine %s: scan %s shard %s: discovery shard %d of %d, %d addresses of its queue inside --allow",
+                 ident["name"], job["scan_id"], job["shard"], plan.index, plan.count, plan.cover.count)
     cfg.current = {"scan_id": job["scan_id"], "shard": job["shard"], "targets": len(job["targets"]), "started": time.time()}
-    reply.send("start", targets=len(job["targets"]))
+    reply.send("start", targets=len(job["targets"]), **({"sweep": [plan.index, plan.count]} if plan else {}))
     store = None
     if cfg.db:
         from ..store import Store
@@ -382,9 +394,18 @@ def _scan(cfg: EngineConfig, job: dict, reply: Reply, renew=lambda: True) -> dic
     beater = threading.Thread(target=beat, name="smbsentry-engine-beat", daemon=True)
     beater.start()
     rate = job["options"].get("rate") or None
-    engine = Engine(options, concurrency=max(1, min(cfg.concurrency, len(job["targets"]))), rate=rate, on_result=on_result)
+    said: dict = {}
     try:
-        summary = asyncio.run(engine.run(Target(a) for a in job["targets"]))
+        if plan is None:
+            engine = Engine(options, concurrency=max(1, min(cfg.concurrency, len(job["targets"]))), rate=rate,
+                            on_result=on_result)
+            summary = asyncio.run(engine.run(Target(a) for a in job["targets"]))
+        else:
+            from . import sweep
+
+            summary, said = asyncio.run(sweep.run(plan, options, concurrency=cfg.concurrency, rate=rate,
+                                                  on_result=on_result))
+            log.info("engine %s: shard %s: %s", ident["name"], job["shard"], said["discovery"]["mode_line"])
     finally:
         stop.set()
         beater.join(5)
@@ -394,7 +415,7 @@ def _scan(cfg: EngineConfig, job: dict, reply: Reply, renew=lambda: True) -> dic
     cfg.shards_done += 1
     cfg.hosts_scanned += summary.targets
     done = {"targets": summary.targets, "with_smb": summary.with_smb, "elapsed": summary.elapsed,
-            "connections": summary.connections, "reported": reported}
+            "connections": summary.connections, "reported": reported, **said}
     reply.send("done", summary=done)
     log.info("engine %s: shard %s done: %d targets, %d with SMB, %.2fs", ident["name"], job["shard"],
              summary.targets, summary.with_smb, summary.elapsed)

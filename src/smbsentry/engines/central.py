@@ -17,6 +17,16 @@ silent for `stall_timeout` seconds, or that was refused as stale.  A refusal
 for any other reason (a bad signature, targets outside the engine's --allow)
 ends that shard with an error naming the engine and the reason.
 
+With discovery (`sweep`: --discovery auto | syn | connect), the IPv4 ranges
+are not listed: they are cut by route (`Router.split`), and each queue gets
+one discovery shard per live engine on it, shard i of n of one seeded
+permutation (engines/sweep.py); singles, host names, IPv6 and targets files
+go in target shards as before.  A discovery shard is finished when its
+`done` arrived with every host result it reported; otherwise it is walked
+again whole (the hosts already stored are dropped here, once per address).
+What no route covers, and what engines report outside their --allow, is
+counted as not covered: the scan is then incomplete (exit 1), never silent.
+
 A broker that goes away is waited for, with backoff, for `broker_wait` seconds;
 after it comes back every outstanding shard is re-sent (a restarted broker may
 have lost the queued jobs and replies).  Past that window the scan ends with
@@ -25,8 +35,10 @@ BrokerUnavailable; `smbsentry scan --resume N --engines` finishes it later.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import secrets
+import socket
 import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -87,11 +99,16 @@ class DistributedSummary:
     errors: list = field(default_factory=list)           # one line per failed shard
     outages: int = 0                                     # broker outages waited out
     timed_out: bool = False
+    swept: int = 0                                       # discovery: addresses walked by the engines
+    confirmed: int = 0                                   # discovery: SMB hosts the engines confirmed
+    not_covered: int = 0                                 # discovery: addresses no route or no --allow covers
+    not_covered_ranges: list = field(default_factory=list)  # the first of them, "a-b (why)"
+    discovery: dict = field(default_factory=dict)        # engine name -> its last discovery mode line
 
     @property
     def complete(self) -> bool:
         return (not self.timed_out and self.shards_failed == 0 and self.shards_done == self.shards
-                and not self.unrouted and not self.unresolved)
+                and not self.unrouted and not self.unresolved and not self.not_covered)
 
     @property
     def hosts_per_second(self) -> float:
@@ -104,7 +121,9 @@ class DistributedSummary:
             "resent": self.resent, "targets": self.targets, "with_smb": self.with_smb, "services_only": self.services_only,
             "duplicates": self.duplicates, "refused": self.refused, "bad_messages": self.bad_messages,
             "unrouted": len(self.unrouted), "unresolved": len(self.unresolved), "elapsed": round(self.elapsed, 3),
-            "engines": self.engines, "errors": self.errors, "outages": self.outages,
+            "engines": self.engines, "errors": self.errors, "outages": self.outages, "swept": self.swept,
+            "confirmed": self.confirmed, "not_covered": self.not_covered, "not_covered_ranges": self.not_covered_ranges,
+            "discovery": self.discovery,
             "queue_overhead_mean": round(sum(self.queue_overhead) / n, 4) if n else None,
             "complete": self.complete,
         }
@@ -136,7 +155,7 @@ class DistributedScan:
                  timeout: float | None = None, on_host: Callable[[dict], None] | None = None,
                  on_message: Callable[[dict], None] | None = None, broker_wait: float = 60.0,
                  engine_wait: float = 5.0, check_engines: bool = True, skip: set[str] | None = None,
-                 on_notice: Callable[[str], None] | None = None) -> None:
+                 on_notice: Callable[[str], None] | None = None, sweep: dict | None = None) -> None:
         self.app = app
         self.key = key
         self.key_id = signing.key_id(key)
@@ -156,6 +175,9 @@ class DistributedScan:
         self.check_engines = check_engines
         self.skip = skip
         self.on_notice = on_notice
+        self.sweep = dict(sweep) if sweep else None  # {"mode", "retries"}: discovery on the engines
+        self.seed = secrets.randbits(62)  # the permutation every engine of this scan walks
+        self._ids = itertools.count()
         self.reply = f"smbsentry.results.{scan_id}.{secrets.token_hex(6)}"
         self.summary = DistributedSummary()
         self.seen: set[str] = set()
@@ -238,7 +260,7 @@ class DistributedScan:
     # ------------------------------------------------------------ sending
     def _send(self, st: ShardState, targets: list[str] | None = None) -> None:
         job = signing.new_job(self.scan_id, st.shard.id, targets if targets is not None else st.shard.targets,
-                              self.options, self.reply)
+                              self.options, self.reply, sweep=st.shard.sweep)
         sig = signing.sign(self.key, job)
         st.nonces.add(job["nonce"])
         st.sent_at = time.monotonic()
@@ -248,15 +270,41 @@ class DistributedScan:
     def _unseen(self, st: ShardState) -> list[str]:
         return [t for t in st.shard.targets if t not in self.seen]
 
-    def _done(self, st: ShardState, now: float) -> None:
+    def _done(self, st: ShardState, now: float, said: dict | None = None) -> None:
         self.summary.shards_done += 1
         self.summary.targets += len(st.shard.targets)
+        if st.shard.sweep is not None:
+            self._swept(st, said or {})
         self.summary.shard_seconds.append(now - st.sent_at)
         self.out.pop(st.shard.id, None)
 
+    def _swept(self, st: ShardState, said: dict) -> None:
+        """What a discovery shard's `done` says: addresses walked, hosts confirmed, the mode line, and the
+        addresses of its shard outside the engine's --allow (not covered)."""
+        disc = said.get("discovery") if isinstance(said.get("discovery"), dict) else {}
+        engine = str((st.engine or {}).get("name") or "?")
+        walked = _count(disc.get("addresses"))
+        self.summary.swept += walked
+        self.summary.targets += walked
+        self.summary.confirmed += _count(disc.get("confirmed"))
+        self.summary.discovery[engine] = " ".join(str(disc.get("mode_line") or "discovery: ?").split())[:300]
+        missed = _count(said.get("not_covered"))
+        if missed:
+            self.summary.not_covered += missed
+            for text in (said.get("not_covered_ranges") or [])[:5]:
+                self._not_covered_range(f"{str(text)[:40]} (outside the --allow of engine {engine[:100]})")
+
+    def _not_covered_range(self, text: str) -> None:
+        if len(self.summary.not_covered_ranges) < 5 and text not in self.summary.not_covered_ranges:
+            self.summary.not_covered_ranges.append(text)
+
     def _fail(self, st: ShardState, why: str) -> None:
         why = " ".join(why.split())   # an engine's text (an exception's) on one line
-        line = f"shard {st.shard.id} (queue {st.shard.queue}, {len(st.shard.targets)} targets, first {st.shard.targets[0]}): {why}"
+        if st.shard.sweep is not None:
+            what = f"discovery shard {st.shard.sweep['index']} of {st.shard.sweep['count']}"
+        else:
+            what = f"{len(st.shard.targets)} targets, first {st.shard.targets[0]}"
+        line = f"shard {st.shard.id} (queue {st.shard.queue}, {what}): {why}"
         log.info("%s", line)   # the caller reports summary.errors
         self.summary.errors.append(line)
         self.summary.shards_failed += 1
@@ -276,6 +324,10 @@ class DistributedScan:
         now = time.monotonic()
         for st in list(self.out.values()):
             missing = self._unseen(st)
+            if st.shard.sweep is not None:   # a discovery shard is walked again whole
+                self.summary.resent += 1
+                self._send(st, [])
+                continue
             if not missing:
                 self._done(st, now)   # every result arrived, only its `done` was lost
                 continue
@@ -327,11 +379,13 @@ class DistributedScan:
                 self.summary.queue_overhead.append(now - st.sent_at)
             st.last_seen = now
         elif kind == "done":
-            reported = (msg.get("summary") or {}).get("reported")
-            if isinstance(reported, int) and self.received.get(msg.get("nonce"), 0) < reported and self._unseen(st):
+            said = msg.get("summary") if isinstance(msg.get("summary"), dict) else {}
+            reported = said.get("reported")
+            lost = isinstance(reported, int) and self.received.get(msg.get("nonce"), 0) < reported
+            if lost and (self._unseen(st) or st.shard.sweep is not None):
                 self._resend(st, f"{reported - self.received.get(msg.get('nonce'), 0)} host results lost on the way")
             else:
-                self._done(st, now)
+                self._done(st, now, said)
         elif kind == "refused":
             self._refused(st, msg)
         elif kind == "error":   # the engine gave up on it (its retries spent): another attempt, then an error
@@ -389,11 +443,51 @@ class DistributedScan:
             if shard is None:
                 return False
             self.require_engine(conn, shard.queue)
-            st = ShardState(shard)
-            self.out[shard.id] = st
-            self.summary.shards += 1
-            self._send(st)
+            for part in self._parts(conn, shard):
+                part.id = next(self._ids)
+                st = ShardState(part)
+                self.out[part.id] = st
+                self.summary.shards += 1
+                self._send(st)
         return True
+
+    def _parts(self, conn, shard: Shard) -> list[Shard]:
+        """A target shard as it is; a queue's share of the swept ranges as one discovery shard per live
+        engine on the queue (shard i of n of the permutation): n engines sweep at once."""
+        if shard.sweep is None:
+            return [shard]
+        n = 1
+        if self.check_engines:
+            live = [i for i in self.engines(conn).values()
+                    if shard.queue in (i.get("queues") or []) and self._problem(shard.queue, i) is None]
+            n = max(1, min(len(live), 4096))
+        return [Shard(0, shard.queue, [], {**shard.sweep, "index": i, "count": n}) for i in range(n)]
+
+    def _sweeps(self, targets) -> Iterator[Shard]:
+        """One placeholder per queue for its share of the IPv4 ranges (expanded by `_parts`); the
+        ranges no route covers are counted as not covered at once."""
+        from ..discover.permute import AddressSpace
+
+        blocks, excludes = targets.ipv4_ranges()
+        space = AddressSpace(blocks, excludes)
+        if not space.count:
+            return
+        pieces = self.router.split(zip(space.starts, space.ends))
+        for lo, hi in pieces.pop(None, []):
+            self.summary.not_covered += hi - lo + 1
+            self._not_covered_range(f"{_ntoa(lo)}-{_ntoa(hi)} (no route)")
+        base = {"blocks": [list(b) for b in zip(space.starts, space.ends)], "excludes": [],
+                "seed": self.seed, "mode": self.sweep["mode"], "retries": int(self.sweep.get("retries") or 0)}
+        for queue, share in pieces.items():
+            yield Shard(0, queue, [], {**base, "only": [list(p) for p in share]})
+
+    def _shards(self, targets, stats: Sharding) -> Iterator[Shard]:
+        if self.sweep is None or not hasattr(targets, "ipv4_ranges"):
+            return shards(targets, self.router, self.shard_size, stats, skip=self.skip)
+        if self.skip:
+            self.seen.update(self.skip)   # --resume: hosts stored already are dropped when an engine finds them again
+        rest = shards(targets.without_ipv4_ranges(), self.router, self.shard_size, stats, skip=self.skip)
+        return itertools.chain(self._sweeps(targets), rest)
 
     def _drain(self, queue) -> None:
         try:
@@ -465,7 +559,7 @@ class DistributedScan:
     def run(self, targets: Iterable) -> DistributedSummary:
         start = time.monotonic()
         stats = Sharding()
-        gen = shards(targets, self.router, self.shard_size, stats, skip=self.skip)
+        gen = self._shards(targets, stats)
         state = {"exhausted": False, "outage": None, "delay": 0.25}
         try:
             while True:
@@ -490,3 +584,12 @@ class DistributedScan:
             self.summary.unrouted = stats.unrouted
             self.summary.unresolved = stats.unresolved
             self.summary.elapsed = time.monotonic() - start
+
+
+def _ntoa(n: int) -> str:
+    return socket.inet_ntoa(n.to_bytes(4, "big"))
+
+
+def _count(value: object) -> int:
+    """A count from an engine's reply: a non-negative int, else 0 (a reply is signed, still never trusted to crash us)."""
+    return value if type(value) is int and value >= 0 else 0

@@ -152,6 +152,9 @@ def _summary_lines(scan_id: int, summary, resumed: int, quiet: bool = False) -> 
     failed = [f"failed: {line}" for line in summary.errors[:10]]
     if len(summary.errors) > 10:
         failed.append(f"... and {len(summary.errors) - 10} more failed shards")
+    if summary.not_covered:   # said with --quiet too: addresses nobody looked at are never silent
+        failed.append(f"not covered: {summary.not_covered} addresses of the swept ranges no engine may scan "
+                      f"(first: {', '.join(summary.not_covered_ranges)})")
     if quiet:
         return failed
     d = summary.to_dict()
@@ -163,6 +166,11 @@ def _summary_lines(scan_id: int, summary, resumed: int, quiet: bool = False) -> 
     if summary.refused:
         lines.append(f"refused: {d['refused']}")
     lines += failed
+    for engine, line in sorted(summary.discovery.items()):
+        lines.append(f"engine {engine}: {line}")
+    if summary.discovery:
+        lines.append(f"discovery: {summary.swept} addresses swept by {len(summary.discovery)} engines, "
+                     f"{summary.confirmed} SMB confirmed")
     if summary.unrouted:
         lines.append(f"{len(summary.unrouted)} targets no route covers (first: {summary.unrouted[0]})")
     if summary.unresolved:
@@ -191,12 +199,15 @@ class ScanSpec:
     queue: str | None = None
     routes: dict = field(default_factory=dict)
     shard_size: int = 256
+    discovery: str = "none"   # auto | syn | connect: the engines sweep the IPv4 ranges (engines/sweep.py)
+    retries: int = 0
 
     def saved(self, routes: dict, port_list: list[int]) -> dict:
         return {"targets": list(self.targets), "targets_files": [str(f) for f in self.targets_file],
                 "exclude": list(self.exclude), "ports": ",".join(map(str, port_list)), "checks": self.checks,
                 "timeout": self.timeout, "dialects": self.dialects, "user": self.user, "domain": self.domain,
-                "engines": {"queue": self.queue, "routes": routes, "shard_size": self.shard_size, "rate": self.rate or 0}}
+                "engines": {"queue": self.queue, "routes": routes, "shard_size": self.shard_size, "rate": self.rate or 0,
+                            "discovery": self.discovery, "retries": self.retries}}
 
     def resume_from(self, saved: dict) -> None:
         eng = saved["engines"]
@@ -206,6 +217,8 @@ class ScanSpec:
         self.dialects, self.user, self.domain = saved.get("dialects", self.dialects), saved.get("user"), saved.get("domain") or ""
         self.rate, self.queue = eng.get("rate", self.rate), self.queue or eng.get("queue")
         self.routes, self.shard_size = eng.get("routes") or {}, int(eng.get("shard_size") or self.shard_size)
+        # a scan recorded before the engines swept fingerprinted every address
+        self.discovery, self.retries = eng.get("discovery") or "none", int(eng.get("retries") or 0)
 
 
 def _open_resume(db: str | None, scan_id: int, spec: ScanSpec):
@@ -253,6 +266,8 @@ def _prepare(spec: ScanSpec, key_file: str | None, route_file: str | None):
         raise _Usage("no targets")
     if spec.dialects not in ("range", "exact"):
         raise _Usage(f"unknown --dialects {spec.dialects!r}")
+    if spec.discovery not in ("none", "auto", "syn", "connect"):
+        raise _Usage(f"unknown --discovery {spec.discovery!r} (choose from auto, syn, connect, none)")
     options = {"ports": port_list, "timeout": spec.timeout, "checks": spec.checks, "dialects": spec.dialects,
                "rate": spec.rate or 0}
     if spec.user:
@@ -271,18 +286,19 @@ def main_distributed_scan(targets: Sequence[str], queue: str | None = None, rout
                           window: int = 64, stall_timeout: float = 120.0, scan_timeout: float | None = None,
                           ssl_options: dict | str | None = None, quiet: bool = False, output: str | None = None,
                           no_store: bool = False, resume: int | None = None, broker_wait: float = 60.0,
-                          engine_wait: float = 5.0) -> int:
+                          engine_wait: float = 5.0, discovery: str = "none", retries: int = 0) -> int:
     """Scan through engines: shard targets, route each shard to its queue, write results to the store as they come.
 
     `resume` finishes an earlier scan through engines (its targets, options and routes; the hosts it has are
-    skipped).  Returns 0 when every shard finished, 1 when the scan is incomplete or could not go on (no live
+    skipped).  `discovery` auto | syn | connect has the engines sweep the IPv4 ranges (shard i of n of one
+    permutation per queue, inside each engine's --allow: engines/sweep.py); none sends every address.  Returns 0 when every shard finished, 1 when the scan is incomplete or could not go on (no live
     engine, broker away longer than `broker_wait`), 2 on bad input or configuration."""
     from ..store import Store, StoreError
     from .app import make_app
     from .central import DistributedScan
 
     spec = ScanSpec(list(targets or []), [str(f) for f in targets_file], list(exclude), ports, checks, timeout, dialects,
-                    rate, user, domain, queue, {}, shard_size)
+                    rate, user, domain, queue, {}, shard_size, discovery, retries)
     store, scan_id, done = None, 0, set()
     try:
         if resume is not None:
@@ -319,7 +335,8 @@ def main_distributed_scan(targets: Sequence[str], queue: str | None = None, rout
     scan = DistributedScan(make_app(broker, ssl_options), key, router, options, store=store, scan_id=scan_id,
                            shard_size=spec.shard_size, window=window, stall_timeout=stall_timeout, timeout=scan_timeout,
                            on_host=on_host, broker_wait=broker_wait, engine_wait=engine_wait, skip=done,
-                           on_notice=None if quiet else (lambda text: _err(text)))
+                           on_notice=None if quiet else (lambda text: _err(text)),
+                           sweep=None if spec.discovery == "none" else {"mode": spec.discovery, "retries": spec.retries})
     try:
         return _run(scan, target_set, store, scan_id, len(done), quiet)
     finally:

@@ -18,6 +18,7 @@ import ipaddress
 import json
 import re
 import socket
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,12 +121,36 @@ class Router:
                 return queue
         return self.default
 
+    def split(self, intervals: Iterable[tuple[int, int]]) -> dict[str | None, list[tuple[int, int]]]:
+        """IPv4 intervals cut by queue, exactly as `queue_for` routes each address (the most specific
+        CIDR wins); key None: what no route covers.  A range is never walked address by address:
+        it is cut at the routes' edges, so a /8 costs as many pieces as there are routes."""
+        edges = sorted({e for _plen, version, lo, hi, _q in self._entries if version == 4 for e in (lo, hi + 1)})
+        out: dict[str | None, list[tuple[int, int]]] = {}
+        for lo, hi in intervals:
+            cuts = [lo] + [e for e in edges[bisect_right(edges, lo):bisect_right(edges, hi)]] + [hi + 1]
+            for a, b in zip(cuts, cuts[1:]):
+                pieces = out.setdefault(self._queue4(a), [])
+                if pieces and pieces[-1][1] + 1 == a:
+                    pieces[-1] = (pieces[-1][0], b - 1)
+                else:
+                    pieces.append((a, b - 1))
+        return out
+
+    def _queue4(self, n: int) -> str | None:
+        for _plen, version, lo, hi, queue in self._entries:
+            if version == 4 and lo <= n <= hi:
+                return queue
+        return self.default
+
 
 @dataclass(slots=True)
 class Shard:
     id: int
     queue: str
     targets: list[str] = field(default_factory=list)
+    # a discovery shard (engines/sweep.py): the job's "sweep" field; its addresses are walked by the engine
+    sweep: dict | None = None
 
 
 @dataclass(slots=True)

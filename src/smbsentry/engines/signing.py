@@ -76,11 +76,16 @@ def generate_key(path: str | os.PathLike[str]) -> None:
         f.write(secrets.token_hex(32) + "\n")
 
 
-def new_job(scan_id: int, shard: int, targets: list[str], options: dict, reply: str, *, now: float | None = None) -> dict:
-    return {
+def new_job(scan_id: int, shard: int, targets: list[str], options: dict, reply: str, *, now: float | None = None,
+            sweep: dict | None = None) -> dict:
+    """A job: `targets` to fingerprint, or (with `sweep`, engines/sweep.py) a discovery shard to walk."""
+    job = {
         "v": 1, "scan_id": scan_id, "shard": shard, "targets": list(targets), "options": options,
         "reply": reply, "issued_at": time.time() if now is None else now, "nonce": secrets.token_hex(16),
     }
+    if sweep is not None:
+        job["sweep"] = sweep
+    return job
 
 
 def check_job(key: bytes, job: object, signature: object, max_age: float = DEFAULT_MAX_AGE,
@@ -95,6 +100,8 @@ def check_job(key: bytes, job: object, signature: object, max_age: float = DEFAU
                        ("reply", str), ("issued_at", (int, float)), ("nonce", str)):
         if not isinstance(job.get(name), kind):
             raise SignatureError("malformed", f"job field {name!r} missing or of the wrong type")
+    if "sweep" in job and not isinstance(job["sweep"], dict):
+        raise SignatureError("malformed", "job field 'sweep' is not an object")
     now = time.time() if now is None else now
     age = now - float(job["issued_at"])
     if age > max_age:
