@@ -51,6 +51,7 @@ class ScanOptions:
     checks: tuple = ()  # Check instances, run after the fingerprint
     service_ports: frozenset[int] = frozenset()  # other services to fingerprint (issue 7's modules)
     host_timeout: float | None = 30.0  # seconds one host may take in all (None: no limit)
+    failed_logon_probes: bool = False  # --allow-failed-logon: LDAP binds with bogus credentials on DCs
 
 
 class RateLimiter:

@@ -19,7 +19,7 @@ from .der import Node, decode, integer, octets, seq, tlv
 from .common import READ_CAP, ServiceError, close, connect, read_until, send
 
 # The attributes a domain controller's rootDSE answers (MS-ADTS 3.1.1.3.2).
-ATTRIBUTES = ("defaultNamingContext", "dnsHostName", "ldapServiceName", "domainControllerFunctionality",
+ATTRIBUTES = ("defaultNamingContext", "namingContexts", "dnsHostName", "ldapServiceName", "domainControllerFunctionality",
               "domainFunctionality", "forestFunctionality", "supportedCapabilities", "isGlobalCatalogReady",
               "serverName", "vendorName", "vendorVersion")
 # supportedCapabilities OIDs (MS-ADTS 3.1.1.3.4.3)
