@@ -130,6 +130,8 @@ def scan(
             fail("--engines writes results to the store and, with --format jsonl, to -o/stdout")
         if discovery in ("syn", "connect") or retries:
             fail("--engines do not sweep yet (docs/discovery.md): they fingerprint every address; drop --discovery/--retries")
+        if allow_failed_logon:
+            fail("--allow-failed-logon is not carried to remote engines: scan locally to send the opt-in binds")
         if user and os.environ.get("SMBSENTRY_PASSWORD") is None:
             fail("--user needs a password: set SMBSENTRY_PASSWORD (it is never read from the command line)")
         raise typer.Exit(
