@@ -45,7 +45,7 @@ def _kind(p: profiles.Profile, proto: str, share) -> str | None:
     return None
 
 
-def _cases(procs=("smb2",)) -> list:
+def _cases(procs=("smb1", "smb2")) -> list:
     out = []
     for n in NAMES:
         p = profiles.get(n)
@@ -156,3 +156,39 @@ def test_the_share_is_read_only(lab, name, share_name, proto):
             conn.deleteFile(share_name, share.entries[-1][0])
     finally:
         conn.close()
+
+
+# -- the layouts and the profile schema, without a peer ------------------------------------
+
+
+def test_every_directory_class_round_trips_and_hostile_listings_are_errors():
+    from smbsentry.protocol import smb2_dir
+    from smbsentry.protocol.errors import ProtocolError
+
+    entries = [smb2_dir.Entry("a.txt", 0x20, 5, FIXED_TIME, 7), smb2_dir.Entry("Dir", 0x10, 0, FIXED_TIME, 8)]
+    for info_class in smb2_dir.DIRECTORY_CLASSES:
+        data, n = smb2_dir.pack_entries(entries, info_class, 4096)
+        back = smb2_dir.parse_entries(data, info_class)
+        assert n == 2 and [e.name for e in back] == ["a.txt", "Dir"]
+        if info_class != smb2_dir.FILE_NAMES_INFORMATION:
+            assert [(e.size, e.is_dir) for e in back] == [(5, False), (0, True)]
+    one, n = smb2_dir.pack_entries(entries, smb2_dir.FILE_BOTH_DIRECTORY_INFORMATION, 120)  # room for one only
+    assert n == 1 and len(one) < 120
+    with pytest.raises(ProtocolError):
+        smb2_dir.parse_entries(one[:50], smb2_dir.FILE_BOTH_DIRECTORY_INFORMATION)  # truncated
+    loop = bytearray(one + b"\x00" * (-len(one) % 8))
+    loop[0:4] = len(loop).to_bytes(4, "little")  # each entry says another follows: a listing without end
+    with pytest.raises(ProtocolError, match="more than 64"):
+        smb2_dir.parse_entries(bytes(loop) * 100, smb2_dir.FILE_BOTH_DIRECTORY_INFORMATION, limit=64)
+
+
+@pytest.mark.parametrize("entries", [
+    [{"name": "a\\b"}], [{"name": ".."}], [{"name": "x", "dir": True, "size": 3}], [{"name": "x"}, {"name": "X"}],
+    [{"name": "x", "colour": "red"}], [{"name": f"f{i}"} for i in range(33)],
+])
+def test_the_schema_refuses_bad_entries(entries):
+    from smbsentry.lab import schema
+    from smbsentry.lab.profile_model import ProfileError
+
+    with pytest.raises(ProfileError):
+        schema._entries(entries, "test.shares.entries")

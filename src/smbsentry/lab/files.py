@@ -21,7 +21,8 @@ import os
 import struct
 from dataclasses import dataclass
 
-from ..protocol import smb2, smb2_dir, smb2_pipe, status
+from ..protocol import smb1, smb1_find, smb1_pipe, smb2, smb2_dir, smb2_pipe, status
+from ..protocol.errors import ProtocolError
 from ..protocol.smb2_dir import Entry
 from .profile_model import Profile, Share
 
@@ -200,3 +201,108 @@ class DiskFiles:
                 return smb2_dir.output_response(hdr, smb2_dir.QUERY_INFO, data[:req.output_length], STATUS_BUFFER_OVERFLOW)
             return smb2_pipe.error_response(hdr, STATUS_INFO_LENGTH_MISMATCH)
         return smb2_dir.output_response(hdr, smb2_dir.QUERY_INFO, data)
+
+
+# -- SMB1: TRANSACTION2 FIND_FIRST2 / FIND_NEXT2, QUERY_FS_INFORMATION, FIND_CLOSE2 ------------
+
+MAX_SEARCHES = 16
+MAX_FIND_DATA = 16384  # bytes of entries per FIND reply, below every client's MaxDataCount
+
+
+@dataclass(slots=True)
+class Search:
+    items: list[Entry]
+    cursor: int = 0
+
+
+class Smb1Files:
+    """The disk-share searches of one SMB1 connection (SIDs of FIND_FIRST2, kept until the end or FIND_CLOSE2)."""
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        self.searches: dict[int, Search] = {}
+        self.next_sid = 1
+
+    def transaction2(self, hdr, req, share: Share) -> bytes:
+        sub = req.setup[0] if req.setup else None
+        try:
+            if sub == smb1_find.FIND_FIRST2:
+                return self.find_first(hdr, req, share)
+            if sub == smb1_find.FIND_NEXT2:
+                return self.find_next(hdr, req)
+            if sub == smb1_find.QUERY_FS_INFORMATION:
+                return self.query_fs(hdr, req)
+        except ProtocolError:
+            return smb1_pipe.error_response(hdr, status.INVALID_PARAMETER)
+        return smb1_pipe.error_response(hdr, STATUS_NOT_SUPPORTED)
+
+    def _page(self, hdr, search: Search, level: int, count: int, max_data: int) -> tuple[bytes, int, bool] | bytes:
+        info_class = smb1_find.FIND_LEVELS.get(level)
+        if info_class is None:
+            return smb1_pipe.error_response(hdr, STATUS_INVALID_INFO_CLASS if level else status.INVALID_PARAMETER)
+        left = search.items[search.cursor:search.cursor + max(1, min(count or 1, 1024))]
+        data, n = smb2_dir.pack_entries(left, info_class, min(max_data or MAX_FIND_DATA, MAX_FIND_DATA),
+                                        first_index=search.cursor, unicode=bool(hdr.flags2 & smb1_find.FLAGS2_UNICODE))
+        if not n:
+            return smb1_pipe.error_response(hdr, STATUS_INFO_LENGTH_MISMATCH)
+        search.cursor += n
+        return data, n, search.cursor >= len(search.items)
+
+    def find_first(self, hdr, req, share: Share) -> bytes:
+        ask = smb1_find.parse_find_first2(req.params, hdr.flags2)
+        folder, _, pattern = ask.name.replace("/", "\\").rpartition("\\")
+        directory = lookup(share, folder)
+        if directory is None or not directory.is_dir:
+            return smb1_pipe.error_response(hdr, STATUS_OBJECT_PATH_NOT_FOUND)
+        items = listing(share, directory, pattern)
+        if not items:
+            return smb1_pipe.error_response(hdr, STATUS_NO_SUCH_FILE)
+        if len(self.searches) >= MAX_SEARCHES:
+            return smb1_pipe.error_response(hdr, STATUS_INSUFF_SERVER_RESOURCES)
+        search = Search(items)
+        page = self._page(hdr, search, ask.level, ask.count, req.max_data)
+        if isinstance(page, bytes):
+            return page
+        data, n, end = page
+        sid = self.next_sid
+        self.next_sid = self.next_sid % 0xFFFF + 1
+        if not (ask.flags & smb1_find.CLOSE_AFTER_REQUEST or (end and ask.flags & smb1_find.CLOSE_AT_EOS)):
+            self.searches[sid] = search
+        params = smb1_find.find_first2_response_params(sid, n, end, smb1_find.last_entry_offset(data))
+        return smb1_pipe.transaction_response(hdr, data=data, params=params)
+
+    def find_next(self, hdr, req) -> bytes:
+        ask = smb1_find.parse_find_next2(req.params, hdr.flags2)
+        search = self.searches.get(ask.sid)
+        if search is None:
+            return smb1_pipe.error_response(hdr, status.INVALID_HANDLE)
+        if search.cursor >= len(search.items):
+            return smb1_pipe.error_response(hdr, STATUS_NO_MORE_FILES)
+        page = self._page(hdr, search, ask.level, ask.count, req.max_data)
+        if isinstance(page, bytes):
+            return page
+        data, n, end = page
+        if ask.flags & smb1_find.CLOSE_AFTER_REQUEST or (end and ask.flags & smb1_find.CLOSE_AT_EOS):
+            self.searches.pop(ask.sid, None)
+        params = smb1_find.find_next2_response_params(n, end, smb1_find.last_entry_offset(data))
+        return smb1_pipe.transaction_response(hdr, data=data, params=params)
+
+    def query_fs(self, hdr, req) -> bytes:
+        (level,) = struct.unpack("<H", req.params[:2].ljust(2, b"\x00"))
+        serial = struct.unpack("<I", self.profile.name.encode()[:4].ljust(4, b"\x00"))[0]
+        if level == smb1_find.SMB_INFO_ALLOCATION:
+            data = smb1_find.info_allocation(serial, VOLUME_UNITS, VOLUME_FREE)
+        else:
+            info_class = smb1_find.fs_level(level)
+            data = None if info_class is None else smb2_dir.fs_info(info_class, "", serial, FIXED_TIME, VOLUME_UNITS,
+                                                                    VOLUME_FREE)
+        if data is None:
+            return smb1_pipe.error_response(hdr, STATUS_INVALID_INFO_CLASS)
+        return smb1_pipe.transaction_response(hdr, data=data)
+
+    def find_close(self, hdr, msg: bytes) -> bytes:
+        m = smb1.parse_message(msg)
+        (sid,) = struct.unpack("<H", m.words[:2].ljust(2, b"\x00"))
+        if self.searches.pop(sid, None) is None:
+            return smb1_pipe.error_response(hdr, status.INVALID_HANDLE)
+        return smb1_pipe.error_response(hdr, 0)

@@ -176,11 +176,14 @@ def _allocation(size: int) -> int:
     return (size + 4095) // 4096 * 4096
 
 
-def pack_entry(entry: Entry, info_class: int, index: int = 0) -> bytes:
-    """One entry without alignment padding; NextEntryOffset left 0 (pack_entries sets it)."""
+def pack_entry(entry: Entry, info_class: int, index: int = 0, unicode: bool = True) -> bytes:
+    """One entry without alignment padding; NextEntryOffset left 0 (pack_entries sets it).
+
+    unicode=False is SMB1 without FLAGS2_UNICODE: the name in the OEM code
+    page (Latin-1 here) with its terminating NUL counted, as Windows sends it."""
     if info_class not in _FIXED:
         raise ProtocolError(f"smb2: information class {info_class} is not a directory class")
-    name = entry.name.encode("utf-16-le")[:MAX_NAME]
+    name = entry.name.encode("utf-16-le")[:MAX_NAME] if unicode else entry.name.encode("latin-1", "replace")[:255] + b"\x00"
     if info_class == FILE_NAMES_INFORMATION:
         return struct.pack("<III", 0, index, len(name)) + name
     t = entry.time
@@ -197,13 +200,13 @@ def pack_entry(entry: Entry, info_class: int, index: int = 0) -> bytes:
 
 
 def pack_entries(entries: list[Entry], info_class: int, limit: int, single: bool = False,
-                 first_index: int = 0) -> tuple[bytes, int]:
+                 first_index: int = 0, unicode: bool = True) -> tuple[bytes, int]:
     """(buffer, how many entries) of as many entries as fit in `limit` bytes, each 8-byte aligned."""
     out = bytearray()
     last = None
     count = 0
     for i, entry in enumerate(entries):
-        raw = pack_entry(entry, info_class, first_index + i)
+        raw = pack_entry(entry, info_class, first_index + i, unicode)
         pad = -len(out) % 8
         if len(out) + pad + len(raw) > limit:
             break
