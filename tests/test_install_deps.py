@@ -32,6 +32,7 @@ NEEDED = {
     "nftables",         # discovery's routed test range: silent addresses, loss
     "iptables",         # NFQUEUE delay where the kernel has no netem (tests/nfqdelay.py)
     "openssl",          # the engines' TLS broker test makes its certificates
+    "slapd",            # OpenLDAP: the LDAP signing / LDAPS channel binding probes (test_relay_ldap.py)
     "chromium",         # dashboard browser tests
     "chromium-driver",
     "postgresql",       # the store on PostgreSQL
@@ -52,6 +53,7 @@ PROVIDES = {
     "nftables": ["bin/nft"],
     "iptables": ["bin/iptables"],
     "openssl": ["bin/openssl"],
+    "slapd": ["root/usr/sbin/slapd"],
     "chromium": ["bin/chromium"],
     "chromium-driver": ["bin/chromedriver"],
     "postgresql": ["root/usr/lib/postgresql/15/bin/initdb"],

@@ -112,3 +112,87 @@ def test_hostile_www_authenticate_values_add_no_scheme():
     assert http_probe.auth_schemes('Digest realm="x, NTLM y", Basic realm="a"') == ["Digest", "Basic"]
     assert http_probe.auth_schemes("NTLMX, ntlm") == ["NTLM"]
     assert http_probe.auth_schemes("A" * 100000 + ", NTLM") == []  # bounded: only the first 2 KiB are read
+
+
+class _Enrollment(http.server.BaseHTTPRequestHandler):
+    """IIS with AD CS web enrollment as an anonymous GET sees it: / open, /certsrv/ asking for NTLM."""
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        if self.path.startswith("/certsrv"):
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", "Negotiate")
+            self.send_header("WWW-Authenticate", "NTLM")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = b"<html><title>IIS Windows Server</title></html>"
+        self.send_response(200)
+        self.send_header("Server", "Microsoft-IIS/10.0")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture()
+def enrollment_https(tmp_path):
+    import shutil
+    import ssl
+
+    openssl = shutil.which("openssl")
+    if not openssl:
+        pytest.skip("needs openssl for the server's certificate")
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tmp_path / "k.pem"),
+                    "-out", str(tmp_path / "c.pem"), "-days", "2", "-subj", "/CN=ca1.example.org"],
+                   check=True, capture_output=True, timeout=60)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Enrollment)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield srv.server_address
+    srv.shutdown()
+
+
+def test_https_certificate_enrollment_is_an_esc8_path(enrollment_https):
+    from smbsentry.checks.relay import relay_urls
+    from smbsentry.services import probe_services
+
+    address, port = enrollment_https
+    services = asyncio.run(probe_services(address, {443}, 3.0, port_map={443: port}))
+    https = services["https"]
+    assert https["tls"] and https["status"] == 200 and "auth" not in https  # / is open: no NTLM there
+    assert https["certsrv"] == {"path": "/certsrv/", "status": 401, "auth": ["Negotiate", "NTLM"]}
+    r = windows(20348)
+    r.smb2.signing = "required"
+    f = one("ntlm-relay", ServicesHost(r, services={"https": https}))
+    # over TLS, Extended Protection may bind NTLM to the channel: likely, never "vulnerable" on sight
+    assert f.status == "likely" and f.port == 443
+    assert ("HTTPS 443 /certsrv/: AD CS web enrollment offers Negotiate, NTLM (ESC8: a relayed logon can enroll "
+            "a certificate); Extended Protection (channel binding) is not visible without a logon") in f.evidence
+    assert relay_urls({"address": address, "services": {"https": https}}) == [f"https://{address}:443/certsrv/"]
+
+
+def test_plain_http_enrollment_is_open_and_listed(ntlm_http):
+    from smbsentry.report.relay import relay_list, relay_section
+
+    address, port = ntlm_http
+    facts = asyncio.run(http_probe.probe(address, port, 3.0))
+    assert facts["certsrv"]["auth"] == ["Negotiate", "NTLM"]  # this server asks NTLM everywhere
+    rec = {"address": address, "ports": {"445": "open"}, "smb2": {"signing": "required"}, "services": {"http": facts}}
+    assert relay_list([rec]) == f"http://{address}:{port}/\nhttp://{address}:{port}/certsrv/\n"
+    zh = relay_section([rec], "zh")
+    details = " ".join(str(r[6]) for r in zh["rows"])
+    assert "AD CS Web 注册页面提供" in details and "web enrollment" not in details
+    assert [r[5] for r in zh["rows"]] == ["拒绝中继", "可被中继", "可被中继"]
+
+
+def test_a_tls_failure_is_one_line(ntlm_http):
+    from smbsentry.services import ServiceError
+
+    address, port = ntlm_http  # plain HTTP: the TLS handshake fails
+    with pytest.raises(ServiceError) as exc:
+        asyncio.run(http_probe.probe_https(address, port, 2.0))
+    assert str(exc.value).startswith(f"{port}: ") and "\n" not in str(exc.value)

@@ -76,7 +76,7 @@ def scan(
         [], "--targets-file", "-iL", help="File of targets: plain lines, nmap XML (-oX) or masscan JSON (-oJ)."
     ),
     exclude: list[str] = typer.Option([], "--exclude", help="Targets to skip (same syntax; repeatable)."),
-    ports: str = typer.Option("445,139", "--ports", help="SMB ports to probe; the service ports 3389, 80, 88, 25, 143, 1352, 3264, 1000, 3000 and 137 (UDP) add those services' safe fingerprints (all of them with --checks all)."),
+    ports: str = typer.Option("445,139", "--ports", help="SMB ports to probe; the service ports 3389, 80, 443, 88, 25, 143, 1352, 3264, 1000, 3000 and 137 (UDP) add those services' safe fingerprints (all of them with --checks all)."),
     checks: str = typer.Option(
         "default", "--checks", help="default | all | none | comma-separated ids (see `smbsentry checks`)."
     ),
@@ -97,6 +97,7 @@ def scan(
     ),
     user: Optional[str] = typer.Option(None, "--user", help="User for credentialed logons (password: SMBSENTRY_PASSWORD or a prompt)."),
     domain: str = typer.Option("", "--domain", help="Domain of --user."),
+    allow_failed_logon: bool = typer.Option(False, "--allow-failed-logon", help="Allow probes that send a logon the host refuses (a random user that does not exist; Windows logs event 4625): LDAP signing and LDAPS channel binding on domain controllers (ntlm-relay). Off by default."),
     fmt: str = typer.Option("table", "--format", "-f", help="table | jsonl | json | csv | html"),
     lang: str = typer.Option("en", "--lang", help="Language of the html report: en | zh."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write results to this file instead of stdout."),
@@ -132,6 +133,8 @@ def scan(
             fail(f"unknown --discovery {discovery!r} (choose from auto, syn, connect, none)")
         if retries and discovery == "none":
             fail("--retries is for discovery: with --engines give --discovery auto, syn or connect")
+        if allow_failed_logon:
+            fail("--allow-failed-logon is not carried to remote engines: scan locally to send the opt-in binds")
         if user and os.environ.get("SMBSENTRY_PASSWORD") is None:
             fail("--user needs a password: set SMBSENTRY_PASSWORD (it is never read from the command line)")
         raise typer.Exit(
@@ -171,6 +174,7 @@ def scan(
         dialects = saved.get("dialects", dialects)
         discovery = saved.get("discovery", "none")  # a scan recorded before discovery existed swept nothing
         retries = saved.get("retries", retries)
+        allow_failed_logon = saved.get("allow_failed_logon", False)
         scan_id = resume
     from .checks.registry import select
     from .model import SEVERITIES
@@ -207,7 +211,7 @@ def scan(
         creds = Credentials(user, password, domain)
     options = ScanOptions(
         ports=smb_ports, timeout=timeout, credentials=creds, dialect_method=dialects, checks=selected,
-        service_ports=service_ports, host_timeout=host_timeout or None,
+        service_ports=service_ports, host_timeout=host_timeout or None, failed_logon_probes=allow_failed_logon,
     )
     if store is None and not no_store:
         from .store import Store, StoreError
@@ -218,7 +222,8 @@ def scan(
                 list(targets or []) + [str(f) for f in targets_file],
                 {"targets": list(targets or []), "targets_files": [str(f) for f in targets_file], "exclude": list(exclude),
                  "ports": ports, "checks": checks, "timeout": timeout, "dialects": dialects, "user": user, "domain": domain,
-                 "host_timeout": host_timeout, "discovery": discovery, "retries": retries},
+                 "host_timeout": host_timeout, "discovery": discovery, "retries": retries,
+                 "allow_failed_logon": allow_failed_logon},
             )
         except StoreError as exc:
             fail(str(exc))
@@ -598,7 +603,8 @@ def report(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
     relay_list: Optional[Path] = typer.Option(
         None, "--relay-list", help="Also write the NTLM relay targets to this file: one address per line, the hosts whose SMB "
-        "server does not require signing on some dialect (like NetExec's --gen-relay-list)."),
+        "server does not require signing on some dialect (like NetExec's --gen-relay-list), then the HTTP(S) and LDAP "
+        "targets as URLs (ntlmrelayx -tf reads both)."),
     db: Optional[str] = typer.Option(None, "--db", help="Store URL."),
 ) -> None:
     """Render a recorded scan: a self-contained HTML report in English or Chinese (the ranked action list, counts with

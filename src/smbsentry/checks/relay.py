@@ -9,12 +9,15 @@ form every consumer shares: the check, the report's "relay paths" section and
 * SMB, per dialect family: the negotiate's SecurityMode as read (SMB2/3 and,
   where SMB1 answered, SMB1); signing not required means a relayed NTLM
   session is usable.
-* HTTP on 80: `WWW-Authenticate: NTLM` (or Negotiate, which falls back to
-  NTLM) on the anonymous GET of the service probe.
+* HTTP on 80 and HTTPS on 443: `WWW-Authenticate: NTLM` (or Negotiate,
+  which falls back to NTLM) on the anonymous GET of / and of /certsrv/ (AD CS
+  web enrollment, the ESC8 target); over TLS the path is `likely`, since
+  Extended Protection is not visible without a logon.
 * LDAP on a domain controller (the anonymous rootDSE read): whether LDAP
   signing or LDAPS channel binding is enforced is not in the rootDSE; only
-  a bind shows it, which the scan never sends, so the path is `unknown` with
-  that reason -- never "safe".
+  a bind shows it, so without `--allow-failed-logon` the path is `unknown`
+  with that reason -- never "safe"; with it, the refusals of
+  services.ldap_bind's binds decide each of LDAP and LDAPS.
 
 No packet is sent here: the check needs the service probes (`Need.SERVICES`,
 so it is off by default; `--checks ntlm-relay` or `all` turns it on).
@@ -47,21 +50,86 @@ def smb_paths(record: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+NTLM_SCHEMES = ("NTLM", "Negotiate")
+EPA = "Extended Protection (channel binding) is not visible without a logon"
+
+
+def _ntlm(schemes) -> list[str]:
+    return [s for s in schemes or () if s in NTLM_SCHEMES]
+
+
+def http_paths(services: dict[str, Any]) -> list[dict[str, Any]]:
+    """HTTP (80) and HTTPS (443) endpoints whose anonymous GET offers NTLM: / and AD CS's /certsrv/.
+
+    Over plain HTTP nothing can bind NTLM to the channel: the path is open.
+    Over TLS, Extended Protection can (IIS's EPA, which Microsoft's ESC8
+    guidance turns on); only a logon shows it, so the path is `likely`."""
+    out = []
+    for key, proto, default in (("http", "HTTP", 80), ("https", "HTTPS", 443)):
+        facts = services.get(key) or {}
+        port = facts.get("port", default)
+        relay: bool | str = True if key == "http" else "likely"
+        tail = "" if key == "http" else f"; {EPA}"
+        schemes = _ntlm(facts.get("auth"))
+        if schemes:
+            out.append({"protocol": proto, "port": port, "relay": relay, "auth": schemes, "path": "/",
+                        "text": f"{proto} {port}: WWW-Authenticate offers {', '.join(schemes)}{tail}"})
+        enroll = facts.get("certsrv") or {}
+        schemes = _ntlm(enroll.get("auth"))
+        if schemes:
+            out.append({"protocol": proto, "port": port, "relay": relay, "auth": schemes, "path": "/certsrv/",
+                        "adcs": True,
+                        "text": f"{proto} {port} /certsrv/: AD CS web enrollment offers {', '.join(schemes)} "
+                                f"(ESC8: a relayed logon can enroll a certificate){tail}"})
+    return out
+
+
+def _bind_path(proto: str, fact: dict[str, Any], key: str) -> dict[str, Any]:
+    """One LDAP path from an opt-in bind (services.ldap_bind): its reading, or why there is none."""
+    port = fact.get("port")
+    if "error" in fact:
+        return {"protocol": proto, "port": port, "relay": None, "opt_in": True,
+                "text": f"{proto} {port}: the opt-in bind got no answer: {fact['error']}"}
+    seen, code, result = fact.get(key), fact.get("result_code"), fact.get("result")
+    path = {"protocol": proto, "port": port, "relay": None if seen is None else not seen, "opt_in": True,
+            "result_code": code}
+    if proto == "LDAP":
+        path["text"] = {
+            True: f"LDAP {port}: a simple bind with bogus credentials was refused with {result} ({code}): "
+                  f"signing required (opt-in probe)",
+            False: f"LDAP {port}: a simple bind with bogus credentials was judged on a cleartext connection "
+                   f"({result}, {code}): signing not required (opt-in probe)",
+            None: f"LDAP {port}: a simple bind with bogus credentials answered {result} ({code}): "
+                  f"the signing requirement is not read from it (opt-in probe)"}[seen]
+    else:
+        path["text"] = {
+            True: f"LDAPS {port}: an NTLM bind without a channel binding token was refused with 80090346 "
+                  f"(SEC_E_BAD_BINDINGS): channel binding enforced (opt-in probe)",
+            False: f"LDAPS {port}: an NTLM bind without a channel binding token was refused for its credentials "
+                   f"({result}, {code}), not for the token: channel binding not enforced (opt-in probe)",
+            None: f"LDAPS {port}: a bind with bogus credentials answered {result} ({code}): "
+                  f"channel binding is not read from it (opt-in probe)"}[seen]
+    return path
+
+
+def ldap_paths(services: dict[str, Any]) -> list[dict[str, Any]]:
+    """A domain controller's LDAP: `unknown` from the rootDSE alone, read from the opt-in binds when they ran."""
+    ldap = services.get("ldap") or {}
+    if not ldap.get("domain_controller"):
+        return []
+    binds = ldap.get("binds")
+    if not binds:
+        return [{"protocol": "LDAP", "port": ldap.get("port", 389), "relay": None,
+                 "text": f"LDAP {ldap.get('port', 389)}: a domain controller; LDAP signing and LDAPS channel binding "
+                         f"are not visible without a bind"}]
+    return [_bind_path(proto, binds[key], field) for proto, key, field in
+            (("LDAP", "signing", "required"), ("LDAPS", "channel_binding", "enforced")) if binds.get(key)]
+
+
 def service_paths(record: dict[str, Any]) -> list[dict[str, Any]]:
     """HTTP endpoints that offer NTLM, and LDAP on a domain controller, from the service probes."""
     services = record.get("services") or {}
-    out = []
-    http = services.get("http") or {}
-    schemes = [s for s in http.get("auth") or () if s in ("NTLM", "Negotiate")]
-    if schemes:
-        out.append({"protocol": "HTTP", "port": http.get("port", 80), "relay": True, "auth": schemes,
-                    "text": f"HTTP {http.get('port', 80)}: WWW-Authenticate offers {', '.join(schemes)}"})
-    ldap = services.get("ldap") or {}
-    if ldap.get("domain_controller"):
-        out.append({"protocol": "LDAP", "port": ldap.get("port", 389), "relay": None,
-                    "text": f"LDAP {ldap.get('port', 389)}: a domain controller; LDAP signing and LDAPS channel binding "
-                            f"are not visible without a bind"})
-    return out
+    return http_paths(services) + ldap_paths(services)
 
 
 def relay_paths(record: dict[str, Any]) -> list[dict[str, Any]]:
@@ -71,6 +139,18 @@ def relay_paths(record: dict[str, Any]) -> list[dict[str, Any]]:
 def smb_relay_target(record: dict[str, Any]) -> bool:
     """Whether NTLM relayed to this host's SMB server works (the relay list's test)."""
     return any(p["relay"] for p in smb_paths(record))
+
+
+def relay_urls(record: dict[str, Any]) -> list[str]:
+    """The other protocols' open or likely relay targets as ntlmrelayx target-file URLs."""
+    address = record.get("address") or ""
+    host = f"[{address}]" if ":" in address else address
+    urls = []
+    for p in service_paths(record):
+        if p["relay"] in (True, "likely"):
+            scheme = p["protocol"].lower()
+            urls.append(f"{scheme}://{host}:{p['port']}{p.get('path', '')}")
+    return list(dict.fromkeys(urls))
 
 
 class NtlmRelay(Check):
@@ -87,12 +167,15 @@ class NtlmRelay(Check):
         if not paths:
             return []
         evidence = "; ".join(p["text"] for p in paths)
-        open_ = [p for p in paths if p["relay"]]
         details = {"paths": [{k: v for k, v in p.items() if k != "text"} for p in paths]}
-        port = next((p["port"] for p in open_), None)
-        if open_:
-            return [self.finding("vulnerable", evidence=evidence, details=details, port=port)]
+        for state, verdict in ((True, "vulnerable"), ("likely", "likely")):
+            hit = [p for p in paths if p["relay"] == state]
+            if hit:
+                return [self.finding(verdict, evidence=evidence, details=details, port=hit[0]["port"])]
         if any(p["relay"] is None for p in paths):
-            return [self.finding("unknown", evidence=evidence, details=details,
-                                 reason="the LDAP signing requirement is learned only from a bind, which the scan does not send")]
+            reason = ("the opt-in binds did not show the LDAP signing or channel binding requirement"
+                      if any(p.get("opt_in") for p in paths) else
+                      "the LDAP signing requirement is learned only from a bind, which the scan sends only with "
+                      "--allow-failed-logon")
+            return [self.finding("unknown", evidence=evidence, details=details, reason=reason)]
         return [self.finding("not_vulnerable", evidence=evidence, details=details)]

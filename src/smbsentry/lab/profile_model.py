@@ -134,6 +134,9 @@ class Share:
     guest: bool = False
     special: bool = False
     maximal_access: int | None = None
+    # What a directory listing of the share's root shows besides . and ..:
+    # (name, is directory, size in bytes); fixed per profile, never written to.
+    entries: tuple[tuple[str, bool, int], ...] = ()
 
     def reachable(self, kind: str) -> bool:
         return self.anonymous if kind == "anonymous" else self.guest if kind == "guest" else False

@@ -193,8 +193,31 @@ def _access(d: dict, name: str, kind: str) -> Access:
     )
 
 
+MAX_ENTRIES = 32  # entries a share's listing may show: the lab keeps them in memory per connection
+
+
+def _entries(items: Any, what: str) -> tuple[tuple[str, bool, int], ...]:
+    """[{"name": "Music", "dir": true}, {"name": "a.txt", "size": 1024}] -> ((name, is_dir, size), ...)."""
+    if not isinstance(items, list) or len(items) > MAX_ENTRIES:
+        raise ProfileError(f"{what}: a list of at most {MAX_ENTRIES} entries")
+    out = []
+    for item in items:
+        item = _keys(item, {"name", "dir", "size"}, what)
+        entry = str(item.get("name", ""))
+        if not entry or len(entry) > 64 or entry in (".", "..") or any(c in entry for c in '\\/:*?"<>|'):
+            raise ProfileError(f"{what}: bad entry name {entry!r}")
+        size = _int(item.get("size", 0), f"{what}.size")
+        if not 0 <= size < 1 << 40 or (item.get("dir") and size):
+            raise ProfileError(f"{what}: bad size for {entry!r}")
+        out.append((entry, bool(item.get("dir", False)), size))
+    if len({e[0].upper() for e in out}) != len(out):
+        raise ProfileError(f"{what}: duplicate entry names")
+    return tuple(out)
+
+
 def _share(d: dict, name: str) -> Share:
-    d = _keys(d, {"name", "type", "remark", "writable", "anonymous", "guest", "special", "maximal_access"}, f"{name}.shares")
+    d = _keys(d, {"name", "type", "remark", "writable", "anonymous", "guest", "special", "maximal_access", "entries"},
+              f"{name}.shares")
     if d.get("type") not in ("ipc", "disk", "print"):
         raise ProfileError(f"{name}.shares: type is ipc, disk or print")
     access = d.get("maximal_access")
@@ -207,6 +230,7 @@ def _share(d: dict, name: str) -> Share:
         guest=bool(d.get("guest", False)),
         special=bool(d.get("special", False)),
         maximal_access=None if access is None else _int(access, f"{name}.shares.maximal_access"),
+        entries=_entries(d.get("entries", []), f"{name}.shares.entries"),
     )
 
 

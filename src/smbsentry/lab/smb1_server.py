@@ -14,11 +14,12 @@ from __future__ import annotations
 import os
 import struct
 
-from ..protocol import smb1, status
+from ..protocol import smb1, smb1_find, status
 from ..protocol.errors import ProtocolError
 from . import auth
 from .access import admit_tree, maximal_access
 from .conn import Connection
+from .files import Smb1Files
 
 TREE_DISCONNECT = 0x71
 NT_CREATE_ANDX = 0xA2
@@ -46,6 +47,7 @@ class Smb1Server:
         self.trees: dict[int, object] = {}
         self.next_uid = self.cfg.first_uid if self.cfg else 2048
         self.next_tid = self.cfg.first_tid if self.cfg else 2048
+        self.files = Smb1Files(conn.profile)  # disk-share searches (listings)
 
     # -- dispatch ------------------------------------------------------------
 
@@ -268,7 +270,15 @@ class Smb1Server:
                 # its key material in the signature field.
                 return self._error(hdr, status.NOT_IMPLEMENTED, mid=(hdr.mid + 16) & 0xFFFF, signature=signature)
             return self._error(hdr, self.profile.trans2_status)
+        if getattr(tree, "type", None) == "disk":
+            return self.files.transaction2(hdr, req, tree)
         return self._error(hdr, status.NOT_SUPPORTED)
+
+    def find_close(self, msg: bytes, hdr: smb1.Header) -> bytes:
+        tree, err = self._tree(hdr)
+        if tree is None:
+            return self._error(hdr, err)
+        return self.files.find_close(hdr, msg)
 
     def nt_create(self, msg: bytes, hdr: smb1.Header) -> bytes:
         tree, err = self._tree(hdr)
@@ -314,4 +324,5 @@ _HANDLERS = {
     0x04: Smb1Server.close_fid,  # SMB_COM_CLOSE
     0x2E: Smb1Server.read,  # SMB_COM_READ_ANDX
     smb1.WRITE_ANDX: Smb1Server.write,
+    smb1_find.FIND_CLOSE2: Smb1Server.find_close,
 }

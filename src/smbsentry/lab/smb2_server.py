@@ -7,18 +7,21 @@ preauth always, then encryption, compression (the SMBGhost precondition)
 and signing.  SESSION_SETUP runs the shared NTLMSSP exchange and marks
 anonymous and guest sessions with the SMB2 session flags; TREE_CONNECT,
 TREE_DISCONNECT, LOGOFF and ECHO follow; named pipes are handed to the pipe
-layer when it is present; anything else gets STATUS_NOT_SUPPORTED.
+layer when it is present, disk shares to lab.files (read-only listings:
+CREATE, QUERY_DIRECTORY, QUERY_INFO, READ, CLOSE); anything else gets
+STATUS_NOT_SUPPORTED.
 """
 
 from __future__ import annotations
 
 import os
 
-from ..protocol import smb2, status
+from ..protocol import smb2, smb2_dir, status
 from ..protocol.errors import ProtocolError
 from . import auth
 from .access import admit_tree, maximal_access
 from .conn import Connection
+from .files import DiskFiles
 
 STATUS_NETWORK_NAME_DELETED = 0xC00000C9
 STATUS_OBJECT_NAME_NOT_FOUND = 0xC0000034
@@ -38,6 +41,7 @@ class Smb2Server:
         self.trees: dict[int, object] = {}
         self.next_session = int.from_bytes(os.urandom(2), "little") << 32 | 0x0000100000000001
         self.next_tree = 1
+        self.files = DiskFiles(conn.profile)  # disk-share opens (listings)
 
     # -- dispatch ----------------------------------------------------------
 
@@ -200,6 +204,8 @@ class Smb2Server:
         tree = self.trees.get(hdr.tree_id)
         if tree is None:
             return self._error(hdr, STATUS_NETWORK_NAME_DELETED)
+        if getattr(tree, "type", None) == "disk":
+            return self.files.smb2_request(self, hdr, msg, tree)
         pipes = self.conn.pipes
         if pipes is None or getattr(tree, "type", None) != "ipc":
             code = STATUS_OBJECT_NAME_NOT_FOUND if hdr.command == smb2.CREATE else status.NOT_SUPPORTED
@@ -218,4 +224,6 @@ _HANDLERS = {
     smb2.READ: Smb2Server.pipe_request,
     smb2.WRITE: Smb2Server.pipe_request,
     smb2.IOCTL: Smb2Server.pipe_request,
+    smb2_dir.QUERY_DIRECTORY: Smb2Server.pipe_request,
+    smb2_dir.QUERY_INFO: Smb2Server.pipe_request,
 }

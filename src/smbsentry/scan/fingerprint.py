@@ -449,7 +449,7 @@ async def _scan_steps(ctx: HostContext) -> None:
         # Domino server behind a firewall that drops 445 is still exposed.
         ctx.result.services = await probe_services(
             address, set(options.service_ports), options.timeout, realm=ctx.result.identity.dns_domain or None,
-            rate=ctx.pace if ctx.limiter.rate else None,
+            rate=ctx.pace if ctx.limiter.rate else None, bind_probes=options.failed_logon_probes,
         )
         identity_from_services(ctx.result.services, ctx.result.identity)
     others = [c for c in options.checks if Need.SMB not in c.needs]

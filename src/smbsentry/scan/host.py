@@ -28,7 +28,7 @@ MAX_SHARES_PROBED = 16
 def split_ports(asked: tuple[int, ...], checks) -> tuple[tuple[int, ...], frozenset[int]]:
     """(SMB ports, service ports) from --ports and the chosen checks.
 
-    A service port asked by number (3389, 80, 88, 25, 143, 1352, 3264, 1000,
+    A service port asked by number (3389, 80, 443, 88, 25, 143, 1352, 3264, 1000,
     3000, 137) gets its service probe, not an SMB one; the Shadow Brokers
     checks ask for every service port.  One rule for the local CLI and the
     engines."""
@@ -51,6 +51,7 @@ class ScanOptions:
     checks: tuple = ()  # Check instances, run after the fingerprint
     service_ports: frozenset[int] = frozenset()  # other services to fingerprint (issue 7's modules)
     host_timeout: float | None = 30.0  # seconds one host may take in all (None: no limit)
+    failed_logon_probes: bool = False  # --allow-failed-logon: LDAP binds with bogus credentials on DCs
 
 
 class RateLimiter:

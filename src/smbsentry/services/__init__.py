@@ -5,36 +5,42 @@ each with a timeout and a 64 KiB read cap.  `probe_services` runs the probes
 for the ports asked and returns a JSON-able dict; a probe that fails leaves
 {"error": reason} under its key, a service whose port was not asked is None.
 
-Keys: rdp (3389), http (80), kerberos (88), smtp (25), imap (143),
+Keys: rdp (3389), http (80), https (443: GET / and /certsrv/ over TLS), kerberos (88), smtp (25), imap (143),
 notes (1352, 3264), worldclient (1000, 3000), nbns (UDP 137), ldap (389: the
-anonymous rootDSE read that tells a domain controller).
+anonymous rootDSE read that tells a domain controller; with `bind_probes`, the
+opt-in binds of services.ldap_bind on a domain controller's 389 and 636).
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from . import http, kerberos, ldap, mail, nbns, rdp
+from . import http, kerberos, ldap, ldap_bind, mail, nbns, rdp
 from .common import RATE, READ_CAP, ServiceError
 
 __all__ = ["ServiceError", "READ_CAP", "SERVICE_PORTS", "DEFAULT_PORTS", "probe_services", "probe_one"]
 
 SERVICE_PORTS: dict[str, tuple[int, ...]] = {
-    "rdp": (3389,), "http": (80,), "kerberos": (88,), "smtp": (25,), "imap": (143,),
+    "rdp": (3389,), "http": (80,), "https": (443,), "kerberos": (88,), "smtp": (25,), "imap": (143,),
     "notes": (1352, 3264), "worldclient": (3000, 1000), "nbns": (137,), "ldap": (389,),
 }
 DEFAULT_PORTS = frozenset(p for ps in SERVICE_PORTS.values() for p in ps)
 
 
 async def probe_one(name: str, address: str, ports: list[int], timeout: float, realm: str | None = None,
-                    port_map: dict[int, int] | None = None) -> dict:
-    """One service; ServiceError (or {"error": ...} for notes/worldclient lists) when it failed."""
+                    port_map: dict[int, int] | None = None, bind_probes: bool = False) -> dict:
+    """One service; ServiceError (or {"error": ...} for notes/worldclient lists) when it failed.
+
+    bind_probes (scan --allow-failed-logon): a domain controller's rootDSE is
+    followed by the failed binds of services.ldap_bind, kept under "binds"."""
     pm = port_map or {}
     real = [pm.get(p, p) for p in ports]
     if name == "rdp":
         return await rdp.probe(address, real[0], timeout)
-    if name == "http":
-        return await http.probe(address, real[0], timeout)
+    if name in ("http", "https"):
+        res = await (http.probe if name == "http" else http.probe_https)(address, real[0], timeout)
+        res["port"] = ports[0]  # the port asked, as worldclient's (port_map only moves where tests listen)
+        return res
     if name == "kerberos":
         return await kerberos.probe(address, real[0], timeout, realm)
     if name == "smtp":
@@ -44,7 +50,10 @@ async def probe_one(name: str, address: str, ports: list[int], timeout: float, r
     if name == "nbns":
         return await nbns.probe(address, real[0], timeout)
     if name == "ldap":
-        return await ldap.probe(address, real[0], timeout)
+        facts = await ldap.probe(address, real[0], timeout)
+        if bind_probes and facts.get("domain_controller"):
+            facts["binds"] = await ldap_bind.probe(address, timeout, facts["attributes"], port_map=pm)
+        return facts
     if name == "notes":
         out = await mail.probe_notes(address, real, timeout)
         out["ports"] = {str(p): out["ports"][str(r)] for p, r in zip(ports, real)}
@@ -63,13 +72,14 @@ async def probe_one(name: str, address: str, ports: list[int], timeout: float, r
 
 
 async def probe_services(address: str, ports: set[int], timeout: float, *, realm: str | None = None,
-                         port_map: dict[int, int] | None = None, rate=None) -> dict:
+                         port_map: dict[int, int] | None = None, rate=None, bind_probes: bool = False) -> dict:
     """{"rdp": {...} | None, "http": ..., ...}: None when none of the service's ports was asked.
 
     A failed probe is {"error": "<reason>"}.  `realm` is the Kerberos realm to ask
     for (the SMB identity's DNS domain when known); `port_map` maps a well-known port
     to the port actually used (tests); `rate` is an async callable awaited before
-    each new connection (the scan's --rate limiter).  Never raises ServiceError.
+    each new connection (the scan's --rate limiter); `bind_probes` allows the
+    opt-in failed LDAP binds on a domain controller.  Never raises ServiceError.
     """
     names, tasks = [], []
     token = RATE.set(rate)  # the tasks below copy this context
@@ -79,7 +89,7 @@ async def probe_services(address: str, ports: set[int], timeout: float, *, realm
             if not asked:
                 continue
             names.append(name)
-            tasks.append(asyncio.create_task(probe_one(name, address, asked, timeout, realm, port_map)))
+            tasks.append(asyncio.create_task(probe_one(name, address, asked, timeout, realm, port_map, bind_probes)))
     finally:
         RATE.reset(token)
     results = await asyncio.gather(*tasks, return_exceptions=True)

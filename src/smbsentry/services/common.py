@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import ssl
 from collections.abc import Awaitable, Callable
 
 from ..model import LOCAL_ERRNOS
@@ -40,14 +41,36 @@ def os_error(prefix: str, exc: OSError) -> ServiceError:
     return ServiceError(f"{prefix}: {text}")
 
 
-async def connect(address: str, port: int, timeout: float):
+def tls_context() -> ssl.SSLContext:
+    """A client context that reads any certificate and checks none.
+
+    The probes ask what a service offers (its authentication schemes, its
+    refusal of a bind), not whether its certificate is trusted: internal
+    servers use self-signed or private-CA certificates, and refusing them
+    would hide exactly the hosts an audit looks for.  Nothing secret is sent."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with contextlib.suppress(ssl.SSLError, ValueError):
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=1")  # older IIS and Windows DCs still offer SHA-1 suites
+    return ctx
+
+
+async def connect(address: str, port: int, timeout: float, tls: bool = False):
+    """(reader, writer) to address:port; with tls, after a TLS handshake (no certificate check).
+
+    The timeout covers the TCP connect and the handshake together."""
     await pace()
     try:
-        return await asyncio.wait_for(asyncio.open_connection(address, port), timeout)
+        return await asyncio.wait_for(
+            asyncio.open_connection(address, port, ssl=tls_context() if tls else None,
+                                    server_hostname="" if tls else None), timeout)
     except asyncio.TimeoutError:
         raise ServiceError(f"{port}: connect timed out") from None
     except ConnectionRefusedError:
         raise ServiceError(f"{port}: connection refused") from None
+    except ssl.SSLError as exc:
+        raise ServiceError(f"{port}: TLS handshake failed: {exc.reason or exc}"[:200]) from None
     except OSError as exc:
         raise os_error(str(port), exc) from None
 

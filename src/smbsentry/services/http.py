@@ -1,7 +1,14 @@
-"""HTTP (IIS WebDAV on 80, MDaemon WorldClient on 1000/3000): GET, OPTIONS, PROPFIND Depth 0.
+"""HTTP (IIS WebDAV on 80, MDaemon WorldClient on 1000/3000): GET, OPTIONS, PROPFIND Depth 0;
+HTTPS on 443: GET only.
 
 PROPFIND with Depth: 0 and an empty body asks for the properties of / and
 changes nothing; a 207 Multi-Status answer means WebDAV is on.
+
+On 80 and 443 the probe also asks GET /certsrv/ without credentials: AD CS
+web enrollment lives there, and when it answers 401 offering NTLM it is the
+NTLM relay target of ESC8 (a relayed domain controller's logon buys a
+certificate for it).  No credentials are ever sent; over TLS the certificate
+is read, not checked (services.common.tls_context).
 """
 
 from __future__ import annotations
@@ -68,8 +75,8 @@ def auth_schemes(value: str | None) -> list[str]:
     return found
 
 
-async def exchange(address: str, port: int, req: bytes, timeout: float) -> dict:
-    reader, writer = await connect(address, port, timeout)
+async def exchange(address: str, port: int, req: bytes, timeout: float, tls: bool = False) -> dict:
+    reader, writer = await connect(address, port, timeout, tls=tls)
     try:
         await send(writer, req, timeout)
         data = await read_until(reader, _complete, timeout)
@@ -92,9 +99,36 @@ def _server_version(server: str | None) -> tuple[str | None, str | None]:
     return None, None
 
 
-async def probe(address: str, port: int = 80, timeout: float = 5.0, webdav: bool = True) -> dict:
-    """GET / then (webdav) OPTIONS / and PROPFIND / Depth 0."""
-    get = await exchange(address, port, request("GET", address), timeout)
+CERTSRV = "/certsrv/"
+
+
+async def certsrv(address: str, port: int, timeout: float, tls: bool = False) -> dict:
+    """GET /certsrv/ with no credentials: {"path", "status", "auth"} (auth only when offered).
+
+    A failure is kept as {"path", "error"}: the page is a second question, and
+    its failure must not lose what GET / learned."""
+    try:
+        res = await exchange(address, port, request("GET", address, CERTSRV), timeout, tls)
+    except ServiceError as exc:
+        return {"path": CERTSRV, "error": str(exc)[:200]}
+    out: dict = {"path": CERTSRV, "status": res["status"]}
+    schemes = auth_schemes(res["headers"].get("www-authenticate"))
+    if schemes:
+        out["auth"] = schemes
+    return out
+
+
+async def probe_https(address: str, port: int = 443, timeout: float = 5.0) -> dict:
+    """GET / and GET /certsrv/ over TLS (no WebDAV questions: the relay paths need only the schemes)."""
+    out = await probe(address, port, timeout, webdav=False, tls=True)
+    out["tls"] = True
+    return out
+
+
+async def probe(address: str, port: int = 80, timeout: float = 5.0, webdav: bool = True, tls: bool = False,
+                enrollment: bool = True) -> dict:
+    """GET / then (webdav) OPTIONS / and PROPFIND / Depth 0, then (enrollment) GET /certsrv/."""
+    get = await exchange(address, port, request("GET", address), timeout, tls)
     server = get["headers"].get("server")
     product, version = _server_version(server)
     out: dict = {"port": port, "status": get["status"], "server": server, "title": get["title"],
@@ -102,6 +136,8 @@ async def probe(address: str, port: int = 80, timeout: float = 5.0, webdav: bool
     schemes = auth_schemes(get["headers"].get("www-authenticate"))
     if schemes:
         out["auth"] = schemes  # NTLM here (or in Negotiate) is an NTLM relay target unless EPA binds it to TLS
+    if enrollment:
+        out["certsrv"] = await certsrv(address, port, timeout, tls)
     if not webdav:
         return out
     errors = []
@@ -129,7 +165,7 @@ async def probe(address: str, port: int = 80, timeout: float = 5.0, webdav: bool
 
 
 async def probe_worldclient(address: str, port: int = 3000, timeout: float = 5.0) -> dict:
-    out = await probe(address, port, timeout, webdav=False)
+    out = await probe(address, port, timeout, webdav=False, enrollment=False)
     title = out.get("title") or ""
     out["worldclient"] = out["product"] == "wdaemon" or "worldclient" in title.lower()
     return out

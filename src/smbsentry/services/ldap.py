@@ -8,6 +8,14 @@ the planner needs to know before it touches the Server service of a host
 (stopping it on a domain controller takes SYSVOL and NETLOGON, so the whole
 domain's logons, with it).  No bind is sent, nothing is written.
 
+What the rootDSE does not say: whether the server requires LDAP signing or
+LDAPS channel binding.  supportedCapabilities, supportedControl and
+supportedSASLMechanisms are the same on a DC that enforces both and on one
+that enforces neither (the settings are registry values, LDAPServerIntegrity
+and LdapEnforceChannelBinding); only a bind's refusal shows them, which
+services/ldap_bind.py sends when the user opts in.  `namingContexts` is read
+so that bind can name a DN the server holds.
+
 Sans-I/O: `rootdse_request` builds the request, `parse_messages` reads the
 replies (every length checked, DER nesting capped, values capped); `probe`
 is the asyncio exchange.
@@ -19,7 +27,7 @@ from .der import Node, decode, integer, octets, seq, tlv
 from .common import READ_CAP, ServiceError, close, connect, read_until, send
 
 # The attributes a domain controller's rootDSE answers (MS-ADTS 3.1.1.3.2).
-ATTRIBUTES = ("defaultNamingContext", "dnsHostName", "ldapServiceName", "domainControllerFunctionality",
+ATTRIBUTES = ("defaultNamingContext", "namingContexts", "dnsHostName", "ldapServiceName", "domainControllerFunctionality",
               "domainFunctionality", "forestFunctionality", "supportedCapabilities", "isGlobalCatalogReady",
               "serverName", "vendorName", "vendorVersion")
 # supportedCapabilities OIDs (MS-ADTS 3.1.1.3.4.3)
