@@ -450,6 +450,7 @@ async def _scan_steps(ctx: HostContext) -> None:
         ctx.result.services = await probe_services(
             address, set(options.service_ports), options.timeout, realm=ctx.result.identity.dns_domain or None,
             rate=ctx.pace if ctx.limiter.rate else None,
+            server_name=ctx.result.hostname or ctx.result.identity.dns_name or None,  # SNI of the QUIC probe
         )
         identity_from_services(ctx.result.services, ctx.result.identity)
     others = [c for c in options.checks if Need.SMB not in c.needs]
