@@ -221,7 +221,7 @@ class Profile:
         return next((s for s in self.shares if s.name.upper() == wanted), None)
 
     def expected_findings(self, ports: dict[int, int] | None = None, today: _dt.date | None = None,
-                          quic: bool = True) -> dict[str, str]:
+                          quic: bool = False) -> dict[str, str]:
         """The findings a correct scanner reports for this host.
 
         `ports` maps each served port to its role (445 or 139): the file's
@@ -230,7 +230,7 @@ class Profile:
         vulnerable when every OS candidate is past its end of support,
         not_vulnerable when none is, left out when they disagree (Windows 10
         1809 vs Server 2019 share build 17763).  The SMB over QUIC findings
-        are left out when the lab does not serve its QUIC peer (`quic`).
+        are there only when the lab serves the profile's QUIC peer (`quic`).
         """
         ports = {445: 445, 139: 139} if ports is None else ports
         out = {k: v for k, v in self.expected.items()

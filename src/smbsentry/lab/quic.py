@@ -70,6 +70,9 @@ class QuicPeers:
     async def start(self) -> None:
         from aioquic.asyncio import serve
 
+        quic_log = logging.getLogger("quic")  # aioquic's per-connection info lines: not the lab's log
+        if quic_log.level == logging.NOTSET:
+            quic_log.setLevel(logging.WARNING)
         count = min(len(self.range), MAX_ADDRESSES)
         for index in range(count):
             conf = self.profile_at(index).quic
