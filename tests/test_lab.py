@@ -271,12 +271,15 @@ def test_exact_dialect_probing_sees_only_the_profile_range(lab):
 def test_scanner_findings_match_the_manifest(lab, tmp_path):
     """The end-to-end contract: what a correct scanner reports for each host."""
     registry = pytest.importorskip("smbsentry.checks.registry")
+    from smbsentry.scan.host import split_ports
+
     checks = tuple(registry.select("all"))
     ports = {PORT: 445}
+    _, service = split_ports((PORT,), checks)  # as the CLI asks: the service probes, SMB over QUIC's among them
 
     async def all_hosts():
         return await asyncio.gather(*(
-            scan_host(a, ScanOptions(ports=(PORT,), timeout=TIMEOUT, checks=checks), RateLimiter(None))
+            scan_host(a, ScanOptions(ports=(PORT,), timeout=TIMEOUT, checks=checks, service_ports=service), RateLimiter(None))
             for a in lab.range))
 
     for r in run(all_hosts()):

@@ -76,7 +76,7 @@ def scan(
         [], "--targets-file", "-iL", help="File of targets: plain lines, nmap XML (-oX) or masscan JSON (-oJ)."
     ),
     exclude: list[str] = typer.Option([], "--exclude", help="Targets to skip (same syntax; repeatable)."),
-    ports: str = typer.Option("445,139", "--ports", help="SMB ports to probe; the service ports 3389, 80, 88, 25, 143, 1352, 3264, 1000, 3000 and 137 (UDP) add those services' safe fingerprints (all of them with --checks all)."),
+    ports: str = typer.Option("445,139", "--ports", help="SMB ports to probe; the service ports 3389, 80, 88, 25, 143, 1352, 3264, 1000, 3000, 137 (UDP) and 443 (UDP: SMB over QUIC) add those services' safe fingerprints (all of them with --checks all)."),
     checks: str = typer.Option(
         "default", "--checks", help="default | all | none | comma-separated ids (see `smbsentry checks`)."
     ),
