@@ -276,3 +276,19 @@ def test_the_zh_report_shows_the_facts_without_english_status_words(lab_scan):
     assert english_found(visible(html), words) == []
     en = render(list(results.values()), lang="en")
     assert "QUIC handshake completed with ALPN smb" in en and "certificate self-signed" in en
+
+
+def test_the_plan_turns_it_off_or_restricts_it_with_a_rollback(lab_scan):
+    from smbsentry.kb.store import kb
+    from smbsentry.remediate.planner import plan
+
+    results, _ = lab_scan
+    for lang, words in (("en", "Set-SmbServerConfiguration -EnableSMBQUIC $false"), ("zh", "客户端证书")):
+        p = plan([results["127.61.0.1"].to_dict()], lang)
+        steps = {s.id: s for hp in p.hosts for s in hp.steps}
+        assert "smb-quic-restrict" in steps and "smb-quic-certificate" in steps, sorted(steps)
+        assert words in steps["smb-quic-restrict"].text
+    a = kb().actions["smb-quic-restrict"]
+    assert a.commands and set(a.rollback) == set(a.commands)
+    clean = plan([results["127.61.0.2"].to_dict()], "en")
+    assert not any(s.id.startswith("smb-quic") for hp in clean.hosts for s in hp.steps)
