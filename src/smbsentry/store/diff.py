@@ -21,7 +21,7 @@ from typing import Any
 from ..model import BAD
 
 # the other services' ports (services.SERVICE_PORTS): --ports may name them, they are not SMB ports
-SERVICE_PORTS = frozenset({25, 80, 88, 137, 143, 389, 1000, 1352, 3000, 3264, 3389})
+SERVICE_PORTS = frozenset({25, 80, 88, 137, 143, 389, 443, 1000, 1352, 3000, 3264, 3389})  # 443: SMB over QUIC (UDP)
 
 
 @dataclass
