@@ -56,8 +56,9 @@ async def with_server(kind: str, body, port: int | None = None):
 
     port = port or free_udp_port()
     loop = asyncio.get_running_loop()
-    if kind in ("smb", "h3"):
-        server = await serve(HOST, port, configuration=configuration(QuicConfig((kind,), NAMES)))
+    if kind in ("smb", "h3", "no-alpn"):
+        alpn = () if kind == "no-alpn" else (kind,)
+        server = await serve(HOST, port, configuration=configuration(QuicConfig(alpn, NAMES)))
         close = server.close
     else:
         replies = {"silent": lambda d: [],
@@ -94,6 +95,11 @@ def test_a_quic_server_without_alpn_smb_is_not_offered():
     out = probe("h3")
     assert out["offered"] is False and out["close"]["error_code"] == quic.NO_APPLICATION_PROTOCOL
     assert "error" not in out  # a QUIC service answered: not "could not see"
+
+
+def test_a_server_that_selects_no_alpn_is_not_offered():
+    out = probe("no-alpn")  # aioquic's client ends such a handshake itself (no_application_protocol)
+    assert out["offered"] is False and out["close"]["error_code"] == quic.NO_APPLICATION_PROTOCOL
 
 
 def test_a_closed_port_is_not_offered_with_the_icmp_answer():

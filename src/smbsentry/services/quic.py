@@ -197,9 +197,10 @@ async def _drive(conn, transport, proto: _Udp, peer, port: int, timeout: float, 
     conn.connect(peer, now=loop.time())
     _flush(conn, transport, loop.time())
     while True:
-        outcome = _outcome(conn, events, port)
-        if outcome is not None:
-            if outcome.get("offered"):
+        got = _outcome(conn, events, port)
+        if got is not None:
+            outcome, completed = got
+            if completed:
                 conn.close(error_code=0, reason_phrase="")  # NO_ERROR: we only wanted the handshake
                 _flush(conn, transport, loop.time())
             return outcome
@@ -228,17 +229,17 @@ async def _drive(conn, transport, proto: _Udp, peer, port: int, timeout: float, 
         _flush(conn, transport, loop.time())
 
 
-def _outcome(conn, events, port: int) -> dict | None:
-    """The first decisive event, or None to keep waiting."""
+def _outcome(conn, events, port: int) -> tuple[dict, bool] | None:
+    """(facts, whether the handshake completed and the connection is ours to close), or None to keep waiting."""
     while True:
         ev = conn.next_event()
         if ev is None:
             return None
         if isinstance(ev, events.HandshakeCompleted):
-            return _offered(conn, ev.alpn_protocol, port)
+            return _offered(conn, ev.alpn_protocol, port), True
         if isinstance(ev, events.ConnectionTerminated):
-            return {"port": port, "offered": False, "close": {"error_code": ev.error_code,
-                                                              "reason": text((ev.reason_phrase or "").encode("utf-8", "replace"), 200)}}
+            reason = text((ev.reason_phrase or "").encode("utf-8", "replace"), 200)
+            return {"port": port, "offered": False, "close": {"error_code": ev.error_code, "reason": reason}}, False
 
 
 def _offered(conn, alpn: str | None, port: int) -> dict:
