@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """`make demo`: start the built-in lab and run the main job on it, `smbsentry respond`.
 
-The lab emulates 19 Windows and Samba hosts on 127.77.0.1-19 (unpatched and
+The lab emulates 20 Windows and Samba hosts on 127.77.0.1-20 (unpatched and
 patched Windows 7, a DoublePulsar implant, XP, 2003, 2012 R2, Windows 10
-1909 with SMBGhost exposure, Server 2019/2022, Samba 4.5 in the SambaCry
-range, and broken hosts that stall, send garbage or reset).  `respond` scans it
+1909 with SMBGhost exposure, Server 2019/2022, Server 2025 with SMB over QUIC
+on UDP 443 when run as root, Samba 4.5 in the SambaCry range, and broken
+hosts that stall, send garbage or reset).  `respond` scans it
 with every check, prints the ranked action list and writes demo-output/:
 report.html (English), report-zh.html, report.json, hosts.csv, scan.jsonl and
 the remediation plan (plan/plan.md with apply and rollback scripts); the lab's
@@ -32,7 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "demo-output"
-RANGE = "127.77.0.1-19"
+RANGE = "127.77.0.1-20"
 FIRST = "127.77.0.1"
 SERVICES = "127.77.5.1-9"  # the service lab's profiles, in order
 

@@ -448,9 +448,9 @@ def test_scan_engines_through_the_cli(workers, redis_url, key_file, tmp_path):
 
 def test_engine_job_options_split_service_ports_like_the_cli():
     from smbsentry.engines.app import _scan_options
-    from smbsentry.services import DEFAULT_PORTS
+    from smbsentry.services import DEFAULT_PORTS, QUIC_PORTS
 
     o = _scan_options({"ports": [445, 139, 3389], "checks": "default"})
     assert o.ports == (445, 139) and o.service_ports == frozenset({3389})
-    o = _scan_options({"ports": [445], "checks": "all"})
-    assert o.ports == (445,) and o.service_ports == DEFAULT_PORTS
+    o = _scan_options({"ports": [445], "checks": "all"})  # all: the Shadow Brokers services and SMB over QUIC's UDP 443
+    assert o.ports == (445,) and o.service_ports == DEFAULT_PORTS | frozenset(QUIC_PORTS)

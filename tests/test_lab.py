@@ -47,7 +47,8 @@ def lab():
     """Every profile once, in DEFAULT_ORDER, on 44555 (role 445) and 44139 (role 139)."""
     mix = ",".join(f"{n}=1" for n in ALL)
     try:
-        running = BackgroundLab(RANGE, ports=[PORT, f"{PORT_139}=139"], mix=mix, bind_mode="per-address").start()
+        # SMB over QUIC on the real UDP 443 where it can be bound (root, a namespace of our own)
+        running = BackgroundLab(RANGE, ports=[PORT, f"{PORT_139}=139"], mix=mix, bind_mode="per-address", quic=443).start()
     except OSError as exc:
         pytest.skip(f"cannot bind the lab on 127.50.0.x: {exc}")
     yield running
@@ -270,18 +271,21 @@ def test_exact_dialect_probing_sees_only_the_profile_range(lab):
 def test_scanner_findings_match_the_manifest(lab, tmp_path):
     """The end-to-end contract: what a correct scanner reports for each host."""
     registry = pytest.importorskip("smbsentry.checks.registry")
+    from smbsentry.scan.host import split_ports
+
     checks = tuple(registry.select("all"))
     ports = {PORT: 445}
+    _, service = split_ports((PORT,), checks)  # as the CLI asks: the service probes, SMB over QUIC's among them
 
     async def all_hosts():
         return await asyncio.gather(*(
-            scan_host(a, ScanOptions(ports=(PORT,), timeout=TIMEOUT, checks=checks), RateLimiter(None))
+            scan_host(a, ScanOptions(ports=(PORT,), timeout=TIMEOUT, checks=checks, service_ports=service), RateLimiter(None))
             for a in lab.range))
 
     for r in run(all_hosts()):
         p = lab.lab.profile_at(lab.range.index(int(ipaddress.IPv4Address(r.address))))
         got = {(f"{f.id}:{f.port}" if f.id == "smbv1-enabled" else f.id): f.status for f in r.findings}
-        want = p.expected_findings(ports)
+        want = p.expected_findings(ports, quic=bool(lab.lab.quic and lab.lab.quic.bound))
         wrong = {k: (v, got.get(k)) for k, v in want.items() if got.get(k) != v}
         assert not wrong, f"{p.name}: expected vs scanner {wrong}"
 

@@ -76,7 +76,7 @@ def scan(
         [], "--targets-file", "-iL", help="File of targets: plain lines, nmap XML (-oX) or masscan JSON (-oJ)."
     ),
     exclude: list[str] = typer.Option([], "--exclude", help="Targets to skip (same syntax; repeatable)."),
-    ports: str = typer.Option("445,139", "--ports", help="SMB ports to probe; the service ports 3389, 80, 443, 88, 25, 143, 1352, 3264, 1000, 3000 and 137 (UDP) add those services' safe fingerprints (all of them with --checks all)."),
+    ports: str = typer.Option("445,139", "--ports", help="SMB ports to probe; the service ports 3389, 80, 443 (HTTPS), 88, 25, 143, 1352, 3264, 1000, 3000 137 (UDP) and 443 (UDP, SMB over QUIC, with the smb-over-quic check) add those services' safe fingerprints (all of them with --checks all)."),
     checks: str = typer.Option(
         "default", "--checks", help="default | all | none | comma-separated ids (see `smbsentry checks`)."
     ),
@@ -303,7 +303,7 @@ def respond(
 )
 def lab(
     lab_range: str = typer.Argument(..., metavar="RANGE", help="Loopback addresses to emulate (inside 127.0.0.0/8; any address of a network namespace you created, with --bind-mode per-address)."),
-    port: list[str] = typer.Option([], "--port", help="Port to serve (repeatable or comma list; PORT=139 for NetBIOS framing). Default 445,139; serving 139 also answers the NetBIOS name service on UDP 137."),
+    port: list[str] = typer.Option([], "--port", help="Port to serve (repeatable or comma list; PORT=139 for NetBIOS framing). Default 445,139; serving 139 also answers the NetBIOS name service on UDP 137, serving 445 SMB over QUIC on UDP 443 for the profiles that have it (Server 2025)."),
     mix: Optional[str] = typer.Option(None, "--mix", help="NAME, or PROFILE=COUNT,... (default: every profile in turn)."),
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="Write address -> profile -> expected findings as JSON."),
     bind_mode: str = typer.Option("auto", "--bind-mode", help="auto | device (one socket per port, bound to lo) | per-address (one socket per address)."),

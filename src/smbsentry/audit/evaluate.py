@@ -287,7 +287,7 @@ RULES_ONLY = frozenset({"firewall-exposure"})  # findings of `smbsentry rules`, 
 # findings read from the wire by `smbsentry scan` (relay paths, the 24H2 / 2025 baseline): an inventory
 # holds none of the negotiate facts they compare, so the audit leaves them out unless asked
 SCAN_ONLY = frozenset({"ntlm-relay", "smb-baseline", "baseline-signing", "baseline-smb1", "baseline-smb311-aes256",
-                       "baseline-encryption", "baseline-guest"})
+                       "baseline-encryption", "baseline-guest", "smb-over-quic", "smb-over-quic-cert"})
 
 
 def _configuration(v: Vulnerability, h: _Host) -> Verdict:

@@ -32,7 +32,10 @@ class Need(Enum):
     SMB: an open SMB port (without it the check does not run; the others judge
     from facts other services gave).  SERVICES: the non-SMB service probes
     (RDP, HTTP, Kerberos, ... whose ports come from smbsentry.services and the
-    KB), attached as `HostAccess.services`.  The session needs say which
+    KB), attached as `HostAccess.services`.  QUIC: the SMB over QUIC probe
+    (a QUIC Initial offering ALPN smb to the KB's UDP port, 443), attached as
+    `HostAccess.services["quic"]`; apart from SERVICES so that the Shadow
+    Brokers checks do not send it.  The session needs say which
     lazily opened parts of `HostAccess` the check will use."""
 
     SMB = "smb"
@@ -41,6 +44,7 @@ class Need(Enum):
     SMB2_NEGOTIATE = "smb2-negotiate"
     CREDENTIALS = "credentials"
     SERVICES = "services"
+    QUIC = "quic"
 
 
 @dataclass(slots=True)

@@ -38,6 +38,7 @@ from .shadowbrokers import (
 )
 from .signing import SigningNotRequired
 from .smb_client_rce import SmbClientRce2022
+from .smb_quic import SmbOverQuic
 from .smbghost import SmbGhost
 from .smbleed import SmbLeed
 from .smbv1 import Smbv1Enabled
@@ -60,6 +61,7 @@ CHECKS: tuple[type[Check], ...] = (
     EolOs,
     NtlmRelay,
     SmbBaseline,
+    SmbOverQuic,
     # the Shadow Brokers table (checks/shadowbrokers.py; not default)
     Eclipsedwing,
     Educatedscholar,

@@ -219,6 +219,7 @@ class Vulnerability:
     bulletin: str | None = None
     released: date | None = None
     ports: tuple[int, ...] = ()
+    udp_ports: tuple[int, ...] = ()  # learned over UDP (SMB over QUIC): says nothing of the SMB server on TCP
     component: str | None = None
     fixed_file: str | None = None
     affected: tuple[Affected, ...] = ()

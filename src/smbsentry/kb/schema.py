@@ -84,7 +84,7 @@ FINDING = _obj(
     {"title": TEXT, "title_zh": TEXT, "kind": {"enum": ["vulnerability", "implant", "configuration", "lifecycle", "exploit-module"]},
      "severity": {"enum": ["critical", "high", "medium", "low", "info"]}, "cves": {"type": "array", "items": {"type": "string", "pattern": r"^CVE-\d{4}-\d{4,}$"}},
      "references": {"type": "array", "items": TEXT}, "source": SOURCE},
-    {"cvss": CVSS, "bulletin": TEXT, "released": DATE, "ports": PORTS, "component": TEXT, "fixed_file": TEXT,
+    {"cvss": CVSS, "bulletin": TEXT, "released": DATE, "ports": PORTS, "udp_ports": PORTS, "component": TEXT, "fixed_file": TEXT,
      "affected": {"type": "array", "items": AFFECTED}, "workarounds": {"type": "array", "items": PID},
      "module": _obj({"name": TEXT, "name_zh": TEXT}), "unassessed": {"type": "array", "items": PID}, "affected_text": TEXT, "fix_text": TEXT, "fix_text_zh": TEXT, "note": TEXT,
      "affected_builds": {"type": "array", "items": _obj({"version": TEXT, "build": {"type": "integer"}})},

@@ -28,7 +28,7 @@ def _show_vuln(v) -> str:
     lines = [f"{v.id}: {v.title}", f"  {v.title_zh}", f"  severity: {v.severity}" + (f"  CVSS {v.cvss}" if v.cvss else "")]
     if v.module:
         lines.append(f"  Shadow Brokers module: {v.module} ({v.module_zh})")
-    for label, value in (("CVEs", ", ".join(v.cves)), ("bulletin", v.bulletin), ("released", v.released), ("ports", ", ".join(map(str, v.ports))),
+    for label, value in (("CVEs", ", ".join(v.cves)), ("bulletin", v.bulletin), ("released", v.released), ("ports", ", ".join([*map(str, v.ports), *(f"{p}/udp" for p in v.udp_ports)])),
                          ("affected", v.affected_text), ("fix", v.fix_text), ("note", v.note)):
         if value:
             lines.append(f"  {label}: {value}")

@@ -226,7 +226,7 @@ def _vulns(raw: dict, refs: _Refs, products: dict, actions: dict, fixes: dict) -
         out[vid] = Vulnerability(
             id=vid, title=e["title"], title_zh=e["title_zh"], kind=e["kind"], severity=e["severity"], cves=tuple(e["cves"]),
             references=tuple(e["references"]), source=refs.src(e["source"], "vulnerabilities.json", at + ["source"]), cvss=e.get("cvss"),
-            bulletin=e.get("bulletin"), released=parse_date(e.get("released")), ports=tuple(e.get("ports", ())), component=e.get("component"),
+            bulletin=e.get("bulletin"), released=parse_date(e.get("released")), ports=tuple(e.get("ports", ())), udp_ports=tuple(e.get("udp_ports", ())), component=e.get("component"),
             fixed_file=e.get("fixed_file"), affected=tuple(affected), workarounds=tuple(e.get("workarounds", ())), module=module.get("name"),
             module_zh=module.get("name_zh"), affected_text=e.get("affected_text"), fix_text=e.get("fix_text"), note=e.get("note"),
             unassessed=frozenset(e.get("unassessed", ())))

@@ -26,8 +26,9 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 class BackgroundLab:
     def __init__(self, range: str, ports: Iterable = (445, 139), mix=None, bind_mode: str = "auto",  # noqa: A002
-                 manifest_path=None, idle_timeout: float = 30.0, nbns: bool | None = None) -> None:
-        self.lab = Lab(range, ports, mix, bind_mode, idle_timeout=idle_timeout, nbns=nbns)
+                 manifest_path=None, idle_timeout: float = 30.0, nbns: bool | None = None,
+                 quic: int | bool | None = None) -> None:
+        self.lab = Lab(range, ports, mix, bind_mode, idle_timeout=idle_timeout, nbns=nbns, quic=quic)
         self.manifest_path = manifest_path
         self._loop = _new_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="smbsentry-lab", daemon=True)

@@ -15,8 +15,10 @@ from ..model import STATUSES  # noqa: F401 - the statuses a profile may expect, 
 from ..protocol import smb2, spnego, status
 from ..protocol.doublepulsar import xor_key
 
-# The findings a profile may expect: the default checks' ids (checks/registry.py CHECKS), not a copy.
-FINDING_IDS = tuple(c.id for c in CHECKS if c.default)
+# The findings a profile may expect: the default checks' ids (checks/registry.py CHECKS), not a copy, and the
+# SMB over QUIC findings of a profile whose QUIC peer the lab serves (QUIC_FINDINGS: reported with that check on).
+QUIC_FINDINGS = ("smb-over-quic", "smb-over-quic-cert")
+FINDING_IDS = tuple(c.id for c in CHECKS if c.default) + QUIC_FINDINGS
 BEHAVIOURS = ("normal", "silent", "garbage", "reset-after-negotiate")
 KINDS = ("windows", "samba", "special")
 ROLES = (445, 139)
@@ -43,6 +45,7 @@ DEFAULT_ORDER = (
     "reset-after-negotiate",
     "win2008-sp2",
     "samba-3.6.3",
+    "win2025-smb-quic",
 )
 
 MECH_OIDS = {
@@ -173,6 +176,15 @@ class Access:
 
 
 @dataclass(frozen=True, slots=True)
+class QuicConfig:
+    """The SMB over QUIC peer of a profile (lab/quic.py): the ALPN it offers, its certificate's names."""
+
+    alpn: tuple[str, ...]
+    names: tuple[str, ...]
+    valid_days: int = 365
+
+
+@dataclass(frozen=True, slots=True)
 class Candidate:
     name: str
     support_end: _dt.date
@@ -201,6 +213,7 @@ class Profile:
     doublepulsar: bytes | None = None  # the 8 signature bytes of an implanted host
     samba_version: str | None = None
     os_candidates: tuple[Candidate, ...] = ()
+    quic: QuicConfig | None = None
 
     @property
     def ms17_010_status(self) -> int:
@@ -210,7 +223,8 @@ class Profile:
         wanted = name.upper()
         return next((s for s in self.shares if s.name.upper() == wanted), None)
 
-    def expected_findings(self, ports: dict[int, int] | None = None, today: _dt.date | None = None) -> dict[str, str]:
+    def expected_findings(self, ports: dict[int, int] | None = None, today: _dt.date | None = None,
+                          quic: bool = False) -> dict[str, str]:
         """The findings a correct scanner reports for this host.
 
         `ports` maps each served port to its role (445 or 139): the file's
@@ -218,10 +232,12 @@ class Profile:
         for a role not served).  eol-os (Windows only) is derived for `today`:
         vulnerable when every OS candidate is past its end of support,
         not_vulnerable when none is, left out when they disagree (Windows 10
-        1809 vs Server 2019 share build 17763).
+        1809 vs Server 2019 share build 17763).  The SMB over QUIC findings
+        are there only when the lab serves the profile's QUIC peer (`quic`).
         """
         ports = {445: 445, 139: 139} if ports is None else ports
-        out = {k: v for k, v in self.expected.items() if not k.startswith("smbv1-enabled:")}
+        out = {k: v for k, v in self.expected.items()
+               if not k.startswith("smbv1-enabled:") and (quic or k not in QUIC_FINDINGS)}
         for port, role in sorted(ports.items()):
             value = self.expected.get(f"smbv1-enabled:{role}")
             if value is not None:

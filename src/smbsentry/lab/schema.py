@@ -29,6 +29,7 @@ from .profile_model import (
     NtlmConfig,
     Profile,
     ProfileError,
+    QuicConfig,
     Share,
     Smb1Config,
     Smb2Config,
@@ -250,10 +251,23 @@ def _expected(d: dict, name: str) -> dict[str, str]:
     return out
 
 
+def _quic(d: dict, name: str) -> QuicConfig:
+    d = _keys(d, {"alpn", "names", "valid_days"}, f"{name}.quic")
+    alpn, names = d.get("alpn"), d.get("names")
+    if not (isinstance(alpn, list) and alpn and all(isinstance(a, str) and 0 < len(a) < 256 for a in alpn)):
+        raise ProfileError(f"{name}.quic.alpn: a list of protocol names")
+    if not (isinstance(names, list) and names and all(isinstance(n, str) and n for n in names)):
+        raise ProfileError(f"{name}.quic.names: the certificate's DNS names, the first its subject")
+    days = _int(d.get("valid_days", 365), f"{name}.quic.valid_days")
+    if days < 1:
+        raise ProfileError(f"{name}.quic.valid_days: at least 1")
+    return QuicConfig(tuple(alpn), tuple(names), days)
+
+
 _TOP_KEYS = {
     "name", "description", "kind", "behaviour", "sources", "netbios", "smb1", "smb2", "spnego", "ntlm",
     "access", "shares", "ms17_010", "trans2_session_setup_status", "doublepulsar", "samba_version",
-    "os_candidates", "expected",
+    "os_candidates", "expected", "quic",
 }  # fmt: skip
 
 
@@ -311,6 +325,8 @@ def parse_profile(d: dict) -> Profile:
     kw["os_candidates"] = tuple(
         Candidate(str(c["name"]), _dt.date.fromisoformat(c["support_end"])) for c in d.get("os_candidates", [])
     )
+    if d.get("quic"):
+        kw["quic"] = _quic(d["quic"], name)
     if behaviour == "normal" and kind != "special":
         smb1cfg = kw.get("smb1")
         speaks_ntlmssp = kw.get("smb2") is not None or (

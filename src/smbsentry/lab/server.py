@@ -17,7 +17,8 @@ caller created (`ip netns exec`), any of its addresses may be served
 (per-address binding: SO_BINDTODEVICE lo would not see traffic arriving
 on another interface).  A lab that serves the real port 139 also answers
 the NetBIOS name service on UDP 137 of each address (lab/nbns.py), as
-Windows does.
+Windows does; one that serves the real port 445 also answers SMB over QUIC on
+UDP 443 for the profiles that have it (lab/quic.py, a real aioquic peer).
 
 Each connection gets a `host.HostConnection` (sans-I/O) and a bounded life:
 reads pause while the peer does not drain our replies, idle connections are
@@ -42,6 +43,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from . import nbns, profiles
+from . import quic as quic_peer
 from .host import EPOCH_DIFF, HostConnection
 from .mix import LabConfigError, LabRange, Mix, parse_mix, parse_ports, parse_range, servable
 
@@ -148,6 +150,7 @@ class Lab:
         idle_timeout: float = IDLE_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
         nbns: bool | None = None,
+        quic: int | bool | None = None,
     ) -> None:
         self.range = range if isinstance(range, LabRange) else parse_range(range)
         self.ports = parse_ports(ports) if not isinstance(ports, dict) else dict(ports)
@@ -164,6 +167,11 @@ class Lab:
         # UDP 137 beside the real 139, as on Windows (None: when 139 itself is served)
         self.nbns = (self.ports.get(139) == 139) if nbns is None else nbns
         self.nbns_unbound: list[str] = []
+        # UDP 443 beside the real 445 (None: when 445 itself is served; a number: that port; False: none)
+        if quic is None:
+            quic = quic_peer.QUIC_PORT if self.ports.get(445) == 445 else False
+        self.quic_port: int | None = None if quic is False else quic_peer.QUIC_PORT if quic is True else int(quic)
+        self.quic: quic_peer.QuicPeers | None = None
         self._datagrams: list = []
         self._servers: list[asyncio.base_events.Server] = []
         self._profiles = {name: profiles.get(name) for name in self.mix.names()}
@@ -193,6 +201,9 @@ class Lab:
                 self.modes[port] = mode
             if self.nbns:
                 await self._bind_nbns(loop)
+            if self.quic_port is not None and any(self._profiles[n].quic for n in self._profiles):
+                self.quic = quic_peer.QuicPeers(self.range, self.profile_at, self.quic_port)
+                await self.quic.start()
         except BaseException:
             await self.stop()
             raise
@@ -251,6 +262,8 @@ class Lab:
                         self.nbns_unbound[0])
 
     async def stop(self) -> None:
+        if self.quic is not None:
+            self.quic.stop()
         datagrams, self._datagrams = self._datagrams, []
         for transport in datagrams:
             transport.close()
@@ -263,7 +276,7 @@ class Lab:
     # -- the manifest -------------------------------------------------------
 
     def write_manifest(self, path: str | os.PathLike) -> None:
-        write_manifest(path, self.range, self.mix, self.ports)
+        write_manifest(path, self.range, self.mix, self.ports, quic=bool(self.quic and self.quic.bound))
 
 
 def _listening_socket(address: str, port: int, device: bytes | None = None) -> socket.socket:
@@ -304,7 +317,8 @@ def _raise_fd_limit(wanted: int) -> None:
         log.warning("lab: %d sockets wanted but the open-file limit is %d", wanted, target)
 
 
-def write_manifest(path: str | os.PathLike, lab_range: LabRange, mix: Mix, ports: dict[int, int], today=None) -> None:
+def write_manifest(path: str | os.PathLike, lab_range: LabRange, mix: Mix, ports: dict[int, int], today=None,
+                   quic: bool = False) -> None:
     """Stream {address: {"profile": name, "expected": {...}}} to `path`.
 
     One pre-serialised entry per profile, one line per address: memory stays
@@ -312,7 +326,7 @@ def write_manifest(path: str | os.PathLike, lab_range: LabRange, mix: Mix, ports
     reader never sees half a manifest.
     """
     entries = {
-        name: json.dumps({"profile": name, "expected": profiles.get(name).expected_findings(ports, today)})
+        name: json.dumps({"profile": name, "expected": profiles.get(name).expected_findings(ports, today, quic)})
         for name in mix.names()
     }
     target = Path(path)

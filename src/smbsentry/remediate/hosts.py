@@ -134,7 +134,8 @@ class HostView:
             return False
         vulns = kb().vulns
         decided = [fid for fid, f in self.scan.items() if f.get("status") in ("vulnerable", "likely", "not_vulnerable")
-                   and fid in vulns and (set(vulns[fid].ports) & {139, 445} or vulns[fid].kind == "configuration")]
+                   and fid in vulns and (set(vulns[fid].ports) & {139, 445}
+                                         or vulns[fid].kind == "configuration" and not vulns[fid].udp_ports)]
         return not decided and self.os_text is None and not self.candidates and self.implementation is None
 
     def conflicts(self) -> list[tuple[str, str, str]]:

@@ -450,6 +450,8 @@ async def _scan_steps(ctx: HostContext) -> None:
         ctx.result.services = await probe_services(
             address, set(options.service_ports), options.timeout, realm=ctx.result.identity.dns_domain or None,
             rate=ctx.pace if ctx.limiter.rate else None, bind_probes=options.failed_logon_probes,
+            server_name=ctx.result.hostname or ctx.result.identity.dns_name or None,  # SNI of the QUIC probe
+            skip=_unwanted_services(options.checks),
         )
         identity_from_services(ctx.result.services, ctx.result.identity)
     others = [c for c in options.checks if Need.SMB not in c.needs]
@@ -476,3 +478,15 @@ def _undecided_checks(ctx: HostContext, reason: str) -> None:
     for check in ctx.options.checks:
         if check.id not in have and (r.smb_open or Need.SMB not in check.needs):
             r.findings.append(check.unknown(reason))
+
+
+def _unwanted_services(checks) -> frozenset[str]:
+    """443 is both HTTPS (TCP: the relay and Shadow Brokers checks) and SMB over QUIC (UDP): the port set cannot
+    tell which a scan asked, the checks can. Without the QUIC check no QUIC probe; with it and nothing that
+    wants the TCP services, no HTTPS probe. Asked by number alone (no such check), both run."""
+    needs = {n for c in checks for n in c.needs}
+    if Need.SERVICES in needs and Need.QUIC not in needs:
+        return frozenset({"quic"})
+    if Need.QUIC in needs and Need.SERVICES not in needs:
+        return frozenset({"https"})
+    return frozenset()

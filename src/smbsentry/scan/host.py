@@ -28,16 +28,21 @@ MAX_SHARES_PROBED = 16
 def split_ports(asked: tuple[int, ...], checks) -> tuple[tuple[int, ...], frozenset[int]]:
     """(SMB ports, service ports) from --ports and the chosen checks.
 
-    A service port asked by number (3389, 80, 443, 88, 25, 143, 1352, 3264, 1000,
-    3000, 137) gets its service probe, not an SMB one; the Shadow Brokers
-    checks ask for every service port.  One rule for the local CLI and the
-    engines."""
-    from ..services import DEFAULT_PORTS
+    A service port asked by number (3389, 80, 443, 88, 25, 143, 1352, 3264,
+    1000, 3000, 137) gets its service probe, not an SMB one; the Shadow Brokers
+    checks ask for every service port but QUIC's, the smb-over-quic check for
+    QUIC's (UDP 443: which of HTTPS and QUIC 443 means is settled by the
+    checks, see services.probe_services `skip`).  One rule for the local CLI
+    and the engines."""
+    from ..services import DEFAULT_PORTS, QUIC_PORTS
 
-    service = frozenset(p for p in asked if p in DEFAULT_PORTS)
+    known = DEFAULT_PORTS | frozenset(QUIC_PORTS)
+    service = frozenset(p for p in asked if p in known)
     if any(Need.SERVICES in c.needs for c in checks):
-        service = DEFAULT_PORTS
-    return tuple(p for p in asked if p not in DEFAULT_PORTS), service
+        service |= DEFAULT_PORTS
+    if any(Need.QUIC in c.needs for c in checks):
+        service |= frozenset(QUIC_PORTS)
+    return tuple(p for p in asked if p not in known), service
 
 
 @dataclass(slots=True)

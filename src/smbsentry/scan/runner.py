@@ -196,6 +196,7 @@ async def _pipelined(run: _Run, engine):
     import socket
 
     from ..discover import stage
+    from ..services import UDP_PORTS
     from ..discover.run import run as discover
     from ..discover.permute import AddressSpace
     from ..model import LOCAL_ERRNOS
@@ -208,7 +209,7 @@ async def _pipelined(run: _Run, engine):
     space = AddressSpace(blocks, excludes)
     done = plan.done
     request = stage.Request(space, smb_ports=tuple(options.ports),
-                            service_ports=tuple(sorted(p for p in options.service_ports if p != 137)),
+                            service_ports=tuple(sorted(p for p in options.service_ports if p not in UDP_PORTS)),  # TCP sweep only
                             rate=plan.rate or stage.DEFAULT_RATE, retries=plan.retries, timeout=options.timeout,
                             concurrency=engine.concurrency, backlog=feed.backlog)
     handed: set[str] = set()  # the hosts found, so that a fallback does not scan them twice

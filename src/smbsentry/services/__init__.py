@@ -8,7 +8,14 @@ for the ports asked and returns a JSON-able dict; a probe that fails leaves
 Keys: rdp (3389), http (80), https (443: GET / and /certsrv/ over TLS), kerberos (88), smtp (25), imap (143),
 notes (1352, 3264), worldclient (1000, 3000), nbns (UDP 137), ldap (389: the
 anonymous rootDSE read that tells a domain controller; with `bind_probes`, the
-opt-in binds of services.ldap_bind on a domain controller's 389 and 636).
+opt-in binds of services.ldap_bind on a domain controller's 389 and 636), quic (UDP 443,
+the knowledge base's port for SMB over QUIC: a QUIC Initial offering ALPN smb).
+
+DEFAULT_PORTS are the ports of the Shadow Brokers services (what
+`Need.SERVICES` probes); QUIC_PORTS are asked by the smb-over-quic check
+(`Need.QUIC`).  UDP_PORTS are never swept by TCP discovery.  443 is both
+HTTPS (TCP) and QUIC (UDP): the caller's `skip` says which of them a scan
+does not want.
 """
 
 from __future__ import annotations
@@ -17,22 +24,29 @@ import asyncio
 
 from . import http, kerberos, ldap, ldap_bind, mail, nbns, rdp
 from .common import RATE, READ_CAP, ServiceError
+from ..kb.findings import meta
 
-__all__ = ["ServiceError", "READ_CAP", "SERVICE_PORTS", "DEFAULT_PORTS", "probe_services", "probe_one"]
+__all__ = ["ServiceError", "READ_CAP", "SERVICE_PORTS", "DEFAULT_PORTS", "QUIC_PORTS", "UDP_PORTS", "probe_services",
+           "probe_one"]
 
+# SMB over QUIC's port is the knowledge base's (vulnerabilities.json smb-over-quic udp_ports), not a constant here
+QUIC_PORTS: tuple[int, ...] = tuple(meta("smb-over-quic")["udp_ports"])
 SERVICE_PORTS: dict[str, tuple[int, ...]] = {
     "rdp": (3389,), "http": (80,), "https": (443,), "kerberos": (88,), "smtp": (25,), "imap": (143,),
-    "notes": (1352, 3264), "worldclient": (3000, 1000), "nbns": (137,), "ldap": (389,),
+    "notes": (1352, 3264), "worldclient": (3000, 1000), "nbns": (137,), "ldap": (389,), "quic": QUIC_PORTS,
 }
-DEFAULT_PORTS = frozenset(p for ps in SERVICE_PORTS.values() for p in ps)
+DEFAULT_PORTS = frozenset(p for name, ps in SERVICE_PORTS.items() if name != "quic" for p in ps)
+UDP_PORTS = frozenset((137, *QUIC_PORTS))
 
 
 async def probe_one(name: str, address: str, ports: list[int], timeout: float, realm: str | None = None,
-                    port_map: dict[int, int] | None = None, bind_probes: bool = False) -> dict:
+                    port_map: dict[int, int] | None = None, bind_probes: bool = False,
+                    server_name: str | None = None) -> dict:
     """One service; ServiceError (or {"error": ...} for notes/worldclient lists) when it failed.
 
     bind_probes (scan --allow-failed-logon): a domain controller's rootDSE is
-    followed by the failed binds of services.ldap_bind, kept under "binds"."""
+    followed by the failed binds of services.ldap_bind, kept under "binds";
+    server_name is sent as SNI by the QUIC probe."""
     pm = port_map or {}
     real = [pm.get(p, p) for p in ports]
     if name == "rdp":
@@ -54,6 +68,12 @@ async def probe_one(name: str, address: str, ports: list[int], timeout: float, r
         if bind_probes and facts.get("domain_controller"):
             facts["binds"] = await ldap_bind.probe(address, timeout, facts["attributes"], port_map=pm)
         return facts
+    if name == "quic":
+        from . import quic  # aioquic is loaded only when SMB over QUIC is probed
+
+        out = await quic.probe(address, real[0], timeout, server_name)
+        out["port"] = ports[0]
+        return out
     if name == "notes":
         out = await mail.probe_notes(address, real, timeout)
         out["ports"] = {str(p): out["ports"][str(r)] for p, r in zip(ports, real)}
@@ -72,24 +92,28 @@ async def probe_one(name: str, address: str, ports: list[int], timeout: float, r
 
 
 async def probe_services(address: str, ports: set[int], timeout: float, *, realm: str | None = None,
-                         port_map: dict[int, int] | None = None, rate=None, bind_probes: bool = False) -> dict:
+                         port_map: dict[int, int] | None = None, rate=None, bind_probes: bool = False,
+                         server_name: str | None = None, skip: frozenset[str] = frozenset()) -> dict:
     """{"rdp": {...} | None, "http": ..., ...}: None when none of the service's ports was asked.
 
     A failed probe is {"error": "<reason>"}.  `realm` is the Kerberos realm to ask
     for (the SMB identity's DNS domain when known); `port_map` maps a well-known port
     to the port actually used (tests); `rate` is an async callable awaited before
     each new connection (the scan's --rate limiter); `bind_probes` allows the
-    opt-in failed LDAP binds on a domain controller.  Never raises ServiceError.
+    opt-in failed LDAP binds on a domain controller; `server_name` is the host's
+    DNS name, sent as SNI by the QUIC probe; `skip` names services not to probe
+    although their port is asked (443 is HTTPS and QUIC).  Never raises ServiceError.
     """
     names, tasks = [], []
     token = RATE.set(rate)  # the tasks below copy this context
     try:
         for name, sp in SERVICE_PORTS.items():
             asked = [p for p in sp if p in ports]
-            if not asked:
+            if not asked or name in skip:
                 continue
             names.append(name)
-            tasks.append(asyncio.create_task(probe_one(name, address, asked, timeout, realm, port_map, bind_probes)))
+            tasks.append(asyncio.create_task(probe_one(name, address, asked, timeout, realm, port_map, bind_probes,
+                                                        server_name)))
     finally:
         RATE.reset(token)
     results = await asyncio.gather(*tasks, return_exceptions=True)
