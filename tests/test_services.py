@@ -168,7 +168,9 @@ def test_every_connection_waits_for_the_rate_limiter():
 
     async def go():
         async with ServiceLab(RANGE, port_map=PORT_MAP):
-            return await probe_services("127.77.1.5", set(DEFAULT_PORTS), 1.0, port_map=PORT_MAP, rate=acquire)
+            # as the scanner asks for the Shadow Brokers services: 443 is HTTPS there, not QUIC
+            return await probe_services("127.77.1.5", set(DEFAULT_PORTS), 1.0, port_map=PORT_MAP, rate=acquire,
+                                        skip=frozenset({"quic"}))
 
     out = asyncio.run(go())
     assert out["imap"]["product"] == "domino"
