@@ -105,7 +105,25 @@ BUILDS = _obj({"_about": TEXT, "sources": {"type": "object", "additionalProperti
                    {"version": TEXT, "build": {"type": "integer"}, "products": {"type": "array", "items": TEXT, "minItems": 1}, "source": TEXT},
                    {"note": TEXT, "enablement": {"type": "object", "additionalProperties": {"type": "array", "items": TEXT, "minItems": 1}},
                     "enablement_source": TEXT})},
-               "samba": _obj({"version": TEXT, "build": {"type": "integer"}, "source": TEXT})})
+               "samba": _obj({"version": TEXT, "build": {"type": "integer"}, "source": TEXT},
+                             # the SMB1 NativeLanMan a Samba server sends: a regex whose group 1 is the version
+                             {"native_lm": TEXT, "native_lm_source": TEXT})})
+
+def _by_finding(item: dict) -> dict:
+    return {"type": "object", "propertyNames": PID, "additionalProperties": item}
+
+
+# remediation.json (kb/model.py Remediation): how the planner answers findings per OS family
+REMEDIATION = _obj({
+    "_about": TEXT,
+    "families": {"type": "object", "propertyNames": {"enum": FAMILIES}, "additionalProperties": _obj(
+        {"label": PID, "script": {"enum": ["cmd", "ps1", "sh"]}, "source": SOURCE}, {"smb1_action": PID})},
+    "hardening": _by_finding(_obj({"action": PID, "source": SOURCE})),
+    "samba_manual": _by_finding(_obj({"step": PID, "source": SOURCE})),
+    "findings": _by_finding(_obj({"steps": {"type": "array", "minItems": 1, "items": _obj(
+        {"action": PID, "phase": {"enum": ["immediate", "patch"]}}, {"unless_fact": {"type": "string", "pattern": r"^[a-z][a-z0-9_]*$"}})}, "source": SOURCE},
+        {"families": {"type": "array", "items": {"enum": FAMILIES}, "minItems": 1}})),
+    "settle": _by_finding(_obj({"how": PID, "source": SOURCE}))})
 
 CATALOG_UPDATE = _obj(
     {"kb": KB, "kind": {"enum": ["security-only", "monthly-rollup", "cumulative", "standalone"]}, "released": DATE,
@@ -127,6 +145,7 @@ SCHEMAS = {
     "actions.json": ACTIONS,
     "builds.json": BUILDS,
     "update_files.json": UPDATE_FILES,
+    "remediation.json": REMEDIATION,
 }
 
 

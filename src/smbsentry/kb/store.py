@@ -25,8 +25,8 @@ from importlib import resources
 from pathlib import Path
 
 from . import catalog as _catalog
-from .model import (Action, Affected, FileGap, FileRef, FileVersion, Fix, Prerequisite, Product, Rule, Vulnerability,
-                    as_tuple, parse_date, version_tuple)
+from .model import (Action, Affected, FamilyPlan, FileGap, FileRef, FileVersion, FindingPlan, Fix, PlanStep, Prerequisite, Product,
+                    Remediation, Rule, Vulnerability, as_tuple, parse_date, version_tuple)
 from .schema import SCHEMAS, digest
 
 
@@ -53,6 +53,7 @@ class Kb:
     builds: dict
     by_bulletin: dict[str, list[Fix]] = field(default_factory=dict)
     catalog: _catalog.CatalogInfo | None = None
+    remediation: Remediation | None = None
 
 
 def _path(parts) -> str:
@@ -244,6 +245,51 @@ def _actions(raw: list, refs: _Refs) -> dict[str, Action]:
     return out
 
 
+def _remediation(raw: dict, refs: _Refs, actions: dict, vulns: dict) -> Remediation:
+    """remediation.json: every action, finding and family it names must exist, every entry has a known source."""
+    f = "remediation.json"
+
+    def known(parts, action: str | None = None, finding: str | None = None) -> None:
+        if action is not None:
+            refs.need(action in actions, f, parts, f"unknown action {action!r}")
+        if finding is not None:
+            refs.need(finding in vulns, f, parts, f"unknown finding {finding!r}")
+
+    families = {}
+    for fam, e in raw["families"].items():
+        known(["families", fam, "smb1_action"], action=e.get("smb1_action"))
+        families[fam] = FamilyPlan(e["label"], e["script"], e.get("smb1_action"), refs.src(e["source"], f, ["families", fam, "source"]))
+    findings = {}
+    for fid, e in raw["findings"].items():
+        known(["findings", fid], finding=fid)
+        for i, st in enumerate(e["steps"]):
+            known(["findings", fid, "steps", i, "action"], action=st["action"])
+        findings[fid] = FindingPlan(tuple(e.get("families", ())), tuple(PlanStep(st["action"], st["phase"], st.get("unless_fact"))
+                                                                         for st in e["steps"]), refs.src(e["source"], f, ["findings", fid, "source"]))
+    maps = {}
+    for key, field_ in (("hardening", "action"), ("samba_manual", "step"), ("settle", "how")):
+        maps[key] = {}
+        for fid, e in raw[key].items():
+            known([key, fid], finding=fid, action=e[field_] if field_ == "action" else None)
+            refs.src(e["source"], f, [key, fid, "source"])
+            maps[key][fid] = e[field_]
+    return Remediation(families, maps["hardening"], maps["samba_manual"], findings, maps["settle"])
+
+
+def _samba_native_lm(samba: dict, refs: _Refs, local: dict) -> None:
+    """builds.json's Samba NativeLanMan pattern: a regex with a group for the version, and its source."""
+    import re
+
+    if "native_lm" not in samba:
+        return
+    try:
+        groups = re.compile(samba["native_lm"]).groups
+    except re.error as exc:
+        raise KbDataError("builds.json", "$.samba.native_lm", f"not a regular expression: {exc}") from None
+    refs.need(groups >= 1, "builds.json", ["samba", "native_lm"], "the pattern needs a group for the version")
+    refs.src(samba.get("native_lm_source", ""), "builds.json", ["samba", "native_lm_source"], local)
+
+
 def _index_names(products: dict[str, Product]) -> tuple[dict, dict]:
     names: dict[str, Product] = {}
     lines: dict[str, list[Product]] = {}
@@ -304,6 +350,8 @@ def load(directory: Path | str | None = None) -> Kb:
                 refs.need(n in names, "builds.json", ["builds", i, "enablement", base_name], f"product {n!r} is not in products.json")
         if b.get("enablement"):
             refs.src(b.get("enablement_source", ""), "builds.json", ["builds", i, "enablement_source"], builds["sources"])
+    _samba_native_lm(builds["samba"], refs, builds["sources"])
+    remediation = _remediation(read(base, "remediation.json", sealed), refs, actions, vulns)
     superseded_by: dict[str, list[str]] = {}
     for f in fixes.values():
         for old in f.supersedes:
@@ -313,7 +361,7 @@ def load(directory: Path | str | None = None) -> Kb:
         for b in f.addresses:
             by_bulletin.setdefault(b, []).append(f)
     return Kb(sources, products, names, lines, fixes, {k: tuple(v) for k, v in superseded_by.items()}, rules, vulns, raw_vulns,
-              actions, builds, by_bulletin, catalog_info)
+              actions, builds, by_bulletin, catalog_info, remediation)
 
 
 @lru_cache(maxsize=1)

@@ -33,7 +33,7 @@ from datetime import date
 from ..kb.model import Action
 from ..kb.store import kb
 from .texts import t as tr
-from .plan_model import FLAVOUR, HostPlan, Plan, ScriptGroup, Step, commands_for
+from .plan_model import HostPlan, Plan, ScriptGroup, Step, commands_for
 
 SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 MSU_RC = {"3010": "restart needed", "2359302": "already installed", "-2145124329": "not applicable: check the service pack and architecture"}
@@ -570,4 +570,4 @@ def firewall_snippet(p: Plan) -> str:
     return "\n".join(L) + "\n"
 
 
-__all__ = ["firewall_snippet", "host_label", "render_group", "safe_address", "safe_label", "FLAVOUR"]
+__all__ = ["firewall_snippet", "host_label", "render_group", "safe_address", "safe_label"]
