@@ -57,7 +57,7 @@ def test_packaged_data_is_sealed_and_start_up_skips_only_the_schema_check():
 def test_a_file_that_no_longer_matches_its_seal_is_checked_in_full(data_copy):
     sealed = seals(data_copy)
     assert set(sealed) == {"sources.json", "products.json", "fixes.json", "vulnerabilities.json", "actions.json", "builds.json", "catalog.json",
-                           "update_files.json", "remediation.json"}
+                           "update_files.json", "remediation.json", "services.json"}
     assert read(data_copy, "fixes.json", sealed)["fixes"]  # unchanged: read without the schema check
     edit(data_copy, "fixes.json", lambda d: d["fixes"][3].__setitem__("kind", "weekly"))
     with pytest.raises(KbDataError, match=r"^fixes.json: \$.fixes\[3\].kind: 'weekly' is not one of"):
@@ -100,6 +100,7 @@ def test_missing_source_is_refused(data_copy):
     ("remediation.json", lambda d: d["settle"].__setitem__("ms17-011", {"how": "settle-session", "source": "checks-md"}),
      r"remediation\.json: \$\.settle\.ms17-011: unknown finding 'ms17-011'"),
     ("remediation.json", lambda d: d["hardening"]["smb-null-session"].__setitem__("source", "nowhere"), r"unknown source 'nowhere'"),
+    ("services.json", lambda d: d["services"]["http"]["ports"].append(3389), r"services\.json: \$\.services\.http\.ports\[1\]: port 3389 is already listed under 'rdp'"),
 ])
 def test_broken_references_fail_loudly(data_copy, name, change, message):
     edit(data_copy, name, change)
@@ -196,3 +197,17 @@ def test_samba_native_lanman_pattern():
     assert pattern.search("Samba 4.5.16-Debian").group(1) == "4.5.16-Debian"
     assert pattern.search("Samba 3.0.37").group(1) == "3.0.37"
     assert pattern.search("Windows 2000 LAN Manager") is None and pattern.search("Samba") is None
+
+
+def test_service_ports_and_functional_levels_as_before():
+    """services.json holds what services/ and store/diff.py had in code (the same ports, in the same probe order)."""
+    from smbsentry import services
+    from smbsentry.services import ldap
+    from smbsentry.store import diff
+
+    assert services.SERVICE_PORTS == {"rdp": (3389,), "http": (80,), "kerberos": (88,), "smtp": (25,), "imap": (143,),
+                                      "notes": (1352, 3264), "worldclient": (3000, 1000), "nbns": (137,), "ldap": (389,)}
+    assert list(services.SERVICE_PORTS) == ["rdp", "http", "kerberos", "smtp", "imap", "notes", "worldclient", "nbns", "ldap"]
+    assert services.DEFAULT_PORTS == diff._service_ports() == {25, 80, 88, 137, 143, 389, 1000, 1352, 3000, 3264, 3389}
+    assert ldap.role_facts({"domainControllerFunctionality": ["7"]})["dc_functionality"] == "Windows Server 2016"
+    assert ldap.role_facts({"domainControllerFunctionality": ["1"]})["dc_functionality"] == "level 1"

@@ -125,6 +125,14 @@ REMEDIATION = _obj({
         {"families": {"type": "array", "items": {"enum": FAMILIES}, "minItems": 1}})),
     "settle": _by_finding(_obj({"how": PID, "source": SOURCE}))})
 
+# services.json: the other services' ports (smbsentry.services) and the AD functional level names
+SERVICES = _obj({
+    "_about": TEXT,
+    "services": {"type": "object", "minProperties": 1, "propertyNames": PID,
+                 "additionalProperties": _obj({"ports": {**PORTS, "minItems": 1}, "source": SOURCE})},
+    "dc_functionality": _obj({"levels": {"type": "object", "propertyNames": {"pattern": r"^\d{1,3}$"}, "additionalProperties": TEXT},
+                              "source": SOURCE})})
+
 CATALOG_UPDATE = _obj(
     {"kb": KB, "kind": {"enum": ["security-only", "monthly-rollup", "cumulative", "standalone"]}, "released": DATE,
      "products": {"type": "array", "items": PID, "minItems": 1}, "architectures": {"type": "array", "items": ARCH, "minItems": 1},
@@ -146,6 +154,7 @@ SCHEMAS = {
     "builds.json": BUILDS,
     "update_files.json": UPDATE_FILES,
     "remediation.json": REMEDIATION,
+    "services.json": SERVICES,
 }
 
 

@@ -54,6 +54,8 @@ class Kb:
     by_bulletin: dict[str, list[Fix]] = field(default_factory=dict)
     catalog: _catalog.CatalogInfo | None = None
     remediation: Remediation | None = None
+    service_ports: dict[str, tuple[int, ...]] = field(default_factory=dict)  # service -> its ports, in probe order
+    dc_levels: dict[int, str] = field(default_factory=dict)  # domainControllerFunctionality -> name
 
 
 def _path(parts) -> str:
@@ -276,6 +278,21 @@ def _remediation(raw: dict, refs: _Refs, actions: dict, vulns: dict) -> Remediat
     return Remediation(families, maps["hardening"], maps["samba_manual"], findings, maps["settle"])
 
 
+def _services(raw: dict, refs: _Refs) -> tuple[dict[str, tuple[int, ...]], dict[int, str]]:
+    """services.json: each service's ports (a port belongs to one service) and the AD functional level names."""
+    ports: dict[str, tuple[int, ...]] = {}
+    owner: dict[int, str] = {}
+    for name, e in raw["services"].items():
+        refs.src(e["source"], "services.json", ["services", name, "source"])
+        for i, p in enumerate(e["ports"]):
+            refs.need(p not in owner, "services.json", ["services", name, "ports", i], f"port {p} is already listed under {owner.get(p)!r}")
+            owner[p] = name
+        ports[name] = tuple(e["ports"])
+    dc = raw["dc_functionality"]
+    refs.src(dc["source"], "services.json", ["dc_functionality", "source"])
+    return ports, {int(k): v for k, v in dc["levels"].items()}
+
+
 def _samba_native_lm(samba: dict, refs: _Refs, local: dict) -> None:
     """builds.json's Samba NativeLanMan pattern: a regex with a group for the version, and its source."""
     import re
@@ -352,6 +369,7 @@ def load(directory: Path | str | None = None) -> Kb:
             refs.src(b.get("enablement_source", ""), "builds.json", ["builds", i, "enablement_source"], builds["sources"])
     _samba_native_lm(builds["samba"], refs, builds["sources"])
     remediation = _remediation(read(base, "remediation.json", sealed), refs, actions, vulns)
+    service_ports, dc_levels = _services(read(base, "services.json", sealed), refs)
     superseded_by: dict[str, list[str]] = {}
     for f in fixes.values():
         for old in f.supersedes:
@@ -361,7 +379,7 @@ def load(directory: Path | str | None = None) -> Kb:
         for b in f.addresses:
             by_bulletin.setdefault(b, []).append(f)
     return Kb(sources, products, names, lines, fixes, {k: tuple(v) for k, v in superseded_by.items()}, rules, vulns, raw_vulns,
-              actions, builds, by_bulletin, catalog_info, remediation)
+              actions, builds, by_bulletin, catalog_info, remediation, service_ports, dc_levels)
 
 
 @lru_cache(maxsize=1)

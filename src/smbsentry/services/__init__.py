@@ -6,24 +6,35 @@ for the ports asked and returns a JSON-able dict; a probe that fails leaves
 {"error": reason} under its key, a service whose port was not asked is None.
 
 Keys: rdp (3389), http (80), kerberos (88), smtp (25), imap (143),
-notes (1352, 3264), worldclient (1000, 3000), nbns (UDP 137), ldap (389: the
-anonymous rootDSE read that tells a domain controller).
+notes (1352, 3264), worldclient (3000, 1000), nbns (UDP 137), ldap (389: the
+anonymous rootDSE read that tells a domain controller).  Which ports are
+looked at is knowledge: kb/data/services.json.
 """
 
 from __future__ import annotations
 
 import asyncio
 
+from ..kb.store import kb
 from . import http, kerberos, ldap, mail, nbns, rdp
 from .common import RATE, READ_CAP, ServiceError
 
-__all__ = ["ServiceError", "READ_CAP", "SERVICE_PORTS", "DEFAULT_PORTS", "probe_services", "probe_one"]
+__all__ = ["ServiceError", "READ_CAP", "SERVICE_PORTS", "DEFAULT_PORTS", "service_ports", "probe_services", "probe_one"]
 
-SERVICE_PORTS: dict[str, tuple[int, ...]] = {
-    "rdp": (3389,), "http": (80,), "kerberos": (88,), "smtp": (25,), "imap": (143,),
-    "notes": (1352, 3264), "worldclient": (3000, 1000), "nbns": (137,), "ldap": (389,),
-}
-DEFAULT_PORTS = frozenset(p for ps in SERVICE_PORTS.values() for p in ps)
+
+
+def service_ports() -> dict[str, tuple[int, ...]]:
+    """{service: its ports}, in probe order: knowledge, from kb/data/services.json (each with its source)."""
+    return kb().service_ports
+
+
+def __getattr__(name: str):
+    """SERVICE_PORTS and DEFAULT_PORTS, read from the KB when first asked (importing this package loads no data)."""
+    if name == "SERVICE_PORTS":
+        return dict(service_ports())
+    if name == "DEFAULT_PORTS":
+        return frozenset(p for ps in service_ports().values() for p in ps)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 async def probe_one(name: str, address: str, ports: list[int], timeout: float, realm: str | None = None,
@@ -74,7 +85,7 @@ async def probe_services(address: str, ports: set[int], timeout: float, *, realm
     names, tasks = [], []
     token = RATE.set(rate)  # the tasks below copy this context
     try:
-        for name, sp in SERVICE_PORTS.items():
+        for name, sp in service_ports().items():
             asked = [p for p in sp if p in ports]
             if not asked:
                 continue
@@ -83,7 +94,7 @@ async def probe_services(address: str, ports: set[int], timeout: float, *, realm
     finally:
         RATE.reset(token)
     results = await asyncio.gather(*tasks, return_exceptions=True)
-    out: dict = {name: None for name in SERVICE_PORTS}
+    out: dict = {name: None for name in service_ports()}
     for name, res in zip(names, results):
         if isinstance(res, BaseException):
             if isinstance(res, asyncio.CancelledError):
