@@ -211,3 +211,12 @@ def test_service_ports_and_functional_levels_as_before():
     assert services.DEFAULT_PORTS == diff._service_ports() == {25, 80, 88, 137, 143, 389, 1000, 1352, 3000, 3264, 3389}
     assert ldap.role_facts({"domainControllerFunctionality": ["7"]})["dc_functionality"] == "Windows Server 2016"
     assert ldap.role_facts({"domainControllerFunctionality": ["1"]})["dc_functionality"] == "level 1"
+
+
+def test_nt_version_names_and_end_of_life_as_before():
+    """builds.json `nt_versions` holds what checks/shadowbrokers.py had in code."""
+    names = {"4.0": "Windows NT 4.0", "5.0": "Windows 2000", "5.1": "Windows XP", "5.2": "Windows Server 2003 / XP x64",
+             "6.0": "Windows Vista / Server 2008", "6.1": "Windows 7 / Server 2008 R2"}
+    assert {v: builds.nt_version_name(v) for v in names} == names
+    assert builds.nt_version_name("6.3") == "Windows NT 6.3" and builds.nt_version_name("10.0") == "Windows NT 10.0"
+    assert [v for v in ("4.0", "5.0", "5.1", "5.2", "6.0", "6.1", "6.2", "6.3", "10.0") if builds.nt_version_ended(v)] == list(names)

@@ -58,6 +58,23 @@ def samba_native_lm() -> re.Pattern[str] | None:
     return re.compile(pattern) if pattern else None
 
 
+@lru_cache(maxsize=1)
+def _nt_versions() -> dict[str, dict]:
+    return {v["version"]: v for v in kb().builds.get("nt_versions", ())}
+
+
+def nt_version_name(version: str) -> str:
+    """'5.1' -> 'Windows XP': the name of an NT version whose build is not known (builds.json `nt_versions`)."""
+    entry = _nt_versions().get(version)
+    return entry["name"] if entry else f"Windows NT {version}"
+
+
+def nt_version_ended(version: str) -> bool:
+    """Every product of this NT version left support (builds.json `nt_versions[].end_of_life`)."""
+    entry = _nt_versions().get(version)
+    return bool(entry and entry["end_of_life"])
+
+
 def _range(line: tuple[str, ...]) -> str:
     """('Windows 10 2004', ..., 'Windows 10 22H2') -> 'Windows 10 2004-22H2'."""
     if len(line) == 1:

@@ -107,7 +107,10 @@ BUILDS = _obj({"_about": TEXT, "sources": {"type": "object", "additionalProperti
                     "enablement_source": TEXT})},
                "samba": _obj({"version": TEXT, "build": {"type": "integer"}, "source": TEXT},
                              # the SMB1 NativeLanMan a Samba server sends: a regex whose group 1 is the version
-                             {"native_lm": TEXT, "native_lm_source": TEXT})})
+                             {"native_lm": TEXT, "native_lm_source": TEXT})},
+              # an NT version's display name where the build is not known, and whether every product of it left support
+              {"nt_versions": {"type": "array", "items": _obj({"version": {"type": "string", "pattern": r"^\d+\.\d+$"}, "name": TEXT,
+                                                               "end_of_life": {"type": "boolean"}, "source": SOURCE})}})
 
 def _by_finding(item: dict) -> dict:
     return {"type": "object", "propertyNames": PID, "additionalProperties": item}

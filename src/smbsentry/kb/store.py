@@ -368,6 +368,8 @@ def load(directory: Path | str | None = None) -> Kb:
         if b.get("enablement"):
             refs.src(b.get("enablement_source", ""), "builds.json", ["builds", i, "enablement_source"], builds["sources"])
     _samba_native_lm(builds["samba"], refs, builds["sources"])
+    for i, v in enumerate(builds.get("nt_versions", ())):
+        refs.src(v["source"], "builds.json", ["nt_versions", i, "source"], builds["sources"])
     remediation = _remediation(read(base, "remediation.json", sealed), refs, actions, vulns)
     service_ports, dc_levels = _services(read(base, "services.json", sealed), refs)
     superseded_by: dict[str, list[str]] = {}
