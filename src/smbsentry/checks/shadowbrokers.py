@@ -18,7 +18,7 @@ they run with --checks all or by id.
 from __future__ import annotations
 
 from ..kb.builds import nt_version_ended, nt_version_name
-from ..kb.findings import affected_versions, meta, windows_targets
+from ..kb.findings import affected_versions, fixed_by, meta, windows_targets
 from ..model import Finding
 from .base import Check, HostAccess, Need
 from .modules import MODULES  # noqa: F401 - the table's ids, read as shadowbrokers.MODULES
@@ -275,7 +275,8 @@ class Eskimoroll(ShadowBrokersCheck):
         if win is None:
             return [self.make("unknown", reason="a KDC answers, but the Windows version was not learned", evidence=ev, port=88, realm=realm)]
         return [self.make("likely", evidence=f"{ev}; {win[2]} (NT {win[0]}, from {win[3]}) domain controller",
-                          reason="inferred: the MS14-068 patch level (KB3011780) is not visible remotely", port=88, realm=realm)]
+                          reason=f"inferred: the {meta(self.id)['bulletin']} patch level ({', '.join(fixed_by(self.id))}) is not visible remotely",
+                          port=88, realm=realm)]
 
 
 class Englishmansdentist(ShadowBrokersCheck):
