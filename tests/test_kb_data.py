@@ -57,7 +57,7 @@ def test_packaged_data_is_sealed_and_start_up_skips_only_the_schema_check():
 def test_a_file_that_no_longer_matches_its_seal_is_checked_in_full(data_copy):
     sealed = seals(data_copy)
     assert set(sealed) == {"sources.json", "products.json", "fixes.json", "vulnerabilities.json", "actions.json", "builds.json", "catalog.json",
-                           "update_files.json", "remediation.json", "services.json"}
+                           "update_files.json", "remediation.json", "services.json", "osnames.json"}
     assert read(data_copy, "fixes.json", sealed)["fixes"]  # unchanged: read without the schema check
     edit(data_copy, "fixes.json", lambda d: d["fixes"][3].__setitem__("kind", "weekly"))
     with pytest.raises(KbDataError, match=r"^fixes.json: \$.fixes\[3\].kind: 'weekly' is not one of"):
@@ -100,6 +100,10 @@ def test_missing_source_is_refused(data_copy):
     ("remediation.json", lambda d: d["settle"].__setitem__("ms17-011", {"how": "settle-session", "source": "checks-md"}),
      r"remediation\.json: \$\.settle\.ms17-011: unknown finding 'ms17-011'"),
     ("remediation.json", lambda d: d["hardening"]["smb-null-session"].__setitem__("source", "nowhere"), r"unknown source 'nowhere'"),
+    ("osnames.json", lambda d: d["lines"]["patterns"].append(["os/2", "OS/2 Warp"]),
+     r"osnames\.json: \$\.lines\.patterns\[\d+\]\[1\]: no product line 'OS/2 Warp'"),
+    ("osnames.json", lambda d: d["architectures"]["words"][0].__setitem__(0, "(x64"),
+     r"osnames\.json: \$\.architectures\.words\[0\]\[0\]: not a regular expression"),
     ("services.json", lambda d: d["services"]["http"]["ports"].append(3389), r"services\.json: \$\.services\.http\.ports\[1\]: port 3389 is already listed under 'rdp'"),
 ])
 def test_broken_references_fail_loudly(data_copy, name, change, message):

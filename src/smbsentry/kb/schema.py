@@ -136,6 +136,19 @@ SERVICES = _obj({
     "dc_functionality": _obj({"levels": {"type": "object", "propertyNames": {"pattern": r"^\d{1,3}$"}, "additionalProperties": TEXT},
                               "source": SOURCE})})
 
+def _pattern_to(value: dict) -> dict:
+    """[[regular expression, value], ...]: tried in order."""
+    return {"type": "array", "minItems": 1, "items": {"type": "array", "prefixItems": [TEXT, value], "minItems": 2, "maxItems": 2}}
+
+
+# osnames.json (kb/osname.py): edition names, architecture words, release tags and product-line patterns
+OSNAMES = _obj({
+    "_about": TEXT,
+    "editions": _obj({"zh": {"type": "object", "additionalProperties": TEXT}, "en": {"type": "array", "items": TEXT}, "source": SOURCE}),
+    "architectures": _obj({"words": _pattern_to(ARCH), "source": SOURCE}),
+    "releases": _obj({"tags": {"type": "array", "items": {"type": "string", "pattern": r"^[0-9a-z]{4}$"}, "minItems": 1}, "source": SOURCE}),
+    "lines": _obj({"patterns": _pattern_to(TEXT), "source": SOURCE})})
+
 CATALOG_UPDATE = _obj(
     {"kb": KB, "kind": {"enum": ["security-only", "monthly-rollup", "cumulative", "standalone"]}, "released": DATE,
      "products": {"type": "array", "items": PID, "minItems": 1}, "architectures": {"type": "array", "items": ARCH, "minItems": 1},
@@ -158,6 +171,7 @@ SCHEMAS = {
     "update_files.json": UPDATE_FILES,
     "remediation.json": REMEDIATION,
     "services.json": SERVICES,
+    "osnames.json": OSNAMES,
 }
 
 

@@ -56,6 +56,7 @@ class Kb:
     remediation: Remediation | None = None
     service_ports: dict[str, tuple[int, ...]] = field(default_factory=dict)  # service -> its ports, in probe order
     dc_levels: dict[int, str] = field(default_factory=dict)  # domainControllerFunctionality -> name
+    osnames: dict = field(default_factory=dict)  # osnames.json as validated: read by kb/osname.py
 
 
 def _path(parts) -> str:
@@ -293,6 +294,25 @@ def _services(raw: dict, refs: _Refs) -> tuple[dict[str, tuple[int, ...]], dict[
     return ports, {int(k): v for k, v in dc["levels"].items()}
 
 
+def _osnames(raw: dict, refs: _Refs, lines: dict) -> dict:
+    """osnames.json: every pattern compiles, every line it names is a product line (or the start of some: "Windows 10")."""
+    import re
+
+    f = "osnames.json"
+    for key in ("editions", "architectures", "releases", "lines"):
+        refs.src(raw[key]["source"], f, [key, "source"])
+    for key, list_key in (("architectures", "words"), ("lines", "patterns")):
+        for i, (pattern, _) in enumerate(raw[key][list_key]):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise KbDataError(f, _path([key, list_key, i, 0]), f"not a regular expression: {exc}") from None
+    for i, (_, line) in enumerate(raw["lines"]["patterns"]):
+        refs.need(line in lines or any(known.startswith(line + " ") for known in lines), f, ["lines", "patterns", i, 1],
+                  f"no product line {line!r} in products.json")
+    return raw
+
+
 def _samba_native_lm(samba: dict, refs: _Refs, local: dict) -> None:
     """builds.json's Samba NativeLanMan pattern: a regex with a group for the version, and its source."""
     import re
@@ -372,6 +392,7 @@ def load(directory: Path | str | None = None) -> Kb:
         refs.src(v["source"], "builds.json", ["nt_versions", i, "source"], builds["sources"])
     remediation = _remediation(read(base, "remediation.json", sealed), refs, actions, vulns)
     service_ports, dc_levels = _services(read(base, "services.json", sealed), refs)
+    osnames = _osnames(read(base, "osnames.json", sealed), refs, lines)
     superseded_by: dict[str, list[str]] = {}
     for f in fixes.values():
         for old in f.supersedes:
@@ -381,7 +402,7 @@ def load(directory: Path | str | None = None) -> Kb:
         for b in f.addresses:
             by_bulletin.setdefault(b, []).append(f)
     return Kb(sources, products, names, lines, fixes, {k: tuple(v) for k, v in superseded_by.items()}, rules, vulns, raw_vulns,
-              actions, builds, by_bulletin, catalog_info, remediation, service_ports, dc_levels)
+              actions, builds, by_bulletin, catalog_info, remediation, service_ports, dc_levels, osnames)
 
 
 @lru_cache(maxsize=1)
