@@ -251,6 +251,7 @@ class Action:
     source: tuple[str, ...]
     note: str | None = None
     disrupts: dict[str, str] | None = None  # {"en": ..., "zh": ...}: what the action interrupts (None: nothing)
+    verify: dict[str, str] | None = None  # {"shell": command}: succeeds once the action is in place
 
     def render(self, fix: Fix | None = None, arch: str | None = None) -> dict[str, list[str]]:
         """Commands with {file}, {kb} and {kbnum} filled from a fix entry."""

@@ -97,7 +97,9 @@ COMMANDS = {"type": "object", "propertyNames": {"enum": ["powershell", "powershe
 ACTION = _obj({"id": PID, "kind": {"enum": ["patch", "upgrade", "workaround", "check", "response"]},
                "text": _obj({"en": TEXT, "zh": TEXT}), "applies_to": {"type": "array", "items": {"enum": FAMILIES}, "minItems": 1},
                "commands": COMMANDS, "rollback": COMMANDS, "reboot": {"type": "boolean"}, "source": SOURCE},
-              {"note": TEXT, "disrupts": _obj({"en": TEXT, "zh": TEXT})})
+              {"note": TEXT, "disrupts": _obj({"en": TEXT, "zh": TEXT}),
+               # a command per script flavour that succeeds once the action is in place (the scripts' verify mode)
+               "verify": {"type": "object", "propertyNames": {"enum": ["shell"]}, "additionalProperties": TEXT}})
 ACTIONS = _doc("actions", {"type": "array", "items": ACTION, "minItems": 1})
 
 BUILDS = _obj({"_about": TEXT, "sources": {"type": "object", "additionalProperties": TEXT},

@@ -244,7 +244,7 @@ def _actions(raw: list, refs: _Refs) -> dict[str, Action]:
         out[a["id"]] = Action(a["id"], a["kind"], a["text"]["en"], a["text"]["zh"], tuple(a["applies_to"]),
                               {k: tuple(v) for k, v in a["commands"].items()}, {k: tuple(v) for k, v in a["rollback"].items()},
                               a["reboot"], refs.src(a["source"], "actions.json", ["actions", i, "source"]), a.get("note"),
-                              a.get("disrupts"))
+                              a.get("disrupts"), a.get("verify"))
     return out
 
 
