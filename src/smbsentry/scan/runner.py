@@ -131,6 +131,8 @@ def _name(output: Path | None) -> str:
 
 def run_local_scan(plan: LocalScan, err: Console) -> int:
     """Run the scan; say how it ended on `err`; return the exit status."""
+    if plan.writer is None:
+        raise ValueError("LocalScan.writer is not set (the caller passes report.output.Writer)")
     from .engine import Engine, install_uvloop
 
     try:
