@@ -1,7 +1,7 @@
 """Our DER (services/der.py) against an independent implementation: pyasn1 with impacket's ASN.1 specs.
 
-services/der.py stays our own on the scan path: pyasn1 decodes a KRB-ERROR
-10-15x slower and builds an AS-REQ 30x slower (docs/architecture.md, "What stays
+services/der.py stays our own on the scan path: pyasn1 handles these messages
+10-30x slower (bench/libraries; docs/architecture.md, "Libraries, and what stays
 our own").  So pyasn1 serves here, as h11's tests use the stdlib: every message
 the scanner and the lab build is read back by pyasn1 under the published
 structure, and messages pyasn1 builds are read by our parsers.

@@ -3,8 +3,8 @@
 decode() checks every length against the buffer and nests at most MAX_DEPTH deep.
 
 Our own rather than pyasn1's (installed with impacket): this runs per host on
-the scan path, and pyasn1 reads a KRB-ERROR 10-15x and builds an AS-REQ 30x
-slower (docs/architecture.md).  tests/test_der_pyasn1.py checks our messages
+the scan path, and pyasn1 handles these messages 10-30x slower (bench/libraries,
+docs/architecture.md).  tests/test_der_pyasn1.py checks our messages
 against pyasn1 with the published structures.
 """
 
