@@ -54,12 +54,6 @@ KNOWN_CYCLES: dict[frozenset[str], str] = {
     frozenset({"smbsentry.store", "smbsentry.store.db", "smbsentry.store.migrate"}): "web dashboard (store/db.py)",
 }
 KNOWN_WRONG_WAY: dict[tuple[str, str], str] = {
-    # The remote audit expands target ranges with the scanner's parser; the parser
-    # moves below scan/audit once the discovery work (discover/, scan/targets.py) lands.
-    ("smbsentry.audit.remote", "smbsentry.scan.targets"): "discovery (scan/targets.py)",
-    # The html result writer renders with report/; the writers move to report/ with the
-    # application layer once scan/runner.py (discovery's, this round) stops importing scan.output.
-    ("smbsentry.scan.output", "smbsentry.report.html"): "discovery (scan/runner.py) then the application layer",
     # detect/ stores through the store; detect/ is being split into rooms in parallel.
 }
 

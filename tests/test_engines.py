@@ -24,7 +24,7 @@ from conftest import in_ci
 from smbsentry.engines import signing
 from smbsentry.engines.app import EngineConfig, TASK_NAME, make_app, ssl_options
 from smbsentry.engines.routes import RouteError, Router, Sharding, parse_routes_text, shards
-from smbsentry.scan.targets import Target, TargetSet
+from smbsentry.discover.targets import Target, TargetSet
 
 PORT = 44655
 MIX = "win7-sp1-unpatched=1,win10-22h2=1,win2019=1,samba-4.17=1"

@@ -192,7 +192,7 @@ def test_a_bad_signature_refusal_reaches_the_central_side(redis, workers, key_fi
     shard at once instead of leaving the central side waiting."""
     from smbsentry.engines.central import DistributedScan
     from smbsentry.engines.routes import Router
-    from smbsentry.scan.targets import TargetSet
+    from smbsentry.discover.targets import TargetSet
 
     workers.start("badsig", [NET], "badsig@test")
     other = tmp_path / "other.key"

@@ -57,7 +57,7 @@ def test_packaged_data_is_sealed_and_start_up_skips_only_the_schema_check():
 def test_a_file_that_no_longer_matches_its_seal_is_checked_in_full(data_copy):
     sealed = seals(data_copy)
     assert set(sealed) == {"sources.json", "products.json", "fixes.json", "vulnerabilities.json", "actions.json", "builds.json", "catalog.json",
-                           "update_files.json"}
+                           "update_files.json", "remediation.json", "services.json", "osnames.json"}
     assert read(data_copy, "fixes.json", sealed)["fixes"]  # unchanged: read without the schema check
     edit(data_copy, "fixes.json", lambda d: d["fixes"][3].__setitem__("kind", "weekly"))
     with pytest.raises(KbDataError, match=r"^fixes.json: \$.fixes\[3\].kind: 'weekly' is not one of"):
@@ -92,6 +92,19 @@ def test_missing_source_is_refused(data_copy):
     ("vulnerabilities.json", lambda d: d["findings"]["ms17-010"]["workarounds"].append("pray"), r"\$\.findings\.ms17-010\.workarounds\[\d+\]: unknown action 'pray'"),
     ("vulnerabilities.json", lambda d: d["findings"]["ms17-010"]["affected"][0]["products"].append("windows-95"), r"unknown product 'windows-95'"),
     ("builds.json", lambda d: d["builds"][0]["products"].append("OS/2 Warp"), r"builds\.json: \$\.builds\[0\]\.products\[1\]: product 'OS/2 Warp' is not in products\.json"),
+    ("builds.json", lambda d: d["samba"].__setitem__("native_lm", "Samba [0-9"), r"builds\.json: \$\.samba\.native_lm: not a regular expression"),
+    ("builds.json", lambda d: d["samba"].__setitem__("native_lm", "Samba"), r"builds\.json: \$\.samba\.native_lm: the pattern needs a group"),
+    ("remediation.json", lambda d: d["families"]["windows-nt6.1"].__setitem__("smb1_action", "pray"),
+     r"remediation\.json: \$\.families\.windows-nt6\.1\.smb1_action: unknown action 'pray'"),
+    ("remediation.json", lambda d: d["findings"]["cve-2020-0796"]["steps"][0].__setitem__("action", "pray"), r"unknown action 'pray'"),
+    ("remediation.json", lambda d: d["settle"].__setitem__("ms17-011", {"how": "settle-session", "source": "checks-md"}),
+     r"remediation\.json: \$\.settle\.ms17-011: unknown finding 'ms17-011'"),
+    ("remediation.json", lambda d: d["hardening"]["smb-null-session"].__setitem__("source", "nowhere"), r"unknown source 'nowhere'"),
+    ("osnames.json", lambda d: d["lines"]["patterns"].append(["os/2", "OS/2 Warp"]),
+     r"osnames\.json: \$\.lines\.patterns\[\d+\]\[1\]: no product line 'OS/2 Warp'"),
+    ("osnames.json", lambda d: d["architectures"]["words"][0].__setitem__(0, "(x64"),
+     r"osnames\.json: \$\.architectures\.words\[0\]\[0\]: not a regular expression"),
+    ("services.json", lambda d: d["services"]["http"]["ports"].append(3389), r"services\.json: \$\.services\.http\.ports\[1\]: port 3389 is already listed under 'rdp'"),
 ])
 def test_broken_references_fail_loudly(data_copy, name, change, message):
     edit(data_copy, name, change)
@@ -168,3 +181,50 @@ def test_lifecycle_unknown_and_builds_lookup():
     for b in kb().builds["builds"]:
         for name in b["products"]:
             assert lifecycle.end_of_support(name) is not None, name
+
+
+def test_remediation_data_names_texts_the_planner_has():
+    """remediation.json's manual Samba steps and ways of settling an unknown are texts of remediate/texts.py, in both
+    languages; every family a script is written for has a label, and every Windows family an SMB1 action."""
+    from smbsentry.remediate.texts import TEXT
+
+    rem = kb().remediation
+    keys = [*rem.samba_manual.values(), *rem.settle.values()]
+    assert keys and all(set(TEXT[k]) == {"en", "zh"} for k in keys)
+    windows = {p.family for p in kb().products.values() if p.windows}
+    assert windows <= set(rem.families) and all(rem.families[f].smb1_action for f in windows)
+    assert {f.script for f in rem.families.values()} == {"cmd", "ps1", "sh"}
+
+
+def test_samba_native_lanman_pattern():
+    pattern = builds.samba_native_lm()
+    assert pattern.search("Samba 4.5.16-Debian").group(1) == "4.5.16-Debian"
+    assert pattern.search("Samba 3.0.37").group(1) == "3.0.37"
+    assert pattern.search("Windows 2000 LAN Manager") is None and pattern.search("Samba") is None
+
+
+def test_service_ports_and_functional_levels_as_before():
+    """services.json holds what services/ and store/diff.py had in code (the same ports, in the same probe order)."""
+    from smbsentry import services
+    from smbsentry.services import ldap
+    from smbsentry.store import diff
+
+    assert services.SERVICE_PORTS == {"rdp": (3389,), "http": (80,), "https": (443,), "kerberos": (88,), "smtp": (25,),
+                                      "imap": (143,), "notes": (1352, 3264), "worldclient": (3000, 1000), "nbns": (137,),
+                                      "ldap": (389,), "quic": (443,)}
+    assert list(services.SERVICE_PORTS) == ["rdp", "http", "https", "kerberos", "smtp", "imap", "notes", "worldclient",
+                                            "nbns", "ldap", "quic"]
+    assert services.DEFAULT_PORTS == {25, 80, 88, 137, 143, 389, 443, 1000, 1352, 3000, 3264, 3389}  # QUIC's: by its check
+    assert diff._service_ports() == services.DEFAULT_PORTS  # not SMB ports, whatever asks for them
+    assert services.UDP_PORTS == {137, 443}
+    assert ldap.role_facts({"domainControllerFunctionality": ["7"]})["dc_functionality"] == "Windows Server 2016"
+    assert ldap.role_facts({"domainControllerFunctionality": ["1"]})["dc_functionality"] == "level 1"
+
+
+def test_nt_version_names_and_end_of_life_as_before():
+    """builds.json `nt_versions` holds what checks/shadowbrokers.py had in code."""
+    names = {"4.0": "Windows NT 4.0", "5.0": "Windows 2000", "5.1": "Windows XP", "5.2": "Windows Server 2003 / XP x64",
+             "6.0": "Windows Vista / Server 2008", "6.1": "Windows 7 / Server 2008 R2"}
+    assert {v: builds.nt_version_name(v) for v in names} == names
+    assert builds.nt_version_name("6.3") == "Windows NT 6.3" and builds.nt_version_name("10.0") == "Windows NT 10.0"
+    assert [v for v in ("4.0", "5.0", "5.1", "5.2", "6.0", "6.1", "6.2", "6.3", "10.0") if builds.nt_version_ended(v)] == list(names)

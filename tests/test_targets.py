@@ -1,4 +1,4 @@
-"""Tests for smbsentry.scan.targets: syntax, laziness, excludes, targets files.
+"""Tests for smbsentry.discover.targets: syntax, laziness, excludes, targets files.
 
 Nothing here opens a socket; the one resolution test only asks for 'localhost'.
 """
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smbsentry.scan.targets import (
+from smbsentry.discover.targets import (
     Target,
     TargetError,
     TargetSet,
@@ -432,7 +432,7 @@ def test_nmap_xml_respects_excludes(tmp_path):
 
 
 def test_nmap_xml_streams_in_small_chunks(tmp_path, monkeypatch):
-    import smbsentry.scan.targets as mod
+    import smbsentry.discover.targets as mod
     monkeypatch.setattr(mod, "_CHUNK", 7)
     f = tmp_path / "scan.xml"
     f.write_text(NMAP_XML)
@@ -536,7 +536,7 @@ def test_masscan_line_per_object(tmp_path):
 def test_masscan_pretty_printed_and_chunked(tmp_path, monkeypatch):
     import json
 
-    import smbsentry.scan.targets as mod
+    import smbsentry.discover.targets as mod
     monkeypatch.setattr(mod, "_CHUNK", 5)
     records = [{"ip": "10.0.0.5", "ports": [{"port": 445, "proto": "tcp", "status": "open"},
                                             {"port": 139, "proto": "tcp", "status": "open"}]},

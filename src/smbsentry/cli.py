@@ -117,9 +117,9 @@ def scan(
 ) -> None:
     """Discover SMB/NetBIOS hosts, fingerprint them and run the checks; every scan is recorded while it runs."""
     from .scan.fingerprint import ScanOptions
-    from .scan.output import FORMATS
+    from .report.output import FORMATS
     from .scan.session import Credentials
-    from .scan.targets import TargetError, TargetSet
+    from .discover.targets import TargetError, TargetSet
 
     if fmt not in FORMATS:
         fail(f"unknown --format {fmt!r} (choose from {', '.join(FORMATS)})")
@@ -227,11 +227,12 @@ def scan(
             )
         except StoreError as exc:
             fail(str(exc))
+    from .report.output import Writer
     from .scan.runner import LocalScan, run_local_scan
 
     raise typer.Exit(run_local_scan(LocalScan(
         options, target_set, fmt=fmt, lang=lang, output=output, quiet=quiet, concurrency=concurrency, rate=rate,
-        store=store, scan_id=scan_id, done=done, fail_on=fail_on, discovery=discovery, retries=retries), err))
+        store=store, scan_id=scan_id, done=done, fail_on=fail_on, discovery=discovery, retries=retries, writer=Writer), err))
 
 
 def _discovery_mode(mode: str) -> str:

@@ -74,7 +74,7 @@ def prepare(req: ScanRequest) -> LocalScan:
     from ..scan.fingerprint import ScanOptions
     from ..scan.host import split_ports
     from ..scan.session import Credentials
-    from ..scan.targets import TargetError, TargetSet
+    from ..discover.targets import TargetError, TargetSet
 
     try:
         selected = tuple(select(req.checks))
@@ -117,6 +117,8 @@ def prepare(req: ScanRequest) -> LocalScan:
             )
         except StoreError as exc:
             raise RequestError(str(exc)) from None
+    from ..report.output import Writer
+
     return LocalScan(options, target_set, fmt=req.fmt, lang=req.lang, output=req.output, quiet=req.quiet,
                      concurrency=req.concurrency, rate=req.rate, store=store, scan_id=scan_id, fail_on=req.fail_on,
-                     discovery=req.discovery, retries=req.retries)
+                     discovery=req.discovery, retries=req.retries, writer=Writer)

@@ -793,9 +793,9 @@ def audit_remote(targets: list[str], user: str, password: str, domain: str = "",
 def expand_targets(tokens: Iterable[str]) -> list[str]:
     """Addresses, CIDRs, ranges and host names as `smbsentry scan` takes them -> one string per host.
 
-    Raises scan.targets.TargetError (a ValueError) for a bad token, before anything is contacted.
+    Raises discover.targets.TargetError (a ValueError) for a bad token, before anything is contacted.
     """
-    from ..scan.targets import TargetSet
+    from ..discover.targets import TargetSet
 
     out = []
     for t in TargetSet(list(tokens)):

@@ -17,14 +17,11 @@ they run with --checks all or by id.
 
 from __future__ import annotations
 
-from ..kb.findings import affected_versions, meta, windows_targets
+from ..kb.builds import nt_version_ended, nt_version_name
+from ..kb.findings import affected_versions, fixed_by, meta, windows_targets
 from ..model import Finding
 from .base import Check, HostAccess, Need
 from .modules import MODULES  # noqa: F401 - the table's ids, read as shadowbrokers.MODULES
-
-EOL_WINDOWS = ("4.0", "5.0", "5.1", "5.2", "6.0", "6.1")
-NAMES = {"4.0": "Windows NT 4.0", "5.0": "Windows 2000", "5.1": "Windows XP", "5.2": "Windows Server 2003 / XP x64",
-         "6.0": "Windows Vista / Server 2008", "6.1": "Windows 7 / Server 2008 R2"}
 
 
 # -- facts -------------------------------------------------------------------
@@ -37,7 +34,7 @@ def windows_of(host: HostAccess) -> tuple[str, int | None, str, str] | None:
     ident = host.result.identity
     if ident.implementation == "windows" and ident.os_version:
         ver = ".".join(ident.os_version.split(".")[:2])
-        name = ident.os_name or NAMES.get(ver, f"Windows NT {ver}")
+        name = ident.os_name or nt_version_name(ver)
         source = ident.source or ""
         where = f"NTLM over {source.split('-')[0].upper()}" if source.endswith("-ntlm") and not source.startswith("smb") else "SMB"
         return ver, ident.os_build, name, where
@@ -45,7 +42,7 @@ def windows_of(host: HostAccess) -> tuple[str, int | None, str, str] | None:
         n = (host.services.get(key) or {}).get("ntlm")
         if isinstance(n, dict) and n.get("os_version"):
             ver = n["os_version"]
-            return ver, n.get("os_build"), NAMES.get(ver, f"Windows NT {ver}"), f"NTLM over {key.upper()}"
+            return ver, n.get("os_build"), nt_version_name(ver), f"NTLM over {key.upper()}"
     return None
 
 
@@ -204,7 +201,7 @@ class Zippybeer(ShadowBrokersCheck):
         if not dc and not domain:
             return []  # a workgroup host: Zippybeer needs a domain
         win = windows_of(host)
-        if dc and win is not None and win[0] in EOL_WINDOWS:
+        if dc and win is not None and nt_version_ended(win[0]):
             return [self.make("likely", evidence=f"domain controller ({'KDC on 88' if kstate == 'ok' else 'NetBIOS <1C> name'}) on {win[2]} (end of life) with SMB on 445",
                               reason="inferred: the affected versions were never published; an end-of-life domain controller gets no fix",
                               port=445, domain=domain)]
@@ -278,7 +275,8 @@ class Eskimoroll(ShadowBrokersCheck):
         if win is None:
             return [self.make("unknown", reason="a KDC answers, but the Windows version was not learned", evidence=ev, port=88, realm=realm)]
         return [self.make("likely", evidence=f"{ev}; {win[2]} (NT {win[0]}, from {win[3]}) domain controller",
-                          reason="inferred: the MS14-068 patch level (KB3011780) is not visible remotely", port=88, realm=realm)]
+                          reason=f"inferred: the {meta(self.id)['bulletin']} patch level ({', '.join(fixed_by(self.id))}) is not visible remotely",
+                          port=88, realm=realm)]
 
 
 class Englishmansdentist(ShadowBrokersCheck):

@@ -54,7 +54,8 @@ class SmbGhost(Check):
             return [
                 self.finding(
                     "not_vulnerable",
-                    evidence=f"3.1.1 with LZNT1 compression on build {ident.os_build} ({ident.os_name}): not an affected build (18362/18363 only)",
+                    evidence=f"3.1.1 with LZNT1 compression on build {ident.os_build} ({ident.os_name}): not an affected build "
+                             f"({'/'.join(str(b['build']) for b in meta(self.id)['affected_builds'])} only)",
                     inferred=True,
                     port=port,
                 )

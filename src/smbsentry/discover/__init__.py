@@ -16,4 +16,8 @@ is confirmed:
 Either way a host with an open SMB port counts only once a real SMB
 negotiate answered (confirm.py): middleboxes answer SYNs on every port.
 stage.py picks the mode and carries the counts and the mode line.
+
+targets.py is what every stage starts from: the target tokens, targets
+files and excludes, validated up front and expanded lazily; it lives here,
+below scan/ and audit/, because both read it.
 """

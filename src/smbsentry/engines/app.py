@@ -352,7 +352,7 @@ def _claimed(celery_app: Celery, cfg: EngineConfig, job: dict, reply: Reply, pla
 
 def _scan(cfg: EngineConfig, job: dict, reply: Reply, renew=lambda: True, plan=None) -> dict:
     from ..scan.engine import Engine
-    from ..scan.targets import Target
+    from ..discover.targets import Target
 
     options = _scan_options(job["options"])
     ident = cfg.identity()

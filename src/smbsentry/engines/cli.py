@@ -248,7 +248,7 @@ def _prepare(spec: ScanSpec, key_file: str | None, route_file: str | None):
     """(key, router, target set, job options, port list) of a scan, or _Usage."""
     from ..checks.registry import select
     from ..scan.host import split_ports
-    from ..scan.targets import TargetError, TargetSet
+    from ..discover.targets import TargetError, TargetSet
     from . import signing
     from .routes import RouteError, Router, load_routes
 

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..scan.targets import Target
+from ..discover.targets import Target
 
 _QUEUE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 

@@ -8,6 +8,7 @@ and says when the build is shared, instead of picking one.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -48,6 +49,30 @@ def lookup(major: int, minor: int, build: int) -> OsGuess:
     candidates = tuple(n for line in lines for n in line)
     name = " / ".join(_shorten([_range(line) for line in lines]))
     return OsGuess(name, candidates, len(candidates) > 1, "windows", entry.get("note"), lines)
+
+
+@lru_cache(maxsize=1)
+def samba_native_lm() -> re.Pattern[str] | None:
+    """What a Samba server's SMB1 NativeLanMan looks like ("Samba 4.5.16"): group 1 is the version (builds.json)."""
+    pattern = _table()[1].get("native_lm")
+    return re.compile(pattern) if pattern else None
+
+
+@lru_cache(maxsize=1)
+def _nt_versions() -> dict[str, dict]:
+    return {v["version"]: v for v in kb().builds.get("nt_versions", ())}
+
+
+def nt_version_name(version: str) -> str:
+    """'5.1' -> 'Windows XP': the name of an NT version whose build is not known (builds.json `nt_versions`)."""
+    entry = _nt_versions().get(version)
+    return entry["name"] if entry else f"Windows NT {version}"
+
+
+def nt_version_ended(version: str) -> bool:
+    """Every product of this NT version left support (builds.json `nt_versions[].end_of_life`)."""
+    entry = _nt_versions().get(version)
+    return bool(entry and entry["end_of_life"])
 
 
 def _range(line: tuple[str, ...]) -> str:

@@ -252,6 +252,7 @@ class Action:
     source: tuple[str, ...]
     note: str | None = None
     disrupts: dict[str, str] | None = None  # {"en": ..., "zh": ...}: what the action interrupts (None: nothing)
+    verify: dict[str, str] | None = None  # {"shell": command}: succeeds once the action is in place
 
     def render(self, fix: Fix | None = None, arch: str | None = None) -> dict[str, list[str]]:
         """Commands with {file}, {kb} and {kbnum} filled from a fix entry."""
@@ -265,3 +266,36 @@ class Action:
             return cmd
 
         return {k: [fill(c) for c in v] for k, v in self.commands.items()}
+
+
+# remediation.json: how the planner answers findings per OS family (read by remediate/planner.py)
+
+@dataclass(frozen=True, slots=True)
+class FamilyPlan:
+    label: str  # the script group's name prefix ("win7-2008r2")
+    script: str  # cmd | ps1 | sh: the language the family's scripts are written in
+    smb1_action: str | None  # the action that turns the SMB1 server off on this family
+    source: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanStep:
+    action: str
+    phase: str  # immediate | patch
+    unless_fact: str | None = None  # skipped when the host's facts say this is already True
+
+
+@dataclass(frozen=True, slots=True)
+class FindingPlan:
+    families: tuple[str, ...]  # the plan acts on the finding only on these families (empty: on any)
+    steps: tuple[PlanStep, ...]
+    source: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Remediation:
+    families: dict[str, FamilyPlan]
+    hardening: dict[str, str]  # configuration finding -> its Windows hardening action
+    samba_manual: dict[str, str]  # configuration finding -> the manual step on Samba (a remediate text key)
+    findings: dict[str, FindingPlan]
+    settle: dict[str, str]  # finding -> how an unknown is settled (a remediate text key)

@@ -16,28 +16,24 @@ from functools import lru_cache
 from .model import Product
 from .store import kb
 
-EDITIONS = {
-    "专业工作站版": "Pro for Workstations", "专业版": "Professional", "旗舰版": "Ultimate", "企业版": "Enterprise", "家庭普通版": "Home Basic",
-    "家庭高级版": "Home Premium", "家庭中文版": "Home China", "家庭版": "Home", "教育版": "Education", "标准版": "Standard",
-    "数据中心版": "Datacenter", "初级版": "Starter", "企业版 ltsc": "Enterprise LTSC", "商用版": "Business",
-}
-EN_EDITIONS = ("pro for workstations", "professional", "pro", "ultimate", "enterprise ltsc", "enterprise ltsb", "enterprise", "home premium",
-               "home basic", "home", "education", "standard", "datacenter", "starter", "business", "web", "foundation", "essentials",
-               "media center", "tablet pc")
-ARCH_WORDS = [(r"\b(?:x64|amd64|64[- ]?bit|x86_64)\b|64 ?位", "x64"), (r"\barm64\b", "arm64"), (r"\b(?:ia64|itanium)\b", "ia64"),
-              (r"\b(?:x86|32[- ]?bit|i386)\b|32 ?位", "x86")]
-RELEASE = re.compile(r"\b(1507|1511|1607|1703|1709|1803|1809|1903|1909|2004|20h2|21h1|21h2|22h2|23h2|24h2|25h2)\b")
-# (pattern, line) in the order they must be tried: longer names first.
-LINES = [
-    (r"server 2003 r2", "Windows Server 2003 R2"), (r"server 2003", "Windows Server 2003"),
-    (r"server 2008 r2", "Windows Server 2008 R2"), (r"server 2008", "Windows Server 2008"),
-    (r"server 2012 r2", "Windows Server 2012 R2"), (r"server 2012", "Windows Server 2012"),
-    (r"server 2016", "Windows Server 2016"), (r"server 2019", "Windows Server 2019"), (r"server 2022", "Windows Server 2022"),
-    (r"server 2025", "Windows Server 2025"), (r"xp\b.*\bx64|xp professional x64", "Windows XP x64"), (r"\bxp\b", "Windows XP"),
-    (r"\b2000\b", "Windows 2000"), (r"\bvista\b", "Windows Vista"), (r"windows 8\.1|\bwin ?8\.1\b", "Windows 8.1"),
-    (r"windows 8\b|\bwin ?8\b", "Windows 8"), (r"windows 7\b|\bwin ?7\b|embedded standard|embedded posready 7|thin pc", "Windows 7"),
-    (r"windows 10\b|\bwin ?10\b", "Windows 10"), (r"windows 11\b|\bwin ?11\b", "Windows 11"), (r"windows server\b|\bserver\b", "Windows Server"),
-]
+
+@dataclass(frozen=True, slots=True)
+class _Vocabulary:
+    """kb/data/osnames.json, compiled once."""
+    editions_zh: tuple[tuple[str, str], ...]  # (Chinese edition name, English), tried in order
+    editions_en: tuple[str, ...]
+    arch_words: tuple[tuple[re.Pattern[str], str], ...]
+    release: re.Pattern[str]
+    lines: tuple[tuple[re.Pattern[str], str], ...]  # (pattern, product line), longer names first
+
+
+@lru_cache(maxsize=1)
+def _vocabulary() -> _Vocabulary:
+    raw = kb().osnames
+    return _Vocabulary(tuple(raw["editions"]["zh"].items()), tuple(raw["editions"]["en"]),
+                       tuple((re.compile(p), a) for p, a in raw["architectures"]["words"]),
+                       re.compile(r"\b(" + "|".join(map(re.escape, raw["releases"]["tags"])) + r")\b"),
+                       tuple((re.compile(p), line) for p, line in raw["lines"]["patterns"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +55,11 @@ def _clean(text: str) -> str:
 
 
 def _edition(t: str) -> str | None:
-    for zh, en in EDITIONS.items():
+    vocabulary = _vocabulary()
+    for zh, en in vocabulary.editions_zh:
         if zh in t:
             return en
-    for en in EN_EDITIONS:
+    for en in vocabulary.editions_en:
         if re.search(rf"\b{re.escape(en)}\b", t):
             return en.title().replace("Ltsc", "LTSC").replace("Ltsb", "LTSB").replace("Pc", "PC")
     return None
@@ -115,13 +112,14 @@ def product_from_os_string(text: str, sp: int | None = None, arch: str | None = 
         m = re.search(r"\bbuild\s*(\d{4,5})\b|\b10\.0\.(\d{5})\b|\b(\d{5})(?:\.\d+)?\b", t)
         if m:
             build = int(next(g for g in m.groups() if g))
+    vocabulary = _vocabulary()
     if arch is None:
-        arch = next((a for pat, a in ARCH_WORDS if re.search(pat, t)), None)
-    line = next((name for pat, name in LINES if re.search(pat, t)), None)
+        arch = next((a for pat, a in vocabulary.arch_words if pat.search(t)), None)
+    line = next((name for pat, name in vocabulary.lines if pat.search(t)), None)
     if line is None:
         raise ValueError(f"unknown OS {text!r}")
     assumed: tuple[str, ...] = ()
-    rel = RELEASE.search(t)
+    rel = vocabulary.release.search(t)
     if line in ("Windows 10", "Windows 11", "Windows Server"):
         role = "server" if line == "Windows Server" else "client"
         product = None

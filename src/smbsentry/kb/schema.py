@@ -97,7 +97,9 @@ COMMANDS = {"type": "object", "propertyNames": {"enum": ["powershell", "powershe
 ACTION = _obj({"id": PID, "kind": {"enum": ["patch", "upgrade", "workaround", "check", "response"]},
                "text": _obj({"en": TEXT, "zh": TEXT}), "applies_to": {"type": "array", "items": {"enum": FAMILIES}, "minItems": 1},
                "commands": COMMANDS, "rollback": COMMANDS, "reboot": {"type": "boolean"}, "source": SOURCE},
-              {"note": TEXT, "disrupts": _obj({"en": TEXT, "zh": TEXT})})
+              {"note": TEXT, "disrupts": _obj({"en": TEXT, "zh": TEXT}),
+               # a command per script flavour that succeeds once the action is in place (the scripts' verify mode)
+               "verify": {"type": "object", "propertyNames": {"enum": ["shell"]}, "additionalProperties": TEXT}})
 ACTIONS = _doc("actions", {"type": "array", "items": ACTION, "minItems": 1})
 
 BUILDS = _obj({"_about": TEXT, "sources": {"type": "object", "additionalProperties": TEXT},
@@ -105,7 +107,49 @@ BUILDS = _obj({"_about": TEXT, "sources": {"type": "object", "additionalProperti
                    {"version": TEXT, "build": {"type": "integer"}, "products": {"type": "array", "items": TEXT, "minItems": 1}, "source": TEXT},
                    {"note": TEXT, "enablement": {"type": "object", "additionalProperties": {"type": "array", "items": TEXT, "minItems": 1}},
                     "enablement_source": TEXT})},
-               "samba": _obj({"version": TEXT, "build": {"type": "integer"}, "source": TEXT})})
+               "samba": _obj({"version": TEXT, "build": {"type": "integer"}, "source": TEXT},
+                             # the SMB1 NativeLanMan a Samba server sends: a regex whose group 1 is the version
+                             {"native_lm": TEXT, "native_lm_source": TEXT})},
+              # an NT version's display name where the build is not known, and whether every product of it left support
+              {"nt_versions": {"type": "array", "items": _obj({"version": {"type": "string", "pattern": r"^\d+\.\d+$"}, "name": TEXT,
+                                                               "end_of_life": {"type": "boolean"}, "source": SOURCE})}})
+
+def _by_finding(item: dict) -> dict:
+    return {"type": "object", "propertyNames": PID, "additionalProperties": item}
+
+
+# remediation.json (kb/model.py Remediation): how the planner answers findings per OS family
+REMEDIATION = _obj({
+    "_about": TEXT,
+    "families": {"type": "object", "propertyNames": {"enum": FAMILIES}, "additionalProperties": _obj(
+        {"label": PID, "script": {"enum": ["cmd", "ps1", "sh"]}, "source": SOURCE}, {"smb1_action": PID})},
+    "hardening": _by_finding(_obj({"action": PID, "source": SOURCE})),
+    "samba_manual": _by_finding(_obj({"step": PID, "source": SOURCE})),
+    "findings": _by_finding(_obj({"steps": {"type": "array", "minItems": 1, "items": _obj(
+        {"action": PID, "phase": {"enum": ["immediate", "patch"]}}, {"unless_fact": {"type": "string", "pattern": r"^[a-z][a-z0-9_]*$"}})}, "source": SOURCE},
+        {"families": {"type": "array", "items": {"enum": FAMILIES}, "minItems": 1}})),
+    "settle": _by_finding(_obj({"how": PID, "source": SOURCE}))})
+
+# services.json: the other services' ports (smbsentry.services) and the AD functional level names
+SERVICES = _obj({
+    "_about": TEXT,
+    "services": {"type": "object", "minProperties": 1, "propertyNames": PID,
+                 "additionalProperties": _obj({"ports": {**PORTS, "minItems": 1}, "source": SOURCE})},
+    "dc_functionality": _obj({"levels": {"type": "object", "propertyNames": {"pattern": r"^\d{1,3}$"}, "additionalProperties": TEXT},
+                              "source": SOURCE})})
+
+def _pattern_to(value: dict) -> dict:
+    """[[regular expression, value], ...]: tried in order."""
+    return {"type": "array", "minItems": 1, "items": {"type": "array", "prefixItems": [TEXT, value], "minItems": 2, "maxItems": 2}}
+
+
+# osnames.json (kb/osname.py): edition names, architecture words, release tags and product-line patterns
+OSNAMES = _obj({
+    "_about": TEXT,
+    "editions": _obj({"zh": {"type": "object", "additionalProperties": TEXT}, "en": {"type": "array", "items": TEXT}, "source": SOURCE}),
+    "architectures": _obj({"words": _pattern_to(ARCH), "source": SOURCE}),
+    "releases": _obj({"tags": {"type": "array", "items": {"type": "string", "pattern": r"^[0-9a-z]{4}$"}, "minItems": 1}, "source": SOURCE}),
+    "lines": _obj({"patterns": _pattern_to(TEXT), "source": SOURCE})})
 
 CATALOG_UPDATE = _obj(
     {"kb": KB, "kind": {"enum": ["security-only", "monthly-rollup", "cumulative", "standalone"]}, "released": DATE,
@@ -127,6 +171,9 @@ SCHEMAS = {
     "actions.json": ACTIONS,
     "builds.json": BUILDS,
     "update_files.json": UPDATE_FILES,
+    "remediation.json": REMEDIATION,
+    "services.json": SERVICES,
+    "osnames.json": OSNAMES,
 }
 
 

@@ -25,8 +25,8 @@ from importlib import resources
 from pathlib import Path
 
 from . import catalog as _catalog
-from .model import (Action, Affected, FileGap, FileRef, FileVersion, Fix, Prerequisite, Product, Rule, Vulnerability,
-                    as_tuple, parse_date, version_tuple)
+from .model import (Action, Affected, FamilyPlan, FileGap, FileRef, FileVersion, FindingPlan, Fix, PlanStep, Prerequisite, Product,
+                    Remediation, Rule, Vulnerability, as_tuple, parse_date, version_tuple)
 from .schema import SCHEMAS, digest
 
 
@@ -53,6 +53,10 @@ class Kb:
     builds: dict
     by_bulletin: dict[str, list[Fix]] = field(default_factory=dict)
     catalog: _catalog.CatalogInfo | None = None
+    remediation: Remediation | None = None
+    service_ports: dict[str, tuple[int, ...]] = field(default_factory=dict)  # service -> its ports, in probe order
+    dc_levels: dict[int, str] = field(default_factory=dict)  # domainControllerFunctionality -> name
+    osnames: dict = field(default_factory=dict)  # osnames.json as validated: read by kb/osname.py
 
 
 def _path(parts) -> str:
@@ -240,8 +244,87 @@ def _actions(raw: list, refs: _Refs) -> dict[str, Action]:
         out[a["id"]] = Action(a["id"], a["kind"], a["text"]["en"], a["text"]["zh"], tuple(a["applies_to"]),
                               {k: tuple(v) for k, v in a["commands"].items()}, {k: tuple(v) for k, v in a["rollback"].items()},
                               a["reboot"], refs.src(a["source"], "actions.json", ["actions", i, "source"]), a.get("note"),
-                              a.get("disrupts"))
+                              a.get("disrupts"), a.get("verify"))
     return out
+
+
+def _remediation(raw: dict, refs: _Refs, actions: dict, vulns: dict) -> Remediation:
+    """remediation.json: every action, finding and family it names must exist, every entry has a known source."""
+    f = "remediation.json"
+
+    def known(parts, action: str | None = None, finding: str | None = None) -> None:
+        if action is not None:
+            refs.need(action in actions, f, parts, f"unknown action {action!r}")
+        if finding is not None:
+            refs.need(finding in vulns, f, parts, f"unknown finding {finding!r}")
+
+    families = {}
+    for fam, e in raw["families"].items():
+        known(["families", fam, "smb1_action"], action=e.get("smb1_action"))
+        families[fam] = FamilyPlan(e["label"], e["script"], e.get("smb1_action"), refs.src(e["source"], f, ["families", fam, "source"]))
+    findings = {}
+    for fid, e in raw["findings"].items():
+        known(["findings", fid], finding=fid)
+        for i, st in enumerate(e["steps"]):
+            known(["findings", fid, "steps", i, "action"], action=st["action"])
+        findings[fid] = FindingPlan(tuple(e.get("families", ())), tuple(PlanStep(st["action"], st["phase"], st.get("unless_fact"))
+                                                                         for st in e["steps"]), refs.src(e["source"], f, ["findings", fid, "source"]))
+    maps = {}
+    for key, field_ in (("hardening", "action"), ("samba_manual", "step"), ("settle", "how")):
+        maps[key] = {}
+        for fid, e in raw[key].items():
+            known([key, fid], finding=fid, action=e[field_] if field_ == "action" else None)
+            refs.src(e["source"], f, [key, fid, "source"])
+            maps[key][fid] = e[field_]
+    return Remediation(families, maps["hardening"], maps["samba_manual"], findings, maps["settle"])
+
+
+def _services(raw: dict, refs: _Refs) -> tuple[dict[str, tuple[int, ...]], dict[int, str]]:
+    """services.json: each service's ports (a port belongs to one service) and the AD functional level names."""
+    ports: dict[str, tuple[int, ...]] = {}
+    owner: dict[int, str] = {}
+    for name, e in raw["services"].items():
+        refs.src(e["source"], "services.json", ["services", name, "source"])
+        for i, p in enumerate(e["ports"]):
+            refs.need(p not in owner, "services.json", ["services", name, "ports", i], f"port {p} is already listed under {owner.get(p)!r}")
+            owner[p] = name
+        ports[name] = tuple(e["ports"])
+    dc = raw["dc_functionality"]
+    refs.src(dc["source"], "services.json", ["dc_functionality", "source"])
+    return ports, {int(k): v for k, v in dc["levels"].items()}
+
+
+def _osnames(raw: dict, refs: _Refs, lines: dict) -> dict:
+    """osnames.json: every pattern compiles, every line it names is a product line (or the start of some: "Windows 10")."""
+    import re
+
+    f = "osnames.json"
+    for key in ("editions", "architectures", "releases", "lines"):
+        refs.src(raw[key]["source"], f, [key, "source"])
+    for key, list_key in (("architectures", "words"), ("lines", "patterns")):
+        for i, (pattern, _) in enumerate(raw[key][list_key]):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise KbDataError(f, _path([key, list_key, i, 0]), f"not a regular expression: {exc}") from None
+    for i, (_, line) in enumerate(raw["lines"]["patterns"]):
+        refs.need(line in lines or any(known.startswith(line + " ") for known in lines), f, ["lines", "patterns", i, 1],
+                  f"no product line {line!r} in products.json")
+    return raw
+
+
+def _samba_native_lm(samba: dict, refs: _Refs, local: dict) -> None:
+    """builds.json's Samba NativeLanMan pattern: a regex with a group for the version, and its source."""
+    import re
+
+    if "native_lm" not in samba:
+        return
+    try:
+        groups = re.compile(samba["native_lm"]).groups
+    except re.error as exc:
+        raise KbDataError("builds.json", "$.samba.native_lm", f"not a regular expression: {exc}") from None
+    refs.need(groups >= 1, "builds.json", ["samba", "native_lm"], "the pattern needs a group for the version")
+    refs.src(samba.get("native_lm_source", ""), "builds.json", ["samba", "native_lm_source"], local)
 
 
 def _index_names(products: dict[str, Product]) -> tuple[dict, dict]:
@@ -304,6 +387,12 @@ def load(directory: Path | str | None = None) -> Kb:
                 refs.need(n in names, "builds.json", ["builds", i, "enablement", base_name], f"product {n!r} is not in products.json")
         if b.get("enablement"):
             refs.src(b.get("enablement_source", ""), "builds.json", ["builds", i, "enablement_source"], builds["sources"])
+    _samba_native_lm(builds["samba"], refs, builds["sources"])
+    for i, v in enumerate(builds.get("nt_versions", ())):
+        refs.src(v["source"], "builds.json", ["nt_versions", i, "source"], builds["sources"])
+    remediation = _remediation(read(base, "remediation.json", sealed), refs, actions, vulns)
+    service_ports, dc_levels = _services(read(base, "services.json", sealed), refs)
+    osnames = _osnames(read(base, "osnames.json", sealed), refs, lines)
     superseded_by: dict[str, list[str]] = {}
     for f in fixes.values():
         for old in f.supersedes:
@@ -313,7 +402,7 @@ def load(directory: Path | str | None = None) -> Kb:
         for b in f.addresses:
             by_bulletin.setdefault(b, []).append(f)
     return Kb(sources, products, names, lines, fixes, {k: tuple(v) for k, v in superseded_by.items()}, rules, vulns, raw_vulns,
-              actions, builds, by_bulletin, catalog_info)
+              actions, builds, by_bulletin, catalog_info, remediation, service_ports, dc_levels, osnames)
 
 
 @lru_cache(maxsize=1)

@@ -15,9 +15,7 @@ from typing import Any
 from ..kb.model import Action, Product
 from ..model import plain_dict
 
-# The script language per OS family.
-FLAVOUR = {"windows-nt5": "cmd", "windows-nt6.0": "cmd", "windows-nt6.1": "cmd", "windows-nt6.2": "ps1", "windows-nt6.3": "ps1",
-           "windows-10": "ps1", "samba": "sh"}
+# The script language per OS family is knowledge: kb/data/remediation.json `families[].script`.
 
 
 @dataclass

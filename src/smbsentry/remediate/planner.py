@@ -33,21 +33,17 @@ from ..kb.store import kb
 from .texts import LANGS, t as tr
 from .actions import ranked
 from .hosts import HostView, collect_hosts
-from .plan_model import FLAVOUR, BundleRow, HostPlan, Plan, ScriptGroup, Step, commands_for
+from .plan_model import BundleRow, HostPlan, Plan, ScriptGroup, Step, commands_for
 from .scripts import firewall_snippet, render_group
 
-FAMILY_LABEL = {"windows-nt5": "xp-2003", "windows-nt6.0": "vista-2008", "windows-nt6.1": "win7-2008r2", "windows-nt6.2": "win8-2012",
-                "windows-nt6.3": "win81-2012r2", "windows-10": "win10-2016plus", "samba": "samba"}
-SMB1_ACTION = {"windows-nt5": "disable-smb-device", "windows-nt6.0": "disable-smb1-registry", "windows-nt6.1": "disable-smb1-registry",
-               "windows-nt6.2": "disable-smb1-server", "windows-nt6.3": "disable-smb1-server", "windows-10": "disable-smb1-server"}
+# Which action turns SMB1 off per OS family, the hardening action per configuration finding, the manual
+# Samba steps, the steps a finding takes beside its update and how an unknown is settled are knowledge:
+# kb/data/remediation.json (kb().remediation), each with its source.
+
 # Phases: the order steps take on one host.
 PHASE = {"response": 0, "backup": 1, "immediate": 2, "prerequisite": 3, "patch": 4, "verify": 5, "workaround": 6, "hardening": 7,
          "network": 8, "upgrade": 9, "identify": 10}
 SEVERITY = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
-SAMBA_MANUAL = {"smbv1-enabled": "samba-smb1", "smb-signing-not-required": "samba-signing", "smb-null-session": "samba-anonymous",
-                "smb-guest-access": "samba-guest"}
-HARDENING = {"smb-signing-not-required": "require-smb-signing", "smb-null-session": "restrict-anonymous",
-             "smb-guest-access": "disable-guest-account"}
 # Steps that scripts carry out (the others are done by people: backup, isolation, border rules, upgrades).
 PLANNER_SCRIPTED = {"install-update", "install-update-nt5", "install-service-pack", "xp-firewall"}
 
@@ -80,7 +76,7 @@ class _Builder:
         p = self.v.product
         if a is None or (p is not None and p.family not in a.applies_to):
             return None
-        flavour = FLAVOUR.get(p.family) if p else None
+        flavour = _flavour(p.family) if p else None
         scripted = bool(flavour and commands_for(a, flavour, p))
         return self.add(Step(action_id, phase, self.action_text(a), list(findings), reboot=a.reboot, scripted=scripted, note=note,
                              disrupts=self.disrupts(a)))
@@ -92,6 +88,19 @@ class _Builder:
         if text not in self.notes:
             self.notes.append(text)
 
+
+def _rem():
+    return kb().remediation
+
+
+def _flavour(family: str | None) -> str | None:
+    """The script language of an OS family (cmd | ps1 | sh), None for families no script is written for."""
+    fam = _rem().families.get(family) if family else None
+    return fam.script if fam else None
+
+
+def _smb1_action(family: str) -> str:
+    return _rem().families[family].smb1_action
 
 
 def _ordered_needs(v: HostView) -> list[str]:
@@ -206,7 +215,7 @@ def _workarounds(b: _Builder, p: Product, why: list[str], extra_actions: list[st
             b.action("disable-smb-device", "workaround", why)
     elif not smb1_off:
         _smb1_clients_first(b, why, "workaround")
-        b.action(SMB1_ACTION[fam], "workaround", why)
+        b.action(_smb1_action(fam), "workaround", why)
     if v.is_dc or v.holds_data or not v.shares_visible:
         # Stopping the Server service or closing 445 on the host itself takes a domain
         # controller's SYSVOL/NETLOGON or a file server's data away, and where no share
@@ -222,9 +231,10 @@ def _workarounds(b: _Builder, p: Product, why: list[str], extra_actions: list[st
                            disrupts=b.disrupts(kb().actions["block-smb-firewall"])))
             else:
                 b.action("block-smb-firewall", "workaround", why)
+    smb1_actions = {f.smb1_action for f in _rem().families.values() if f.smb1_action}
     for aid in extra_actions:
         a = kb().actions.get(aid)
-        if a is None or aid in ("upgrade-os", "block-smb-border", "stop-server-service", "block-smb-firewall") or aid in SMB1_ACTION.values():
+        if a is None or aid in ("upgrade-os", "block-smb-border", "stop-server-service", "block-smb-firewall") or aid in smb1_actions:
             continue
         if aid in ("remove-smb1-feature", "audit-smb1-access", "check-wannacry-indicators", "isolate-host"):
             continue
@@ -265,8 +275,9 @@ def plan_host(view: HostView, lang: str = "en", today: date | None = None) -> Ho
         return _finish(b, hp)
     if view.product_note:
         b.note(b.t("note-os-assumed", os=view.product_note, chosen=p.name) if " / " in view.product_note else view.product_note)
+    rem = _rem()
     if p.family == "samba":
-        for fid, key in SAMBA_MANUAL.items():
+        for fid, key in rem.samba_manual.items():
             if view.need(fid):
                 b.add(Step(key, "hardening", b.t(key), [fid]))
     if eol:
@@ -279,20 +290,22 @@ def plan_host(view: HostView, lang: str = "en", today: date | None = None) -> Ho
         v = vulns.get(vid)
         if v is None:
             continue
+        own = rem.findings.get(vid)  # steps beside the update (remediation.json), for the families it names
         if p.family == "samba":
-            if vid == "cve-2017-7494":
-                b.action("upgrade-samba", "patch", [vid])
-                b.action("samba-disable-nt-pipe-support", "immediate", [vid])
+            if own is not None and "samba" in own.families:
+                for st in own.steps:
+                    b.action(st.action, st.phase, [vid])
             continue
-        if v.kind in ("configuration", "lifecycle") or vid == "cve-2017-7494":
+        if v.kind in ("configuration", "lifecycle") or (own is not None and own.families and p.family not in own.families):
             continue
         if v.affected and not query.is_affected(vid, p, view.arch):
             continue
         if all(not kb().products[x].windows for a in v.affected for x in a.products) and v.affected:
             b.action("upgrade-application", "upgrade", [vid])
             continue
-        if vid == "cve-2020-0796" and view.facts.get("disable_compression") is not True:
-            b.action("disable-smb-compression", "immediate", [vid])
+        for st in own.steps if own is not None and not own.families else ():  # quick workarounds before the update
+            if st.unless_fact is None or view.facts.get(st.unless_fact) is not True:
+                b.action(st.action, st.phase, [vid])
         if v.bulletin and _patch(b, vid, p, covered):
             continue
         no_patch.append(vid)
@@ -307,8 +320,8 @@ def plan_host(view: HostView, lang: str = "en", today: date | None = None) -> Ho
             if p.family == "windows-10":
                 b.action("audit-smb1-access", "hardening", ["smbv1-enabled"])
             _smb1_clients_first(b, ["smbv1-enabled"], "hardening")
-            b.action(SMB1_ACTION[p.family], "hardening", ["smbv1-enabled"])
-        for fid, aid in HARDENING.items():
+            b.action(_smb1_action(p.family), "hardening", ["smbv1-enabled"])
+        for fid, aid in rem.hardening.items():
             if view.need(fid):
                 step = b.action(aid, "hardening", [fid])
                 if step is not None and fid == "smb-signing-not-required":
@@ -317,17 +330,10 @@ def plan_host(view: HostView, lang: str = "en", today: date | None = None) -> Ho
         # actions, with the exact setting and its rollback, are the knowledge base's `workarounds`
         for vid in needs:
             v = vulns.get(vid)
-            if v is not None and v.kind == "configuration" and vid not in HARDENING and vid != "smbv1-enabled":
+            if v is not None and v.kind == "configuration" and vid not in rem.hardening and vid != "smbv1-enabled":
                 for aid in v.workarounds:
                     b.action(aid, "hardening", [vid])
     return _finish(b, hp)
-
-
-# How to settle an unknown, per finding (what would decide it); the default is an audit of the host.
-SETTLE = {"ms17-010": "settle-session", "doublepulsar": "settle-session", "eternalblue": "settle-session",
-          "eternalromance": "settle-session", "eternalsynergy": "settle-session", "eternalchampion": "settle-session",
-          "cve-2020-0796": "settle-ubr", "smb-null-session": "settle-rescan", "smb-guest-access": "settle-rescan",
-          "cve-2017-7494": "settle-samba", "zippybeer": "settle-none"}
 
 
 def _conflict_steps(b: _Builder) -> None:
@@ -351,8 +357,9 @@ def _verify_steps(b: _Builder) -> None:
                    text_args={"errors": errs}))
         return
     by_how: dict[str, list[tuple[str, str]]] = {}
+    settle = _rem().settle  # how an unknown is settled, per finding (remediation.json); the default is an audit of the host
     for fid, reason in v.unknowns():
-        by_how.setdefault(SETTLE.get(fid, "settle-audit"), []).append((fid, reason))
+        by_how.setdefault(settle.get(fid, "settle-audit"), []).append((fid, reason))
     for key, items in by_how.items():  # one step per way of settling, naming every finding it settles
         fids = [f for f, _ in items]
         reason = "; ".join(dict.fromkeys(r for _, r in items if r))[:400]
@@ -391,13 +398,13 @@ def _finish(b: _Builder, hp: HostPlan) -> HostPlan:
 
 def _group_key(hp: HostPlan, steps: list[Step]) -> tuple:
     sig = tuple((s.id, s.kb, tuple(sorted(s.files.items())), s.condition_build) for s in steps)
-    return FLAVOUR[hp.family], hp.family, hp.architecture, any(s.id == "backup" for s in hp.steps), hp.isolate, sig
+    return _flavour(hp.family), hp.family, hp.architecture, any(s.id == "backup" for s in hp.steps), hp.isolate, sig
 
 
 def _groups(hosts: list[HostPlan]) -> list[ScriptGroup]:
     buckets: dict[tuple, list[HostPlan]] = defaultdict(list)
     for hp in hosts:
-        if hp.family not in FLAVOUR:
+        if _flavour(hp.family) is None:
             continue
         steps = [s for s in hp.steps if s.scripted]
         if not steps:
@@ -405,7 +412,7 @@ def _groups(hosts: list[HostPlan]) -> list[ScriptGroup]:
         buckets[_group_key(hp, steps)].append(hp)
     out, used = [], defaultdict(int)
     for (flavour, family, arch, _backup, _isolate, _sig), members in buckets.items():
-        base = f"{FAMILY_LABEL[family]}-{arch or 'any'}"
+        base = f"{_rem().families[family].label}-{arch or 'any'}"
         used[base] += 1
         name = base if used[base] == 1 else f"{base}-{used[base]}"
         products = list(dict.fromkeys(h.product for h in members if h.product))

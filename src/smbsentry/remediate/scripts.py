@@ -33,7 +33,7 @@ from datetime import date
 from ..kb.model import Action
 from ..kb.store import kb
 from .texts import t as tr
-from .plan_model import FLAVOUR, HostPlan, Plan, ScriptGroup, Step, commands_for
+from .plan_model import HostPlan, Plan, ScriptGroup, Step, commands_for
 
 SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 MSU_RC = {"3010": "restart needed", "2359302": "already installed", "-2145124329": "not applicable: check the service pack and architecture"}
@@ -510,14 +510,17 @@ def _ps_rollback(g: ScriptGroup, hosts: list[HostPlan], lang: str, today: date) 
 
 # --- sh (Samba) -------------------------------------------------------------------------------------
 
-SH_VERIFY = {"samba-disable-nt-pipe-support": "testparm -s 2>/dev/null | grep -qi 'nt pipe support = no'"}
+def _sh_verify(g: ScriptGroup) -> list[str]:
+    """The verify commands of the group's steps (actions.json `verify.shell`)."""
+    actions = kb().actions
+    return [a.verify["shell"] for s in g.steps if (a := actions.get(s.id)) is not None and a.verify and "shell" in a.verify]
 
 
 def _sh_apply(g: ScriptGroup, hosts: list[HostPlan], lang: str, today: date, rollback: bool = False) -> str:
     L = ["#!/bin/sh"] + _header(g, hosts, "rollback" if rollback else "apply", lang, today) + [
         "set -u", '[ "$(id -u)" = 0 ] || { echo "[smbsentry] run as root"; exit 2; }']
     if not rollback:
-        checks = [SH_VERIFY[s.id] for s in g.steps if s.id in SH_VERIFY]
+        checks = _sh_verify(g)
         L += ['if [ "${1:-}" = verify ]; then', "    failed=0"]
         L += [f'    {c} || {{ echo "[smbsentry] not in place: {c.split("grep -qi ")[-1]}"; failed=1; }}' for c in checks]
         L += ['    exit "$failed"', "fi"]
@@ -570,4 +573,4 @@ def firewall_snippet(p: Plan) -> str:
     return "\n".join(L) + "\n"
 
 
-__all__ = ["firewall_snippet", "host_label", "render_group", "safe_address", "safe_label", "FLAVOUR"]
+__all__ = ["firewall_snippet", "host_label", "render_group", "safe_address", "safe_label"]

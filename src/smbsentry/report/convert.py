@@ -43,7 +43,7 @@ def hosts_csv(records: list[dict]) -> str:
     import csv
     import io
 
-    from ..scan.output import CSV_COLUMNS, csv_row
+    from .output import CSV_COLUMNS, csv_row
 
     buf = io.StringIO()
     w = csv.writer(buf)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from ..model import HostResult
 from .fingerprint import RateLimiter, ScanOptions, scan_host
 from .pacing import AdaptiveLimit, connections_per_host, fit_concurrency
-from .targets import Target
+from ..discover.targets import Target
 
 LOCAL_RETRIES = 6  # tries after the first for a host lost to a local resource error
 LOCAL_BACKOFF = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # seconds before each of them

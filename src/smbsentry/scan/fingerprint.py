@@ -20,7 +20,6 @@ On 139 with 445 open, only A's negotiate runs, to report SMBv1 per port.
 from __future__ import annotations
 
 import asyncio
-import re
 import struct
 import time
 import uuid
@@ -192,9 +191,6 @@ def dialect_list(out: Smb2Outcome, method: str) -> list[int]:
 
 # -- assembling the result ---------------------------------------------------
 
-_SAMBA_LM = re.compile(r"Samba\s+([0-9][\w.~+-]*)")
-
-
 def signing_smb1(mode: int | None) -> str | None:
     if mode is None:
         return None
@@ -318,7 +314,8 @@ def assemble(ctx: HostContext, a: Smb1Outcome | None, b: Smb2Outcome | None, smb
         ident.netbios_domain = cap(a.negotiate.domain)
     lm = r.smb1.native_lm if r.smb1 and r.smb1.enabled else None
     if lm:
-        m = _SAMBA_LM.search(lm)
+        samba_lm = builds.samba_native_lm()  # the pattern is knowledge: kb/data/builds.json
+        m = samba_lm.search(lm) if samba_lm else None
         if m:
             ident.samba_version = m.group(1)[:64]
             ident.implementation = "samba"

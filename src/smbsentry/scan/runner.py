@@ -34,7 +34,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .fingerprint import ScanOptions
-from .targets import TargetError, TargetSet
+from ..discover.targets import TargetError, TargetSet
 
 EXIT_FAILED = 1  # a write failed, or hosts were lost to local resource errors
 EXIT_BAD_INPUT = 2
@@ -60,6 +60,9 @@ class LocalScan:
     fail_on: str | None = None  # a severity of model.SEVERITIES
     discovery: str = "none"  # none | auto | syn | connect (smbsentry.discover.stage.MODES)
     retries: int = 0  # discovery: probes sent again to addresses that did not answer
+    # (fmt, stream, console, lang) -> a writer with add(result, data) and finish(): report.output.Writer,
+    # chosen by the caller (app.scanprep) so that scan/ does not import report/
+    writer: Any = None
 
 
 class _Run:
@@ -128,8 +131,9 @@ def _name(output: Path | None) -> str:
 
 def run_local_scan(plan: LocalScan, err: Console) -> int:
     """Run the scan; say how it ended on `err`; return the exit status."""
+    if plan.writer is None:
+        raise ValueError("LocalScan.writer is not set (the caller passes report.output.Writer)")
     from .engine import Engine, install_uvloop
-    from .output import Writer
 
     try:
         stream = open(plan.output, "w", encoding="utf-8", newline="") if plan.output else sys.stdout  # noqa: SIM115
@@ -139,7 +143,7 @@ def run_local_scan(plan: LocalScan, err: Console) -> int:
         return EXIT_BAD_INPUT
     # A table for a pipe or a file is not folded to 80 columns.
     table_console = Console(file=stream, width=None if stream.isatty() else 200, highlight=False)
-    run = _Run(plan, err, Writer(plan.fmt, stream, table_console if plan.fmt == "table" else None, lang=plan.lang))
+    run = _Run(plan, err, plan.writer(plan.fmt, stream, table_console if plan.fmt == "table" else None, lang=plan.lang))
     progress = Progress(TextColumn("[bold]scanning"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[found]} reported"), TimeElapsedColumn(),
                         console=err, disable=plan.quiet or not err.is_terminal, transient=True)
@@ -201,7 +205,7 @@ async def _pipelined(run: _Run, engine):
     from ..discover.permute import AddressSpace
     from ..model import LOCAL_ERRNOS
     from .engine import Feed
-    from .targets import Target
+    from ..discover.targets import Target
 
     plan, options = run.plan, run.plan.options
     feed = Feed(high_water=max(64, plan.concurrency * 2))

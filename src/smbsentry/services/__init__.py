@@ -6,10 +6,11 @@ for the ports asked and returns a JSON-able dict; a probe that fails leaves
 {"error": reason} under its key, a service whose port was not asked is None.
 
 Keys: rdp (3389), http (80), https (443: GET / and /certsrv/ over TLS), kerberos (88), smtp (25), imap (143),
-notes (1352, 3264), worldclient (1000, 3000), nbns (UDP 137), ldap (389: the
+notes (1352, 3264), worldclient (3000, 1000), nbns (UDP 137), ldap (389: the
 anonymous rootDSE read that tells a domain controller; with `bind_probes`, the
-opt-in binds of services.ldap_bind on a domain controller's 389 and 636), quic (UDP 443,
-the knowledge base's port for SMB over QUIC: a QUIC Initial offering ALPN smb).
+opt-in binds of services.ldap_bind on a domain controller's 389 and 636), quic (UDP 443:
+a QUIC Initial offering ALPN smb).  Which ports are looked at is knowledge:
+kb/data/services.json, and the smb-over-quic entry's udp_ports.
 
 DEFAULT_PORTS are the ports of the Shadow Brokers services (what
 `Need.SERVICES` probes); QUIC_PORTS are asked by the smb-over-quic check
@@ -22,21 +23,38 @@ from __future__ import annotations
 
 import asyncio
 
+from ..kb.findings import meta
+from ..kb.store import kb
 from . import http, kerberos, ldap, ldap_bind, mail, nbns, rdp
 from .common import RATE, READ_CAP, ServiceError
-from ..kb.findings import meta
 
-__all__ = ["ServiceError", "READ_CAP", "SERVICE_PORTS", "DEFAULT_PORTS", "QUIC_PORTS", "UDP_PORTS", "probe_services",
-           "probe_one"]
+__all__ = ["ServiceError", "READ_CAP", "SERVICE_PORTS", "DEFAULT_PORTS", "QUIC_PORTS", "UDP_PORTS", "service_ports",
+           "probe_services", "probe_one"]
 
-# SMB over QUIC's port is the knowledge base's (vulnerabilities.json smb-over-quic udp_ports), not a constant here
-QUIC_PORTS: tuple[int, ...] = tuple(meta("smb-over-quic")["udp_ports"])
-SERVICE_PORTS: dict[str, tuple[int, ...]] = {
-    "rdp": (3389,), "http": (80,), "https": (443,), "kerberos": (88,), "smtp": (25,), "imap": (143,),
-    "notes": (1352, 3264), "worldclient": (3000, 1000), "nbns": (137,), "ldap": (389,), "quic": QUIC_PORTS,
-}
-DEFAULT_PORTS = frozenset(p for name, ps in SERVICE_PORTS.items() if name != "quic" for p in ps)
-UDP_PORTS = frozenset((137, *QUIC_PORTS))
+
+def quic_ports() -> tuple[int, ...]:
+    """SMB over QUIC's UDP ports: the knowledge base's (vulnerabilities.json smb-over-quic udp_ports)."""
+    return tuple(meta("smb-over-quic")["udp_ports"])
+
+
+def service_ports() -> dict[str, tuple[int, ...]]:
+    """{service: its ports}, in probe order: knowledge, from kb/data/services.json (each with its source), and
+    quic from the smb-over-quic entry."""
+    return {**kb().service_ports, "quic": quic_ports()}
+
+
+def __getattr__(name: str):
+    """SERVICE_PORTS, DEFAULT_PORTS, QUIC_PORTS and UDP_PORTS, read from the KB when first asked (importing this
+    package loads no data)."""
+    if name == "SERVICE_PORTS":
+        return service_ports()
+    if name == "DEFAULT_PORTS":
+        return frozenset(p for n, ps in service_ports().items() if n != "quic" for p in ps)
+    if name == "QUIC_PORTS":
+        return quic_ports()
+    if name == "UDP_PORTS":
+        return frozenset((*kb().service_ports["nbns"], *quic_ports()))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 async def probe_one(name: str, address: str, ports: list[int], timeout: float, realm: str | None = None,
@@ -107,7 +125,7 @@ async def probe_services(address: str, ports: set[int], timeout: float, *, realm
     names, tasks = [], []
     token = RATE.set(rate)  # the tasks below copy this context
     try:
-        for name, sp in SERVICE_PORTS.items():
+        for name, sp in service_ports().items():
             asked = [p for p in sp if p in ports]
             if not asked or name in skip:
                 continue
@@ -117,7 +135,7 @@ async def probe_services(address: str, ports: set[int], timeout: float, *, realm
     finally:
         RATE.reset(token)
     results = await asyncio.gather(*tasks, return_exceptions=True)
-    out: dict = {name: None for name in SERVICE_PORTS}
+    out: dict = {name: None for name in service_ports()}
     for name, res in zip(names, results):
         if isinstance(res, BaseException):
             if isinstance(res, asyncio.CancelledError):

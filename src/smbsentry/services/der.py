@@ -1,6 +1,11 @@
 """A minimal DER encoder/decoder: enough for Kerberos errors and CredSSP TSRequest.
 
 decode() checks every length against the buffer and nests at most MAX_DEPTH deep.
+
+Our own rather than pyasn1's (installed with impacket): this runs per host on
+the scan path, and pyasn1 handles these messages 10-30x slower (bench/libraries,
+docs/architecture.md).  tests/test_der_pyasn1.py checks our messages
+against pyasn1 with the published structures.
 """
 
 from __future__ import annotations

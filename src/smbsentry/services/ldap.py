@@ -23,6 +23,7 @@ is the asyncio exchange.
 
 from __future__ import annotations
 
+from ..kb.store import kb
 from .der import Node, decode, integer, octets, seq, tlv
 from .common import READ_CAP, ServiceError, close, connect, read_until, send
 
@@ -33,9 +34,7 @@ ATTRIBUTES = ("defaultNamingContext", "namingContexts", "dnsHostName", "ldapServ
 # supportedCapabilities OIDs (MS-ADTS 3.1.1.3.4.3)
 AD_DS = "1.2.840.113556.1.4.800"  # LDAP_CAP_ACTIVE_DIRECTORY_OID: an AD domain controller
 AD_LDS = "1.2.840.113556.1.4.1851"  # LDAP_CAP_ACTIVE_DIRECTORY_ADAM_OID: AD LDS, not a DC
-# domainControllerFunctionality values (MS-ADTS 6.1.4.2)
-DC_LEVELS = {0: "Windows 2000", 2: "Windows Server 2003", 3: "Windows Server 2008", 4: "Windows Server 2008 R2",
-             5: "Windows Server 2012", 6: "Windows Server 2012 R2", 7: "Windows Server 2016", 10: "Windows Server 2025"}
+# the names of the domainControllerFunctionality values (MS-ADTS 6.1.4.2) are knowledge: kb/data/services.json
 MAX_VALUES = 32  # values kept per attribute
 MAX_VALUE = 256  # characters kept per value
 
@@ -165,7 +164,7 @@ def role_facts(attrs: dict[str, list[str]]) -> dict:
     dc = AD_DS in caps or (level is not None and AD_LDS not in caps)
     out = {"domain_controller": dc, "ad_lds": AD_LDS in caps}
     if level is not None and level.isdigit():
-        out["dc_functionality"] = DC_LEVELS.get(int(level), f"level {level}")
+        out["dc_functionality"] = kb().dc_levels.get(int(level), f"level {level}")
     for key, name in (("defaultNamingContext", "naming_context"), ("dnsHostName", "dns_host_name"),
                       ("ldapServiceName", "ldap_service_name"), ("vendorName", "vendor")):
         if attrs.get(key):

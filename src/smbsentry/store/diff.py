@@ -16,12 +16,18 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from ..model import BAD
 
-# the other services' ports (services.SERVICE_PORTS): --ports may name them, they are not SMB ports
-SERVICE_PORTS = frozenset({25, 80, 88, 137, 143, 389, 443, 1000, 1352, 3000, 3264, 3389})
+
+@lru_cache(maxsize=1)
+def _service_ports() -> frozenset[int]:
+    """The other services' ports (kb/data/services.json): --ports may name them, they are not SMB ports."""
+    from ..services import service_ports  # with QUIC's
+
+    return frozenset(p for ps in service_ports().values() for p in ps)
 
 
 @dataclass
@@ -73,7 +79,8 @@ def smb_ports(options: dict) -> list[int] | None:
         ports = [int(p) for p in str(spec).replace(" ", "").split(",") if p]
     except ValueError:
         return None
-    return sorted({p for p in ports if p not in SERVICE_PORTS})
+    service = _service_ports()
+    return sorted({p for p in ports if p not in service})
 
 
 def _span(target: str) -> tuple[int, int, int] | None:
@@ -157,7 +164,7 @@ def not_checked_why(key: tuple, new: dict) -> str:
     if new["check_ids"] is not None and key[1] not in new["check_ids"]:
         return "check-not-run"
     port = key[2]
-    if new["ports"] is not None and port is not None and port not in SERVICE_PORTS and port not in new["ports"]:
+    if new["ports"] is not None and port is not None and port not in _service_ports() and port not in new["ports"]:
         return "port-not-scanned"
     return "no-verdict"
 

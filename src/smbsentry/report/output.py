@@ -109,7 +109,7 @@ class Writer:
             console = self.console or Console(file=self.stream)
             console.print(host_table(self.results))
         elif self.fmt == "html":
-            from ..report.html import render
+            from .html import render
 
             self.stream.write(render(self.results, lang=self.lang))
         self.stream.flush()
