@@ -22,7 +22,7 @@ from smbsentry.discover.stage import Request
 from smbsentry.engines import signing
 from smbsentry.engines.app import make_app
 from smbsentry.engines.routes import Router
-from smbsentry.scan.targets import TargetSet
+from smbsentry.discover.targets import TargetSet
 from test_engines import MIX, PORT, Workers, key_file, redis_url, workers  # noqa: F401 - the fixtures
 
 RANGE = "127.60.0.0/26"

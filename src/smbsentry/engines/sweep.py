@@ -116,7 +116,7 @@ async def run(sweep_plan: SweepPlan, options, *, concurrency: int, rate: float |
     `done` reply says of the sweep)."""
     from ..discover.run import run as discover
     from ..scan.engine import Engine, Feed
-    from ..scan.targets import Target
+    from ..discover.targets import Target
 
     not_covered, ranges = sweep_plan.not_covered()
     said = {"sweep": {"index": sweep_plan.index, "count": sweep_plan.count},
