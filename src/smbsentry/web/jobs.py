@@ -1,5 +1,8 @@
-"""Scans started from the dashboard: checked against the admin's allowed ranges, then run as
-``smbsentry scan TARGETS --db URL --format jsonl -o /dev/null -q`` in a subprocess.
+"""Scans started from the dashboard: checked against the admin's allowed ranges, then run through
+the application layer (app/scans.py `run`, the same run as `smbsentry scan TARGETS --db URL
+--format jsonl -o /dev/null -q`) in a worker process of its own, so the server stays responsive
+and a scan can be stopped; the results go to the store as they come, and a scan that fails
+says why (its last line on stderr) on the job page.
 
 Targets here are stricter than on the command line: only IP addresses, CIDRs and ranges
 (a.b.c.d-e.f.g.h, a.b.c.d-h), because a host name could resolve anywhere.  Every address of
@@ -10,13 +13,14 @@ no allowed ranges means no scans from the web at all.
 from __future__ import annotations
 
 import ipaddress
+import multiprocessing
 import os
 import re
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 MAX_TARGETS = 64
 MAX_RUNNING = 4
@@ -96,9 +100,8 @@ class Job:
     targets: list[str]
     ports: str
     checks: str
-    after_scan: int
     started: float = field(default_factory=time.time)
-    proc: subprocess.Popen | None = None
+    proc: Any = None  # the worker process (multiprocessing, spawned)
     returncode: int | None = None
     scan_id: int | None = None
     stderr: str = ""
@@ -110,9 +113,17 @@ class Job:
             return "running"
         return "finished" if self.returncode == 0 else "failed"
 
+    @property
+    def error(self) -> str | None:
+        """Why a failed scan failed: its last line on stderr, or its exit status."""
+        if self.state != "failed":
+            return None
+        lines = self.stderr.strip().splitlines()
+        return lines[-1] if lines else f"exit status {self.returncode}"
+
 
 class Jobs:
-    """Scan subprocesses started from the web, one thread each waiting for its end."""
+    """Scans started from the web, each in a spawned worker process with one thread here waiting for its end."""
 
     def __init__(self, db_url: str, store) -> None:
         self.db_url = db_url
@@ -129,43 +140,49 @@ class Jobs:
         with self._lock:
             if sum(1 for j in self._jobs.values() if j.returncode is None) >= MAX_RUNNING:
                 raise TargetRefused(f"{MAX_RUNNING} scans are running already: wait for one to finish")
-            job = Job(self._next, targets, ports, checks, self.store.latest_scan() or 0, user=user)
+            job = Job(self._next, targets, ports, checks, user=user)
             self._next += 1
             self._jobs[job.id] = job
-        cmd = [sys.executable, "-c", "import sys; sys.argv[0] = 'smbsentry'; from smbsentry.cli import main; main()",
-               "scan", "--db", self.db_url, "--ports", ports, "--checks", checks, "--format", "jsonl",
-               "-o", os.devnull, "-q", "--", *targets]
-        job.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                    text=True, start_new_session=True)
-        threading.Thread(target=self._wait, args=(job,), name=f"smbsentry-web-job-{job.id}", daemon=True).start()
+        from ..app.scanprep import ScanRequest
+        from ..app.scans import worker
+
+        # No credentials and no prompt from the web: the request carries only what the form allows.
+        req = ScanRequest(list(targets), ports=ports, checks=checks, db=self.db_url, fmt="jsonl",
+                          output=Path(os.devnull), quiet=True)
+        ctx = multiprocessing.get_context("spawn")  # never fork a threaded server
+        ours, theirs = ctx.Pipe(duplex=False)
+        job.proc = ctx.Process(target=worker, args=(req, theirs), name=f"smbsentry-web-scan-{job.id}", daemon=True)
+        job.proc.start()
+        theirs.close()
+        threading.Thread(target=self._wait, args=(job, ours), name=f"smbsentry-web-job-{job.id}", daemon=True).start()
         return job
 
-    def _wait(self, job: Job) -> None:
-        assert job.proc is not None
-        _, err = job.proc.communicate()
-        job.stderr = (err or "")[-2000:]
-        self.resolve(job)
-        job.returncode = job.proc.returncode
+    def _wait(self, job: Job, conn) -> None:
+        code = None
+        try:
+            while True:
+                kind, *rest = conn.recv()
+                if kind == "scan":
+                    job.scan_id = rest[0]
+                elif kind == "end":
+                    code, job.stderr = rest[0], rest[1]
+        except (EOFError, OSError):
+            pass
+        finally:
+            conn.close()
+        job.proc.join()
+        if code is None:  # ended before it could say (killed)
+            code = job.proc.exitcode if job.proc.exitcode is not None else 1
+            job.stderr = job.stderr or f"the scan process ended (exit status {code})"
+        job.returncode = code
 
     def get(self, job_id: int) -> Job | None:
-        job = self._jobs.get(job_id)
-        if job is not None:
-            self.resolve(job)
-        return job
+        return self._jobs.get(job_id)
 
     def all(self) -> list[Job]:
         return sorted(self._jobs.values(), key=lambda j: -j.id)
 
-    def resolve(self, job: Job) -> None:
-        """Find the scan row the subprocess made: the first newer scan with exactly these targets."""
-        if job.scan_id is not None:
-            return
-        for s in sorted(self.store.scans(" ".join(sorted(job.targets))), key=lambda s: s["id"]):
-            if s["id"] > job.after_scan and not any(j.scan_id == s["id"] for j in self._jobs.values()):
-                job.scan_id = s["id"]
-                return
-
     def stop_all(self) -> None:
         for job in self._jobs.values():
-            if job.proc is not None and job.proc.poll() is None:
+            if job.proc is not None and job.proc.is_alive():
                 job.proc.terminate()
