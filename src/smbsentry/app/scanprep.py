@@ -17,9 +17,10 @@ scan, `respond`, the dashboard's scans and the Celery scan engines
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from ..scan.runner import LocalScan
@@ -55,6 +56,30 @@ class ScanRequest:
     discovery: str = "auto"  # smbsentry.discover.stage.MODES or none
     retries: int = 0
     resume: int | None = None  # a stored scan to complete: its targets and options, its finished hosts skipped
+
+
+_PATHS = ("targets_files", "output")
+
+
+def request_to_json(req: ScanRequest) -> str:
+    """The request as one JSON object (paths as strings): how a scan is handed to a worker process."""
+    data = {f.name: getattr(req, f.name) for f in fields(ScanRequest)}
+    data["targets_files"] = [str(p) for p in req.targets_files]
+    data["output"] = str(req.output) if req.output is not None else None
+    return json.dumps(data)
+
+
+def request_from_json(text: str) -> ScanRequest:
+    """request_to_json's inverse; RequestError for anything that is not such an object (bounded by the caller)."""
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict) or set(data) - {f.name for f in fields(ScanRequest)}:
+            raise ValueError("not a scan request")
+        data["targets_files"] = [Path(p) for p in data.get("targets_files") or []]
+        data["output"] = Path(data["output"]) if data.get("output") is not None else None
+        return ScanRequest(**data)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise RequestError(f"bad scan request: {exc}") from None
 
 
 def parse_ports(text: str) -> tuple[int, ...]:

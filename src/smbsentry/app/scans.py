@@ -1,7 +1,7 @@
 """`run(ScanRequest)`: one scan, from the request to its exit status, for every front end.
 
 The command line (`smbsentry scan`), `respond` and the dashboard's scans
-(web/jobs.py, in a worker process of its own) all call this: prepare the
+(web/jobs.py, in a worker process of its own: `worker_main`) all call this: prepare the
 request (scanprep.py: checked, the store opened, the scan begun or resumed),
 then run it (scan/runner.py: progress, signals, output, the store, --fail-on,
 the summary).  Everything is said on the `err` console given; the exit status
@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from rich.console import Console
 
-from .scanprep import RequestError, ScanRequest, prepare
+from .scanprep import RequestError, ScanRequest, prepare, request_from_json
 
 EXIT_BAD_INPUT = 2
 
@@ -42,27 +42,28 @@ def run(req: ScanRequest, err: Console, on_start: Callable[[int | None], None] |
     return run_local_scan(local, err)
 
 
-def worker(req: ScanRequest, conn) -> None:  # pragma: no cover - runs in a child process; web tests check what it sends
-    """A scan in a process of its own (the dashboard's): sends ("scan", id) once the scan is in the store, then
-    ("end", exit status, the last lines said on stderr).  A session of its own, so a Ctrl-C meant for the server
-    does not reach it; the server ends it with SIGTERM, which the scan takes as an interrupt (finished hosts kept)."""
-    import io
-    import os
+MAX_REQUEST = 64 * 1024  # bytes of JSON a worker reads: a dashboard request is a few hundred
 
-    if hasattr(os, "setsid"):
-        try:
-            os.setsid()
-        except OSError:
-            pass
-    text = io.StringIO()
-    err = Console(file=text, width=200, highlight=False, soft_wrap=True)
-    code = 1
+
+def worker_main() -> None:  # pragma: no cover - runs in the dashboard's scan process; tests/test_web.py drives it
+    """A scan in a process of its own (the dashboard's, web/jobs.py): the request as one JSON object on stdin;
+    says on stdout {"scan": id} once the scan is in the store, then {"end": exit status}; stderr is what the
+    scan said (the job page shows its last line).  Started with `python -c` (never a fork of the threaded
+    server, never a re-import of the server's main module) in a session of its own; the server stops it
+    with SIGTERM, which the scan takes as an interrupt (finished hosts kept)."""
+    import json
+    import sys
+
+    err = Console(stderr=True, highlight=False)
+
+    def tell(message: dict) -> None:
+        sys.stdout.write(json.dumps(message) + "\n")
+        sys.stdout.flush()
+
     try:
-        code = run(req, err, on_start=lambda scan_id: conn.send(("scan", scan_id)))
-    except Exception as exc:  # noqa: BLE001 - the page says why, never a traceback
-        say(err, f"the scan failed: {type(exc).__name__}: {exc}")
-    finally:
-        try:
-            conn.send(("end", code, text.getvalue()[-2000:]))
-        finally:
-            conn.close()
+        req = request_from_json(sys.stdin.read(MAX_REQUEST + 1))
+    except RequestError as exc:
+        say(err, str(exc))
+        tell({"end": EXIT_BAD_INPUT})
+        return
+    tell({"end": run(req, err, on_start=lambda scan_id: tell({"scan": scan_id}))})

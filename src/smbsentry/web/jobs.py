@@ -13,14 +13,15 @@ no allowed ranges means no scans from the web at all.
 from __future__ import annotations
 
 import ipaddress
-import multiprocessing
+import json
 import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 MAX_TARGETS = 64
 MAX_RUNNING = 4
@@ -101,7 +102,7 @@ class Job:
     ports: str
     checks: str
     started: float = field(default_factory=time.time)
-    proc: Any = None  # the worker process (multiprocessing, spawned)
+    proc: subprocess.Popen | None = None  # the worker process (app.scans.worker_main)
     returncode: int | None = None
     scan_id: int | None = None
     stderr: str = ""
@@ -123,7 +124,8 @@ class Job:
 
 
 class Jobs:
-    """Scans started from the web, each in a spawned worker process with one thread here waiting for its end."""
+    """Scans started from the web, each in a worker process (app.scans.worker_main) with one thread here
+    following it to its end."""
 
     def __init__(self, db_url: str, store) -> None:
         self.db_url = db_url
@@ -143,38 +145,42 @@ class Jobs:
             job = Job(self._next, targets, ports, checks, user=user)
             self._next += 1
             self._jobs[job.id] = job
-        from ..app.scanprep import ScanRequest
-        from ..app.scans import worker
+        from ..app.scanprep import ScanRequest, request_to_json
 
         # No credentials and no prompt from the web: the request carries only what the form allows.
         req = ScanRequest(list(targets), ports=ports, checks=checks, db=self.db_url, fmt="jsonl",
                           output=Path(os.devnull), quiet=True)
-        ctx = multiprocessing.get_context("spawn")  # never fork a threaded server
-        ours, theirs = ctx.Pipe(duplex=False)
-        job.proc = ctx.Process(target=worker, args=(req, theirs), name=f"smbsentry-web-scan-{job.id}", daemon=True)
-        job.proc.start()
-        theirs.close()
-        threading.Thread(target=self._wait, args=(job, ours), name=f"smbsentry-web-job-{job.id}", daemon=True).start()
+        job.proc = subprocess.Popen([sys.executable, "-c", "from smbsentry.app.scans import worker_main; worker_main()"],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    start_new_session=True)
+        threading.Thread(target=self._wait, args=(job, request_to_json(req)), name=f"smbsentry-web-job-{job.id}",
+                         daemon=True).start()
         return job
 
-    def _wait(self, job: Job, conn) -> None:
-        code = None
+    def _wait(self, job: Job, request: str) -> None:
+        """Hand the request over, follow what the worker says (the scan id, then its exit status), keep the
+        last of its stderr; the job ends when the process has."""
+        proc, said, code = job.proc, [], None
+        tail = threading.Thread(target=lambda: said.append(proc.stderr.read()), daemon=True)
+        tail.start()
         try:
-            while True:
-                kind, *rest = conn.recv()
-                if kind == "scan":
-                    job.scan_id = rest[0]
-                elif kind == "end":
-                    code, job.stderr = rest[0], rest[1]
-        except (EOFError, OSError):
+            proc.stdin.write(request)
+            proc.stdin.close()
+        except OSError:
             pass
-        finally:
-            conn.close()
-        job.proc.join()
-        if code is None:  # ended before it could say (killed)
-            code = job.proc.exitcode if job.proc.exitcode is not None else 1
-            job.stderr = job.stderr or f"the scan process ended (exit status {code})"
-        job.returncode = code
+        for line in proc.stdout:
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(msg, dict) and isinstance(msg.get("scan"), int):
+                job.scan_id = msg["scan"]
+            elif isinstance(msg, dict) and isinstance(msg.get("end"), int):
+                code = msg["end"]
+        proc.wait()
+        tail.join()
+        job.stderr = "".join(said)[-2000:]
+        job.returncode = code if code is not None else proc.returncode  # killed before it could say
 
     def get(self, job_id: int) -> Job | None:
         return self._jobs.get(job_id)
@@ -184,5 +190,5 @@ class Jobs:
 
     def stop_all(self) -> None:
         for job in self._jobs.values():
-            if job.proc is not None and job.proc.is_alive():
+            if job.proc is not None and job.proc.poll() is None:
                 job.proc.terminate()
