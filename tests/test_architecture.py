@@ -12,7 +12,7 @@ How the graph is built (read from the source with `ast`, nothing is imported):
 
 Layers, top to bottom (a module may import its own package or a lower layer;
 the packages that share a layer are peers and may not import each other):
-    cli -> app -> web | engines -> report -> remediate -> resultfile
+    cli -> web | engines -> app -> report -> remediate -> resultfile
         -> scan | audit | detect | rules | lab -> store
         -> checks | services | i18n -> kb | model | textio -> protocol
 The root package (smbsentry/__init__: the version string) imports nothing and
@@ -32,8 +32,10 @@ ROOT = "smbsentry"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("cli",),
-    ("app",),
+    # The dashboard and the scan engines are front ends of the application layer, as the
+    # command line is: they start scans through app/ (one request, one run), never the CLI.
     ("web", "engines"),
+    ("app",),
     ("report",),
     ("remediate",),
     ("resultfile",),
@@ -200,6 +202,6 @@ def test_no_import_cycles(graph):
 def test_arrows_point_down(graph):
     found = wrong_way(graph)
     unknown = sorted(found - set(KNOWN_WRONG_WAY))
-    assert not unknown, "imports against the layer order (cli -> app -> ... -> protocol): " + "; ".join(f"{a} -> {b}" for a, b in unknown)
+    assert not unknown, "imports against the layer order (cli -> web|engines -> app -> ... -> protocol): " + "; ".join(f"{a} -> {b}" for a, b in unknown)
     gone = sorted(set(KNOWN_WRONG_WAY) - found)
     assert not gone, f"fixed: remove from KNOWN_WRONG_WAY: {gone}"

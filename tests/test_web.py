@@ -589,6 +589,20 @@ def test_scan_start_runs_and_reports_progress(client, lab):
     assert scan["targets"] == ["127.54.0.1-5"]
 
 
+def test_scan_that_fails_says_why_on_its_page(client):
+    """A scan refused by the application layer (here: no targets, which the form never sends) ends "failed",
+    and its job page and /api/jobs say the one line the scan said, not a bare exit status."""
+    job = client.app.state.jobs.start([], "445", "default", "admin")
+    deadline = time.monotonic() + 60
+    while job.state == "running" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert job.state == "failed" and job.returncode == 2 and job.scan_id is None
+    st = client.get(f"/api/jobs/{job.id}").json()
+    assert st["state"] == "failed" and st["error"] == "smbsentry: no targets: give addresses, ranges or --targets-file"
+    page = client.get(f"/jobs/{job.id}").text
+    assert 'id="job-error">smbsentry: no targets: give addresses, ranges or --targets-file</p>' in page
+
+
 def test_check_targets_unit():
     allowed = parse_allowed(["127.54.0.0/24", "10.1.0.1-10.1.0.9"])
     assert check_targets("127.54.0.1-19, 127.54.0.7 10.1.0.2-9", allowed) == ["127.54.0.1-19", "127.54.0.7", "10.1.0.2-9"]

@@ -10,7 +10,6 @@ finished hosts written.
 
 from __future__ import annotations
 
-import getpass
 import os
 import sys
 from pathlib import Path
@@ -50,16 +49,6 @@ def main_options(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     """Find, prove, fix and watch SMB exposure."""
-
-
-def _ports(text: str) -> tuple[int, ...]:
-    ports = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part.isdigit() or not 0 < int(part) < 65536:
-            fail(f"bad port {part!r} in --ports (expected e.g. 445,139)")
-        ports.append(int(part))
-    return tuple(dict.fromkeys(ports))
 
 
 @app.command(
@@ -116,133 +105,47 @@ def scan(
     engine_wait: float = typer.Option(5.0, "--engine-wait", min=0, help="With --engines: seconds to wait for a live engine with the same key on a queue before the scan stops."),
 ) -> None:
     """Discover SMB/NetBIOS hosts, fingerprint them and run the checks; every scan is recorded while it runs."""
-    from .scan.fingerprint import ScanOptions
-    from .report.output import FORMATS
-    from .scan.session import Credentials
-    from .discover.targets import TargetError, TargetSet
+    from .app.scanprep import ScanRequest
+    from .app.scans import run as run_scan
 
-    if fmt not in FORMATS:
-        fail(f"unknown --format {fmt!r} (choose from {', '.join(FORMATS)})")
+    req = ScanRequest(list(targets or []), list(targets_file), list(exclude), ports, checks, timeout, host_timeout, dialects,
+                      user, domain, concurrency, rate, db, not no_store, fmt=fmt, lang=lang, output=output, quiet=quiet,
+                      fail_on=fail_on, discovery=discovery or ("none" if engines else "auto"), retries=retries, resume=resume,
+                      allow_failed_logon=allow_failed_logon)
     if engines:
-        from .engines.cli import main_distributed_scan
+        raise typer.Exit(_scan_on_engines(req, queue, route, broker, shard_size, key_file, broker_wait, stall_timeout,
+                                          engine_wait))
+    raise typer.Exit(run_scan(req, err))
 
-        if fmt not in ("jsonl", "table"):
-            fail("--engines writes results to the store and, with --format jsonl, to -o/stdout")
-        discovery = discovery or "none"  # engines fingerprint every address unless asked to sweep
-        if discovery not in ("auto", "syn", "connect", "none"):
-            fail(f"unknown --discovery {discovery!r} (choose from auto, syn, connect, none)")
-        if retries and discovery == "none":
-            fail("--retries is for discovery: with --engines give --discovery auto, syn or connect")
-        if allow_failed_logon:
-            fail("--allow-failed-logon is not carried to remote engines: scan locally to send the opt-in binds")
-        if user and os.environ.get("SMBSENTRY_PASSWORD") is None:
-            fail("--user needs a password: set SMBSENTRY_PASSWORD (it is never read from the command line)")
-        raise typer.Exit(
-            main_distributed_scan(
-                list(targets or []), queue, str(route) if route else None, broker, db, shard_size,
-                key_file=str(key_file) if key_file else None, targets_file=[str(f) for f in targets_file],
-                exclude=list(exclude), ports=ports, checks=checks, timeout=timeout, dialects=dialects,
-                rate=rate, user=user, domain=domain, quiet=quiet,
-                output=(str(output) if output else ("-" if fmt == "jsonl" else None)), no_store=no_store,
-                resume=resume, broker_wait=broker_wait, stall_timeout=stall_timeout, engine_wait=engine_wait,
-                discovery=discovery, retries=retries,
-            )
-        )
-    store = scan_id = None
-    done: set[str] = set()
-    if resume is not None:
-        if targets or targets_file:
-            fail("--resume takes its targets from the stored scan: give no targets")
-        if no_store:
-            fail("--resume needs the store")
-        from .store import Store, StoreError
 
-        try:
-            store = Store.open(db)
-            meta = store.scan(resume)
-            done = store.resume_scan(resume)
-        except StoreError as exc:
-            fail(str(exc))
-        saved = meta.get("options") or {}
-        targets = saved.get("targets", meta.get("targets") or [])
-        targets_file = [Path(f) for f in saved.get("targets_files", [])]
-        exclude = saved.get("exclude", [])
-        ports = saved.get("ports", ports)
-        checks = saved.get("checks", checks)
-        timeout = saved.get("timeout", timeout)
-        host_timeout = saved.get("host_timeout", host_timeout)
-        dialects = saved.get("dialects", dialects)
-        discovery = saved.get("discovery", "none")  # a scan recorded before discovery existed swept nothing
-        retries = saved.get("retries", retries)
-        allow_failed_logon = saved.get("allow_failed_logon", False)
-        scan_id = resume
-    from .checks.registry import select
-    from .model import SEVERITIES
+def _scan_on_engines(req, queue, route, broker, shard_size, key_file, broker_wait, stall_timeout, engine_wait) -> int:
+    """`scan --engines`: what a local scan has and the engines have not yet is refused here, then engines/cli.py runs it."""
+    from .app.scanprep import RequestError, check_format
+    from .engines.cli import main_distributed_scan
 
     try:
-        selected = tuple(select(checks))
-    except ValueError as exc:
+        check_format(req.fmt)
+    except RequestError as exc:
         fail(str(exc))
-    if fail_on is not None and fail_on not in SEVERITIES[:-1]:
-        fail(f"unknown --fail-on {fail_on!r} (choose from critical, high, medium, low)")
-    if lang not in ("en", "zh"):
-        fail(f"unknown --lang {lang!r} (en or zh)")
-    if dialects not in ("range", "exact"):
-        fail(f"unknown --dialects {dialects!r} (range or exact)")
-    discovery = _discovery_mode(discovery or "auto")
-    if not targets and not targets_file:
-        fail("no targets: give addresses, ranges or --targets-file")
-    from .scan.host import split_ports
-
-    smb_ports, service_ports = split_ports(_ports(ports), selected)
-    try:
-        # nmap/masscan hosts count when one of the TCP ports probed here is open
-        target_set = TargetSet(targets or [], files=targets_file, excludes=exclude,
-                               ports=set(smb_ports) | (service_ports - {137}))
-    except TargetError as exc:
-        fail(str(exc))
-    creds = None
-    if user:
-        password = os.environ.get("SMBSENTRY_PASSWORD")
-        if password is None:
-            if not sys.stdin.isatty():
-                fail("--user needs a password: set SMBSENTRY_PASSWORD (it is never read from the command line)")
-            password = getpass.getpass(f"Password for {domain + chr(92) if domain else ''}{user}: ")
-        creds = Credentials(user, password, domain)
-    options = ScanOptions(
-        ports=smb_ports, timeout=timeout, credentials=creds, dialect_method=dialects, checks=selected,
-        service_ports=service_ports, host_timeout=host_timeout or None, failed_logon_probes=allow_failed_logon,
+    if req.fmt not in ("jsonl", "table"):
+        fail("--engines writes results to the store and, with --format jsonl, to -o/stdout")
+    if req.discovery not in ("auto", "syn", "connect", "none"):
+        fail(f"unknown --discovery {req.discovery!r} (choose from auto, syn, connect, none)")
+    if req.retries and req.discovery == "none":
+        fail("--retries is for discovery: with --engines give --discovery auto, syn or connect")
+    if req.allow_failed_logon:
+        fail("--allow-failed-logon is not carried to remote engines: scan locally to send the opt-in binds")
+    if req.user and os.environ.get("SMBSENTRY_PASSWORD") is None:
+        fail("--user needs a password: set SMBSENTRY_PASSWORD (it is never read from the command line)")
+    return main_distributed_scan(
+        req.targets, queue, str(route) if route else None, broker, req.db, shard_size,
+        key_file=str(key_file) if key_file else None, targets_file=[str(f) for f in req.targets_files],
+        exclude=req.exclude, ports=req.ports, checks=req.checks, timeout=req.timeout, dialects=req.dialects,
+        rate=req.rate, user=req.user, domain=req.domain, quiet=req.quiet,
+        output=(str(req.output) if req.output else ("-" if req.fmt == "jsonl" else None)), no_store=not req.store,
+        resume=req.resume, broker_wait=broker_wait, stall_timeout=stall_timeout, engine_wait=engine_wait,
+        discovery=req.discovery, retries=req.retries,
     )
-    if store is None and not no_store:
-        from .store import Store, StoreError
-
-        try:
-            store = Store.open(db)
-            scan_id = store.begin_scan(
-                list(targets or []) + [str(f) for f in targets_file],
-                {"targets": list(targets or []), "targets_files": [str(f) for f in targets_file], "exclude": list(exclude),
-                 "ports": ports, "checks": checks, "timeout": timeout, "dialects": dialects, "user": user, "domain": domain,
-                 "host_timeout": host_timeout, "discovery": discovery, "retries": retries,
-                 "allow_failed_logon": allow_failed_logon},
-            )
-        except StoreError as exc:
-            fail(str(exc))
-    from .report.output import Writer
-    from .scan.runner import LocalScan, run_local_scan
-
-    raise typer.Exit(run_local_scan(LocalScan(
-        options, target_set, fmt=fmt, lang=lang, output=output, quiet=quiet, concurrency=concurrency, rate=rate,
-        store=store, scan_id=scan_id, done=done, fail_on=fail_on, discovery=discovery, retries=retries, writer=Writer), err))
-
-
-def _discovery_mode(mode: str) -> str:
-    """--discovery checked (discover.stage.check_mode): a bad one is one line, exit 2."""
-    from .discover.stage import check_mode
-
-    try:
-        return check_mode(mode)
-    except ValueError as exc:
-        fail(str(exc))
 
 
 @app.command(
@@ -720,7 +623,7 @@ def audit(
     import json as _json
 
     from .audit.api import audit_files, render_audit
-    from .audit.merge import merge_scan_audit
+    from .audit.merge import merge_results
 
     if fmt not in ("table", "jsonl", "json"):
         fail(f"unknown --format {fmt!r} (table, jsonl or json)")
@@ -739,11 +642,12 @@ def audit(
 
         if not user:
             fail("--remote needs --user (the password comes from SMBSENTRY_PASSWORD or a prompt)")
-        password = os.environ.get("SMBSENTRY_PASSWORD")
-        if password is None:
-            if not sys.stdin.isatty():
-                fail("--user needs a password: set SMBSENTRY_PASSWORD (it is never read from the command line)")
-            password = getpass.getpass(f"Password for {domain + chr(92) if domain else ''}{user}: ")
+        from .app.scanprep import RequestError, password_for
+
+        try:
+            password = password_for(user, domain)
+        except RequestError as exc:
+            fail(str(exc))
         try:
             run = audit_remote(list(remote), user, password, domain, timeout, workers, start_remote_registry=start_remote_registry)
         except ValueError as exc:
@@ -752,7 +656,6 @@ def audit(
         remote_errors = list(run.errors)
     if merge is not None or merge_scan is not None:
         from .audit.errors import InventoryError
-        from .audit.join import match
         from .resultfile import load_results, load_stored_scan
 
         try:
@@ -761,9 +664,7 @@ def audit(
         except InventoryError as exc:
             fail(f"cannot read the scan results: {exc}")
         hosts = [h for h in hosts if "address" in h and "verdicts" not in h]  # scan records (a report may hold others)
-        pairs = match(hosts, [r.to_dict() for r in results])
-        by_host = {i: results[j] for j, i in pairs.items()}
-        merged = [merge_scan_audit(h, by_host[i]) if i in by_host else h for i, h in enumerate(hosts)]
+        merged = merge_results(hosts, results)
         text = "".join(_json.dumps(h, ensure_ascii=False) + "\n" for h in merged) if fmt != "json" else _json.dumps(merged, ensure_ascii=False, indent=2) + "\n"
     else:
         text = render_audit(results, fmt, lang=lang)

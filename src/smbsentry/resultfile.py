@@ -160,9 +160,9 @@ def _read(path: Path, keep) -> list:
 
 
 def _files(path: Path) -> list[Path]:
-    if path.is_dir():
-        return sorted(x for x in path.iterdir() if x.is_file() and not x.name.startswith("."))
-    return [path]
+    from .textio import expand_files
+
+    return expand_files([path])
 
 
 def load_results(paths, shape=None) -> list[dict]:

@@ -35,6 +35,16 @@ class TooDeep(ValueError):
     pass
 
 
+def expand_files(paths) -> list[Path]:
+    """Files as given; a folder stands for its regular files in name order, not recursive, hidden (dot)
+    files skipped (an editor's swap file or .DS_Store is never an input).  The one rule of every command
+    that takes folders: audit and respond inventories, rules exports, plan and merge results."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        out += sorted(x for x in p.iterdir() if x.is_file() and not x.name.startswith(".")) if p.is_dir() else [p]
+    return out
+
+
 def read_bounded(path: str | os.PathLike, limit: int) -> bytes:
     """The file's bytes, or InputTooLarge when it holds more than `limit` (checked before reading)."""
     with open(path, "rb") as f:

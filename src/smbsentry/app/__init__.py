@@ -1,7 +1,8 @@
-"""The application layer: the jobs a person asks for, run the same way for the CLI and the web.
+"""The application layer: the jobs a person asks for, run the same way for the CLI, the web and the engines.
 
 The CLI parses arguments into a request and calls these; nothing here prints
-usage or parses argv.  `scanprep` turns a scan request into a ready scan
-(scan/runner.py runs it); `respond` is the whole job of an outbreak: scan,
-audit, plan, reports.
+usage or parses argv.  `scanprep` turns a scan request into a ready scan;
+`scans.run` is the one run of a scan (the CLI's `scan`, `respond`, the
+dashboard's worker); `respond` is the whole job of an outbreak: scan, audit,
+plan, reports.
 """

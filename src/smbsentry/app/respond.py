@@ -39,7 +39,8 @@ from rich.table import Table
 
 from ..textio import replace_folder
 from .forks import Deferred, side
-from .scanprep import RequestError, ScanRequest, prepare
+from .scanprep import ScanRequest
+from .scans import run as run_scan
 
 REPORT_LANGS = ("en", "zh")
 
@@ -72,15 +73,12 @@ def _check_out_dir(out: Path) -> None:
 
 def _scan(req: RespondRequest, tmp: Path, err: Console) -> int | None:
     """The scan, its host records in tmp/scan.jsonl; its id in the store (None without a store)."""
-    from ..scan.runner import run_local_scan
-
     req.scan.output, req.scan.fmt = tmp / "scan.jsonl", "jsonl"
-    try:
-        local = prepare(req.scan)
-    except RequestError as exc:
-        raise _Refused(2, str(exc)) from None
-    scan_id = local.scan_id
-    code = run_local_scan(local, err)  # says on err how it ended
+    started: list[int | None] = []
+    code = run_scan(req.scan, err, on_start=started.append)  # says on err how it ended
+    if not started:
+        raise _Refused(code)  # refused before it began (bad input, the store), said on err
+    scan_id = started[0]
     if code not in (0, 3):
         later = f" (recorded as scan {scan_id}: `smbsentry scan --resume {scan_id}`, then `smbsentry respond`"
         raise _Refused(code, "the scan did not finish: nothing written in "
@@ -101,8 +99,7 @@ def _audit(req: RespondRequest, hosts: list[dict], err: Console) -> tuple[list[d
     if not req.inventories:
         return hosts, [], 0
     from ..audit.api import audit_files
-    from ..audit.join import match
-    from ..audit.merge import merge_scan_audit
+    from ..audit.merge import merge_results
 
     for p in req.inventories:
         if not p.exists():
@@ -110,9 +107,7 @@ def _audit(req: RespondRequest, hosts: list[dict], err: Console) -> tuple[list[d
     results, errors = audit_files(req.inventories)
     for e in errors:
         _say(err, str(e))
-    pairs = match(hosts, [r.to_dict() for r in results])
-    by_host = {i: results[j] for j, i in pairs.items()}
-    merged = [merge_scan_audit(h, by_host[i]) if i in by_host else h for i, h in enumerate(hosts)]
+    merged = merge_results(hosts, results)
     return merged, [r.to_dict() for r in results], len(errors)
 
 

@@ -1,21 +1,31 @@
-"""From what a person asked for to a scan ready to run: one place for the CLI's `scan` and `respond`.
+"""From what a person asked for to a scan ready to run: one place for every way a scan starts.
 
-`prepare(ScanRequest)` checks the request (checks, ports, dialects, targets,
-the password), opens the store and begins the scan there, and returns the
-scan.runner.LocalScan that runs it. Everything it refuses is a RequestError
-with one line, which the callers print and turn into exit status 2; a store
-that cannot be opened is a RequestError too (the caller may say --no-store).
+`prepare(ScanRequest)` checks the request (format, checks, ports, dialects,
+targets, the password), opens the store and begins the scan there (or, with
+`resume`, takes the stored scan's targets and options and the hosts it has),
+and returns the scan.runner.LocalScan that runs it.  Everything it refuses
+is a RequestError with one line, which the callers print and turn into exit
+status 2; a store that cannot be opened is a RequestError too (the caller
+may say --no-store).
+
+`scan_options()` is the one builder of the scanner's ScanOptions from the
+request's words (checks, ports, timeout, dialects, credentials): the local
+scan, `respond`, the dashboard's scans and the Celery scan engines
+(engines/app.py, from a signed job) all build their options here.
 """
 
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from ..scan.runner import LocalScan
+
+LANGS = ("en", "zh")
 
 
 class RequestError(ValueError):
@@ -45,6 +55,32 @@ class ScanRequest:
     fail_on: str | None = None
     discovery: str = "auto"  # smbsentry.discover.stage.MODES or none
     retries: int = 0
+    resume: int | None = None  # a stored scan to complete: its targets and options, its finished hosts skipped
+    allow_failed_logon: bool = False  # the opt-in probes that send a logon the host refuses (LDAP binds on DCs)
+
+
+_PATHS = ("targets_files", "output")
+
+
+def request_to_json(req: ScanRequest) -> str:
+    """The request as one JSON object (paths as strings): how a scan is handed to a worker process."""
+    data = {f.name: getattr(req, f.name) for f in fields(ScanRequest)}
+    data["targets_files"] = [str(p) for p in req.targets_files]
+    data["output"] = str(req.output) if req.output is not None else None
+    return json.dumps(data)
+
+
+def request_from_json(text: str) -> ScanRequest:
+    """request_to_json's inverse; RequestError for anything that is not such an object (bounded by the caller)."""
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict) or set(data) - {f.name for f in fields(ScanRequest)}:
+            raise ValueError("not a scan request")
+        data["targets_files"] = [Path(p) for p in data.get("targets_files") or []]
+        data["output"] = Path(data["output"]) if data.get("output") is not None else None
+        return ScanRequest(**data)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise RequestError(f"bad scan request: {exc}") from None
 
 
 def parse_ports(text: str) -> tuple[int, ...]:
@@ -58,7 +94,8 @@ def parse_ports(text: str) -> tuple[int, ...]:
 
 
 def password_for(user: str, domain: str) -> str:
-    """SMBSENTRY_PASSWORD, or a prompt on a terminal: never the command line."""
+    """SMBSENTRY_PASSWORD, or a prompt on a terminal: never the command line.  The one prompt of
+    every credentialed command (scan, respond, audit --remote)."""
     password = os.environ.get("SMBSENTRY_PASSWORD")
     if password is None:
         if not sys.stdin.isatty():
@@ -67,22 +104,101 @@ def password_for(user: str, domain: str) -> str:
     return password
 
 
-def prepare(req: ScanRequest) -> LocalScan:
-    """The LocalScan for a request, its scan begun in the store (when req.store); RequestError otherwise."""
+def check_format(fmt: str) -> None:
+    from ..report.output import FORMATS
+
+    if fmt not in FORMATS:
+        raise RequestError(f"unknown --format {fmt!r} (choose from {', '.join(FORMATS)})")
+
+
+def select_checks(checks: str) -> tuple:
+    """The Check objects `--checks` names (default | all | none | ids)."""
     from ..checks.registry import select
-    from ..model import SEVERITIES
-    from ..scan.fingerprint import ScanOptions
+
+    try:
+        return tuple(select(checks))
+    except ValueError as exc:
+        raise RequestError(str(exc)) from None
+
+
+def split(ports: tuple[int, ...], selected: tuple) -> tuple[tuple[int, ...], set[int]]:
+    """(SMB ports, service ports): the service ports the checks ask for among those given."""
     from ..scan.host import split_ports
-    from ..scan.session import Credentials
+
+    return split_ports(ports, selected)
+
+
+def target_set(targets, files, exclude, smb_ports, service_ports):
+    """The TargetSet of a request: nmap/masscan hosts count when one of the TCP ports probed is open."""
     from ..discover.targets import TargetError, TargetSet
 
     try:
-        selected = tuple(select(req.checks))
-    except ValueError as exc:
+        return TargetSet(list(targets or []), files=list(files or []), excludes=list(exclude or []),
+                         ports=set(smb_ports) | (set(service_ports) - {137}))
+    except TargetError as exc:
         raise RequestError(str(exc)) from None
+
+
+def scan_options(selected: tuple, ports: tuple[int, ...], *, timeout: float = 5.0, dialects: str = "range",
+                 user: str | None = None, password: str = "", domain: str = "", host_timeout: float | None = None,
+                 failed_logon_probes: bool = False):
+    """The scanner's ScanOptions: SMB ports and the asked service ports, the checks, the credentials."""
+    from ..scan.fingerprint import ScanOptions
+    from ..scan.session import Credentials
+
+    smb_ports, service_ports = split(ports, selected)
+    creds = Credentials(user, password, domain) if user else None
+    return ScanOptions(ports=smb_ports, timeout=timeout, credentials=creds, dialect_method=dialects, checks=selected,
+                       service_ports=service_ports, host_timeout=host_timeout or None,
+                       failed_logon_probes=failed_logon_probes)
+
+
+def _resumed(req: ScanRequest):
+    """(the request with the stored scan's targets and options, the store, the addresses it has)."""
+    if req.targets or req.targets_files:
+        raise RequestError("--resume takes its targets from the stored scan: give no targets")
+    if not req.store:
+        raise RequestError("--resume needs the store")
+    from ..store import Store, StoreError
+
+    store = None
+    try:
+        store = Store.open(req.db)
+        meta = store.scan(req.resume)
+        done = store.resume_scan(req.resume)
+    except StoreError as exc:
+        _close(store)
+        raise RequestError(str(exc)) from None
+    saved = meta.get("options") or {}
+    req = replace(
+        req, targets=saved.get("targets", meta.get("targets") or []),
+        targets_files=[Path(f) for f in saved.get("targets_files", [])], exclude=saved.get("exclude", []),
+        ports=saved.get("ports", req.ports), checks=saved.get("checks", req.checks),
+        timeout=saved.get("timeout", req.timeout), host_timeout=saved.get("host_timeout", req.host_timeout),
+        dialects=saved.get("dialects", req.dialects),
+        discovery=saved.get("discovery", "none"),  # a scan recorded before discovery existed swept nothing
+        retries=saved.get("retries", req.retries), allow_failed_logon=saved.get("allow_failed_logon", False))
+    return req, store, done
+
+
+def _close(store) -> None:
+    if store is not None:
+        from ..store import StoreError
+
+        try:
+            store.close()
+        except StoreError:
+            pass
+
+
+def _check(req: ScanRequest) -> tuple:
+    """The request's words checked, in the order the command line always said them; the checks selected."""
+    selected = select_checks(req.checks)
+    from ..model import SEVERITIES
+
     if req.fail_on is not None and req.fail_on not in SEVERITIES[:-1]:
         raise RequestError(f"unknown --fail-on {req.fail_on!r} (choose from critical, high, medium, low)")
-    if req.lang not in ("en", "zh"):
+    if req.lang not in LANGS:
         raise RequestError(f"unknown --lang {req.lang!r} (en or zh)")
     if req.dialects not in ("range", "exact"):
         raise RequestError(f"unknown --dialects {req.dialects!r} (range or exact)")
@@ -94,31 +210,52 @@ def prepare(req: ScanRequest) -> LocalScan:
         raise RequestError(str(exc)) from None
     if not req.targets and not req.targets_files:
         raise RequestError("no targets: give addresses, ranges or --targets-file")
-    smb_ports, service_ports = split_ports(parse_ports(req.ports), selected)
-    try:
-        target_set = TargetSet(req.targets, files=req.targets_files, excludes=req.exclude,
-                               ports=set(smb_ports) | (service_ports - {137}))
-    except TargetError as exc:
-        raise RequestError(str(exc)) from None
-    creds = Credentials(req.user, password_for(req.user, req.domain), req.domain) if req.user else None
-    options = ScanOptions(ports=smb_ports, timeout=req.timeout, credentials=creds, dialect_method=req.dialects, checks=selected,
-                          service_ports=service_ports, host_timeout=req.host_timeout or None)
-    store = scan_id = None
-    if req.store:
-        from ..store import Store, StoreError
+    return selected
 
-        try:
-            store = Store.open(req.db)
-            scan_id = store.begin_scan(
-                list(req.targets) + [str(f) for f in req.targets_files],
-                {"targets": list(req.targets), "targets_files": [str(f) for f in req.targets_files], "exclude": list(req.exclude),
-                 "ports": req.ports, "checks": req.checks, "timeout": req.timeout, "dialects": req.dialects, "user": req.user,
-                 "domain": req.domain, "host_timeout": req.host_timeout, "discovery": req.discovery, "retries": req.retries},
-            )
-        except StoreError as exc:
-            raise RequestError(str(exc)) from None
+
+def _begin(req: ScanRequest):
+    """The store with the scan begun in it, and the scan's id."""
+    from ..store import Store, StoreError
+
+    store = None
+    try:
+        store = Store.open(req.db)
+        scan_id = store.begin_scan(
+            list(req.targets) + [str(f) for f in req.targets_files],
+            {"targets": list(req.targets), "targets_files": [str(f) for f in req.targets_files], "exclude": list(req.exclude),
+             "ports": req.ports, "checks": req.checks, "timeout": req.timeout, "dialects": req.dialects, "user": req.user,
+             "domain": req.domain, "host_timeout": req.host_timeout, "discovery": req.discovery, "retries": req.retries,
+             "allow_failed_logon": req.allow_failed_logon},
+        )
+    except StoreError as exc:
+        _close(store)
+        raise RequestError(str(exc)) from None
+    return store, scan_id
+
+
+def prepare(req: ScanRequest) -> LocalScan:
+    """The LocalScan for a request, its scan begun (or resumed) in the store; RequestError otherwise."""
+    check_format(req.fmt)
+    store, scan_id, done = None, None, set()
+    if req.resume is not None:
+        req, store, done = _resumed(req)
+        scan_id = req.resume
+    try:
+        selected = _check(req)
+        ports = parse_ports(req.ports)
+        smb_ports, service_ports = split(ports, selected)
+        targets = target_set(req.targets, req.targets_files, req.exclude, smb_ports, service_ports)
+        password = password_for(req.user, req.domain) if req.user else ""
+    except RequestError:
+        _close(store)
+        raise
+    options = scan_options(selected, ports, timeout=req.timeout, dialects=req.dialects, user=req.user, password=password,
+                           domain=req.domain, host_timeout=req.host_timeout,
+                           failed_logon_probes=req.allow_failed_logon)
+    if store is None and req.store:
+        store, scan_id = _begin(req)
     from ..report.output import Writer
 
-    return LocalScan(options, target_set, fmt=req.fmt, lang=req.lang, output=req.output, quiet=req.quiet,
-                     concurrency=req.concurrency, rate=req.rate, store=store, scan_id=scan_id, fail_on=req.fail_on,
-                     discovery=req.discovery, retries=req.retries, writer=Writer)
+    return LocalScan(options, targets, fmt=req.fmt, lang=req.lang, output=req.output, quiet=req.quiet,
+                     concurrency=req.concurrency, rate=req.rate, store=store, scan_id=scan_id, done=done,
+                     fail_on=req.fail_on, discovery=req.discovery, retries=req.retries, writer=Writer)

@@ -27,11 +27,10 @@ class AuditRun(NamedTuple):
 
 
 def expand(paths) -> list[Path]:
-    """Files as given; a directory stands for its files (sorted, not recursive)."""
-    out: list[Path] = []
-    for p in map(Path, paths):
-        out += sorted(x for x in p.iterdir() if x.is_file()) if p.is_dir() else [p]
-    return out
+    """Files as given; a directory stands for its files (textio.expand_files: sorted, not recursive, no dot files)."""
+    from ..textio import expand_files
+
+    return expand_files(paths)
 
 
 def collect(paths) -> tuple[list[HostFacts], list[InventoryError]]:

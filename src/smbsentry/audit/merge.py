@@ -69,3 +69,13 @@ def merge_scan_audit(host: HostResult | dict[str, Any], audit: AuditResult) -> d
         else:
             _settle(f, "likely", f"patch missing per inventory: {v.evidence}", info, False)
     return out
+
+
+def merge_results(hosts: list[dict[str, Any]], results: list[AuditResult]) -> list[dict[str, Any]]:
+    """Scan host records settled by the audit results that match them (join.match, the one join rule),
+    in the scan's order; a host no audit matches is kept as it was.  `audit --merge` and `respond` call this."""
+    from .join import match
+
+    pairs = match(hosts, [r.to_dict() for r in results])
+    by_host = {i: results[j] for j, i in pairs.items()}
+    return [merge_scan_audit(h, by_host[i]) if i in by_host else h for i, h in enumerate(hosts)]

@@ -231,20 +231,13 @@ class Reply:
 
 
 def _scan_options(opts: dict):
-    from ..checks.registry import select
-    from ..scan.fingerprint import ScanOptions
-    from ..scan.host import split_ports
-    from ..scan.session import Credentials
+    """A signed job's options as the scanner's ScanOptions, built where every scan builds them (app/scanprep.py)."""
+    from ..app.scanprep import scan_options, select_checks
 
-    creds = None
-    if opts.get("user"):
-        creds = Credentials(opts["user"], opts.get("password") or "", opts.get("domain") or "")
-    checks = tuple(select(opts.get("checks", "default")))
-    smb_ports, service_ports = split_ports(tuple(int(p) for p in opts.get("ports", (445, 139))), checks)
-    return ScanOptions(
-        ports=smb_ports, timeout=float(opts.get("timeout", 5.0)), credentials=creds,
-        dialect_method=opts.get("dialects", "range"), checks=checks, service_ports=service_ports,
-    )
+    return scan_options(select_checks(opts.get("checks", "default")), tuple(int(p) for p in opts.get("ports", (445, 139))),
+                        timeout=float(opts.get("timeout", 5.0)), dialects=opts.get("dialects", "range"),
+                        user=opts.get("user") or None, password=opts.get("password") or "",
+                        domain=opts.get("domain") or "")
 
 
 def refuse(cfg: EngineConfig, job: object, reason: str, detail: str, reply: Reply | None = None) -> dict:

@@ -246,9 +246,7 @@ def _open_resume(db: str | None, scan_id: int, spec: ScanSpec):
 
 def _prepare(spec: ScanSpec, key_file: str | None, route_file: str | None):
     """(key, router, target set, job options, port list) of a scan, or _Usage."""
-    from ..checks.registry import select
-    from ..scan.host import split_ports
-    from ..discover.targets import TargetError, TargetSet
+    from ..app.scanprep import select_checks, split, target_set as targets_of
     from . import signing
     from .routes import RouteError, Router, load_routes
 
@@ -256,11 +254,10 @@ def _prepare(spec: ScanSpec, key_file: str | None, route_file: str | None):
         key = signing.load_key(key_file)
         router = Router(load_routes(route_file) if route_file else spec.routes, default=spec.queue)
         port_list = _ports(spec.ports)
-        smb_ports, service_ports = split_ports(tuple(port_list), tuple(select(spec.checks)))
-        # nmap/masscan hosts count when one of the TCP ports probed is open (as in `smbsentry scan`)
-        target_set = TargetSet(spec.targets or [], files=spec.targets_file, excludes=spec.exclude,
-                               ports=set(smb_ports) | (service_ports - {137}))
-    except (signing.SignatureError, RouteError, TargetError, ValueError) as exc:
+        # the ports and targets as a local scan reads them (app/scanprep.py)
+        target_set = targets_of(spec.targets, spec.targets_file, spec.exclude,
+                                *split(tuple(port_list), select_checks(spec.checks)))
+    except (signing.SignatureError, RouteError, ValueError) as exc:
         raise _Usage(str(exc.detail if isinstance(exc, signing.SignatureError) else exc)) from None
     if not spec.targets and not spec.targets_file:
         raise _Usage("no targets")

@@ -10,12 +10,11 @@ from pathlib import Path
 
 
 def expand(paths: list[str]) -> list[str]:
-    """Files as given; a directory contributes its regular files in name order."""
+    """Files as given (the very strings); a directory contributes its regular files in name order
+    (textio.expand_files, the one rule of every command that takes folders)."""
+    from ..textio import expand_files
+
     out: list[str] = []
     for p in paths:
-        pp = Path(p)
-        if pp.is_dir():
-            out += [str(f) for f in sorted(pp.iterdir()) if f.is_file() and not f.name.startswith(".")]
-        else:
-            out.append(p)
+        out += [str(f) for f in expand_files([p])] if Path(p).is_dir() else [p]
     return out

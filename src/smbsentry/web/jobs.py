@@ -1,5 +1,8 @@
-"""Scans started from the dashboard: checked against the admin's allowed ranges, then run as
-``smbsentry scan TARGETS --db URL --format jsonl -o /dev/null -q`` in a subprocess.
+"""Scans started from the dashboard: checked against the admin's allowed ranges, then run through
+the application layer (app/scans.py `run`, the same run as `smbsentry scan TARGETS --db URL
+--format jsonl -o /dev/null -q`) in a worker process of its own, so the server stays responsive
+and a scan can be stopped; the results go to the store as they come, and a scan that fails
+says why (its last line on stderr) on the job page.
 
 Targets here are stricter than on the command line: only IP addresses, CIDRs and ranges
 (a.b.c.d-e.f.g.h, a.b.c.d-h), because a host name could resolve anywhere.  Every address of
@@ -10,6 +13,7 @@ no allowed ranges means no scans from the web at all.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 import subprocess
@@ -17,6 +21,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 MAX_TARGETS = 64
 MAX_RUNNING = 4
@@ -96,9 +101,8 @@ class Job:
     targets: list[str]
     ports: str
     checks: str
-    after_scan: int
     started: float = field(default_factory=time.time)
-    proc: subprocess.Popen | None = None
+    proc: subprocess.Popen | None = None  # the worker process (app.scans.worker_main)
     returncode: int | None = None
     scan_id: int | None = None
     stderr: str = ""
@@ -110,9 +114,18 @@ class Job:
             return "running"
         return "finished" if self.returncode == 0 else "failed"
 
+    @property
+    def error(self) -> str | None:
+        """Why a failed scan failed: its last line on stderr, or its exit status."""
+        if self.state != "failed":
+            return None
+        lines = self.stderr.strip().splitlines()
+        return lines[-1] if lines else f"exit status {self.returncode}"
+
 
 class Jobs:
-    """Scan subprocesses started from the web, one thread each waiting for its end."""
+    """Scans started from the web, each in a worker process (app.scans.worker_main) with one thread here
+    following it to its end."""
 
     def __init__(self, db_url: str, store) -> None:
         self.db_url = db_url
@@ -129,41 +142,51 @@ class Jobs:
         with self._lock:
             if sum(1 for j in self._jobs.values() if j.returncode is None) >= MAX_RUNNING:
                 raise TargetRefused(f"{MAX_RUNNING} scans are running already: wait for one to finish")
-            job = Job(self._next, targets, ports, checks, self.store.latest_scan() or 0, user=user)
+            job = Job(self._next, targets, ports, checks, user=user)
             self._next += 1
             self._jobs[job.id] = job
-        cmd = [sys.executable, "-c", "import sys; sys.argv[0] = 'smbsentry'; from smbsentry.cli import main; main()",
-               "scan", "--db", self.db_url, "--ports", ports, "--checks", checks, "--format", "jsonl",
-               "-o", os.devnull, "-q", "--", *targets]
-        job.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                    text=True, start_new_session=True)
-        threading.Thread(target=self._wait, args=(job,), name=f"smbsentry-web-job-{job.id}", daemon=True).start()
+        from ..app.scanprep import ScanRequest, request_to_json
+
+        # No credentials and no prompt from the web: the request carries only what the form allows.
+        req = ScanRequest(list(targets), ports=ports, checks=checks, db=self.db_url, fmt="jsonl",
+                          output=Path(os.devnull), quiet=True)
+        job.proc = subprocess.Popen([sys.executable, "-c", "from smbsentry.app.scans import worker_main; worker_main()"],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    start_new_session=True)
+        threading.Thread(target=self._wait, args=(job, request_to_json(req)), name=f"smbsentry-web-job-{job.id}",
+                         daemon=True).start()
         return job
 
-    def _wait(self, job: Job) -> None:
-        assert job.proc is not None
-        _, err = job.proc.communicate()
-        job.stderr = (err or "")[-2000:]
-        self.resolve(job)
-        job.returncode = job.proc.returncode
+    def _wait(self, job: Job, request: str) -> None:
+        """Hand the request over, follow what the worker says (the scan id, then its exit status), keep the
+        last of its stderr; the job ends when the process has."""
+        proc, said, code = job.proc, [], None
+        tail = threading.Thread(target=lambda: said.append(proc.stderr.read()), daemon=True)
+        tail.start()
+        try:
+            proc.stdin.write(request)
+            proc.stdin.close()
+        except OSError:
+            pass
+        for line in proc.stdout:
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(msg, dict) and isinstance(msg.get("scan"), int):
+                job.scan_id = msg["scan"]
+            elif isinstance(msg, dict) and isinstance(msg.get("end"), int):
+                code = msg["end"]
+        proc.wait()
+        tail.join()
+        job.stderr = "".join(said)[-2000:]
+        job.returncode = code if code is not None else proc.returncode  # killed before it could say
 
     def get(self, job_id: int) -> Job | None:
-        job = self._jobs.get(job_id)
-        if job is not None:
-            self.resolve(job)
-        return job
+        return self._jobs.get(job_id)
 
     def all(self) -> list[Job]:
         return sorted(self._jobs.values(), key=lambda j: -j.id)
-
-    def resolve(self, job: Job) -> None:
-        """Find the scan row the subprocess made: the first newer scan with exactly these targets."""
-        if job.scan_id is not None:
-            return
-        for s in sorted(self.store.scans(" ".join(sorted(job.targets))), key=lambda s: s["id"]):
-            if s["id"] > job.after_scan and not any(j.scan_id == s["id"] for j in self._jobs.values()):
-                job.scan_id = s["id"]
-                return
 
     def stop_all(self) -> None:
         for job in self._jobs.values():
