@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .der import ctx, decode, integer, octets, seq
+from .der import ctx, decode, integer, octets, seq, sequence_complete
 from .common import ServiceError
 
 VERSION = 6  # what current Windows clients send; servers answer with their own
@@ -26,21 +26,7 @@ def ts_request(token: bytes, version: int = VERSION) -> bytes:
     return seq(ctx(0, integer(version)), ctx(1, seq(seq(ctx(0, octets(token))))))
 
 
-def complete(buf: bytes) -> bool:
-    """True once `buf` holds one whole DER element, or cannot start one (stop reading, let parse() say why)."""
-    if buf[:1] not in (b"", b"\x30"):
-        return True
-    if len(buf) < 2:
-        return False
-    n, pos = buf[1], 2
-    if n & 0x80:
-        k = n & 0x7F
-        if k == 0 or k > 4:
-            return True
-        if len(buf) < 2 + k:
-            return False
-        n, pos = int.from_bytes(buf[2:2 + k], "big"), 2 + k
-    return len(buf) >= pos + n
+complete = sequence_complete  # rdp.py reads TSRequests with it
 
 
 @dataclass(frozen=True, slots=True)

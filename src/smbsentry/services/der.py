@@ -121,3 +121,21 @@ def decode_one(data: bytes, pos: int = 0, depth: int = 0) -> tuple[Node, int]:
 
 def decode(data: bytes) -> Node:
     return decode_one(data)[0]
+
+
+def sequence_complete(buf: bytes) -> bool:
+    """True once `buf` holds one whole DER SEQUENCE, or cannot start one (stop reading: the parser says why).
+    What a reader of CredSSP TSRequests or LDAP messages waits for."""
+    if buf[:1] not in (b"", b"\x30"):
+        return True
+    if len(buf) < 2:
+        return False
+    n, pos = buf[1], 2
+    if n & 0x80:
+        k = n & 0x7F
+        if k == 0 or k > 4:
+            return True
+        if len(buf) < 2 + k:
+            return False
+        n, pos = int.from_bytes(buf[2:2 + k], "big"), 2 + k
+    return len(buf) >= pos + n

@@ -38,7 +38,7 @@ import os
 from ..protocol import ntlm
 from ..protocol.errors import ProtocolError
 from .common import ServiceError, close, connect, read_until, send, text
-from .der import decode, integer, octets, seq, tlv
+from .der import decode, integer, octets, seq, sequence_complete, tlv
 
 BIND_REQUEST, BIND_RESPONSE, EXTENDED_RESPONSE = 0x60, 0x61, 0x78
 SIMPLE, SICILY_NEGOTIATE, SICILY_RESPONSE = 0x80, 0x8A, 0x8B  # AuthenticationChoice tags ([0], [10], [11])
@@ -84,22 +84,6 @@ def bind_response(message_id: int, code: int, message: str = "", matched: bytes 
                tlv(BIND_RESPONSE, tlv(0x0A, bytes([code])) + octets(matched) + octets(message.encode())))
 
 
-def _message_complete(buf: bytes) -> bool:
-    if len(buf) < 2:
-        return False
-    if buf[0] != 0x30:
-        return True  # not LDAP: parse_bind_response says so
-    ln, p = buf[1], 2
-    if ln & 0x80:
-        k = ln & 0x7F
-        if k == 0 or k > 4:
-            return True
-        if len(buf) < 2 + k:
-            return False
-        ln, p = int.from_bytes(buf[2:2 + k], "big"), 2 + k
-    return len(buf) >= p + ln
-
-
 def parse_bind_response(data: bytes) -> dict:
     """{"result_code", "result", "diagnostic", "matched"} of the first LDAPMessage.
 
@@ -126,7 +110,7 @@ def parse_bind_response(data: bytes) -> dict:
 
 async def _exchange(reader, writer, request: bytes, timeout: float) -> dict:
     await send(writer, request, timeout)
-    data = await read_until(reader, _message_complete, timeout, MAX_REPLY)
+    data = await read_until(reader, sequence_complete, timeout, MAX_REPLY)
     if not data:
         raise ServiceError("ldap bind: the connection closed without an answer")
     return parse_bind_response(data)
