@@ -114,6 +114,9 @@ class Check:
     # Without Need.SMB a check judges from other facts alone (the Shadow Brokers
     # modules, eol-os): it also runs on hosts whose SMB ports are closed.
     needs: ClassVar[frozenset[Need]] = frozenset({Need.SMB})
+    # With Need.SERVICES: the services (smbsentry.services names) the check reads; None: every one of them
+    # (the Shadow Brokers modules). A check that reads a few must not make the scan probe them all.
+    services: ClassVar[frozenset[str] | None] = None
     default: ClassVar[bool] = True
     description: ClassVar[str] = ""
 

@@ -156,6 +156,7 @@ def relay_urls(record: dict[str, Any]) -> list[str]:
 class NtlmRelay(Check):
     id = "ntlm-relay"
     needs = frozenset({Need.SERVICES})
+    services = frozenset({"http", "https", "ldap"})  # the NTLM endpoints it reads: not every Shadow Brokers service
     default = False
 
     async def run(self, host: HostAccess) -> list[Finding]:

@@ -30,16 +30,19 @@ def split_ports(asked: tuple[int, ...], checks) -> tuple[tuple[int, ...], frozen
 
     A service port asked by number (3389, 80, 443, 88, 25, 143, 1352, 3264,
     1000, 3000, 137) gets its service probe, not an SMB one; the Shadow Brokers
-    checks ask for every service port but QUIC's, the smb-over-quic check for
+    checks ask for every service port but QUIC's, a check naming its services
+    (Check.services: ntlm-relay's HTTP, HTTPS and LDAP) for theirs, the smb-over-quic check for
     QUIC's (UDP 443: which of HTTPS and QUIC 443 means is settled by the
     checks, see services.probe_services `skip`).  One rule for the local CLI
     and the engines."""
-    from ..services import DEFAULT_PORTS, QUIC_PORTS
+    from ..services import DEFAULT_PORTS, QUIC_PORTS, service_ports
 
     known = DEFAULT_PORTS | frozenset(QUIC_PORTS)
     service = frozenset(p for p in asked if p in known)
-    if any(Need.SERVICES in c.needs for c in checks):
-        service |= DEFAULT_PORTS
+    by_name = service_ports()
+    for c in checks:
+        if Need.SERVICES in c.needs:  # the services the check reads (Check.services), or all of them
+            service |= DEFAULT_PORTS if c.services is None else frozenset(p for n in c.services for p in by_name[n])
     if any(Need.QUIC in c.needs for c in checks):
         service |= frozenset(QUIC_PORTS)
     return tuple(p for p in asked if p not in known), service
