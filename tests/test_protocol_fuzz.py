@@ -27,7 +27,7 @@ from corpus import SMB1, SMB2, client_requests, corpus_dir, server_replies, smb_
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from smbsentry.protocol import ProtocolError, fields, netbios, ntlm, smb1, smb2, spnego
+from smbsentry.protocol import ProtocolError, fields, netbios, ntlm, smb1, smb2, smb2_pipe, spnego
 
 # SMBSENTRY_FUZZ_EXAMPLES=20000 for a deeper (slower) run; the default keeps
 # the whole file well under a minute.
@@ -153,10 +153,11 @@ SMB2_REQUEST_PARSERS = {
     for cmd, name in (
         (smb2.NEGOTIATE, "parse_negotiate_request"),
         (smb2.SESSION_SETUP, "parse_session_setup_request"),
-        (smb2.TREE_CONNECT, "parse_tree_connect_request"),
     )
     if hasattr(smb2, name)
 }
+# TREE_CONNECT is declared once, with the tree and pipe messages (smb2_pipe)
+SMB2_REQUEST_PARSERS[smb2.TREE_CONNECT] = smb2_pipe.parse_tree_connect_request
 
 
 def _smb1_request(b: bytes) -> None:

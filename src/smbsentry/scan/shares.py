@@ -41,7 +41,7 @@ MAX_READS = 512
 MAX_SKIPPED = 8
 OPLOCK_BREAK_ID = 0xFFFFFFFFFFFFFFFF
 #: IOCTL answers that mean "no FSCTL_PIPE_TRANSCEIVE here": fall back to WRITE + READ.
-NO_TRANSCEIVE = (status.NOT_SUPPORTED, 0xC0000010)  # STATUS_INVALID_DEVICE_REQUEST
+NO_TRANSCEIVE = (status.NOT_SUPPORTED, status.INVALID_DEVICE_REQUEST)
 
 STEP_TREE = "tree connect IPC$"
 STEP_OPEN = "open \\srvsvc"
@@ -126,7 +126,7 @@ class _Smb1Pipe:
         mid = self.client.next_mid()
         msg = _parse(step, smb1_pipe.transact_nmpipe_request, self.fid, pdu, mid, self.uid, self.tid, PIPE_READ_SIZE)
         part = _parse(step, smb1_pipe.parse_transaction_response_part, await self._request(step, msg, mid))
-        if part.status & 0xC0000000 == 0xC0000000:
+        if status.is_error(part.status):
             return part.status, b""
         if part.data_displacement != 0:
             raise ScanError(PROTOCOL, f"{step}: first transaction reply part at {part.data_displacement}")
@@ -137,7 +137,7 @@ class _Smb1Pipe:
                 break
             reply = _check_mid(step, await self.client.conn.recv(self.client.timeout), mid)
             part = _parse(step, smb1_pipe.parse_transaction_response_part, reply)
-            if part.status & 0xC0000000 == 0xC0000000:
+            if status.is_error(part.status):
                 return part.status, b""
             if part.data_displacement != len(data):
                 raise ScanError(PROTOCOL, f"{step}: transaction reply part at {part.data_displacement}, "
