@@ -203,11 +203,7 @@ class HostContext:
                     attempts.append(f"{kind} session: IPC$ tree connect refused with {status.describe(code)}")
                     continue
                 tid = self._ipc_tids[("SMB1", kind)]
-            conn, timeout = client.conn, client.timeout
-            self._ipc = (
-                IpcSession(kind, self.smb1_port or 445, logon.uid, tid, lambda b: conn.request(b, timeout), client.next_mid),
-                "",
-            )
+            self._ipc = (IpcSession(kind, self.smb1_port or 445, logon.uid, tid, client.ipc_transaction(logon.uid, tid)), "")
             return self._ipc
         if self.credentials is None:
             attempts.append("no credentials given")
