@@ -146,12 +146,6 @@ class ClientSession:
         """A request is outstanding: feed its reply before the next operation."""
         return self._handler is not None
 
-    def _expect(self, send: bytes, handler: Handler) -> Step:
-        if self._handler is not None:
-            raise ProtocolError("a request is still outstanding")
-        self._handler = handler
-        return Step(send)
-
     def feed(self, data: bytes) -> Step:
         """One reply message in; the next Step out (ProtocolError when the
         reply is not one the session can take)."""

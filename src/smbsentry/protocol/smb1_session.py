@@ -10,6 +10,7 @@ whose implant answers with MID + 16, and that answer is the evidence.
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from . import ntlm, smb1, smb1_pipe, smb2, spnego
@@ -20,6 +21,9 @@ from .status import NtStatus, describe, is_error
 
 #: Messages one transaction reply may come in (a reply split by the server).
 MAX_PARTS = 512
+# Where the reply checks read, from the header's one declaration
+HEADER_SIZE, MID_AT = smb1.Header.size, smb1.Header.offsets["mid"]
+_u16 = struct.Struct("<H").unpack_from
 
 
 class Smb1Session(ClientSession):
@@ -41,18 +45,24 @@ class Smb1Session(ClientSession):
         return self.mid
 
     def _send(self, msg: bytes, handler, mid: int | None) -> Step:
-        step = self._expect(msg, handler)
+        if self._handler is not None:
+            raise ProtocolError("a request is still outstanding")
+        self._handler = handler
         self._want_mid = mid
-        return step
+        return Step(msg)
 
     def _check(self, data: bytes) -> bool:
         if data[:4] != smb1.MAGIC:
             if data[:4] == smb2.MAGIC and self.negotiated is None:
                 return True  # the negotiate handler says what an SMB2 answer means
             raise ProtocolError("reply is not SMB1")
-        hdr = smb1.Header.unpack_from(data)
-        if self._want_mid is not None and hdr.mid != self._want_mid:
-            raise ProtocolError(f"reply MID {hdr.mid}, expected {self._want_mid}")
+        if len(data) < HEADER_SIZE:
+            raise ProtocolError(f"SMB1 reply of {len(data)} bytes, shorter than its header")
+        want = self._want_mid
+        if want is not None:
+            (mid,) = _u16(data, MID_AT)
+            if mid != want:
+                raise ProtocolError(f"reply MID {mid}, expected {want}")
         return True
 
     # -- NEGOTIATE -------------------------------------------------------------------

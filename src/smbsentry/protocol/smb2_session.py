@@ -10,6 +10,7 @@ and the real reply is read next.
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from . import ntlm, smb1, smb2, smb2_pipe, spnego
@@ -21,6 +22,11 @@ from .status import NtStatus, describe
 #: Interim (STATUS_PENDING) or unsolicited messages skipped per request.
 MAX_SKIPPED = 8
 OPLOCK_BREAK_ID = 0xFFFFFFFFFFFFFFFF
+STATUS_PENDING, FLAG_ASYNC = smb2_pipe.STATUS_PENDING, smb2_pipe.FLAG_ASYNC
+# Where the reply checks read, from the header's one declaration
+HEADER_SIZE = smb2.Header.size
+ID_AT, STATUS_AT, FLAGS_AT, CREDITS_AT = (smb2.Header.offsets[n] for n in ("message_id", "status", "flags", "credits"))
+_u16, _u32, _u64 = (struct.Struct(f).unpack_from for f in ("<H", "<I", "<Q"))
 
 
 class Smb2Session(ClientSession):
@@ -43,24 +49,30 @@ class Smb2Session(ClientSession):
         return self.message_id
 
     def _send(self, msg: bytes, handler, message_id: int, charge: int = 1) -> Step:
-        step = self._expect(msg, handler)
+        if self._handler is not None:
+            raise ProtocolError("a request is still outstanding")
+        self._handler = handler
         self._want_id, self._skipped = message_id, 0
         self.credits -= charge
-        return step
+        return Step(msg)
 
     def _check(self, data: bytes) -> bool:
-        if data[:4] == smb1.MAGIC and self.negotiated is None:
-            return True  # the negotiate handler says what an SMB1 answer means
-        hdr = smb2.parse_header(data)
-        interim = hdr.status == smb2_pipe.STATUS_PENDING and hdr.flags & smb2_pipe.FLAG_ASYNC
-        if interim or hdr.message_id == OPLOCK_BREAK_ID:
+        if data[:4] != smb2.MAGIC:
+            if data[:4] == smb1.MAGIC and self.negotiated is None:
+                return True  # the negotiate handler says what an SMB1 answer means
+            raise ProtocolError("reply is not SMB2")
+        if len(data) < HEADER_SIZE:
+            raise ProtocolError(f"SMB2 reply of {len(data)} bytes, shorter than its header")
+        (message_id,) = _u64(data, ID_AT)
+        (status,) = _u32(data, STATUS_AT)
+        if message_id == OPLOCK_BREAK_ID or (status == STATUS_PENDING and _u32(data, FLAGS_AT)[0] & FLAG_ASYNC):
             self._skipped += 1
             if self._skipped > MAX_SKIPPED:
                 raise ProtocolError(f"more than {MAX_SKIPPED} interim or unsolicited replies")
             return False
-        if hdr.message_id != self._want_id:
-            raise ProtocolError(f"reply MessageId {hdr.message_id}, expected {self._want_id}")
-        self.credits += hdr.credits
+        if message_id != self._want_id:
+            raise ProtocolError(f"reply MessageId {message_id}, expected {self._want_id}")
+        self.credits += _u16(data, CREDITS_AT)[0]
         return True
 
     # -- NEGOTIATE -------------------------------------------------------------------
