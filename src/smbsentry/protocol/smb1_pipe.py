@@ -82,7 +82,7 @@ FILE_TYPE_DISK = 0
 FILE_TYPE_BYTE_MODE_PIPE = 1
 FILE_TYPE_MESSAGE_MODE_PIPE = 2
 
-ANDX = [("andx_command", "B", 0xFF), ("andx_reserved", "B", 0), ("andx_offset", "H", 0)]  # no chained command
+ANDX = smb1.ANDX  # no chained command: one declaration, in smb1
 MAX_NAME = 1024  # bytes of a file or pipe name
 MAX_PATH = 1024
 
