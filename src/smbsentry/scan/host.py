@@ -17,6 +17,7 @@ from typing import Any
 from ..checks.base import Access, IpcSession, Need
 from ..model import HostResult
 from ..protocol import status
+from ..protocol.session import LOGON_ORDER
 from .connection import RESET, Connection, ScanError
 from .session import Credentials, Logon, Smb1Client, Smb2Client
 
@@ -189,7 +190,7 @@ class HostContext:
             self._ipc = (None, self._smb1_missing())
             return self._ipc
         attempts = []
-        for kind in ("anonymous", "guest", "credentials"):
+        for kind in LOGON_ORDER:
             logon = await self._smb1_logon(kind)
             if logon is None:
                 continue
