@@ -377,21 +377,7 @@ def tree_connect_request(path: str, mid: int, uid: int, flags2: int = DEFAULT_FL
     return _message(_header(TREE_CONNECT_ANDX, mid, uid=uid, flags2=flags2), words, data)
 
 
-@dataclass(frozen=True, slots=True)
-class TreeConnectResponse:
-    status: int
-    tid: int
-    service: str | None
-
-
-def parse_tree_connect_response(msg: bytes) -> TreeConnectResponse:
-    m = parse_message(msg)
-    if m.header.command != TREE_CONNECT_ANDX:
-        raise ProtocolError(f"smb1: expected TREE_CONNECT_ANDX reply, got 0x{m.header.command:02x}")
-    service = None
-    if m.status == 0 and m.data:
-        service, _ = asciiz(m.data, 0, 16, "smb1: service")
-    return TreeConnectResponse(m.status, m.header.tid, service)
+# The reply (with MaximalShareAccessRights) is parsed in one place: smb1_pipe.parse_tree_connect_response.
 
 
 # -- TRANSACTION / TRANSACTION2 ---------------------------------------------
