@@ -13,6 +13,7 @@ import pytest
 
 from corpus import server_replies
 from smbsentry.checks.base import Access, IpcSession
+from smbsentry.protocol.smb1_session import Smb1Session
 from smbsentry.checks.doublepulsar import xor_key
 from smbsentry.checks.registry import all_ids, select
 from smbsentry.model import HostResult, Identity, Smb1Info, Smb2Info
@@ -169,12 +170,18 @@ def test_sambacry(version, writable, status):
 
 
 def ipc_replying(reply: bytes, log: list) -> IpcSession:
-    async def request(msg: bytes) -> bytes:
-        log.append(msg)
-        return reply
+    """IPC$ whose transactions go through a real Smb1Session (numbered so that
+    the captured reply's MID is the one expected) and get `reply`."""
+    session = Smb1Session()
+    if len(reply) >= smb1.Header.size:
+        session.mid = (smb1.Header.unpack_from(reply).mid - 1) & 0xFFFF
 
-    mids = iter(range(100, 200))
-    return IpcSession("anonymous", 445, uid=2048, tid=2048, request=request, next_mid=lambda: next(mids))
+    async def transaction(command, setup, **fields):
+        step = session.transaction(command, 2048, 2048, setup, **fields)
+        log.append(step.send)
+        return session.feed(reply).event
+
+    return IpcSession("anonymous", 445, uid=2048, tid=2048, transaction=transaction)
 
 
 def test_ms17_010_vulnerable_reply_from_wannacry():

@@ -293,7 +293,7 @@ def test_smb1_tree_connect_both_sides():
         smb1_pipe.tree_connect_response(req.header, 0, status=status.ACCESS_DENIED))
     assert denied.status == status.ACCESS_DENIED and denied.maximal_access is None
     # the existing smb1 parser reads the same reply
-    assert smb1.parse_tree_connect_response(smb1_pipe.tree_connect_response(req.header, 9)).tid == 9
+    assert smb1_pipe.parse_tree_connect_response(smb1_pipe.tree_connect_response(req.header, 9)).tid == 9
 
 
 def test_smb1_nt_create_both_sides():

@@ -47,6 +47,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..model import cap
+from ..protocol.status import NtStatus
+from ..protocol.status import name as status_name
 from .api import AuditRun
 from .errors import InventoryError
 from .evaluate import evaluate
@@ -384,21 +386,19 @@ class _Failed(Exception):
         self.kind, self.detail = kind, detail
 
 
-NT_STATUS_KINDS = {
-    0xC000006D: ("logon-failure", "STATUS_LOGON_FAILURE: wrong user name or password"),
-    0xC0000064: ("logon-failure", "STATUS_NO_SUCH_USER"),
-    0xC000006A: ("logon-failure", "STATUS_WRONG_PASSWORD"),
-    0xC0000234: ("account-restricted", "STATUS_ACCOUNT_LOCKED_OUT"),
-    0xC0000072: ("account-restricted", "STATUS_ACCOUNT_DISABLED"),
-    0xC0000071: ("account-restricted", "STATUS_PASSWORD_EXPIRED"),
-    0xC0000224: ("account-restricted", "STATUS_PASSWORD_MUST_CHANGE"),
-    0xC000006E: ("account-restricted", "STATUS_ACCOUNT_RESTRICTION"),
-    0xC000015B: ("account-restricted", "STATUS_LOGON_TYPE_NOT_GRANTED"),
-    0xC0000022: ("access-denied", "STATUS_ACCESS_DENIED"),
+_KIND_OF_STATUS = {
+    NtStatus.LOGON_FAILURE: "logon-failure", NtStatus.NO_SUCH_USER: "logon-failure",
+    NtStatus.WRONG_PASSWORD: "logon-failure", NtStatus.ACCOUNT_LOCKED_OUT: "account-restricted",
+    NtStatus.ACCOUNT_DISABLED: "account-restricted", NtStatus.PASSWORD_EXPIRED: "account-restricted",
+    NtStatus.PASSWORD_MUST_CHANGE: "account-restricted", NtStatus.ACCOUNT_RESTRICTION: "account-restricted",
+    NtStatus.LOGON_TYPE_NOT_GRANTED: "account-restricted", NtStatus.ACCESS_DENIED: "access-denied",
 }
-STATUS_OBJECT_NAME_NOT_FOUND = 0xC0000034
-STATUS_PIPE_NOT_AVAILABLE = 0xC00000AC
-STATUS_ACCESS_DENIED = 0xC0000022
+#: NT status -> (kind, detail) of a failed remote audit logon
+NT_STATUS_KINDS = {int(code): (kind, status_name(code)) for code, kind in _KIND_OF_STATUS.items()}
+NT_STATUS_KINDS[NtStatus.LOGON_FAILURE] = ("logon-failure", "STATUS_LOGON_FAILURE: wrong user name or password")
+# the names tests and callers use for the three codes the pipe steps test
+STATUS_OBJECT_NAME_NOT_FOUND = NtStatus.OBJECT_NAME_NOT_FOUND
+STATUS_ACCESS_DENIED = NtStatus.ACCESS_DENIED
 NOT_RUNNING = ("RemoteRegistry not running (the \\winreg pipe does not exist): start the service on the host, or rerun "
                "with start_remote_registry (--start-remote-registry), which starts it through svcctl and restores it afterwards")
 
@@ -597,7 +597,7 @@ class ImpacketSession:
             except Exception as exc:
                 code = getattr(exc, "getErrorCode", lambda: None)()
                 text = str(exc)
-                if code == STATUS_PIPE_NOT_AVAILABLE and tries < 5 and time.monotonic() + 1 < deadline:
+                if code == NtStatus.PIPE_NOT_AVAILABLE and tries < 5 and time.monotonic() + 1 < deadline:
                     tries += 1  # Windows 8+ starts RemoteRegistry on the first pipe open (trigger start)
                     time.sleep(1)
                     continue

@@ -49,14 +49,19 @@ class Need(Enum):
 
 @dataclass(slots=True)
 class IpcSession:
-    """An SMB1 session whose tree connect to IPC$ succeeded."""
+    """An SMB1 session whose tree connect to IPC$ succeeded.
+
+    `transaction(command, setup, **fields)` sends a TRANSACTION or TRANSACTION2
+    on this tree through the session object, which builds and numbers it
+    (smb1.transaction_request's fields; `mid=` sends that MID and takes a
+    reply with any MID) and returns the parsed smb1.TransactionResponse.  A
+    reply it cannot parse raises ProtocolError; transport failures ScanError."""
 
     kind: str  # anonymous | guest | credentials
     port: int
     uid: int
     tid: int
-    request: Callable[[bytes], Awaitable[bytes]]  # send one SMB1 message, get the reply
-    next_mid: Callable[[], int]
+    transaction: Callable[..., Awaitable[Any]]
 
 
 @dataclass(slots=True)

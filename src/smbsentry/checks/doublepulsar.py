@@ -29,18 +29,8 @@ SMB1_OFF_REASON = ("the implant answers through the SMBv1 server, which is off, 
 SETTLE = "to settle it: scan again with an account that can open IPC$ (--user)"
 
 
-def ping_request(uid: int, tid: int) -> bytes:
-    return smb1.transaction_request(
-        smb1.TRANSACTION2,
-        mid=PING_MID,
-        uid=uid,
-        tid=tid,
-        setup=(SESSION_SETUP,),
-        params=b"\x00" * 12,
-        max_param=1,
-        max_data=0,
-        timeout=PING_TIMEOUT,
-    )
+#: The ping's fields (smb1.transaction_request): a fixed MID, whose answer is the evidence.
+PING = {"mid": PING_MID, "params": b"\x00" * 12, "max_param": 1, "max_data": 0, "timeout": PING_TIMEOUT}
 
 
 class DoublePulsar(Check):
@@ -52,8 +42,7 @@ class DoublePulsar(Check):
         if ipc is None:
             return [decided_without_probe(self, host, ("ms17-010", "doublepulsar"), SMB1_OFF_REASON)
                     or self.unknown(f"ping needs an SMB1 session on IPC$: {why}; {SETTLE}")]
-        raw = await ipc.request(ping_request(ipc.uid, ipc.tid))
-        reply = smb1.parse_transaction_response(raw)
+        reply = await ipc.transaction(smb1.TRANSACTION2, (SESSION_SETUP,), **PING)
         mid = reply.mid
         if mid == PING_MID + 16:
             sig = reply.header.signature

@@ -25,10 +25,9 @@ SMB1_OFF_REASON = ("every MS17-010 bug is in the SMBv1 server, which is off, so 
                    "whether the update is installed is not visible remotely: audit the host to know")
 
 
-def peek_named_pipe(mid: int, uid: int, tid: int) -> bytes:
-    """The probe: TRANSACTION, setup (PeekNamedPipe 0x23, FID 0), name \\PIPE\\,
-    max parameter/data 0xFFFF, parameters and data at offset 0x4A, no data."""
-    return smb1.transaction_request(smb1.TRANSACTION, mid=mid, uid=uid, tid=tid, setup=(0x0023, 0x0000), name="\\PIPE\\")
+#: The probe: TRANSACTION, setup (PeekNamedPipe 0x23, FID 0), name \\PIPE\\,
+#: max parameter/data 0xFFFF, parameters and data at offset 0x4A, no data.
+PEEK_NAMED_PIPE_FID_0 = (0x0023, 0x0000)
 
 
 class Ms17010(Check):
@@ -40,7 +39,7 @@ class Ms17010(Check):
         if ipc is None:
             return [decided_without_probe(self, host, ("ms17-010",), SMB1_OFF_REASON)
                     or self.unknown(f"probe could not run: {why}; {SETTLE}", port=_smb1_port(host))]
-        reply = smb1.parse_transaction_response(await ipc.request(peek_named_pipe(ipc.next_mid(), ipc.uid, ipc.tid)))
+        reply = await ipc.transaction(smb1.TRANSACTION, PEEK_NAMED_PIPE_FID_0, name="\\PIPE\\")
         code = reply.status
         evidence = f"PeekNamedPipe on FID 0 over an {ipc.kind} IPC$ session answered {status.describe(code)}"
         if code in VULNERABLE:

@@ -34,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..protocol import smb1
+from ..protocol.status import NtStatus
 from .dns import KILLSWITCH_DOMAINS
 from .signatures import SIGNATURES
 from .smbghost import MAX_ORIGINAL_SIZE
@@ -72,7 +73,7 @@ NT_TOTAL_DATA, NT_FUNCTION = WORDS + 7, WORDS + 36
 CT_ORIGINAL_SIZE, CT_OFFSET = NB + 4, NB + 12
 
 SMB1_MAGIC, TRANSFORM_MAGIC = b"\xffSMB", b"\xfcSMB"
-INSUFF_SERVER_RESOURCES = (0xC0000205).to_bytes(4, "little")
+INSUFF_SERVER_RESOURCES = NtStatus.INSUFF_SERVER_RESOURCES.to_bytes(4, "little")
 FUNCTION_NONE, FUNCTION_RENAME = (0).to_bytes(2, "little"), (5).to_bytes(2, "little")
 FUZZBUNCH_MIDS = (65, 66)  # the MIDs of FuzzBunch's DoublePulsar pings (the corpus captures)
 

@@ -31,22 +31,6 @@ MAX_OPENS = 64
 FIXED_TIME = (1494547200 + 11644473600) * 10_000_000
 VOLUME_UNITS, VOLUME_FREE = 26_214_400, 13_107_200  # 100 GiB of 4 KiB clusters, half free
 
-STATUS_NO_MORE_FILES = 0x80000006
-STATUS_BUFFER_OVERFLOW = 0x80000005
-STATUS_INVALID_INFO_CLASS = 0xC0000003
-STATUS_INFO_LENGTH_MISMATCH = 0xC0000004
-STATUS_NO_SUCH_FILE = 0xC000000F
-STATUS_END_OF_FILE = 0xC0000011
-STATUS_OBJECT_NAME_NOT_FOUND = 0xC0000034
-STATUS_OBJECT_PATH_NOT_FOUND = 0xC000003A
-STATUS_FILE_IS_A_DIRECTORY = 0xC00000BA
-STATUS_NOT_A_DIRECTORY = 0xC0000103
-STATUS_FILE_CLOSED = 0xC0000128
-STATUS_MEDIA_WRITE_PROTECTED = 0xC00000A2
-STATUS_ACCESS_DENIED = 0xC0000022
-STATUS_INSUFF_SERVER_RESOURCES = 0xC0000205
-STATUS_NOT_SUPPORTED = 0xC00000BB
-STATUS_INVALID_DEVICE_REQUEST = 0xC0000010
 
 FILE_DIRECTORY_FILE, FILE_NON_DIRECTORY_FILE, FILE_DELETE_ON_CLOSE = 0x01, 0x40, 0x1000
 FILE_OPEN, FILE_OPEN_IF = 1, 3
@@ -108,7 +92,7 @@ class DiskFiles:
         handler = {smb2_pipe.CREATE: self.create, smb2_pipe.CLOSE: self.close, smb2_dir.QUERY_DIRECTORY: self.query_directory,
                    smb2_dir.QUERY_INFO: self.query_info, smb2_pipe.READ: self.read}.get(hdr.command)
         if handler is None:  # WRITE, IOCTL, SET_INFO ...: a read-only share
-            code = STATUS_MEDIA_WRITE_PROTECTED if hdr.command == smb2_pipe.WRITE else STATUS_NOT_SUPPORTED
+            code = status.MEDIA_WRITE_PROTECTED if hdr.command == smb2_pipe.WRITE else status.NOT_SUPPORTED
             return smb2_pipe.error_response(hdr, code)
         return handler(hdr, msg, share)
 
@@ -120,19 +104,19 @@ class DiskFiles:
         req = smb2_pipe.parse_create_request(msg)
         entry = lookup(share, req.name)
         if entry is None:
-            missing = STATUS_OBJECT_PATH_NOT_FOUND if "\\" in req.name.strip("\\") else STATUS_OBJECT_NAME_NOT_FOUND
-            code = STATUS_ACCESS_DENIED if req.disposition not in (FILE_OPEN,) and share.writable else missing
+            missing = status.OBJECT_PATH_NOT_FOUND if "\\" in req.name.strip("\\") else status.OBJECT_NAME_NOT_FOUND
+            code = status.ACCESS_DENIED if req.disposition not in (FILE_OPEN,) and share.writable else missing
             return smb2_pipe.error_response(hdr, code)
         if req.disposition not in (FILE_OPEN, FILE_OPEN_IF) or req.create_options & FILE_DELETE_ON_CLOSE:
-            return smb2_pipe.error_response(hdr, STATUS_ACCESS_DENIED)  # nothing is replaced or deleted here
+            return smb2_pipe.error_response(hdr, status.ACCESS_DENIED)  # nothing is replaced or deleted here
         if req.desired_access & WRITE_ACCESS and not share.writable:
-            return smb2_pipe.error_response(hdr, STATUS_ACCESS_DENIED)
+            return smb2_pipe.error_response(hdr, status.ACCESS_DENIED)
         if req.create_options & FILE_DIRECTORY_FILE and not entry.is_dir:
-            return smb2_pipe.error_response(hdr, STATUS_NOT_A_DIRECTORY)
+            return smb2_pipe.error_response(hdr, status.NOT_A_DIRECTORY)
         if req.create_options & FILE_NON_DIRECTORY_FILE and entry.is_dir:
-            return smb2_pipe.error_response(hdr, STATUS_FILE_IS_A_DIRECTORY)
+            return smb2_pipe.error_response(hdr, status.FILE_IS_A_DIRECTORY)
         if len(self.opens) >= MAX_OPENS:
-            return smb2_pipe.error_response(hdr, STATUS_INSUFF_SERVER_RESOURCES)
+            return smb2_pipe.error_response(hdr, status.INSUFF_SERVER_RESOURCES)
         file_id = os.urandom(16)
         self.opens[file_id] = Open(hdr.tree_id, share, entry, req.name.strip("\\"))
         t = entry.time
@@ -144,7 +128,7 @@ class DiskFiles:
     def close(self, hdr: smb2.Header, msg: bytes, share: Share) -> bytes:
         req = smb2_pipe.parse_close_request(msg)
         if self._open(hdr, req.file_id) is None:
-            return smb2_pipe.error_response(hdr, STATUS_FILE_CLOSED)
+            return smb2_pipe.error_response(hdr, status.FILE_CLOSED)
         del self.opens[req.file_id]
         return smb2_pipe.close_response(hdr)
 
@@ -153,32 +137,32 @@ class DiskFiles:
         req = smb2_pipe.parse_read_request(msg)
         op = self._open(hdr, req.file_id)
         if op is None:
-            return smb2_pipe.error_response(hdr, STATUS_FILE_CLOSED)
+            return smb2_pipe.error_response(hdr, status.FILE_CLOSED)
         if op.entry.is_dir:
-            return smb2_pipe.error_response(hdr, STATUS_INVALID_DEVICE_REQUEST)
+            return smb2_pipe.error_response(hdr, status.INVALID_DEVICE_REQUEST)
         left = max(0, op.entry.size - req.offset)
         if not left:
-            return smb2_pipe.error_response(hdr, STATUS_END_OF_FILE)
+            return smb2_pipe.error_response(hdr, status.END_OF_FILE)
         return smb2_pipe.read_response(hdr, b"\x00" * min(left, req.length, smb2_pipe.MAX_DATA))
 
     def query_directory(self, hdr: smb2.Header, msg: bytes, share: Share) -> bytes:
         req = smb2_dir.parse_query_directory_request(msg)
         op = self._open(hdr, req.file_id)
         if op is None:
-            return smb2_pipe.error_response(hdr, STATUS_FILE_CLOSED)
+            return smb2_pipe.error_response(hdr, status.FILE_CLOSED)
         if not op.entry.is_dir:
             return smb2_pipe.error_response(hdr, status.INVALID_PARAMETER)
         if req.info_class not in smb2_dir.DIRECTORY_CLASSES:
-            return smb2_pipe.error_response(hdr, STATUS_INVALID_INFO_CLASS)
+            return smb2_pipe.error_response(hdr, status.INVALID_INFO_CLASS)
         if req.flags & (smb2_dir.RESTART_SCANS | smb2_dir.REOPEN) or op.pattern is None:
             op.cursor, op.pattern = 0, req.pattern or "*"
         items = listing(op.share, op.entry, op.pattern)
         if op.cursor >= len(items):
-            return smb2_pipe.error_response(hdr, STATUS_NO_SUCH_FILE if not items else STATUS_NO_MORE_FILES)
+            return smb2_pipe.error_response(hdr, status.NO_SUCH_FILE if not items else status.NO_MORE_FILES)
         data, count = smb2_dir.pack_entries(items[op.cursor:], req.info_class, min(req.output_length, smb2_dir.MAX_OUTPUT),
                                             bool(req.flags & smb2_dir.RETURN_SINGLE_ENTRY), op.cursor)
         if not count:
-            return smb2_pipe.error_response(hdr, STATUS_INFO_LENGTH_MISMATCH)
+            return smb2_pipe.error_response(hdr, status.INFO_LENGTH_MISMATCH)
         op.cursor += count
         return smb2_dir.output_response(hdr, smb2_dir.QUERY_DIRECTORY, data)
 
@@ -186,20 +170,20 @@ class DiskFiles:
         req = smb2_dir.parse_query_info_request(msg)
         op = self._open(hdr, req.file_id)
         if op is None:
-            return smb2_pipe.error_response(hdr, STATUS_FILE_CLOSED)
+            return smb2_pipe.error_response(hdr, status.FILE_CLOSED)
         if req.info_type == smb2_dir.INFO_FILE:
             data = smb2_dir.file_info(op.entry, req.info_class, "\\" + op.path)
         elif req.info_type == smb2_dir.INFO_FILESYSTEM:
             serial = struct.unpack("<I", self.profile.name.encode()[:4].ljust(4, b"\x00"))[0]
             data = smb2_dir.fs_info(req.info_class, "", serial, FIXED_TIME, VOLUME_UNITS, VOLUME_FREE)
         else:  # security descriptors and quotas: not for anonymous or guest callers
-            return smb2_pipe.error_response(hdr, STATUS_ACCESS_DENIED)
+            return smb2_pipe.error_response(hdr, status.ACCESS_DENIED)
         if data is None:
-            return smb2_pipe.error_response(hdr, STATUS_INVALID_INFO_CLASS)
+            return smb2_pipe.error_response(hdr, status.INVALID_INFO_CLASS)
         if len(data) > req.output_length:
             if req.info_class in (1, 5, 9, 18, 22):  # variable-length: the part that fits, and say so
-                return smb2_dir.output_response(hdr, smb2_dir.QUERY_INFO, data[:req.output_length], STATUS_BUFFER_OVERFLOW)
-            return smb2_pipe.error_response(hdr, STATUS_INFO_LENGTH_MISMATCH)
+                return smb2_dir.output_response(hdr, smb2_dir.QUERY_INFO, data[:req.output_length], status.BUFFER_OVERFLOW)
+            return smb2_pipe.error_response(hdr, status.INFO_LENGTH_MISMATCH)
         return smb2_dir.output_response(hdr, smb2_dir.QUERY_INFO, data)
 
 
@@ -234,17 +218,17 @@ class Smb1Files:
                 return self.query_fs(hdr, req)
         except ProtocolError:
             return smb1_pipe.error_response(hdr, status.INVALID_PARAMETER)
-        return smb1_pipe.error_response(hdr, STATUS_NOT_SUPPORTED)
+        return smb1_pipe.error_response(hdr, status.NOT_SUPPORTED)
 
     def _page(self, hdr, search: Search, level: int, count: int, max_data: int) -> tuple[bytes, int, bool] | bytes:
         info_class = smb1_find.FIND_LEVELS.get(level)
         if info_class is None:
-            return smb1_pipe.error_response(hdr, STATUS_INVALID_INFO_CLASS if level else status.INVALID_PARAMETER)
+            return smb1_pipe.error_response(hdr, status.INVALID_INFO_CLASS if level else status.INVALID_PARAMETER)
         left = search.items[search.cursor:search.cursor + max(1, min(count or 1, 1024))]
         data, n = smb2_dir.pack_entries(left, info_class, min(max_data or MAX_FIND_DATA, MAX_FIND_DATA),
                                         first_index=search.cursor, unicode=bool(hdr.flags2 & smb1_find.FLAGS2_UNICODE))
         if not n:
-            return smb1_pipe.error_response(hdr, STATUS_INFO_LENGTH_MISMATCH)
+            return smb1_pipe.error_response(hdr, status.INFO_LENGTH_MISMATCH)
         search.cursor += n
         return data, n, search.cursor >= len(search.items)
 
@@ -253,12 +237,12 @@ class Smb1Files:
         folder, _, pattern = ask.name.replace("/", "\\").rpartition("\\")
         directory = lookup(share, folder)
         if directory is None or not directory.is_dir:
-            return smb1_pipe.error_response(hdr, STATUS_OBJECT_PATH_NOT_FOUND)
+            return smb1_pipe.error_response(hdr, status.OBJECT_PATH_NOT_FOUND)
         items = listing(share, directory, pattern)
         if not items:
-            return smb1_pipe.error_response(hdr, STATUS_NO_SUCH_FILE)
+            return smb1_pipe.error_response(hdr, status.NO_SUCH_FILE)
         if len(self.searches) >= MAX_SEARCHES:
-            return smb1_pipe.error_response(hdr, STATUS_INSUFF_SERVER_RESOURCES)
+            return smb1_pipe.error_response(hdr, status.INSUFF_SERVER_RESOURCES)
         search = Search(items)
         page = self._page(hdr, search, ask.level, ask.count, req.max_data)
         if isinstance(page, bytes):
@@ -277,7 +261,7 @@ class Smb1Files:
         if search is None:
             return smb1_pipe.error_response(hdr, status.INVALID_HANDLE)
         if search.cursor >= len(search.items):
-            return smb1_pipe.error_response(hdr, STATUS_NO_MORE_FILES)
+            return smb1_pipe.error_response(hdr, status.NO_MORE_FILES)
         page = self._page(hdr, search, ask.level, ask.count, req.max_data)
         if isinstance(page, bytes):
             return page
@@ -297,7 +281,7 @@ class Smb1Files:
             data = None if info_class is None else smb2_dir.fs_info(info_class, "", serial, FIXED_TIME, VOLUME_UNITS,
                                                                     VOLUME_FREE)
         if data is None:
-            return smb1_pipe.error_response(hdr, STATUS_INVALID_INFO_CLASS)
+            return smb1_pipe.error_response(hdr, status.INVALID_INFO_CLASS)
         return smb1_pipe.transaction_response(hdr, data=data)
 
     def find_close(self, hdr, msg: bytes) -> bytes:

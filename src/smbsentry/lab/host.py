@@ -70,7 +70,7 @@ class HostConnection:
         self.address = address
         self.clock = clock
         self.start_time = start_time if start_time is not None else clock() - 3_600 * 10_000_000
-        self.reader = ServerFrames(MAX_FRAME)
+        self.reader = netbios.FrameReader(MAX_FRAME, netbios.SERVER_TYPES)
         self.session_open = role != 139
         self.negotiated = False
         self.ended: str | None = None
@@ -203,34 +203,6 @@ class HostConnection:
             return netbios.frame(b"", netbios.POSITIVE_RESPONSE)
         self.ended = "close"
         return netbios.frame(bytes([CALLED_NAME_NOT_PRESENT]), netbios.NEGATIVE_RESPONSE)
-
-
-class ServerFrames:
-    """Bounded NetBIOS framing from the server side: like the client's
-    FrameReader, but a SESSION REQUEST (0x81) is an expected message here."""
-
-    __slots__ = ("buf", "max_frame")
-
-    KNOWN = (netbios.SESSION_MESSAGE, netbios.SESSION_REQUEST, netbios.KEEPALIVE)
-
-    def __init__(self, max_frame: int) -> None:
-        self.buf = bytearray()
-        self.max_frame = max_frame
-
-    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
-        buf = self.buf
-        buf += data
-        out = []
-        while len(buf) >= 4:
-            msg_type, length = buf[0], int.from_bytes(buf[1:4], "big")
-            if msg_type not in self.KNOWN or length > self.max_frame:
-                raise ProtocolError(f"netbios: message type 0x{msg_type:02x} of {length} bytes refused")
-            if len(buf) < 4 + length:
-                break
-            if msg_type != netbios.KEEPALIVE:
-                out.append((msg_type, bytes(buf[4 : 4 + length])))
-            del buf[: 4 + length]
-        return out
 
 
 def _garbage() -> bytes:

@@ -34,10 +34,6 @@ from .conn import Connection
 PIPE_NAMES = {"srvsvc"}
 MAX_PIPES = 16
 MAX_PENDING = 1 << 16  # unread reply bytes kept per pipe
-STATUS_OBJECT_NAME_NOT_FOUND = 0xC0000034
-STATUS_FILE_CLOSED = 0xC0000128
-STATUS_PIPE_EMPTY = 0xC00000D9
-STATUS_INVALID_DEVICE_REQUEST = 0xC0000010
 PIPE_STATE_CONNECTED = 0x0003
 NULL_SYNTAX = (uuid.UUID(int=0), 0, 0)
 
@@ -170,7 +166,7 @@ class PipeServer:
     def _open(self, name: str, kind: str) -> RpcPipe | int:
         pipe = name.strip("\\").lower().removeprefix("pipe\\")
         if pipe not in PIPE_NAMES:
-            return STATUS_OBJECT_NAME_NOT_FOUND
+            return status.OBJECT_NAME_NOT_FOUND
         if not self.conn.profile.access.may_open_pipe(kind, pipe):
             # RestrictNullSessAccess: a null session opens only the pipes in
             # NullSessionPipes; the create fails before any RPC is spoken.
@@ -215,7 +211,7 @@ class PipeServer:
             return smb1_pipe.error_response(hdr, status.INVALID_HANDLE)
         data, more = pipe.read(req.max_count or 0xFFFF)
         if not data:
-            return smb1_pipe.error_response(hdr, STATUS_PIPE_EMPTY)
+            return smb1_pipe.error_response(hdr, status.PIPE_EMPTY)
         return smb1_pipe.read_andx_response(hdr, data, smb1_pipe.STATUS_BUFFER_OVERFLOW if more else 0)
 
     def smb1_write(self, server, hdr: smb1.Header, msg: bytes) -> bytes:
@@ -258,10 +254,10 @@ class PipeServer:
         if command == smb2_pipe.IOCTL:
             req = smb2_pipe.parse_ioctl_request(msg)
             if req.ctl_code != smb2_pipe.FSCTL_PIPE_TRANSCEIVE:
-                return smb2_pipe.error_response(hdr, STATUS_INVALID_DEVICE_REQUEST)
+                return smb2_pipe.error_response(hdr, status.INVALID_DEVICE_REQUEST)
             pipe = self.files.get(req.file_id)
             if pipe is None:
-                return smb2_pipe.error_response(hdr, STATUS_FILE_CLOSED)
+                return smb2_pipe.error_response(hdr, status.FILE_CLOSED)
             pipe.write(req.input)
             data, more = pipe.read(min(req.max_output, smb2_pipe.MAX_DATA))
             return smb2_pipe.ioctl_response(hdr, req.file_id, data, smb2_pipe.STATUS_BUFFER_OVERFLOW if more else 0)
@@ -269,21 +265,21 @@ class PipeServer:
             req = smb2_pipe.parse_write_request(msg)
             pipe = self.files.get(req.file_id)
             if pipe is None:
-                return smb2_pipe.error_response(hdr, STATUS_FILE_CLOSED)
+                return smb2_pipe.error_response(hdr, status.FILE_CLOSED)
             pipe.write(req.data)
             return smb2_pipe.write_response(hdr, len(req.data))
         if command == smb2_pipe.READ:
             req = smb2_pipe.parse_read_request(msg)
             pipe = self.files.get(req.file_id)
             if pipe is None:
-                return smb2_pipe.error_response(hdr, STATUS_FILE_CLOSED)
+                return smb2_pipe.error_response(hdr, status.FILE_CLOSED)
             data, more = pipe.read(min(req.length, smb2_pipe.MAX_DATA))
             if not data:
-                return smb2_pipe.error_response(hdr, STATUS_PIPE_EMPTY)
+                return smb2_pipe.error_response(hdr, status.PIPE_EMPTY)
             return smb2_pipe.read_response(hdr, data, smb2_pipe.STATUS_BUFFER_OVERFLOW if more else 0)
         if command == smb2_pipe.CLOSE:
             req = smb2_pipe.parse_close_request(msg)
             if self.files.pop(req.file_id, None) is None:
-                return smb2_pipe.error_response(hdr, STATUS_FILE_CLOSED)
+                return smb2_pipe.error_response(hdr, status.FILE_CLOSED)
             return smb2_pipe.close_response(hdr)
         return smb2_pipe.error_response(hdr, status.NOT_SUPPORTED)

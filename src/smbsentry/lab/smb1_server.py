@@ -26,8 +26,6 @@ NT_CREATE_ANDX = 0xA2
 TRANS_PEEK_NAMED_PIPE = 0x0023
 TRANS_TRANSACT_NM_PIPE = 0x0026
 TRANS2_SESSION_SETUP = 0x000E
-STATUS_SMB_BAD_TID = 0x00050002
-STATUS_OBJECT_NAME_NOT_FOUND = 0xC0000034
 MAX_SESSIONS = 16
 
 SMB2_DIALECT_STRINGS = ("SMB 2.002", "SMB 2.???")
@@ -217,7 +215,7 @@ class Smb1Server:
 
     def tree_disconnect(self, msg: bytes, hdr: smb1.Header) -> bytes:
         if self.trees.pop(hdr.tid, None) is None:
-            return self._error(hdr, STATUS_SMB_BAD_TID)
+            return self._error(hdr, status.SMB_BAD_TID)
         return smb1.error_reply(hdr, 0, **self._style(hdr))
 
     def logoff(self, msg: bytes, hdr: smb1.Header) -> bytes:
@@ -239,7 +237,7 @@ class Smb1Server:
             return None, status.SMB_BAD_UID
         tree = self.trees.get(hdr.tid)
         if tree is None:
-            return None, STATUS_SMB_BAD_TID
+            return None, status.SMB_BAD_TID
         return tree, 0
 
     def transaction(self, msg: bytes, hdr: smb1.Header) -> bytes:
@@ -287,7 +285,7 @@ class Smb1Server:
         pipes = self.conn.pipes
         if pipes is not None and getattr(tree, "type", None) == "ipc":
             return pipes.smb1_create(self, hdr, msg)
-        return self._error(hdr, STATUS_OBJECT_NAME_NOT_FOUND if getattr(tree, "type", None) == "ipc" else status.ACCESS_DENIED)
+        return self._error(hdr, status.OBJECT_NAME_NOT_FOUND if getattr(tree, "type", None) == "ipc" else status.ACCESS_DENIED)
 
     def _pipe_io(self, msg: bytes, hdr: smb1.Header, operation: str) -> bytes:
         """READ_ANDX / WRITE_ANDX on an open pipe (the pipe layer checks the FID)."""

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import os
 
-from ..protocol import smb2, smb2_dir, status
+from ..protocol import smb2, smb2_dir, smb2_pipe, status
 from ..protocol.errors import ProtocolError
 from . import auth
 from .access import admit_tree, maximal_access
 from .conn import Connection
 from .files import DiskFiles
 
-STATUS_NETWORK_NAME_DELETED = 0xC00000C9
-STATUS_OBJECT_NAME_NOT_FOUND = 0xC0000034
 MAX_SESSIONS = 16
 SMB3_ONLY_CAPS = 0x08 | 0x10 | 0x20 | 0x40  # multichannel, persistent, dir leasing, encryption
 
@@ -179,21 +177,18 @@ class Smb2Server:
         kind = self.sessions.get(hdr.session_id)
         if kind is None:
             return self._error(hdr, status.USER_SESSION_DELETED)
-        _, path = smb2.parse_tree_connect_request(msg)
-        share, refusal = admit_tree(self.profile, path.rstrip("\\").rsplit("\\", 1)[-1], kind, len(self.trees))
+        share, refusal = admit_tree(self.profile, smb2_pipe.parse_tree_connect_request(msg).share, kind, len(self.trees))
         if share is None:
             return self._error(hdr, refusal)
         tid = self.next_tree
         self.next_tree += 4
         self.trees[tid] = share
-        share_type = {"ipc": smb2.SHARE_TYPE_PIPE, "print": smb2.SHARE_TYPE_PRINT}.get(share.type, smb2.SHARE_TYPE_DISK)
-        return smb2.tree_connect_response(
-            hdr.message_id, hdr.session_id, tid, share_type, maximal_access(self.profile, share), credits=self._credits(hdr)
-        )
+        share_type = {"ipc": smb2_pipe.SHARE_TYPE_PIPE, "print": smb2_pipe.SHARE_TYPE_PRINT}.get(share.type, smb2_pipe.SHARE_TYPE_DISK)
+        return smb2_pipe.tree_connect_response(hdr, tid, share_type, maximal_access(self.profile, share), credits=self._credits(hdr))
 
     def tree_disconnect(self, msg: bytes, hdr: smb2.Header) -> bytes:
         if self.trees.pop(hdr.tree_id, None) is None:
-            return self._error(hdr, STATUS_NETWORK_NAME_DELETED)
+            return self._error(hdr, status.NETWORK_NAME_DELETED)
         return smb2.simple_response(smb2.TREE_DISCONNECT, hdr.message_id, hdr.session_id, hdr.tree_id, self._credits(hdr))
 
     # -- named pipes (when the pipe layer is available) -----------------------
@@ -203,12 +198,12 @@ class Smb2Server:
             return self._error(hdr, status.USER_SESSION_DELETED)
         tree = self.trees.get(hdr.tree_id)
         if tree is None:
-            return self._error(hdr, STATUS_NETWORK_NAME_DELETED)
+            return self._error(hdr, status.NETWORK_NAME_DELETED)
         if getattr(tree, "type", None) == "disk":
             return self.files.smb2_request(self, hdr, msg, tree)
         pipes = self.conn.pipes
         if pipes is None or getattr(tree, "type", None) != "ipc":
-            code = STATUS_OBJECT_NAME_NOT_FOUND if hdr.command == smb2.CREATE else status.NOT_SUPPORTED
+            code = status.OBJECT_NAME_NOT_FOUND if hdr.command == smb2.CREATE else status.NOT_SUPPORTED
             return self._error(hdr, code)
         return pipes.smb2_request(self, hdr, msg)
 

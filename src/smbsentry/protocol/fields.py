@@ -26,6 +26,9 @@ class Layout:
     _names: ClassVar[tuple[str, ...]]
     _defaults: ClassVar[tuple[Any, ...]]
     size: ClassVar[int]
+    #: Each field's byte offset: readers that need one field of a header on a
+    #: hot path (a reply's message id) read it there instead of unpacking all.
+    offsets: ClassVar[dict[str, int]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -35,6 +38,8 @@ class Layout:
         cls._defaults = tuple(d for _, _, d in cls._fields_)
         cls._default_map = dict(zip(cls._names, cls._defaults))
         cls.size = cls._struct.size
+        cls.offsets = {n: struct.calcsize(cls._byte_order_ + "".join(f for _, f, _ in cls._fields_[:i]))
+                       for i, (n, _, _) in enumerate(cls._fields_)}
 
     # Instances keep their fields in __dict__, filled in one update: these
     # layouts are built and parsed tens of thousands of times a second on

@@ -114,14 +114,23 @@ def parse_session_response(msg_type: int, body: bytes) -> SessionResponse:
     raise ProtocolError(f"netbios: unexpected reply type 0x{msg_type:02x} to session request")
 
 
+#: What a client may receive: session messages and the answers to its SESSION REQUEST.
+CLIENT_TYPES = frozenset({SESSION_MESSAGE, POSITIVE_RESPONSE, NEGATIVE_RESPONSE, RETARGET_RESPONSE, KEEPALIVE})
+#: What a server may receive: session messages and, first on 139, a SESSION REQUEST.
+SERVER_TYPES = frozenset({SESSION_MESSAGE, SESSION_REQUEST, KEEPALIVE})
+
+
 class FrameReader:
-    """Bounded reassembly of NetBIOS session messages from a byte stream."""
+    """Bounded reassembly of NetBIOS session messages from a byte stream: the
+    one reader for both sides (the scanner's connections with `CLIENT_TYPES`,
+    the lab's with `SERVER_TYPES`)."""
 
-    __slots__ = ("_buf", "max_frame")
+    __slots__ = ("_buf", "max_frame", "accept")
 
-    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME, accept: frozenset[int] = CLIENT_TYPES) -> None:
         self._buf = bytearray()
         self.max_frame = max_frame
+        self.accept = accept
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
         """Add received bytes; return the complete (type, payload) messages.
@@ -135,7 +144,7 @@ class FrameReader:
         while len(buf) >= 4:
             msg_type = buf[0]
             length = (buf[1] << 16) | (buf[2] << 8) | buf[3]
-            if msg_type not in (SESSION_MESSAGE, POSITIVE_RESPONSE, NEGATIVE_RESPONSE, RETARGET_RESPONSE, KEEPALIVE):
+            if msg_type not in self.accept:
                 raise ProtocolError(f"netbios: unknown session message type 0x{msg_type:02x}")
             if length > self.max_frame:
                 raise ProtocolError(f"netbios: peer announced a {length}-byte message (cap {self.max_frame})")

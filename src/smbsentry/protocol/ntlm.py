@@ -86,6 +86,24 @@ class Version(Layout):
     ]
 
 
+#: The payload fields of an AUTHENTICATE, in their order on the wire.
+AUTH_FIELDS = ("lm", "nt", "domain", "user", "workstation", "session_key")
+
+
+class AuthenticateHeader(Layout):
+    """AUTHENTICATE (type 3) up to NegotiateFlags: six (length, max length,
+    offset) triples.  Version and MIC follow when the client sends them, so a
+    parser reads only this much (older clients put the payload right after)."""
+
+    _fields_ = [("signature", "8s", SIGNATURE), ("message_type", "I", 3)] + [
+        (f"{name}_{part}", fmt, 0) for name in AUTH_FIELDS for part, fmt in (("len", "H"), ("max", "H"), ("offset", "I"))
+    ] + [("flags", "I", 0)]
+
+
+#: What we send after the header: Version, and a MIC of zeros (none computed).
+AUTH_PAYLOAD_OFFSET = AuthenticateHeader.size + Version.size + 16
+
+
 class ChallengeHeader(Layout):
     _fields_ = [
         ("signature", "8s", SIGNATURE),
@@ -238,29 +256,15 @@ def authenticate(
             enc_key = rc4(base_key, session_key)
         else:
             session_key, enc_key = base_key, b""
-    payload_fields = [
-        lm,
-        nt,
-        domain.encode("utf-16-le"),
-        user.encode("utf-16-le"),
-        workstation.encode("utf-16-le"),
-        enc_key,
-    ]
-    header_size = 8 + 4 + 6 * 8 + 4 + 8 + 16  # signature, type, six fields, flags, version, MIC
-    offset = header_size
-    fields = b""
-    for item in payload_fields:
-        fields += Fields(length=len(item), max_length=len(item), offset=offset).pack()
+    payload = dict(zip(AUTH_FIELDS, (lm, nt, domain.encode("utf-16-le"), user.encode("utf-16-le"),
+                                     workstation.encode("utf-16-le"), enc_key)))
+    triples: dict[str, int] = {}
+    offset = AUTH_PAYLOAD_OFFSET
+    for name, item in payload.items():
+        triples[f"{name}_len"] = triples[f"{name}_max"] = len(item)
+        triples[f"{name}_offset"] = offset
         offset += len(item)
-    msg = (
-        SIGNATURE
-        + struct.pack("<I", 3)
-        + fields
-        + struct.pack("<I", flags)
-        + Version().pack()
-        + b"\x00" * 16
-        + b"".join(payload_fields)
-    )
+    msg = AuthenticateHeader.build(flags=flags, **triples) + Version().pack() + b"\x00" * 16 + b"".join(payload.values())
     return AuthResult(msg, session_key)
 
 
@@ -327,16 +331,14 @@ class Authenticate:
 
 def parse_authenticate(data: bytes) -> Authenticate:
     """Parse an AUTHENTICATE; every field is bounds-checked against `data`."""
-    if len(data) < 64 or data[:8] != SIGNATURE:
+    if len(data) < AuthenticateHeader.size or data[:8] != SIGNATURE:
         raise ProtocolError("ntlm: not an NTLMSSP message")
-    (msg_type,) = struct.unpack_from("<I", data, 8)
-    if msg_type != 3:
-        raise ProtocolError(f"ntlm: expected AUTHENTICATE (3), got type {msg_type}")
-    values = []
-    for i in range(5):  # LM, NT, domain, user, workstation
-        f = Fields.unpack_from(data, 12 + 8 * i)
-        values.append(take(data, f.offset, f.length, "ntlm: AUTHENTICATE field", cap=MAX_TARGET_INFO))
-    (flags,) = struct.unpack_from("<I", data, 60)
+    hdr = AuthenticateHeader.unpack_from(data)
+    if hdr.message_type != 3:
+        raise ProtocolError(f"ntlm: expected AUTHENTICATE (3), got type {hdr.message_type}")
+    values = [take(data, getattr(hdr, f"{name}_offset"), getattr(hdr, f"{name}_len"), "ntlm: AUTHENTICATE field",
+                   cap=MAX_TARGET_INFO) for name in AUTH_FIELDS[:5]]
+    flags = hdr.flags
     enc = "utf-16-le" if flags & NEGOTIATE_UNICODE else "latin-1"
     lm, nt, domain, user, workstation = values
     return Authenticate(

@@ -250,6 +250,44 @@ def parse_negotiate_response(msg: bytes) -> NegotiateResponse:
 # -- SESSION_SETUP_ANDX ------------------------------------------------------
 
 
+#: The AndX block that opens the words of every ...ANDX message.
+ANDX = [("andx_command", "B", 0xFF), ("andx_reserved", "B", 0), ("andx_offset", "H", 0)]
+_SETUP_HEAD = ANDX + [("max_buffer", "H", 0xFFFF), ("max_mpx", "H", 50), ("vc_number", "H", 0), ("session_key", "I", 0)]
+
+
+class SessionSetupExtWords(Layout):
+    """SESSION_SETUP_ANDX request, extended security (WordCount 12)."""
+
+    _fields_ = _SETUP_HEAD + [("blob_length", "H", 0), ("reserved", "I", 0), ("capabilities", "I", 0)]
+
+
+class SessionSetupBasicWords(Layout):
+    """SESSION_SETUP_ANDX request with account and passwords (WordCount 13)."""
+
+    _fields_ = _SETUP_HEAD + [("oem_length", "H", 0), ("unicode_length", "H", 0), ("reserved", "I", 0),
+                              ("capabilities", "I", 0)]
+
+
+class SessionSetupOldWords(Layout):
+    """SESSION_SETUP_ANDX request of LAN Manager clients (WordCount 10)."""
+
+    _fields_ = _SETUP_HEAD + [("oem_length", "H", 0), ("reserved", "I", 0)]
+
+
+class SessionSetupReplyWords(Layout):
+    """SESSION_SETUP_ANDX reply: WordCount 3 (Action), 4 adds the blob length."""
+
+    _fields_ = ANDX + [("action", "H", 0)]
+
+
+class SessionSetupExtReplyWords(Layout):
+    _fields_ = ANDX + [("action", "H", 0), ("blob_length", "H", 0)]
+
+
+class TreeConnectRequestWords(Layout):
+    _fields_ = ANDX + [("flags", "H", 0x0008), ("password_length", "H", 1)]  # 0x0008: the extended response
+
+
 def session_setup_request(
     blob: bytes,
     mid: int,
@@ -261,7 +299,7 @@ def session_setup_request(
     capabilities: int = CLIENT_CAPABILITIES,
 ) -> bytes:
     """Extended-security SESSION_SETUP_ANDX (WordCount 12) carrying `blob`."""
-    words = struct.pack("<BBHHHHIHII", 0xFF, 0, 0, max_buffer, 50, 0, 0, len(blob), 0, capabilities)
+    words = SessionSetupExtWords.build(max_buffer=max_buffer, blob_length=len(blob), capabilities=capabilities)
     data_offset = Header.size + 1 + len(words) + 2
     unicode = bool(flags2 & FLAGS2_UNICODE)
     data = blob
@@ -284,9 +322,8 @@ def session_setup_basic_request(
     """Non-extended SESSION_SETUP_ANDX (WordCount 13), for servers without
     extended security; empty account and passwords ask for a null session."""
     caps = CLIENT_CAPABILITIES & ~CAP_EXTENDED_SECURITY
-    words = struct.pack(
-        "<BBHHHHIHHII", 0xFF, 0, 0, max_buffer, 50, 0, 0, len(oem_password), len(unicode_password), 0, caps
-    )
+    words = SessionSetupBasicWords.build(max_buffer=max_buffer, oem_length=len(oem_password),
+                                         unicode_length=len(unicode_password), capabilities=caps)
     data_offset = Header.size + 1 + len(words) + 2
     unicode = bool(flags2 & FLAGS2_UNICODE)
     data = oem_password + unicode_password
@@ -317,12 +354,13 @@ def parse_session_setup_response(msg: bytes) -> SessionSetupResponse:
     action = 0
     blob = b""
     off = 0
-    if len(m.words) >= 8:  # extended: AndX(4) Action(2) SecurityBlobLength(2)
-        action, blob_len = struct.unpack_from("<HH", m.words, 4)
+    if len(m.words) >= SessionSetupExtReplyWords.size:
+        w = SessionSetupExtReplyWords.unpack_from(m.words)
+        action, blob_len = w.action, w.blob_length
         blob = take(m.data, 0, blob_len, "smb1: security blob", cap=MAX_BLOB)
         off = blob_len
-    elif len(m.words) >= 6:  # non-extended: AndX(4) Action(2)
-        (action,) = struct.unpack_from("<H", m.words, 4)
+    elif len(m.words) >= SessionSetupReplyWords.size:
+        action = SessionSetupReplyWords.unpack_from(m.words).action
     strings = read_strings(m.data, m.data_offset, off, 3, m.unicode, "smb1: session setup string", strict=True)
     return SessionSetupResponse(m.status, m.header.uid, action, blob, strings[0], strings[1], strings[2])
 
@@ -331,7 +369,7 @@ def parse_session_setup_response(msg: bytes) -> SessionSetupResponse:
 
 
 def tree_connect_request(path: str, mid: int, uid: int, flags2: int = DEFAULT_FLAGS2, service: str = "?????") -> bytes:
-    words = struct.pack("<BBHHH", 0xFF, 0, 0, 0x0008, 1)  # flags: extended response
+    words = TreeConnectRequestWords.build()
     data_offset = Header.size + 1 + len(words) + 2
     data = b"\x00"  # empty password
     data += _ustr(path, data_offset + len(data), bool(flags2 & FLAGS2_UNICODE))
@@ -339,21 +377,7 @@ def tree_connect_request(path: str, mid: int, uid: int, flags2: int = DEFAULT_FL
     return _message(_header(TREE_CONNECT_ANDX, mid, uid=uid, flags2=flags2), words, data)
 
 
-@dataclass(frozen=True, slots=True)
-class TreeConnectResponse:
-    status: int
-    tid: int
-    service: str | None
-
-
-def parse_tree_connect_response(msg: bytes) -> TreeConnectResponse:
-    m = parse_message(msg)
-    if m.header.command != TREE_CONNECT_ANDX:
-        raise ProtocolError(f"smb1: expected TREE_CONNECT_ANDX reply, got 0x{m.header.command:02x}")
-    service = None
-    if m.status == 0 and m.data:
-        service, _ = asciiz(m.data, 0, 16, "smb1: service")
-    return TreeConnectResponse(m.status, m.header.tid, service)
+# The reply (with MaximalShareAccessRights) is parsed in one place: smb1_pipe.parse_tree_connect_response.
 
 
 # -- TRANSACTION / TRANSACTION2 ---------------------------------------------
@@ -660,17 +684,16 @@ def parse_session_setup_request(msg: bytes) -> SessionSetupRequest:
         raise ProtocolError("smb1: not a SESSION_SETUP_ANDX request")
     wc = len(m.words) // 2
     if wc == 12:
-        (blob_len,) = struct.unpack_from("<H", m.words, 14)
-        (caps,) = struct.unpack_from("<I", m.words, 20)
+        ext = SessionSetupExtWords.unpack_from(m.words)
+        blob_len, caps = ext.blob_length, ext.capabilities
         blob = take(m.data, 0, blob_len, "smb1: security blob", cap=MAX_BLOB)
         os_, lm = _read_strings(m, blob_len, 2)
         return SessionSetupRequest(m.header, True, blob, native_os=os_, native_lm=lm, capabilities=caps)
     if wc == 13:
-        oem_len, uni_len = struct.unpack_from("<HH", m.words, 14)
-        (caps,) = struct.unpack_from("<I", m.words, 22)
+        basic = SessionSetupBasicWords.unpack_from(m.words)
+        oem_len, uni_len, caps = basic.oem_length, basic.unicode_length, basic.capabilities
     elif wc == 10:
-        (oem_len,) = struct.unpack_from("<H", m.words, 14)
-        uni_len, caps = 0, 0
+        oem_len, uni_len, caps = SessionSetupOldWords.unpack_from(m.words).oem_length, 0, 0
     else:
         raise ProtocolError(f"smb1: SESSION_SETUP_ANDX with WordCount {wc}")
     oem = take(m.data, 0, oem_len, "smb1: OEM password", cap=256)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from . import smb1
 from .errors import ProtocolError
+from .status import NtStatus, is_error
 from .fields import Layout, asciiz, take, utf16z
 
 CLOSE = 0x04
@@ -46,7 +47,7 @@ TRANS_TRANSACT_NMPIPE = 0x0026
 TRANS_PEEK_NMPIPE = 0x0023
 PIPE_PATH = "\\PIPE\\"
 
-STATUS_BUFFER_OVERFLOW = 0x80000005
+STATUS_BUFFER_OVERFLOW = NtStatus.BUFFER_OVERFLOW
 
 # TREE_CONNECT_ANDX
 TREE_CONNECT_EXTENDED_RESPONSE = 0x0008
@@ -81,7 +82,7 @@ FILE_TYPE_DISK = 0
 FILE_TYPE_BYTE_MODE_PIPE = 1
 FILE_TYPE_MESSAGE_MODE_PIPE = 2
 
-ANDX = [("andx_command", "B", 0xFF), ("andx_reserved", "B", 0), ("andx_offset", "H", 0)]  # no chained command
+ANDX = smb1.ANDX  # no chained command: one declaration, in smb1
 MAX_NAME = 1024  # bytes of a file or pipe name
 MAX_PATH = 1024
 
@@ -468,7 +469,7 @@ def transaction_response(
     with data is the "more to read" reply of a message-mode pipe.  Replies
     split over several messages set `total_*` and the displacements."""
     command = req.command if req.command in (smb1.TRANSACTION, smb1.TRANSACTION2) else smb1.TRANSACTION
-    if status and not (data or params) and status & 0xC0000000 == 0xC0000000:
+    if status and not (data or params) and is_error(status):
         return error_response(req, status, command)
     word_count = 10 + len(setup)
     data_start = smb1.Header.size + 1 + 2 * word_count + 2
@@ -581,7 +582,7 @@ def parse_read_andx_request(msg: bytes) -> ReadRequest:
 
 def read_andx_response(req: smb1.Header, data: bytes, status: int = 0, available: int = 0) -> bytes:
     """Server: READ_ANDX reply; the data starts on an even offset."""
-    if status and not data and status & 0xC0000000 == 0xC0000000:
+    if status and not data and is_error(status):
         return error_response(req, status, READ_ANDX)
     data_start = smb1.Header.size + 1 + ReadResponseWords.size + 2
     pad = b"\x00" * (data_start % 2)
@@ -676,7 +677,7 @@ def parse_write_andx_request(msg: bytes) -> WriteRequest:
 
 def write_andx_response(req: smb1.Header, count: int, status: int = 0) -> bytes:
     """Server: WRITE_ANDX reply (WordCount 6): how many bytes were taken."""
-    if status & 0xC0000000 == 0xC0000000:
+    if is_error(status):
         return error_response(req, status, WRITE_ANDX)
     words = WriteResponseWords(count=count & 0xFFFF, count_high=count >> 16, available=0xFFFF).pack()
     return _message(reply_header(req, status, WRITE_ANDX), words, b"")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from .errors import ProtocolError
 from .fields import Layout, take
+from .status import NtStatus
 
 MAGIC = b"\xfeSMB"
 TRANSFORM_MAGIC = b"\xfdSMB"
@@ -65,6 +66,8 @@ HASH_SHA512 = 1
 MAX_CONTEXTS = 32
 MAX_CONTEXT_DATA = 1024
 MAX_SECURITY_BUFFER = 16384
+#: SESSION_SETUP answers that carry a security blob and session flags
+_SETUP_CONTINUES = (NtStatus.SUCCESS, NtStatus.MORE_PROCESSING_REQUIRED)
 
 
 class Header(Layout):
@@ -393,9 +396,9 @@ def parse_session_setup_response(msg: bytes) -> SessionSetupResponse:
         return SessionSetupResponse(hdr.status, hdr.session_id, 0, b"")
     fixed = SessionSetupResponseFixed.unpack_from(msg, Header.size)
     blob = b""
-    if hdr.status in (0, 0xC0000016) and fixed.security_length:
+    if hdr.status in _SETUP_CONTINUES and fixed.security_length:
         blob = take(msg, fixed.security_offset, fixed.security_length, "smb2: security buffer", cap=MAX_SECURITY_BUFFER)
-    flags = fixed.session_flags if hdr.status in (0, 0xC0000016) else 0
+    flags = fixed.session_flags if hdr.status in _SETUP_CONTINUES else 0
     return SessionSetupResponse(hdr.status, hdr.session_id, flags, blob)
 
 
@@ -413,11 +416,6 @@ CLOSE = 0x0006
 READ = 0x0008
 WRITE = 0x0009
 IOCTL = 0x000B
-
-SHARE_TYPE_DISK = 0x01
-SHARE_TYPE_PIPE = 0x02
-SHARE_TYPE_PRINT = 0x03
-
 
 @dataclass(slots=True)
 class NegotiateRequest:
@@ -565,30 +563,6 @@ def session_setup_response(
     )
     hdr = response_header(SESSION_SETUP, message_id, status, session_id=session_id, credits=credits, credit_charge=1)
     return hdr + fixed.pack() + security_blob
-
-
-def parse_tree_connect_request(msg: bytes) -> tuple[Header, str]:
-    """(header, path) of a TREE_CONNECT request; the path is \\\\server\\share."""
-    hdr = parse_header(msg)
-    if hdr.command != TREE_CONNECT or hdr.flags & FLAG_RESPONSE:
-        raise ProtocolError("smb2: not a TREE_CONNECT request")
-    _size, _flags, off, length = struct.unpack_from("<HHHH", take(msg, Header.size, 8, "smb2: tree connect"))
-    path = take(msg, off, length, "smb2: tree connect path", cap=1024)
-    return hdr, path.decode("utf-16-le", "replace")
-
-
-def tree_connect_response(
-    message_id: int,
-    session_id: int,
-    tree_id: int,
-    share_type: int,
-    maximal_access: int,
-    share_flags: int = 0,
-    capabilities: int = 0,
-    credits: int = 1,
-) -> bytes:
-    hdr = response_header(TREE_CONNECT, message_id, session_id=session_id, tree_id=tree_id, credits=credits, credit_charge=1)
-    return hdr + struct.pack("<HBBIII", 16, share_type, 0, share_flags, capabilities, maximal_access)
 
 
 def simple_response(command: int, message_id: int, session_id: int = 0, tree_id: int = 0, credits: int = 1) -> bytes:

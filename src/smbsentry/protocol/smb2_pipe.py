@@ -20,14 +20,15 @@ from dataclasses import dataclass
 
 from . import smb2
 from .errors import ProtocolError
+from .status import NtStatus, is_error
 from .fields import Layout, take
 from .smb2 import CLOSE, CREATE, IOCTL, READ, TREE_CONNECT, TREE_DISCONNECT, WRITE  # one definition, in smb2
 
 COMMAND_NAMES = {TREE_CONNECT: "TREE_CONNECT", TREE_DISCONNECT: "TREE_DISCONNECT", CREATE: "CREATE",
                  CLOSE: "CLOSE", READ: "READ", WRITE: "WRITE", IOCTL: "IOCTL"}
 
-STATUS_PENDING = 0x00000103
-STATUS_BUFFER_OVERFLOW = 0x80000005
+STATUS_PENDING = NtStatus.PENDING
+STATUS_BUFFER_OVERFLOW = NtStatus.BUFFER_OVERFLOW
 FLAG_ASYNC = 0x00000002
 
 FSCTL_PIPE_TRANSCEIVE = 0x0011C017
@@ -359,15 +360,17 @@ def tree_connect_response(
     share_flags: int = 0,
     capabilities: int = 0,
     status: int = 0,
+    credits: int | None = None,
 ) -> bytes:
     """Server: TREE_CONNECT response assigning `tree_id` (or the ERROR
     response for a refusal such as STATUS_ACCESS_DENIED or
-    STATUS_BAD_NETWORK_NAME)."""
+    STATUS_BAD_NETWORK_NAME).  The one TREE_CONNECT builder: the lab's
+    SMB2 server answers with it too (`credits`: its grant)."""
     if status:
         return error_response(req, status, command=TREE_CONNECT)
     body = TreeConnectResponseFixed(share_type=share_type, share_flags=share_flags, capabilities=capabilities,
                                     maximal_access=maximal_access).pack()
-    return reply_header(req, 0, tree_id=tree_id, command=TREE_CONNECT) + body
+    return reply_header(req, 0, tree_id=tree_id, credits=credits, command=TREE_CONNECT) + body
 
 
 @dataclass(slots=True)

@@ -187,6 +187,11 @@ class Connection:
                 raise ScanError(IO_TIMEOUT, f"no complete reply within {timeout:g}s")
         return proto.messages.popleft()
 
+    @property
+    def max_frame(self) -> int:
+        """The largest message this connection takes (its FrameReader's cap)."""
+        return self._proto.reader.max_frame
+
     def send(self, payload: bytes) -> None:
         if self._proto.error is not None:
             raise self._proto.error

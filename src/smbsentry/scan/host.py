@@ -17,6 +17,7 @@ from typing import Any
 from ..checks.base import Access, IpcSession, Need
 from ..model import HostResult
 from ..protocol import status
+from ..protocol.session import LOGON_ORDER
 from .connection import RESET, Connection, ScanError
 from .session import Credentials, Logon, Smb1Client, Smb2Client
 
@@ -198,7 +199,7 @@ class HostContext:
             self._ipc = (None, self._smb1_missing())
             return self._ipc
         attempts = []
-        for kind in ("anonymous", "guest", "credentials"):
+        for kind in LOGON_ORDER:
             logon = await self._smb1_logon(kind)
             if logon is None:
                 continue
@@ -212,11 +213,7 @@ class HostContext:
                     attempts.append(f"{kind} session: IPC$ tree connect refused with {status.describe(code)}")
                     continue
                 tid = self._ipc_tids[("SMB1", kind)]
-            conn, timeout = client.conn, client.timeout
-            self._ipc = (
-                IpcSession(kind, self.smb1_port or 445, logon.uid, tid, lambda b: conn.request(b, timeout), client.next_mid),
-                "",
-            )
+            self._ipc = (IpcSession(kind, self.smb1_port or 445, logon.uid, tid, client.ipc_transaction(logon.uid, tid)), "")
             return self._ipc
         if self.credentials is None:
             attempts.append("no credentials given")

@@ -1,228 +1,152 @@
-"""SMB1 and SMB2 client sessions on top of a Connection.
+"""The asyncio drivers of the SMB1 and SMB2 client sessions.
 
-These are the only places that pair the protocol builders with I/O.  The
-fingerprint and the checks drive them step by step and share one connection
-among several steps (negotiate, identity, null and guest logons, IPC$,
-transactions), which is where the scanner's economy of connections comes
-from.  Every method raises ScanError (from connection.py) and nothing else.
+The dialogue's state (message ids, credits, the pending NTLM leg, the logon
+order, trees) lives in the sans-I/O session objects of the protocol layer
+(protocol/smb1_session.py, protocol/smb2_session.py).  A driver here only
+moves their bytes over a Connection: `_run` sends what a Step asks, feeds
+the reply back, and returns the Step's event.  The fingerprint and the checks
+drive them step by step and share one connection among several steps
+(negotiate, identity, null and guest logons, IPC$, transactions), which is
+where the scanner's economy of connections comes from.  Every method raises
+ScanError (from connection.py) and nothing else.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from ..protocol import ntlm, smb1, smb2, spnego, status
+from ..protocol import ntlm, smb1, smb2
 from ..protocol.errors import ProtocolError
-from .connection import PROTOCOL, Connection, ScanError
+from ..protocol.netbios import DEFAULT_MAX_FRAME
+from ..protocol.session import NTLM_INIT, Challenge, Credentials, Logon, Negotiated, Step
+from ..protocol.smb1_session import Smb1Session
+from ..protocol.smb2_session import Smb2Session
+from .connection import CLOSED, PROTOCOL, RESET, Connection, ScanError
+
+__all__ = ["NTLM_INIT", "Credentials", "Logon", "Smb1Client", "Smb2Client"]
 
 
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    user: str
-    password: str
-    domain: str = ""
+class _Driver:
+    """Moves one session's bytes over one connection."""
 
-    def __repr__(self) -> str:  # never print a password
-        return f"Credentials(user={self.user!r}, domain={self.domain!r})"
+    __slots__ = ("conn", "timeout", "session")
 
-
-@dataclass(slots=True)
-class Logon:
-    """The outcome of one session setup attempt."""
-
-    kind: str  # anonymous | guest | credentials
-    status: int
-    uid: int = 0  # SMB1 UID or SMB2 SessionId
-    guest: bool = False
-    null: bool = False
-    session_key: bytes = b""
-
-    @property
-    def ok(self) -> bool:
-        return self.status == status.SUCCESS
-
-
-#: The first leg of every logon is the same NegTokenInit(NTLMSSP NEGOTIATE).
-NTLM_INIT = spnego.neg_token_init(ntlm.negotiate())
-
-
-def _parse(fn, msg: bytes):
-    try:
-        return fn(msg)
-    except ProtocolError as exc:
-        raise ScanError(PROTOCOL, str(exc)) from None
-
-
-class Smb1Client:
-    """An SMB1 dialogue: negotiate NT LM 0.12, logons, IPC$, transactions."""
-
-    def __init__(self, conn: Connection, timeout: float) -> None:
+    def __init__(self, conn: Connection, timeout: float, session) -> None:
         self.conn = conn
         self.timeout = timeout
-        self.mid = 0
-        self.negotiated: smb1.NegotiateResponse | None = None
-        self.first_setup: smb1.SessionSetupResponse | None = None
-        self.challenge: ntlm.Challenge | None = None
-        # A first leg nobody has answered yet: the next logon completes it
-        # instead of asking the server for a new challenge (one round trip less).
-        self._pending: tuple[smb1.SessionSetupResponse, ntlm.Challenge | None] | None = None
+        self.session = session
+
+    async def run(self, start: Callable[..., Step], *args: Any, label: str = "", wrap: bool = True, **kw: Any) -> Any:
+        """start(*args, **kw), then send, receive and feed until the event.
+        A ProtocolError becomes ScanError(protocol-error), prefixed with
+        `label` (unless `wrap` is false: the checks report it themselves)."""
+        session, conn, timeout = self.session, self.conn, self.timeout
+        try:
+            step = start(*args, **kw)
+            while step.event is None:
+                reply = await (conn.request(step.send, timeout) if step.send else conn.recv(timeout))
+                step = session.feed(reply)
+        except ProtocolError as exc:
+            if not wrap:
+                raise
+            raise ScanError(PROTOCOL, f"{label}: {exc}" if label else str(exc)) from None
+        return step.event
+
+    async def _negotiate(self, start, *args: Any, what: str) -> tuple[Any, str | None]:
+        try:
+            got: Negotiated = await self.run(start, *args)
+        except ScanError as exc:
+            if exc.kind in (RESET, CLOSED):
+                return None, f"{exc.kind} after {what} negotiate"
+            raise
+        return got.response, got.refusal
+
+
+class Smb1Client(_Driver):
+    """An SMB1 dialogue: negotiate NT LM 0.12, logons, IPC$, transactions."""
+
+    __slots__ = ()
+    session: Smb1Session
+
+    def __init__(self, conn: Connection, timeout: float) -> None:
+        super().__init__(conn, timeout, Smb1Session(getattr(conn, "max_frame", DEFAULT_MAX_FRAME)))
+
+    @property
+    def negotiated(self) -> smb1.NegotiateResponse | None:
+        return self.session.negotiated
+
+    @property
+    def first_setup(self) -> smb1.SessionSetupResponse | None:
+        return self.session.first_setup
+
+    @property
+    def challenge(self) -> ntlm.Challenge | None:
+        return self.session.challenge
 
     def next_mid(self) -> int:
-        self.mid = (self.mid + 1) & 0xFFFF
-        return self.mid
+        return self.session.next_mid()
 
     async def negotiate(self) -> tuple[smb1.NegotiateResponse | None, str | None]:
-        """Offer only NT LM 0.12.  Returns (reply, None) when SMB1 answers, or
-        (None, why) when the server refused SMB1 (reset, close, SMB2 reply,
-        no dialect accepted).  Timeouts and garbage still raise."""
-        try:
-            reply = await self.conn.request(smb1.negotiate_request(mid=self.next_mid()), self.timeout)
-        except ScanError as exc:
-            if exc.kind in ("connection-reset", "connection-closed"):
-                return None, f"{exc.kind} after SMB1 negotiate"
-            raise
-        if reply[:4] == smb2.MAGIC:
-            return None, "answered the SMB1 negotiate with SMB2"
-        resp = _parse(smb1.parse_negotiate_response, reply)
-        if resp.status != 0:
-            return None, f"negotiate refused with {status.describe(resp.status)}"
-        if resp.dialect_index != 0 or resp.security_mode is None:
-            return None, "no NT LM 0.12 dialect accepted"
-        self.negotiated = resp
-        return resp, None
-
-    async def _setup(self, blob: bytes, uid: int = 0) -> smb1.SessionSetupResponse:
-        msg = smb1.session_setup_request(blob, mid=self.next_mid(), uid=uid)
-        return _parse(smb1.parse_session_setup_response, await self.conn.request(msg, self.timeout))
+        """(reply, None) when SMB1 answers, or (None, why) when the server
+        refused SMB1 (reset, close, SMB2 reply, no dialect accepted).
+        Timeouts and garbage still raise."""
+        return await self._negotiate(self.session.negotiate, what="SMB1")
 
     async def ntlm_challenge(self) -> tuple[smb1.SessionSetupResponse, ntlm.Challenge | None]:
         """First leg of an extended-security logon: NativeOS/NativeLanMan and
         the NTLM CHALLENGE (the server's identity) come back here."""
-        resp = await self._setup(NTLM_INIT)
-        challenge = None
-        if resp.status == status.MORE_PROCESSING_REQUIRED and resp.security_blob:
-            token = _parse(spnego.parse, resp.security_blob)
-            if token.mech_token:
-                challenge = _parse(ntlm.parse_challenge, token.mech_token)
-        if self.first_setup is None:
-            self.first_setup, self.challenge = resp, challenge
-        self._pending = (resp, challenge)
-        return resp, challenge
+        got: Challenge = await self.run(self.session.ntlm_challenge)
+        return got.response, got.challenge
 
     async def logon(self, kind: str, creds: Credentials | None = None) -> Logon:
-        """Complete a logon: anonymous, guest (user Guest, empty password) or
-        with the user's credentials."""
-        if self.negotiated is None:
-            raise ScanError(PROTOCOL, "logon before negotiate")
-        if not self.negotiated.extended_security:
-            return await self._basic_logon(kind, creds)
-        if self._pending is None:
-            await self.ntlm_challenge()
-        assert self._pending is not None
-        (first, challenge), self._pending = self._pending, None
-        if first.status != status.MORE_PROCESSING_REQUIRED or challenge is None:
-            return Logon(kind, first.status)
-        auth = _authenticate(challenge, kind, creds)
-        resp = await self._setup(spnego.neg_token_resp(auth.message), uid=first.uid)
-        return Logon(kind, resp.status, resp.uid, resp.guest, kind == "anonymous", auth.session_key)
+        """A logon: anonymous, guest (user Guest, empty password) or with the user's credentials."""
+        return await self.run(self.session.logon, kind, creds)
 
-    async def _basic_logon(self, kind: str, creds: Credentials | None) -> Logon:
-        if kind == "anonymous":
-            msg = smb1.session_setup_basic_request(self.next_mid())
-        elif kind == "guest":
-            msg = smb1.session_setup_basic_request(self.next_mid(), account="Guest")
-        else:
-            # Plain-text or LM challenge-response logons are not offered: a
-            # server without extended security gets only null/guest probes.
-            return Logon(kind, status.NOT_SUPPORTED)
-        resp = _parse(smb1.parse_session_setup_response, await self.conn.request(msg, self.timeout))
-        if self.first_setup is None:
-            self.first_setup = resp
-        return Logon(kind, resp.status, resp.uid, resp.guest, kind == "anonymous")
-
-    async def tree_connect(self, path: str, uid: int) -> smb1.TreeConnectResponse:
-        msg = smb1.tree_connect_request(path, mid=self.next_mid(), uid=uid)
-        return _parse(smb1.parse_tree_connect_response, await self.conn.request(msg, self.timeout))
+    async def tree_connect(self, path: str, uid: int, label: str = ""):
+        """TREE_CONNECT_ANDX: smb1_pipe.TreeConnectResponse (status, tid, maximal access)."""
+        return await self.run(self.session.tree_connect, path, uid, label=label)
 
     async def transaction(self, request: bytes) -> smb1.TransactionResponse:
-        return _parse(smb1.parse_transaction_response, await self.conn.request(request, self.timeout))
+        """A transaction the caller built whole, with its own MID."""
+        return await self.run(self.session.raw_transaction, request)
+
+    def ipc_transaction(self, uid: int, tid: int) -> Callable[..., Awaitable[smb1.TransactionResponse]]:
+        """The checks' transaction call on the tree `tid` (checks.base.IpcSession):
+        built and numbered by the session; a reply that does not parse
+        raises ProtocolError, which the check runner reports as such."""
+
+        async def transaction(command: int, setup: tuple[int, ...], **fields: Any) -> smb1.TransactionResponse:
+            return await self.run(self.session.transaction, command, uid, tid, setup, wrap=False, **fields)
+
+        return transaction
 
 
-class Smb2Client:
+class Smb2Client(_Driver):
     """An SMB2/3 dialogue: negotiate with contexts, NTLM identity, logons."""
 
+    __slots__ = ()
+    session: Smb2Session
+
     def __init__(self, conn: Connection, timeout: float) -> None:
-        self.conn = conn
-        self.timeout = timeout
-        self.message_id = 0
-        self.negotiated: smb2.NegotiateResponse | None = None
-        self._pending: tuple[smb2.SessionSetupResponse, ntlm.Challenge | None] | None = None
+        super().__init__(conn, timeout, Smb2Session(getattr(conn, "max_frame", DEFAULT_MAX_FRAME)))
+
+    @property
+    def negotiated(self) -> smb2.NegotiateResponse | None:
+        return self.session.negotiated
 
     def next_id(self) -> int:
-        self.message_id += 1
-        return self.message_id
+        return self.session.next_id()
 
     async def negotiate(
         self, dialects: tuple[int, ...] = smb2.ALL_DIALECTS, contexts: list | None = None
     ) -> tuple[smb2.NegotiateResponse | None, str | None]:
         """Returns (reply, None), or (None, why) when none of `dialects` is accepted."""
-        try:
-            reply = await self.conn.request(smb2.negotiate_request(dialects, contexts, message_id=0), self.timeout)
-        except ScanError as exc:
-            if exc.kind in ("connection-reset", "connection-closed"):
-                return None, f"{exc.kind} after SMB2 negotiate"
-            raise
-        if reply[:4] == smb1.MAGIC:
-            return None, "answered the SMB2 negotiate with SMB1"
-        hdr = _parse(smb2.parse_header, reply)
-        if hdr.status != 0:
-            return None, f"negotiate refused with {status.describe(hdr.status)}"
-        resp = _parse(smb2.parse_negotiate_response, reply)
-        if resp.dialect not in smb2.DIALECTS or resp.dialect not in dialects:
-            return None, f"server chose dialect 0x{resp.dialect:04x}, which was not offered"
-        self.negotiated = resp
-        return resp, None
-
-    async def _setup(self, blob: bytes, session_id: int = 0) -> smb2.SessionSetupResponse:
-        msg = smb2.session_setup_request(blob, self.next_id(), session_id=session_id)
-        return _parse(smb2.parse_session_setup_response, await self.conn.request(msg, self.timeout))
+        return await self._negotiate(self.session.negotiate, dialects, contexts, what="SMB2")
 
     async def ntlm_challenge(self) -> tuple[smb2.SessionSetupResponse, ntlm.Challenge | None]:
-        resp = await self._setup(NTLM_INIT)
-        challenge = None
-        if resp.status == status.MORE_PROCESSING_REQUIRED and resp.security_blob:
-            token = _parse(spnego.parse, resp.security_blob)
-            if token.mech_token:
-                challenge = _parse(ntlm.parse_challenge, token.mech_token)
-        self._pending = (resp, challenge)
-        return resp, challenge
+        got: Challenge = await self.run(self.session.ntlm_challenge)
+        return got.response, got.challenge
 
     async def logon(self, kind: str, creds: Credentials | None = None) -> Logon:
-        if self._pending is None:
-            await self.ntlm_challenge()
-        assert self._pending is not None
-        (first, challenge), self._pending = self._pending, None
-        if first.status != status.MORE_PROCESSING_REQUIRED or challenge is None:
-            return Logon(kind, first.status)
-        auth = _authenticate(challenge, kind, creds)
-        resp = await self._setup(spnego.neg_token_resp(auth.message), session_id=first.session_id)
-        return Logon(
-            kind,
-            resp.status,
-            resp.session_id,
-            bool(resp.session_flags & smb2.SESSION_FLAG_GUEST),
-            bool(resp.session_flags & smb2.SESSION_FLAG_NULL),
-            auth.session_key,
-        )
-
-
-def _authenticate(challenge: ntlm.Challenge, kind: str, creds: Credentials | None) -> ntlm.AuthResult:
-    if kind == "anonymous":
-        return ntlm.authenticate(challenge, anonymous=True)
-    if kind == "guest":
-        # No key exchange: a guest session is never signed, so the RC4 step
-        # would be wasted work on every host.
-        return ntlm.authenticate(challenge, user="Guest", password="", domain="", key_exchange=False)
-    if creds is None:
-        raise ScanError(PROTOCOL, "credential logon without credentials")
-    return ntlm.authenticate(challenge, user=creds.user, password=creds.password, domain=creds.domain)
+        return await self.run(self.session.logon, kind, creds)

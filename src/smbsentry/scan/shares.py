@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..protocol import dcerpc, smb1, smb1_pipe, smb2, smb2_pipe, srvsvc, status
+from ..protocol import dcerpc, smb1_pipe, smb2_pipe, srvsvc, status
 from ..protocol.errors import ProtocolError
 from .connection import PROTOCOL, ScanError
 from .session import Smb1Client, Smb2Client
@@ -37,11 +37,8 @@ MAX_FRAG = dcerpc.DEFAULT_MAX_FRAG
 PIPE_READ_SIZE = MAX_FRAG
 #: Pipe reads for one reply: MAX_STUB / a small fragment, with room to spare.
 MAX_READS = 512
-#: Interim (STATUS_PENDING) or unsolicited messages skipped per request.
-MAX_SKIPPED = 8
-OPLOCK_BREAK_ID = 0xFFFFFFFFFFFFFFFF
 #: IOCTL answers that mean "no FSCTL_PIPE_TRANSCEIVE here": fall back to WRITE + READ.
-NO_TRANSCEIVE = (status.NOT_SUPPORTED, 0xC0000010)  # STATUS_INVALID_DEVICE_REQUEST
+NO_TRANSCEIVE = (status.NOT_SUPPORTED, status.INVALID_DEVICE_REQUEST)
 
 STEP_TREE = "tree connect IPC$"
 STEP_OPEN = "open \\srvsvc"
@@ -112,47 +109,23 @@ def _refused(listing: ShareListing, step: str, code: int) -> ShareListing:
 
 
 # -- the pipe transports ----------------------------------------------------------
+# Every message goes through the client's session object (protocol/smb1_session.py,
+# protocol/smb2_session.py): it numbers the request, checks the reply's message id,
+# skips interim replies and joins replies in parts; these classes only say what to send.
 
 
 class _Smb1Pipe:
     def __init__(self, client: Smb1Client, uid: int, tid: int, fid: int) -> None:
         self.client, self.uid, self.tid, self.fid = client, uid, tid, fid
 
-    async def _request(self, step: str, msg: bytes, mid: int) -> bytes:
-        reply = await self.client.conn.request(msg, self.client.timeout)
-        return _check_mid(step, reply, mid)
-
     async def transact(self, step: str, pdu: bytes) -> tuple[int, bytes]:
-        mid = self.client.next_mid()
-        msg = _parse(step, smb1_pipe.transact_nmpipe_request, self.fid, pdu, mid, self.uid, self.tid, PIPE_READ_SIZE)
-        part = _parse(step, smb1_pipe.parse_transaction_response_part, await self._request(step, msg, mid))
-        if part.status & 0xC0000000 == 0xC0000000:
-            return part.status, b""
-        if part.data_displacement != 0:
-            raise ScanError(PROTOCOL, f"{step}: first transaction reply part at {part.data_displacement}")
-        data = bytearray(part.data)
-        # a reply split over several messages: collect until total_data
-        for _ in range(MAX_READS):
-            if len(data) >= part.total_data:
-                break
-            reply = _check_mid(step, await self.client.conn.recv(self.client.timeout), mid)
-            part = _parse(step, smb1_pipe.parse_transaction_response_part, reply)
-            if part.status & 0xC0000000 == 0xC0000000:
-                return part.status, b""
-            if part.data_displacement != len(data):
-                raise ScanError(PROTOCOL, f"{step}: transaction reply part at {part.data_displacement}, "
-                                          f"expected {len(data)}")
-            if not part.data:
-                raise ScanError(PROTOCOL, f"{step}: empty transaction reply part")
-            data += part.data
-        else:
-            raise ScanError(PROTOCOL, f"{step}: transaction reply in more than {MAX_READS} parts")
-        return part.status, bytes(data)
+        c = self.client
+        return await c.run(c.session.pipe_transact, self.fid, pdu, self.uid, self.tid, PIPE_READ_SIZE, label=step)
 
     async def read(self, step: str) -> tuple[int, bytes]:
-        mid = self.client.next_mid()
-        msg = smb1_pipe.read_andx_request(self.fid, mid, self.uid, self.tid, PIPE_READ_SIZE)
-        resp = _parse(step, smb1_pipe.parse_read_andx_response, await self._request(step, msg, mid))
+        c = self.client
+        resp = await c.run(c.session.call, smb1_pipe.read_andx_request, smb1_pipe.parse_read_andx_response, self.fid,
+                           uid=self.uid, tid=self.tid, max_count=PIPE_READ_SIZE, label=step)
         return resp.status, resp.data
 
 
@@ -160,50 +133,26 @@ class _Smb2Pipe:
     def __init__(self, client: Smb2Client, session_id: int, tree_id: int, file_id: bytes) -> None:
         self.client, self.session_id, self.tree_id, self.file_id = client, session_id, tree_id, file_id
 
+    async def _call(self, step: str, build, parse, *head, **kw):
+        c = self.client
+        return await c.run(c.session.call, build, parse, *head, session_id=self.session_id, tree_id=self.tree_id,
+                           label=step, **kw)
+
     async def transact(self, step: str, pdu: bytes) -> tuple[int, bytes]:
-        mid = self.client.next_id()
-        msg = _parse(step, smb2_pipe.ioctl_request, self.file_id, pdu, mid, self.session_id, self.tree_id,
-                     PIPE_READ_SIZE)
-        resp = _parse(step, smb2_pipe.parse_ioctl_response, await _smb2_request(self.client, step, msg, mid))
+        resp = await self._call(step, smb2_pipe.ioctl_request, smb2_pipe.parse_ioctl_response, self.file_id, pdu,
+                                max_output=PIPE_READ_SIZE)
         if resp.status in NO_TRANSCEIVE:
             # a server without FSCTL_PIPE_TRANSCEIVE: WRITE the PDU, READ the reply
-            mid = self.client.next_id()
-            msg = _parse(step, smb2_pipe.write_request, self.file_id, pdu, mid, self.session_id, self.tree_id)
-            w = _parse(step, smb2_pipe.parse_write_response, await _smb2_request(self.client, step, msg, mid))
+            w = await self._call(step, smb2_pipe.write_request, smb2_pipe.parse_write_response, self.file_id, pdu)
             if w.status != 0:
                 return w.status, b""
             return await self.read(step)
         return resp.status, resp.output
 
     async def read(self, step: str) -> tuple[int, bytes]:
-        mid = self.client.next_id()
-        msg = smb2_pipe.read_request(self.file_id, PIPE_READ_SIZE, mid, self.session_id, self.tree_id)
-        resp = _parse(step, smb2_pipe.parse_read_response, await _smb2_request(self.client, step, msg, mid))
+        resp = await self._call(step, smb2_pipe.read_request, smb2_pipe.parse_read_response, self.file_id,
+                                PIPE_READ_SIZE)
         return resp.status, resp.data
-
-
-def _check_mid(step: str, reply: bytes, mid: int) -> bytes:
-    got = _parse(step, smb1.Header.unpack_from, reply)
-    if got.protocol != smb1.MAGIC:
-        raise ScanError(PROTOCOL, f"{step}: reply is not SMB1")
-    if got.mid != mid:
-        raise ScanError(PROTOCOL, f"{step}: reply MID {got.mid}, expected {mid}")
-    return reply
-
-
-async def _smb2_request(client: Smb2Client, step: str, msg: bytes, message_id: int) -> bytes:
-    """Send one request; skip interim STATUS_PENDING answers and oplock
-    breaks; the reply must carry the request's MessageId."""
-    reply = await client.conn.request(msg, client.timeout)
-    for _ in range(MAX_SKIPPED):
-        hdr = _parse(step, smb2.parse_header, reply)
-        interim = hdr.status == smb2_pipe.STATUS_PENDING and hdr.flags & smb2_pipe.FLAG_ASYNC
-        if not interim and hdr.message_id != OPLOCK_BREAK_ID:
-            if hdr.message_id != message_id:
-                raise ScanError(PROTOCOL, f"{step}: reply MessageId {hdr.message_id}, expected {message_id}")
-            return reply
-        reply = await client.conn.recv(client.timeout)
-    raise ScanError(PROTOCOL, f"{step}: more than {MAX_SKIPPED} interim or unsolicited replies")
 
 
 # -- the RPC conversation, shared by both transports ---------------------------------
@@ -273,16 +222,8 @@ async def _enumerate(pipe: _Smb1Pipe | _Smb2Pipe, listing: ShareListing, address
 # -- SMB1 --------------------------------------------------------------------------
 
 
-async def _smb1_tree_connect(client: Smb1Client, uid: int, path: str, step: str) -> smb1_pipe.TreeConnectResponse:
-    mid = client.next_mid()
-    msg = _parse(step, smb1.tree_connect_request, path, mid, uid)
-    reply = _check_mid(step, await client.conn.request(msg, client.timeout), mid)
-    return _parse(step, smb1_pipe.parse_tree_connect_response, reply)
-
-
-async def _smb1_simple(client: Smb1Client, step: str, msg: bytes, mid: int, command: int) -> int:
-    reply = _check_mid(step, await client.conn.request(msg, client.timeout), mid)
-    return _parse(step, smb1_pipe.parse_simple_response, reply, command).status
+async def _smb1_simple(client: Smb1Client, step: str, build, parse, *head, uid: int, tid: int) -> int:
+    return (await client.run(client.session.call, build, parse, *head, uid=uid, tid=tid, label=step)).status
 
 
 async def list_shares_smb1(client: Smb1Client, uid: int, address: str, tid: int | None = None) -> ShareListing:
@@ -293,14 +234,12 @@ async def list_shares_smb1(client: Smb1Client, uid: int, address: str, tid: int 
     listing = ShareListing("smb1")
     own_tree = tid is None
     if own_tree:
-        tree = await _smb1_tree_connect(client, uid, _unc(address, "IPC$"), STEP_TREE)
+        tree = await client.tree_connect(_unc(address, "IPC$"), uid, label=STEP_TREE)
         if tree.status != status.SUCCESS:
             return _refused(listing, STEP_TREE, tree.status)
         tid = tree.tid
-    mid = client.next_mid()
-    msg = _parse(STEP_OPEN, smb1_pipe.nt_create_request, "\\" + srvsvc.PIPE_NAME, mid, uid, tid)
-    reply = _check_mid(STEP_OPEN, await client.conn.request(msg, client.timeout), mid)
-    opened = _parse(STEP_OPEN, smb1_pipe.parse_nt_create_response, reply)
+    opened = await client.run(client.session.call, smb1_pipe.nt_create_request, smb1_pipe.parse_nt_create_response,
+                              "\\" + srvsvc.PIPE_NAME, uid=uid, tid=tid, label=STEP_OPEN)
     if opened.status != status.SUCCESS or opened.fid is None:
         _refused(listing, STEP_OPEN, opened.status)
         await _smb1_cleanup(client, uid, tid, None, listing, own_tree)
@@ -315,18 +254,20 @@ async def _smb1_cleanup(client: Smb1Client, uid: int, tid: int, fid: int | None,
     """Close the pipe and leave IPC$; a refusal here does not undo the listing."""
     problems = []
     if fid is not None:
-        mid = client.next_mid()
-        code = await _smb1_simple(client, "close", smb1_pipe.close_request(fid, mid, uid, tid), mid, smb1_pipe.CLOSE)
+        code = await _smb1_simple(client, "close", smb1_pipe.close_request, smb1_pipe.parse_close_response, fid,
+                                  uid=uid, tid=tid)
         if code:
             problems.append(f"close: {status.describe(code)}")
     if leave_tree:
-        mid = client.next_mid()
-        code = await _smb1_simple(client, "tree disconnect", smb1_pipe.tree_disconnect_request(mid, uid, tid), mid,
-                                  smb1_pipe.TREE_DISCONNECT)
+        code = await _smb1_tree_disconnect(client, uid, tid)
         if code:
             problems.append(f"tree disconnect: {status.describe(code)}")
     if problems:
         listing.cleanup_error = "; ".join(problems)
+
+
+async def _smb1_tree_disconnect(client: Smb1Client, uid: int, tid: int) -> int:
+    return (await client.run(client.session.tree_disconnect, uid, tid, label="tree disconnect")).status
 
 
 async def probe_share_access_smb1(client: Smb1Client, uid: int, address: str, share: str,
@@ -335,7 +276,7 @@ async def probe_share_access_smb1(client: Smb1Client, uid: int, address: str, sh
     MaximalShareAccessRights; disconnect (unless the caller is about to drop
     the connection anyway).  Nothing is opened or written."""
     step = f"tree connect {share}"
-    tree = await _smb1_tree_connect(client, uid, _unc(address, share), step)
+    tree = await client.tree_connect(_unc(address, share), uid, label=step)
     if tree.status != status.SUCCESS:
         return ShareAccess(share, tree.status, reason=f"{step}: {status.describe(tree.status)}")
     access = ShareAccess(share, tree.status, tree.maximal_access, tree.guest_maximal_access, tree.service,
@@ -343,9 +284,7 @@ async def probe_share_access_smb1(client: Smb1Client, uid: int, address: str, sh
     if tree.maximal_access is None:
         access.reason = "no extended tree connect response: maximal access not reported"
     if disconnect:
-        mid = client.next_mid()
-        await _smb1_simple(client, "tree disconnect", smb1_pipe.tree_disconnect_request(mid, uid, tree.tid), mid,
-                           smb1_pipe.TREE_DISCONNECT)
+        await _smb1_tree_disconnect(client, uid, tree.tid)
     return access
 
 
@@ -354,9 +293,7 @@ async def probe_share_access_smb1(client: Smb1Client, uid: int, address: str, sh
 
 async def _smb2_tree_connect(client: Smb2Client, session_id: int, path: str,
                              step: str) -> smb2_pipe.TreeConnectResponse:
-    mid = client.next_id()
-    msg = _parse(step, smb2_pipe.tree_connect_request, path, mid, session_id)
-    return _parse(step, smb2_pipe.parse_tree_connect_response, await _smb2_request(client, step, msg, mid))
+    return await client.run(client.session.tree_connect, path, session_id, label=step)
 
 
 async def list_shares_smb2(client: Smb2Client, session_id: int, address: str,
@@ -370,9 +307,8 @@ async def list_shares_smb2(client: Smb2Client, session_id: int, address: str,
         if tree.status != status.SUCCESS:
             return _refused(listing, STEP_TREE, tree.status)
         tree_id = tree.tree_id
-    mid = client.next_id()
-    msg = smb2_pipe.create_request(srvsvc.PIPE_NAME, mid, session_id, tree_id)
-    opened = _parse(STEP_OPEN, smb2_pipe.parse_create_response, await _smb2_request(client, STEP_OPEN, msg, mid))
+    opened = await client.run(client.session.call, smb2_pipe.create_request, smb2_pipe.parse_create_response,
+                              srvsvc.PIPE_NAME, session_id=session_id, tree_id=tree_id, label=STEP_OPEN)
     if opened.status != status.SUCCESS or opened.file_id is None:
         _refused(listing, STEP_OPEN, opened.status)
         await _smb2_cleanup(client, session_id, tree_id, None, listing, own_tree)
@@ -386,9 +322,8 @@ async def _smb2_cleanup(client: Smb2Client, session_id: int, tree_id: int, file_
                         listing: ShareListing, leave_tree: bool = True) -> None:
     problems = []
     if file_id is not None:
-        mid = client.next_id()
-        msg = smb2_pipe.close_request(file_id, mid, session_id, tree_id)
-        resp = _parse("close", smb2_pipe.parse_close_response, await _smb2_request(client, "close", msg, mid))
+        resp = await client.run(client.session.call, smb2_pipe.close_request, smb2_pipe.parse_close_response,
+                                file_id, session_id=session_id, tree_id=tree_id, label="close")
         if resp.status:
             problems.append(f"close: {status.describe(resp.status)}")
     if leave_tree:
@@ -400,10 +335,7 @@ async def _smb2_cleanup(client: Smb2Client, session_id: int, tree_id: int, file_
 
 
 async def _smb2_tree_disconnect(client: Smb2Client, session_id: int, tree_id: int) -> int:
-    mid = client.next_id()
-    msg = smb2_pipe.tree_disconnect_request(mid, session_id, tree_id)
-    reply = await _smb2_request(client, "tree disconnect", msg, mid)
-    return _parse("tree disconnect", smb2_pipe.parse_tree_disconnect_response, reply).status
+    return (await client.run(client.session.tree_disconnect, session_id, tree_id, label="tree disconnect")).status
 
 
 async def probe_share_access_smb2(client: Smb2Client, session_id: int, address: str, share: str,
