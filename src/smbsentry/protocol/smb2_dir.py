@@ -19,6 +19,7 @@ from . import smb2
 from .errors import ProtocolError
 from .fields import Layout, take
 from .smb2_pipe import _request, _request_of, _response_of, _utf16, error_response, reply_header
+from .status import NtStatus
 
 QUERY_DIRECTORY = 0x000E
 QUERY_INFO = 0x0010
@@ -132,7 +133,7 @@ def parse_query_info_request(msg: bytes) -> QueryInfoRequest:
 def output_response(req: smb2.Header, command: int, data: bytes, status: int = 0) -> bytes:
     """Server: a QUERY_DIRECTORY / QUERY_INFO answer (status 0 or STATUS_BUFFER_OVERFLOW with data),
     or the ERROR response for any other failure."""
-    if status and not (status == 0x80000005 and data):
+    if status and not (status == NtStatus.BUFFER_OVERFLOW and data):
         return error_response(req, status, command=command)
     offset = smb2.Header.size + OutputResponseFixed.size
     return reply_header(req, status, command=command) + OutputResponseFixed.build(offset=offset, length=len(data)) + (
