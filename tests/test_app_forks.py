@@ -53,9 +53,11 @@ def test_a_cancelled_child_never_runs_and_is_reaped(tmp_path):
         os.waitpid(later.pid, os.WNOHANG)  # reaped: no zombie left
 
 
-def test_a_child_killed_by_a_signal_reports_128_plus_the_signal():
+def test_a_child_killed_by_a_signal_is_minus_the_signal_and_an_exit_130_stays_130():
+    """Exit status 130 (the child caught Ctrl-C and said so) and death by SIGINT must not look alike."""
     later = Deferred.start(lambda: None, lambda m: os.kill(os.getpid(), signal.SIGKILL) or 0)
-    assert later.go("x") == 128 + signal.SIGKILL
+    assert later.go("x") == -signal.SIGKILL
+    assert Deferred.start(lambda: None, lambda m: 130).go("x") == 130
 
 
 def test_an_exception_in_the_child_is_status_1_with_its_traceback_on_stderr(capfd):

@@ -120,9 +120,13 @@ def test_a_bad_inventory_is_named_and_the_rest_still_written(lab, tmp_path):
 def test_respond_replaces_its_own_folder_and_refuses_another(lab, tmp_path):
     out, db = tmp_path / "response", tmp_path / "store.db"
     assert respond(out, db).returncode == 0
-    (out / "stale.txt").write_text("from before")
+    (out / "audit.jsonl").write_text("{}\n")  # what an earlier run with --inventories left
     assert respond(out, db).returncode == 0
-    assert not (out / "stale.txt").exists()
+    assert not (out / "audit.jsonl").exists()  # replaced whole: no stale file of an earlier run stays
+    (out / "notes.txt").write_text("mine")  # a file respond never writes: the folder is no longer only ours
+    r = respond(out, db)
+    assert r.returncode == 2 and "not a folder `respond` wrote" in r.stderr
+    assert (out / "notes.txt").read_text() == "mine"
     other = tmp_path / "documents"
     other.mkdir()
     (other / "keep.txt").write_text("keep")
@@ -162,3 +166,49 @@ def test_respond_against_a_real_samba(samba_smb1_guest, tmp_path):
     assert {"smbv1-enabled", "smb-guest-access"} <= {a_f for a in report["actions"] for a_f in a["findings"]}
     plan = json.loads((out / "plan" / "plan.json").read_text("utf-8"))
     assert "samba-smb1" in [s["id"] for s in plan["hosts"][0]["steps"]]
+
+
+def test_a_folder_that_merely_holds_a_report_json_is_never_replaced(tmp_path):
+    """Only a folder respond wrote (its files, report.json of its format) is replaced: a project folder that
+    happens to hold a report.json keeps every file."""
+    mine = tmp_path / "project"
+    (mine / "src").mkdir(parents=True)
+    (mine / "report.json").write_text('{"mine": true}')
+    (mine / "thesis.tex").write_text("precious")
+    theirs = tmp_path / "looks-like-ours"
+    theirs.mkdir()
+    (theirs / "report.json").write_text('{"format": "smbsentry-report"}')
+    (theirs / "notes.txt").write_text("keep")
+    for out in (mine, theirs):
+        r = run("respond", "127.80.9.1", "--ports", "44491", "-o", out, "--no-store", "-q")
+        assert r.returncode == 2 and "not a folder `respond` wrote" in r.stderr, (r.stdout, r.stderr)
+    assert (mine / "thesis.tex").read_text() == "precious" and (mine / "src").is_dir()
+    assert (theirs / "notes.txt").read_text() == "keep"
+
+
+@pytest.mark.parametrize("case", ["missing-inventory", "current-folder", "broken-kb"])
+def test_refusals_come_before_the_scan(tmp_path, case):
+    """What can be checked before the scan is: a mistyped inventory path, `-o .`, a damaged user catalog: one
+    line, exit 2, no scan recorded, nothing left behind."""
+    env = dict(os.environ)
+    args = ["respond", "127.80.9.1-3", "--ports", "44491", "--timeout", "0.5", "--db", tmp_path / "s.db", "-q"]
+    cwd = None
+    if case == "missing-inventory":
+        args += ["-o", tmp_path / "response", "--inventories", tmp_path / "nope.txt"]
+        needle = "nope.txt: no such file or folder (nothing scanned)"
+    elif case == "current-folder":
+        cwd = tmp_path / "here"
+        cwd.mkdir()
+        args += ["-o", "."]
+        needle = "is the current folder"
+    else:
+        (tmp_path / "kb").mkdir()
+        (tmp_path / "kb" / "catalog.json").write_text("garbage")
+        env["SMBSENTRY_KB_DIR"] = str(tmp_path / "kb")
+        args += ["-o", tmp_path / "response"]
+        needle = "the knowledge base cannot be read"
+    r = subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=120, env=env, cwd=cwd)
+    assert r.returncode == 2 and needle in r.stderr, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "s.db").exists() or not Store.open(str(tmp_path / "s.db")).scans()
+    assert not [p for p in tmp_path.rglob("*.tmp")]

@@ -71,10 +71,18 @@ def test_ipv6_cidr_gives_every_address():
         "2001:db8::", "2001:db8::1", "2001:db8::2", "2001:db8::3"]
 
 
-def test_huge_ipv6_cidr_is_lazy():
-    spec = parse_spec("2001:db8::/32")
-    assert spec.count == 2 ** 96
+def test_large_ipv6_cidr_is_lazy():
+    spec = parse_spec("2001:db8::/104")
+    assert spec.count == 2 ** 24
     assert addresses(itertools.islice(spec, 2)) == ["2001:db8::", "2001:db8::1"]
+
+
+@pytest.mark.parametrize("token", ["2001:db8::/32", "10.0.0.0/0", "10.0.0.0/7", "0.0.0.0-255.255.255.255"])
+def test_a_target_larger_than_a_slash_8_is_refused_with_its_size(token):
+    """A prefix typo (/0 for /16) must not become a sweep of the Internet."""
+    with pytest.raises(TargetError, match=r"covers [\d,]+ addresses; one target may cover at most 16,777,216"):
+        parse_spec(token)
+    assert parse_spec("10.0.0.0/8").count == 2 ** 24 - 2  # a /8 is still one target
 
 
 def test_full_range_crosses_octets():

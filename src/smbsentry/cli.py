@@ -158,7 +158,7 @@ def _scan_on_engines(req, queue, route, broker, shard_size, key_file, broker_wai
 )
 def respond(
     targets: list[str] = typer.Argument(None, help="Addresses, CIDRs, ranges, host names (as for scan)."),
-    out_dir: Path = typer.Option(..., "--output", "-o", help="Folder for the reports, the plan and the results (written whole at the end)."),
+    out_dir: Path = typer.Option(..., "--output", "-o", help="Folder for the reports, the plan and the results (written whole at the end): a new or empty folder, or one an earlier respond wrote and nothing else."),
     lang: str = typer.Option("en", "--lang", help="Language of the plan and of the list printed: en | zh (both reports are written)."),
     inventories: list[Path] = typer.Option([], "--inventories", help="Inventory files or folders to audit and merge (as for audit); repeatable."),
     targets_file: list[Path] = typer.Option([], "--targets-file", "-iL", help="File of targets: plain lines, nmap XML or masscan JSON."),

@@ -82,7 +82,7 @@ class Deferred:
         return cls(run, pid, w)
 
     def go(self, message: str) -> int:
-        """The child's exit status (128 + N when signal N ended it)."""
+        """The child's exit status; -N when signal N ended it (os.waitstatus_to_exitcode's convention)."""
         if self.pid is None:
             return self._run(message)
         try:
@@ -90,8 +90,7 @@ class Deferred:
         except OSError:
             pass  # the child is gone already: its status says how
         os.close(self._pipe)
-        status = self._wait()
-        return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+        return os.waitstatus_to_exitcode(self._wait())
 
     def cancel(self) -> None:
         if self.pid is None:

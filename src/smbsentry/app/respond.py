@@ -26,10 +26,14 @@ still written); 1 when DIR cannot be written.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
+import os
 import re
 import shutil
+import signal
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +43,7 @@ from rich.table import Table
 
 from ..textio import replace_folder
 from .forks import Deferred, side
-from .scanprep import ScanRequest
+from .scanprep import RequestError, ScanRequest, check_kb
 from .scans import run as run_scan
 
 REPORT_LANGS = ("en", "zh")
@@ -66,9 +70,35 @@ def _say(err: Console, message: str) -> None:
     err.print(f"smbsentry: {message}", markup=False, highlight=False, soft_wrap=True)
 
 
+WRITTEN = frozenset({"report.html", "report-zh.html", "report.json", "hosts.csv", "scan.jsonl", "audit.jsonl", "plan"})
+REPORT_HEAD = b'{"format": "smbsentry-report"'
+
+
+def _ours(out: Path) -> bool:
+    """Whether a folder holds what an earlier `respond` wrote and nothing else: the only folder it replaces."""
+    names = {p.name for p in out.iterdir()}
+    if not names:
+        return True
+    if not names <= WRITTEN or not (out / "report.json").is_file():
+        return False
+    with open(out / "report.json", "rb") as fh:
+        return fh.read(len(REPORT_HEAD)) == REPORT_HEAD
+
+
 def _check_out_dir(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "report.json").is_file())):
-        raise _Refused(2, f"{out} exists and is not a folder `respond` wrote: give a new or empty folder")
+    if not out.resolve().name or out.resolve() == Path.cwd().resolve():
+        raise _Refused(2, f"{out} is the current folder (or the root): give a folder for respond to write, "
+                          "e.g. -o response/")
+    if out.exists() and (not out.is_dir() or not _ours(out)):
+        raise _Refused(2, f"{out} exists and is not a folder `respond` wrote (it holds other files): give a new or "
+                          "empty folder")
+
+
+def _check_inventories(req: "RespondRequest") -> None:
+    """Before the scan, not after it: a mistyped path costs one line, not a whole scan."""
+    for p in req.inventories:
+        if not p.exists():
+            raise _Refused(2, f"{p}: no such file or folder (nothing scanned)")
 
 
 def _scan(req: RespondRequest, tmp: Path, err: Console) -> int | None:
@@ -230,11 +260,16 @@ def _respond(req: RespondRequest, out: Console, err: Console) -> int:
     target = req.out_dir
     try:
         _check_out_dir(target)
+        _check_inventories(req)
+        check_kb()
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     except _Refused as exc:
         _say(err, exc.message)
         return exc.status
+    except RequestError as exc:
+        _say(err, str(exc))
+        return 2
     except OSError as exc:
         _say(err, f"cannot write {target}: {exc.strerror or exc}")
         return 1
@@ -254,11 +289,19 @@ def _respond(req: RespondRequest, out: Console, err: Console) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     status = later.go("-" if scan_id is None else str(scan_id))
-    if status > 128:  # the child was killed before it could say why
+    if status >= 0:
+        if status != 0:
+            shutil.rmtree(tmp, ignore_errors=True)  # a child that failed before it could clean up after itself
+        return status
+    # the child was killed (-status is the signal) before it could say how far it got
+    interrupted = -status in (signal.SIGINT, signal.SIGTERM)
+    if not tmp.exists() and target.is_dir() and _ours(target) and (target / "report.json").is_file():
+        _say(err, f"stopped (signal {-status}) after {target} was written: the files are complete; the ranked "
+                  "list was not printed and the plan may not be recorded in the store")
+    else:
         shutil.rmtree(tmp, ignore_errors=True)
-        _say(err, f"writing {target} stopped (signal {status - 128}): nothing written there")
-        return 1
-    return status
+        _say(err, f"writing {target} stopped (signal {-status}): nothing written there")
+    return 130 if interrupted else 1
 
 
 def _warm() -> None:
@@ -314,10 +357,19 @@ def _finish(req: RespondRequest, tmp: Path, scan_id: int | None, out: Console, e
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _record(req, scan_id, audits, the_plan, err)
-    if not out.is_terminal:  # a file or a pipe: rows are not folded to 80 columns
-        out = Console(file=out.file, width=200, highlight=False)
-    print_actions(the_plan, req.lang, req.top, out)
+    try:
+        _record(req, scan_id, audits, the_plan, err)
+        if not out.is_terminal:  # a file or a pipe: rows are not folded to 80 columns
+            out = Console(file=out.file, width=200, highlight=False)
+        print_actions(the_plan, req.lang, req.top, out)
+    except KeyboardInterrupt:
+        _say(err, f"interrupted after {target} was written: the files are complete; the ranked list was not printed")
+        return 130
+    except BrokenPipeError:  # `| head`: the files are written, the rest of the list has nowhere to go
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so the exit does not flush into the closed pipe
+        _say(err, f"standard output closed: the ranked list was cut short ({target} is written)")
+        return 1
     files = ", ".join(n for n in ("report.html", "report-zh.html", "report.json", "hosts.csv", "scan.jsonl",
                                   "audit.jsonl" if audits else "", "plan/plan.md") if n)
     err.print(f"written to {target}: {files}", markup=False, highlight=False, soft_wrap=True)

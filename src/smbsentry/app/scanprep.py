@@ -104,6 +104,17 @@ def password_for(user: str, domain: str) -> str:
     return password
 
 
+def check_kb() -> None:
+    """The knowledge base loads (the packaged data and a newer catalog `kb update` kept): checked before a scan, so a
+    damaged user catalog is one line and exit 2, not an internal error on every host and a clean-looking exit 0."""
+    from ..kb.store import KbDataError, kb
+
+    try:
+        kb()
+    except KbDataError as exc:
+        raise RequestError(f"the knowledge base cannot be read: {exc} (`smbsentry kb info` says which file)") from None
+
+
 def check_format(fmt: str) -> None:
     from ..report.output import FORMATS
 
@@ -236,6 +247,7 @@ def _begin(req: ScanRequest):
 def prepare(req: ScanRequest) -> LocalScan:
     """The LocalScan for a request, its scan begun (or resumed) in the store; RequestError otherwise."""
     check_format(req.fmt)
+    check_kb()
     store, scan_id, done = None, None, set()
     if req.resume is not None:
         req, store, done = _resumed(req)

@@ -249,12 +249,22 @@ def _check_hostname(name: str, token: str) -> None:
         raise TargetError(token, "neither an IP address nor a host name (numeric last label)")
 
 
+MAX_TARGET_ADDRESSES = 1 << 24  # an IPv4 /8: the most one target token may cover
+
+
 def parse_spec(token: str) -> TargetSpec:
-    """Validate one target token; raises TargetError.  Expansion is lazy."""
+    """Validate one target token; raises TargetError.  Expansion is lazy.
+
+    One token covers at most a /8 (16,777,216 addresses): a slip of the prefix
+    (10.0.0.0/0 for /16) would otherwise sweep the whole Internet, or an IPv6
+    /64 for ever.  Larger plans are given as several /8s, on purpose."""
     version, lo, hi, subnet = _block(token)
     t = token.strip()
     if version is None:
         return TargetSpec(t, None, hostname=t)
+    if hi - lo + 1 > MAX_TARGET_ADDRESSES:
+        raise TargetError(token, f"covers {hi - lo + 1:,} addresses; one target may cover at most "
+                                 f"{MAX_TARGET_ADDRESSES:,} (a /8): check the prefix, or give the /8s one by one")
     if subnet:
         lo, hi = lo + 1, hi - 1
     return TargetSpec(t, version, lo, hi)

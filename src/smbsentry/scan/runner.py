@@ -170,14 +170,22 @@ def run_local_scan(plan: LocalScan, err: Console) -> int:
             if run.main is not None:
                 run.main.cancel()
 
+        handled = []
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 loop.add_signal_handler(sig, on_signal)
+                handled.append(sig)
             except (NotImplementedError, RuntimeError):
                 pass
-        if plan.discovery != "none" and plan.targets.ipv4_ranges()[0]:
-            return await _pipelined(run, engine)
-        return await engine.run(run.guarded(iter(plan.targets)))
+        try:
+            if plan.discovery != "none" and plan.targets.ipv4_ranges()[0]:
+                return await _pipelined(run, engine)
+            return await engine.run(run.guarded(iter(plan.targets)))
+        finally:
+            # uvloop leaves a closed loop's do-nothing handler installed: whatever runs after the scan (respond's
+            # writing) must stop on Ctrl-C and SIGTERM again
+            for sig in handled:
+                loop.remove_signal_handler(sig)
 
     if plan.discovery != "none":
         progress.update(task, total=None)  # the hosts to assess are not known before discovery finds them
