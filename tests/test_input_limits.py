@@ -155,3 +155,20 @@ def test_pruned_rules_never_change_the_exposures(tmp_path, text, threshold):
     full = [e for c in read(str(path)) for e in evaluate(c, DEFAULT_TARGETS, threshold)]
     kept = [e for c in read(str(path), keep=relevance(DEFAULT_TARGETS, threshold)) for e in evaluate(c, DEFAULT_TARGETS, threshold)]
     assert kept == full
+
+
+def test_a_fifo_given_as_an_inventory_is_refused_not_waited_on(tmp_path):
+    """Opening a FIFO blocks until a writer comes: the audit must refuse it at once, and read the good file beside it."""
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "inventory.txt"
+    os.mkfifo(fifo)
+    good = Path(__file__).resolve().parent / "data" / "inventories"
+    some = sorted(p for p in good.iterdir() if p.name.startswith("systeminfo") and p.suffix == ".txt")[0]
+    r = subprocess.run([sys.executable, "-m", "smbsentry.cli", "audit", str(fifo), str(some), "--format", "jsonl"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "not a regular file" in r.stderr and "Traceback" not in r.stderr
+    assert r.stdout.strip()  # the good inventory beside it is still audited

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import sys
 from itertools import accumulate
 from pathlib import Path
@@ -29,6 +30,10 @@ _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
 
 class InputTooLarge(ValueError):
     pass
+
+
+class NotRegularFile(InputTooLarge):
+    """A FIFO, a device or a socket given as an input file: refused unread."""
 
 
 class TooDeep(ValueError):
@@ -46,9 +51,15 @@ def expand_files(paths) -> list[Path]:
 
 
 def read_bounded(path: str | os.PathLike, limit: int) -> bytes:
-    """The file's bytes, or InputTooLarge when it holds more than `limit` (checked before reading)."""
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
+    """The file's bytes, or InputTooLarge when it holds more than `limit` (checked before reading) or is not a
+    regular file (a FIFO or a device has no size to check, and opening a FIFO would wait for a writer for ever:
+    it is opened without blocking and refused)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with open(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile("not a regular file (a pipe or a device is never read as an input)")
+        size = st.st_size
         if size > limit:
             raise InputTooLarge(f"{_mb(size)} is over the {_mb(limit)} limit for one file")
         data = f.read(limit + 1)

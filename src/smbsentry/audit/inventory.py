@@ -12,7 +12,7 @@ import csv
 import json
 from pathlib import Path
 
-from ..textio import MAX_JSON_DEPTH, InputTooLarge, json_depth, read_bounded
+from ..textio import MAX_JSON_DEPTH, InputTooLarge, NotRegularFile, json_depth, read_bounded
 from .limits import MAX_FILE_BYTES, cap_errors, junk_error
 from .encoding import decode
 from .errors import InventoryError
@@ -157,6 +157,8 @@ def read_file(path: str | Path) -> tuple[list[HostFacts], list[InventoryError], 
     p = str(path)
     try:
         data = read_bounded(path, MAX_FILE_BYTES)
+    except NotRegularFile as exc:
+        raise InventoryError(p, None, str(exc)) from None
     except InputTooLarge as exc:
         raise InventoryError(p, None, f"{exc} (split the export)") from None
     except OSError as exc:
