@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from smbsentry.lab import profiles
 from smbsentry.lab.host import HostConnection
-from smbsentry.protocol import netbios, smb1, smb2, smb2_pipe, status
+from smbsentry.protocol import netbios, smb1, smb1_replies, smb2, smb2_pipe, status
 from smbsentry.protocol.errors import ProtocolError
 from smbsentry.protocol.session import READ_MORE, Challenge, Logon, Negotiated, Step
 from smbsentry.protocol.smb1_session import Smb1Session
@@ -157,7 +157,7 @@ def test_wrong_message_id_is_a_protocol_error():
     hdr = smb1.Header.unpack_from(step.send)
     hdr.mid += 1
     with pytest.raises(ProtocolError, match="MID"):
-        s1.feed(smb1.negotiate_response(hdr, 0, security_mode=3, max_mpx=50, max_vcs=1, max_buffer=4356,
+        s1.feed(smb1_replies.negotiate_response(hdr, 0, security_mode=3, max_mpx=50, max_vcs=1, max_buffer=4356,
                                         max_raw=65536, session_key=0, capabilities=0, system_time=0, timezone=0,
                                         challenge=b"\x00" * 8))
 

@@ -125,7 +125,7 @@ def session_setup_strings(msg: bytes, reply: bool) -> tuple[str | None, str | No
 
     Every SMBv1 session passes here, so only the counts and the strings are
     read (no header or message objects): the same layout and the same
-    checks as :func:`smbsentry.protocol.smb1.parse_session_setup_request` /
+    checks as :func:`smbsentry.protocol.smb1_replies.parse_session_setup_request` /
     ``_response`` (the tests compare the two on corpus messages and on
     random ones), at a sixth of the cost.  A reply whose strings are
     damaged gives ``(None, None)``; a request keeps the strings read before

@@ -26,7 +26,7 @@ import os
 import struct
 import uuid
 
-from ..protocol import dcerpc, smb1, smb1_pipe, smb2_pipe, srvsvc, status
+from ..protocol import dcerpc, smb1, smb1_pipe, smb1_replies, smb2_pipe, srvsvc, status
 from ..protocol.errors import ProtocolError
 from .profile_model import Profile
 from .conn import Connection
@@ -190,7 +190,7 @@ class PipeServer:
         self.fids[fid] = pipe
         return smb1_pipe.nt_create_response(hdr, fid)
 
-    def smb1_transaction(self, server, hdr: smb1.Header, req: smb1.TransactionRequest, sub: int, fid: int) -> bytes:
+    def smb1_transaction(self, server, hdr: smb1.Header, req: smb1_replies.TransactionRequest, sub: int, fid: int) -> bytes:
         pipe = self.fids.get(fid)
         if pipe is None:
             return smb1_pipe.error_response(hdr, status.INVALID_HANDLE)

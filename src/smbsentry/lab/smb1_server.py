@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import struct
 
-from ..protocol import smb1, smb1_find, status
+from ..protocol import smb1, smb1_find, smb1_replies, status
 from ..protocol.errors import ProtocolError
 from . import auth
 from .access import admit_tree, maximal_access
@@ -65,7 +65,7 @@ class Smb1Server:
             return self._error(hdr, status.INVALID_PARAMETER)
 
     def _error(self, hdr: smb1.Header, code: int, **kw: object) -> bytes:
-        return smb1.error_reply(hdr, code, **self._style(hdr), **kw)
+        return smb1_replies.error_reply(hdr, code, **self._style(hdr), **kw)
 
     def _style(self, hdr: smb1.Header) -> dict:
         """Reply flags and flags2 as the emulated server sets them: Windows
@@ -76,7 +76,7 @@ class Smb1Server:
         otherwise: arkime-smbclient-samba363.pcap frames 6 and 9 answer a
         request's 0xc801 with 0xc003)."""
         if self.cfg is None:
-            return {"flags": smb1.REPLY_FLAGS_WINDOWS}
+            return {"flags": smb1_replies.REPLY_FLAGS_WINDOWS}
         style: dict = {"flags": self.cfg.reply_flags}
         if self.cfg.samba_flags2:
             echoed = smb1.FLAGS2_UNICODE
@@ -91,7 +91,7 @@ class Smb1Server:
     def negotiate(self, msg: bytes) -> bytes | str:
         if self.negotiated:
             return "close"
-        m, dialects = smb1.parse_negotiate_request(msg)
+        m, dialects = smb1_replies.parse_negotiate_request(msg)
         smb2cfg = self.profile.smb2
         if smb2cfg is not None:
             if "SMB 2.???" in dialects and smb2cfg.max_dialect >= 0x0210:
@@ -102,7 +102,7 @@ class Smb1Server:
         if cfg is None or not cfg.on(self.conn.role):
             return "reset"  # SMBv1 disabled: Windows resets the connection
         if smb1.NT_LM_012 not in dialects:
-            return smb1.negotiate_refusal(m.header, **self._style(m.header))
+            return smb1_replies.negotiate_refusal(m.header, **self._style(m.header))
         self.negotiated = True
         common = dict(
             security_mode=cfg.security_mode,
@@ -119,10 +119,10 @@ class Smb1Server:
         index = dialects.index(smb1.NT_LM_012)
         if m.header.flags2 & smb1.FLAGS2_EXTENDED_SECURITY and cfg.capabilities & smb1.CAP_EXTENDED_SECURITY:
             guid = self.conn.server_guid(cfg.server_guid)
-            return smb1.negotiate_response(
+            return smb1_replies.negotiate_response(
                 m.header, index, server_guid=guid, security_blob=auth.negotiate_blob(self.profile), **common
             )
-        return smb1.negotiate_response(
+        return smb1_replies.negotiate_response(
             m.header,
             index,
             challenge=os.urandom(8),
@@ -134,7 +134,7 @@ class Smb1Server:
     # -- SESSION_SETUP_ANDX ----------------------------------------------------
 
     def session_setup(self, msg: bytes, hdr: smb1.Header) -> bytes:
-        req = smb1.parse_session_setup_request(msg)
+        req = smb1_replies.parse_session_setup_request(msg)
         if not req.extended:
             step = auth.basic_logon(self.profile, req.anonymous, req.account)
             if step.status != status.SUCCESS:
@@ -142,7 +142,7 @@ class Smb1Server:
             uid = self._new_session(step.kind)
             if uid is None:
                 return self._error(hdr, status.REQUEST_NOT_ACCEPTED, uid=0)
-            return smb1.session_setup_response(
+            return smb1_replies.session_setup_response(
                 hdr, 0, uid, int(step.guest), None, self._strings(extended=False), **self._style(hdr)
             )
         uid = hdr.uid
@@ -154,7 +154,7 @@ class Smb1Server:
             exchange = self.pending[uid] = auth.Exchange(self.profile, "smb1")
         step = exchange.step(req.security_blob, self.conn.now())
         if step.status == status.MORE_PROCESSING_REQUIRED:
-            return smb1.session_setup_response(
+            return smb1_replies.session_setup_response(
                 hdr, step.status, uid, 0, step.blob, self._strings(extended=True), **self._style(hdr)
             )
         del self.pending[uid]
@@ -163,7 +163,7 @@ class Smb1Server:
         if len(self.sessions) >= MAX_SESSIONS:
             return self._error(hdr, status.REQUEST_NOT_ACCEPTED, uid=0)
         self.sessions[uid] = step.kind or "anonymous"
-        return smb1.session_setup_response(
+        return smb1_replies.session_setup_response(
             hdr, 0, uid, int(step.guest), step.blob or b"", self._strings(extended=True), **self._style(hdr)
         )
 
@@ -192,7 +192,7 @@ class Smb1Server:
         kind = self.sessions.get(hdr.uid)
         if kind is None:
             return self._error(hdr, status.SMB_BAD_UID)
-        req = smb1.parse_tree_connect_request(msg)
+        req = smb1_replies.parse_tree_connect_request(msg)
         share, refusal = admit_tree(self.profile, req.share, kind, len(self.trees))
         if share is None:
             return self._error(hdr, refusal)
@@ -201,8 +201,8 @@ class Smb1Server:
         self.trees[tid] = share
         ipc = share.type == "ipc"
         access = maximal_access(self.profile, share)
-        extended = req.flags & smb1.TREE_CONNECT_EXTENDED_RESPONSE
-        return smb1.tree_connect_response(
+        extended = req.flags & smb1_replies.TREE_CONNECT_EXTENDED_RESPONSE
+        return smb1_replies.tree_connect_response(
             hdr,
             tid,
             "IPC" if ipc else ("LPT1:" if share.type == "print" else "A:"),
@@ -216,19 +216,19 @@ class Smb1Server:
     def tree_disconnect(self, msg: bytes, hdr: smb1.Header) -> bytes:
         if self.trees.pop(hdr.tid, None) is None:
             return self._error(hdr, status.SMB_BAD_TID)
-        return smb1.error_reply(hdr, 0, **self._style(hdr))
+        return smb1_replies.error_reply(hdr, 0, **self._style(hdr))
 
     def logoff(self, msg: bytes, hdr: smb1.Header) -> bytes:
         if self.sessions.pop(hdr.uid, None) is None:
             return self._error(hdr, status.SMB_BAD_UID)
-        return smb1.logoff_response(hdr, **self._style(hdr))
+        return smb1_replies.logoff_response(hdr, **self._style(hdr))
 
     def echo(self, msg: bytes, hdr: smb1.Header) -> bytes | None:
         m = smb1.parse_message(msg)
         count = struct.unpack_from("<H", m.words)[0] if len(m.words) >= 2 else 0
         if count == 0:
             return None  # MS-CIFS: an echo count of zero gets no reply
-        return smb1.echo_response(hdr, 1, m.data[:4096], **self._style(hdr))
+        return smb1_replies.echo_response(hdr, 1, m.data[:4096], **self._style(hdr))
 
     # -- TRANSACTION / TRANSACTION2 --------------------------------------------
 
@@ -244,7 +244,7 @@ class Smb1Server:
         tree, err = self._tree(hdr)
         if tree is None:
             return self._error(hdr, err)
-        req = smb1.parse_transaction_request(msg)
+        req = smb1_replies.parse_transaction_request(msg)
         sub = req.setup[0] if req.setup else None
         fid = req.setup[1] if len(req.setup) > 1 else 0
         pipes = self.conn.pipes
@@ -260,7 +260,7 @@ class Smb1Server:
         tree, err = self._tree(hdr)
         if tree is None:
             return self._error(hdr, err)
-        req = smb1.parse_transaction_request(msg)
+        req = smb1_replies.parse_transaction_request(msg)
         if req.setup[:1] == (TRANS2_SESSION_SETUP,):
             signature = self.profile.doublepulsar
             if signature is not None:
