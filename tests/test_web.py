@@ -674,46 +674,18 @@ def test_host_page_says_which_engine_saw_the_host(client, seeded):
 
 
 # ---------------------------------------------------------------- issue 20: relay paths
-RELAY_DC, RELAY_XSS, RELAY_LONG, RELAY_SIGNED = "127.54.2.1", "127.54.2.2", "127.54.2.3", "127.54.2.4"
-
-
-def relay_host(address: str, name: str, smb2: str | None, smb1: str | None = None, services: dict | None = None) -> dict:
-    """A host record as the scan stores it with `--checks all`: the negotiate's signing modes, the service
-    probes' facts, and the ntlm-relay finding the check wrote from them."""
-    from smbsentry.checks.relay import relay_paths
-
-    h = {"address": address, "hostname": None, "ports": {"445": "open", "139": "closed"},
-         "smb1": {"enabled": True, "signing": smb1} if smb1 else {"enabled": False},
-         "smb2": {"dialects": ["2.0.2", "2.1", "3.0", "3.0.2", "3.1.1"], "signing": smb2} if smb2 else None,
-         "identity": {"netbios_name": name, "netbios_domain": "CORP", "dns_name": None, "os_name": "Windows Server 2022"},
-         "services": services or {}, "errors": [], "duration_ms": 1}
-    paths = relay_paths(h)
-    status = ("vulnerable" if any(p["relay"] is True for p in paths) else "likely" if any(p["relay"] == "likely" for p in paths)
-              else "unknown" if any(p["relay"] is None for p in paths) else "not_vulnerable")
-    h["findings"] = [{"id": "ntlm-relay", "status": status, "severity": "high", "title": "NTLM relay",
-                      "cves": [], "references": [], "evidence": "; ".join(p["text"] for p in paths), "reason": None,
-                      "inferred": False, "port": 445}]
-    return h
+RELAY_DC, RELAY_XSS, RELAY_LONG, RELAY_SIGNED = wb.RELAY_DC, wb.RELAY_XSS, wb.RELAY_LONG, wb.RELAY_SIGNED
 
 
 @pytest.fixture(scope="module")
 def relay_store(tmp_path_factory):
-    """A store of its own (the shared one's scan counts stay as other tests expect): one scan whose hosts have
-    every kind of relay path: a domain controller with HTTP, HTTPS /certsrv/ and LDAP, SMB1 and SMB2 without
-    signing under a hostile name, a 200-character name, and a host that requires signing."""
+    """A store of its own (the shared one's scan counts stay as other tests expect) holding one scan whose
+    hosts have every kind of relay path (webui.add_relay_scan)."""
     from smbsentry.store import Store
 
     db = tmp_path_factory.mktemp("relay-web") / "store.db"
-    dc_services = {"http": {"port": 80, "status": 401, "auth": ["NTLM"]},
-                   "https": {"port": 443, "status": 200, "auth": [], "certsrv": {"auth": ["Negotiate", "NTLM"]}},
-                   "ldap": {"port": 389, "domain_controller": True}}
     with Store.open(str(db)) as store:
-        sid = store.begin_scan(["127.54.2.0/29"], {"checks": "all", "ports": [445, 139]})
-        store.add_host(sid, relay_host(RELAY_DC, "DC01", "required", services=dc_services))
-        store.add_host(sid, relay_host(RELAY_XSS, XSS, "enabled", smb1="disabled"))
-        store.add_host(sid, relay_host(RELAY_LONG, wb.LONG_NAME, "enabled"))
-        store.add_host(sid, relay_host(RELAY_SIGNED, "SIGNED", "required"))
-        store.finish_scan(sid)
+        sid = wb.add_relay_scan(store)
     c = make_client(db)
     setup_admin(c)
     assert login(c).status_code == 303
