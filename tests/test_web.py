@@ -151,7 +151,8 @@ def test_cookie_flags(seeded):
 def test_pages_and_api_need_login(seeded):
     c = make_client(seeded["db"])
     setup_admin(c)
-    for path in ("/", "/hosts", f"/hosts/{seeded['second']}/{seeded['win7']}", "/scans", "/plans/1/download", "/diff?old=1&new=2"):
+    for path in ("/", "/hosts", f"/hosts/{seeded['second']}/{seeded['win7']}", "/scans", "/plans/1/download", "/diff?old=1&new=2",
+                 "/relay", f"/scans/{seeded['second']}/relay-list.txt"):
         r = c.get(path)
         assert r.status_code == 302 and r.headers["location"].startswith("/login?next="), path
     for path in ("/api/scans", f"/api/scans/{seeded['second']}", f"/api/scans/{seeded['second']}/hosts",

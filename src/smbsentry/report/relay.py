@@ -31,6 +31,7 @@ class RelayRow(NamedTuple):
     label: str          # the state in the page's language ("relay accepted", "可被中继")
     detail: Markup      # the evidence sentence in the page's language, remote parts marked
     endpoint: str       # smb://a, https://a:443/certsrv/, ldap://a:389 (checks.relay.endpoint)
+    text: str           # the evidence as the check writes it (the dashboard's `sentence` filter marks what has no Chinese)
 
 
 def relay_list(records: list[dict]) -> str:
@@ -59,5 +60,5 @@ def relay_section(records: list[dict], lang: str) -> dict:
         for p in paths:
             state, label = labels[p["relay"]]
             rows.append(RelayRow(h["address"], name, p["protocol"], p["port"], state, label,
-                                 i18n.sentence_html(p["text"], lang), endpoint(h["address"], p)))
+                                 i18n.sentence_html(p["text"], lang), endpoint(h["address"], p), p["text"]))
     return {"rows": rows, "targets": targets, "hosts": hosts}
