@@ -151,7 +151,8 @@ def test_cookie_flags(seeded):
 def test_pages_and_api_need_login(seeded):
     c = make_client(seeded["db"])
     setup_admin(c)
-    for path in ("/", "/hosts", f"/hosts/{seeded['second']}/{seeded['win7']}", "/scans", "/plans/1/download", "/diff?old=1&new=2"):
+    for path in ("/", "/hosts", f"/hosts/{seeded['second']}/{seeded['win7']}", "/scans", "/plans/1/download", "/diff?old=1&new=2",
+                 "/relay", f"/scans/{seeded['second']}/relay-list.txt"):
         r = c.get(path)
         assert r.status_code == 302 and r.headers["location"].startswith("/login?next="), path
     for path in ("/api/scans", f"/api/scans/{seeded['second']}", f"/api/scans/{seeded['second']}/hosts",
@@ -482,6 +483,7 @@ def test_chinese_pages_have_no_english_status_or_label_words(seeded):
                        ("xp", f"/hosts/{sid}/{seeded['xp']}"), ("implant", f"/hosts/{sid}/{seeded['implant']}"),
                        ("silent", f"/hosts/{sid}/{seeded['silent']}"), ("w2k8", f"/hosts/{sid}/{seeded['w2k8']}"),
                        ("scans", "/scans"), ("diff", f"/diff?old={seeded['first']}&new={sid}"), ("arsenal", f"/arsenal?scan={sid}"),
+                       ("relay", f"/relay?scan={sid}"), ("relay-unsigned", f"/relay?scan={sid}&state=vulnerable"),
                        ("404", "/hosts/1/10.9.9.9"), ("400", f"/hosts?scan={sid}&sort=evil"), ("422", "/hosts?scan=abc")):
         pages[name] = c.get(path, params={"lang": "zh"}).text
     # sentences the catalog has no Chinese pattern for are shown in English and marked so; only the
@@ -495,6 +497,7 @@ def test_chinese_pages_have_no_english_status_or_label_words(seeded):
     assert "优先处置清单" in pages["overview"] and "隔离" in pages["overview"] and "开放 SMB 的主机" in pages["overview"]
     assert "无法完成检测" in pages["untested"] and "存在漏洞" in pages["win7"] and "修复方法" in pages["win7"]
     assert "错误 404" in pages["404"] and "登录" in pages["login"]
+    assert "中继路径" in pages["relay"] and "可被中继" in pages["relay-unsigned"] and "中继路径" in pages["win7"]
     # the check can fail: the English pages are full of these words
     english = visible(c.get("/", params={"lang": "en", "scan": sid}).text)
     assert len(english_found(english, ZH_WORDS)) > 20
@@ -669,3 +672,144 @@ def test_host_page_says_which_engine_saw_the_host(client, seeded):
     assert 'id="no-plan">No plan for this host.' in r.text and f"/plans/{seeded['plan']}/download" in r.text
     local = client.get(f"/hosts/{seeded['second']}/{seeded['win7']}")
     assert "this machine (local scan)" in local.text
+
+
+# ---------------------------------------------------------------- issue 20: relay paths
+RELAY_DC, RELAY_XSS, RELAY_LONG, RELAY_SIGNED = wb.RELAY_DC, wb.RELAY_XSS, wb.RELAY_LONG, wb.RELAY_SIGNED
+
+
+@pytest.fixture(scope="module")
+def relay_store(tmp_path_factory):
+    """A store of its own (the shared one's scan counts stay as other tests expect) holding one scan whose
+    hosts have every kind of relay path (webui.add_relay_scan)."""
+    from smbsentry.store import Store
+
+    db = tmp_path_factory.mktemp("relay-web") / "store.db"
+    with Store.open(str(db)) as store:
+        sid = wb.add_relay_scan(store)
+    c = make_client(db)
+    setup_admin(c)
+    assert login(c).status_code == 303
+    return {"db": db, "scan": sid, "client": c}
+
+
+def relay_table(body: str) -> list[tuple[str, str, str, str]]:
+    """(address, endpoint, state, protocol and port) of every row of the relay table."""
+    rows = re.findall(r'<tr class="relay-row st-([a-z_]+)" data-address="([^"]+)">(.*?)</tr>', body, re.S)
+    out = []
+    for state, address, cells in rows:
+        endpoint = re.search(r'<td class="v relay-endpoint"><code>([^<]*)</code>', cells).group(1)
+        proto = re.search(r'<td class="v">([^<]*)</td>', cells).group(1).strip()
+        out.append((html.unescape(address), html.unescape(endpoint), state, proto))
+    return out
+
+
+def test_relay_page_lists_every_path_with_its_endpoint(relay_store):
+    c, sid = relay_store["client"], relay_store["scan"]
+    r = c.get("/relay", params={"scan": sid, "lang": "en"})
+    assert r.status_code == 200
+    rows = relay_table(r.text)
+    assert rows == [
+        (RELAY_DC, f"smb://{RELAY_DC}", "not_vulnerable", "SMB2 445"),
+        (RELAY_DC, f"http://{RELAY_DC}:80/", "vulnerable", "HTTP 80"),
+        (RELAY_DC, f"https://{RELAY_DC}:443/certsrv/", "likely", "HTTPS 443"),
+        (RELAY_DC, f"ldap://{RELAY_DC}:389", "unknown", "LDAP 389"),
+        (RELAY_XSS, f"smb://{RELAY_XSS}", "vulnerable", "SMB2 445"),
+        (RELAY_XSS, f"smb://{RELAY_XSS}", "vulnerable", "SMB1 445"),
+        (RELAY_LONG, f"smb://{RELAY_LONG}", "vulnerable", "SMB2 445"),
+        (RELAY_SIGNED, f"smb://{RELAY_SIGNED}", "not_vulnerable", "SMB2 445"),
+    ]
+    text = visible(r.text)
+    assert "relay accepted" in text and "relay likely" in text and "not visible" in text and "relay refused" in text
+    # the counts: hosts accepting NTLM relayed to SMB, hosts with any relay path
+    assert "Hosts accepting NTLM relayed to SMB: 2; hosts with a relay path: 4." in html.unescape(r.text)
+    assert "AD CS web enrollment offers Negotiate, NTLM" in r.text
+    # the page reads the same rows the HTML report's section shows (one computation)
+    from smbsentry.report.relay import relay_section
+    from smbsentry.store import Store
+
+    with Store.open(str(relay_store["db"])) as store:
+        section = relay_section(store.hosts(sid, limit=None), "en")
+    assert [(x.address, x.endpoint, x.state) for x in section["rows"]] == [(a, e, s) for a, e, s, _ in rows]
+    # the nav leads here, and the overview links it
+    assert 'href="/relay" id="nav-relay">Relay paths</a>' in r.text
+    assert f'href="/relay?scan={sid}" id="overview-relay"' in c.get("/", params={"scan": sid}).text
+    # filtered by state; a bad state is 400
+    likely = relay_table(c.get("/relay", params={"scan": sid, "state": "likely"}).text)
+    assert likely == [(RELAY_DC, f"https://{RELAY_DC}:443/certsrv/", "likely", "HTTPS 443")]
+    assert c.get("/relay", params={"scan": sid, "state": "evil"}).status_code == 400
+    assert c.get("/relay", params={"scan": 999}).status_code == 404
+
+
+def test_relay_page_in_chinese(relay_store):
+    c, sid = relay_store["client"], relay_store["scan"]
+    body = c.get("/relay", params={"scan": sid, "lang": "zh"}).text
+    try:
+        text = visible(body)
+        assert "中继路径" in text and "可被中继" in text and "很可能可被中继" in text and "拒绝中继" in text and "无法看到" in text
+        assert "下载中继目标列表" in text and "SMB 接受中继 NTLM 的主机：2 台；有中继路径的主机：4 台。" in text
+        assert "AD CS Web 注册页面提供" in body and "SMB2 协商：签名" in body
+        assert not english_found(text, ZH_WORDS), english_found(text, ZH_WORDS)
+        assert "web enrollment" not in body and "relay accepted" not in body and "negotiate: signing" not in body
+        # the same rows as in English, only the words differ
+        assert [r[:3] for r in relay_table(body)] == [r[:3] for r in relay_table(c.get("/relay", params={"scan": sid, "lang": "en"}).text)]
+        host = visible(c.get(f"/hosts/{sid}/{RELAY_DC}", params={"lang": "zh"}).text)
+        assert "中继路径" in host and "本次扫描的全部中继路径" in host and not english_found(host, ZH_WORDS)
+    finally:
+        c.get("/", params={"lang": "en"})
+
+
+def test_host_page_shows_its_relay_paths(relay_store):
+    c, sid = relay_store["client"], relay_store["scan"]
+    body = c.get(f"/hosts/{sid}/{RELAY_DC}").text
+    assert body.index('id="findings"') < body.index('id="relay-heading"') < body.index(f'href="/relay?scan={sid}" id="relay-all"')
+    rows = relay_table(body)
+    assert [(e, s) for _, e, s, _ in rows] == [(f"smb://{RELAY_DC}", "not_vulnerable"), (f"http://{RELAY_DC}:80/", "vulnerable"),
+                                              (f"https://{RELAY_DC}:443/certsrv/", "likely"), (f"ldap://{RELAY_DC}:389", "unknown")]
+    assert {a for a, *_ in rows} == {RELAY_DC}  # its own paths only
+    assert "LDAP signing and LDAPS channel binding are not visible without a bind" in body
+    # one SMB host: only its SMB path; the host table's address and name columns are not repeated
+    signed = c.get(f"/hosts/{sid}/{RELAY_SIGNED}").text
+    assert relay_table(signed) == [(RELAY_SIGNED, f"smb://{RELAY_SIGNED}", "not_vulnerable", "SMB2 445")]
+    assert "relay-name" not in signed
+    with_paths = c.get(f"/hosts/{sid}/{RELAY_XSS}").text
+    assert [s for *_, s, _ in relay_table(with_paths)] == ["vulnerable", "vulnerable"]
+
+
+def test_host_page_without_relay_paths_says_so(client, seeded):
+    body = client.get(f"/hosts/{seeded['second']}/{seeded['silent']}").text  # SMB open, nothing negotiated
+    assert '<p id="relay-none">No relay path seen for this host' in body and not relay_table(body)
+
+
+def test_relay_list_download_is_the_cli_relay_list(relay_store, tmp_path):
+    c, sid, db = relay_store["client"], relay_store["scan"], relay_store["db"]
+    r = c.get(f"/scans/{sid}/relay-list.txt")
+    assert r.status_code == 200 and r.headers["content-type"] == "text/plain; charset=utf-8"
+    assert r.headers["content-disposition"] == f'attachment; filename="relay-targets-{sid}.txt"'
+    out = tmp_path / "relay.txt"
+    wb.cli("report", sid, "--format", "json", "-o", os.devnull, "--relay-list", out, "--db", db)
+    assert r.content == out.read_bytes()  # byte for byte what `smbsentry report N --relay-list FILE` wrote
+    assert r.content.decode() == (f"{RELAY_XSS}\n{RELAY_LONG}\nhttp://{RELAY_DC}:80/\nhttps://{RELAY_DC}:443/certsrv/\n")
+    page = c.get("/relay", params={"scan": sid}).text
+    assert f'href="/scans/{sid}/relay-list.txt" id="relay-download"' in page
+    assert c.get("/scans/999/relay-list.txt").status_code == 404
+
+
+def test_relay_list_download_of_the_lab_scan(client, seeded, tmp_path):
+    """The lab's real scan: the download and the CLI's list agree, and it names the lab hosts without required signing."""
+    sid = seeded["second"]
+    out = tmp_path / "relay.txt"
+    wb.cli("report", sid, "--format", "json", "-o", os.devnull, "--relay-list", out, "--db", seeded["db"])
+    got = client.get(f"/scans/{sid}/relay-list.txt").content
+    assert got == out.read_bytes() and XSS_ADDRESS.encode() + b"\n" in got  # SMB1 signing disabled
+
+
+def test_relay_pages_escape_hostile_names(relay_store):
+    c, sid = relay_store["client"], relay_store["scan"]
+    for path in (f"/relay?scan={sid}", f"/hosts/{sid}/{RELAY_XSS}", f"/relay?scan={sid}&lang=zh"):
+        body = c.get(path).text
+        assert XSS not in body and "<b>WWW" not in body, path
+    body = c.get("/relay", params={"scan": sid, "lang": "en"}).text
+    assert '<td class="h relay-name">&lt;script&gt;alert(1)&lt;/script&gt;</td>' in body
+    assert '<td class="h relay-name">&lt;b&gt;' + "W" * 190 + "&lt;/b&gt;</td>" in body
+    assert '<table id="relay" class="wrap">' in body  # table-layout fixed, cells wrap (style.css)

@@ -253,3 +253,50 @@ def css_text(d, sel: str) -> str:
     from selenium.webdriver.common.by import By
 
     return d.find_element(By.CSS_SELECTOR, sel).text
+
+
+@pytest.fixture(scope="module")
+def relay_scan(env):
+    """A scan with relay paths of every kind beside the lab's (webui.add_relay_scan)."""
+    return wb.add_relay_scan(env["app"].state.store)
+
+
+@pytest.mark.parametrize("width", [1280, 900])
+def test_relay_page_in_chromium(env, relay_scan, width):
+    from selenium.webdriver.common.by import By
+
+    RELAY_DC, RELAY_LONG = wb.RELAY_DC, wb.RELAY_LONG
+    d, url = env["driver"], env["url"]
+    css = lambda sel: d.find_element(By.CSS_SELECTOR, sel)  # noqa: E731
+    log_in(d, url)
+    d.set_window_size(width, 1000)
+    try:
+        d.get(f"{url}/?scan={relay_scan}&lang=en")
+        css("#nav-relay").click()
+        wait_for(lambda: d.current_url.startswith(url + "/relay"), what="relay page")
+        d.get(f"{url}/relay?scan={relay_scan}")
+        rows = d.find_elements(By.CSS_SELECTOR, "#relay tr.relay-row")
+        assert [r.find_element(By.CSS_SELECTOR, ".relay-endpoint").text for r in rows][:3] == \
+            [f"smb://{RELAY_DC}", f"http://{RELAY_DC}:80/", f"https://{RELAY_DC}:443/certsrv/"]
+        names = [e.text for e in d.find_elements(By.CSS_SELECTOR, "td.relay-name")]
+        assert wb.XSS in names and wb.LONG_NAME in names  # shown whole, as text
+        no_alert(d)
+        assert d.execute_script("return document.querySelectorAll('main script, main img').length") == 0
+        right, scroll, viewport = d.execute_script(WIDTHS, "#relay")
+        assert right <= viewport and scroll <= viewport, (right, scroll, viewport)
+        cell = next(e for e in d.find_elements(By.CSS_SELECTOR, "td.relay-name") if e.text == wb.LONG_NAME)
+        assert cell.size["height"] > 2 * 20  # it wrapped onto several lines
+        wb.shot(d, f"14-relay-{width}")
+        if width == 1280:
+            css("#relay-download").click()
+            got = env["downloads"] / f"relay-targets-{relay_scan}.txt"
+            wait_for(lambda: got.exists() and got.stat().st_size > 0, what="relay list download")
+            from smbsentry.report.scans import relay_targets
+
+            assert got.read_bytes() == relay_targets(env["app"].state.store, relay_scan).encode("utf-8")
+            d.get(f"{url}/hosts/{relay_scan}/{RELAY_LONG}")
+            assert css("#relay tr.relay-row .relay-endpoint").text == f"smb://{RELAY_LONG}"
+            right, scroll, viewport = d.execute_script(WIDTHS, "#relay")
+            assert right <= viewport and scroll <= viewport, (right, scroll, viewport)
+    finally:
+        d.set_window_size(1280, 1000)

@@ -416,7 +416,8 @@ def test_out_of_range_integers_are_400_or_404_with_headers(server):
         cases = {f"/hosts?scan={big}": 400, f"/?scan={2**31}": 400, f"/hosts?page={big}": 400,
                  f"/api/scans/{big}": 404, f"/hosts/{2**40}/127.0.0.1": 404, f"/diff?old=1&new={big}": 400,
                  f"/api/scans/1/hosts?offset={2**33}": 400, f"/jobs/{big}": 404, f"/plans/{big}/download": 404,
-                 f"/api/diff?old={big}&new=1": 400, "/hosts?scan=" + "9" * 5000: 400}
+                 f"/api/diff?old={big}&new=1": 400, "/hosts?scan=" + "9" * 5000: 400, f"/relay?scan={big}": 400,
+                 f"/relay?page={big}": 400, f"/scans/{big}/relay-list.txt": 404}
         for path, want in cases.items():
             r = c.get(path)
             assert r.status_code == want, (path, r.status_code, r.text[:200])

@@ -141,15 +141,20 @@ def smb_relay_target(record: dict[str, Any]) -> bool:
     return any(p["relay"] for p in smb_paths(record))
 
 
+def endpoint(address: str, path: dict[str, Any]) -> str:
+    """One path as the URL ntlmrelayx's target file reads: smb://a (smb://a:139 off 445), https://a:443/certsrv/,
+    ldap://a:389.  SMB1 and SMB2 paths of a host share their URL: the relay client picks the dialect."""
+    host = f"[{address}]" if ":" in address else address
+    scheme, port = path["protocol"].lower(), path.get("port")
+    if scheme.startswith("smb"):
+        return f"smb://{host}" if str(port) == "445" else f"smb://{host}:{port}"
+    return f"{scheme}://{host}{'' if port is None else f':{port}'}{path.get('path', '')}"
+
+
 def relay_urls(record: dict[str, Any]) -> list[str]:
     """The other protocols' open or likely relay targets as ntlmrelayx target-file URLs."""
     address = record.get("address") or ""
-    host = f"[{address}]" if ":" in address else address
-    urls = []
-    for p in service_paths(record):
-        if p["relay"] in (True, "likely"):
-            scheme = p["protocol"].lower()
-            urls.append(f"{scheme}://{host}:{p['port']}{p.get('path', '')}")
+    urls = [endpoint(address, p) for p in service_paths(record) if p["relay"] in (True, "likely")]
     return list(dict.fromkeys(urls))
 
 

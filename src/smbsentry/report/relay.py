@@ -12,9 +12,26 @@ the form ntlmrelayx's target file reads beside bare addresses.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+from markupsafe import Markup
+
 from .. import i18n
-from ..checks.relay import relay_paths, relay_urls, smb_relay_target
+from ..checks.relay import endpoint, relay_paths, relay_urls, smb_relay_target
 from .arsenal import address_key
+
+
+class RelayRow(NamedTuple):
+    """One relay path of one host, as the report's section and the dashboard's relay pages show it."""
+    address: str
+    name: str
+    protocol: str
+    port: int | None
+    state: str          # the status word the page colours by: vulnerable, likely, not_vulnerable, unknown
+    label: str          # the state in the page's language ("relay accepted", "可被中继")
+    detail: Markup      # the evidence sentence in the page's language, remote parts marked
+    endpoint: str       # smb://a, https://a:443/certsrv/, ldap://a:389 (checks.relay.endpoint)
+    text: str           # the evidence as the check writes it (the dashboard's `sentence` filter marks what has no Chinese)
 
 
 def relay_list(records: list[dict]) -> str:
@@ -27,7 +44,8 @@ def relay_list(records: list[dict]) -> str:
 
 
 def relay_section(records: list[dict], lang: str) -> dict:
-    """{"rows": [(address, name, protocol, port, state, label, detail)], "targets": n, "hosts": n} for the template."""
+    """{"rows": [RelayRow], "targets": n, "hosts": n} for the report's template and the dashboard's relay pages
+    (web/routes/relay.py: the whole scan, or one host's record): one computation for both."""
     t = i18n.labels("report", lang)
     labels = {True: ("vulnerable", t["relay_open"]), "likely": ("likely", t["relay_likely"]),
               False: ("not_vulnerable", t["relay_closed"]), None: ("unknown", t["relay_unknown"])}
@@ -41,5 +59,6 @@ def relay_section(records: list[dict], lang: str) -> dict:
         name = (h.get("identity") or {}).get("netbios_name") or ""
         for p in paths:
             state, label = labels[p["relay"]]
-            rows.append((h["address"], name, p["protocol"], p["port"], state, label, i18n.sentence_html(p["text"], lang)))
+            rows.append(RelayRow(h["address"], name, p["protocol"], p["port"], state, label,
+                                 i18n.sentence_html(p["text"], lang), endpoint(h["address"], p), p["text"]))
     return {"rows": rows, "targets": targets, "hosts": hosts}

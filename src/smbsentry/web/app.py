@@ -4,7 +4,7 @@
     main_serve("127.0.0.1", 8080, db=None, allowed_ranges=[])   # what `smbsentry serve` calls
 
 The routes live in routes/ (one module per group: errors, login, pages, scans,
-api), the state and helpers they share in context.py; create_app wires them.
+relay, api), the state and helpers they share in context.py; create_app wires them.
 Every page and every /api route needs a logged-in session (see auth.py); the first
 run asks for the admin password at /setup.  Only /static (the package's own CSS and
 JS) and the login/setup pages are served without one.  Forms carry a per-session

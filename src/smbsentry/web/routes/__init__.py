@@ -9,11 +9,12 @@ from ..context import Web
 
 
 def register_all(app: FastAPI, w: Web) -> None:
-    from . import api, errors, login, pages, scans
+    from . import api, errors, login, pages, relay, scans
 
     errors.register(app, w)
     login.register(app, w)
     pages.register_overview(app, w)
     pages.register_hosts(app, w)
     scans.register(app, w)
+    relay.register(app, w)
     api.register(app, w)

@@ -112,6 +112,7 @@ def register_hosts(app: FastAPI, w: Web) -> None:
     async def host_page(request: Request, scan_id: int, address: str, s: dict = Depends(user)):
         from ...report.actions import step_html
         from ...report.fixes import plan_fixes
+        from ...report.relay import relay_section
         from ...report.view import _rule_fixes
 
         lang = lang_of(request)
@@ -131,6 +132,7 @@ def register_hosts(app: FastAPI, w: Web) -> None:
                       steps=steps, conflicts=conflicts, notes=hp.notes if hp else [], plan_error=plan_error, fixes=fixes,
                       audits=views.audit_rows(audits, conflict_ids, lang), smb1=views.smb1_use(usage, d.coverage),
                       plans=plan_index.for_host(address, names), all_plans=plan_index.all(),
+                      relay=relay_section([h], lang)["rows"],
                       raw=json.dumps(h, indent=2, ensure_ascii=False))
 
     @app.get("/hosts/{scan_id}/{address}/download", include_in_schema=False)
