@@ -76,6 +76,13 @@ def test_respond_on_the_lab_writes_everything_and_prints_the_ranked_list(lab, tm
     lines = [ln for ln in r.stdout.splitlines() if "│" in ln and ln.split("│")[1].strip() == "1"]
     assert lines and first["address"] in lines[0] and "isolate-now" in lines[0]
     assert len(list(csv.reader((out / "hosts.csv").read_text("utf-8").splitlines()))) == 20
+    # hosts.csv and report.json's hosts were made while the scan wrote them: the same as from the finished file
+    scanned = [json.loads(line) for line in (out / "scan.jsonl").read_text("utf-8").splitlines()]
+    assert report["hosts"] == scanned
+    text = (out / "report.json").read_text("utf-8")
+    assert text == json.dumps(json.loads(text), ensure_ascii=False) + "\n"
+    from smbsentry.report.convert import hosts_csv
+    assert (out / "hosts.csv").read_bytes().decode("utf-8") == hosts_csv(scanned)
     assert "立即隔离" in (out / "report-zh.html").read_text("utf-8")
     # recorded like a scan, with its plan
     store = Store.open(str(db))

@@ -12,12 +12,14 @@ moment it is asked for: the same results, one core.
 from __future__ import annotations
 
 import os
+import select
 import signal
 import sys
 import traceback
 from typing import Callable
 
 REASON_BYTES = 300
+IDLE_SECONDS = 0.05
 
 
 def _flush() -> None:
@@ -70,14 +72,17 @@ class Deferred:
         self._run, self.pid, self._pipe = run, pid, pipe
 
     @classmethod
-    def start(cls, warm: Callable[[], None], run: Callable[[str], int]) -> "Deferred":
+    def start(cls, warm: Callable[[], None], run: Callable[[str], int],
+              idle: Callable[[], None] | None = None) -> "Deferred":
+        """`idle`, when given, is called about every IDLE_SECONDS while the child waits (respond reads the
+        scan's records as they are written)."""
         if not hasattr(os, "fork"):
             return cls(run, None, None)
         r, w = os.pipe()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - what the child does is tested through respond's results
             os.close(w)
-            os._exit(_child(r, warm, run))
+            os._exit(_child(r, warm, run, idle))
         os.close(r)
         return cls(run, pid, w)
 
@@ -112,13 +117,17 @@ class Deferred:
                 return 1 << 8
 
 
-def _child(r: int, warm: Callable[[], None], run: Callable[[str], int]) -> int:  # pragma: no cover - see start
+def _child(r: int, warm: Callable[[], None], run: Callable[[str], int],
+           idle: Callable[[], None] | None) -> int:  # pragma: no cover - see start
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C during the scan is the parent's to handle
     code = 1
     try:
         warm()
         chunks = []
         while True:
+            if idle is not None and not select.select([r], [], [], IDLE_SECONDS)[0]:
+                idle()
+                continue
             chunk = os.read(r, 4096)
             if not chunk:
                 break

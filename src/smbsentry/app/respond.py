@@ -42,6 +42,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..textio import replace_folder
+from .follow import ScanFollower
 from .forks import Deferred, side
 from .scanprep import RequestError, ScanRequest, check_kb
 from .scans import run as run_scan
@@ -116,8 +117,8 @@ def _scan(req: RespondRequest, tmp: Path, err: Console) -> int | None:
     return scan_id
 
 
-def _records(req: RespondRequest, tmp: Path) -> list[dict]:
-    records = [json.loads(line) for line in (tmp / "scan.jsonl").read_text("utf-8").splitlines() if line.strip()]
+def _records(req: RespondRequest, follower: ScanFollower) -> list[dict]:
+    records = follower.finish()
     if not records:
         raise _Refused(2, "no host answered on SMB or another asked service in the targets: nothing to plan "
                           f"(nothing written in {req.out_dir})")
@@ -168,15 +169,18 @@ def _start_side_job(req: RespondRequest, tmp: Path, merged: list[dict], views: l
     return side(job, "the " + "/".join(other) + " report")
 
 
-def _write(req: RespondRequest, tmp: Path, merged: list[dict], audits: list[dict], p, scan_row: dict | None) -> None:
-    """Every file in the language asked; the plan folder and hosts.csv by a second child."""
+def _write(req: RespondRequest, tmp: Path, merged: list[dict], audits: list[dict], p, scan_row: dict | None,
+           follower: ScanFollower | None = None) -> None:
+    """Every file in the language asked; the plan folder and hosts.csv by a second child. `follower`: the scan's
+    records' CSV rows and JSON texts, made while the scan ran, when `merged` is those records."""
     from ..remediate.writer import write_plan
     from ..report import view
     from ..report.convert import hosts_csv
 
     def job() -> None:
         write_plan(p, tmp / "plan")
-        (tmp / "hosts.csv").write_text(hosts_csv(merged), encoding="utf-8")
+        lines = follower.csv_lines if follower is not None else None
+        (tmp / "hosts.csv").write_text(hosts_csv(merged, lines), encoding="utf-8")
 
     wait_plan = side(job, "the plan")
     try:
@@ -184,8 +188,10 @@ def _write(req: RespondRequest, tmp: Path, merged: list[dict], audits: list[dict
         actions = [r.to_dict() for r in p.actions]
         verify = len({r["key"] for r in actions if r["category"] == "verify"})
         report = {"format": "smbsentry-report", "version": 1, "scan": scan_row,
-                  "counts": view.counts(merged, verify).to_dict(), "actions": actions, "hosts": merged}
-        (tmp / "report.json").write_text(json.dumps(report, ensure_ascii=False) + "\n", encoding="utf-8")
+                  "counts": view.counts(merged, verify).to_dict(), "actions": actions}
+        head = json.dumps(report, ensure_ascii=False)[:-1]  # "hosts" last, as json.dumps of the whole would write it
+        hosts = follower.json_texts if follower is not None else [json.dumps(h, ensure_ascii=False) for h in merged]
+        (tmp / "report.json").write_text(head + ', "hosts": [' + ", ".join(hosts) + "]}\n", encoding="utf-8")
         if audits:
             (tmp / "audit.jsonl").write_text("".join(json.dumps(a, ensure_ascii=False) + "\n" for a in audits),
                                              encoding="utf-8")
@@ -275,7 +281,9 @@ def _respond(req: RespondRequest, out: Console, err: Console) -> int:
         return 1
     # what follows the scan runs in a process forked now, which loads the planner, the report templates and
     # the translations while the scan runs (the scan leaves a core partly idle), so none of that waits after it
-    later = Deferred.start(_warm, lambda scan_id: _finish(req, tmp, int(scan_id) if scan_id != "-" else None, out, err))
+    follower = ScanFollower(tmp / "scan.jsonl")
+    later = Deferred.start(_warm, lambda scan_id: _finish(req, tmp, follower, int(scan_id) if scan_id != "-" else None,
+                                                          out, err), idle=follower.poll)
     try:
         scan_id = _scan(req, tmp, err)
     except _Refused as exc:
@@ -317,16 +325,17 @@ def _warm() -> None:
     i18n.translator()
 
 
-def _finish(req: RespondRequest, tmp: Path, scan_id: int | None, out: Console, err: Console) -> int:
-    """Everything after the scan: its records in tmp/scan.jsonl are audited, planned and written, and tmp takes
-    the place of the folder asked."""
+def _finish(req: RespondRequest, tmp: Path, follower: ScanFollower, scan_id: int | None, out: Console,
+            err: Console) -> int:
+    """Everything after the scan: its records in tmp/scan.jsonl (read by `follower` while the scan wrote them)
+    are audited, planned and written, and tmp takes the place of the folder asked."""
     from ..remediate.hosts import collect_hosts
     from ..remediate.planner import plan
     from ..resultfile import smb1_usage_records
 
     target = req.out_dir
     try:
-        records = _records(req, tmp)
+        records = _records(req, follower)
         merged, audits, bad_inventories = _audit(req, records, err)
         usage = smb1_usage_records(req.scan.db) if req.scan.store else []
         # the plan in the language asked; the other language's is made with its report, in a child process
@@ -339,7 +348,7 @@ def _finish(req: RespondRequest, tmp: Path, scan_id: int | None, out: Console, e
         wait = _start_side_job(req, tmp, merged, views, scan_row)
         try:
             the_plan = plan([], req.lang, views=views)
-            _write(req, tmp, merged, audits, the_plan, scan_row)
+            _write(req, tmp, merged, audits, the_plan, scan_row, follower if merged is records else None)
         except BaseException:
             wait(kill=True)
             raise

@@ -38,16 +38,25 @@ def host_from_dict(d: dict) -> HostResult:
     )
 
 
-def hosts_csv(records: list[dict]) -> str:
-    """Host records (as stored) as the scan's CSV, header first: `report --format csv` and respond's hosts.csv."""
+def hosts_csv(records: list[dict], lines: list[str] | None = None) -> str:
+    """Host records (as stored) as the scan's CSV, header first: `report --format csv` and respond's hosts.csv.
+    `lines`: csv_line() of each record, when the caller made them already (respond, as the scan wrote them)."""
+    from .output import CSV_COLUMNS
+
+    return _csv_text(CSV_COLUMNS) + "".join(lines if lines is not None else map(csv_line, records))
+
+
+def csv_line(record: dict) -> str:
+    """One host record's CSV row, line end included."""
+    from .output import csv_row
+
+    return _csv_text(csv_row(host_from_dict(record)))
+
+
+def _csv_text(row) -> str:
     import csv
     import io
 
-    from .output import CSV_COLUMNS, csv_row
-
     buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(CSV_COLUMNS)
-    for h in records:
-        w.writerow(csv_row(host_from_dict(h)))
+    csv.writer(buf).writerow(row)
     return buf.getvalue()

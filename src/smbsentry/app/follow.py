@@ -1,0 +1,64 @@
+"""The scan's host records read while the scan writes them.
+
+respond's writer is a child forked before the scan (app/forks.py `Deferred`);
+while it waits it calls `ScanFollower.poll()`: every complete line of
+scan.jsonl is parsed, and its hosts.csv row and report.json text made, so that
+after the scan none of that is left to do.
+
+Only this light per-record work is done during the scan: planning each host
+as it came (tried) made the scan itself slower by more than it saved after it,
+on a machine whose cores the scan (and, on the lab, the emulated hosts) keep
+busy.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+READ_CHUNK = 1 << 20
+
+
+class ScanFollower:
+    def __init__(self, path: Path):
+        self.path = path
+        self.records: list[dict] = []
+        self.csv_lines: list[str] = []  # report.convert.csv_line of each record (respond's hosts.csv)
+        self.json_texts: list[str] = []  # each record as report.json writes it
+        self._fh = None
+        self._rest = b""
+
+    def poll(self) -> None:
+        """Take what the scan has written since the last call (complete lines only)."""
+        if self._fh is None:
+            try:
+                self._fh = open(self.path, "rb")  # noqa: SIM115 - kept open while the scan writes
+            except FileNotFoundError:
+                return  # the scan has not opened its output yet
+        chunk = self._fh.read(READ_CHUNK)
+        if chunk:
+            *lines, self._rest = (self._rest + chunk).split(b"\n")
+            for line in lines:
+                if line.strip():
+                    self._add(json.loads(line))
+
+    def finish(self) -> list[dict]:
+        """Every record of the finished scan (what the file holds), in the order written."""
+        while True:
+            before = len(self.records), self._fh.tell() if self._fh else -1
+            self.poll()
+            if (len(self.records), self._fh.tell() if self._fh else -1) == before:
+                break
+        if self._rest.strip():
+            self._add(json.loads(self._rest))
+            self._rest = b""
+        if self._fh is not None:
+            self._fh.close()
+        return self.records
+
+    def _add(self, rec: dict) -> None:
+        from ..report.convert import csv_line
+
+        self.records.append(rec)
+        self.csv_lines.append(csv_line(rec))
+        self.json_texts.append(json.dumps(rec, ensure_ascii=False))
