@@ -1174,10 +1174,11 @@ def test_fuzz_stream_api_never_raises(ops, cap_bytes, cap_segments):
 # --------------------------------------------------------------------------
 def _strings_by_parser(msg: bytes, reply: bool):
     from smbsentry.protocol import smb1 as p1
+    from smbsentry.protocol import smb1_replies
     from smbsentry.protocol.errors import ProtocolError
 
     try:
-        r = p1.parse_session_setup_response(msg) if reply else p1.parse_session_setup_request(msg)
+        r = p1.parse_session_setup_response(msg) if reply else smb1_replies.parse_session_setup_request(msg)
     except (ProtocolError, ValueError, struct.error, IndexError):
         return None, None
     return (r.native_os or None), (r.native_lm or None)
