@@ -45,13 +45,13 @@ NEEDED = {
 
 # What each package provides, as the script looks for it.
 PROVIDES = {
-    "samba": ["bin/smbd"],
+    "samba": ["root/usr/sbin/smbd"],  # Debian's paths: /usr/sbin is not on the stubs' PATH, nor on every user's
     "smbclient": ["bin/smbclient"],
     "nmap": ["bin/nmap"],
     "tshark": ["bin/tshark"],
     "iproute2": ["bin/ip"],
-    "nftables": ["bin/nft"],
-    "iptables": ["bin/iptables"],
+    "nftables": ["root/usr/sbin/nft"],
+    "iptables": ["root/sbin/iptables"],
     "openssl": ["bin/openssl"],
     "slapd": ["root/usr/sbin/slapd"],
     "chromium": ["bin/chromium"],
