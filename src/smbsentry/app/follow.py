@@ -28,27 +28,25 @@ class ScanFollower:
         self._fh = None
         self._rest = b""
 
-    def poll(self) -> None:
-        """Take what the scan has written since the last call (complete lines only)."""
+    def poll(self) -> bool:
+        """Take what the scan has written since the last call (complete lines only); whether there was any."""
         if self._fh is None:
             try:
                 self._fh = open(self.path, "rb")  # noqa: SIM115 - kept open while the scan writes
             except FileNotFoundError:
-                return  # the scan has not opened its output yet
+                return False  # the scan has not opened its output yet
         chunk = self._fh.read(READ_CHUNK)
         if chunk:
             *lines, self._rest = (self._rest + chunk).split(b"\n")
             for line in lines:
                 if line.strip():
                     self._add(json.loads(line))
+        return bool(chunk)
 
     def finish(self) -> list[dict]:
         """Every record of the finished scan (what the file holds), in the order written."""
-        while True:
-            before = len(self.records), self._fh.tell() if self._fh else -1
-            self.poll()
-            if (len(self.records), self._fh.tell() if self._fh else -1) == before:
-                break
+        while self.poll():
+            pass
         if self._rest.strip():
             self._add(json.loads(self._rest))
             self._rest = b""
