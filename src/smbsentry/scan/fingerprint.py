@@ -20,6 +20,7 @@ On 139 with 445 open, only A's negotiate runs, to report SMBv1 per port.
 from __future__ import annotations
 
 import asyncio
+import functools
 import struct
 import time
 import uuid
@@ -478,9 +479,15 @@ def _undecided_checks(ctx: HostContext, reason: str) -> None:
 
 
 def _unwanted_services(checks) -> frozenset[str]:
+    return _unwanted(tuple(checks))
+
+
+@functools.lru_cache(maxsize=16)
+def _unwanted(checks: tuple) -> frozenset[str]:
     """443 is both HTTPS (TCP: the relay and Shadow Brokers checks) and SMB over QUIC (UDP): the port set cannot
     tell which a scan asked, the checks can. Without the QUIC check no QUIC probe; with it and nothing that
-    wants the TCP services, no HTTPS probe. Asked by number alone (no such check), both run."""
+    wants the TCP services, no HTTPS probe. Asked by number alone (no such check), both run. (Once per scan's
+    checks, not per host.)"""
     needs = {n for c in checks for n in c.needs}
     if Need.SERVICES in needs and Need.QUIC not in needs:
         return frozenset({"quic"})

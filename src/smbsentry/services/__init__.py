@@ -22,6 +22,7 @@ does not want.
 from __future__ import annotations
 
 import asyncio
+from functools import lru_cache
 
 from ..kb.findings import meta
 from ..kb.store import kb
@@ -39,8 +40,14 @@ def quic_ports() -> tuple[int, ...]:
 
 def service_ports() -> dict[str, tuple[int, ...]]:
     """{service: its ports}, in probe order: knowledge, from kb/data/services.json (each with its source), and
-    quic from the smb-over-quic entry."""
-    return {**kb().service_ports, "quic": quic_ports()}
+    quic from the smb-over-quic entry. A copy: the caller may change it."""
+    return dict(_service_ports())
+
+
+@lru_cache(maxsize=1)
+def _service_ports() -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """Made once per process (every host's probes read it), kept immutable."""
+    return (*kb().service_ports.items(), ("quic", quic_ports()))
 
 
 def __getattr__(name: str):
@@ -125,7 +132,7 @@ async def probe_services(address: str, ports: set[int], timeout: float, *, realm
     names, tasks = [], []
     token = RATE.set(rate)  # the tasks below copy this context
     try:
-        for name, sp in service_ports().items():
+        for name, sp in _service_ports():
             asked = [p for p in sp if p in ports]
             if not asked or name in skip:
                 continue
@@ -135,7 +142,7 @@ async def probe_services(address: str, ports: set[int], timeout: float, *, realm
     finally:
         RATE.reset(token)
     results = await asyncio.gather(*tasks, return_exceptions=True)
-    out: dict = {name: None for name in service_ports()}
+    out: dict = {name: None for name, _ in _service_ports()}
     for name, res in zip(names, results):
         if isinstance(res, BaseException):
             if isinstance(res, asyncio.CancelledError):
