@@ -112,3 +112,27 @@ def test_ctrl_c_during_the_wait_is_the_parents_not_the_childs(tmp_path):
     time.sleep(0.2)
     assert later.go("after") == 0
     assert done.read_text() == "after"
+
+
+def test_the_deferred_child_prepares_at_a_lower_priority_and_works_at_its_own(tmp_path):
+    """While the parent scans, the child's warm-up and read-ahead give way to it; once the parent waits, the child
+    works at the priority it started with where it may raise it again (root, CAP_SYS_NICE), else at the lower one."""
+    seen = tmp_path / "seen"
+    start = os.getpriority(os.PRIO_PROCESS, 0)
+
+    def warm():
+        seen.write_text(f"{os.getpriority(os.PRIO_PROCESS, 0)}\n")
+
+    def run(message: str) -> int:
+        with seen.open("a") as fh:
+            fh.write(f"{os.getpriority(os.PRIO_PROCESS, 0)}\n")
+        return 0
+
+    assert Deferred.start(warm, run).go("x") == 0
+    warm_prio, run_prio = (int(x) for x in seen.read_text().split())
+    assert warm_prio == min(start + 10, 19) and warm_prio > start or start == 19
+    if os.geteuid() == 0:
+        assert run_prio == start
+    else:
+        assert start <= run_prio <= warm_prio
+    assert os.getpriority(os.PRIO_PROCESS, 0) == start  # the parent's own priority is untouched

@@ -113,3 +113,46 @@ def test_backup_gate_in_every_script_with_a_disruptive_step(lab_plan):
                     if s.get("disrupts") and s.get("scripted") and f"step {n}: {s['id']}" in apply)
         assert gate < first, g["name"]
     assert gated >= 2
+
+
+def test_hosts_planned_while_the_scan_runs_give_the_plan_made_after_it(lab_plan, tmp_path, monkeypatch):
+    """respond plans each host as the scan reports it (app/ahead.py); the plan after the scan takes those only for
+    an unchanged view. The lab's real records, followed line by line as respond's writer reads them: every host
+    is taken from what was read ahead, in both languages, and the plan is the one planning everything after the
+    scan gives. A host whose view an inventory changed is planned again (its conflict step is there)."""
+    from smbsentry.app.ahead import PlanAhead
+    from smbsentry.app.follow import ScanFollower
+    from smbsentry.remediate import planner
+    from smbsentry.remediate.hosts import collect_hosts
+
+    data = json.loads((lab_plan["out"].parent / "scan.json").read_text("utf-8"))
+    records = data["hosts"] if isinstance(data, dict) else data
+    path = tmp_path / "scan.jsonl"
+    ahead = PlanAhead(ScanFollower(path), ("en", "zh"))
+    with path.open("w", encoding="utf-8") as fh:
+        for rec in records:
+            fh.write(json.dumps(rec) + "\n")
+            fh.flush()
+            ahead.idle()
+    ahead.follower.finish()
+    made = []
+    real = planner.plan_host
+    monkeypatch.setattr(planner, "plan_host", lambda *a, **k: made.append(a[0].key) or real(*a, **k))
+    for lang in ("en", "zh"):
+        got = planner.plan([], lang, views=collect_hosts(records), ready=ahead.ready(lang)).to_dict()
+        assert made == [], f"{lang}: hosts planned again although their views did not change: {made}"
+        assert got == planner.plan(records, lang).to_dict()
+        made.clear()
+    # an inventory that disagrees with the scan about one host: that host alone is planned again
+    win7 = next(r for r in records if lab_plan["profiles"].get(r["address"]) == "win7-sp1-unpatched")
+    inventory = {"host": (win7.get("identity") or {}).get("netbios_name") or "W7", "address": win7["address"],
+                 "facts": {"os_name": "Microsoft Windows 7 Professional", "build": 7601, "service_pack": 1,
+                           "installed_kbs": ["KB4012212"]},
+                 "verdicts": [{"id": "ms17-010", "status": "patched", "evidence": "KB4012212 installed", "fix": None}]}
+    ahead = PlanAhead(ScanFollower(path), ("en",))
+    ahead.add(records)
+    made.clear()
+    got = planner.plan([], "en", views=collect_hosts(records + [inventory]), ready=ahead.ready("en"))
+    assert made == [win7["address"]]
+    assert got.to_dict() == planner.plan(records + [inventory], "en").to_dict()
+    assert "resolve-conflict" in steps(next(h for h in got.to_dict()["hosts"] if h["address"] == win7["address"]))

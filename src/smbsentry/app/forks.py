@@ -20,6 +20,30 @@ from typing import Callable
 
 REASON_BYTES = 300
 IDLE_SECONDS = 0.05
+BACKGROUND_NICE = 10  # how much lower a Deferred child's priority is while the parent's work runs
+
+
+def _background() -> int | None:
+    """Lower this process's priority while it only prepares (loads, reads ahead) beside the parent's work:
+    where the cores are busy, the scan goes first. Returns the priority to go back to (None: unchanged)."""
+    try:
+        before = os.getpriority(os.PRIO_PROCESS, 0)
+        os.setpriority(os.PRIO_PROCESS, 0, min(before + BACKGROUND_NICE, 19))
+    except (AttributeError, OSError):  # no priorities here (Windows), or not allowed
+        return None
+    return before
+
+
+def _foreground(before: int | None) -> None:
+    """Back to the priority the child started with, now that the parent waits for it. Raising a priority
+    needs CAP_SYS_NICE (root has it); without it the child keeps the lower one, which slows it only where
+    other work competes for the cores: the parent waits and takes none."""
+    if before is None:
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, before)
+    except OSError:
+        pass
 
 
 def _flush() -> None:
@@ -64,8 +88,9 @@ def side(job: Callable[[], None], what: str) -> Callable[..., None]:
 
 class Deferred:
     """A child forked before long work of the parent's (the scan): it loads what it will need (`warm`) while
-    the parent works, then waits, Ctrl-C ignored, for one message; `go(message)` has it run `run(message)`
-    with Ctrl-C restored and returns its exit status, `cancel()` ends it unused. A parent that dies closes
+    the parent works, at a lower priority (the parent's work goes first where the cores are busy), then waits,
+    Ctrl-C ignored, for one message; `go(message)` has it run `run(message)` with Ctrl-C restored and returns
+    its exit status, `cancel()` ends it unused. A parent that dies closes
     the pipe, and the child ends with it."""
 
     def __init__(self, run: Callable[[str], int], pid: int | None, pipe: int | None):
@@ -121,6 +146,7 @@ def _child(r: int, warm: Callable[[], None], run: Callable[[str], int],
            idle: Callable[[], None] | None) -> int:  # pragma: no cover - see start
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C during the scan is the parent's to handle
     code = 1
+    before = _background()
     try:
         warm()
         chunks = []
@@ -135,6 +161,7 @@ def _child(r: int, warm: Callable[[], None], run: Callable[[str], int],
         if not chunks:
             return 0  # cancelled, or the parent is gone
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        _foreground(before)
         code = run(b"".join(chunks).decode("utf-8"))
     except KeyboardInterrupt:
         code = 130

@@ -42,6 +42,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..textio import replace_folder
+from .ahead import PlanAhead
 from .follow import ScanFollower
 from .forks import Deferred, side
 from .scanprep import RequestError, ScanRequest, check_kb
@@ -153,7 +154,8 @@ def _report_html(tmp: Path, merged: list[dict], lang: str, plan, scan_row: dict 
     (tmp / _report_name(lang)).write_text(render(merged, lang=lang, scan=scan_row, plan=plan), encoding="utf-8")
 
 
-def _start_side_job(req: RespondRequest, tmp: Path, merged: list[dict], views: list, scan_row: dict | None):
+def _start_side_job(req: RespondRequest, tmp: Path, merged: list[dict], views: list, scan_row: dict | None,
+                    ahead: PlanAhead):
     """The other language's plan and report, made by a child process on the second core while this one plans
     and writes the rest."""
     from ..remediate.planner import plan as make_plan
@@ -164,7 +166,7 @@ def _start_side_job(req: RespondRequest, tmp: Path, merged: list[dict], views: l
 
     def job() -> None:
         for lang in other:
-            _report_html(tmp, merged, lang, make_plan([], lang, views=views), scan_row)
+            _report_html(tmp, merged, lang, make_plan([], lang, views=views, ready=ahead.ready(lang)), scan_row)
 
     return side(job, "the " + "/".join(other) + " report")
 
@@ -282,8 +284,9 @@ def _respond(req: RespondRequest, out: Console, err: Console) -> int:
     # what follows the scan runs in a process forked now, which loads the planner, the report templates and
     # the translations while the scan runs (the scan leaves a core partly idle), so none of that waits after it
     follower = ScanFollower(tmp / "scan.jsonl")
-    later = Deferred.start(_warm, lambda scan_id: _finish(req, tmp, follower, int(scan_id) if scan_id != "-" else None,
-                                                          out, err), idle=follower.poll)
+    ahead = PlanAhead(follower, REPORT_LANGS, enabled=not req.inventories)
+    later = Deferred.start(_warm, lambda scan_id: _finish(req, tmp, ahead, int(scan_id) if scan_id != "-" else None,
+                                                          out, err), idle=ahead.idle)
     try:
         scan_id = _scan(req, tmp, err)
     except _Refused as exc:
@@ -325,9 +328,10 @@ def _warm() -> None:
     i18n.translator()
 
 
-def _finish(req: RespondRequest, tmp: Path, follower: ScanFollower, scan_id: int | None, out: Console,
+def _finish(req: RespondRequest, tmp: Path, ahead: PlanAhead, scan_id: int | None, out: Console,
             err: Console) -> int:
-    """Everything after the scan: its records in tmp/scan.jsonl (read by `follower` while the scan wrote them)
+    """Everything after the scan: its records in tmp/scan.jsonl (read, and each host planned, by `ahead` while the scan
+    wrote them)
     are audited, planned and written, and tmp takes the place of the folder asked."""
     from ..remediate.hosts import collect_hosts
     from ..remediate.planner import plan
@@ -335,6 +339,7 @@ def _finish(req: RespondRequest, tmp: Path, follower: ScanFollower, scan_id: int
 
     target = req.out_dir
     try:
+        follower = ahead.follower
         records = _records(req, follower)
         merged, audits, bad_inventories = _audit(req, records, err)
         usage = smb1_usage_records(req.scan.db) if req.scan.store else []
@@ -345,9 +350,9 @@ def _finish(req: RespondRequest, tmp: Path, follower: ScanFollower, scan_id: int
         gc.freeze()
         views = collect_hosts(inputs)  # once, for both languages' plans
         scan_row = _scan_row(req, scan_id)
-        wait = _start_side_job(req, tmp, merged, views, scan_row)
+        wait = _start_side_job(req, tmp, merged, views, scan_row, ahead)
         try:
-            the_plan = plan([], req.lang, views=views)
+            the_plan = plan([], req.lang, views=views, ready=ahead.ready(req.lang))
             _write(req, tmp, merged, audits, the_plan, scan_row, follower if merged is records else None)
         except BaseException:
             wait(kill=True)

@@ -471,18 +471,28 @@ def _bundle(hosts: list[HostPlan]) -> list[BundleRow]:
     return sorted(rows.values(), key=lambda r: (r.os, r.architecture, r.order, r.kb, r.language or ""))
 
 
-def plan(results: list, lang: str = "en", *, as_of: date | None = None, views: list | None = None) -> Plan:
+def _planned(view: HostView, lang: str, today: date, ready: dict | None) -> HostPlan:
+    """The host's plan made earlier from an equal view on the same day (it is used once), or made now."""
+    got = ready.pop(view.key, None) if ready else None
+    if got is not None and got[1] == today and got[0] == view:
+        return got[2]
+    return plan_host(view, lang, today)
+
+
+def plan(results: list, lang: str = "en", *, as_of: date | None = None, views: list | None = None,
+         ready: dict | None = None) -> Plan:
     """The remediation plan for scan results, audit results or merged results (dicts or the result objects), in any mix.
 
     `views`: collect_hosts() of those results, when the caller made them already (respond plans both languages
-    from one set; planning only reads them)."""
+    from one set; planning only reads them). `ready`: host key -> (view, day, HostPlan in `lang`) made earlier
+    (respond plans each host while the scan runs, app/ahead.py); one is taken only for an equal view and day."""
     if lang not in LANGS:
         raise ValueError(f"unknown language {lang!r} (en or zh)")
     today = as_of or date.today()
     if views is None:
         views = collect_hosts([r.to_dict() if hasattr(r, "to_dict") else r for r in results])
     del results  # the views keep what they need; a caller that passed a temporary list frees it here
-    hosts = [plan_host(v, lang, today) for v in views]
+    hosts = [_planned(v, lang, today, ready) for v in views]
     actions = ranked(list(zip(views, hosts)))
     order = {h.key: i for i, h in enumerate(hosts)}
     hosts.sort(key=lambda h: (h.priority, {"isolate": 0, "patch": 1, "workaround": 2, "identify": 3, "verify": 4, "clean": 5}[h.category],

@@ -1,0 +1,56 @@
+"""Each host planned as the scan reports it, so that less is left to do after the scan.
+
+respond's writer is a child forked before the scan, at a lower priority
+(app/forks.py): while the scan runs it uses what the cores leave idle. It
+reads the records as they are written (app/follow.py) and plans every host
+there, in every report language:
+
+    ahead = PlanAhead(follower, ("en", "zh"))
+    Deferred.start(warm, run, idle=ahead.idle)        # during the scan
+    plan([], lang, views=views, ready=ahead.ready(lang))   # after it
+
+A plan made ahead is only a candidate: the planner takes it for a host whose
+final view (inventories, recorded SMB1 traffic and every record of the host
+merged) equals the view it was made from, on the same day, and plans the
+host again otherwise. So the result is the plan that planning everything
+after the scan gives, whatever was read ahead.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from .follow import ScanFollower
+
+
+class PlanAhead:
+    def __init__(self, follower: ScanFollower, langs: tuple[str, ...], enabled: bool = True):
+        """`enabled` False: only read (respond with inventories, whose audits change most hosts' views)."""
+        self.follower, self.langs, self.enabled = follower, langs, enabled
+        self._ready: dict[str, dict[str, tuple[Any, date, Any]]] = {lang: {} for lang in langs}
+
+    def idle(self) -> None:
+        """Read what the scan wrote since the last call, and plan those hosts."""
+        n = len(self.follower.records)
+        if self.follower.poll() and self.enabled:
+            self.add(self.follower.records[n:])
+
+    def add(self, records: list[dict]) -> None:
+        """Plan the hosts of these scan records (one view each, as if each were the host's only record)."""
+        from ..remediate.hosts import collect_hosts
+        from ..remediate.planner import plan_host
+
+        today = date.today()
+        for rec in records:
+            try:
+                views = collect_hosts([rec])
+            except ValueError:
+                continue  # a record the planner refuses: it says why after the scan, with the rest
+            for v in views:
+                for lang in self.langs:
+                    self._ready[lang][v.key] = (v, today, plan_host(v, lang, today))
+
+    def ready(self, lang: str) -> dict[str, tuple[Any, date, Any]]:
+        """key -> (the view planned, the day, the plan), for planner.plan(ready=)."""
+        return self._ready.get(lang, {})
