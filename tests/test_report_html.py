@@ -63,3 +63,24 @@ def test_counts_state_their_denominators():
     html = render([smb, other] + results())
     assert "of 4 hosts that answered" in html and "100.0% of 3 hosts with SMB" in html
     assert '<div class="card" id="card-other"><b>1</b>' in html and '<div class="card" id="card-smb"><b>3</b>' in html
+
+
+def test_the_long_tables_escape_every_value_as_the_template_does():
+    """report/rows.py writes the long tables without the template: each value must come out as autoescaping
+    writes it (any text, attacker's included), and Markup (already escaped sentences) unchanged."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from markupsafe import Markup, escape
+
+    from smbsentry.report import rows
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.text())
+    def same(text):
+        assert rows.cell(text) == str(escape(text))
+
+    same()
+    assert rows.cell(Markup("<b>x</b>")) == "<b>x</b>" and rows.cell(None) == "" and rows.cell(7) == "7"
+    hostile = '<script>alert("x")</script>\'&'
+    html = str(rows.host_rows([(hostile, hostile, hostile, "", "", "", "", [(hostile, "vulnerable")], Markup(""), hostile)]))
+    assert "<script>" not in html and html.count("&lt;script&gt;") == 5
