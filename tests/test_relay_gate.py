@@ -130,6 +130,15 @@ def test_domain_members_and_hosts_without_ntlm_facts_are_probed(scans, profile):
     assert "not probed" not in (f["evidence"] or "") + (f["reason"] or "")
 
 
+def test_a_probed_domain_member_requiring_signing_is_not_vulnerable(scans):
+    """What a workgroup host requiring signing no longer gets (it is `unknown`: not probed): a member whose
+    80, 443 and 389 were probed and refused, with SMB signing required, has no relay path."""
+    rec = scans[RELAY]["win2022-signing-required"]
+    assert all("error" in rec["services"][k] for k in GATED)
+    f = relay_finding(rec)
+    assert (f["status"], f["evidence"]) == ("not_vulnerable", "SMB2 negotiate: signing required")
+
+
 def test_the_identities_are_what_the_rule_reads(scans):
     ids = {n: scans[RELAY][n]["identity"] for n in LAB}
     assert ids["samba-4.17-member"]["implementation"] == "samba" and ids["samba-4.17-member"]["netbios_domain"] == "CORP"
