@@ -54,7 +54,15 @@ def test_the_finding_names_each_dialect(stored, samba_smb1_guest, samba_signing_
     assert open_["status"] == "vulnerable" and "SMB2 negotiate: signing enabled" in open_["evidence"]
     assert "SMB1 negotiate: signing" in open_["evidence"]  # this preset speaks SMB1 too: its own path
     closed = relay[samba_signing_required.address]
-    assert (closed["status"], closed["evidence"]) == ("not_vulnerable", "SMB2 negotiate: signing required")
+    # a real standalone Samba names itself as its NTLM domain (Samba's target name off a domain): a workgroup
+    # host, so HTTP, HTTPS and LDAP were not probed, and signing required alone does not make it "safe"
+    # (a domain member requiring signing, probed, is not_vulnerable: test_relay_gate's lab WS2022-SIGN)
+    ident = hosts[samba_signing_required.address]["identity"]
+    assert ident["source"] == "smb2-ntlm" and ident["netbios_domain"] == ident["netbios_name"] == samba_signing_required.netbios_name
+    assert ident["netbios_domain"] != samba_signing_required.workgroup  # the smb.conf workgroup is not what NTLM says
+    assert not any(hosts[samba_signing_required.address]["services"].get(k) for k in ("http", "https", "ldap"))
+    assert closed["status"] == "unknown" and closed["evidence"].startswith("SMB2 negotiate: signing required; HTTP 80: not probed (")
+    assert closed["reason"].startswith("HTTP, HTTPS, LDAP: not probed (workgroup host: ")
 
 
 def test_report_has_a_relay_section_in_both_languages(stored, samba_smb1_guest):

@@ -676,6 +676,7 @@ def test_host_page_says_which_engine_saw_the_host(client, seeded):
 
 # ---------------------------------------------------------------- issue 20: relay paths
 RELAY_DC, RELAY_XSS, RELAY_LONG, RELAY_SIGNED = wb.RELAY_DC, wb.RELAY_XSS, wb.RELAY_LONG, wb.RELAY_SIGNED
+RELAY_WG = wb.RELAY_WORKGROUP
 
 
 @pytest.fixture(scope="module")
@@ -718,11 +719,17 @@ def test_relay_page_lists_every_path_with_its_endpoint(relay_store):
         (RELAY_XSS, f"smb://{RELAY_XSS}", "vulnerable", "SMB1 445"),
         (RELAY_LONG, f"smb://{RELAY_LONG}", "vulnerable", "SMB2 445"),
         (RELAY_SIGNED, f"smb://{RELAY_SIGNED}", "not_vulnerable", "SMB2 445"),
+        # a workgroup host: HTTP, HTTPS and LDAP not probed (never absent, never "refused")
+        (RELAY_WG, f"smb://{RELAY_WG}", "not_vulnerable", "SMB2 445"),
+        (RELAY_WG, f"http://{RELAY_WG}:80", "not_probed", "HTTP 80"),
+        (RELAY_WG, f"https://{RELAY_WG}:443", "not_probed", "HTTPS 443"),
+        (RELAY_WG, f"ldap://{RELAY_WG}:389", "not_probed", "LDAP 389"),
     ]
     text = visible(r.text)
     assert "relay accepted" in text and "relay likely" in text and "not visible" in text and "relay refused" in text
+    assert "not probed" in text and "HTTP 80: not probed (workgroup host: a relayed domain logon has no account" in text
     # the counts: hosts accepting NTLM relayed to SMB, hosts with any relay path
-    assert "Hosts accepting NTLM relayed to SMB: 2; hosts with a relay path: 4." in html.unescape(r.text)
+    assert "Hosts accepting NTLM relayed to SMB: 2; hosts with a relay path: 5." in html.unescape(r.text)
     assert "AD CS web enrollment offers Negotiate, NTLM" in r.text
     # the page reads the same rows the HTML report's section shows (one computation)
     from smbsentry.report.relay import relay_section
@@ -737,6 +744,10 @@ def test_relay_page_lists_every_path_with_its_endpoint(relay_store):
     # filtered by state; a bad state is 400
     likely = relay_table(c.get("/relay", params={"scan": sid, "state": "likely"}).text)
     assert likely == [(RELAY_DC, f"https://{RELAY_DC}:443/certsrv/", "likely", "HTTPS 443")]
+    skipped = relay_table(c.get("/relay", params={"scan": sid, "state": "not_probed"}).text)
+    assert [(a, s, p) for a, _, s, p in skipped] == [(RELAY_WG, "not_probed", p) for p in ("HTTP 80", "HTTPS 443", "LDAP 389")]
+    assert c.get("/relay", params={"scan": sid, "state": "not_probed"}).text.count('value="not_probed" selected') == 1
+    assert RELAY_WG not in c.get(f"/scans/{sid}/relay-list.txt").text  # not probed is no relay target
     assert c.get("/relay", params={"scan": sid, "state": "evil"}).status_code == 400
     assert c.get("/relay", params={"scan": 999}).status_code == 404
 
@@ -747,7 +758,9 @@ def test_relay_page_in_chinese(relay_store):
     try:
         text = visible(body)
         assert "中继路径" in text and "可被中继" in text and "很可能可被中继" in text and "拒绝中继" in text and "无法看到" in text
-        assert "下载中继目标列表" in text and "SMB 接受中继 NTLM 的主机：2 台；有中继路径的主机：4 台。" in text
+        assert "下载中继目标列表" in text and "SMB 接受中继 NTLM 的主机：2 台；有中继路径的主机：5 台。" in text
+        assert "未探测" in text and "：未探测（工作组主机：被中继的域登录在这里没有可登录的账户" in text
+        assert "not probed" not in body and "workgroup host" not in body
         assert "AD CS Web 注册页面提供" in body and "SMB2 协商：签名" in body
         assert not english_found(text, ZH_WORDS), english_found(text, ZH_WORDS)
         assert "web enrollment" not in body and "relay accepted" not in body and "negotiate: signing" not in body

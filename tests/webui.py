@@ -34,6 +34,7 @@ LONG_ADDRESS = "127.54.0.201"
 LONG_NAME = "<b>" + "W" * 190 + "</b>"  # 200 characters, no break opportunity, markup inside
 TWIN_SALES, TWIN_LABS = "127.54.0.210", "127.54.0.211"  # both NetBIOS name TWIN, in two domains
 RELAY_DC, RELAY_XSS, RELAY_LONG, RELAY_SIGNED = "127.54.2.1", "127.54.2.2", "127.54.2.3", "127.54.2.4"
+RELAY_WORKGROUP = "127.54.2.5"
 SYSTEMINFO = REPO / "tests" / "data" / "inventories" / "systeminfo-win7-en-cp437.txt"
 
 
@@ -92,19 +93,24 @@ def named_host(address: str, name: str, domain: str, os_name: str = "Windows Ser
             "errors": [], "duration_ms": 1}
 
 
-def relay_host(address: str, name: str, smb2: str | None, smb1: str | None = None, services: dict | None = None) -> dict:
+def relay_host(address: str, name: str, smb2: str | None, smb1: str | None = None, services: dict | None = None,
+               workgroup: bool = False) -> dict:
     """A host record as the scan stores it with `--checks all`: the negotiate's signing modes, the service
-    probes' facts, and the ntlm-relay finding the check wrote from them."""
+    probes' facts, and the ntlm-relay finding the check wrote from them. `workgroup`: its NTLM domain is its
+    own name, so the check did not probe HTTP, HTTPS and LDAP there (checks.relay.not_probed_reason)."""
     from smbsentry.checks.relay import relay_paths
 
+    identity = {"netbios_name": name, "netbios_domain": name if workgroup else "CORP", "dns_name": None,
+                "os_name": "Windows Server 2022"}
+    if workgroup:
+        identity.update(source="smb2-ntlm", implementation="windows")
     h = {"address": address, "hostname": None, "ports": {"445": "open", "139": "closed"},
          "smb1": {"enabled": True, "signing": smb1} if smb1 else {"enabled": False},
          "smb2": {"dialects": ["2.0.2", "2.1", "3.0", "3.0.2", "3.1.1"], "signing": smb2} if smb2 else None,
-         "identity": {"netbios_name": name, "netbios_domain": "CORP", "dns_name": None, "os_name": "Windows Server 2022"},
-         "services": services or {}, "errors": [], "duration_ms": 1}
-    paths = relay_paths(h)
+         "identity": identity, "services": services or {}, "errors": [], "duration_ms": 1}
+    paths = relay_paths(h, relay_check=True)
     status = ("vulnerable" if any(p["relay"] is True for p in paths) else "likely" if any(p["relay"] == "likely" for p in paths)
-              else "unknown" if any(p["relay"] is None for p in paths) else "not_vulnerable")
+              else "unknown" if any(p["relay"] in (None, "not_probed") for p in paths) else "not_vulnerable")
     h["findings"] = [{"id": "ntlm-relay", "status": status, "severity": "high", "title": "NTLM relay",
                       "cves": [], "references": [], "evidence": "; ".join(p["text"] for p in paths), "reason": None,
                       "inferred": False, "port": 445}]
@@ -114,7 +120,8 @@ def relay_host(address: str, name: str, smb2: str | None, smb1: str | None = Non
 def add_relay_scan(store) -> int:
     """One scan with every kind of relay path: a domain controller requiring SMB signing with NTLM over HTTP,
     AD CS web enrollment over HTTPS and LDAP (no bind: not visible); SMB1 and SMB2 without signing under the
-    hostile name; the 200-character name without signing; a host that requires signing.  Returns its id."""
+    hostile name; the 200-character name without signing; a host that requires signing; a workgroup host that
+    requires signing, whose HTTP, HTTPS and LDAP the check did not probe.  Returns its id."""
     dc_services = {"http": {"port": 80, "status": 401, "auth": ["NTLM"]},
                    "https": {"port": 443, "status": 200, "auth": [], "certsrv": {"auth": ["Negotiate", "NTLM"]}},
                    "ldap": {"port": 389, "domain_controller": True}}
@@ -123,6 +130,7 @@ def add_relay_scan(store) -> int:
     store.add_host(sid, relay_host(RELAY_XSS, XSS, "enabled", smb1="disabled"))
     store.add_host(sid, relay_host(RELAY_LONG, LONG_NAME, "enabled"))
     store.add_host(sid, relay_host(RELAY_SIGNED, "SIGNED", "required"))
+    store.add_host(sid, relay_host(RELAY_WORKGROUP, "WS-WG", "required", workgroup=True))
     store.finish_scan(sid)
     return sid
 

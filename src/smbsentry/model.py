@@ -187,7 +187,8 @@ class HostResult:
     connections: int = 0
     services: dict[str, Any] = field(default_factory=dict)  # other services (RDP, HTTP, Kerberos...) when probed
     # domain-controller | file-server | unknown, with the evidence, whether a share
-    # listing succeeded and the data shares it showed (scan/role.py); None: not assessed
+    # listing succeeded and the data shares it showed, and the directory probe's ports when it ran
+    # (probed_ports: scan/role.py); None: not assessed
     role: dict[str, Any] | None = None
 
     @property

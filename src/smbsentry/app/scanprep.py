@@ -157,10 +157,13 @@ def scan_options(selected: tuple, ports: tuple[int, ...], *, timeout: float = 5.
     from ..scan.fingerprint import ScanOptions
     from ..scan.session import Credentials
 
+    from ..scan.host import domain_only_ports
+
     smb_ports, service_ports = split(ports, selected)
     creds = Credentials(user, password, domain) if user else None
     return ScanOptions(ports=smb_ports, timeout=timeout, credentials=creds, dialect_method=dialects, checks=selected,
-                       service_ports=service_ports, host_timeout=host_timeout or None,
+                       service_ports=service_ports, domain_only_ports=domain_only_ports(ports, selected) & service_ports,
+                       host_timeout=host_timeout or None,
                        failed_logon_probes=failed_logon_probes)
 
 

@@ -122,6 +122,9 @@ class Check:
     # With Need.SERVICES: the services (smbsentry.services names) the check reads; None: every one of them
     # (the Shadow Brokers modules). A check that reads a few must not make the scan probe them all.
     services: ClassVar[frozenset[str] | None] = None
+    # True: those services are worth probing only where a relayed domain logon can land (ntlm-relay); the scan
+    # leaves them out on a workgroup host (checks.relay.not_probed_reason), unless --ports or another check asks.
+    services_domain_only: ClassVar[bool] = False
     default: ClassVar[bool] = True
     description: ClassVar[str] = ""
 

@@ -19,6 +19,11 @@ form every consumer shares: the check, the report's "relay paths" section and
   with that reason -- never "safe"; with it, the refusals of
   services.ldap_bind's binds decide each of LDAP and LDAPS.
 
+HTTP, HTTPS and LDAP are probed only where a relayed logon can land: on a
+domain member, or a host whose NTLM facts were not seen (`not_probed_reason`).
+On a workgroup host those paths are "not probed", with the reason -- never
+"no path": the SMB path, read from the negotiate the scan makes anyway, stays.
+
 No packet is sent here: the check needs the service probes (`Need.SERVICES`,
 so it is off by default; `--checks ntlm-relay` or `all` turns it on).
 """
@@ -126,14 +131,62 @@ def ldap_paths(services: dict[str, Any]) -> list[dict[str, Any]]:
             (("LDAP", "signing", "required"), ("LDAPS", "channel_binding", "enforced")) if binds.get(key)]
 
 
-def service_paths(record: dict[str, Any]) -> list[dict[str, Any]]:
-    """HTTP endpoints that offer NTLM, and LDAP on a domain controller, from the service probes."""
+WORKGROUP = ("workgroup host: a relayed domain logon has no account to land on here, and reuse of a local "
+             "account's password is not visible from the network")
+# The NTLM challenge's NetBIOS domain is the machine's own name on a workgroup host and its domain on a member:
+# Windows (MS-NLMP TargetInfo), and Samba, whose MsvAvNbDomainName is the target name (ntlmssp_target_name:
+# the NetBIOS name when standalone, the workgroup otherwise).
+MEMBER_RULE_IMPLEMENTATIONS = ("windows", "samba")
+NOT_PROBED = (("HTTP", "http", 80), ("HTTPS", "https", 443), ("LDAP", "ldap", 389))
+
+
+def not_probed_reason(identity: dict[str, Any] | None) -> str | None:
+    """Why the relay check's HTTP, HTTPS and LDAP probes are not made on this host; None: they are.
+
+    A relayed NTLM logon is only worth something to a service that knows the
+    relayed account, and the logons an attacker coerces or captures are
+    domain accounts': on a workgroup host they land nowhere. So those three
+    probes (three of the scan's connections per host) go only to domain
+    members and DCs, and to hosts whose NTLM facts the scan did not see
+    ("could not see" is not "is a workgroup host"). The test is the NTLM
+    challenge's NetBIOS domain against the computer name, read by the SMB
+    negotiate the scan made anyway: equal on a Windows or Samba workgroup
+    host, the domain's name on a member. Facts from elsewhere (an SMB1
+    negotiate's primary domain, which Samba fills with its workgroup even
+    when standalone) or from another implementation decide nothing."""
+    ident = identity or {}
+    name, domain = ident.get("netbios_name"), ident.get("netbios_domain")
+    if not (str(ident.get("source") or "").endswith("-ntlm") and name and domain
+            and ident.get("implementation") in MEMBER_RULE_IMPLEMENTATIONS):
+        return None
+    return WORKGROUP if str(domain).upper() == str(name).upper() else None
+
+
+def not_probed_paths(services: dict[str, Any], reason: str) -> list[dict[str, Any]]:
+    """The relay paths the scan did not look at on this host (no probe of that service ran), with the reason."""
+    return [{"protocol": proto, "port": port, "relay": "not_probed", "reason": reason,
+             "text": f"{proto} {port}: not probed ({reason})"}
+            for proto, key, port in NOT_PROBED if not isinstance(services.get(key), dict)]
+
+
+def service_paths(record: dict[str, Any], relay_check: bool = False) -> list[dict[str, Any]]:
+    """HTTP endpoints that offer NTLM, and LDAP on a domain controller, from the service probes; when the relay
+    check ran on a host it did not probe (`not_probed_reason`), those services' paths as "not probed"."""
     services = record.get("services") or {}
-    return http_paths(services) + ldap_paths(services)
+    reason = not_probed_reason(record.get("identity")) if relay_check else None
+    return http_paths(services) + ldap_paths(services) + (not_probed_paths(services, reason) if reason else [])
 
 
-def relay_paths(record: dict[str, Any]) -> list[dict[str, Any]]:
-    return smb_paths(record) + service_paths(record)
+def relay_check_ran(record: dict[str, Any]) -> bool:
+    """Whether the stored record holds the ntlm-relay check's finding (the scan had the check on)."""
+    return any(isinstance(f, dict) and f.get("id") == "ntlm-relay" for f in record.get("findings") or ())
+
+
+def relay_paths(record: dict[str, Any], relay_check: bool | None = None) -> list[dict[str, Any]]:
+    """Every relay path of one record; `relay_check` (default: whether the record holds the check's finding)
+    adds the paths the check did not probe on a workgroup host."""
+    ran = relay_check_ran(record) if relay_check is None else relay_check
+    return smb_paths(record) + service_paths(record, ran)
 
 
 def smb_relay_target(record: dict[str, Any]) -> bool:
@@ -162,14 +215,15 @@ class NtlmRelay(Check):
     id = "ntlm-relay"
     needs = frozenset({Need.SERVICES})
     services = frozenset({"http", "https", "ldap"})  # the NTLM endpoints it reads: not every Shadow Brokers service
+    services_domain_only = True  # ... and only on hosts not_probed_reason lets through (the scan asks per host)
     default = False
 
     async def run(self, host: HostAccess) -> list[Finding]:
         r = host.result
         record = {"ports": r.ports, "smb2": {"signing": r.smb2.signing} if r.smb2 else None,
                   "smb1": {"enabled": r.smb1.enabled, "signing": r.smb1.signing} if r.smb1 else None,
-                  "services": host.services or r.services}
-        paths = relay_paths(record)
+                  "services": host.services or r.services, "identity": r.identity.to_dict()}
+        paths = relay_paths(record, relay_check=True)
         if not paths:
             return []
         evidence = "; ".join(p["text"] for p in paths)
@@ -178,6 +232,11 @@ class NtlmRelay(Check):
             hit = [p for p in paths if p["relay"] == state]
             if hit:
                 return [self.finding(verdict, evidence=evidence, details=details, port=hit[0]["port"])]
+        skipped = [p for p in paths if p["relay"] == "not_probed"]
+        if skipped:  # a path not looked at is not a path refused: never "safe"
+            names = ", ".join(p["protocol"] for p in skipped)
+            return [self.finding("unknown", evidence=evidence, details=details,
+                                 reason=f"{names}: not probed ({skipped[0]['reason']})")]
         if any(p["relay"] is None for p in paths):
             reason = ("the opt-in binds did not show the LDAP signing or channel binding requirement"
                       if any(p.get("opt_in") for p in paths) else

@@ -7,7 +7,10 @@ LDAP paths appear when the scan probed the other services.  The list file
 starts in NetExec's `--gen-relay-list` format (one address per line: the
 hosts whose SMB server accepts a relayed NTLM session); the other protocols'
 open or likely targets follow as URLs (http://a:80/certsrv/, ldap://a:389),
-the form ntlmrelayx's target file reads beside bare addresses.
+the form ntlmrelayx's target file reads beside bare addresses.  Where the
+check ran but did not probe HTTP, HTTPS and LDAP (a workgroup host: see
+checks.relay.not_probed_reason), those paths are rows of their own, "not
+probed" with the reason: never absent, never "refused".
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ class RelayRow(NamedTuple):
     name: str
     protocol: str
     port: int | None
-    state: str          # the status word the page colours by: vulnerable, likely, not_vulnerable, unknown
+    state: str          # the status word the page colours by: vulnerable, likely, not_vulnerable, unknown, not_probed
     label: str          # the state in the page's language ("relay accepted", "可被中继")
     detail: Markup      # the evidence sentence in the page's language, remote parts marked
     endpoint: str       # smb://a, https://a:443/certsrv/, ldap://a:389 (checks.relay.endpoint)
@@ -48,7 +51,8 @@ def relay_section(records: list[dict], lang: str) -> dict:
     (web/routes/relay.py: the whole scan, or one host's record): one computation for both."""
     t = i18n.labels("report", lang)
     labels = {True: ("vulnerable", t["relay_open"]), "likely": ("likely", t["relay_likely"]),
-              False: ("not_vulnerable", t["relay_closed"]), None: ("unknown", t["relay_unknown"])}
+              False: ("not_vulnerable", t["relay_closed"]), None: ("unknown", t["relay_unknown"]),
+              "not_probed": ("not_probed", t["relay_not_probed"])}
     rows, targets, hosts = [], 0, 0
     for h in sorted(records, key=lambda h: address_key(h["address"])):
         paths = relay_paths(h)

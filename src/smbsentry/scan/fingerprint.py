@@ -33,7 +33,7 @@ from ..protocol import ntlm, smb1, smb2, spnego
 from ..protocol.errors import ProtocolError
 from ..protocol.filetime import to_iso
 from .connection import CONNECT_TIMEOUT, HOST_TIMEOUT, LOCAL, REFUSED, RESET, UNREACHABLE, Connection, ScanError
-from .host import HostContext, RateLimiter, ScanOptions
+from .host import HostContext, RateLimiter, ScanOptions, host_service_ports
 from .session import Logon, Smb1Client, Smb2Client
 
 def port_state(exc: ScanError) -> str:
@@ -446,7 +446,7 @@ async def _scan_steps(ctx: HostContext) -> None:
         # raises.  Also on hosts whose SMB is closed: an Exchange or
         # Domino server behind a firewall that drops 445 is still exposed.
         ctx.result.services = await probe_services(
-            address, set(options.service_ports), options.timeout, realm=ctx.result.identity.dns_domain or None,
+            address, host_service_ports(ctx.result, options), options.timeout, realm=ctx.result.identity.dns_domain or None,
             rate=ctx.pace if ctx.limiter.rate else None, bind_probes=options.failed_logon_probes,
             server_name=ctx.result.hostname or ctx.result.identity.dns_name or None,  # SNI of the QUIC probe
             skip=_unwanted_services(options.checks),

@@ -49,6 +49,36 @@ def split_ports(asked: tuple[int, ...], checks) -> tuple[tuple[int, ...], frozen
     return tuple(p for p in asked if p not in known), service
 
 
+def domain_only_ports(asked: tuple[int, ...], checks) -> frozenset[int]:
+    """The service ports only checks with `services_domain_only` (ntlm-relay's 80, 443, 389) want: not asked by
+    number in --ports, not wanted by any other check (the Shadow Brokers checks, --checks all's others).
+    host_service_ports leaves them out on a workgroup host; what anything else asks is probed as before."""
+    from ..services import DEFAULT_PORTS, service_ports
+
+    by_name = service_ports()
+
+    def wanted(c) -> frozenset[int]:
+        if Need.SERVICES not in c.needs:
+            return frozenset()
+        return DEFAULT_PORTS if c.services is None else frozenset(p for n in c.services for p in by_name[n])
+
+    gated = frozenset(p for c in checks if c.services_domain_only for p in wanted(c))
+    others = frozenset(asked).union(*(wanted(c) for c in checks if not c.services_domain_only))
+    return gated - others
+
+
+def host_service_ports(result: HostResult, options: ScanOptions) -> set[int]:
+    """The service ports to probe on this host, chosen once its SMB negotiate and NTLM facts are known: the
+    scan's, less the domain-only ones on a workgroup host (checks.relay.not_probed_reason says why: a relayed
+    domain logon lands nowhere there, and that is three connections per host saved)."""
+    from ..checks.relay import not_probed_reason
+
+    ports = set(options.service_ports)
+    if options.domain_only_ports and not_probed_reason(result.identity.to_dict()):
+        ports -= options.domain_only_ports
+    return ports
+
+
 @dataclass(slots=True)
 class ScanOptions:
     ports: tuple[int, ...] = SMB_PORTS
@@ -59,6 +89,7 @@ class ScanOptions:
     max_frame: int = 1 << 20
     checks: tuple = ()  # Check instances, run after the fingerprint
     service_ports: frozenset[int] = frozenset()  # other services to fingerprint (issue 7's modules)
+    domain_only_ports: frozenset[int] = frozenset()  # of those, probed only off workgroup hosts (domain_only_ports)
     host_timeout: float | None = 30.0  # seconds one host may take in all (None: no limit)
     failed_logon_probes: bool = False  # --allow-failed-logon: LDAP binds with bogus credentials on DCs
 

@@ -26,6 +26,7 @@ from ..services import ldap
 from ..services.common import ServiceError, close, connect
 
 DC_SHARES = ("SYSVOL", "NETLOGON")
+DIRECTORY_PORTS = (389, 88)  # the directory probe's connections: the rootDSE read, the connect to the KDC's port
 LISTING_CHECKS = ("smb-null-session", "smb-guest-access")
 
 
@@ -78,11 +79,11 @@ async def directory_probe(address: str, timeout: float) -> dict:
     """The LDAP rootDSE read, with a connect to 88 alongside; {"ldap": ..., "kerberos_port": bool}."""
     async def read_ldap():
         try:
-            return await ldap.probe(address, 389, timeout)
+            return await ldap.probe(address, DIRECTORY_PORTS[0], timeout)
         except ServiceError as exc:
             return {"error": str(exc)[:300]}
 
-    got, kdc = await asyncio.gather(read_ldap(), _port_open(address, 88, timeout))
+    got, kdc = await asyncio.gather(read_ldap(), _port_open(address, DIRECTORY_PORTS[1], timeout))
     return {"ldap": got, "kerberos_port": kdc}
 
 
@@ -116,8 +117,11 @@ def decide(result: HostResult, directory: dict | None = None) -> dict:
 
 async def assess(result: HostResult, timeout: float) -> dict:
     """decide(), probing the directory ports first when the host is a Windows domain member and
-    the service probes did not already read LDAP."""
+    the service probes did not already read LDAP (`probed_ports` then names the two ports connected to)."""
     directory = None
     if result.smb_open and _domain_member(result) and not isinstance((result.services or {}).get("ldap"), dict):
         directory = await directory_probe(result.address, timeout)
-    return decide(result, directory)
+    got = decide(result, directory)
+    if directory is not None:  # the connections it cost, as the record's `connections` counts the SMB ones
+        got["probed_ports"] = list(DIRECTORY_PORTS)
+    return got

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 import smbsentry.web.views as views  # the module itself (`from .. import views` would import the package, hence app.py)
 from ..context import Web
 
-STATES = ("vulnerable", "likely", "unknown", "not_vulnerable")  # relay_section's states, the filter's order
+STATES = ("vulnerable", "likely", "unknown", "not_probed", "not_vulnerable")  # relay_section's states, the filter's order
 
 
 def register(app: FastAPI, w: Web) -> None:
@@ -42,7 +42,8 @@ def register(app: FastAPI, w: Web) -> None:
         section = await run_in_threadpool(lambda: relay_section(store.hosts(sid, limit=None), lang))
         rows = [r for r in section["rows"] if not state or r.state == state]
         params = {k: v for k, v in {"scan": sid, "state": state}.items() if v}
-        labels = dict(zip(STATES, (tr["relay_open"], tr["relay_likely"], tr["relay_unknown"], tr["relay_closed"])))
+        labels = dict(zip(STATES, (tr["relay_open"], tr["relay_likely"], tr["relay_unknown"], tr["relay_not_probed"],
+                                   tr["relay_closed"])))
         return render(request, "relay.html", scan=meta, relay=section, state_labels=labels, rows=page_of(rows, page), total=len(rows),
                       state=state, states=STATES, page=page, pages=pages(len(rows)), base="/relay?" + urlencode(params),
                       scans=picker())
