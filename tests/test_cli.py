@@ -126,3 +126,33 @@ def test_ctrl_c_writes_what_is_done_and_exits_130(tmp_path):
     assert out.exists()
     for line in out.read_text().splitlines():
         json.loads(line)
+
+
+RESOLVER = """
+import runpy, socket, sys
+real = socket.getaddrinfo
+def fake(host, *a, **k):
+    if host == "gone.example":
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    if host == "flaky.example":
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+    return real(host, *a, **k)
+socket.getaddrinfo = fake
+sys.modules["uvloop"] = None  # plain asyncio resolves through socket.getaddrinfo (uvloop has its own resolver)
+sys.argv = ["smbsentry"] + sys.argv[1:]
+runpy.run_module("smbsentry.cli", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("name, code, why", [("gone.example", 2, "no such name"),
+                                             ("flaky.example", 1, "the resolver failed or timed out")])
+def test_a_host_name_that_does_not_resolve_is_named_and_the_exit_says_so_even_with_q(tmp_path, name, code, why):
+    """An exit status of 0 means nothing was lost: a target name that did not resolve is not in the results, so
+    the run says which and exits 2 (no such name: bad input) or 1 (the resolver failed: a run-time failure);
+    the other targets are still scanned."""
+    out = tmp_path / "r.jsonl"
+    p = subprocess.run([sys.executable, "-c", RESOLVER, "scan", name, "127.0.0.1", "--ports", "4999", "--no-store",
+                        "-q", "--format", "jsonl", "-o", str(out)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == code, p.stderr
+    assert f"1 host name(s) did not resolve ({why}: {name})" in p.stderr and "Traceback" not in p.stderr
+    assert out.exists()  # the rest was scanned and written (nothing answered on the closed port)

@@ -219,3 +219,14 @@ def test_refusals_come_before_the_scan(tmp_path, case):
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "s.db").exists() or not Store.open(str(tmp_path / "s.db")).scans()
     assert not [p for p in tmp_path.rglob("*.tmp")]
+
+
+def test_a_target_name_that_does_not_resolve_is_said_and_the_rest_written(lab, tmp_path):
+    """respond scans the other targets, writes everything, names the host name that did not resolve and exits 2
+    (or 1 when the resolver itself failed, as in a network namespace without DNS): never 0."""
+    out = tmp_path / "resp"
+    r = run("respond", "gone.invalid", RANGE, "--ports", PORT, "--timeout", "2", "-o", out, "--no-store", "-q",
+            "--top", "0")
+    assert r.returncode in (1, 2), r.stderr
+    assert "did not resolve" in r.stderr and "gone.invalid" in r.stderr and "Traceback" not in r.stderr
+    assert (out / "report.json").is_file() and (out / "plan" / "plan.md").is_file()

@@ -20,8 +20,9 @@ What a responder runs first in an outbreak. One run:
 Exit status: 0 when everything was scanned and written; the scan's own status
 when it did not finish (1 a write failed or hosts were lost to local errors,
 2 bad input, 130 interrupted) with nothing written in DIR; 2 when no host
-answered (nothing to plan) or an inventory could not be read (the rest is
-still written); 1 when DIR cannot be written.
+answered (nothing to plan), an inventory could not be read or a target's host
+name does not exist, 1 when the resolver failed for one (the rest is still
+written in each case); 1 when DIR cannot be written.
 """
 
 from __future__ import annotations
@@ -103,19 +104,23 @@ def _check_inventories(req: "RespondRequest") -> None:
             raise _Refused(2, f"{p}: no such file or folder (nothing scanned)")
 
 
-def _scan(req: RespondRequest, tmp: Path, err: Console) -> int | None:
-    """The scan, its host records in tmp/scan.jsonl; its id in the store (None without a store)."""
+def _scan(req: RespondRequest, tmp: Path, err: Console) -> tuple[int | None, int]:
+    """The scan, its host records in tmp/scan.jsonl: its id in the store (None without a store), and the status
+    respond ends with when it writes all the same (host names that did not resolve: 1 or 2, said on err)."""
     req.scan.output, req.scan.fmt = tmp / "scan.jsonl", "jsonl"
     started: list[int | None] = []
-    code = run_scan(req.scan, err, on_start=started.append)  # says on err how it ended
+    ended: list[bool] = []
+    code = run_scan(req.scan, err, on_start=started.append, on_end=ended.append)  # says on err how it ended
     if not started:
         raise _Refused(code)  # refused before it began (bad input, the store), said on err
     scan_id = started[0]
+    if code in (1, 2) and ended and ended[0]:
+        return scan_id, code  # every other target was scanned: the files are written, the status stays
     if code not in (0, 3):
         later = f" (recorded as scan {scan_id}: `smbsentry scan --resume {scan_id}`, then `smbsentry respond`"
         raise _Refused(code, "the scan did not finish: nothing written in "
                              f"{req.out_dir}" + (later + " again or `smbsentry plan --scan N`)" if scan_id else ""))
-    return scan_id
+    return scan_id, 0
 
 
 def _records(req: RespondRequest, follower: ScanFollower) -> list[dict]:
@@ -285,10 +290,9 @@ def _respond(req: RespondRequest, out: Console, err: Console) -> int:
     # the translations while the scan runs (the scan leaves a core partly idle), so none of that waits after it
     follower = ScanFollower(tmp / "scan.jsonl")
     ahead = PlanAhead(follower, REPORT_LANGS, enabled=not req.inventories)
-    later = Deferred.start(_warm, lambda scan_id: _finish(req, tmp, ahead, int(scan_id) if scan_id != "-" else None,
-                                                          out, err), idle=ahead.idle)
+    later = Deferred.start(_warm, lambda message: _finish(req, tmp, ahead, *_ended(message), out, err), idle=ahead.idle)
     try:
-        scan_id = _scan(req, tmp, err)
+        scan_id, scan_status = _scan(req, tmp, err)
     except _Refused as exc:
         later.cancel()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -299,7 +303,7 @@ def _respond(req: RespondRequest, out: Console, err: Console) -> int:
         later.cancel()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    status = later.go("-" if scan_id is None else str(scan_id))
+    status = later.go(f"{'-' if scan_id is None else scan_id} {scan_status}")
     if status >= 0:
         if status != 0:
             shutil.rmtree(tmp, ignore_errors=True)  # a child that failed before it could clean up after itself
@@ -328,7 +332,13 @@ def _warm() -> None:
     i18n.translator()
 
 
-def _finish(req: RespondRequest, tmp: Path, ahead: PlanAhead, scan_id: int | None, out: Console,
+def _ended(message: str) -> tuple[int | None, int]:
+    """The writer's message from the parent: "SCAN_ID STATUS" ("-" without a store) -> (scan id, status)."""
+    scan_id, status = message.split()
+    return (None if scan_id == "-" else int(scan_id)), int(status)
+
+
+def _finish(req: RespondRequest, tmp: Path, ahead: PlanAhead, scan_id: int | None, scan_status: int, out: Console,
             err: Console) -> int:
     """Everything after the scan: its records in tmp/scan.jsonl (read, and each host planned, by `ahead` while the scan
     wrote them)
@@ -387,7 +397,7 @@ def _finish(req: RespondRequest, tmp: Path, ahead: PlanAhead, scan_id: int | Non
     files = ", ".join(n for n in ("report.html", "report-zh.html", "report.json", "hosts.csv", "scan.jsonl",
                                   "audit.jsonl" if audits else "", "plan/plan.md") if n)
     err.print(f"written to {target}: {files}", markup=False, highlight=False, soft_wrap=True)
-    return 2 if bad_inventories else 0
+    return 2 if bad_inventories else scan_status
 
 
 def _scan_row(req: RespondRequest, scan_id: int | None) -> dict | None:

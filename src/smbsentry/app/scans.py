@@ -28,8 +28,11 @@ def say(err: Console, message: str) -> None:
     err.print(f"smbsentry: {message}", markup=False, highlight=False, soft_wrap=True)
 
 
-def run(req: ScanRequest, err: Console, on_start: Callable[[int | None], None] | None = None) -> int:
-    """Run the scan a request asks for; `on_start(scan_id)` is called once it is begun in the store."""
+def run(req: ScanRequest, err: Console, on_start: Callable[[int | None], None] | None = None,
+        on_end: Callable[[bool], None] | None = None) -> int:
+    """Run the scan a request asks for; `on_start(scan_id)` is called once it is begun in the store, `on_end(finished)`
+    once it ended: whether every target was tried and every result kept (a status of 1 or 2 with finished True:
+    only host names that did not resolve are missing, and the run said which)."""
     from ..scan.runner import run_local_scan
 
     try:
@@ -39,7 +42,10 @@ def run(req: ScanRequest, err: Console, on_start: Callable[[int | None], None] |
         return EXIT_BAD_INPUT
     if on_start is not None:
         on_start(local.scan_id)
-    return run_local_scan(local, err)
+    code = run_local_scan(local, err)
+    if on_end is not None:
+        on_end(local.finished)
+    return code
 
 
 MAX_REQUEST = 64 * 1024  # bytes of JSON a worker reads: a dashboard request is a few hundred

@@ -27,6 +27,9 @@ from .fingerprint import RateLimiter, ScanOptions, scan_host
 from .pacing import AdaptiveLimit, connections_per_host, fit_concurrency
 from ..discover.targets import Target
 
+LOST_SAMPLE = 5  # addresses or names a summary line quotes
+# getaddrinfo's answers that mean the name does not exist (bad input), as opposed to a resolver that failed
+NO_SUCH_NAME = frozenset(e for e in (getattr(socket, "EAI_NONAME", None), getattr(socket, "EAI_NODATA", None)) if e is not None)
 LOCAL_RETRIES = 6  # tries after the first for a host lost to a local resource error
 LOCAL_BACKOFF = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # seconds before each of them
 
@@ -45,6 +48,8 @@ class ScanSummary:
     lost: int = 0  # hosts never scanned: local resource errors on every try
     lost_sample: list[str] = field(default_factory=list)  # the first few of them
     lost_reason: str | None = None  # the first of their errors
+    unresolved_sample: list[str] = field(default_factory=list)  # the first few host names that did not resolve
+    unresolved_for_now: int = 0  # ... of them: the resolver failed or timed out (not "no such name")
 
     @property
     def hosts_per_second(self) -> float:
@@ -79,16 +84,30 @@ class Engine:
         self._stopping = True
 
     async def _resolve(self, target: Target) -> str | None:
+        """The target's address; None for a host name that did not resolve, counted in the summary (a name the
+        resolver says does not exist is bad input; a resolver that failed or timed out, a run-time failure)."""
         if target.address is not None:
             return target.address
         loop = asyncio.get_running_loop()
+        permanent = True
         try:
             infos = await asyncio.wait_for(
                 loop.getaddrinfo(target.hostname, None, type=socket.SOCK_STREAM), self.options.timeout
             )
-        except (OSError, asyncio.TimeoutError, UnicodeError):
-            return None
-        return infos[0][4][0] if infos else None
+        except socket.gaierror as exc:
+            infos, permanent = [], exc.errno in NO_SUCH_NAME
+        except (OSError, asyncio.TimeoutError):
+            infos, permanent = [], False
+        except UnicodeError:  # not a name IDNA can encode
+            infos = []
+        if infos:
+            return infos[0][4][0]
+        s = self.summary
+        s.unresolved += 1
+        s.unresolved_for_now += not permanent
+        if len(s.unresolved_sample) < LOST_SAMPLE:
+            s.unresolved_sample.append(str(target.hostname)[:80])
+        return None
 
     async def _worker(self, it) -> None:
         summary = self.summary
@@ -100,7 +119,6 @@ class Engine:
             address = await self._resolve(target)
             summary.targets += 1
             if address is None:
-                summary.unresolved += 1
                 if self.on_progress:
                     self.on_progress(1)
                 continue
@@ -157,7 +175,7 @@ class Engine:
     def _lose(self, result: HostResult) -> None:
         summary = self.summary
         summary.lost += 1
-        if len(summary.lost_sample) < 5:
+        if len(summary.lost_sample) < LOST_SAMPLE:
             summary.lost_sample.append(result.address)
         if summary.lost_reason is None:
             summary.lost_reason = next((e for e in result.errors if "local-error" in e), None)

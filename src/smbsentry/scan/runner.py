@@ -63,6 +63,9 @@ class LocalScan:
     # (fmt, stream, console, lang) -> a writer with add(result, data) and finish(): report.output.Writer,
     # chosen by the caller (app.scanprep) so that scan/ does not import report/
     writer: Any = None
+    # set when the run ends: every target was tried and every result kept (unresolved host names aside, which
+    # the exit status reports): what respond needs to know to write its files
+    finished: bool = False
 
 
 class _Run:
@@ -197,6 +200,7 @@ def run_local_scan(plan: LocalScan, err: Console) -> int:
             summary.interrupted = True
     _close_output(run, stream)
     incomplete = summary.interrupted or run.bad_input or summary.lost or run.failure is not None
+    plan.finished = not incomplete
     _finish_store(plan, "interrupted" if incomplete else "finished", run)
     return _report(run, summary, err)
 
@@ -352,13 +356,20 @@ def _report(run: _Run, summary, err: Console) -> int:
         _say(err, f"{summary.lost} host(s) not scanned: this machine ran out of resources "
                   f"({_cause(summary.lost_reason)}) on every try ({first}); they are not in the results"
                   + (f"; resume: {resume}" if resume else "; raise ulimit -n or lower --concurrency"))
+    if summary.unresolved:  # said even with -q: those targets are not in the results
+        names = ", ".join(summary.unresolved_sample) + (", ..." if summary.unresolved > len(summary.unresolved_sample) else "")
+        why = ("no such name" if not summary.unresolved_for_now else "the resolver failed or timed out"
+               if summary.unresolved_for_now == summary.unresolved else "no such name, or the resolver failed")
+        _say(err, f"{summary.unresolved} host name(s) did not resolve ({why}: {names}): not scanned, not in the results")
     if run.bad_input:
         _say(err, run.bad_input[0])
         return EXIT_BAD_INPUT
     if summary.interrupted:
         return EXIT_INTERRUPTED
-    if summary.lost:
+    if summary.lost or summary.unresolved_for_now:
         return EXIT_FAILED
+    if summary.unresolved:
+        return EXIT_BAD_INPUT
     if run.failing:
         if not plan.quiet:
             err.print(f"{run.failing} host(s) with findings at or above {plan.fail_on}", markup=False)
