@@ -269,12 +269,33 @@ def respond(req: RespondRequest, out: Console, err: Console) -> int:
         gc.unfreeze()  # the caller's objects are the collector's again (a test suite, the web)
 
 
+def _missing_parents(folder: Path) -> list[Path]:
+    """The folders mkdir(parents=True) would make for `folder`, outermost first."""
+    out = []
+    while not folder.exists() and folder != folder.parent:
+        out.append(folder)
+        folder = folder.parent
+    return out[::-1]
+
+
+def _unmake(made: list[Path]) -> None:
+    """Remove the folders this run made when nothing was written in them (innermost first; a folder something
+    else put a file in since stays)."""
+    for folder in reversed(made):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
 def _respond(req: RespondRequest, out: Console, err: Console) -> int:
     target = req.out_dir
+    made: list[Path] = []
     try:
         _check_out_dir(target)
         _check_inventories(req)
         check_kb()
+        made = _missing_parents(target.parent)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     except _Refused as exc:
@@ -284,8 +305,18 @@ def _respond(req: RespondRequest, out: Console, err: Console) -> int:
         _say(err, str(exc))
         return 2
     except OSError as exc:
+        _unmake(made)
         _say(err, f"cannot write {target}: {exc.strerror or exc}")
         return 1
+    try:
+        return _scan_and_write(req, tmp, out, err)
+    finally:
+        if not target.exists():  # refused, failed or stopped with nothing written: no folders left behind either
+            _unmake(made)
+
+
+def _scan_and_write(req: RespondRequest, tmp: Path, out: Console, err: Console) -> int:
+    target = req.out_dir
     # what follows the scan runs in a process forked now, which loads the planner, the report templates and
     # the translations while the scan runs (the scan leaves a core partly idle), so none of that waits after it
     follower = ScanFollower(tmp / "scan.jsonl")
