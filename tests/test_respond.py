@@ -230,3 +230,24 @@ def test_a_target_name_that_does_not_resolve_is_said_and_the_rest_written(lab, t
     assert r.returncode in (1, 2), r.stderr
     assert "did not resolve" in r.stderr and "gone.invalid" in r.stderr and "Traceback" not in r.stderr
     assert (out / "report.json").is_file() and (out / "plan" / "plan.md").is_file()
+
+
+def test_a_parent_killed_during_the_scan_leaves_no_temporary_folder(lab, tmp_path):
+    """SIGKILL gives respond no chance to clean up; its writer child, which then reads the end of its pipe, removes
+    the temporary folder and the folders made for -o (nothing was written)."""
+    import signal
+    import time
+
+    out = tmp_path / "made" / "response"
+    proc = subprocess.Popen([*CLI, "respond", RANGE, "--ports", PORT, "--timeout", "2", "--rate", "20", "-o", str(out),
+                             "--no-store", "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "made").glob(".response.*.tmp/scan.jsonl")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, proc.stderr.read()  # still scanning (20 connects a second: about a second)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    deadline = time.monotonic() + 20
+    while (tmp_path / "made").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not (tmp_path / "made").exists(), list((tmp_path / "made").rglob("*"))

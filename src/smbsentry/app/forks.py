@@ -98,16 +98,17 @@ class Deferred:
 
     @classmethod
     def start(cls, warm: Callable[[], None], run: Callable[[str], int],
-              idle: Callable[[], None] | None = None) -> "Deferred":
+              idle: Callable[[], None] | None = None, orphaned: Callable[[], None] | None = None) -> "Deferred":
         """`idle`, when given, is called about every IDLE_SECONDS while the child waits (respond reads the
-        scan's records as they are written)."""
+        scan's records as they are written); `orphaned` when the parent died without a word (killed), so that
+        what it left (respond's temporary folder) does not stay behind."""
         if not hasattr(os, "fork"):
             return cls(run, None, None)
         r, w = os.pipe()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - what the child does is tested through respond's results
             os.close(w)
-            os._exit(_child(r, warm, run, idle))
+            os._exit(_child(r, warm, run, idle, orphaned))
         os.close(r)
         return cls(run, pid, w)
 
@@ -142,8 +143,8 @@ class Deferred:
                 return 1 << 8
 
 
-def _child(r: int, warm: Callable[[], None], run: Callable[[str], int],
-           idle: Callable[[], None] | None) -> int:  # pragma: no cover - see start
+def _child(r: int, warm: Callable[[], None], run: Callable[[str], int], idle: Callable[[], None] | None,
+           orphaned: Callable[[], None] | None) -> int:  # pragma: no cover - see start
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C during the scan is the parent's to handle
     code = 1
     before = _background()
@@ -158,8 +159,10 @@ def _child(r: int, warm: Callable[[], None], run: Callable[[str], int],
             if not chunk:
                 break
             chunks.append(chunk)
-        if not chunks:
-            return 0  # cancelled, or the parent is gone
+        if not chunks:  # cancelled, or the parent is gone (killed): what it left is the child's to clear
+            if orphaned is not None:
+                orphaned()
+            return 0
         signal.signal(signal.SIGINT, signal.default_int_handler)
         _foreground(before)
         code = run(b"".join(chunks).decode("utf-8"))

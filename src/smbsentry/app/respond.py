@@ -309,19 +309,24 @@ def _respond(req: RespondRequest, out: Console, err: Console) -> int:
         _say(err, f"cannot write {target}: {exc.strerror or exc}")
         return 1
     try:
-        return _scan_and_write(req, tmp, out, err)
+        return _scan_and_write(req, tmp, made, out, err)
     finally:
         if not target.exists():  # refused, failed or stopped with nothing written: no folders left behind either
             _unmake(made)
 
 
-def _scan_and_write(req: RespondRequest, tmp: Path, out: Console, err: Console) -> int:
+def _scan_and_write(req: RespondRequest, tmp: Path, made: list[Path], out: Console, err: Console) -> int:
     target = req.out_dir
     # what follows the scan runs in a process forked now, which loads the planner, the report templates and
     # the translations while the scan runs (the scan leaves a core partly idle), so none of that waits after it
     follower = ScanFollower(tmp / "scan.jsonl")
     ahead = PlanAhead(follower, REPORT_LANGS, enabled=not req.inventories)
-    later = Deferred.start(_warm, lambda message: _finish(req, tmp, ahead, *_ended(message), out, err), idle=ahead.idle)
+    def orphaned() -> None:  # the parent was killed during the scan: nothing is written, nothing stays
+        shutil.rmtree(tmp, ignore_errors=True)
+        _unmake(made)
+
+    later = Deferred.start(_warm, lambda message: _finish(req, tmp, ahead, *_ended(message), out, err), idle=ahead.idle,
+                           orphaned=orphaned)
     try:
         scan_id, scan_status = _scan(req, tmp, err)
     except _Refused as exc:
