@@ -321,3 +321,23 @@ def test_scan_help_names_the_engine_options():
     out = CliRunner().invoke(app, ["scan", "--help"], env={"COLUMNS": "200"}).output
     for option in ("--broker-wait", "--stall-timeout", "--engine-wait", "--resume"):
         assert option in out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_stops_a_distributed_scan_as_interrupted_130(redis, workers, key_file, tmp_path, sig):
+    """As a local scan: the word "interrupted", exit 130, the hosts stored so far kept and the scan resumable;
+    SIGTERM (a service manager, a CI job's timeout) ends it the same way, not with 143."""
+    workers.start("stopme", [NET], "stopme@test")
+    db = tmp_path / "stop.db"
+    with _lab("127.61.7.1-20"):
+        p = _scan(redis.url, key_file, db, "127.61.7.1-20", "--queue", "stopme", "--rate", "4", "--shard-size", "20",
+                  wait=False)
+        deadline = time.time() + 60
+        while stored_hosts(db) < 2 and time.time() < deadline:
+            time.sleep(0.2)
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    assert "Traceback" not in err and " interrupted with " in err and "scan --resume" in err
+    status, hosts = _stored(db)
+    assert status == "interrupted" and 2 <= len(hosts) < 20

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 log = logging.getLogger("smbsentry.engines")
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # both stop a distributed scan the way Ctrl-C stops a local one
 
 
 def _err(text: str) -> None:
@@ -343,17 +344,21 @@ def main_distributed_scan(targets: Sequence[str], queue: str | None = None, rout
 
 def _run(scan, target_set, store, scan_id: int, resumed: int, quiet: bool) -> int:
     """Run the scan (Ctrl-C stops it cleanly), record how it ended, say so on stderr; the exit status."""
+    from ..scan.runner import EXIT_INTERRUPTED
     from .central import ScanAborted
 
-    previous = signal.getsignal(signal.SIGINT)
+    stopped: list[int] = []
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
 
-    def on_sigint(_sig, _frame) -> None:
+    def on_stop(sig, _frame) -> None:  # Ctrl-C or SIGTERM: stop sending, keep what came back, say so
+        stopped.append(sig)
         scan.stop()
 
     try:
-        signal.signal(signal.SIGINT, on_sigint)
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, on_stop)
     except ValueError:  # not the main thread
-        previous = None
+        previous = {}
     try:
         summary = scan.run(target_set)
     except Exception as exc:  # noqa: BLE001 - no live engine, broker gone for too long, refused credentials
@@ -369,16 +374,23 @@ def _run(scan, target_set, store, scan_id: int, resumed: int, quiet: bool) -> in
         _err(message)
         return 1
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     problem = None
+    stored = _stored_count(store, scan_id) if stopped and store is not None else None
     if store is not None:
-        problem = _end_scan(store, scan_id, "finished" if summary.complete else "interrupted")
+        problem = _end_scan(store, scan_id, "finished" if summary.complete and not stopped else "interrupted")
     for line in _summary_lines(scan_id, summary, resumed, quiet):
         print(line, file=sys.stderr)
     if problem:
         _err(problem)
         return 1
+    if stopped:
+        kept = (f"scan {scan_id} interrupted with {stored} hosts stored (finish it with: "
+                f"smbsentry scan --resume {scan_id} --engines)" if store is not None else "interrupted")
+        _err(f"{kept}; jobs already sent may still run on the engines: what they return now is not read "
+             "(a resume sends those targets again)")
+        return EXIT_INTERRUPTED
     return 0 if summary.complete else 1
 
 
