@@ -277,10 +277,10 @@ def test_is_excluded_for_resolved_host_names():
     assert not targets.is_excluded("not-an-address")
 
 
-def test_tokens_split_on_commas_and_order_is_kept_without_dedup():
-    targets = TargetSet(["10.0.0.2,10.0.0.1", "10.0.0.1-2"], excludes=["10.9.9.9,10.9.9.8"])
-    assert addresses(targets) == ["10.0.0.2", "10.0.0.1", "10.0.0.1", "10.0.0.2"]
-    assert targets.estimated_count == 4
+def test_tokens_split_on_commas_and_order_is_kept_each_address_once():
+    targets = TargetSet(["10.0.0.2,10.0.0.1", "10.0.0.1-3"], excludes=["10.9.9.9,10.9.9.8"])
+    assert addresses(targets) == ["10.0.0.2", "10.0.0.1", "10.0.0.3"]
+    assert targets.estimated_count == 3
 
 
 def test_estimated_count_unknown_with_files(tmp_path):
@@ -633,3 +633,27 @@ def test_masscan_hosts_with_wanted_service_ports(tmp_path):
     f.write_text(MASSCAN_LIST % "")
     got = list(TargetSet(files=[f], ports={445, 139, 80}))
     assert Target("10.0.0.6", None, frozenset({80})) in got and len(got) == 4
+
+
+def test_an_address_two_tokens_cover_is_scanned_once():
+    """10.0.0.5 10.0.0.0/24: once, in the first token's place; overlapping ranges, a range given twice, excludes
+    still honoured; the count for the progress bar agrees with what is yielded."""
+    ts = TargetSet(["10.0.0.5", "10.0.0.0/29", "10.0.0.4-10", "10.0.0.5", "10.0.0.200"], excludes=["10.0.0.7"])
+    got = [t.address for t in ts]
+    # (a /29 leaves out its network and broadcast addresses, .0 and .7)
+    assert got == ["10.0.0.5", "10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.6",
+                   "10.0.0.8", "10.0.0.9", "10.0.0.10", "10.0.0.200"]
+    assert ts.estimated_count == len(got)
+    # discovery sweeps the ranges; the other targets skip what a swept range covers
+    rest = [t.address for t in ts.without_ipv4_ranges()]
+    assert rest == ["10.0.0.200"]
+
+
+@given(st.lists(st.tuples(st.integers(0, 60), st.integers(0, 8)), min_size=1, max_size=12),
+       st.lists(st.integers(0, 70), max_size=4))
+def test_each_covered_address_is_yielded_exactly_once(blocks, excluded):
+    tokens = [f"10.1.0.{lo}-{lo + n}" if n else f"10.1.0.{lo}" for lo, n in blocks]
+    ts = TargetSet(tokens, excludes=[f"10.1.0.{e}" for e in excluded])
+    got = [t.address for t in ts]
+    want = {f"10.1.0.{a}" for lo, n in blocks for a in range(lo, lo + n + 1)} - {f"10.1.0.{e}" for e in excluded}
+    assert len(got) == len(set(got)) and set(got) == want and ts.estimated_count == len(got)

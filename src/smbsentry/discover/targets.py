@@ -320,6 +320,21 @@ class _IntervalSet:
     def __bool__(self) -> bool:
         return bool(self._starts[4] or self._starts[6])
 
+    def copy(self) -> "_IntervalSet":
+        new = _IntervalSet(())
+        new._starts = {v: list(x) for v, x in self._starts.items()}
+        new._ends = {v: list(x) for v, x in self._ends.items()}
+        return new
+
+    def add(self, version: int, lo: int, hi: int) -> None:
+        """Take lo..hi in, merged with the intervals it touches (bisect: the cost grows with the tokens)."""
+        starts, ends = self._starts[version], self._ends[version]
+        i = bisect_left(ends, lo - 1)               # first interval that ends at or after lo - 1
+        j = bisect_right(starts, hi + 1)            # intervals before j start at or before hi + 1
+        if i < j:
+            lo, hi = min(lo, starts[i]), max(hi, ends[j - 1])
+        starts[i:j], ends[i:j] = [lo], [hi]
+
     def intervals(self, version: int) -> list[tuple[int, int]]:
         return list(zip(self._starts[version], self._ends[version]))
 
@@ -386,15 +401,17 @@ class TargetSet:
         """Targets the command-line tokens yield after excludes, for a progress bar.
 
         None when targets files are involved (their size is unknown until read).
-        Duplicates across tokens are counted twice, as they are scanned twice.
+        An address two tokens cover is counted once, as it is scanned once.
         """
         if self.files:
             return None
         total = 0
+        seen = self._excludes.copy()
         for spec in self.specs:
             total += spec.count
-            if spec.version is not None and self._excludes:
-                total -= self._excludes.overlap(spec.version, spec.first, spec.last)
+            if spec.version is not None:
+                total -= seen.overlap(spec.version, spec.first, spec.last)
+                seen.add(spec.version, spec.first, spec.last)
         return total
 
     def is_excluded(self, address: str) -> bool:
@@ -417,17 +434,26 @@ class TargetSet:
 
     def without_ipv4_ranges(self) -> Iterator[Target]:
         """Every target but those of `ipv4_ranges`: single addresses, host names, IPv6, files."""
-        ex = self._excludes or None
+        swept = self._excludes.copy()  # ... and none that a swept range covers: discovery finds those
         for spec in self.specs:
-            if not (spec.version == 4 and spec.last > spec.first):
-                yield from _expand(spec, ex)
-        yield from self._file_targets(ex)
+            if spec.version == 4 and spec.last > spec.first:
+                swept.add(4, spec.first, spec.last)
+        yield from self._command_line(swept, lambda spec: not (spec.version == 4 and spec.last > spec.first))
+        yield from self._file_targets(self._excludes or None)
 
     def _targets(self) -> Iterator[Target]:
-        ex = self._excludes or None
+        yield from self._command_line(self._excludes.copy(), lambda spec: True)
+        yield from self._file_targets(self._excludes or None)
+
+    def _command_line(self, seen: _IntervalSet, wanted) -> Iterator[Target]:
+        """The `wanted` command-line tokens' targets, each address once (a token's addresses that an earlier
+        token or `seen` covers are skipped: 10.0.0.5 10.0.0.0/24 scans 10.0.0.5 once). Targets files stream
+        and are not checked against each other."""
         for spec in self.specs:
-            yield from _expand(spec, ex)
-        yield from self._file_targets(ex)
+            if wanted(spec):
+                yield from _expand(spec, seen or None)
+            if spec.version is not None:
+                seen.add(spec.version, spec.first, spec.last)
 
     def _file_targets(self, ex: _IntervalSet | None) -> Iterator[Target]:
         for name in self.files:
