@@ -1,8 +1,7 @@
 """SMB1 (CIFS) messages for fingerprinting and the MS17-010 / DoublePulsar checks.
 
 NEGOTIATE, SESSION_SETUP_ANDX (extended security with SPNEGO/NTLMSSP, and the
-old non-extended form for servers without it), TREE_CONNECT_ANDX,
-TRANSACTION and TRANSACTION2.  A message is a 32-byte header, a word block
+old non-extended form for servers without it), TRANSACTION and TRANSACTION2.  A message is a 32-byte header, a word block
 (WordCount x 2 bytes) and a byte block (ByteCount bytes); `parse_message`
 checks those counts once and every parser below reads from its result.
 Offsets inside a message are counted from the start of the SMB header.
@@ -284,10 +283,6 @@ class SessionSetupExtReplyWords(Layout):
     _fields_ = ANDX + [("action", "H", 0), ("blob_length", "H", 0)]
 
 
-class TreeConnectRequestWords(Layout):
-    _fields_ = ANDX + [("flags", "H", 0x0008), ("password_length", "H", 1)]  # 0x0008: the extended response
-
-
 def session_setup_request(
     blob: bytes,
     mid: int,
@@ -365,19 +360,7 @@ def parse_session_setup_response(msg: bytes) -> SessionSetupResponse:
     return SessionSetupResponse(m.status, m.header.uid, action, blob, strings[0], strings[1], strings[2])
 
 
-# -- TREE_CONNECT_ANDX -------------------------------------------------------
-
-
-def tree_connect_request(path: str, mid: int, uid: int, flags2: int = DEFAULT_FLAGS2, service: str = "?????") -> bytes:
-    words = TreeConnectRequestWords.build()
-    data_offset = Header.size + 1 + len(words) + 2
-    data = b"\x00"  # empty password
-    data += _ustr(path, data_offset + len(data), bool(flags2 & FLAGS2_UNICODE))
-    data += service.encode("ascii") + b"\x00"
-    return _message(_header(TREE_CONNECT_ANDX, mid, uid=uid, flags2=flags2), words, data)
-
-
-# The reply (with MaximalShareAccessRights) is parsed in one place: smb1_pipe.parse_tree_connect_response.
+# TREE_CONNECT_ANDX, both sides, is declared once in smb1_tree.py.
 
 
 # -- TRANSACTION / TRANSACTION2 ---------------------------------------------

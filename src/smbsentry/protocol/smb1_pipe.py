@@ -1,7 +1,7 @@
 """SMB1 named-pipe messages (MS-CIFS / MS-SMB), both sides, no I/O.
 
 What a DCE/RPC call over `\\PIPE\\srvsvc` needs on an SMB1 session:
-TREE_CONNECT_ANDX with the extended response (MaximalShareAccessRights),
+TREE_CONNECT_ANDX with the extended response (MaximalShareAccessRights, in smb1_tree.py),
 NT_CREATE_ANDX (0xA2) to open the pipe and get its FID, TRANSACTION (0x25)
 with setup (0x0026 TransactNmPipe, FID) to write a PDU and read the reply,
 READ_ANDX (0x2E) for the rest of a reply that did not fit (status
@@ -48,12 +48,6 @@ TRANS_PEEK_NMPIPE = 0x0023
 PIPE_PATH = "\\PIPE\\"
 
 STATUS_BUFFER_OVERFLOW = NtStatus.BUFFER_OVERFLOW
-
-# TREE_CONNECT_ANDX
-TREE_CONNECT_EXTENDED_RESPONSE = 0x0008
-TREE_CONNECT_EXTENDED_SIGNATURES = 0x0004
-SMB_SUPPORT_SEARCH_BITS = 0x0001
-SMB_SHARE_IS_IN_DFS = 0x0002
 
 # access masks
 FILE_READ_DATA = 0x00000001
@@ -147,95 +141,7 @@ def error_response(req: smb1.Header, status: int, command: int | None = None) ->
     return _message(reply_header(req, status, command), b"", b"")
 
 
-# -- TREE_CONNECT_ANDX ----------------------------------------------------------
-
-
-@dataclass(slots=True)
-class TreeConnectRequest:
-    header: smb1.Header
-    flags: int
-    password: bytes
-    path: str
-    service: str
-
-
-def parse_tree_connect_request(msg: bytes) -> TreeConnectRequest:
-    """Server: TREE_CONNECT_ANDX request (AndX, Flags, PasswordLength)."""
-    m = smb1.parse_message(msg)
-    _expect(m, TREE_CONNECT_ANDX, "TREE_CONNECT_ANDX")
-    if len(m.words) < 8:
-        raise ProtocolError("smb1: TREE_CONNECT_ANDX request with fewer than 4 words")
-    flags, pw_len = struct.unpack_from("<HH", m.words, 4)
-    password = take(m.data, 0, pw_len, "smb1: tree connect password", cap=256)
-    path, off = _decode(m, pw_len, "smb1: tree connect path")
-    service, _ = asciiz(m.data, off, 16, "smb1: tree connect service") if off < len(m.data) else ("", off)
-    return TreeConnectRequest(m.header, flags, password, path, service)
-
-
-class TreeConnectWordsExt(Layout):
-    _fields_ = ANDX + [
-        ("optional_support", "H", SMB_SUPPORT_SEARCH_BITS),
-        ("maximal_access", "I", 0),
-        ("guest_maximal_access", "I", 0),
-    ]
-
-
-def tree_connect_response(
-    req: smb1.Header,
-    tid: int,
-    service: str = "IPC",
-    native_fs: str = "",
-    maximal_access: int | None = None,
-    guest_maximal_access: int = 0,
-    optional_support: int = SMB_SUPPORT_SEARCH_BITS,
-    status: int = 0,
-) -> bytes:
-    """Server: TREE_CONNECT_ANDX reply; WordCount 7 (the extended response
-    with MaximalShareAccessRights) when `maximal_access` is given, else 3."""
-    if status:
-        return error_response(req, status, TREE_CONNECT_ANDX)
-    if maximal_access is None:
-        words = struct.pack("<BBHH", 0xFF, 0, 0, optional_support)
-    else:
-        words = TreeConnectWordsExt(optional_support=optional_support, maximal_access=maximal_access,
-                                    guest_maximal_access=guest_maximal_access).pack()
-    data_offset = smb1.Header.size + 1 + len(words) + 2
-    data = service.encode("ascii", "replace") + b"\x00"
-    data += _encode(native_fs, data_offset + len(data), _unicode(req.flags2))
-    return _message(reply_header(req, 0, TREE_CONNECT_ANDX, tid=tid), words, data)
-
-
-@dataclass(slots=True)
-class TreeConnectResponse:
-    status: int
-    tid: int
-    service: str | None = None
-    native_fs: str | None = None
-    optional_support: int | None = None
-    maximal_access: int | None = None  # None: no extended response
-    guest_maximal_access: int | None = None
-
-
-def parse_tree_connect_response(msg: bytes) -> TreeConnectResponse:
-    """Client: TREE_CONNECT_ANDX reply, with MaximalShareAccessRights when
-    the server sent the extended response (WordCount 7)."""
-    m = smb1.parse_message(msg)
-    _expect(m, TREE_CONNECT_ANDX, "TREE_CONNECT_ANDX reply")
-    out = TreeConnectResponse(m.status, m.header.tid)
-    if m.status != 0:
-        return out
-    if len(m.words) >= TreeConnectWordsExt.size:
-        w = TreeConnectWordsExt.unpack_from(m.words)
-        out.optional_support = w.optional_support
-        out.maximal_access = w.maximal_access
-        out.guest_maximal_access = w.guest_maximal_access
-    elif len(m.words) >= 6:
-        (out.optional_support,) = struct.unpack_from("<H", m.words, 4)
-    if m.data:
-        out.service, off = asciiz(m.data, 0, 16, "smb1: service")
-        if off < len(m.data):
-            out.native_fs, _ = _decode(m, off, "smb1: native file system", cap=256)
-    return out
+# TREE_CONNECT_ANDX (both sides) is declared once in smb1_tree.py.
 
 
 # -- NT_CREATE_ANDX -------------------------------------------------------------

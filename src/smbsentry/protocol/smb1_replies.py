@@ -13,7 +13,7 @@ from .errors import ProtocolError
 from .fields import asciiz, take
 from .smb1 import (CAP_EXTENDED_SECURITY, CAP_UNICODE, FLAGS2_NT_STATUS, FLAGS2_UNICODE, FLAGS_CANONICAL_PATHS,
                    FLAGS_CASE_INSENSITIVE, FLAGS_REPLY, MAX_BLOB, NEGOTIATE, SESSION_SETUP_ANDX, TRANSACTION, TRANSACTION2,
-                   TREE_CONNECT_ANDX, Header, Message, NegotiateWordsNT, SessionSetupBasicWords, SessionSetupExtWords,
+                   Header, Message, NegotiateWordsNT, SessionSetupBasicWords, SessionSetupExtWords,
                    SessionSetupOldWords, TransactionResponseWords, _message, _read_strings, _ustr, parse_message)
 
 # -- server side (the lab) ---------------------------------------------------
@@ -24,7 +24,6 @@ from .smb1 import (CAP_EXTENDED_SECURITY, CAP_UNICODE, FLAGS2_NT_STATUS, FLAGS2_
 
 REPLY_FLAGS_WINDOWS = FLAGS_REPLY | FLAGS_CANONICAL_PATHS | FLAGS_CASE_INSENSITIVE  # 0x98
 REPLY_FLAGS_SAMBA = FLAGS_REPLY | FLAGS_CASE_INSENSITIVE  # 0x88
-TREE_CONNECT_EXTENDED_RESPONSE = 0x0008
 MAX_DIALECTS = 64
 
 
@@ -222,58 +221,7 @@ def session_setup_response(
     return reply(request, words, data, status, uid=uid, **header)
 
 
-@dataclass(frozen=True, slots=True)
-class TreeConnectRequest:
-    header: Header
-    flags: int
-    path: str
-    service: str
-
-    @property
-    def share(self) -> str:
-        """The share name: the last component of \\\\server\\share (or the
-        bare name some clients, nmap among them, send)."""
-        return self.path.rstrip("\\").rsplit("\\", 1)[-1]
-
-
-def parse_tree_connect_request(msg: bytes) -> TreeConnectRequest:
-    m = parse_message(msg)
-    if m.header.command != TREE_CONNECT_ANDX or len(m.words) < 8:
-        raise ProtocolError("smb1: not a TREE_CONNECT_ANDX request")
-    flags, pw_len = struct.unpack_from("<HH", m.words, 4)
-    take(m.data, 0, pw_len, "smb1: tree connect password", cap=256)
-    path, service = _read_strings(m, pw_len, 1)[0], None
-    if path is None:
-        raise ProtocolError("smb1: tree connect without a path")
-    # The service is always ASCII; find it after the path's terminator.
-    raw = m.data
-    tail = raw.rfind(b"\x00", 0, len(raw) - 1)
-    if tail >= 0 and tail + 1 < len(raw):
-        service = raw[tail + 1 :].split(b"\x00", 1)[0].decode("latin-1")
-    return TreeConnectRequest(m.header, flags, path, service or "?????")
-
-
-def tree_connect_response(
-    request: Header,
-    tid: int,
-    service: str,
-    native_fs: str = "",
-    optional_support: int = 0x0001,
-    maximal_access: int | None = None,
-    guest_maximal_access: int = 0,
-    **header: object,
-) -> bytes:
-    """WordCount 7 (with maximal access, when the client asked for the
-    extended response) or 3; data: service (ASCII), native file system."""
-    unicode = bool(request.flags2 & FLAGS2_UNICODE)
-    word_count = 7 if maximal_access is not None else 3
-    data_offset = Header.size + 1 + 2 * word_count + 2
-    data = service.encode("ascii") + b"\x00"
-    data += _ustr(native_fs, data_offset + len(data), unicode)
-    words = _andx(data_offset + len(data)) + struct.pack("<H", optional_support)
-    if maximal_access is not None:
-        words += struct.pack("<II", maximal_access, guest_maximal_access)
-    return reply(request, words, data, tid=tid, **header)
+# TREE_CONNECT_ANDX: smb1_tree.py (the request parser and this reply, with the scanner's side).
 
 
 @dataclass(frozen=True, slots=True)
