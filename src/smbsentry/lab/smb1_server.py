@@ -12,7 +12,6 @@ from smbsentry.protocol.smb1, the same module the scanner parses them with.
 from __future__ import annotations
 
 import os
-import struct
 
 from ..protocol import smb1, smb1_find, smb1_replies, smb1_tree, status
 from ..protocol.errors import ProtocolError
@@ -225,7 +224,7 @@ class Smb1Server:
 
     def echo(self, msg: bytes, hdr: smb1.Header) -> bytes | None:
         m = smb1.parse_message(msg)
-        count = struct.unpack_from("<H", m.words)[0] if len(m.words) >= 2 else 0
+        count = smb1.EchoWords.unpack_from(m.words).count if len(m.words) >= smb1.EchoWords.size else 0
         if count == 0:
             return None  # MS-CIFS: an echo count of zero gets no reply
         return smb1_replies.echo_response(hdr, 1, m.data[:4096], **self._style(hdr))

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from .errors import ProtocolError
 from .fields import Layout, asciiz, take, utf16z
 from .smb1 import (ANDX, DEFAULT_FLAGS2, FLAGS2_UNICODE, TREE_CONNECT_ANDX, Header, _message, _read_strings,
-                   _ustr, parse_message)
+                   _ustr, block_start, parse_message)
 from .smb1_replies import error_reply, reply
 
 TREE_CONNECT_EXTENDED_SIGNATURES = 0x0004
@@ -60,7 +60,7 @@ class TreeConnectReplyWordsExt(Layout):
 def tree_connect_request(path: str, mid: int, uid: int, flags2: int = DEFAULT_FLAGS2, service: str = "?????") -> bytes:
     """`path` is \\\\server\\share; service "?????" accepts any share type."""
     words = TreeConnectRequestWords.build()
-    data_offset = Header.size + 1 + len(words) + 2
+    data_offset = block_start(len(words))
     data = b"\x00"  # the empty password
     data += _ustr(path, data_offset + len(data), bool(flags2 & FLAGS2_UNICODE))
     data += service.encode("ascii") + b"\x00"
@@ -162,7 +162,7 @@ def tree_connect_response(
         return error_reply(request, status, command=TREE_CONNECT_ANDX, **header)
     unicode = bool(request.flags2 & FLAGS2_UNICODE)
     layout = TreeConnectReplyWords if maximal_access is None else TreeConnectReplyWordsExt
-    data_offset = Header.size + 1 + layout.size + 2
+    data_offset = block_start(layout.size)
     data = service.encode("ascii", "replace") + b"\x00"
     data += _ustr(native_fs, data_offset + len(data), unicode)
     # AndXOffset points past the message, as Windows fills it when nothing is chained.
