@@ -22,6 +22,7 @@ may be read by anyone.
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -205,3 +206,27 @@ def test_arrows_point_down(graph):
     assert not unknown, "imports against the layer order (cli -> web|engines -> app -> ... -> protocol): " + "; ".join(f"{a} -> {b}" for a, b in unknown)
     gone = sorted(set(KNOWN_WRONG_WAY) - found)
     assert not gone, f"fixed: remove from KNOWN_WRONG_WAY: {gone}"
+
+
+# The SMB ports as a list, spelled in any of the ways the code once spelled them.
+_SMB_PORT_LISTS = re.compile(r"\(\s*445\s*,\s*139\s*\)|\{\s*(?:445\s*,\s*139|139\s*,\s*445)\s*\}|[\"']445\s*,\s*139[\"']"
+                             r"|\(\s*[\"']445[\"']\s*,\s*[\"']139[\"']\s*\)")
+
+
+def test_the_smb_ports_are_declared_once():
+    """445 and 139 as SMB's ports are protocol/transport.py's; everyone else imports them.  The detector's
+    compiled hot loops compare against the literals (C integer comparisons, no global read per packet):
+    those literals must be the declared ports."""
+    from smbsentry.protocol.transport import SMB_PORTS, SMB_PORTS_TEXT
+
+    assert SMB_PORTS == (445, 139) and SMB_PORTS_TEXT == "445,139"
+    home = SRC / ROOT / "protocol" / "transport.py"
+    again = sorted(str(p.relative_to(SRC)) for p in (SRC / ROOT).rglob("*.py")
+                   if p != home and _SMB_PORT_LISTS.search(p.read_text("utf-8")))
+    assert not again, f"the SMB ports spelled out again (import them from protocol/transport.py): {again}"
+    assert _SMB_PORT_LISTS.search('ports=(445, 139)') and _SMB_PORT_LISTS.search('default="445,139"')
+    for hot in ("detect/engine.py", "detect/pcap.py"):
+        compared = {c.value for n in ast.walk(ast.parse((SRC / ROOT / hot).read_text("utf-8")))
+                    if isinstance(n, ast.Compare) and isinstance(n.left, ast.Name) and n.left.id in ("sport", "dport")
+                    for c in n.comparators if isinstance(c, ast.Constant) and isinstance(c.value, int)}
+        assert compared == set(SMB_PORTS), hot

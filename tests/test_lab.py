@@ -26,7 +26,7 @@ from smbsentry.lab.background import BackgroundLab
 from smbsentry.lab.host import HostConnection
 from smbsentry.lab.mix import LabConfigError, parse_mix, parse_ports, parse_range
 from smbsentry.lab.server import Lab, write_manifest
-from smbsentry.protocol import netbios, ntlm, smb1, smb2, spnego, status
+from smbsentry.protocol import netbios, ntlm, smb1, smb1_tree, smb2, spnego, status
 from smbsentry.scan.connection import Connection, ScanError
 from smbsentry.scan.fingerprint import RateLimiter, ScanOptions, scan_host
 from smbsentry.scan.session import Smb1Client, Smb2Client
@@ -477,7 +477,7 @@ def _valid_messages() -> list[bytes]:
         smb1.negotiate_request(mid=1),
         smb1.session_setup_request(blob, mid=2),
         smb1.session_setup_basic_request(mid=3),
-        smb1.tree_connect_request("\\\\x\\IPC$", mid=4, uid=2048),
+        smb1_tree.tree_connect_request("\\\\x\\IPC$", mid=4, uid=2048),
         smb1.transaction_request(smb1.TRANSACTION, 5, 2048, 2048, (0x23, 0)),
         smb2.negotiate_request(),
         smb2.session_setup_request(blob, 1),

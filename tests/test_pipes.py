@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from smbsentry.protocol import dcerpc, netbios, smb1, smb1_pipe, smb2, smb2_pipe, srvsvc, status
+from smbsentry.protocol import dcerpc, netbios, smb1, smb1_pipe, smb1_tree, smb2, smb2_pipe, srvsvc, status
 from smbsentry.protocol.errors import ProtocolError
 from smbsentry.scan import shares
 from smbsentry.scan.connection import Connection, ScanError
@@ -277,23 +277,23 @@ def _smb1_req_header(msg: bytes) -> smb1.Header:
 
 
 def test_smb1_tree_connect_both_sides():
-    req_raw = smb1.tree_connect_request("\\\\127.0.0.1\\IPC$", mid=3, uid=100)
-    req = smb1_pipe.parse_tree_connect_request(req_raw)
-    assert req.path == "\\\\127.0.0.1\\IPC$" and req.flags & smb1_pipe.TREE_CONNECT_EXTENDED_RESPONSE
+    req_raw = smb1_tree.tree_connect_request("\\\\127.0.0.1\\IPC$", mid=3, uid=100)
+    req = smb1_tree.parse_tree_connect_request(req_raw)
+    assert req.path == "\\\\127.0.0.1\\IPC$" and req.flags & smb1_tree.TREE_CONNECT_EXTENDED_RESPONSE
     assert req.service == "?????"
-    ext = smb1_pipe.parse_tree_connect_response(
-        smb1_pipe.tree_connect_response(req.header, tid=9, service="IPC", maximal_access=0x1FF,
+    ext = smb1_tree.parse_tree_connect_response(
+        smb1_tree.tree_connect_response(req.header, tid=9, service="IPC", maximal_access=0x1FF,
                                         guest_maximal_access=0x1FF))
     assert (ext.status, ext.tid, ext.service, ext.maximal_access, ext.guest_maximal_access) == \
         (0, 9, "IPC", 0x1FF, 0x1FF)
-    old = smb1_pipe.parse_tree_connect_response(
-        smb1_pipe.tree_connect_response(req.header, tid=9, service="A:", native_fs="NTFS"))
+    old = smb1_tree.parse_tree_connect_response(
+        smb1_tree.tree_connect_response(req.header, tid=9, service="A:", native_fs="NTFS"))
     assert old.maximal_access is None and old.service == "A:" and old.native_fs == "NTFS"
-    denied = smb1_pipe.parse_tree_connect_response(
-        smb1_pipe.tree_connect_response(req.header, 0, status=status.ACCESS_DENIED))
+    denied = smb1_tree.parse_tree_connect_response(
+        smb1_tree.tree_connect_response(req.header, 0, status=status.ACCESS_DENIED))
     assert denied.status == status.ACCESS_DENIED and denied.maximal_access is None
     # the existing smb1 parser reads the same reply
-    assert smb1_pipe.parse_tree_connect_response(smb1_pipe.tree_connect_response(req.header, 9)).tid == 9
+    assert smb1_tree.parse_tree_connect_response(smb1_tree.tree_connect_response(req.header, 9)).tid == 9
 
 
 def test_smb1_nt_create_both_sides():
@@ -492,9 +492,9 @@ def test_windows_2008r2_smb1_pipe_open_from_corpus():
     connect, NT_CREATE_ANDX (WordCount 42), TransactNmPipe BIND / BIND_ACK."""
     corpus = _corpus()
     msgs = {m.frame: m.data for m in corpus.smb_messages("eternalromance-success-2008r2.pcap")}
-    tc = smb1_pipe.parse_tree_connect_response(msgs[15])
+    tc = smb1_tree.parse_tree_connect_response(msgs[15])
     assert tc.service == "IPC" and tc.maximal_access == 0x1FFFFF and tc.guest_maximal_access == 0x1FFFFF
-    assert smb1_pipe.parse_tree_connect_request(msgs[14]).path.endswith("\\IPC$")
+    assert smb1_tree.parse_tree_connect_request(msgs[14]).path.endswith("\\IPC$")
     create = smb1_pipe.parse_nt_create_request(msgs[16])
     assert create.name == "lsarpc" and create.share_access == 3
     opened = smb1_pipe.parse_nt_create_response(msgs[17])
@@ -509,7 +509,7 @@ def test_windows_2008r2_smb1_pipe_open_from_corpus():
 def test_windows7_tree_connect_without_extended_response_from_corpus():
     corpus = _corpus()
     msgs = {m.frame: m.data for m in corpus.smb_messages("wannacry.pcap")}
-    tc = smb1_pipe.parse_tree_connect_response(msgs[205])
+    tc = smb1_tree.parse_tree_connect_response(msgs[205])
     assert tc.status == 0 and tc.service == "IPC" and tc.maximal_access is None
 
 
@@ -518,7 +518,7 @@ def test_windows7_tree_connect_without_extended_response_from_corpus():
 # =============================================================================
 
 _FID = bytes(range(16))
-_S1 = smb1_pipe.parse_request_header(smb1.tree_connect_request("\\\\h\\IPC$", 1, 2))
+_S1 = smb1_pipe.parse_request_header(smb1_tree.tree_connect_request("\\\\h\\IPC$", 1, 2))
 _S2 = smb2_pipe.parse_request_header(smb2_pipe.tree_connect_request("\\\\h\\IPC$", 1, 2))
 
 
@@ -544,8 +544,8 @@ PARSERS = [
     (srvsvc.parse_share_enum_response, srvsvc.share_enum_response(SHARES)),
     (srvsvc.parse_share_get_info_request, GET_INFO_STUB),
     (smb1_pipe.parse_request_header, smb1_pipe.close_request(1, 2, 3, 4)),
-    (smb1_pipe.parse_tree_connect_request, smb1.tree_connect_request("\\\\h\\IPC$", 1, 2)),
-    (smb1_pipe.parse_tree_connect_response, smb1_pipe.tree_connect_response(_S1, 1, native_fs="NTFS",
+    (smb1_tree.parse_tree_connect_request, smb1_tree.tree_connect_request("\\\\h\\IPC$", 1, 2)),
+    (smb1_tree.parse_tree_connect_response, smb1_tree.tree_connect_response(_S1, 1, native_fs="NTFS",
                                                                             maximal_access=0x1FF)),
     (smb1_pipe.parse_nt_create_request, smb1_pipe.nt_create_request("\\srvsvc", 1, 2, 3)),
     (smb1_pipe.parse_nt_create_response, smb1_pipe.nt_create_response(_S1, 0x4000)),
@@ -731,11 +731,11 @@ class FakeServer:
         hdr = smb1_pipe.parse_request_header(msg)
         self.seen.append(hdr.command)
         if hdr.command == smb1.TREE_CONNECT_ANDX:
-            req = smb1_pipe.parse_tree_connect_request(msg)
+            req = smb1_tree.parse_tree_connect_request(msg)
             share = req.path.rsplit("\\", 1)[-1]
             if self.tree_status or share not in self.access:
-                return [smb1_pipe.tree_connect_response(hdr, 0, status=self.tree_status or status.BAD_NETWORK_NAME)]
-            return [smb1_pipe.tree_connect_response(
+                return [smb1_tree.tree_connect_response(hdr, 0, status=self.tree_status or status.BAD_NETWORK_NAME)]
+            return [smb1_tree.tree_connect_response(
                 hdr, 7, "IPC" if share == "IPC$" else "A:",
                 maximal_access=self.access[share] if self.extended else None)]
         if hdr.command == smb1_pipe.NT_CREATE_ANDX:

@@ -13,7 +13,7 @@ import struct
 import pytest
 from corpus import SMB1, SMB2, client_requests, server_replies, smb_messages
 
-from smbsentry.protocol import ProtocolError, filetime, ntlm, smb1, smb1_pipe, smb2, spnego, status
+from smbsentry.protocol import ProtocolError, filetime, ntlm, smb1, smb1_tree, smb2, spnego, status
 
 NTLMSSP = spnego.OID_NTLMSSP
 NEGOEX = spnego.OID_NEGOEX
@@ -42,7 +42,7 @@ ALL_CAPTURES = [
 SMB1_PARSERS = {
     smb1.NEGOTIATE: smb1.parse_negotiate_response,
     smb1.SESSION_SETUP_ANDX: smb1.parse_session_setup_response,
-    smb1.TREE_CONNECT_ANDX: smb1_pipe.parse_tree_connect_response,
+    smb1.TREE_CONNECT_ANDX: smb1_tree.parse_tree_connect_response,
     smb1.TRANSACTION: smb1.parse_transaction_response,
     smb1.TRANSACTION2: smb1.parse_transaction_response,
 }
@@ -451,7 +451,7 @@ def test_samba363_smb1_session():
     assert ss.native_lm == "Samba 3.6.3"
     assert ss.primary_domain == "WORKGROUP"
     assert ss.guest
-    tc = smb1_pipe.parse_tree_connect_response(
+    tc = smb1_tree.parse_tree_connect_response(
         only(server_replies(name, SMB1, smb1.TREE_CONNECT_ANDX)).data
     )
     assert tc.status == 0 and tc.service == "A:"
@@ -486,7 +486,7 @@ def test_samba474_smb1_negotiate_unicode_names_without_flags2_unicode():
             "TEST",
         )
         assert ss.guest and ss.uid == uid
-        tc = smb1_pipe.parse_tree_connect_response(
+        tc = smb1_tree.parse_tree_connect_response(
             only(server_replies(name, SMB1, smb1.TREE_CONNECT_ANDX)).data
         )
         assert tc.service == "IPC"

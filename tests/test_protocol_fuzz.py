@@ -27,7 +27,7 @@ from corpus import SMB1, SMB2, client_requests, corpus_dir, server_replies, smb_
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from smbsentry.protocol import ProtocolError, fields, netbios, ntlm, smb1, smb1_pipe, smb2, smb2_pipe, spnego
+from smbsentry.protocol import ProtocolError, fields, netbios, ntlm, smb1, smb1_tree, smb2, smb2_pipe, spnego
 
 # SMBSENTRY_FUZZ_EXAMPLES=20000 for a deeper (slower) run; the default keeps
 # the whole file well under a minute.
@@ -158,6 +158,8 @@ SMB2_REQUEST_PARSERS = {
 }
 # TREE_CONNECT is declared once, with the tree and pipe messages (smb2_pipe)
 SMB2_REQUEST_PARSERS[smb2.TREE_CONNECT] = smb2_pipe.parse_tree_connect_request
+# SMB1's TREE_CONNECT_ANDX is declared once, both sides, in smb1_tree
+SMB1_REQUEST_PARSERS[smb1.TREE_CONNECT_ANDX] = smb1_tree.parse_tree_connect_request
 
 
 def _smb1_request(b: bytes) -> None:
@@ -181,7 +183,7 @@ PARSERS: dict[str, Callable[[bytes], object]] = {
     "smb1.parse_message": smb1.parse_message,
     "smb1.parse_negotiate_response": _smb1_negotiate_chain,
     "smb1.parse_session_setup_response": _smb1_session_setup_chain,
-    "smb1_pipe.parse_tree_connect_response": smb1_pipe.parse_tree_connect_response,
+    "smb1_tree.parse_tree_connect_response": smb1_tree.parse_tree_connect_response,
     "smb1.parse_transaction_response": smb1.parse_transaction_response,
     "smb2.parse_header": smb2.parse_header,
     "smb2.parse_negotiate_response": _smb2_negotiate_chain,
@@ -214,7 +216,7 @@ SEED_KINDS: dict[str, tuple[str, ...]] = {
     ),
     "smb1.parse_negotiate_response": ("smb1_negotiate",),
     "smb1.parse_session_setup_response": ("smb1_session_setup",),
-    "smb1_pipe.parse_tree_connect_response": ("smb1_tree_connect",),
+    "smb1_tree.parse_tree_connect_response": ("smb1_tree_connect",),
     "smb1.parse_transaction_response": ("smb1_transaction",),
     "smb2.parse_header": ("smb2_negotiate", "smb2_session_setup"),
     "smb2.parse_negotiate_response": ("smb2_negotiate",),
@@ -247,7 +249,7 @@ PREFIXES: dict[str, list[bytes]] = {
         + b"\x04",
         smb1.Header(command=smb1.SESSION_SETUP_ANDX, flags=0x98).pack() + b"\x03",
     ],
-    "smb1_pipe.parse_tree_connect_response": [
+    "smb1_tree.parse_tree_connect_response": [
         smb1.Header(command=smb1.TREE_CONNECT_ANDX, flags=0x98).pack()
     ],
     "smb1.parse_transaction_response": [

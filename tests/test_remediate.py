@@ -366,6 +366,43 @@ def test_hostile_names_stay_data(en, tmp_path):
     assert "iptables -I FORWARD -s 127.50.0.4 -j DROP" in fw and "del c:" not in fw.lower()
 
 
+
+def test_installer_exit_codes_in_the_scripts_come_from_the_knowledge_base(en, tmp_path):
+    """wusa.exe's exit codes are data (remediation.json, with Microsoft's pages as sources); the cmd and PowerShell
+    apply scripts are generated from them: each code explained, restart-needed and already-installed taken as success,
+    not-applicable counted as a failure."""
+    exits = {e.code: e for e in kb().remediation.installer_exits}
+    assert {c: (e.name, e.outcome) for c, e in exits.items()} == {
+        3010: ("ERROR_SUCCESS_REBOOT_REQUIRED", "reboot"), 2359302: ("WU_S_ALREADY_INSTALLED", "installed"),
+        -2145124329: ("WU_E_NOT_APPLICABLE", "failed")}
+    assert all(e.source and all(s in kb().sources for s in e.source) for e in exits.values())
+    written = write_plan(en, tmp_path)
+    cmd = [p for p in written if p.name.endswith("-apply.cmd") and "install_msu" in p.read_text("ascii")]
+    ps1 = [p for p in written if p.name.endswith("-apply.ps1") and "wusa.exe" in p.read_text("utf-8-sig")]
+    assert cmd and ps1
+    for p in cmd:
+        lines = p.read_text("ascii").splitlines()
+        for kind in ("msu", "exe"):
+            at = lines.index('set "RC=%ERRORLEVEL%"', lines.index(f":install_{kind}"))
+            assert lines[at + 1 : at + 7] == [
+                'if "%RC%"=="3010" echo [smbsentry] %1: restart needed',
+                'if "%RC%"=="2359302" echo [smbsentry] %1: already installed',
+                'if "%RC%"=="-2145124329" echo [smbsentry] %1: not applicable: check the service pack and architecture',
+                'if "%RC%"=="3010" set "RC=0"',
+                'if "%RC%"=="2359302" set "RC=0"',
+                'if "%RC%"=="0" set "REBOOT=1"']
+    for p in ps1:
+        lines = p.read_text("utf-8-sig").splitlines()
+        at = lines.index("    switch ($p.ExitCode) {")
+        assert lines[at + 1 : at + 6] == [
+            "        0 { $script:Reboot = $true }",
+            "        3010 { $script:Reboot = $true }",
+            "        2359302 { Write-Host ('[smbsentry] {0}: already installed' -f $Kb) }",
+            "        -2145124329 { Write-Host ('[smbsentry] {0}: not applicable: check the service pack and architecture' -f $Kb);"
+            " $script:Failed++ }",
+            "        default { Write-Host ('[smbsentry] {0} failed: exit code {1}' -f $Kb, $p.ExitCode); $script:Failed++ }"]
+
+
 def test_invalid_addresses_never_reach_scripts():
     bad = json.loads(json.dumps(R2_RTM))
     bad["address"] = "127.0.0.1; rm -rf /"

@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 
 from . import __version__
+from .protocol.transport import SMB_PORTS, SMB_PORTS_TEXT
 
 app = typer.Typer(
     name="smbsentry",
@@ -65,7 +66,7 @@ def scan(
         [], "--targets-file", "-iL", help="File of targets: plain lines, nmap XML (-oX) or masscan JSON (-oJ)."
     ),
     exclude: list[str] = typer.Option([], "--exclude", help="Targets to skip (same syntax; repeatable)."),
-    ports: str = typer.Option("445,139", "--ports", help="SMB ports to probe; the service ports 3389, 80, 443 (HTTPS), 88, 25, 143, 1352, 3264, 1000, 3000 137 (UDP) and 443 (UDP, SMB over QUIC, with the smb-over-quic check) add those services' safe fingerprints (all of them with --checks all)."),
+    ports: str = typer.Option(SMB_PORTS_TEXT, "--ports", help="SMB ports to probe; the service ports 3389, 80, 443 (HTTPS), 88, 25, 143, 1352, 3264, 1000, 3000 137 (UDP) and 443 (UDP, SMB over QUIC, with the smb-over-quic check) add those services' safe fingerprints (all of them with --checks all)."),
     checks: str = typer.Option(
         "default", "--checks", help="default | all | none | comma-separated ids (see `smbsentry checks`)."
     ),
@@ -163,7 +164,7 @@ def respond(
     inventories: list[Path] = typer.Option([], "--inventories", help="Inventory files or folders to audit and merge (as for audit); repeatable."),
     targets_file: list[Path] = typer.Option([], "--targets-file", "-iL", help="File of targets: plain lines, nmap XML or masscan JSON."),
     exclude: list[str] = typer.Option([], "--exclude", help="Targets to skip (repeatable)."),
-    ports: str = typer.Option("445,139", "--ports", help="As for scan: SMB ports, and service ports for their probes."),
+    ports: str = typer.Option(SMB_PORTS_TEXT, "--ports", help="As for scan: SMB ports, and service ports for their probes."),
     checks: str = typer.Option("default", "--checks", help="default | all | ID,... (as for scan)."),
     user: Optional[str] = typer.Option(None, "--user", help="User for credentialed logons (password: SMBSENTRY_PASSWORD or a prompt)."),
     domain: str = typer.Option("", "--domain", help="Domain of --user."),
@@ -207,7 +208,7 @@ def respond(
 )
 def lab(
     lab_range: str = typer.Argument(..., metavar="RANGE", help="Loopback addresses to emulate (inside 127.0.0.0/8; any address of a network namespace you created, with --bind-mode per-address)."),
-    port: list[str] = typer.Option([], "--port", help="Port to serve (repeatable or comma list; PORT=139 for NetBIOS framing). Default 445,139; serving 139 also answers the NetBIOS name service on UDP 137, serving 445 SMB over QUIC on UDP 443 for the profiles that have it (Server 2025)."),
+    port: list[str] = typer.Option([], "--port", help=f"Port to serve (repeatable or comma list; PORT=139 for NetBIOS framing). Default {SMB_PORTS_TEXT}; serving 139 also answers the NetBIOS name service on UDP 137, serving 445 SMB over QUIC on UDP 443 for the profiles that have it (Server 2025)."),
     mix: Optional[str] = typer.Option(None, "--mix", help="NAME, or PROFILE=COUNT,... (default: every profile in turn)."),
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="Write address -> profile -> expected findings as JSON."),
     bind_mode: str = typer.Option("auto", "--bind-mode", help="auto | device (one socket per port, bound to lo) | per-address (one socket per address)."),
@@ -230,7 +231,7 @@ def lab(
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
 
     try:
-        run_lab(lab_range, port or (445, 139), mix, str(manifest) if manifest else None, bind_mode, services, services_mix)
+        run_lab(lab_range, port or SMB_PORTS, mix, str(manifest) if manifest else None, bind_mode, services, services_mix)
     except (LabConfigError, ProfileError, ValueError) as exc:
         fail(str(exc))
     except OSError as exc:

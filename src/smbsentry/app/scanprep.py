@@ -23,6 +23,7 @@ import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from ..protocol.transport import SMB_PORTS_TEXT
 from ..scan.runner import LocalScan
 
 LANGS = ("en", "zh")
@@ -37,7 +38,7 @@ class ScanRequest:
     targets: list[str] = field(default_factory=list)
     targets_files: list[Path] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
-    ports: str = "445,139"
+    ports: str = SMB_PORTS_TEXT
     checks: str = "default"
     timeout: float = 5.0
     host_timeout: float = 30.0
@@ -88,7 +89,7 @@ def parse_ports(text: str) -> tuple[int, ...]:
     for part in text.split(","):
         part = part.strip()
         if not part.isdigit() or not 0 < int(part) < 65536:
-            raise RequestError(f"bad port {part!r} in --ports (expected e.g. 445,139)")
+            raise RequestError(f"bad port {part!r} in --ports (expected e.g. {SMB_PORTS_TEXT})")
         ports.append(int(part))
     return tuple(dict.fromkeys(ports))
 

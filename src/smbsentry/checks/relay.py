@@ -33,9 +33,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..model import Finding
+from ..protocol.transport import SMB_PORT_NAMES
 from .base import Check, HostAccess, Need
 
-SMB_PORTS = ("445", "139")
+SMB_PORTS = SMB_PORT_NAMES  # as the result's "ports" keys, 445 first
 
 
 def smb_paths(record: dict[str, Any]) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from ..kb.builds import nt_version_ended, nt_version_name
 from ..kb.findings import affected_versions, fixed_by, meta, windows_targets
 from ..model import Finding
+from ..protocol.transport import SMB_PORT_NAMES
 from .base import Check, HostAccess, Need
 from .modules import MODULES  # noqa: F401 - the table's ids, read as shadowbrokers.MODULES
 
@@ -131,7 +132,7 @@ class _WindowsSmb(ShadowBrokersCheck):
     the patch level being invisible."""
 
     exact_builds: tuple[str, ...] = ()
-    smb: tuple[str, ...] = ("445", "139")
+    smb: tuple[str, ...] = SMB_PORT_NAMES
     note: str | None = None
 
     def applies(self, win) -> bool:

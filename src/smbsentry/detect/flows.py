@@ -19,13 +19,14 @@ import hashlib
 import math
 import struct
 
+from ..protocol import transport
 from .config import Config
 from .packet import ACK, SYN
 from .reassembly import Framer, TcpStream
 
 __all__ = ["SMB_PORTS", "Flow", "FlowTable", "flow_id", "flow_key"]
 
-SMB_PORTS = frozenset({445, 139})
+SMB_PORTS = frozenset(transport.SMB_PORTS)
 #: Housekeeping (retiring idle and closed flows) is due every this many seconds of capture time ...
 SWEEP_INTERVAL = 2.0
 #: ... once at least this many packets have come since the last one.

@@ -62,6 +62,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from xml.parsers import expat
 
+from ..protocol import transport
+
 __all__ = [
     "SMB_PORTS",
     "Target",
@@ -73,7 +75,7 @@ __all__ = [
     "resolve",
 ]
 
-SMB_PORTS = frozenset({445, 139})
+SMB_PORTS = frozenset(transport.SMB_PORTS)
 
 _CHUNK = 1 << 16            # bytes read from a targets file at a time
 _MAX_LINE = 1 << 16         # a plain-text line (or masscan record) longer than this is junk

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..protocol.transport import SMB_PORTS_TEXT
 from .cli import main_distributed_scan, main_engine, main_engines_list
 
 
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--db")
     s.add_argument("--shard-size", type=int, default=256)
     s.add_argument("--key-file")
-    s.add_argument("--ports", default="445,139")
+    s.add_argument("--ports", default=SMB_PORTS_TEXT)
     s.add_argument("--checks", default="default")
     s.add_argument("--timeout", type=float, default=5.0)
     s.add_argument("--rate", type=float, default=0)

@@ -31,6 +31,7 @@ import time
 
 from celery import Celery, Task
 
+from ..protocol.transport import SMB_PORTS
 from . import shared, signing
 from .signing import SignatureError
 
@@ -234,7 +235,7 @@ def _scan_options(opts: dict):
     """A signed job's options as the scanner's ScanOptions, built where every scan builds them (app/scanprep.py)."""
     from ..app.scanprep import scan_options, select_checks
 
-    return scan_options(select_checks(opts.get("checks", "default")), tuple(int(p) for p in opts.get("ports", (445, 139))),
+    return scan_options(select_checks(opts.get("checks", "default")), tuple(int(p) for p in opts.get("ports", SMB_PORTS)),
                         timeout=float(opts.get("timeout", 5.0)), dialects=opts.get("dialects", "range"),
                         user=opts.get("user") or None, password=opts.get("password") or "",
                         domain=opts.get("domain") or "")

@@ -16,6 +16,8 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from ..protocol.transport import SMB_PORTS_TEXT
+
 log = logging.getLogger("smbsentry.engines")
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # both stop a distributed scan the way Ctrl-C stops a local one
 
@@ -190,7 +192,7 @@ class ScanSpec:
     targets: list = field(default_factory=list)
     targets_file: list = field(default_factory=list)
     exclude: list = field(default_factory=list)
-    ports: str | Sequence[int] = "445,139"
+    ports: str | Sequence[int] = SMB_PORTS_TEXT
     checks: str = "default"
     timeout: float = 5.0
     dialects: str = "range"
@@ -279,7 +281,7 @@ def _prepare(spec: ScanSpec, key_file: str | None, route_file: str | None):
 def main_distributed_scan(targets: Sequence[str], queue: str | None = None, route_file: str | None = None,
                           broker: str | None = None, db: str | None = None, shard_size: int = 256, *,
                           key_file: str | None = None, targets_file: Sequence[str] = (), exclude: Sequence[str] = (),
-                          ports: str | Sequence[int] = "445,139", checks: str = "default", timeout: float = 5.0,
+                          ports: str | Sequence[int] = SMB_PORTS_TEXT, checks: str = "default", timeout: float = 5.0,
                           dialects: str = "range", rate: float = 0, user: str | None = None, domain: str = "",
                           window: int = 64, stall_timeout: float = 120.0, scan_timeout: float | None = None,
                           ssl_options: dict | str | None = None, quiet: bool = False, output: str | None = None,

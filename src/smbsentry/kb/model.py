@@ -293,9 +293,21 @@ class FindingPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class InstallerExit:
+    """An update installer's exit code the apply scripts explain (wusa.exe; the older .exe installers share 3010)."""
+
+    code: int  # as cmd's ERRORLEVEL and PowerShell's ExitCode show it: signed 32-bit
+    name: str  # the Win32 / Windows Update Agent constant
+    outcome: str  # reboot (installed, restart needed) | installed (already there) | failed
+    meaning: str  # the script's words for it
+    source: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Remediation:
     families: dict[str, FamilyPlan]
     hardening: dict[str, str]  # configuration finding -> its Windows hardening action
     samba_manual: dict[str, str]  # configuration finding -> the manual step on Samba (a remediate text key)
     findings: dict[str, FindingPlan]
     settle: dict[str, str]  # finding -> how an unknown is settled (a remediate text key)
+    installer_exits: tuple[InstallerExit, ...] = ()  # in the order the scripts test them

@@ -128,7 +128,13 @@ REMEDIATION = _obj({
     "findings": _by_finding(_obj({"steps": {"type": "array", "minItems": 1, "items": _obj(
         {"action": PID, "phase": {"enum": ["immediate", "patch"]}}, {"unless_fact": {"type": "string", "pattern": r"^[a-z][a-z0-9_]*$"}})}, "source": SOURCE},
         {"families": {"type": "array", "items": {"enum": FAMILIES}, "minItems": 1}})),
-    "settle": _by_finding(_obj({"how": PID, "source": SOURCE}))})
+    "settle": _by_finding(_obj({"how": PID, "source": SOURCE})),
+    "installer_exit_codes": {"type": "array", "minItems": 1, "items": _obj({
+        "code": {"type": "integer", "minimum": -2147483648, "maximum": 2147483647},  # ERRORLEVEL: a signed 32-bit value
+        "name": {"type": "string", "pattern": r"^[A-Z][A-Z0-9_]*$"},
+        "outcome": {"enum": ["reboot", "installed", "failed"]},
+        "meaning": {"type": "string", "pattern": r"^[a-z][a-z0-9 ,:-]*$"},  # written into cmd echo and PowerShell '...' as is
+        "source": SOURCE})}})
 
 # services.json: the other services' ports (smbsentry.services) and the AD functional level names
 SERVICES = _obj({

@@ -25,8 +25,8 @@ from importlib import resources
 from pathlib import Path
 
 from . import catalog as _catalog
-from .model import (Action, Affected, FamilyPlan, FileGap, FileRef, FileVersion, FindingPlan, Fix, PlanStep, Prerequisite, Product,
-                    Remediation, Rule, Vulnerability, as_tuple, parse_date, version_tuple)
+from .model import (Action, Affected, FamilyPlan, FileGap, FileRef, FileVersion, FindingPlan, Fix, InstallerExit, PlanStep,
+                    Prerequisite, Product, Remediation, Rule, Vulnerability, as_tuple, parse_date, version_tuple)
 from .schema import SCHEMAS, digest
 
 
@@ -276,7 +276,11 @@ def _remediation(raw: dict, refs: _Refs, actions: dict, vulns: dict) -> Remediat
             known([key, fid], finding=fid, action=e[field_] if field_ == "action" else None)
             refs.src(e["source"], f, [key, fid, "source"])
             maps[key][fid] = e[field_]
-    return Remediation(families, maps["hardening"], maps["samba_manual"], findings, maps["settle"])
+    exits = tuple(InstallerExit(e["code"], e["name"], e["outcome"], e["meaning"],
+                                refs.src(e["source"], f, ["installer_exit_codes", i, "source"]))
+                  for i, e in enumerate(raw["installer_exit_codes"]))
+    refs.need(len({e.code for e in exits}) == len(exits), f, ["installer_exit_codes"], "an exit code is listed twice")
+    return Remediation(families, maps["hardening"], maps["samba_manual"], findings, maps["settle"], exits)
 
 
 def _services(raw: dict, refs: _Refs) -> tuple[dict[str, tuple[int, ...]], dict[int, str]]:

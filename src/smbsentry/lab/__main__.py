@@ -11,6 +11,7 @@ import logging
 import sys
 
 from .mix import LabConfigError
+from .profile_model import ROLES
 from .profiles import ProfileError
 from .server import BIND_MODES, run
 
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr, format="%(message)s")
     try:
-        run(args.range, args.port or (445, 139), args.mix, args.manifest, args.bind_mode, args.services, args.services_mix)
+        run(args.range, args.port or ROLES, args.mix, args.manifest, args.bind_mode, args.services, args.services_mix)
     except (LabConfigError, ProfileError, ValueError) as exc:
         print(f"smbsentry lab: {exc}", file=sys.stderr)
         return 2

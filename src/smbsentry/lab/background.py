@@ -13,6 +13,7 @@ import asyncio
 import threading
 from collections.abc import Iterable
 
+from .profile_model import ROLES
 from .server import Lab
 
 
@@ -25,7 +26,7 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 
 class BackgroundLab:
-    def __init__(self, range: str, ports: Iterable = (445, 139), mix=None, bind_mode: str = "auto",  # noqa: A002
+    def __init__(self, range: str, ports: Iterable = ROLES, mix=None, bind_mode: str = "auto",  # noqa: A002
                  manifest_path=None, idle_timeout: float = 30.0, nbns: bool | None = None,
                  quic: int | bool | None = None) -> None:
         self.lab = Lab(range, ports, mix, bind_mode, idle_timeout=idle_timeout, nbns=nbns, quic=quic)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from ..protocol import netbios, smb1, smb2
 from ..protocol.errors import ProtocolError
+from ..protocol.transport import NETBIOS_SESSION, SMB_DIRECT_TCP
 from .profile_model import Profile
 from .smb1_server import Smb1Server
 from .smb2_server import Smb2Server
@@ -59,7 +60,7 @@ class HostConnection:
     def __init__(
         self,
         profile: Profile,
-        role: int = 445,
+        role: int = SMB_DIRECT_TCP,
         address: int = 0,
         start_time: int | None = None,
         clock=filetime_now,
@@ -71,7 +72,7 @@ class HostConnection:
         self.clock = clock
         self.start_time = start_time if start_time is not None else clock() - 3_600 * 10_000_000
         self.reader = netbios.FrameReader(MAX_FRAME, netbios.SERVER_TYPES)
-        self.session_open = role != 139
+        self.session_open = role != NETBIOS_SESSION
         self.negotiated = False
         self.ended: str | None = None
         self.smb1 = Smb1Server(self)
@@ -191,7 +192,7 @@ class HostConnection:
     def _session_request(self, payload: bytes) -> bytes | str:
         """Port 139: answer the NetBIOS SESSION REQUEST for *SMBSERVER or the
         host's own name (Samba accepts any name)."""
-        if self.session_open and self.role == 139:
+        if self.session_open and self.role == NETBIOS_SESSION:
             return "close"
         try:
             called, _suffix, _ = netbios.decode_name(payload, 0)

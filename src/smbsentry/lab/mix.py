@@ -15,6 +15,7 @@ import ipaddress
 import os
 from dataclasses import dataclass
 
+from ..protocol.transport import NETBIOS_SESSION, SMB_DIRECT_TCP
 from . import profiles
 
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
@@ -181,6 +182,11 @@ def parse_mix(text: str | None) -> Mix:
     return Mix(tuple(entries))
 
 
+def _role_of(port: int) -> int:
+    """A port given without a role is served the NetBIOS way only when it is the NetBIOS session port."""
+    return NETBIOS_SESSION if port == NETBIOS_SESSION else SMB_DIRECT_TCP
+
+
 def parse_ports(values) -> dict[int, int]:
     """Ports to serve and their role (445: direct TCP, 139: NetBIOS session
     first).  Accepts ints, (port, role) pairs and strings "445", "139,445",
@@ -192,7 +198,7 @@ def parse_ports(values) -> dict[int, int]:
         if isinstance(value, tuple):
             items = [value]
         elif isinstance(value, int):
-            items = [(value, 139 if value == 139 else 445)]
+            items = [(value, _role_of(value))]
         else:
             items = []
             for token in str(value).split(","):
@@ -202,7 +208,7 @@ def parse_ports(values) -> dict[int, int]:
                 port_text, _, role_text = token.partition("=")
                 try:
                     port = int(port_text)
-                    role = int(role_text) if role_text else (139 if port == 139 else 445)
+                    role = int(role_text) if role_text else _role_of(port)
                 except ValueError:
                     raise LabConfigError(f"bad port {token!r}") from None
                 items.append((port, role))

@@ -14,6 +14,7 @@ from ..checks.registry import CHECKS
 from ..model import STATUSES  # noqa: F401 - the statuses a profile may expect, read by schema.py
 from ..protocol import smb2, spnego, status
 from ..protocol.doublepulsar import xor_key
+from ..protocol.transport import SMB_PORTS
 
 # The findings a profile may expect: the default checks' ids (checks/registry.py CHECKS), not a copy, and the
 # SMB over QUIC findings of a profile whose QUIC peer the lab serves (QUIC_FINDINGS: reported with that check on).
@@ -21,7 +22,7 @@ QUIC_FINDINGS = ("smb-over-quic", "smb-over-quic-cert")
 FINDING_IDS = tuple(c.id for c in CHECKS if c.default) + QUIC_FINDINGS
 BEHAVIOURS = ("normal", "silent", "garbage", "reset-after-negotiate")
 KINDS = ("windows", "samba", "special")
-ROLES = (445, 139)
+ROLES = SMB_PORTS  # a served port's role: direct TCP or the NetBIOS session service
 
 #: The built-in mix visits profiles in this order, so that any range of 17
 #: addresses holds each profile the lab issue lists; extras follow.
@@ -235,7 +236,7 @@ class Profile:
         1809 vs Server 2019 share build 17763).  The SMB over QUIC findings
         are there only when the lab serves the profile's QUIC peer (`quic`).
         """
-        ports = {445: 445, 139: 139} if ports is None else ports
+        ports = {role: role for role in ROLES} if ports is None else ports
         out = {k: v for k, v in self.expected.items()
                if not k.startswith("smbv1-enabled:") and (quic or k not in QUIC_FINDINGS)}
         for port, role in sorted(ports.items()):

@@ -42,10 +42,12 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..protocol.transport import NETBIOS_SESSION, SMB_DIRECT_TCP
 from . import nbns, profiles
 from . import quic as quic_peer
 from .host import EPOCH_DIFF, HostConnection
 from .mix import LabConfigError, LabRange, Mix, parse_mix, parse_ports, parse_range, servable
+from .profile_model import ROLES
 
 log = logging.getLogger("smbsentry.lab")
 
@@ -144,7 +146,7 @@ class Lab:
     def __init__(
         self,
         range: str | LabRange,  # noqa: A002 - the name the CLI and the issue use
-        ports: Iterable = (445, 139),
+        ports: Iterable = ROLES,
         mix: str | Mix | None = None,
         bind_mode: str = "auto",
         idle_timeout: float = IDLE_TIMEOUT,
@@ -165,11 +167,11 @@ class Lab:
         self.start_time = int(time.time() * 10_000_000) + EPOCH_DIFF
         self.modes: dict[int, str] = {}  # port -> the bind mode in use
         # UDP 137 beside the real 139, as on Windows (None: when 139 itself is served)
-        self.nbns = (self.ports.get(139) == 139) if nbns is None else nbns
+        self.nbns = (self.ports.get(NETBIOS_SESSION) == NETBIOS_SESSION) if nbns is None else nbns
         self.nbns_unbound: list[str] = []
         # UDP 443 beside the real 445 (None: when 445 itself is served; a number: that port; False: none)
         if quic is None:
-            quic = quic_peer.QUIC_PORT if self.ports.get(445) == 445 else False
+            quic = quic_peer.QUIC_PORT if self.ports.get(SMB_DIRECT_TCP) == SMB_DIRECT_TCP else False
         self.quic_port: int | None = None if quic is False else quic_peer.QUIC_PORT if quic is True else int(quic)
         self.quic: quic_peer.QuicPeers | None = None
         self._datagrams: list = []
@@ -350,7 +352,7 @@ def write_manifest(path: str | os.PathLike, lab_range: LabRange, mix: Mix, ports
 
 async def serve(
     range: str,  # noqa: A002
-    ports: Iterable = (445, 139),
+    ports: Iterable = ROLES,
     mix: str | Mix | None = None,
     manifest_path: str | os.PathLike | None = None,
     bind_mode: str = "auto",
@@ -400,7 +402,7 @@ async def serve(
         await lab.stop()
 
 
-def run(range: str, ports: Iterable = (445, 139), mix=None, manifest_path=None, bind_mode: str = "auto",  # noqa: A002
+def run(range: str, ports: Iterable = ROLES, mix=None, manifest_path=None, bind_mode: str = "auto",  # noqa: A002
         services_range: str | None = None, services_mix: str | None = None) -> None:
     """Blocking entry point: `serve` on uvloop when it is installed."""
     coro = serve(range, ports, mix, manifest_path, bind_mode, services_range, services_mix)

@@ -12,9 +12,8 @@ from smbsentry.protocol.smb1, the same module the scanner parses them with.
 from __future__ import annotations
 
 import os
-import struct
 
-from ..protocol import smb1, smb1_find, smb1_replies, status
+from ..protocol import smb1, smb1_find, smb1_replies, smb1_tree, status
 from ..protocol.errors import ProtocolError
 from . import auth
 from .access import admit_tree, maximal_access
@@ -192,7 +191,7 @@ class Smb1Server:
         kind = self.sessions.get(hdr.uid)
         if kind is None:
             return self._error(hdr, status.SMB_BAD_UID)
-        req = smb1_replies.parse_tree_connect_request(msg)
+        req = smb1_tree.parse_tree_connect_request(msg)
         share, refusal = admit_tree(self.profile, req.share, kind, len(self.trees))
         if share is None:
             return self._error(hdr, refusal)
@@ -201,15 +200,15 @@ class Smb1Server:
         self.trees[tid] = share
         ipc = share.type == "ipc"
         access = maximal_access(self.profile, share)
-        extended = req.flags & smb1_replies.TREE_CONNECT_EXTENDED_RESPONSE
-        return smb1_replies.tree_connect_response(
+        extended = req.flags & smb1_tree.TREE_CONNECT_EXTENDED_RESPONSE
+        return smb1_tree.tree_connect_response(
             hdr,
             tid,
-            "IPC" if ipc else ("LPT1:" if share.type == "print" else "A:"),
-            "" if ipc else "NTFS",
-            0x0001,
-            access if extended else None,
-            access if (ipc or share.guest) else 0,
+            service="IPC" if ipc else ("LPT1:" if share.type == "print" else "A:"),
+            native_fs="" if ipc else "NTFS",
+            optional_support=smb1_tree.SMB_SUPPORT_SEARCH_BITS,
+            maximal_access=access if extended else None,
+            guest_maximal_access=access if (ipc or share.guest) else 0,
             **self._style(hdr),
         )
 
@@ -225,7 +224,7 @@ class Smb1Server:
 
     def echo(self, msg: bytes, hdr: smb1.Header) -> bytes | None:
         m = smb1.parse_message(msg)
-        count = struct.unpack_from("<H", m.words)[0] if len(m.words) >= 2 else 0
+        count = smb1.EchoWords.unpack_from(m.words).count if len(m.words) >= smb1.EchoWords.size else 0
         if count == 0:
             return None  # MS-CIFS: an echo count of zero gets no reply
         return smb1_replies.echo_response(hdr, 1, m.data[:4096], **self._style(hdr))

@@ -29,11 +29,15 @@ class Layout:
     #: Each field's byte offset: readers that need one field of a header on a
     #: hot path (a reply's message id) read it there instead of unpacking all.
     offsets: ClassVar[dict[str, int]]
+    #: The compiled struct, fields in declaration order: a hot path that packs
+    #: or reads a one-field layout (SMB1's ByteCount on every message) calls
+    #: `codec.pack(n)` / `codec.unpack_from(buf, off)` without building an object.
+    codec: ClassVar[struct.Struct]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         fmt = cls._byte_order_ + "".join(f for _, f, _ in cls._fields_)
-        cls._struct = struct.Struct(fmt)
+        cls._struct = cls.codec = struct.Struct(fmt)
         cls._names = tuple(n for n, _, _ in cls._fields_)
         cls._defaults = tuple(d for _, _, d in cls._fields_)
         cls._default_map = dict(zip(cls._names, cls._defaults))
@@ -54,11 +58,17 @@ class Layout:
 
     @classmethod
     def build(cls, **values: Any) -> bytes:
-        """Pack straight from keyword values and defaults, without an instance."""
-        if not values.keys() <= cls._default_map.keys():
+        """Pack straight from keyword values and defaults, without an instance.
+
+        The defaults' dict keeps the declaration order and a merge keeps a
+        known key's place, so its values are the struct's arguments; an
+        unknown name is appended and shows as an extra key.
+        """
+        packed = {**cls._default_map, **values}
+        if len(packed) != len(cls._names):
             raise TypeError(f"{cls.__name__}: unknown fields {sorted(values.keys() - cls._default_map.keys())}")
         try:
-            return cls._struct.pack(*[values.get(n, d) for n, d in zip(cls._names, cls._defaults)])
+            return cls._struct.pack(*packed.values())
         except struct.error as exc:
             raise ProtocolError(f"{cls.__name__}: {exc}") from None
 
@@ -94,6 +104,21 @@ class Layout:
     def __repr__(self) -> str:
         inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._names)
         return f"{type(self).__name__}({inner})"
+
+
+def u16s(values: tuple[int, ...] | list[int]) -> bytes:
+    """A run of little-endian 16-bit words whose count the message gives
+    elsewhere (SMB1's transaction setup words): the one variable-length
+    shape a Layout cannot declare."""
+    try:
+        return struct.pack(f"<{len(values)}H", *values)
+    except struct.error as exc:
+        raise ProtocolError(f"16-bit words: {exc}") from None
+
+
+def read_u16s(buf: bytes | memoryview, offset: int, count: int, what: str) -> tuple[int, ...]:
+    """`count` little-endian 16-bit words at `offset`, bounds-checked by take()."""
+    return struct.unpack(f"<{count}H", take(buf, offset, 2 * count, what))
 
 
 def take(buf: bytes | memoryview, offset: int, length: int, what: str, cap: int | None = None) -> bytes:

@@ -1,8 +1,7 @@
 """SMB1 (CIFS) messages for fingerprinting and the MS17-010 / DoublePulsar checks.
 
 NEGOTIATE, SESSION_SETUP_ANDX (extended security with SPNEGO/NTLMSSP, and the
-old non-extended form for servers without it), TREE_CONNECT_ANDX,
-TRANSACTION and TRANSACTION2.  A message is a 32-byte header, a word block
+old non-extended form for servers without it), TRANSACTION and TRANSACTION2.  A message is a 32-byte header, a word block
 (WordCount x 2 bytes) and a byte block (ByteCount bytes); `parse_message`
 checks those counts once and every parser below reads from its result.
 Offsets inside a message are counted from the start of the SMB header.
@@ -10,11 +9,10 @@ Offsets inside a message are counted from the start of the SMB header.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 from .errors import ProtocolError
-from .fields import Layout, asciiz, take, utf16z
+from .fields import Layout, asciiz, read_u16s, take, u16s, utf16z
 
 MAGIC = b"\xffSMB"
 
@@ -96,6 +94,16 @@ class Header(Layout):
     ]
 
 
+class ByteCount(Layout):
+    """The count between the word block and the byte block of every message
+    (the WordCount before the words is one byte, written as bytes([n]))."""
+
+    _fields_ = [("byte_count", "H", 0)]
+
+
+_BYTE_COUNT = ByteCount.codec  # packed and read on every message: no object built
+
+
 @dataclass(slots=True)
 class Message:
     """A parsed SMB1 message: header, word block and byte block."""
@@ -131,9 +139,17 @@ def parse_message(msg: bytes) -> Message:
         return Message(hdr, words, b"", off, bytes(msg))
     if off + 2 > len(msg):
         raise ProtocolError("smb1: message ends inside ByteCount")
-    (byte_count,) = struct.unpack_from("<H", msg, off)
+    (byte_count,) = _BYTE_COUNT.unpack_from(msg, off)
     data = take(msg, off + 2, byte_count, "smb1: byte block")
     return Message(hdr, words, data, off + 2, bytes(msg))
+
+
+def block_start(words_length: int) -> int:
+    """Where the byte block begins, counted from the header start: header,
+    WordCount, `words_length` bytes of words, ByteCount.  String pads and
+    transaction offsets are counted from the header, so a builder needs this
+    before the message exists."""
+    return Header.size + 1 + words_length + ByteCount.size
 
 
 def _header(command: int, mid: int, uid: int = 0, tid: int = 0, flags2: int = DEFAULT_FLAGS2, pid: int = 0xFEFF) -> bytes:
@@ -143,7 +159,7 @@ def _header(command: int, mid: int, uid: int = 0, tid: int = 0, flags2: int = DE
 def _message(head: bytes, words: bytes, data: bytes) -> bytes:
     if len(words) % 2 or len(words) > 510 or len(data) > 0xFFFF:
         raise ProtocolError("smb1: word or byte block too large")
-    return head + bytes([len(words) // 2]) + words + struct.pack("<H", len(data)) + data
+    return head + bytes([len(words) // 2]) + words + _BYTE_COUNT.pack(len(data)) + data
 
 
 def _ustr(text: str, offset: int, unicode: bool) -> bytes:
@@ -185,6 +201,13 @@ class NegotiateResponse:
         return bool(self.capabilities and self.capabilities & CAP_EXTENDED_SECURITY)
 
 
+class NegotiateWordsCore(Layout):
+    """NEGOTIATE reply, WordCount 1: a core dialect, or 0xFFFF when no
+    offered dialect is accepted.  Every NEGOTIATE reply's words begin so."""
+
+    _fields_ = [("dialect_index", "H", 0xFFFF)]
+
+
 class NegotiateWordsNT(Layout):
     _fields_ = [
         ("dialect_index", "H", 0),
@@ -207,9 +230,9 @@ def parse_negotiate_response(msg: bytes) -> NegotiateResponse:
         raise ProtocolError(f"smb1: expected NEGOTIATE reply, got 0x{m.header.command:02x}")
     if m.status != 0:
         return NegotiateResponse(dialect_index=0xFFFF, status=m.status)
-    if len(m.words) < 2:
+    if len(m.words) < NegotiateWordsCore.size:
         raise ProtocolError("smb1: negotiate reply without a dialect index")
-    (index,) = struct.unpack_from("<H", m.words)
+    (index,) = NegotiateWordsCore.codec.unpack_from(m.words)
     if len(m.words) != NegotiateWordsNT.size:
         # WordCount 1: no dialect accepted (0xFFFF) or a core dialect;
         # WordCount 13: a LANMAN dialect.  Neither is NT LM 0.12.
@@ -284,10 +307,6 @@ class SessionSetupExtReplyWords(Layout):
     _fields_ = ANDX + [("action", "H", 0), ("blob_length", "H", 0)]
 
 
-class TreeConnectRequestWords(Layout):
-    _fields_ = ANDX + [("flags", "H", 0x0008), ("password_length", "H", 1)]  # 0x0008: the extended response
-
-
 def session_setup_request(
     blob: bytes,
     mid: int,
@@ -300,7 +319,7 @@ def session_setup_request(
 ) -> bytes:
     """Extended-security SESSION_SETUP_ANDX (WordCount 12) carrying `blob`."""
     words = SessionSetupExtWords.build(max_buffer=max_buffer, blob_length=len(blob), capabilities=capabilities)
-    data_offset = Header.size + 1 + len(words) + 2
+    data_offset = block_start(len(words))
     unicode = bool(flags2 & FLAGS2_UNICODE)
     data = blob
     data += _ustr(native_os, data_offset + len(data), unicode)
@@ -324,7 +343,7 @@ def session_setup_basic_request(
     caps = CLIENT_CAPABILITIES & ~CAP_EXTENDED_SECURITY
     words = SessionSetupBasicWords.build(max_buffer=max_buffer, oem_length=len(oem_password),
                                          unicode_length=len(unicode_password), capabilities=caps)
-    data_offset = Header.size + 1 + len(words) + 2
+    data_offset = block_start(len(words))
     unicode = bool(flags2 & FLAGS2_UNICODE)
     data = oem_password + unicode_password
     for text in (account, domain, native_os, native_lm):
@@ -365,22 +384,33 @@ def parse_session_setup_response(msg: bytes) -> SessionSetupResponse:
     return SessionSetupResponse(m.status, m.header.uid, action, blob, strings[0], strings[1], strings[2])
 
 
-# -- TREE_CONNECT_ANDX -------------------------------------------------------
-
-
-def tree_connect_request(path: str, mid: int, uid: int, flags2: int = DEFAULT_FLAGS2, service: str = "?????") -> bytes:
-    words = TreeConnectRequestWords.build()
-    data_offset = Header.size + 1 + len(words) + 2
-    data = b"\x00"  # empty password
-    data += _ustr(path, data_offset + len(data), bool(flags2 & FLAGS2_UNICODE))
-    data += service.encode("ascii") + b"\x00"
-    return _message(_header(TREE_CONNECT_ANDX, mid, uid=uid, flags2=flags2), words, data)
-
-
-# The reply (with MaximalShareAccessRights) is parsed in one place: smb1_pipe.parse_tree_connect_response.
+# TREE_CONNECT_ANDX, both sides, is declared once in smb1_tree.py.
 
 
 # -- TRANSACTION / TRANSACTION2 ---------------------------------------------
+
+
+class TransactionRequestWords(Layout):
+    """TRANSACTION / TRANSACTION2 primary request (WordCount 14 + SetupCount;
+    the setup words follow, see fields.u16s)."""
+
+    _fields_ = [
+        ("total_params", "H", 0),
+        ("total_data", "H", 0),
+        ("max_params", "H", 0),
+        ("max_data", "H", 0),
+        ("max_setup", "B", 0),
+        ("reserved", "B", 0),
+        ("flags", "H", 0),
+        ("timeout", "I", 0),
+        ("reserved2", "H", 0),
+        ("param_count", "H", 0),
+        ("param_offset", "H", 0),
+        ("data_count", "H", 0),
+        ("data_offset", "H", 0),
+        ("setup_count", "B", 0),
+        ("reserved3", "B", 0),
+    ]
 
 
 def transaction_request(
@@ -405,8 +435,8 @@ def transaction_request(
     name "\\PIPE\\" in ASCII, which puts parameters and data at 0x4A."""
     if command not in (TRANSACTION, TRANSACTION2):
         raise ProtocolError("smb1: transaction_request builds TRANSACTION or TRANSACTION2")
-    word_count = 14 + len(setup)
-    data_start = Header.size + 1 + 2 * word_count + 2
+    word_count = TransactionRequestWords.size // 2 + len(setup)
+    data_start = block_start(2 * word_count)
     unicode = bool(flags2 & FLAGS2_UNICODE)
     name_bytes = b""
     if command == TRANSACTION and name is not None:
@@ -419,24 +449,19 @@ def transaction_request(
     data_offset = param_offset + len(params)
     pad2 = b"" if command == TRANSACTION else b"\x00" * ((4 - data_offset % 4) % 4)
     data_offset += len(pad2)
-    words = struct.pack(
-        "<HHHHBBHIHHHHHBB",
-        len(params) if total_params is None else total_params,
-        len(data) if total_data is None else total_data,
-        max_param,
-        max_data,
-        max_setup,
-        0,
-        0,
-        timeout,
-        0,
-        len(params),
-        param_offset,
-        len(data),
-        data_offset,
-        len(setup),
-        0,
-    ) + struct.pack(f"<{len(setup)}H", *setup)
+    words = TransactionRequestWords.build(
+        total_params=len(params) if total_params is None else total_params,
+        total_data=len(data) if total_data is None else total_data,
+        max_params=max_param,
+        max_data=max_data,
+        max_setup=max_setup,
+        timeout=timeout,
+        param_count=len(params),
+        param_offset=param_offset,
+        data_count=len(data),
+        data_offset=data_offset,
+        setup_count=len(setup),
+    ) + u16s(setup)
     body = name_bytes + pad1 + params + pad2 + data
     return _message(_header(command, mid, uid=uid, tid=tid, flags2=flags2), words, body)
 
@@ -476,16 +501,30 @@ def parse_transaction_response(msg: bytes) -> TransactionResponse:
     if len(m.words) < TransactionResponseWords.size:
         return TransactionResponse(m.status, m.header.mid, (), b"", b"", m.header)
     w = TransactionResponseWords.unpack_from(m.words)
-    setup_bytes = take(m.words, TransactionResponseWords.size, 2 * w.setup_count, "smb1: transaction setup")
-    setup = struct.unpack(f"<{w.setup_count}H", setup_bytes)
+    setup = read_u16s(m.words, TransactionResponseWords.size, w.setup_count, "smb1: transaction setup")
     raw = m.raw
     params = take(raw, w.param_offset, w.param_count, "smb1: transaction parameters") if w.param_count else b""
     data = take(raw, w.data_offset, w.data_count, "smb1: transaction data") if w.data_count else b""
     return TransactionResponse(m.status, m.header.mid, tuple(setup), params, data, m.header)
 
 
+class LogoffWords(Layout):
+    """LOGOFF_ANDX, both ways: the AndX block alone (WordCount 2)."""
+
+    _fields_ = ANDX
+
+
+class EchoWords(Layout):
+    """ECHO: EchoCount in the request, SequenceNumber in each reply (WordCount 1)."""
+
+    _fields_ = [("count", "H", 1)]
+
+
+_LOGOFF_WORDS = LogoffWords.build()
+
+
 def logoff_request(mid: int, uid: int) -> bytes:
-    return _message(_header(LOGOFF_ANDX, mid, uid=uid), struct.pack("<BBH", 0xFF, 0, 0), b"")
+    return _message(_header(LOGOFF_ANDX, mid, uid=uid), _LOGOFF_WORDS, b"")
 
 
 def read_strings(

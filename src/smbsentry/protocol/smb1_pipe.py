@@ -1,7 +1,7 @@
 """SMB1 named-pipe messages (MS-CIFS / MS-SMB), both sides, no I/O.
 
 What a DCE/RPC call over `\\PIPE\\srvsvc` needs on an SMB1 session:
-TREE_CONNECT_ANDX with the extended response (MaximalShareAccessRights),
+TREE_CONNECT_ANDX with the extended response (MaximalShareAccessRights, in smb1_tree.py),
 NT_CREATE_ANDX (0xA2) to open the pipe and get its FID, TRANSACTION (0x25)
 with setup (0x0026 TransactNmPipe, FID) to write a PDU and read the reply,
 READ_ANDX (0x2E) for the rest of a reply that did not fit (status
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from . import smb1
 from .errors import ProtocolError
 from .status import NtStatus, is_error
-from .fields import Layout, asciiz, take, utf16z
+from .fields import Layout, asciiz, read_u16s, take, u16s, utf16z
 
 CLOSE = 0x04
 TREE_DISCONNECT = 0x71
@@ -48,12 +48,6 @@ TRANS_PEEK_NMPIPE = 0x0023
 PIPE_PATH = "\\PIPE\\"
 
 STATUS_BUFFER_OVERFLOW = NtStatus.BUFFER_OVERFLOW
-
-# TREE_CONNECT_ANDX
-TREE_CONNECT_EXTENDED_RESPONSE = 0x0008
-TREE_CONNECT_EXTENDED_SIGNATURES = 0x0004
-SMB_SUPPORT_SEARCH_BITS = 0x0001
-SMB_SHARE_IS_IN_DFS = 0x0002
 
 # access masks
 FILE_READ_DATA = 0x00000001
@@ -110,10 +104,7 @@ def reply_header(req: smb1.Header, status: int = 0, command: int | None = None, 
     ).pack()
 
 
-def _message(head: bytes, words: bytes, data: bytes) -> bytes:
-    if len(words) % 2 or len(words) > 510 or len(data) > 0xFFFF:
-        raise ProtocolError("smb1: word or byte block too large")
-    return head + bytes([len(words) // 2]) + words + struct.pack("<H", len(data)) + data
+_message = smb1._message  # header + WordCount + words + ByteCount + bytes: one builder, in smb1
 
 
 def _unicode(flags2: int) -> bool:
@@ -147,95 +138,7 @@ def error_response(req: smb1.Header, status: int, command: int | None = None) ->
     return _message(reply_header(req, status, command), b"", b"")
 
 
-# -- TREE_CONNECT_ANDX ----------------------------------------------------------
-
-
-@dataclass(slots=True)
-class TreeConnectRequest:
-    header: smb1.Header
-    flags: int
-    password: bytes
-    path: str
-    service: str
-
-
-def parse_tree_connect_request(msg: bytes) -> TreeConnectRequest:
-    """Server: TREE_CONNECT_ANDX request (AndX, Flags, PasswordLength)."""
-    m = smb1.parse_message(msg)
-    _expect(m, TREE_CONNECT_ANDX, "TREE_CONNECT_ANDX")
-    if len(m.words) < 8:
-        raise ProtocolError("smb1: TREE_CONNECT_ANDX request with fewer than 4 words")
-    flags, pw_len = struct.unpack_from("<HH", m.words, 4)
-    password = take(m.data, 0, pw_len, "smb1: tree connect password", cap=256)
-    path, off = _decode(m, pw_len, "smb1: tree connect path")
-    service, _ = asciiz(m.data, off, 16, "smb1: tree connect service") if off < len(m.data) else ("", off)
-    return TreeConnectRequest(m.header, flags, password, path, service)
-
-
-class TreeConnectWordsExt(Layout):
-    _fields_ = ANDX + [
-        ("optional_support", "H", SMB_SUPPORT_SEARCH_BITS),
-        ("maximal_access", "I", 0),
-        ("guest_maximal_access", "I", 0),
-    ]
-
-
-def tree_connect_response(
-    req: smb1.Header,
-    tid: int,
-    service: str = "IPC",
-    native_fs: str = "",
-    maximal_access: int | None = None,
-    guest_maximal_access: int = 0,
-    optional_support: int = SMB_SUPPORT_SEARCH_BITS,
-    status: int = 0,
-) -> bytes:
-    """Server: TREE_CONNECT_ANDX reply; WordCount 7 (the extended response
-    with MaximalShareAccessRights) when `maximal_access` is given, else 3."""
-    if status:
-        return error_response(req, status, TREE_CONNECT_ANDX)
-    if maximal_access is None:
-        words = struct.pack("<BBHH", 0xFF, 0, 0, optional_support)
-    else:
-        words = TreeConnectWordsExt(optional_support=optional_support, maximal_access=maximal_access,
-                                    guest_maximal_access=guest_maximal_access).pack()
-    data_offset = smb1.Header.size + 1 + len(words) + 2
-    data = service.encode("ascii", "replace") + b"\x00"
-    data += _encode(native_fs, data_offset + len(data), _unicode(req.flags2))
-    return _message(reply_header(req, 0, TREE_CONNECT_ANDX, tid=tid), words, data)
-
-
-@dataclass(slots=True)
-class TreeConnectResponse:
-    status: int
-    tid: int
-    service: str | None = None
-    native_fs: str | None = None
-    optional_support: int | None = None
-    maximal_access: int | None = None  # None: no extended response
-    guest_maximal_access: int | None = None
-
-
-def parse_tree_connect_response(msg: bytes) -> TreeConnectResponse:
-    """Client: TREE_CONNECT_ANDX reply, with MaximalShareAccessRights when
-    the server sent the extended response (WordCount 7)."""
-    m = smb1.parse_message(msg)
-    _expect(m, TREE_CONNECT_ANDX, "TREE_CONNECT_ANDX reply")
-    out = TreeConnectResponse(m.status, m.header.tid)
-    if m.status != 0:
-        return out
-    if len(m.words) >= TreeConnectWordsExt.size:
-        w = TreeConnectWordsExt.unpack_from(m.words)
-        out.optional_support = w.optional_support
-        out.maximal_access = w.maximal_access
-        out.guest_maximal_access = w.guest_maximal_access
-    elif len(m.words) >= 6:
-        (out.optional_support,) = struct.unpack_from("<H", m.words, 4)
-    if m.data:
-        out.service, off = asciiz(m.data, 0, 16, "smb1: service")
-        if off < len(m.data):
-            out.native_fs, _ = _decode(m, off, "smb1: native file system", cap=256)
-    return out
+# TREE_CONNECT_ANDX (both sides) is declared once in smb1_tree.py.
 
 
 # -- NT_CREATE_ANDX -------------------------------------------------------------
@@ -295,7 +198,7 @@ def nt_create_request(
     words = NtCreateRequestWords(name_length=len(raw_name), desired_access=desired_access,
                                  share_access=share_access, disposition=disposition,
                                  create_options=create_options).pack()
-    data_offset = smb1.Header.size + 1 + len(words) + 2
+    data_offset = smb1.block_start(len(words))
     data = _encode(name, data_offset, unicode)
     return _message(_request_header(NT_CREATE_ANDX, mid, uid, tid, flags2), words, data)
 
@@ -390,26 +293,6 @@ def transact_nmpipe_request(fid: int, data: bytes, mid: int, uid: int, tid: int,
     )
 
 
-class TransactionRequestWords(Layout):
-    _fields_ = [
-        ("total_params", "H", 0),
-        ("total_data", "H", 0),
-        ("max_params", "H", 0),
-        ("max_data", "H", 0),
-        ("max_setup", "B", 0),
-        ("reserved", "B", 0),
-        ("flags", "H", 0),
-        ("timeout", "I", 0),
-        ("reserved2", "H", 0),
-        ("param_count", "H", 0),
-        ("param_offset", "H", 0),
-        ("data_count", "H", 0),
-        ("data_offset", "H", 0),
-        ("setup_count", "B", 0),
-        ("reserved3", "B", 0),
-    ]
-
-
 @dataclass(slots=True)
 class TransactionRequest:
     header: smb1.Header
@@ -441,9 +324,8 @@ def parse_transaction_request(msg: bytes) -> TransactionRequest:
     m = smb1.parse_message(msg)
     if m.header.command not in (smb1.TRANSACTION, smb1.TRANSACTION2):
         raise ProtocolError(f"smb1: expected a transaction request, got 0x{m.header.command:02x}")
-    w = TransactionRequestWords.unpack_from(m.words)
-    raw_setup = take(m.words, TransactionRequestWords.size, 2 * w.setup_count, "smb1: transaction setup")
-    setup = struct.unpack(f"<{w.setup_count}H", raw_setup)
+    w = smb1.TransactionRequestWords.unpack_from(m.words)
+    setup = read_u16s(m.words, smb1.TransactionRequestWords.size, w.setup_count, "smb1: transaction setup")
     name = None
     if m.header.command == smb1.TRANSACTION and m.data:
         name, _ = _decode(m, 0, "smb1: transaction name", cap=256)
@@ -472,7 +354,7 @@ def transaction_response(
     if status and not (data or params) and is_error(status):
         return error_response(req, status, command)
     word_count = 10 + len(setup)
-    data_start = smb1.Header.size + 1 + 2 * word_count + 2
+    data_start = smb1.block_start(2 * word_count)
     pad1 = b"\x00" * ((4 - data_start % 4) % 4)
     param_offset = data_start + len(pad1)
     pad2 = b"\x00" * ((4 - (param_offset + len(params)) % 4) % 4)
@@ -487,7 +369,7 @@ def transaction_response(
         data_offset=data_offset,
         data_displacement=data_displacement,
         setup_count=len(setup),
-    ).pack() + struct.pack(f"<{len(setup)}H", *setup)
+    ).pack() + u16s(setup)
     return _message(reply_header(req, status, command), words, pad1 + params + pad2 + data)
 
 
@@ -516,8 +398,7 @@ def parse_transaction_response_part(msg: bytes) -> TransactionResponsePart:
     if len(m.words) < smb1.TransactionResponseWords.size:
         return TransactionResponsePart(m.status, m.header.mid)
     w = smb1.TransactionResponseWords.unpack_from(m.words)
-    raw_setup = take(m.words, smb1.TransactionResponseWords.size, 2 * w.setup_count, "smb1: transaction setup")
-    setup = struct.unpack(f"<{w.setup_count}H", raw_setup)
+    setup = read_u16s(m.words, smb1.TransactionResponseWords.size, w.setup_count, "smb1: transaction setup")
     params = take(m.raw, w.param_offset, w.param_count, "smb1: transaction parameters") if w.param_count else b""
     data = take(m.raw, w.data_offset, w.data_count, "smb1: transaction data") if w.data_count else b""
     if w.data_displacement + w.data_count > w.total_data or w.param_displacement + w.param_count > w.total_params:
@@ -584,7 +465,7 @@ def read_andx_response(req: smb1.Header, data: bytes, status: int = 0, available
     """Server: READ_ANDX reply; the data starts on an even offset."""
     if status and not data and is_error(status):
         return error_response(req, status, READ_ANDX)
-    data_start = smb1.Header.size + 1 + ReadResponseWords.size + 2
+    data_start = smb1.block_start(ReadResponseWords.size)
     pad = b"\x00" * (data_start % 2)
     words = ReadResponseWords(available=available, data_length=len(data) & 0xFFFF,
                               data_offset=data_start + len(pad), data_length_high=len(data) >> 16).pack()
@@ -646,7 +527,7 @@ class WriteResponseWords(Layout):
 def write_andx_request(fid: int, data: bytes, mid: int, uid: int, tid: int,
                        write_mode: int = WRITE_MODE_MESSAGE_START) -> bytes:
     """Client: WRITE_ANDX (WordCount 14) of `data` at offset 0, the data on an even offset."""
-    data_start = smb1.Header.size + 1 + WriteRequestWords.size + 2
+    data_start = smb1.block_start(WriteRequestWords.size)
     pad = b"\x00" * (data_start % 2)
     words = WriteRequestWords(fid=fid, write_mode=write_mode, remaining=len(data) & 0xFFFF,
                               data_length_high=len(data) >> 16, data_length=len(data) & 0xFFFF,

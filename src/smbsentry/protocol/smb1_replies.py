@@ -6,15 +6,16 @@ kept apart so that neither module grows past what one reader holds.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 from .errors import ProtocolError
-from .fields import asciiz, take
+from .fields import asciiz, read_u16s, take, u16s
 from .smb1 import (CAP_EXTENDED_SECURITY, CAP_UNICODE, FLAGS2_NT_STATUS, FLAGS2_UNICODE, FLAGS_CANONICAL_PATHS,
                    FLAGS_CASE_INSENSITIVE, FLAGS_REPLY, MAX_BLOB, NEGOTIATE, SESSION_SETUP_ANDX, TRANSACTION, TRANSACTION2,
-                   TREE_CONNECT_ANDX, Header, Message, NegotiateWordsNT, SessionSetupBasicWords, SessionSetupExtWords,
-                   SessionSetupOldWords, TransactionResponseWords, _message, _read_strings, _ustr, parse_message)
+                   EchoWords, Header, LogoffWords, Message, NegotiateWordsCore, NegotiateWordsNT, SessionSetupBasicWords,
+                   SessionSetupExtReplyWords, SessionSetupExtWords, SessionSetupOldWords, SessionSetupReplyWords,
+                   TransactionRequestWords, TransactionResponseWords, _message, _read_strings, _ustr, block_start,
+                   parse_message)
 
 # -- server side (the lab) ---------------------------------------------------
 # Requests parsed and replies built from the server's point of view, so that
@@ -24,7 +25,6 @@ from .smb1 import (CAP_EXTENDED_SECURITY, CAP_UNICODE, FLAGS2_NT_STATUS, FLAGS2_
 
 REPLY_FLAGS_WINDOWS = FLAGS_REPLY | FLAGS_CANONICAL_PATHS | FLAGS_CASE_INSENSITIVE  # 0x98
 REPLY_FLAGS_SAMBA = FLAGS_REPLY | FLAGS_CASE_INSENSITIVE  # 0x88
-TREE_CONNECT_EXTENDED_RESPONSE = 0x0008
 MAX_DIALECTS = 64
 
 
@@ -60,12 +60,6 @@ def reply(request: Header, words: bytes, data: bytes, status: int = 0, **header:
 def error_reply(request: Header, status: int, **header: object) -> bytes:
     """WordCount 0, ByteCount 0: how Windows answers a failed request."""
     return reply(request, b"", b"", status, **header)
-
-
-def _andx(total_after_words: int) -> bytes:
-    """AndX block with no follow-up command; the offset points past the
-    message, as Windows fills it."""
-    return struct.pack("<BBH", 0xFF, 0, total_after_words)
 
 
 def strings_block(texts: list[str], data_offset: int, unicode: bool, prefix: bytes = b"") -> bytes:
@@ -146,7 +140,7 @@ def negotiate_response(
 
 def negotiate_refusal(request: Header, **header: object) -> bytes:
     """WordCount 1, DialectIndex 0xFFFF: none of the offered dialects."""
-    return reply(request, struct.pack("<H", 0xFFFF), b"", **header)
+    return reply(request, NegotiateWordsCore.build(dialect_index=0xFFFF), b"", **header)
 
 
 @dataclass(slots=True)
@@ -213,67 +207,18 @@ def session_setup_response(
     request asked for it."""
     unicode = bool(request.flags2 & FLAGS2_UNICODE)
     word_count = 4 if security_blob is not None else 3
-    data_offset = Header.size + 1 + 2 * word_count + 2
+    data_offset = block_start(2 * word_count)
     data = strings_block(list(strings), data_offset, unicode, prefix=security_blob or b"")
+    # AndXOffset points past the message, as Windows fills it when nothing is chained.
     end = data_offset + len(data)
-    words = _andx(end) + struct.pack("<H", action)
-    if security_blob is not None:
-        words += struct.pack("<H", len(security_blob))
+    if security_blob is None:
+        words = SessionSetupReplyWords.build(andx_offset=end, action=action)
+    else:
+        words = SessionSetupExtReplyWords.build(andx_offset=end, action=action, blob_length=len(security_blob))
     return reply(request, words, data, status, uid=uid, **header)
 
 
-@dataclass(frozen=True, slots=True)
-class TreeConnectRequest:
-    header: Header
-    flags: int
-    path: str
-    service: str
-
-    @property
-    def share(self) -> str:
-        """The share name: the last component of \\\\server\\share (or the
-        bare name some clients, nmap among them, send)."""
-        return self.path.rstrip("\\").rsplit("\\", 1)[-1]
-
-
-def parse_tree_connect_request(msg: bytes) -> TreeConnectRequest:
-    m = parse_message(msg)
-    if m.header.command != TREE_CONNECT_ANDX or len(m.words) < 8:
-        raise ProtocolError("smb1: not a TREE_CONNECT_ANDX request")
-    flags, pw_len = struct.unpack_from("<HH", m.words, 4)
-    take(m.data, 0, pw_len, "smb1: tree connect password", cap=256)
-    path, service = _read_strings(m, pw_len, 1)[0], None
-    if path is None:
-        raise ProtocolError("smb1: tree connect without a path")
-    # The service is always ASCII; find it after the path's terminator.
-    raw = m.data
-    tail = raw.rfind(b"\x00", 0, len(raw) - 1)
-    if tail >= 0 and tail + 1 < len(raw):
-        service = raw[tail + 1 :].split(b"\x00", 1)[0].decode("latin-1")
-    return TreeConnectRequest(m.header, flags, path, service or "?????")
-
-
-def tree_connect_response(
-    request: Header,
-    tid: int,
-    service: str,
-    native_fs: str = "",
-    optional_support: int = 0x0001,
-    maximal_access: int | None = None,
-    guest_maximal_access: int = 0,
-    **header: object,
-) -> bytes:
-    """WordCount 7 (with maximal access, when the client asked for the
-    extended response) or 3; data: service (ASCII), native file system."""
-    unicode = bool(request.flags2 & FLAGS2_UNICODE)
-    word_count = 7 if maximal_access is not None else 3
-    data_offset = Header.size + 1 + 2 * word_count + 2
-    data = service.encode("ascii") + b"\x00"
-    data += _ustr(native_fs, data_offset + len(data), unicode)
-    words = _andx(data_offset + len(data)) + struct.pack("<H", optional_support)
-    if maximal_access is not None:
-        words += struct.pack("<II", maximal_access, guest_maximal_access)
-    return reply(request, words, data, tid=tid, **header)
+# TREE_CONNECT_ANDX: smb1_tree.py (the request parser and this reply, with the scanner's side).
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,16 +236,13 @@ def parse_transaction_request(msg: bytes) -> TransactionRequest:
     """TRANSACTION or TRANSACTION2 primary request (first fragment only:
     the lab answers nothing that needs secondaries)."""
     m = parse_message(msg)
-    if m.header.command not in (TRANSACTION, TRANSACTION2) or len(m.words) < 28:
+    if m.header.command not in (TRANSACTION, TRANSACTION2) or len(m.words) < TransactionRequestWords.size:
         raise ProtocolError("smb1: not a TRANSACTION/TRANSACTION2 request")
-    (_tp, _td, max_param, max_data, _ms, _r, _f, timeout, _r2, p_count, p_off, d_count, d_off, setup_count, _r3) = (
-        struct.unpack_from("<HHHHBBHIHHHHHBB", m.words)
-    )
-    setup_raw = take(m.words, 28, 2 * setup_count, "smb1: transaction setup")
-    setup = struct.unpack(f"<{setup_count}H", setup_raw)
-    params = take(m.raw, p_off, p_count, "smb1: transaction parameters", cap=MAX_BLOB) if p_count else b""
-    data = take(m.raw, d_off, d_count, "smb1: transaction data", cap=1 << 16) if d_count else b""
-    return TransactionRequest(m.header, tuple(setup), params, data, max_param, max_data, timeout)
+    w = TransactionRequestWords.unpack_from(m.words)
+    setup = read_u16s(m.words, TransactionRequestWords.size, w.setup_count, "smb1: transaction setup")
+    params = take(m.raw, w.param_offset, w.param_count, "smb1: transaction parameters", cap=MAX_BLOB) if w.param_count else b""
+    data = take(m.raw, w.data_offset, w.data_count, "smb1: transaction data", cap=1 << 16) if w.data_count else b""
+    return TransactionRequest(m.header, setup, params, data, w.max_params, w.max_data, w.timeout)
 
 
 def transaction_response(
@@ -308,7 +250,7 @@ def transaction_response(
 ) -> bytes:
     """A single-fragment TRANSACTION / TRANSACTION2 reply (WordCount 10 + setup)."""
     word_count = 10 + len(setup)
-    start = Header.size + 1 + 2 * word_count + 2
+    start = block_start(2 * word_count)
     pad1 = b"\x00" * ((4 - start % 4) % 4)
     p_off = start + len(pad1)
     pad2 = b"\x00" * ((4 - (p_off + len(params)) % 4) % 4) if data else b""
@@ -321,13 +263,14 @@ def transaction_response(
         data_count=len(data),
         data_offset=d_off if data else 0,
         setup_count=len(setup),
-    ).pack() + struct.pack(f"<{len(setup)}H", *setup)
+    ).pack() + u16s(setup)
     return reply(request, words, pad1 + params + pad2 + data, status, **header)
 
 
 def echo_response(request: Header, sequence: int, data: bytes, **header: object) -> bytes:
-    return reply(request, struct.pack("<H", sequence), data, **header)
+    return reply(request, EchoWords.build(count=sequence), data, **header)
 
 
 def logoff_response(request: Header, **header: object) -> bytes:
-    return reply(request, _andx(Header.size + 1 + 4 + 2), b"", **header)
+    end = block_start(LogoffWords.size)  # AndXOffset: past the message, as Windows fills it
+    return reply(request, LogoffWords.build(andx_offset=end), b"", **header)

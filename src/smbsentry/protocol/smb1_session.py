@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from . import ntlm, smb1, smb1_pipe, smb2, spnego
+from . import ntlm, smb1, smb1_pipe, smb1_tree, smb2, spnego
 from .errors import ProtocolError
 from .netbios import DEFAULT_MAX_FRAME
 from .session import NTLM_INIT, READ_MORE, Challenge, ClientSession, Credentials, Logon, Negotiated, Step
@@ -151,16 +151,16 @@ class Smb1Session(ClientSession):
 
     def tree_connect(self, path: str, uid: int) -> Step:
         """TREE_CONNECT_ANDX asking for the extended response; event
-        smb1_pipe.TreeConnectResponse (status, tid, service, maximal access)."""
+        smb1_tree.TreeConnectResponse (status, tid, service, maximal access)."""
         mid = self.next_mid()
 
         def done(reply: bytes) -> Step:
-            tree = smb1_pipe.parse_tree_connect_response(reply)
+            tree = smb1_tree.parse_tree_connect_response(reply)
             if tree.status == NtStatus.SUCCESS:
                 self.trees[(uid, path)] = tree.tid
             return Step(event=tree)
 
-        return self._send(smb1.tree_connect_request(path, mid, uid), done, mid)
+        return self._send(smb1_tree.tree_connect_request(path, mid, uid), done, mid)
 
     def tree_disconnect(self, uid: int, tid: int) -> Step:
         mid = self.next_mid()

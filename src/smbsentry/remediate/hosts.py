@@ -30,6 +30,7 @@ from ..kb import query
 from ..kb.model import Product
 from ..kb.store import kb
 from ..model import cap
+from ..protocol.transport import SMB_PORTS
 
 SCAN_NEED = {"vulnerable": True, "likely": True, "not_vulnerable": False}
 AUDIT_NEED = {"missing": True, "patched": False, "not_applicable": False}
@@ -134,7 +135,7 @@ class HostView:
             return False
         vulns = kb().vulns
         decided = [fid for fid, f in self.scan.items() if f.get("status") in ("vulnerable", "likely", "not_vulnerable")
-                   and fid in vulns and (set(vulns[fid].ports) & {139, 445}
+                   and fid in vulns and (set(vulns[fid].ports) & set(SMB_PORTS)
                                          or vulns[fid].kind == "configuration" and not vulns[fid].udp_ports)]
         return not decided and self.os_text is None and not self.candidates and self.implementation is None
 

@@ -36,7 +36,6 @@ from .texts import t as tr
 from .plan_model import HostPlan, Plan, ScriptGroup, Step, commands_for
 
 SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-MSU_RC = {"3010": "restart needed", "2359302": "already installed", "-2145124329": "not applicable: check the service pack and architecture"}
 
 
 def safe_label(text: str | None, limit: int = 40) -> str:
@@ -266,11 +265,8 @@ def _cmd_installers() -> list[str]:
             line,
             'set "RC=%ERRORLEVEL%"',
         ]
-        for code, text in MSU_RC.items():
-            L.append(f'if "%RC%"=="{code}" echo [smbsentry] %1: {text}')
+        L += _cmd_exit_codes()
         L += [
-            'if "%RC%"=="3010" set "RC=0"',
-            'if "%RC%"=="2359302" set "RC=0"',
             'if "%RC%"=="0" set "REBOOT=1"',
             'if not "%RC%"=="0" echo [smbsentry] %1 failed: exit code %RC%',
             'if not "%RC%"=="0" set /a FAILED+=1',
@@ -285,6 +281,15 @@ def _cmd_installers() -> list[str]:
             "goto :eof",
             "",
         ]
+    return L
+
+
+def _cmd_exit_codes() -> list[str]:
+    """The installer's exit codes from the knowledge base (remediation.json): each one's meaning is
+    echoed, and the successful ones (installed, restart needed / already there) become 0."""
+    exits = kb().remediation.installer_exits
+    L = [f'if "%RC%"=="{e.code}" echo [smbsentry] %1: {e.meaning}' for e in exits]
+    L += [f'if "%RC%"=="{e.code}" set "RC=0"' for e in exits if e.outcome in ("reboot", "installed")]
     return L
 
 
@@ -402,9 +407,7 @@ function Install-Package([string]$Kb, [hashtable]$Files) {
     $p = Start-Process -Wait -PassThru -FilePath wusa.exe -ArgumentList ('"' + $path + '" /quiet /norestart')
     switch ($p.ExitCode) {
         0 { $script:Reboot = $true }
-        3010 { $script:Reboot = $true }
-        2359302 { Write-Host ('[smbsentry] {0}: already installed' -f $Kb) }
-        -2145124329 { Write-Host ('[smbsentry] {0}: not applicable - check the prerequisites and the architecture' -f $Kb); $script:Failed++ }
+@EXIT_CODES@
         default { Write-Host ('[smbsentry] {0} failed: exit code {1}' -f $Kb, $p.ExitCode); $script:Failed++ }
     }
 }
@@ -422,13 +425,25 @@ function Invoke-Step([string]$Name, [scriptblock]$Body) {
 """
 
 
+def _ps_exit_codes() -> str:
+    """The switch cases of Install-Package for the installer's exit codes in the knowledge base
+    (remediation.json): restart needed sets the reboot flag, already installed says so, a failure
+    says why and counts."""
+    cases = []
+    for e in kb().remediation.installer_exits:
+        say = f"Write-Host ('[smbsentry] {{0}}: {e.meaning}' -f $Kb)"
+        body = {"reboot": "$script:Reboot = $true", "installed": say, "failed": f"{say}; $script:Failed++"}[e.outcome]
+        cases.append(f"        {e.code} {{ {body} }}")
+    return "\n".join(cases)
+
+
 def _ps_apply(g: ScriptGroup, hosts: list[HostPlan], lang: str, today: date) -> str:
     builds = ", ".join(map(str, g.builds)) or "0"
     L = _header(g, hosts, "apply", lang, today)
     L += PS_PRELUDE.format(group=g.name, builds=builds, builds_text=" ".join(map(str, g.builds))).splitlines()
     if g.architecture:
         L.append(f"if ($Arch -ne {_ps_string(g.architecture)}) {{ Write-Host ('[smbsentry] {{0}} is for {g.architecture} systems; this host is {{1}}' -f $Group, $Arch); exit 2 }}")
-    L += PS_FUNCTIONS.splitlines()
+    L += PS_FUNCTIONS.replace("@EXIT_CODES@", _ps_exit_codes()).splitlines()
     # verify first (it exits), then the steps in order
     L += ["", "if ($Verify) {"]
     for s in g.steps:

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..model import BAD, HostResult
+from ..protocol.transport import SMB_PORT_NAMES
 
 FORMATS = ("table", "jsonl", "json", "csv", "html")
 
@@ -118,7 +119,7 @@ class Writer:
 def host_table(results: list[HostResult]) -> Table:
     """One row per host; remote strings are passed as Text, never markup."""
     table = Table(title=f"hosts ({len(results)})", show_lines=False)
-    for col in ("address", "445", "139", "SMBv1", "SMB2/3 dialects", "signing", "name", "domain", "OS", "findings (vulnerable, likely)"):
+    for col in ("address", *SMB_PORT_NAMES, "SMBv1", "SMB2/3 dialects", "signing", "name", "domain", "OS", "findings (vulnerable, likely)"):
         table.add_column(col, overflow="fold")
     for r in sorted(results, key=_addr_key):
         s1, s2, ident = r.smb1, r.smb2, r.identity
@@ -131,8 +132,7 @@ def host_table(results: list[HostResult]) -> Table:
         notes = _finding_notes(r)
         table.add_row(
             Text(r.address),
-            Text(r.ports.get("445", "")),
-            Text(r.ports.get("139", "")),
+            *(Text(r.ports.get(p, "")) for p in SMB_PORT_NAMES),
             Text(smb1, style="bold red" if smb1 == "ON" else ""),
             Text(" ".join(s2.dialects) if s2 else "-"),
             Text(", ".join(signing)),

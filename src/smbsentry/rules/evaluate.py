@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from ..protocol import transport
 from .model import Container, Rule, Source, covers, parse_source
 
 DEFAULT_TARGETS: tuple[tuple[str, int], ...] = (
@@ -19,7 +20,8 @@ DEFAULT_TARGETS: tuple[tuple[str, int], ...] = (
 # Ports of the Shadow Brokers modules other than SMB (knowledge.md, seed 001 table 1).
 SHADOW_BROKERS: tuple[tuple[str, int], ...] = (
     ("tcp", 25), ("tcp", 80), ("tcp", 88), ("tcp", 143), ("tcp", 1000), ("tcp", 3000), ("tcp", 3264))
-SMB_PORTS = {("tcp", 445), ("tcp", 139), ("udp", 137), ("udp", 138)}
+# SMB itself (protocol/transport.py) and the NetBIOS name and datagram services beside it
+SMB_PORTS = {("tcp", p) for p in transport.SMB_PORTS} | {("udp", 137), ("udp", 138)}
 DEFAULT_WIDE_THRESHOLD = 8
 
 

@@ -18,10 +18,10 @@ from ..checks.base import Access, IpcSession, Need
 from ..model import HostResult
 from ..protocol import status
 from ..protocol.session import LOGON_ORDER
+from ..protocol.transport import NETBIOS_SESSION, SMB_PORTS
 from .connection import RESET, Connection, ScanError
 from .session import Credentials, Logon, Smb1Client, Smb2Client
 
-SMB_PORTS = (445, 139)
 ADMIN_SHARES = ("ADMIN$", "C$")
 MAX_SHARES_PROBED = 16
 
@@ -149,7 +149,7 @@ class HostContext:
 
     async def connect(self, port: int, retry_reset: bool = True) -> Connection:
         """Open a connection (rate-limited, counted); one retry on a reset."""
-        called = self.options.called_name if port == 139 else None
+        called = self.options.called_name if port == NETBIOS_SESSION else None
         for attempt in (1, 2):
             await self.pace()
             self.result.connections += 1

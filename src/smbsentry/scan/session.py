@@ -104,7 +104,7 @@ class Smb1Client(_Driver):
         return await self.run(self.session.logon, kind, creds)
 
     async def tree_connect(self, path: str, uid: int, label: str = ""):
-        """TREE_CONNECT_ANDX: smb1_pipe.TreeConnectResponse (status, tid, maximal access)."""
+        """TREE_CONNECT_ANDX: smb1_tree.TreeConnectResponse (status, tid, maximal access)."""
         return await self.run(self.session.tree_connect, path, uid, label=label)
 
     async def transaction(self, request: bytes) -> smb1.TransactionResponse:

@@ -8,6 +8,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.exceptions import HTTPException
 
 import smbsentry.web.views as views  # the module itself (`from .. import views` would import the package, hence app.py)
+from ...protocol.transport import SMB_PORTS_TEXT
 from ..context import Web
 from ..jobs import TargetRefused, check_targets
 
@@ -41,7 +42,7 @@ def register(app: FastAPI, w: Web) -> None:
     async def scan_start(request: Request, form: dict = Depends(csrf_form), s: dict = Depends(user)):
         try:
             targets = check_targets(form.get("targets", ""), allowed)
-            job = jobs.start(targets, form.get("ports", "445,139").strip() or "445,139", form.get("checks", "default"), s["user"])
+            job = jobs.start(targets, form.get("ports", SMB_PORTS_TEXT).strip() or SMB_PORTS_TEXT, form.get("checks", "default"), s["user"])
         except TargetRefused as exc:
             return render(request, "scans.html", 403, scans=scan_list(), jobs=jobs.all(), allowed=[str(n) for n in allowed],
                           error=str(exc), form=form)
