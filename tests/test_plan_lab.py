@@ -134,6 +134,8 @@ def test_hosts_planned_while_the_scan_runs_give_the_plan_made_after_it(lab_plan,
             fh.write(json.dumps(rec) + "\n")
             fh.flush()
             ahead.idle()
+    while ahead.idle():  # the writer's steps while it waits: a few hosts planned or a few records read each
+        pass
     ahead.follower.finish()
     made = []
     real = planner.plan_host

@@ -23,18 +23,26 @@ from typing import Any
 
 from .follow import ScanFollower
 
+BATCH = 8  # hosts planned per step: a few milliseconds, so the writer takes its message without delay
+
 
 class PlanAhead:
     def __init__(self, follower: ScanFollower, langs: tuple[str, ...], enabled: bool = True):
         """`enabled` False: only read (respond with inventories, whose audits change most hosts' views)."""
         self.follower, self.langs, self.enabled = follower, langs, enabled
         self._ready: dict[str, dict[str, tuple[Any, date, Any]]] = {lang: {} for lang in langs}
+        self._planned = 0  # follower.records[:_planned] are planned
 
-    def idle(self) -> None:
-        """Read what the scan wrote since the last call, and plan those hosts."""
-        n = len(self.follower.records)
-        if self.follower.poll() and self.enabled:
-            self.add(self.follower.records[n:])
+    def idle(self) -> bool:
+        """A little of the work: plan a few hosts read earlier, or read what the scan wrote since; whether
+        there may be more to do now (Deferred calls it again at once, and reads its message in between)."""
+        records = self.follower.records
+        if self.enabled and self._planned < len(records):
+            batch = records[self._planned:self._planned + BATCH]
+            self._planned += len(batch)
+            self.add(batch)
+            return True
+        return self.follower.poll()
 
     def add(self, records: list[dict]) -> None:
         """Plan the hosts of these scan records (one view each, as if each were the host's only record)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-READ_CHUNK = 1 << 20
+READ_CHUNK = 64 << 10  # about ten records a read: each read is a short step of the writer's idle work
 
 
 class ScanFollower:

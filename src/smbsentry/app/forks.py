@@ -98,9 +98,10 @@ class Deferred:
 
     @classmethod
     def start(cls, warm: Callable[[], None], run: Callable[[str], int],
-              idle: Callable[[], None] | None = None, orphaned: Callable[[], None] | None = None) -> "Deferred":
-        """`idle`, when given, is called about every IDLE_SECONDS while the child waits (respond reads the
-        scan's records as they are written); `orphaned` when the parent died without a word (killed), so that
+              idle: Callable[[], object] | None = None, orphaned: Callable[[], None] | None = None) -> "Deferred":
+        """`idle`, when given, is called while the child waits (respond reads the scan's records as they are
+        written and plans their hosts): again at once while it returns true (more is waiting; each call should
+        be short, the message is read between calls), else after IDLE_SECONDS; `orphaned` when the parent died without a word (killed), so that
         what it left (respond's temporary folder) does not stay behind."""
         if not hasattr(os, "fork"):
             return cls(run, None, None)
@@ -143,7 +144,7 @@ class Deferred:
                 return 1 << 8
 
 
-def _child(r: int, warm: Callable[[], None], run: Callable[[str], int], idle: Callable[[], None] | None,
+def _child(r: int, warm: Callable[[], None], run: Callable[[str], int], idle: Callable[[], object] | None,
            orphaned: Callable[[], None] | None) -> int:  # pragma: no cover - see start
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C during the scan is the parent's to handle
     code = 1
@@ -151,9 +152,12 @@ def _child(r: int, warm: Callable[[], None], run: Callable[[str], int], idle: Ca
     try:
         warm()
         chunks = []
+        busy = False
         while True:
-            if idle is not None and not select.select([r], [], [], IDLE_SECONDS)[0]:
-                idle()
+            # idle() does a little at a time and says whether more is waiting: the message is read within one
+            # such step of being sent, not after a long batch
+            if idle is not None and not select.select([r], [], [], 0 if busy else IDLE_SECONDS)[0]:
+                busy = bool(idle())
                 continue
             chunk = os.read(r, 4096)
             if not chunk:

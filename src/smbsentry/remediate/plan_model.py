@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from datetime import date
-from functools import lru_cache
 from typing import Any
 
 from ..kb.model import Action, Product
@@ -42,17 +41,19 @@ class Step:
     disrupts: str | None = None  # what the step interrupts (kb actions' `disrupts`): the backup gate goes before it
 
     def to_dict(self) -> dict[str, Any]:
-        # Every field is a string, a number or a flat list/dict of them: a shallow copy is a plain copy
-        # (plain_dict's recursion was most of the cost of writing a plan of 10,000 hosts).
-        d = {n: (v.copy() if type(v) in (list, dict) else v) for n, v in ((n, getattr(self, n)) for n in _step_fields())}
+        # Every field is a string, a number or a flat list/dict of them: a shallow copy with the containers
+        # copied is a plain copy. The instance dict holds exactly the fields in their declared order (a plain
+        # dataclass); copying it beats one getattr per field (plain_dict's recursion, then a dict comprehension,
+        # were most of the cost of writing a plan).
+        d = self.__dict__.copy()
+        for n in _STEP_CONTAINERS:
+            d[n] = d[n].copy()
         d["verify_build"] = list(d["verify_build"][0]) + [d["verify_build"][1]] if self.verify_build else None
         d["condition_build"] = list(self.condition_build)
         return d
 
 
-@lru_cache(maxsize=1)
-def _step_fields() -> tuple[str, ...]:
-    return tuple(f.name for f in fields(Step))
+_STEP_CONTAINERS = tuple(f.name for f in fields(Step) if f.default_factory in (list, dict))
 
 
 @dataclass
