@@ -158,3 +158,18 @@ def test_hosts_planned_while_the_scan_runs_give_the_plan_made_after_it(lab_plan,
     assert made == [win7["address"]]
     assert got.to_dict() == planner.plan(records + [inventory], "en").to_dict()
     assert "resolve-conflict" in steps(next(h for h in got.to_dict()["hosts"] if h["address"] == win7["address"]))
+
+
+def test_a_plan_made_for_a_page_only_gives_the_same_page(lab_plan):
+    """respond's second-language report is made from a plan without its scripts (scripts=False): the page
+    shows steps and fixes, never the scripts, so it must be the page the full plan gives."""
+    from smbsentry.remediate import planner
+    from smbsentry.report import html
+
+    data = json.loads((lab_plan["out"].parent / "scan.json").read_text("utf-8"))
+    records = data["hosts"] if isinstance(data, dict) else data
+    for lang in ("en", "zh"):
+        full, page = planner.plan(records, lang), planner.plan(records, lang, scripts=False)
+        assert all(g.apply for g in full.groups) and not any(g.apply or g.rollback for g in page.groups)
+        cut = lambda text: text.split("</h1>", 1)[1].split("</p>", 1)[1]  # noqa: E731 - past the generated time
+        assert cut(html.render(records, lang=lang, plan=page)) == cut(html.render(records, lang=lang, plan=full))

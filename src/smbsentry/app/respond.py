@@ -171,7 +171,8 @@ def _start_side_job(req: RespondRequest, tmp: Path, merged: list[dict], views: l
 
     def job() -> None:
         for lang in other:
-            _report_html(tmp, merged, lang, make_plan([], lang, views=views, ready=ahead.ready(lang)), scan_row)
+            page_plan = make_plan([], lang, views=views, ready=ahead.ready(lang), scripts=False)  # the page shows no scripts
+            _report_html(tmp, merged, lang, page_plan, scan_row)
 
     return side(job, "the " + "/".join(other) + " report")
 

@@ -480,12 +480,14 @@ def _planned(view: HostView, lang: str, today: date, ready: dict | None) -> Host
 
 
 def plan(results: list, lang: str = "en", *, as_of: date | None = None, views: list | None = None,
-         ready: dict | None = None) -> Plan:
+         ready: dict | None = None, scripts: bool = True) -> Plan:
     """The remediation plan for scan results, audit results or merged results (dicts or the result objects), in any mix.
 
     `views`: collect_hosts() of those results, when the caller made them already (respond plans both languages
     from one set; planning only reads them). `ready`: host key -> (view, day, HostPlan in `lang`) made earlier
-    (respond plans each host while the scan runs, app/ahead.py); one is taken only for an equal view and day."""
+    (respond plans each host while the scan runs, app/ahead.py); one is taken only for an equal view and day.
+    `scripts` False: the groups' apply and rollback scripts are left empty (a plan made only for a report,
+    which shows steps, not scripts: respond's second language)."""
     if lang not in LANGS:
         raise ValueError(f"unknown language {lang!r} (en or zh)")
     today = as_of or date.today()
@@ -499,7 +501,7 @@ def plan(results: list, lang: str = "en", *, as_of: date | None = None, views: l
                               order[h.key]))
     groups = _groups(hosts)
     by_key = {h.key: h for h in hosts}
-    for g in groups:
+    for g in groups if scripts else ():
         g.apply, g.rollback = render_group(g, [by_key[k] for k in g.hosts], lang, today)
     p = Plan(lang, today, hosts, groups, _bundle(hosts), actions=actions)
     p.firewall = firewall_snippet(p)
