@@ -30,7 +30,7 @@ class PlanAhead:
     def __init__(self, follower: ScanFollower, langs: tuple[str, ...], enabled: bool = True):
         """`enabled` False: only read (respond with inventories, whose audits change most hosts' views)."""
         self.follower, self.langs, self.enabled = follower, langs, enabled
-        self._ready: dict[str, dict[str, tuple[Any, date, Any]]] = {lang: {} for lang in langs}
+        self._ready: dict[str, dict[str, tuple[Any, date, Any, list]]] = {lang: {} for lang in langs}
         self._planned = 0  # follower.records[:_planned] are planned
 
     def idle(self) -> bool:
@@ -46,6 +46,7 @@ class PlanAhead:
 
     def add(self, records: list[dict]) -> None:
         """Plan the hosts of these scan records (one view each, as if each were the host's only record)."""
+        from ..remediate.actions import host_rows
         from ..remediate.hosts import collect_hosts
         from ..remediate.planner import plan_host
 
@@ -57,8 +58,9 @@ class PlanAhead:
                 continue  # a record the planner refuses: it says why after the scan, with the rest
             for v in views:
                 for lang in self.langs:
-                    self._ready[lang][v.key] = (v, today, plan_host(v, lang, today))
+                    hp = plan_host(v, lang, today)
+                    self._ready[lang][v.key] = (v, today, hp, host_rows(v, hp))
 
-    def ready(self, lang: str) -> dict[str, tuple[Any, date, Any]]:
-        """key -> (the view planned, the day, the plan), for planner.plan(ready=)."""
+    def ready(self, lang: str) -> dict[str, tuple[Any, date, Any, list]]:
+        """key -> (the view planned, the day, the plan, its action rows), for planner.plan(ready=)."""
         return self._ready.get(lang, {})

@@ -138,12 +138,14 @@ def _address_key(address: str | None) -> tuple:
         return (9, 0)
 
 
-def ranked(pairs: list[tuple[HostView, Any]]) -> list[ActionRow]:
-    """The ranked list for (view, host plan) pairs."""
+def ranked(pairs: list[tuple[HostView, Any]], made: list[list[ActionRow] | None] | None = None) -> list[ActionRow]:
+    """The ranked list for (view, host plan) pairs; `made[i]`, when not None, is host_rows() of pair i made
+    earlier (respond makes them while the scan runs, with the plan)."""
     rows = []
     widths = {}
-    for view, hp in pairs:
+    for i, (view, hp) in enumerate(pairs):
         widths[view.key] = _exposure(view)[0]
-        rows += host_rows(view, hp)
+        got = made[i] if made is not None else None
+        rows += got if got is not None else host_rows(view, hp)
     rows.sort(key=lambda r: (r.rank, widths.get(r.key, 99), SEVERITY.get(r.severity, 5), _address_key(r.address), r.key))
     return rows

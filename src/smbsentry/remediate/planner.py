@@ -471,12 +471,13 @@ def _bundle(hosts: list[HostPlan]) -> list[BundleRow]:
     return sorted(rows.values(), key=lambda r: (r.os, r.architecture, r.order, r.kb, r.language or ""))
 
 
-def _planned(view: HostView, lang: str, today: date, ready: dict | None) -> HostPlan:
-    """The host's plan made earlier from an equal view on the same day (it is used once), or made now."""
+def _planned(view: HostView, lang: str, today: date, ready: dict | None) -> tuple[HostPlan, list | None]:
+    """The host's plan and action rows made earlier from an equal view on the same day (used once), or the
+    plan made now (rows None: ranked() makes them)."""
     got = ready.pop(view.key, None) if ready else None
     if got is not None and got[1] == today and got[0] == view:
-        return got[2]
-    return plan_host(view, lang, today)
+        return got[2], got[3]
+    return plan_host(view, lang, today), None
 
 
 def plan(results: list, lang: str = "en", *, as_of: date | None = None, views: list | None = None,
@@ -494,8 +495,9 @@ def plan(results: list, lang: str = "en", *, as_of: date | None = None, views: l
     if views is None:
         views = collect_hosts([r.to_dict() if hasattr(r, "to_dict") else r for r in results])
     del results  # the views keep what they need; a caller that passed a temporary list frees it here
-    hosts = [_planned(v, lang, today, ready) for v in views]
-    actions = ranked(list(zip(views, hosts)))
+    taken = [_planned(v, lang, today, ready) for v in views]
+    hosts = [hp for hp, _ in taken]
+    actions = ranked(list(zip(views, hosts)), [rows for _, rows in taken])
     order = {h.key: i for i, h in enumerate(hosts)}
     hosts.sort(key=lambda h: (h.priority, {"isolate": 0, "patch": 1, "workaround": 2, "identify": 3, "verify": 4, "clean": 5}[h.category],
                               order[h.key]))
