@@ -179,34 +179,41 @@ def _start_side_job(req: RespondRequest, tmp: Path, merged: list[dict], views: l
 
 def _write(req: RespondRequest, tmp: Path, merged: list[dict], audits: list[dict], p, scan_row: dict | None,
            follower: ScanFollower | None = None) -> None:
-    """Every file in the language asked; the plan folder and hosts.csv by a second child. `follower`: the scan's
-    records' CSV rows and JSON texts, made while the scan ran, when `merged` is those records."""
+    """Every file in the language asked: the HTML report here; the plan folder, hosts.csv and report.json by a
+    second child (the three processes end about together). `follower`: the scan's records' CSV rows and JSON
+    texts, made while the scan ran, when `merged` is those records."""
     from ..remediate.writer import write_plan
-    from ..report import view
     from ..report.convert import hosts_csv
 
     def job() -> None:
         write_plan(p, tmp / "plan")
         lines = follower.csv_lines if follower is not None else None
         (tmp / "hosts.csv").write_text(hosts_csv(merged, lines), encoding="utf-8")
+        _report_json(tmp, merged, p, scan_row, follower)
+        if audits:
+            (tmp / "audit.jsonl").write_text("".join(json.dumps(a, ensure_ascii=False) + "\n" for a in audits),
+                                             encoding="utf-8")
 
     wait_plan = side(job, "the plan")
     try:
         _report_html(tmp, merged, req.lang, p, scan_row)
-        actions = [r.to_dict() for r in p.actions]
-        verify = len({r["key"] for r in actions if r["category"] == "verify"})
-        report = {"format": "smbsentry-report", "version": 1, "scan": scan_row,
-                  "counts": view.counts(merged, verify).to_dict(), "actions": actions}
-        head = json.dumps(report, ensure_ascii=False)[:-1]  # "hosts" last, as json.dumps of the whole would write it
-        hosts = follower.json_texts if follower is not None else [json.dumps(h, ensure_ascii=False) for h in merged]
-        (tmp / "report.json").write_text(head + ', "hosts": [' + ", ".join(hosts) + "]}\n", encoding="utf-8")
-        if audits:
-            (tmp / "audit.jsonl").write_text("".join(json.dumps(a, ensure_ascii=False) + "\n" for a in audits),
-                                             encoding="utf-8")
     except BaseException:
         wait_plan(kill=True)
         raise
     wait_plan()
+
+
+def _report_json(tmp: Path, merged: list[dict], p, scan_row: dict | None, follower: ScanFollower | None) -> None:
+    """report.json, the shape of `report N --format json`: the hosts' texts are the follower's when it has them."""
+    from ..report import view
+
+    actions = [r.to_dict() for r in p.actions]
+    verify = len({r["key"] for r in actions if r["category"] == "verify"})
+    report = {"format": "smbsentry-report", "version": 1, "scan": scan_row,
+              "counts": view.counts(merged, verify).to_dict(), "actions": actions}
+    head = json.dumps(report, ensure_ascii=False)[:-1]  # "hosts" last, as json.dumps of the whole would write it
+    hosts = follower.json_texts if follower is not None else [json.dumps(h, ensure_ascii=False) for h in merged]
+    (tmp / "report.json").write_text(head + ', "hosts": [' + ", ".join(hosts) + "]}\n", encoding="utf-8")
 
 
 def _record(req: RespondRequest, scan_id: int | None, audits: list[dict], the_plan, err: Console) -> None:
