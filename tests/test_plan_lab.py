@@ -173,3 +173,25 @@ def test_a_plan_made_for_a_page_only_gives_the_same_page(lab_plan):
         assert all(g.apply for g in full.groups) and not any(g.apply or g.rollback for g in page.groups)
         cut = lambda text: text.split("</h1>", 1)[1].split("</p>", 1)[1]  # noqa: E731 - past the generated time
         assert cut(html.render(records, lang=lang, plan=page)) == cut(html.render(records, lang=lang, plan=full))
+
+
+def test_the_page_from_parts_made_while_the_scan_ran_is_the_same_page(lab_plan, monkeypatch):
+    """respond makes each record's share of the HTML report as the record comes (report.view.Pieces); the page
+    built from them must be the page built from the records, and a part is only taken for the very record it
+    was made from (a changed record is read again)."""
+    import copy
+    from smbsentry.report import html, view
+
+    data = json.loads((lab_plan["out"].parent / "scan.json").read_text("utf-8"))
+    records = data["hosts"] if isinstance(data, dict) else data
+    cut = lambda text: text.split("</h1>", 1)[1].split("</p>", 1)[1]  # noqa: E731 - past the generated time
+    for lang in ("en", "zh"):
+        made = {r["address"]: (r, view.pieces(r, lang)) for r in records}
+        want = cut(html.render(records, lang=lang))
+        read = []
+        real = view.finding_entries
+        monkeypatch.setattr(view, "finding_entries", lambda h, lg: read.append(h["address"]) or real(h, lg))
+        assert cut(html.render(records, lang=lang, pieces=made)) == want and read == []
+        other = copy.deepcopy(records)  # equal records, other objects: their parts are not taken
+        assert cut(html.render(other, lang=lang, pieces=made)) == want and len(read) == len(records)
+        monkeypatch.undo()

@@ -3,7 +3,7 @@
 respond's writer is a child forked before the scan, at a lower priority
 (app/forks.py): while the scan runs it uses what the cores leave idle. It
 reads the records as they are written (app/follow.py) and plans every host
-there, in every report language:
+there, in every report language, with its share of the HTML report's tables:
 
     ahead = PlanAhead(follower, ("en", "zh"))
     Deferred.start(warm, run, idle=ahead.idle)        # during the scan
@@ -31,6 +31,7 @@ class PlanAhead:
         """`enabled` False: only read (respond with inventories, whose audits change most hosts' views)."""
         self.follower, self.langs, self.enabled = follower, langs, enabled
         self._ready: dict[str, dict[str, tuple[Any, date, Any, list]]] = {lang: {} for lang in langs}
+        self._pieces: dict[str, dict[str, tuple[dict, Any]]] = {lang: {} for lang in langs}
         self._planned = 0  # follower.records[:_planned] are planned
 
     def idle(self) -> bool:
@@ -49,6 +50,7 @@ class PlanAhead:
         from ..remediate.actions import host_rows
         from ..remediate.hosts import collect_hosts
         from ..remediate.planner import plan_host
+        from ..report import view
 
         today = date.today()
         for rec in records:
@@ -60,6 +62,13 @@ class PlanAhead:
                 for lang in self.langs:
                     hp = plan_host(v, lang, today)
                     self._ready[lang][v.key] = (v, today, hp, host_rows(v, hp))
+            if rec.get("address"):
+                for lang in self.langs:
+                    self._pieces[lang][rec["address"]] = (rec, view.pieces(rec, lang))
+
+    def pieces(self, lang: str) -> dict[str, tuple[dict, Any]]:
+        """address -> (the record, its report.view.Pieces in `lang`), for the HTML report (html.render pieces=)."""
+        return self._pieces.get(lang, {})
 
     def ready(self, lang: str) -> dict[str, tuple[Any, date, Any, list]]:
         """key -> (the view planned, the day, the plan, its action rows), for planner.plan(ready=)."""

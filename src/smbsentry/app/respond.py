@@ -153,10 +153,11 @@ def _report_name(lang: str) -> str:
     return "report.html" if lang == "en" else f"report-{lang}.html"
 
 
-def _report_html(tmp: Path, merged: list[dict], lang: str, plan, scan_row: dict | None) -> None:
+def _report_html(tmp: Path, merged: list[dict], lang: str, plan, scan_row: dict | None, pieces: dict | None) -> None:
     from ..report.html import render
 
-    (tmp / _report_name(lang)).write_text(render(merged, lang=lang, scan=scan_row, plan=plan), encoding="utf-8")
+    (tmp / _report_name(lang)).write_text(render(merged, lang=lang, scan=scan_row, plan=plan, pieces=pieces),
+                                          encoding="utf-8")
 
 
 def _start_side_job(req: RespondRequest, tmp: Path, merged: list[dict], views: list, scan_row: dict | None,
@@ -172,16 +173,17 @@ def _start_side_job(req: RespondRequest, tmp: Path, merged: list[dict], views: l
     def job() -> None:
         for lang in other:
             page_plan = make_plan([], lang, views=views, ready=ahead.ready(lang), scripts=False)  # the page shows no scripts
-            _report_html(tmp, merged, lang, page_plan, scan_row)
+            _report_html(tmp, merged, lang, page_plan, scan_row, ahead.pieces(lang))
 
     return side(job, "the " + "/".join(other) + " report")
 
 
 def _write(req: RespondRequest, tmp: Path, merged: list[dict], audits: list[dict], p, scan_row: dict | None,
-           follower: ScanFollower | None = None) -> None:
+           follower: ScanFollower | None = None, pieces: dict | None = None) -> None:
     """Every file in the language asked: the HTML report here; the plan folder, hosts.csv and report.json by a
     second child (the three processes end about together). `follower`: the scan's records' CSV rows and JSON
-    texts, made while the scan ran, when `merged` is those records."""
+    texts, made while the scan ran, when `merged` is those records; `pieces`: the records' parts of the page
+    (app/ahead.py)."""
     from ..remediate.writer import write_plan
     from ..report.convert import hosts_csv
 
@@ -196,7 +198,7 @@ def _write(req: RespondRequest, tmp: Path, merged: list[dict], audits: list[dict
 
     wait_plan = side(job, "the plan")
     try:
-        _report_html(tmp, merged, req.lang, p, scan_row)
+        _report_html(tmp, merged, req.lang, p, scan_row, pieces)
     except BaseException:
         wait_plan(kill=True)
         raise
@@ -407,7 +409,8 @@ def _finish(req: RespondRequest, tmp: Path, ahead: PlanAhead, scan_id: int | Non
         wait = _start_side_job(req, tmp, merged, views, scan_row, ahead)
         try:
             the_plan = plan([], req.lang, views=views, ready=ahead.ready(req.lang))
-            _write(req, tmp, merged, audits, the_plan, scan_row, follower if merged is records else None)
+            _write(req, tmp, merged, audits, the_plan, scan_row, follower if merged is records else None,
+                   ahead.pieces(req.lang))
         except BaseException:
             wait(kill=True)
             raise

@@ -55,14 +55,15 @@ def records_of(results: list) -> list[dict]:
 
 
 def render(results: list, lang: str = "en", title: str | None = None, scan: dict | None = None,
-           trend: list | None = None, plan=None) -> str:
+           trend: list | None = None, plan=None, pieces: dict | None = None) -> str:
     """The report; `scan` is the store's scan row, `trend` [(label, hosts, exposed)] oldest first,
-    `plan` the remediation plan of these records in `lang` when the caller already made it."""
+    `plan` the remediation plan of these records in `lang` when the caller already made it, `pieces` the
+    records' parts of the page made earlier (view.build)."""
     i18n.check_lang(lang)
     records = records_of(results)
     t = i18n.labels("report", lang)
     checks = ((scan or {}).get("options") or {}).get("checks")
-    v = view.build(records, lang, scan=scan, trend=trend, plan=plan)
+    v = view.build(records, lang, scan=scan, trend=trend, plan=plan, pieces=pieces)
     return env().get_template("scan.html.j2").render(
         t=t, ta=i18n.labels("arsenal", lang), lang=lang, title=title or t["title"],
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), scan=scan,

@@ -46,23 +46,40 @@ def relay_list(records: list[dict]) -> str:
     return "".join(f"{a}\n" for a in hits + urls)
 
 
-def relay_section(records: list[dict], lang: str) -> dict:
-    """{"rows": [RelayRow], "targets": n, "hosts": n} for the report's template and the dashboard's relay pages
-    (web/routes/relay.py: the whole scan, or one host's record): one computation for both."""
+def _labels(lang: str) -> dict:
     t = i18n.labels("report", lang)
-    labels = {True: ("vulnerable", t["relay_open"]), "likely": ("likely", t["relay_likely"]),
-              False: ("not_vulnerable", t["relay_closed"]), None: ("unknown", t["relay_unknown"]),
-              "not_probed": ("not_probed", t["relay_not_probed"])}
+    return {True: ("vulnerable", t["relay_open"]), "likely": ("likely", t["relay_likely"]),
+            False: ("not_vulnerable", t["relay_closed"]), None: ("unknown", t["relay_unknown"]),
+            "not_probed": ("not_probed", t["relay_not_probed"])}
+
+
+def host_relay_rows(h: dict, lang: str, labels: dict | None = None) -> tuple[list[RelayRow], bool]:
+    """One record's relay rows, and whether its SMB server is a relay target."""
+    paths = relay_paths(h)
+    if not paths:
+        return [], False
+    labels = labels or _labels(lang)
+    name = (h.get("identity") or {}).get("netbios_name") or ""
+    rows = []
+    for p in paths:
+        state, label = labels[p["relay"]]
+        rows.append(RelayRow(h["address"], name, p["protocol"], p["port"], state, label,
+                             i18n.sentence_html(p["text"], lang), endpoint(h["address"], p), p["text"]))
+    return rows, smb_relay_target(h)
+
+
+def relay_section(records: list[dict], lang: str, made: dict | None = None) -> dict:
+    """{"rows": [RelayRow], "targets": n, "hosts": n} for the report's template and the dashboard's relay pages
+    (web/routes/relay.py: the whole scan, or one host's record): one computation for both. `made`: address ->
+    (record, host_relay_rows() of it) made earlier for some records (respond, while the scan ran)."""
+    labels = _labels(lang)
     rows, targets, hosts = [], 0, 0
     for h in sorted(records, key=lambda h: address_key(h["address"])):
-        paths = relay_paths(h)
-        if not paths:
+        got = made.get(h["address"]) if made else None
+        host, target = got[1] if got is not None and got[0] is h else host_relay_rows(h, lang, labels)
+        if not host:
             continue
         hosts += 1
-        targets += smb_relay_target(h)
-        name = (h.get("identity") or {}).get("netbios_name") or ""
-        for p in paths:
-            state, label = labels[p["relay"]]
-            rows.append(RelayRow(h["address"], name, p["protocol"], p["port"], state, label,
-                                 i18n.sentence_html(p["text"], lang), endpoint(h["address"], p), p["text"]))
+        targets += target
+        rows += host
     return {"rows": rows, "targets": targets, "hosts": hosts}

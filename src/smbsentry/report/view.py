@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from markupsafe import Markup
 
@@ -25,7 +26,7 @@ from .actions import action_rows
 from .arsenal import address_key as _address_key
 from .arsenal import table as arsenal_table
 from .fixes import plan_fixes
-from .relay import relay_section
+from .relay import host_relay_rows, relay_section
 
 STATUS_ORDER = ("vulnerable", "likely", "unknown", "not_vulnerable")
 ACTION_CAP = 1000  # rows in the HTML; isolate-now rows are always all shown; JSON has every row
@@ -91,21 +92,50 @@ def _rule_fixes(records: list[dict], lang: str, limit: int = 200) -> dict[str, s
     return out
 
 
-def sections(records: list[dict], lang: str, fixes: dict[str, list[dict]]) -> list[dict]:
+class Pieces(NamedTuple):
+    """One record's share of the page in one language. respond makes them while the scan runs (app/ahead.py);
+    build(pieces=) takes them instead of reading the record again, for the record they were made from."""
+    findings: list  # finding_entries()
+    host: tuple  # host_row()
+    relay: tuple  # relay.host_relay_rows()
+
+
+def pieces(h: dict, lang: str) -> Pieces:
+    return Pieces(finding_entries(h, lang), host_row(h, lang), host_relay_rows(h, lang))
+
+
+def _made(made: dict | None, h: dict) -> Pieces | None:
+    """The pieces made for this very record (made: address -> (record, Pieces)), or None."""
+    got = made.get(h.get("address")) if made else None
+    return got[1] if got is not None and got[0] is h else None
+
+
+def finding_entries(h: dict, lang: str) -> list[tuple]:
+    """(finding id, status, section row or None) per finding of one record; rows for the hosts not proven clean."""
+    sentence = i18n.sentence_html
+    name = (h.get("identity") or {}).get("netbios_name") or ""
+    out = []
+    for f in h.get("findings") or []:
+        st = f.get("status")
+        row = None
+        if st in BAD or st == Verdict.UNKNOWN:
+            port = f.get("port")
+            row = (STATUS_ORDER.index(st), h["address"], f"{h['address']}:{port}" if port else h["address"],
+                   name, st, bool(f.get("inferred")), sentence(f.get("evidence"), lang), sentence(f.get("reason"), lang))
+        out.append((f.get("id"), st, row))
+    return out
+
+
+def sections(records: list[dict], lang: str, fixes: dict[str, list[dict]], made: dict | None = None) -> list[dict]:
     """One section per finding id: counts per status, the hosts not proven clean, the fix groups."""
     by_finding: dict[str, dict] = defaultdict(lambda: {"rows": [], "counts": Counter()})
-    sentence = i18n.sentence_html
     for h in records:
-        name = (h.get("identity") or {}).get("netbios_name") or ""
-        for f in h.get("findings") or []:
-            entry = by_finding[f.get("id")]
-            st = f.get("status")
+        got = _made(made, h)
+        for fid, st, row in got.findings if got is not None else finding_entries(h, lang):
+            entry = by_finding[fid]
             entry["counts"][st] += 1
-            if st in BAD or st == Verdict.UNKNOWN:
-                port = f.get("port")
-                entry["rows"].append((STATUS_ORDER.index(st), h["address"], f"{h['address']}:{port}" if port else h["address"],
-                                      name, st, bool(f.get("inferred")), sentence(f.get("evidence"), lang),
-                                      sentence(f.get("reason"), lang)))
+            if row is not None:
+                entry["rows"].append(row)
     status = i18n.labels("status", lang)
     severity = i18n.labels("severity", lang)
     rules = _rule_fixes(records, lang)
@@ -130,22 +160,30 @@ def sections(records: list[dict], lang: str, fixes: dict[str, list[dict]]) -> li
     return out
 
 
-def host_rows(records: list[dict], lang: str, untested: set[str]) -> list[tuple]:
-    """The all-hosts table: address, name, OS, role, SMBv1, dialects, signing, bad findings, errors, marker."""
+def host_row(h: dict, lang: str) -> tuple:
+    """One record's all-hosts row but its marker: address, name, OS, role, SMBv1, dialects, signing, bad findings,
+    errors; and whether SMB is open (the marker depends on the plan's untested hosts too)."""
     t = i18n.labels("report", lang)
     role, term = i18n.labels("role", lang), i18n.labels("term", lang)
+    ident, s1, s2 = h.get("identity") or {}, h.get("smb1"), h.get("smb2") or {}
+    r = (h.get("role") or {}).get("value")
+    bad = [(f.get("id"), f.get("status")) for f in h.get("findings") or [] if f.get("status") in BAD]
+    errors = Markup("; ").join(i18n.sentence_html(e, lang) for e in h.get("errors") or [])
+    return ((h["address"], ident.get("netbios_name") or "", os_of(h) or "", role.get(r, r) if r else "",
+             "" if s1 is None else (t["smb1_on"] if s1.get("enabled") else t["smb1_off"]),
+             " ".join(s2.get("dialects") or []), term.get(s2.get("signing"), s2.get("signing") or ""),
+             list(dict.fromkeys(bad)), errors), smb_open(h))
+
+
+def host_rows(records: list[dict], lang: str, untested: set[str], made: dict | None = None) -> list[tuple]:
+    """The all-hosts table: address, name, OS, role, SMBv1, dialects, signing, bad findings, errors, marker."""
+    t = i18n.labels("report", lang)
     rows = []
     for h in sorted(records, key=lambda h: address_key(h["address"])):
-        ident, s1, s2 = h.get("identity") or {}, h.get("smb1"), h.get("smb2") or {}
-        r = (h.get("role") or {}).get("value")
-        smb = smb_open(h)
+        got = _made(made, h)
+        row, smb = got.host if got is not None else host_row(h, lang)
         mark = t["untested"] if h["address"] in untested else ("" if smb else t["other_only"])
-        bad = [(f.get("id"), f.get("status")) for f in h.get("findings") or [] if f.get("status") in BAD]
-        errors = Markup("; ").join(i18n.sentence_html(e, lang) for e in h.get("errors") or [])
-        rows.append((h["address"], ident.get("netbios_name") or "", os_of(h) or "", role.get(r, r) if r else "",
-                     "" if s1 is None else (t["smb1_on"] if s1.get("enabled") else t["smb1_off"]),
-                     " ".join(s2.get("dialects") or []), term.get(s2.get("signing"), s2.get("signing") or ""),
-                     list(dict.fromkeys(bad)), errors, mark))
+        rows.append((*row, mark))
     return rows
 
 
@@ -169,8 +207,10 @@ def chart_list(records: list[dict], c: Counts, lang: str, trend: list | None = N
     return out
 
 
-def build(records: list[dict], lang: str, *, scan: dict | None = None, trend: list | None = None, plan=None) -> dict:
-    """Everything the template needs; `plan` is remediate.planner.plan(records, lang) when the caller has it."""
+def build(records: list[dict], lang: str, *, scan: dict | None = None, trend: list | None = None, plan=None,
+          pieces: dict | None = None) -> dict:
+    """Everything the template needs; `plan` is remediate.planner.plan(records, lang) when the caller has it,
+    `pieces` address -> (record, Pieces in `lang`) made earlier for some of the records."""
     i18n.check_lang(lang)
     errors: list[str] = []
     if plan is None:
@@ -187,9 +227,9 @@ def build(records: list[dict], lang: str, *, scan: dict | None = None, trend: li
         "counts": c, "pct": {"smb1": pct(c.smb1, c.smb), "unsigned": pct(c.unsigned, c.smb), "exposed": pct(c.exposed, c.total)},
         "actions": rows, "actions_hidden": len(hidden),
         "actions_hidden_ranks": ", ".join(dict.fromkeys(ranks.get(r.category, r.category) for r in hidden)),
-        "sections": sections(records, lang, fixes), "hosts": host_rows(records, lang, untested),
+        "sections": sections(records, lang, fixes, pieces), "hosts": host_rows(records, lang, untested, pieces),
         "charts": chart_list(records, c, lang, trend), "arsenal": arsenal_table(records, lang),
-        "relay": relay_section(records, lang),
+        "relay": relay_section(records, lang, pieces and {a: (r, p.relay) for a, (r, p) in pieces.items()}),
         "plan_error": errors[0] if errors else None,
     }
 
