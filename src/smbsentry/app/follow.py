@@ -40,7 +40,7 @@ class ScanFollower:
             *lines, self._rest = (self._rest + chunk).split(b"\n")
             for line in lines:
                 if line.strip():
-                    self._add(json.loads(line))
+                    self._add(line)
         return bool(chunk)
 
     def finish(self) -> list[dict]:
@@ -48,15 +48,19 @@ class ScanFollower:
         while self.poll():
             pass
         if self._rest.strip():
-            self._add(json.loads(self._rest))
+            self._add(self._rest)
             self._rest = b""
         if self._fh is not None:
             self._fh.close()
         return self.records
 
-    def _add(self, rec: dict) -> None:
+    def _add(self, line: bytes) -> None:
+        """One line: the record, its CSV row, and its JSON text, which is the line itself (the scan writes each
+        record as json.dumps(record, ensure_ascii=False), as report.json does: no need to write it again)."""
         from ..report.convert import csv_line
 
+        text = line.decode("utf-8").strip()
+        rec = json.loads(text)
         self.records.append(rec)
         self.csv_lines.append(csv_line(rec))
-        self.json_texts.append(json.dumps(rec, ensure_ascii=False))
+        self.json_texts.append(text)

@@ -25,7 +25,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..kb.store import kb
-from ..model import BAD, plain_dict
+from ..model import BAD
 from .hosts import HostView
 
 RANKS = ("isolate-now", "vulnerable", "likely", "hardening", "verify")
@@ -50,7 +50,11 @@ class ActionRow:
     exposure: str | None = None  # the widest source this host is exposed to, where known
 
     def to_dict(self) -> dict[str, Any]:
-        return plain_dict(self)
+        # strings, numbers and two flat containers: the instance dict with those copied is the plain copy
+        # (plain_dict's recursion was most of writing the ranked list of a large plan)
+        d = self.__dict__.copy()
+        d["findings"], d["step_text_args"] = list(self.findings), dict(self.step_text_args)
+        return d
 
 
 def _exposure(view: HostView) -> tuple[int, str | None]:
