@@ -50,7 +50,7 @@ def csv_line(record: dict) -> str:
     """One host record's CSV row, line end included."""
     from .output import csv_row
 
-    return _csv_text(csv_row(host_from_dict(record)))
+    return _csv_text(csv_row(record))
 
 
 def _csv_text(row) -> str:

@@ -49,29 +49,32 @@ def _flag(value: bool | None) -> str:
     return "" if value is None else ("yes" if value else "no")
 
 
-def csv_row(r: HostResult) -> list[str]:
-    s1, s2, ident = r.smb1, r.smb2, r.identity
+def csv_row(d: dict) -> list[str]:
+    """One host record (the contract's JSON: HostResult.to_dict() or a stored record) as a CSV row; read from
+    the dict, so respond's follower needs no HostResult for each record it reads."""
+    s1, s2, ident, ports = d.get("smb1"), d.get("smb2"), d.get("identity") or {}, d.get("ports") or {}
+    build = ident.get("os_build")
     return [
-        r.address,
-        r.hostname or "",
-        r.ports.get("445", ""),
-        r.ports.get("139", ""),
-        _flag(s1.enabled) if s1 else "",
-        (s1.signing or "") if s1 else "",
-        " ".join(s2.dialects) if s2 else "",
-        (s2.signing or "") if s2 else "",
-        " ".join(s2.compression) if s2 else "",
-        ident.netbios_name or "",
-        ident.netbios_domain or "",
-        ident.dns_name or "",
-        ident.os_name or "",
-        "" if ident.os_build is None else str(ident.os_build),
-        (s1.native_os or "") if s1 else "",
-        ident.samba_version or "",
-        _flag(ident.null_session),
-        _flag(ident.guest_session),
-        " ".join(f"{f.id}:{f.status}" for f in r.findings),
-        " | ".join(r.errors),
+        d["address"],
+        d.get("hostname") or "",
+        ports.get("445", ""),
+        ports.get("139", ""),
+        _flag(s1.get("enabled")) if s1 else "",
+        (s1.get("signing") or "") if s1 else "",
+        " ".join(s2.get("dialects") or ()) if s2 else "",
+        (s2.get("signing") or "") if s2 else "",
+        " ".join(s2.get("compression") or ()) if s2 else "",
+        ident.get("netbios_name") or "",
+        ident.get("netbios_domain") or "",
+        ident.get("dns_name") or "",
+        ident.get("os_name") or "",
+        "" if build is None else str(build),
+        (s1.get("native_os") or "") if s1 else "",
+        ident.get("samba_version") or "",
+        _flag(ident.get("null_session")),
+        _flag(ident.get("guest_session")),
+        " ".join(f"{f.get('id', '')}:{f.get('status', 'unknown')}" for f in d.get("findings") or ()),
+        " | ".join(d.get("errors") or ()),
     ]
 
 
@@ -97,7 +100,7 @@ class Writer:
             self.stream.flush()
         elif self.fmt == "csv":
             assert self._csv is not None
-            self._csv.writerow(csv_row(result))
+            self._csv.writerow(csv_row(data if data is not None else result.to_dict()))
             self.stream.flush()
         else:
             self.results.append(result)
