@@ -28,43 +28,53 @@ BATCH = 8  # hosts planned per step: a few milliseconds, so the writer takes its
 
 class PlanAhead:
     def __init__(self, follower: ScanFollower, langs: tuple[str, ...], enabled: bool = True):
-        """`enabled` False: only read (respond with inventories, whose audits change most hosts' views)."""
+        """`langs` in the order their work matters: the first is the language the main report and the plan folder
+        are written in (on the critical path after the scan); the others' child has time to spare. `enabled`
+        False: only read (respond with inventories, whose audits change most hosts' views)."""
         self.follower, self.langs, self.enabled = follower, langs, enabled
         self._ready: dict[str, dict[str, tuple[Any, date, Any, list]]] = {lang: {} for lang in langs}
         self._pieces: dict[str, dict[str, tuple[dict, Any]]] = {lang: {} for lang in langs}
-        self._planned = 0  # follower.records[:_planned] are planned
+        self._done = {lang: 0 for lang in langs}  # follower.records[:n] are planned in that language
+        self._views: list = []  # collect_hosts([record]) of each record read, made once for every language
 
     def idle(self) -> bool:
-        """A little of the work: plan a few hosts read earlier, or read what the scan wrote since; whether
-        there may be more to do now (Deferred calls it again at once, and reads its message in between)."""
+        """A little of the work: plan a few hosts read earlier in the first language still behind, or read what
+        the scan wrote since; whether there may be more to do now (Deferred calls it again at once, and reads its
+        message in between)."""
         records = self.follower.records
-        if self.enabled and self._planned < len(records):
-            batch = records[self._planned:self._planned + BATCH]
-            self._planned += len(batch)
-            self.add(batch)
-            return True
+        if self.enabled:
+            for lang in self.langs:
+                n = self._done[lang]
+                if n < len(records):
+                    self._done[lang] = min(n + BATCH, len(records))
+                    self._plan(records, range(n, self._done[lang]), lang)
+                    return True
         return self.follower.poll()
 
     def add(self, records: list[dict]) -> None:
-        """Plan the hosts of these scan records (one view each, as if each were the host's only record)."""
+        """Plan the hosts of these scan records in every language (one view each, as if each were the host's
+        only record)."""
+        for lang in self.langs:
+            self._plan(records, range(len(records)), lang, own=True)
+
+    def _plan(self, records: list[dict], which: range, lang: str, own: bool = False) -> None:
         from ..remediate.actions import host_rows
-        from ..remediate.hosts import collect_hosts
         from ..remediate.planner import plan_host
         from ..report import view
 
         today = date.today()
-        for rec in records:
-            try:
-                views = collect_hosts([rec])
-            except ValueError:
-                continue  # a record the planner refuses: it says why after the scan, with the rest
-            for v in views:
-                for lang in self.langs:
-                    hp = plan_host(v, lang, today)
-                    self._ready[lang][v.key] = (v, today, hp, host_rows(v, hp))
+        for i in which:
+            rec = records[i]
+            for v in self._view(records, i) if not own else _views(rec):
+                hp = plan_host(v, lang, today)
+                self._ready[lang][v.key] = (v, today, hp, host_rows(v, hp))
             if rec.get("address"):
-                for lang in self.langs:
-                    self._pieces[lang][rec["address"]] = (rec, view.pieces(rec, lang))
+                self._pieces[lang][rec["address"]] = (rec, view.pieces(rec, lang))
+
+    def _view(self, records: list[dict], i: int) -> list:
+        while len(self._views) <= i:
+            self._views.append(_views(records[len(self._views)]))
+        return self._views[i]
 
     def pieces(self, lang: str) -> dict[str, tuple[dict, Any]]:
         """address -> (the record, its report.view.Pieces in `lang`), for the HTML report (html.render pieces=)."""
@@ -73,3 +83,14 @@ class PlanAhead:
     def ready(self, lang: str) -> dict[str, tuple[Any, date, Any, list]]:
         """key -> (the view planned, the day, the plan, its action rows), for planner.plan(ready=)."""
         return self._ready.get(lang, {})
+
+
+def _views(rec: dict) -> list:
+    """The record's host view, as if it were the host's only record; none for a record the planner refuses
+    (it says why after the scan, with the rest)."""
+    from ..remediate.hosts import collect_hosts
+
+    try:
+        return collect_hosts([rec])
+    except ValueError:
+        return []

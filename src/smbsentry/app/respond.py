@@ -330,7 +330,9 @@ def _scan_and_write(req: RespondRequest, tmp: Path, made: list[Path], out: Conso
     # what follows the scan runs in a process forked now, which loads the planner, the report templates and
     # the translations while the scan runs (the scan leaves a core partly idle), so none of that waits after it
     follower = ScanFollower(tmp / "scan.jsonl")
-    ahead = PlanAhead(follower, REPORT_LANGS, enabled=not req.inventories)
+    # the language asked first: its plan and report are on the critical path after the scan
+    langs = (req.lang, *(lang for lang in REPORT_LANGS if lang != req.lang))
+    ahead = PlanAhead(follower, langs, enabled=not req.inventories)
     def orphaned() -> None:  # the parent was killed during the scan: nothing is written, nothing stays
         shutil.rmtree(tmp, ignore_errors=True)
         _unmake(made)
