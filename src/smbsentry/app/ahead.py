@@ -38,18 +38,24 @@ class PlanAhead:
         self._views: list = []  # collect_hosts([record]) of each record read, made once for every language
 
     def idle(self) -> bool:
-        """A little of the work: plan a few hosts read earlier in the first language still behind, or read what
-        the scan wrote since; whether there may be more to do now (Deferred calls it again at once, and reads its
-        message in between)."""
-        records = self.follower.records
-        if self.enabled:
-            for lang in self.langs:
-                n = self._done[lang]
-                if n < len(records):
-                    self._done[lang] = min(n + BATCH, len(records))
-                    self._plan(records, range(n, self._done[lang]), lang)
-                    return True
-        return self.follower.poll()
+        """A little of the work, most urgent first: plan a few hosts read earlier in the first language, read what
+        the scan wrote since, or plan a few in another language; whether there may be more to do now (Deferred
+        calls it again at once, and reads its message in between)."""
+        first, *others = self.langs
+        if self._step(first):
+            return True
+        if self.follower.poll():  # reading comes before the other languages: the first one's work waits on it
+            return True
+        return any(self._step(lang) for lang in others)
+
+    def _step(self, lang: str) -> bool:
+        """Plan the next few hosts read in `lang`; False when it is caught up (or planning is off)."""
+        records, n = self.follower.records, self._done[lang]
+        if not self.enabled or n >= len(records):
+            return False
+        self._done[lang] = min(n + BATCH, len(records))
+        self._plan(records, range(n, self._done[lang]), lang)
+        return True
 
     def add(self, records: list[dict]) -> None:
         """Plan the hosts of these scan records in every language (one view each, as if each were the host's
