@@ -6,8 +6,9 @@ whose NTLM facts it did not see, and of no workgroup host, whose record then
 says "not probed" with the reason (checks.relay.not_probed_reason).  End to
 end on the emulated lab, through the scanner's one ScanOptions builder (as
 the CLI and the engines build it): Windows workgroup hosts, Windows domain
-members, Samba standalone and, built from it here, a Samba AD member, and a
-host without NTLM facts (Samba 3.6, no extended security).  Then the
+members, Samba standalone and, built from it here, a Samba AD member, and
+hosts without NTLM facts (Samba 3.6, no extended security: in the default
+workgroup, and, built here, with a domain's name as its workgroup).  Then the
 connections per host the bench counts, the rule's edges, and the report and
 dashboard rows in both languages.
 """
@@ -29,8 +30,9 @@ LAB_PORT = 44571
 RELAY = "default,ntlm-relay,smb-baseline"
 WORKGROUP_HOSTS = ("win2019", "win10-22h2", "samba-4.17")
 MEMBERS = ("win2022-signing-required", "win7-sp1-unpatched", "win2008r2-locked", "samba-4.17-member")
-UNKNOWN = ("samba-3.6.3",)
-LAB = WORKGROUP_HOSTS + MEMBERS + UNKNOWN
+DEFAULT_WORKGROUP = ("samba-3.6.3",)  # no NTLM facts, but its negotiate names the default workgroup WORKGROUP
+UNKNOWN = ("samba-3.6.3-corp",)  # no NTLM facts, its negotiate names another domain: it may be a member
+LAB = WORKGROUP_HOSTS + MEMBERS + DEFAULT_WORKGROUP + UNKNOWN
 LAB_RANGE = f"127.62.7.1-127.62.7.{len(LAB)}"
 GATED = ("http", "https", "ldap")
 
@@ -45,6 +47,17 @@ def samba_member_profile():
     doc["netbios"]["domain"] = "CORP"
     doc["ntlm"].update({"flags": "0xe2898215", "target_name": "CORP", "nb_domain": "CORP", "dns_domain": "corp.example.test",
                         "dns_computer": "filesrv417.corp.example.test"})
+    return parse_profile(doc)
+
+
+def samba_ntdomain_profile():
+    """samba-3.6.3 (no extended security: no NTLM challenge) with its workgroup set to a domain's name, CORP, as
+    an NT4-style domain member's smb.conf has it: nothing says it is a workgroup host, so it is probed."""
+    from smbsentry.lab.profiles import parse_profile
+
+    doc = json.loads(resources.files("smbsentry.lab").joinpath("profiles", "samba-3.6.3.json").read_text("utf-8"))
+    doc["name"] = "samba-3.6.3-corp"
+    doc["netbios"]["domain"] = doc["smb1"]["primary_domain"] = "CORP"
     return parse_profile(doc)
 
 
@@ -66,8 +79,9 @@ def scans():
     from smbsentry.lab import profiles
     from smbsentry.lab.background import BackgroundLab
 
-    extra = samba_member_profile()
-    profiles.load_all()[extra.name] = extra  # the lab serves it beside the shipped ones, for this module only
+    extras = (samba_member_profile(), samba_ntdomain_profile())
+    for extra in extras:
+        profiles.load_all()[extra.name] = extra  # the lab serves it beside the shipped ones, for this module only
     try:
         try:
             lab = BackgroundLab(LAB_RANGE, ports=[LAB_PORT], mix=",".join(f"{n}=1" for n in LAB),
@@ -83,7 +97,8 @@ def scans():
         finally:
             lab.stop()
     finally:
-        del profiles.load_all()[extra.name]
+        for extra in extras:
+            del profiles.load_all()[extra.name]
 
 
 def probed(rec: dict) -> set[str]:
@@ -121,6 +136,19 @@ def test_a_workgroup_host_gets_no_relay_probe_and_says_not_probed(scans, profile
     assert ("HTTP", "not_probed") in rows and ("LDAP", "not_probed") in rows
 
 
+@pytest.mark.parametrize("profile", DEFAULT_WORKGROUP)
+def test_a_host_without_ntlm_facts_in_the_default_workgroup_is_not_probed(scans, profile):
+    """Samba 3.6 without extended security sends no NTLM challenge; its negotiate names its workgroup, which a
+    domain member sets to its domain: the default WORKGROUP (kb services.json default_workgroups) means it
+    joined none."""
+    rec = scans[RELAY][profile]
+    ident = rec["identity"]
+    assert not str(ident.get("source") or "").endswith("-ntlm") and ident["netbios_domain"] == "WORKGROUP"
+    assert probed(rec) == set()
+    f = relay_finding(rec)
+    assert [p["reason"] for p in f["details"]["paths"] if p["relay"] == "not_probed"] == [WORKGROUP] * 3
+
+
 @pytest.mark.parametrize("profile", MEMBERS + UNKNOWN)
 def test_domain_members_and_hosts_without_ntlm_facts_are_probed(scans, profile):
     rec = scans[RELAY][profile]
@@ -143,16 +171,18 @@ def test_the_identities_are_what_the_rule_reads(scans):
     ids = {n: scans[RELAY][n]["identity"] for n in LAB}
     assert ids["samba-4.17-member"]["implementation"] == "samba" and ids["samba-4.17-member"]["netbios_domain"] == "CORP"
     assert ids["win2022-signing-required"]["netbios_domain"] == "CORP"
-    assert ids["samba-3.6.3"]["source"] == "smb1-negotiate"  # no NTLM challenge: could not see, so probed
+    assert ids["samba-3.6.3"]["source"] == "smb1-negotiate"  # no NTLM challenge: the workgroup's name decides
+    assert (ids["samba-3.6.3-corp"]["source"], ids["samba-3.6.3-corp"]["netbios_domain"]) == ("smb1-negotiate", "CORP")
 
 
 def test_connections_per_host(scans):
-    """The benchmark's goal per host: a workgroup host adds nothing, a Windows domain member one (80, 443, 389
-    instead of the default scan's 389 and 88); a host the rule cannot read and a Samba member (the default
-    scan's directory probe is Windows members' only) three."""
+    """The benchmark's goal per host: a workgroup host adds nothing (Samba 3.6 in the default workgroup too), a
+    Windows domain member one (80, 443, 389 instead of the default scan's 389 and 88); a host the rule cannot
+    read and a Samba member (the default scan's directory probe is Windows members' only) three."""
     extra = {n: connections(scans[RELAY][n]) - connections(scans["default"][n]) for n in LAB}
     assert extra == {"win2019": 0, "win10-22h2": 0, "samba-4.17": 0, "win2022-signing-required": 1,
-                     "win7-sp1-unpatched": 1, "win2008r2-locked": 1, "samba-4.17-member": 3, "samba-3.6.3": 3}
+                     "win7-sp1-unpatched": 1, "win2008r2-locked": 1, "samba-4.17-member": 3, "samba-3.6.3": 0,
+                     "samba-3.6.3-corp": 3}
     member = scans["default"]["win2022-signing-required"]
     assert member["role"]["probed_ports"] == [389, 88] and "probed_ports" not in (scans[RELAY]["win2022-signing-required"]["role"])
 
@@ -162,8 +192,11 @@ def test_connections_per_host(scans):
     ({"source": "smb1-ntlm", "implementation": "samba", "netbios_name": "NAS45", "netbios_domain": "NAS45"}, WORKGROUP),
     ({"source": "smb2-ntlm", "implementation": "windows", "netbios_name": "WS1", "netbios_domain": "CORP"}, None),
     ({"source": "smb1-ntlm", "implementation": "samba", "netbios_name": "NAS45", "netbios_domain": "CORP"}, None),
-    # SMB1's negotiate names Samba's workgroup even on a standalone server: it decides nothing
-    ({"source": "smb1-negotiate", "implementation": "samba", "netbios_name": None, "netbios_domain": "WORKGROUP"}, None),
+    # SMB1's negotiate names Samba's workgroup even on a standalone server: only a default name decides
+    ({"source": "smb1-negotiate", "implementation": "samba", "netbios_name": None, "netbios_domain": "WORKGROUP"}, WORKGROUP),
+    ({"source": "smb1-negotiate", "implementation": "windows", "netbios_name": None, "netbios_domain": "mshome"}, WORKGROUP),
+    ({"source": "smb1-negotiate", "implementation": "samba", "netbios_name": None, "netbios_domain": "CORP"}, None),
+    ({"source": "smb1-negotiate", "implementation": None, "netbios_name": None, "netbios_domain": "WORKGROUP"}, None),
     ({"source": "smb1-negotiate", "implementation": None, "netbios_name": "XP", "netbios_domain": "XP"}, None),
     ({"source": "smb2-ntlm", "implementation": None, "netbios_name": "NAS", "netbios_domain": "NAS"}, None),  # unknown build
     ({"source": "rdp-ntlm", "implementation": "windows", "netbios_name": "W", "netbios_domain": "W"}, WORKGROUP),

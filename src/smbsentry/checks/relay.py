@@ -20,7 +20,8 @@ form every consumer shares: the check, the report's "relay paths" section and
   services.ldap_bind's binds decide each of LDAP and LDAPS.
 
 HTTP, HTTPS and LDAP are probed only where a relayed logon can land: on a
-domain member, or a host whose NTLM facts were not seen (`not_probed_reason`).
+domain member, or a host whose NTLM facts were not seen and whose SMB1
+negotiate does not name a default workgroup (`not_probed_reason`).
 On a workgroup host those paths are "not probed", with the reason -- never
 "no path": the SMB path, read from the negotiate the scan makes anyway, stays.
 
@@ -152,15 +153,26 @@ def not_probed_reason(identity: dict[str, Any] | None) -> str | None:
     ("could not see" is not "is a workgroup host"). The test is the NTLM
     challenge's NetBIOS domain against the computer name, read by the SMB
     negotiate the scan made anyway: equal on a Windows or Samba workgroup
-    host, the domain's name on a member. Facts from elsewhere (an SMB1
-    negotiate's primary domain, which Samba fills with its workgroup even
-    when standalone) or from another implementation decide nothing."""
+    host, the domain's name on a member. Without NTLM facts (an SMB1 server
+    without extended security), the domain the negotiate names decides only
+    when it is a default workgroup name (kb services.json
+    `default_workgroups`: WORKGROUP, MSHOME): Samba and Windows name their
+    workgroup there even when standalone, but a member names its domain, so
+    a host still in the default workgroup joined none. Any other name, or
+    another implementation, decides nothing."""
     ident = identity or {}
     name, domain = ident.get("netbios_name"), ident.get("netbios_domain")
-    if not (str(ident.get("source") or "").endswith("-ntlm") and name and domain
-            and ident.get("implementation") in MEMBER_RULE_IMPLEMENTATIONS):
+    if ident.get("implementation") not in MEMBER_RULE_IMPLEMENTATIONS or not domain:
         return None
-    return WORKGROUP if str(domain).upper() == str(name).upper() else None
+    if str(ident.get("source") or "").endswith("-ntlm"):
+        return WORKGROUP if name and str(domain).upper() == str(name).upper() else None
+    return WORKGROUP if str(domain).upper() in _default_workgroups() else None
+
+
+def _default_workgroups() -> frozenset[str]:
+    from ..kb.store import kb
+
+    return kb().default_workgroups
 
 
 def not_probed_paths(services: dict[str, Any], reason: str) -> list[dict[str, Any]]:

@@ -142,7 +142,8 @@ SERVICES = _obj({
     "services": {"type": "object", "minProperties": 1, "propertyNames": PID,
                  "additionalProperties": _obj({"ports": {**PORTS, "minItems": 1}, "source": SOURCE})},
     "dc_functionality": _obj({"levels": {"type": "object", "propertyNames": {"pattern": r"^\d{1,3}$"}, "additionalProperties": TEXT},
-                              "source": SOURCE})})
+                              "source": SOURCE}),
+    "default_workgroups": _obj({"names": {"type": "array", "minItems": 1, "items": TEXT}, "source": SOURCE, "note": TEXT})})
 
 def _pattern_to(value: dict) -> dict:
     """[[regular expression, value], ...]: tried in order."""

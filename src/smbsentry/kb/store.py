@@ -57,6 +57,7 @@ class Kb:
     service_ports: dict[str, tuple[int, ...]] = field(default_factory=dict)  # service -> its ports, in probe order
     dc_levels: dict[int, str] = field(default_factory=dict)  # domainControllerFunctionality -> name
     osnames: dict = field(default_factory=dict)  # osnames.json as validated: read by kb/osname.py
+    default_workgroups: frozenset[str] = frozenset()  # upper case: the workgroup of a host that joined no domain
 
 
 def _path(parts) -> str:
@@ -283,8 +284,9 @@ def _remediation(raw: dict, refs: _Refs, actions: dict, vulns: dict) -> Remediat
     return Remediation(families, maps["hardening"], maps["samba_manual"], findings, maps["settle"], exits)
 
 
-def _services(raw: dict, refs: _Refs) -> tuple[dict[str, tuple[int, ...]], dict[int, str]]:
-    """services.json: each service's ports (a port belongs to one service) and the AD functional level names."""
+def _services(raw: dict, refs: _Refs) -> tuple[dict[str, tuple[int, ...]], dict[int, str], frozenset[str]]:
+    """services.json: each service's ports (a port belongs to one service), the AD functional level names and the
+    default workgroup names."""
     ports: dict[str, tuple[int, ...]] = {}
     owner: dict[int, str] = {}
     for name, e in raw["services"].items():
@@ -295,7 +297,9 @@ def _services(raw: dict, refs: _Refs) -> tuple[dict[str, tuple[int, ...]], dict[
         ports[name] = tuple(e["ports"])
     dc = raw["dc_functionality"]
     refs.src(dc["source"], "services.json", ["dc_functionality", "source"])
-    return ports, {int(k): v for k, v in dc["levels"].items()}
+    wg = raw["default_workgroups"]
+    refs.src(wg["source"], "services.json", ["default_workgroups", "source"])
+    return ports, {int(k): v for k, v in dc["levels"].items()}, frozenset(n.upper() for n in wg["names"])
 
 
 def _osnames(raw: dict, refs: _Refs, lines: dict) -> dict:
@@ -395,7 +399,7 @@ def load(directory: Path | str | None = None) -> Kb:
     for i, v in enumerate(builds.get("nt_versions", ())):
         refs.src(v["source"], "builds.json", ["nt_versions", i, "source"], builds["sources"])
     remediation = _remediation(read(base, "remediation.json", sealed), refs, actions, vulns)
-    service_ports, dc_levels = _services(read(base, "services.json", sealed), refs)
+    service_ports, dc_levels, default_workgroups = _services(read(base, "services.json", sealed), refs)
     osnames = _osnames(read(base, "osnames.json", sealed), refs, lines)
     superseded_by: dict[str, list[str]] = {}
     for f in fixes.values():
@@ -406,7 +410,8 @@ def load(directory: Path | str | None = None) -> Kb:
         for b in f.addresses:
             by_bulletin.setdefault(b, []).append(f)
     return Kb(sources, products, names, lines, fixes, {k: tuple(v) for k, v in superseded_by.items()}, rules, vulns, raw_vulns,
-              actions, builds, by_bulletin, catalog_info, remediation, service_ports, dc_levels, osnames)
+              actions, builds, by_bulletin, catalog_info, remediation, service_ports, dc_levels, osnames,
+              default_workgroups)
 
 
 @lru_cache(maxsize=1)
