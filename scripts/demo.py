@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "demo-output"
+OUT = Path(os.environ.get("SMBSENTRY_DEMO_OUT") or ROOT / "demo-output")
 RANGE = "127.77.0.1-20"
 FIRST = "127.77.0.1"
 SERVICES = "127.77.5.1-9"  # the service lab's profiles, in order
@@ -55,6 +55,9 @@ def main() -> int:
     py = sys.executable
     if OUT.exists() and not (OUT / "report.json").is_file():
         shutil.rmtree(OUT)  # the demo's own folder, written by an older demo: respond writes it whole now
+    # the lab's manifest is the demo's own file beside respond's: taken out, so respond replaces its folder
+    # (respond never replaces a folder holding files it did not write) and `make demo` runs again
+    (OUT / "manifest.json").unlink(missing_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="smbsentry-demo-"))
     manifest = workdir / "manifest.json"
     root = os.geteuid() == 0
