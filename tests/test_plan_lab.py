@@ -145,6 +145,19 @@ def test_hosts_planned_while_the_scan_runs_give_the_plan_made_after_it(lab_plan,
         assert made == [], f"{lang}: hosts planned again although their views did not change: {made}"
         assert got == planner.plan(records, lang).to_dict()
         made.clear()
+    # with the SMB1 traffic `detect --store` recorded (read before the scan ends, as respond does): a client of
+    # one host, and the captures every host's view names; still nothing planned again, and the same plan
+    smb1_host = next(r for r in records if (r.get("smb1") or {}).get("enabled"))
+    usage = [{"kind": "smb1-usage", "address": smb1_host["address"],
+              "smb1_usage": {"clients": [{"client": "127.0.0.99", "dialect": "NT LM 0.12", "last_seen": "2026-12-01T10:00:00Z"}],
+                             "captures": ["floor3.pcap"], "span": ["2026-12-01T00:00:00Z", "2026-12-02T00:00:00Z"]}}]
+    ahead = PlanAhead(ScanFollower(path), ("en",))
+    ahead.usage = usage
+    ahead.add(records)
+    made.clear()
+    got = planner.plan([], "en", views=collect_hosts(records + usage), ready=ahead.ready("en"))
+    assert made == [] and got.to_dict() == planner.plan(records + usage, "en").to_dict()
+    assert "upgrade-smb1-clients" in steps(next(h for h in got.to_dict()["hosts"] if h["address"] == smb1_host["address"]))
     # an inventory that disagrees with the scan about one host: that host alone is planned again
     win7 = next(r for r in records if lab_plan["profiles"].get(r["address"]) == "win7-sp1-unpatched")
     inventory = {"host": (win7.get("identity") or {}).get("netbios_name") or "W7", "address": win7["address"],

@@ -36,6 +36,9 @@ class PlanAhead:
         self._pieces: dict[str, dict[str, tuple[dict, Any]]] = {lang: {} for lang in langs}
         self._done = {lang: 0 for lang in langs}  # follower.records[:n] are planned in that language
         self._views: list = []  # collect_hosts([record]) of each record read, made once for every language
+        # the SMB1 traffic records `detect --store` kept (respond reads them before the scan ends): they join each
+        # host's view as they will after the scan, so views with SMB1 clients or captures still match
+        self.usage: list[dict] = []
 
     def idle(self) -> bool:
         """A little of the work, most urgent first: plan a few hosts read earlier in the first language, read what
@@ -71,7 +74,7 @@ class PlanAhead:
         today = date.today()
         for i in which:
             rec = records[i]
-            for v in self._view(records, i) if not own else _views(rec):
+            for v in self._view(records, i) if not own else _views(rec, self.usage):
                 hp = plan_host(v, lang, today)
                 self._ready[lang][v.key] = (v, today, hp, host_rows(v, hp))
             if rec.get("address"):
@@ -79,7 +82,7 @@ class PlanAhead:
 
     def _view(self, records: list[dict], i: int) -> list:
         while len(self._views) <= i:
-            self._views.append(_views(records[len(self._views)]))
+            self._views.append(_views(records[len(self._views)], self.usage))
         return self._views[i]
 
     def pieces(self, lang: str) -> dict[str, tuple[dict, Any]]:
@@ -91,12 +94,12 @@ class PlanAhead:
         return self._ready.get(lang, {})
 
 
-def _views(rec: dict) -> list:
-    """The record's host view, as if it were the host's only record; none for a record the planner refuses
-    (it says why after the scan, with the rest)."""
+def _views(rec: dict, usage: list[dict]) -> list:
+    """The record's host view, as if it were the host's only record (with the SMB1 traffic records); none for a
+    record the planner refuses (it says why after the scan, with the rest)."""
     from ..remediate.hosts import collect_hosts
 
     try:
-        return collect_hosts([rec])
+        return collect_hosts([rec, *usage])[:1]
     except ValueError:
         return []

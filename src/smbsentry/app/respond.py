@@ -337,7 +337,14 @@ def _scan_and_write(req: RespondRequest, tmp: Path, made: list[Path], out: Conso
         shutil.rmtree(tmp, ignore_errors=True)
         _unmake(made)
 
-    later = Deferred.start(_warm, lambda message: _finish(req, tmp, ahead, *_ended(message), out, err), idle=ahead.idle,
+    def warm() -> None:
+        _warm()
+        if req.scan.store and ahead.enabled:
+            from ..resultfile import smb1_usage_records
+
+            ahead.usage = smb1_usage_records(req.scan.db)  # read again after the scan: that reading decides
+
+    later = Deferred.start(warm, lambda message: _finish(req, tmp, ahead, *_ended(message), out, err), idle=ahead.idle,
                            orphaned=orphaned)
     try:
         scan_id, scan_status = _scan(req, tmp, err)
