@@ -17,7 +17,6 @@ ProtocolError; every count and offset is checked by `smb1.parse_message` and
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 from . import smb1
@@ -291,7 +290,9 @@ def transact_nmpipe_request(fid: int, data: bytes, mid: int, uid: int, tid: int,
 # -- READ_ANDX ----------------------------------------------------------------------
 
 
-class ReadRequestWords(Layout):
+class ReadRequestWordsCore(Layout):
+    """WordCount 10: a 32-bit offset (MS-CIFS 2.2.4.42.1; older clients)."""
+
     _fields_ = ANDX + [
         ("fid", "H", 0),
         ("offset", "I", 0),
@@ -299,8 +300,13 @@ class ReadRequestWords(Layout):
         ("min_count", "H", 0),
         ("timeout", "I", 0),
         ("remaining", "H", 0),
-        ("offset_high", "I", 0),
     ]
+
+
+class ReadRequestWords(Layout):
+    """WordCount 12: OffsetHigh added (MS-SMB 2.2.4.2.1); the scanner sends this one."""
+
+    _fields_ = ReadRequestWordsCore._fields_ + [("offset_high", "I", 0)]
 
 
 class ReadResponseWords(Layout):
@@ -334,12 +340,15 @@ class ReadRequest:
 def parse_read_andx_request(msg: bytes) -> ReadRequest:
     m = smb1.parse_message(msg)
     _expect(m, READ_ANDX, "READ_ANDX")
-    if len(m.words) < 20:
+    if len(m.words) < ReadRequestWordsCore.size:
         raise ProtocolError("smb1: READ_ANDX request with fewer than 10 words")
-    fid, offset, max_count, min_count = struct.unpack_from("<HIHH", m.words, 4)
     if len(m.words) >= ReadRequestWords.size:
-        offset |= ReadRequestWords.unpack_from(m.words).offset_high << 32
-    return ReadRequest(m.header, fid, offset, max_count, min_count)
+        w = ReadRequestWords.unpack_from(m.words)
+        offset = w.offset | (w.offset_high << 32)
+    else:
+        w = ReadRequestWordsCore.unpack_from(m.words)
+        offset = w.offset
+    return ReadRequest(m.header, w.fid, offset, w.max_count, w.min_count)
 
 
 def read_andx_response(req: smb1.Header, data: bytes, status: int = 0, available: int = 0) -> bytes:
@@ -382,7 +391,9 @@ WRITE_MODE_MESSAGE_START = 0x0008  # named pipes: these bytes begin a message (M
 WRITE_MODE_RAW = 0x0004  # named pipes: the first two bytes are the message length
 
 
-class WriteRequestWords(Layout):
+class WriteRequestWordsCore(Layout):
+    """WordCount 12: a 32-bit offset (MS-CIFS 2.2.4.43.1)."""
+
     _fields_ = ANDX + [
         ("fid", "H", 0),
         ("offset", "I", 0),
@@ -392,8 +403,13 @@ class WriteRequestWords(Layout):
         ("data_length_high", "H", 0),
         ("data_length", "H", 0),
         ("data_offset", "H", 0),
-        ("offset_high", "I", 0),
     ]
+
+
+class WriteRequestWords(Layout):
+    """WordCount 14: OffsetHigh added; the scanner sends this one."""
+
+    _fields_ = WriteRequestWordsCore._fields_ + [("offset_high", "I", 0)]
 
 
 class WriteResponseWords(Layout):
@@ -429,12 +445,12 @@ def parse_write_andx_request(msg: bytes) -> WriteRequest:
     DataLengthHigh counts only where the data really is that long)."""
     m = smb1.parse_message(msg)
     _expect(m, WRITE_ANDX, "WRITE_ANDX")
-    if len(m.words) < 24:
+    if len(m.words) < WriteRequestWordsCore.size:
         raise ProtocolError("smb1: WRITE_ANDX request with fewer than 12 words")
-    fid, _offset, _timeout, mode, _remaining, high, low, data_offset = struct.unpack_from("<HIIHHHHH", m.words, 4)
-    length = low | (high << 16)
-    data = take(m.raw, data_offset, length, "smb1: write data", cap=0x1FFFF) if length else b""
-    return WriteRequest(m.header, fid, mode, data)
+    w = WriteRequestWordsCore.unpack_from(m.words)  # the words WordCount 14 adds are not needed here
+    length = w.data_length | (w.data_length_high << 16)
+    data = take(m.raw, w.data_offset, length, "smb1: write data", cap=0x1FFFF) if length else b""
+    return WriteRequest(m.header, w.fid, w.write_mode, data)
 
 
 def write_andx_response(req: smb1.Header, count: int, status: int = 0) -> bytes:
@@ -459,9 +475,21 @@ def parse_write_andx_response(msg: bytes) -> WriteResponse:
 # -- CLOSE, TREE_DISCONNECT -------------------------------------------------------------
 
 
+class FidWord(Layout):
+    """The FID a CLOSE request starts with: all its parser needs."""
+
+    _fields_ = [("fid", "H", 0)]
+
+
+class CloseRequestWords(Layout):
+    """WordCount 3 (MS-CIFS 2.2.4.5.1): LastTimeModified 0 leaves the time as is."""
+
+    _fields_ = FidWord._fields_ + [("last_time_modified", "I", 0)]
+
+
 def close_request(fid: int, mid: int, uid: int, tid: int) -> bytes:
     """Client: CLOSE (WordCount 3: FID, LastTimeModified 0 = leave as is)."""
-    return _message(_request_header(CLOSE, mid, uid, tid), struct.pack("<HI", fid, 0), b"")
+    return _message(_request_header(CLOSE, mid, uid, tid), CloseRequestWords.build(fid=fid), b"")
 
 
 @dataclass(slots=True)
@@ -473,10 +501,9 @@ class CloseRequest:
 def parse_close_request(msg: bytes) -> CloseRequest:
     m = smb1.parse_message(msg)
     _expect(m, CLOSE, "CLOSE")
-    if len(m.words) < 2:
+    if len(m.words) < FidWord.size:
         raise ProtocolError("smb1: CLOSE request without a FID")
-    (fid,) = struct.unpack_from("<H", m.words)
-    return CloseRequest(m.header, fid)
+    return CloseRequest(m.header, FidWord.unpack_from(m.words).fid)
 
 
 def close_response(req: smb1.Header, status: int = 0) -> bytes:
