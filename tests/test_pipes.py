@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from smbsentry.protocol import dcerpc, netbios, smb1, smb1_pipe, smb1_trans, smb1_tree, smb2, smb2_pipe, srvsvc, status
+from smbsentry.protocol import dcerpc, netbios, smb1, smb1_find, smb1_pipe, smb1_trans, smb1_tree, smb2, smb2_pipe, srvsvc, status
 from smbsentry.protocol.errors import ProtocolError
 from smbsentry.scan import shares
 from smbsentry.scan.connection import Connection, ScanError
@@ -530,6 +530,23 @@ def _reassemble(data: bytes) -> None:
 
 # NetrShareGetInfo(ServerName NULL, NetName "C$", Level 1), laid out as impacket sends it
 GET_INFO_STUB = struct.pack("<IIII", 0, 3, 0, 3) + "C$\x00".encode("utf-16-le") + b"\x00\x00" + struct.pack("<I", 1)
+def transaction_request_name(msg: bytes) -> object:
+    """The request parser and the pipe name it reads when asked."""
+    return smb1_trans.parse_transaction_request(msg).name
+
+
+def find_first2_unicode(params: bytes) -> object:
+    return smb1_find.parse_find_first2(params, smb1.FLAGS2_UNICODE)
+
+
+def find_next2_unicode(params: bytes) -> object:
+    return smb1_find.parse_find_next2(params, smb1.FLAGS2_UNICODE)
+
+
+def find_first2_oem(params: bytes) -> object:
+    return smb1_find.parse_find_first2(params, 0)
+
+
 PARSERS = [
     (dcerpc.parse_pdu, BIND_SRVSVC),
     (dcerpc.pdu_length, BIND_SRVSVC),
@@ -550,6 +567,13 @@ PARSERS = [
     (smb1_pipe.parse_nt_create_request, smb1_pipe.nt_create_request("\\srvsvc", 1, 2, 3)),
     (smb1_pipe.parse_nt_create_response, smb1_pipe.nt_create_response(_S1, 0x4000)),
     (smb1_trans.parse_transaction_request, smb1_pipe.transact_nmpipe_request(1, BIND_SRVSVC, 1, 2, 3)),
+    (transaction_request_name, smb1_pipe.transact_nmpipe_request(1, BIND_SRVSVC, 1, 2, 3)),
+    (transaction_request_name, smb1.transaction_request(smb1.TRANSACTION, 1, 2, 3, (0x23, 0), flags2=smb1.DEFAULT_FLAGS2)),
+    (find_first2_unicode, smb1_find.find_first2_request_params("\\share\\*")),
+    (find_first2_oem, smb1_find.find_first2_request_params("\\share\\*")),
+    (find_next2_unicode, smb1_find.FindNext2Params.build(sid=1, count=5, level=0x104) + "a".encode("utf-16-le")),
+    (smb1_find.parse_find_first2_response_params, smb1_find.find_first2_response_params(1, 2, True, 40)),
+    (smb1_find.last_entry_offset, smb1_find.NextEntryOffset.build(next=8) + bytes(12)),
     (smb1_trans.parse_transaction_response_part, smb1_trans.transaction_response(_S1, BIND_SRVSVC, b"pp", (1,))),
     (smb1_pipe.parse_read_andx_request, smb1_pipe.read_andx_request(1, 2, 3, 4)),
     (smb1_pipe.parse_read_andx_response, smb1_pipe.read_andx_response(_S1, b"abcdef")),
