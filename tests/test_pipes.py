@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from smbsentry.protocol import dcerpc, netbios, smb1, smb1_pipe, smb1_tree, smb2, smb2_pipe, srvsvc, status
+from smbsentry.protocol import dcerpc, netbios, smb1, smb1_find, smb1_pipe, smb1_trans, smb1_tree, smb2, smb2_pipe, srvsvc, status
 from smbsentry.protocol.errors import ProtocolError
 from smbsentry.scan import shares
 from smbsentry.scan.connection import Connection, ScanError
@@ -315,32 +315,32 @@ def test_smb1_nt_create_both_sides():
 
 def test_smb1_transact_nmpipe_both_sides():
     pdu = dcerpc.bind(1, srvsvc.SRVSVC_SYNTAX)
-    req = smb1_pipe.parse_transaction_request(smb1_pipe.transact_nmpipe_request(0x4000, pdu, 5, 100, 9))
+    req = smb1_trans.parse_transaction_request(smb1_pipe.transact_nmpipe_request(0x4000, pdu, 5, 100, 9))
     assert req.subcommand == smb1_pipe.TRANS_TRANSACT_NMPIPE and req.fid == 0x4000
     assert req.name == "\\PIPE\\" and req.data == pdu and req.max_data == 4280
     ack = dcerpc.bind_ack(1)
-    part = smb1_pipe.parse_transaction_response_part(smb1_pipe.transaction_response(req.header, ack))
+    part = smb1_trans.parse_transaction_response_part(smb1_trans.transaction_response(req.header, ack))
     assert part.status == 0 and part.data == ack and part.total_data == len(ack)
     # the MS17-010 parser reads our replies too
-    assert smb1.parse_transaction_response(smb1_pipe.transaction_response(req.header, ack)).data == ack
-    over = smb1_pipe.parse_transaction_response_part(
-        smb1_pipe.transaction_response(req.header, ack[:10], status=smb1_pipe.STATUS_BUFFER_OVERFLOW))
+    assert smb1.parse_transaction_response(smb1_trans.transaction_response(req.header, ack)).data == ack
+    over = smb1_trans.parse_transaction_response_part(
+        smb1_trans.transaction_response(req.header, ack[:10], status=smb1_pipe.STATUS_BUFFER_OVERFLOW))
     assert over.status == smb1_pipe.STATUS_BUFFER_OVERFLOW and over.data == ack[:10]
-    second = smb1_pipe.parse_transaction_response_part(
-        smb1_pipe.transaction_response(req.header, ack[10:], total_data=len(ack), data_displacement=10))
+    second = smb1_trans.parse_transaction_response_part(
+        smb1_trans.transaction_response(req.header, ack[10:], total_data=len(ack), data_displacement=10))
     assert second.data_displacement == 10 and second.total_data == len(ack)
-    err = smb1_pipe.parse_transaction_response_part(
-        smb1_pipe.transaction_response(req.header, status=status.INVALID_HANDLE))
+    err = smb1_trans.parse_transaction_response_part(
+        smb1_trans.transaction_response(req.header, status=status.INVALID_HANDLE))
     assert err.status == status.INVALID_HANDLE and err.data == b""
     with pytest.raises(ProtocolError, match="outside"):
-        smb1_pipe.parse_transaction_response_part(
-            smb1_pipe.transaction_response(req.header, ack, total_data=4))
+        smb1_trans.parse_transaction_response_part(
+            smb1_trans.transaction_response(req.header, ack, total_data=4))
 
 
 def test_smb1_peek_nmpipe_probe_parses_server_side():
     """The MS17-010 probe from smb1.py, as the lab will read it."""
     probe = smb1.transaction_request(smb1.TRANSACTION, 7, 100, 9, setup=(0x23, 0))
-    req = smb1_pipe.parse_transaction_request(probe)
+    req = smb1_trans.parse_transaction_request(probe)
     assert req.subcommand == smb1_pipe.TRANS_PEEK_NMPIPE and req.fid == 0 and req.name == "\\PIPE\\"
     assert req.max_params == 0xFFFF and req.max_data == 0xFFFF
 
@@ -499,10 +499,10 @@ def test_windows_2008r2_smb1_pipe_open_from_corpus():
     assert create.name == "lsarpc" and create.share_access == 3
     opened = smb1_pipe.parse_nt_create_response(msgs[17])
     assert opened.fid == 0x4000 and opened.resource_type == smb1_pipe.FILE_TYPE_MESSAGE_MODE_PIPE
-    t = smb1_pipe.parse_transaction_request(msgs[18])
+    t = smb1_trans.parse_transaction_request(msgs[18])
     assert t.subcommand == smb1_pipe.TRANS_TRANSACT_NMPIPE and t.fid == 0x4000
     assert dcerpc.parse_bind(t.data).contexts[0].transfer_syntaxes == [dcerpc.NDR_SYNTAX]
-    ack = dcerpc.parse_bind_ack(smb1_pipe.parse_transaction_response_part(msgs[19]).data)
+    ack = dcerpc.parse_bind_ack(smb1_trans.parse_transaction_response_part(msgs[19]).data)
     assert ack.accepted and ack.secondary_address == "\\pipe\\lsass"
 
 
@@ -530,6 +530,23 @@ def _reassemble(data: bytes) -> None:
 
 # NetrShareGetInfo(ServerName NULL, NetName "C$", Level 1), laid out as impacket sends it
 GET_INFO_STUB = struct.pack("<IIII", 0, 3, 0, 3) + "C$\x00".encode("utf-16-le") + b"\x00\x00" + struct.pack("<I", 1)
+def transaction_request_name(msg: bytes) -> object:
+    """The request parser and the pipe name it reads when asked."""
+    return smb1_trans.parse_transaction_request(msg).name
+
+
+def find_first2_unicode(params: bytes) -> object:
+    return smb1_find.parse_find_first2(params, smb1.FLAGS2_UNICODE)
+
+
+def find_next2_unicode(params: bytes) -> object:
+    return smb1_find.parse_find_next2(params, smb1.FLAGS2_UNICODE)
+
+
+def find_first2_oem(params: bytes) -> object:
+    return smb1_find.parse_find_first2(params, 0)
+
+
 PARSERS = [
     (dcerpc.parse_pdu, BIND_SRVSVC),
     (dcerpc.pdu_length, BIND_SRVSVC),
@@ -549,8 +566,15 @@ PARSERS = [
                                                                             maximal_access=0x1FF)),
     (smb1_pipe.parse_nt_create_request, smb1_pipe.nt_create_request("\\srvsvc", 1, 2, 3)),
     (smb1_pipe.parse_nt_create_response, smb1_pipe.nt_create_response(_S1, 0x4000)),
-    (smb1_pipe.parse_transaction_request, smb1_pipe.transact_nmpipe_request(1, BIND_SRVSVC, 1, 2, 3)),
-    (smb1_pipe.parse_transaction_response_part, smb1_pipe.transaction_response(_S1, BIND_SRVSVC, b"pp", (1,))),
+    (smb1_trans.parse_transaction_request, smb1_pipe.transact_nmpipe_request(1, BIND_SRVSVC, 1, 2, 3)),
+    (transaction_request_name, smb1_pipe.transact_nmpipe_request(1, BIND_SRVSVC, 1, 2, 3)),
+    (transaction_request_name, smb1.transaction_request(smb1.TRANSACTION, 1, 2, 3, (0x23, 0), flags2=smb1.DEFAULT_FLAGS2)),
+    (find_first2_unicode, smb1_find.find_first2_request_params("\\share\\*")),
+    (find_first2_oem, smb1_find.find_first2_request_params("\\share\\*")),
+    (find_next2_unicode, smb1_find.FindNext2Params.build(sid=1, count=5, level=0x104) + "a".encode("utf-16-le")),
+    (smb1_find.parse_find_first2_response_params, smb1_find.find_first2_response_params(1, 2, True, 40)),
+    (smb1_find.last_entry_offset, smb1_find.NextEntryOffset.build(next=8) + bytes(12)),
+    (smb1_trans.parse_transaction_response_part, smb1_trans.transaction_response(_S1, BIND_SRVSVC, b"pp", (1,))),
     (smb1_pipe.parse_read_andx_request, smb1_pipe.read_andx_request(1, 2, 3, 4)),
     (smb1_pipe.parse_read_andx_response, smb1_pipe.read_andx_response(_S1, b"abcdef")),
     (smb1_pipe.parse_write_andx_request, smb1_pipe.write_andx_request(1, BIND_SRVSVC, 2, 3, 4)),
@@ -743,14 +767,14 @@ class FakeServer:
             assert req.name == "\\srvsvc"
             return [smb1_pipe.nt_create_response(hdr, 0x4000, status=self.open_status)]
         if hdr.command == smb1.TRANSACTION:
-            req = smb1_pipe.parse_transaction_request(msg)
+            req = smb1_trans.parse_transaction_request(msg)
             assert req.subcommand == smb1_pipe.TRANS_TRANSACT_NMPIPE and req.fid == 0x4000
             self.pending = self.rpc(req.data)
             code, data = self.read(req.max_data)
             if not self.trans_split:
-                return [smb1_pipe.transaction_response(hdr, data, status=code)]
+                return [smb1_trans.transaction_response(hdr, data, status=code)]
             k = self.trans_split
-            return [smb1_pipe.transaction_response(hdr, data[i : i + k], status=code, total_data=len(data),
+            return [smb1_trans.transaction_response(hdr, data[i : i + k], status=code, total_data=len(data),
                                                    data_displacement=i) for i in range(0, len(data), k)]
         if hdr.command == smb1_pipe.READ_ANDX:
             req = smb1_pipe.parse_read_andx_request(msg)
@@ -927,7 +951,7 @@ def _garbage_for(command):
 def _wrong_id(msg):
     if msg[:4] == smb1.MAGIC and msg[4] == smb1.TRANSACTION:
         hdr = smb1_pipe.parse_request_header(msg)
-        return [smb1_pipe.transaction_response(hdr.replace(mid=hdr.mid + 5), b"")]
+        return [smb1_trans.transaction_response(hdr.replace(mid=hdr.mid + 5), b"")]
     if msg[:4] == smb2.MAGIC and msg[12] == smb2_pipe.IOCTL:
         hdr = smb2_pipe.parse_request_header(msg)
         return [smb2_pipe.ioctl_response(hdr.replace(message_id=hdr.message_id + 5), b"\x11" * 16, b"")]
@@ -936,7 +960,7 @@ def _wrong_id(msg):
 
 def _bad_pdu(msg):
     if msg[:4] == smb1.MAGIC and msg[4] == smb1.TRANSACTION:
-        return [smb1_pipe.transaction_response(smb1_pipe.parse_request_header(msg), b"\x05\x00\x0c\x03" + b"\xff" * 40)]
+        return [smb1_trans.transaction_response(smb1_pipe.parse_request_header(msg), b"\x05\x00\x0c\x03" + b"\xff" * 40)]
     if msg[:4] == smb2.MAGIC and msg[12] == smb2_pipe.IOCTL:
         return [smb2_pipe.ioctl_response(smb2_pipe.parse_request_header(msg), b"\x11" * 16,
                                          b"\x05\x00\x0c\x03" + b"\xff" * 40)]

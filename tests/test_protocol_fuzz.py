@@ -27,7 +27,7 @@ from corpus import SMB1, SMB2, client_requests, corpus_dir, server_replies, smb_
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from smbsentry.protocol import ProtocolError, fields, netbios, ntlm, smb1, smb1_tree, smb2, smb2_pipe, spnego
+from smbsentry.protocol import ProtocolError, fields, netbios, ntlm, smb1, smb1_trans, smb1_tree, smb2, smb2_pipe, spnego
 
 # SMBSENTRY_FUZZ_EXAMPLES=20000 for a deeper (slower) run; the default keeps
 # the whole file well under a minute.
@@ -160,6 +160,9 @@ SMB2_REQUEST_PARSERS = {
 SMB2_REQUEST_PARSERS[smb2.TREE_CONNECT] = smb2_pipe.parse_tree_connect_request
 # SMB1's TREE_CONNECT_ANDX is declared once, both sides, in smb1_tree
 SMB1_REQUEST_PARSERS[smb1.TREE_CONNECT_ANDX] = smb1_tree.parse_tree_connect_request
+# and TRANSACTION / TRANSACTION2 in smb1_trans (the name is read when asked: ask)
+SMB1_REQUEST_PARSERS[smb1.TRANSACTION] = lambda b: smb1_trans.parse_transaction_request(b).name
+SMB1_REQUEST_PARSERS[smb1.TRANSACTION2] = smb1_trans.parse_transaction_request
 
 
 def _smb1_request(b: bytes) -> None:
@@ -185,6 +188,7 @@ PARSERS: dict[str, Callable[[bytes], object]] = {
     "smb1.parse_session_setup_response": _smb1_session_setup_chain,
     "smb1_tree.parse_tree_connect_response": smb1_tree.parse_tree_connect_response,
     "smb1.parse_transaction_response": smb1.parse_transaction_response,
+    "smb1_trans.parse_transaction_response_part": smb1_trans.parse_transaction_response_part,
     "smb2.parse_header": smb2.parse_header,
     "smb2.parse_negotiate_response": _smb2_negotiate_chain,
     "smb2.parse_contexts": _contexts,
@@ -218,6 +222,7 @@ SEED_KINDS: dict[str, tuple[str, ...]] = {
     "smb1.parse_session_setup_response": ("smb1_session_setup",),
     "smb1_tree.parse_tree_connect_response": ("smb1_tree_connect",),
     "smb1.parse_transaction_response": ("smb1_transaction",),
+    "smb1_trans.parse_transaction_response_part": ("smb1_transaction",),
     "smb2.parse_header": ("smb2_negotiate", "smb2_session_setup"),
     "smb2.parse_negotiate_response": ("smb2_negotiate",),
     "smb2.parse_contexts": ("smb2_contexts",),
@@ -255,6 +260,9 @@ PREFIXES: dict[str, list[bytes]] = {
     "smb1.parse_transaction_response": [
         smb1.Header(command=smb1.TRANSACTION, flags=0x98).pack() + b"\x0a",
         smb1.Header(command=smb1.TRANSACTION2, flags=0x98).pack() + b"\x0a",
+    ],
+    "smb1_trans.parse_transaction_response_part": [
+        smb1.Header(command=smb1.TRANSACTION, flags=0x98).pack() + b"\x0a",
     ],
     "smb2.parse_header": [smb2.MAGIC],
     "smb2.parse_negotiate_response": [

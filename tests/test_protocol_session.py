@@ -231,9 +231,9 @@ def smb1_pipe_header(msg: bytes) -> smb1.Header:
 
 
 def _part(req: smb1.Header, data: bytes, total: int, displacement: int) -> bytes:
-    from smbsentry.protocol import smb1_pipe
+    from smbsentry.protocol import smb1_trans
 
-    return smb1_pipe.transaction_response(req, data=data, total_data=total, data_displacement=displacement)
+    return smb1_trans.transaction_response(req, data=data, total_data=total, data_displacement=displacement)
 
 
 def _fresh(which: str):

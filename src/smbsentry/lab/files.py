@@ -21,7 +21,7 @@ import os
 import struct
 from dataclasses import dataclass
 
-from ..protocol import smb1, smb1_find, smb1_pipe, smb2, smb2_dir, smb2_pipe, status
+from ..protocol import smb1, smb1_find, smb1_pipe, smb1_trans, smb2, smb2_dir, smb2_pipe, status
 from ..protocol.errors import ProtocolError
 from ..protocol.smb2_dir import Entry
 from .profile_model import Profile, Share
@@ -253,7 +253,7 @@ class Smb1Files:
         if not (ask.flags & smb1_find.CLOSE_AFTER_REQUEST or (end and ask.flags & smb1_find.CLOSE_AT_EOS)):
             self.searches[sid] = search
         params = smb1_find.find_first2_response_params(sid, n, end, smb1_find.last_entry_offset(data))
-        return smb1_pipe.transaction_response(hdr, data=data, params=params)
+        return smb1_trans.transaction_response(hdr, data=data, params=params)
 
     def find_next(self, hdr, req) -> bytes:
         ask = smb1_find.parse_find_next2(req.params, hdr.flags2)
@@ -269,7 +269,7 @@ class Smb1Files:
         if ask.flags & smb1_find.CLOSE_AFTER_REQUEST or (end and ask.flags & smb1_find.CLOSE_AT_EOS):
             self.searches.pop(ask.sid, None)
         params = smb1_find.find_next2_response_params(n, end, smb1_find.last_entry_offset(data))
-        return smb1_pipe.transaction_response(hdr, data=data, params=params)
+        return smb1_trans.transaction_response(hdr, data=data, params=params)
 
     def query_fs(self, hdr, req) -> bytes:
         (level,) = struct.unpack("<H", req.params[:2].ljust(2, b"\x00"))
@@ -282,7 +282,7 @@ class Smb1Files:
                                                                     VOLUME_FREE)
         if data is None:
             return smb1_pipe.error_response(hdr, status.INVALID_INFO_CLASS)
-        return smb1_pipe.transaction_response(hdr, data=data)
+        return smb1_trans.transaction_response(hdr, data=data)
 
     def find_close(self, hdr, msg: bytes) -> bytes:
         m = smb1.parse_message(msg)

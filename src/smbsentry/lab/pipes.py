@@ -26,7 +26,7 @@ import os
 import struct
 import uuid
 
-from ..protocol import dcerpc, smb1, smb1_pipe, smb1_replies, smb2_pipe, srvsvc, status
+from ..protocol import dcerpc, smb1, smb1_pipe, smb1_trans, smb2_pipe, srvsvc, status
 from ..protocol.errors import ProtocolError
 from .profile_model import Profile
 from .conn import Connection
@@ -190,19 +190,19 @@ class PipeServer:
         self.fids[fid] = pipe
         return smb1_pipe.nt_create_response(hdr, fid)
 
-    def smb1_transaction(self, server, hdr: smb1.Header, req: smb1_replies.TransactionRequest, sub: int, fid: int) -> bytes:
+    def smb1_transaction(self, server, hdr: smb1.Header, req: smb1_trans.TransactionRequest, sub: int, fid: int) -> bytes:
         pipe = self.fids.get(fid)
         if pipe is None:
             return smb1_pipe.error_response(hdr, status.INVALID_HANDLE)
         if sub == smb1_pipe.TRANS_PEEK_NMPIPE:
             params = struct.pack("<HHH", pipe.available, pipe.available, PIPE_STATE_CONNECTED)
-            return smb1_pipe.transaction_response(hdr, params=params)
+            return smb1_trans.transaction_response(hdr, params=params)
         try:
             pipe.write(req.data)
         except ProtocolError:
             return smb1_pipe.error_response(hdr, status.INVALID_PARAMETER)
         data, more = pipe.read(req.max_data or 0xFFFF)
-        return smb1_pipe.transaction_response(hdr, data=data, status=smb1_pipe.STATUS_BUFFER_OVERFLOW if more else 0)
+        return smb1_trans.transaction_response(hdr, data=data, status=smb1_pipe.STATUS_BUFFER_OVERFLOW if more else 0)
 
     def smb1_read(self, server, hdr: smb1.Header, msg: bytes) -> bytes:
         req = smb1_pipe.parse_read_andx_request(msg)

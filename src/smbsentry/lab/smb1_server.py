@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from ..protocol import smb1, smb1_find, smb1_replies, smb1_tree, status
+from ..protocol import smb1, smb1_find, smb1_replies, smb1_trans, smb1_tree, status
 from ..protocol.errors import ProtocolError
 from . import auth
 from .access import admit_tree, maximal_access
@@ -243,7 +243,7 @@ class Smb1Server:
         tree, err = self._tree(hdr)
         if tree is None:
             return self._error(hdr, err)
-        req = smb1_replies.parse_transaction_request(msg)
+        req = smb1_trans.parse_transaction_request(msg)
         sub = req.setup[0] if req.setup else None
         fid = req.setup[1] if len(req.setup) > 1 else 0
         pipes = self.conn.pipes
@@ -259,7 +259,7 @@ class Smb1Server:
         tree, err = self._tree(hdr)
         if tree is None:
             return self._error(hdr, err)
-        req = smb1_replies.parse_transaction_request(msg)
+        req = smb1_trans.parse_transaction_request(msg)
         if req.setup[:1] == (TRANS2_SESSION_SETUP,):
             signature = self.profile.doublepulsar
             if signature is not None:

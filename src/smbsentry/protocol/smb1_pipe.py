@@ -17,13 +17,12 @@ ProtocolError; every count and offset is checked by `smb1.parse_message` and
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 from . import smb1
 from .errors import ProtocolError
 from .status import NtStatus, is_error
-from .fields import Layout, asciiz, read_u16s, take, u16s, utf16z
+from .fields import Layout, take
 
 CLOSE = 0x04
 TREE_DISCONNECT = 0x71
@@ -117,15 +116,6 @@ def _encode(text: str, offset: int, unicode: bool) -> bytes:
     if unicode:
         return (b"\x00" if offset % 2 else b"") + text.encode("utf-16-le") + b"\x00\x00"
     return text.encode("latin-1", "replace") + b"\x00"
-
-
-def _decode(m: smb1.Message, off: int, what: str, cap: int = MAX_PATH) -> tuple[str, int]:
-    """Read a string from the byte block at `off` (relative to it)."""
-    if m.unicode:
-        if (m.data_offset + off) % 2:
-            off += 1
-        return utf16z(m.data, off, cap, what)
-    return asciiz(m.data, off, cap, what)
 
 
 def _expect(m: smb1.Message, command: int, what: str) -> None:
@@ -293,124 +283,16 @@ def transact_nmpipe_request(fid: int, data: bytes, mid: int, uid: int, tid: int,
     )
 
 
-@dataclass(slots=True)
-class TransactionRequest:
-    header: smb1.Header
-    setup: tuple[int, ...]
-    name: str | None
-    params: bytes
-    data: bytes
-    total_params: int
-    total_data: int
-    max_params: int
-    max_data: int
-    max_setup: int
-    flags: int
-    timeout: int
-
-    @property
-    def subcommand(self) -> int | None:
-        return self.setup[0] if self.setup else None
-
-    @property
-    def fid(self) -> int | None:
-        """The FID of a named-pipe transaction (second setup word)."""
-        return self.setup[1] if len(self.setup) >= 2 else None
-
-
-def parse_transaction_request(msg: bytes) -> TransactionRequest:
-    """Server: TRANSACTION or TRANSACTION2 request (the primary message; the
-    lab answers MS17-010 probes and TransactNmPipe calls from this)."""
-    m = smb1.parse_message(msg)
-    if m.header.command not in (smb1.TRANSACTION, smb1.TRANSACTION2):
-        raise ProtocolError(f"smb1: expected a transaction request, got 0x{m.header.command:02x}")
-    w = smb1.TransactionRequestWords.unpack_from(m.words)
-    setup = read_u16s(m.words, smb1.TransactionRequestWords.size, w.setup_count, "smb1: transaction setup")
-    name = None
-    if m.header.command == smb1.TRANSACTION and m.data:
-        name, _ = _decode(m, 0, "smb1: transaction name", cap=256)
-    params = take(m.raw, w.param_offset, w.param_count, "smb1: transaction parameters") if w.param_count else b""
-    data = take(m.raw, w.data_offset, w.data_count, "smb1: transaction data") if w.data_count else b""
-    return TransactionRequest(m.header, tuple(setup), name, params, data, w.total_params, w.total_data,
-                              w.max_params, w.max_data, w.max_setup, w.flags, w.timeout)
-
-
-def transaction_response(
-    req: smb1.Header,
-    data: bytes = b"",
-    params: bytes = b"",
-    setup: tuple[int, ...] = (),
-    status: int = 0,
-    total_params: int | None = None,
-    total_data: int | None = None,
-    param_displacement: int = 0,
-    data_displacement: int = 0,
-) -> bytes:
-    """Server: one TRANSACTION / TRANSACTION2 reply message.  An error status
-    with no data gives the WordCount 0 error reply; STATUS_BUFFER_OVERFLOW
-    with data is the "more to read" reply of a message-mode pipe.  Replies
-    split over several messages set `total_*` and the displacements."""
-    command = req.command if req.command in (smb1.TRANSACTION, smb1.TRANSACTION2) else smb1.TRANSACTION
-    if status and not (data or params) and is_error(status):
-        return error_response(req, status, command)
-    word_count = 10 + len(setup)
-    data_start = smb1.block_start(2 * word_count)
-    pad1 = b"\x00" * ((4 - data_start % 4) % 4)
-    param_offset = data_start + len(pad1)
-    pad2 = b"\x00" * ((4 - (param_offset + len(params)) % 4) % 4)
-    data_offset = param_offset + len(params) + len(pad2)
-    words = smb1.TransactionResponseWords(
-        total_params=len(params) if total_params is None else total_params,
-        total_data=len(data) if total_data is None else total_data,
-        param_count=len(params),
-        param_offset=param_offset if params else 0,
-        param_displacement=param_displacement,
-        data_count=len(data),
-        data_offset=data_offset,
-        data_displacement=data_displacement,
-        setup_count=len(setup),
-    ).pack() + u16s(setup)
-    return _message(reply_header(req, status, command), words, pad1 + params + pad2 + data)
-
-
-@dataclass(slots=True)
-class TransactionResponsePart:
-    """One TRANSACTION reply message: the data it carries and where that
-    lies in the whole reply (total_data, data_displacement)."""
-
-    status: int
-    mid: int
-    setup: tuple[int, ...] = ()
-    params: bytes = b""
-    data: bytes = b""
-    total_params: int = 0
-    total_data: int = 0
-    param_displacement: int = 0
-    data_displacement: int = 0
-
-
-def parse_transaction_response_part(msg: bytes) -> TransactionResponsePart:
-    """Client: a TRANSACTION reply with its totals and displacements (the
-    MS17-010 parser in smb1.py drops them; a pipe reader needs them)."""
-    m = smb1.parse_message(msg)
-    if m.header.command not in (smb1.TRANSACTION, smb1.TRANSACTION2):
-        raise ProtocolError(f"smb1: expected a transaction reply, got 0x{m.header.command:02x}")
-    if len(m.words) < smb1.TransactionResponseWords.size:
-        return TransactionResponsePart(m.status, m.header.mid)
-    w = smb1.TransactionResponseWords.unpack_from(m.words)
-    setup = read_u16s(m.words, smb1.TransactionResponseWords.size, w.setup_count, "smb1: transaction setup")
-    params = take(m.raw, w.param_offset, w.param_count, "smb1: transaction parameters") if w.param_count else b""
-    data = take(m.raw, w.data_offset, w.data_count, "smb1: transaction data") if w.data_count else b""
-    if w.data_displacement + w.data_count > w.total_data or w.param_displacement + w.param_count > w.total_params:
-        raise ProtocolError("smb1: transaction reply part lies outside the announced totals")
-    return TransactionResponsePart(m.status, m.header.mid, tuple(setup), params, data, w.total_params,
-                                   w.total_data, w.param_displacement, w.data_displacement)
+# The lab's TRANSACTION request parser and reply builder, and the reader of one
+# reply part, are declared once in smb1_trans.py.
 
 
 # -- READ_ANDX ----------------------------------------------------------------------
 
 
-class ReadRequestWords(Layout):
+class ReadRequestWordsCore(Layout):
+    """WordCount 10: a 32-bit offset (MS-CIFS 2.2.4.42.1; older clients)."""
+
     _fields_ = ANDX + [
         ("fid", "H", 0),
         ("offset", "I", 0),
@@ -418,8 +300,13 @@ class ReadRequestWords(Layout):
         ("min_count", "H", 0),
         ("timeout", "I", 0),
         ("remaining", "H", 0),
-        ("offset_high", "I", 0),
     ]
+
+
+class ReadRequestWords(Layout):
+    """WordCount 12: OffsetHigh added (MS-SMB 2.2.4.2.1); the scanner sends this one."""
+
+    _fields_ = ReadRequestWordsCore._fields_ + [("offset_high", "I", 0)]
 
 
 class ReadResponseWords(Layout):
@@ -453,12 +340,15 @@ class ReadRequest:
 def parse_read_andx_request(msg: bytes) -> ReadRequest:
     m = smb1.parse_message(msg)
     _expect(m, READ_ANDX, "READ_ANDX")
-    if len(m.words) < 20:
+    if len(m.words) < ReadRequestWordsCore.size:
         raise ProtocolError("smb1: READ_ANDX request with fewer than 10 words")
-    fid, offset, max_count, min_count = struct.unpack_from("<HIHH", m.words, 4)
     if len(m.words) >= ReadRequestWords.size:
-        offset |= ReadRequestWords.unpack_from(m.words).offset_high << 32
-    return ReadRequest(m.header, fid, offset, max_count, min_count)
+        w = ReadRequestWords.unpack_from(m.words)
+        offset = w.offset | (w.offset_high << 32)
+    else:
+        w = ReadRequestWordsCore.unpack_from(m.words)
+        offset = w.offset
+    return ReadRequest(m.header, w.fid, offset, w.max_count, w.min_count)
 
 
 def read_andx_response(req: smb1.Header, data: bytes, status: int = 0, available: int = 0) -> bytes:
@@ -501,7 +391,9 @@ WRITE_MODE_MESSAGE_START = 0x0008  # named pipes: these bytes begin a message (M
 WRITE_MODE_RAW = 0x0004  # named pipes: the first two bytes are the message length
 
 
-class WriteRequestWords(Layout):
+class WriteRequestWordsCore(Layout):
+    """WordCount 12: a 32-bit offset (MS-CIFS 2.2.4.43.1)."""
+
     _fields_ = ANDX + [
         ("fid", "H", 0),
         ("offset", "I", 0),
@@ -511,8 +403,13 @@ class WriteRequestWords(Layout):
         ("data_length_high", "H", 0),
         ("data_length", "H", 0),
         ("data_offset", "H", 0),
-        ("offset_high", "I", 0),
     ]
+
+
+class WriteRequestWords(Layout):
+    """WordCount 14: OffsetHigh added; the scanner sends this one."""
+
+    _fields_ = WriteRequestWordsCore._fields_ + [("offset_high", "I", 0)]
 
 
 class WriteResponseWords(Layout):
@@ -548,12 +445,12 @@ def parse_write_andx_request(msg: bytes) -> WriteRequest:
     DataLengthHigh counts only where the data really is that long)."""
     m = smb1.parse_message(msg)
     _expect(m, WRITE_ANDX, "WRITE_ANDX")
-    if len(m.words) < 24:
+    if len(m.words) < WriteRequestWordsCore.size:
         raise ProtocolError("smb1: WRITE_ANDX request with fewer than 12 words")
-    fid, _offset, _timeout, mode, _remaining, high, low, data_offset = struct.unpack_from("<HIIHHHHH", m.words, 4)
-    length = low | (high << 16)
-    data = take(m.raw, data_offset, length, "smb1: write data", cap=0x1FFFF) if length else b""
-    return WriteRequest(m.header, fid, mode, data)
+    w = WriteRequestWordsCore.unpack_from(m.words)  # the words WordCount 14 adds are not needed here
+    length = w.data_length | (w.data_length_high << 16)
+    data = take(m.raw, w.data_offset, length, "smb1: write data", cap=0x1FFFF) if length else b""
+    return WriteRequest(m.header, w.fid, w.write_mode, data)
 
 
 def write_andx_response(req: smb1.Header, count: int, status: int = 0) -> bytes:
@@ -578,9 +475,21 @@ def parse_write_andx_response(msg: bytes) -> WriteResponse:
 # -- CLOSE, TREE_DISCONNECT -------------------------------------------------------------
 
 
+class FidWord(Layout):
+    """The FID a CLOSE request starts with: all its parser needs."""
+
+    _fields_ = [("fid", "H", 0)]
+
+
+class CloseRequestWords(Layout):
+    """WordCount 3 (MS-CIFS 2.2.4.5.1): LastTimeModified 0 leaves the time as is."""
+
+    _fields_ = FidWord._fields_ + [("last_time_modified", "I", 0)]
+
+
 def close_request(fid: int, mid: int, uid: int, tid: int) -> bytes:
     """Client: CLOSE (WordCount 3: FID, LastTimeModified 0 = leave as is)."""
-    return _message(_request_header(CLOSE, mid, uid, tid), struct.pack("<HI", fid, 0), b"")
+    return _message(_request_header(CLOSE, mid, uid, tid), CloseRequestWords.build(fid=fid), b"")
 
 
 @dataclass(slots=True)
@@ -592,10 +501,9 @@ class CloseRequest:
 def parse_close_request(msg: bytes) -> CloseRequest:
     m = smb1.parse_message(msg)
     _expect(m, CLOSE, "CLOSE")
-    if len(m.words) < 2:
+    if len(m.words) < FidWord.size:
         raise ProtocolError("smb1: CLOSE request without a FID")
-    (fid,) = struct.unpack_from("<H", m.words)
-    return CloseRequest(m.header, fid)
+    return CloseRequest(m.header, FidWord.unpack_from(m.words).fid)
 
 
 def close_response(req: smb1.Header, status: int = 0) -> bytes:

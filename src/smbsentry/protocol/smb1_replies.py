@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import ProtocolError
-from .fields import asciiz, read_u16s, take, u16s
+from .fields import asciiz, take
 from .smb1 import (CAP_EXTENDED_SECURITY, CAP_UNICODE, FLAGS2_NT_STATUS, FLAGS2_UNICODE, FLAGS_CANONICAL_PATHS,
-                   FLAGS_CASE_INSENSITIVE, FLAGS_REPLY, MAX_BLOB, NEGOTIATE, SESSION_SETUP_ANDX, TRANSACTION, TRANSACTION2,
+                   FLAGS_CASE_INSENSITIVE, FLAGS_REPLY, MAX_BLOB, NEGOTIATE, SESSION_SETUP_ANDX,
                    EchoWords, Header, LogoffWords, Message, NegotiateWordsCore, NegotiateWordsNT, SessionSetupBasicWords,
                    SessionSetupExtReplyWords, SessionSetupExtWords, SessionSetupOldWords, SessionSetupReplyWords,
-                   TransactionRequestWords, TransactionResponseWords, _message, _read_strings, _ustr, block_start,
+                   _message, _read_strings, _ustr, block_start,
                    parse_message)
 
 # -- server side (the lab) ---------------------------------------------------
@@ -221,50 +221,7 @@ def session_setup_response(
 # TREE_CONNECT_ANDX: smb1_tree.py (the request parser and this reply, with the scanner's side).
 
 
-@dataclass(frozen=True, slots=True)
-class TransactionRequest:
-    header: Header
-    setup: tuple[int, ...]
-    params: bytes
-    data: bytes
-    max_param: int
-    max_data: int
-    timeout: int
-
-
-def parse_transaction_request(msg: bytes) -> TransactionRequest:
-    """TRANSACTION or TRANSACTION2 primary request (first fragment only:
-    the lab answers nothing that needs secondaries)."""
-    m = parse_message(msg)
-    if m.header.command not in (TRANSACTION, TRANSACTION2) or len(m.words) < TransactionRequestWords.size:
-        raise ProtocolError("smb1: not a TRANSACTION/TRANSACTION2 request")
-    w = TransactionRequestWords.unpack_from(m.words)
-    setup = read_u16s(m.words, TransactionRequestWords.size, w.setup_count, "smb1: transaction setup")
-    params = take(m.raw, w.param_offset, w.param_count, "smb1: transaction parameters", cap=MAX_BLOB) if w.param_count else b""
-    data = take(m.raw, w.data_offset, w.data_count, "smb1: transaction data", cap=1 << 16) if w.data_count else b""
-    return TransactionRequest(m.header, setup, params, data, w.max_params, w.max_data, w.timeout)
-
-
-def transaction_response(
-    request: Header, params: bytes = b"", data: bytes = b"", setup: tuple[int, ...] = (), status: int = 0, **header: object
-) -> bytes:
-    """A single-fragment TRANSACTION / TRANSACTION2 reply (WordCount 10 + setup)."""
-    word_count = 10 + len(setup)
-    start = block_start(2 * word_count)
-    pad1 = b"\x00" * ((4 - start % 4) % 4)
-    p_off = start + len(pad1)
-    pad2 = b"\x00" * ((4 - (p_off + len(params)) % 4) % 4) if data else b""
-    d_off = p_off + len(params) + len(pad2)
-    words = TransactionResponseWords(
-        total_params=len(params),
-        total_data=len(data),
-        param_count=len(params),
-        param_offset=p_off if params else 0,
-        data_count=len(data),
-        data_offset=d_off if data else 0,
-        setup_count=len(setup),
-    ).pack() + u16s(setup)
-    return reply(request, words, pad1 + params + pad2 + data, status, **header)
+# TRANSACTION / TRANSACTION2: smb1_trans.py (the request parser and the reply, with the pipe reader's side).
 
 
 def echo_response(request: Header, sequence: int, data: bytes, **header: object) -> bytes:

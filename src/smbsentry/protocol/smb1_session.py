@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from . import ntlm, smb1, smb1_pipe, smb1_tree, smb2, spnego
+from . import ntlm, smb1, smb1_pipe, smb1_trans, smb1_tree, smb2, spnego
 from .errors import ProtocolError
 from .netbios import DEFAULT_MAX_FRAME
 from .session import NTLM_INIT, READ_MORE, Challenge, ClientSession, Credentials, Logon, Negotiated, Step
@@ -196,7 +196,7 @@ class Smb1Session(ClientSession):
         parts = [0]
 
         def part(reply: bytes) -> Step:
-            got = smb1_pipe.parse_transaction_response_part(reply)
+            got = smb1_trans.parse_transaction_response_part(reply)
             if is_error(got.status):
                 return Step(event=(got.status, b""))
             if got.data_displacement != len(data):
