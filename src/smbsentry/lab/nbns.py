@@ -14,23 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import struct
 
+from ..protocol import nbns as wire
+from ..protocol.errors import ProtocolError
 from .profile_model import Profile
-from .services.server import nbns_answer
 
 NBNS_PORT = 137
-NB, NBSTAT = 0x0020, 0x0021
+NB, NBSTAT = wire.NB, wire.NBSTAT
 MAX_ADDRESSES = 4096  # one UDP socket per address: beyond this the lab serves the first ones only
 TTL = 300000
-
-
-def decode_name(encoded: bytes) -> tuple[str, int] | None:
-    """(name, suffix) of a first-level encoded NetBIOS name (32 bytes 'A'-'P')."""
-    if len(encoded) != 32 or any(not 0x41 <= b <= 0x50 for b in encoded):
-        return None
-    raw = bytes(((encoded[i] - 0x41) << 4) | (encoded[i + 1] - 0x41) for i in range(0, 32, 2))
-    return raw[:15].decode("latin-1").rstrip(" "), raw[15]
+MAX_DATAGRAM = 576  # RFC 1002's limit for a name service datagram: the lab reads no more
 
 
 def host_names(profile: Profile) -> list[list]:
@@ -45,21 +38,20 @@ def answer(profile: Profile, address: str, query: bytes) -> bytes | None:
     """The reply to one name-service packet, or None (not ours, malformed, or a reply)."""
     if profile.behaviour != "normal" or not profile.netbios_name:
         return None
-    if len(query) < 12 + 34 + 4 or query[2] & 0x80 or query[12] != 0x20:
+    try:
+        request = wire.parse_query(query)
+    except ProtocolError:
         return None
-    qtype = struct.unpack_from(">H", query, 12 + 34)[0]
-    if qtype == NBSTAT:
-        mac = "02:00:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(address).packed)
-        return nbns_answer({"names": host_names(profile), "mac": mac}, query)
-    if qtype != NB:
+    if request.qname[0] != 0x20:
         return None
-    decoded = decode_name(query[13:45])
+    if request.qtype == NBSTAT:
+        return wire.status_reply(request, host_names(profile), b"\x02\x00" + ipaddress.IPv4Address(address).packed)
+    if request.qtype != NB:
+        return None
+    decoded = request.name()
     if decoded is None or decoded[1] not in (0x00, 0x20) or decoded[0].upper() != profile.netbios_name.upper():
         return None
-    flags = 0x8400 | (struct.unpack_from(">H", query, 2)[0] & 0x0100)  # response, authoritative, RD echoed
-    rdata = struct.pack(">H", 0) + ipaddress.IPv4Address(address).packed  # B-node, unique
-    return (query[:2] + struct.pack(">HHHHH", flags, 0, 1, 0, 0) + query[12:46]
-            + struct.pack(">HHIH", NB, 1, TTL, len(rdata)) + rdata)
+    return wire.name_reply(request, ipaddress.IPv4Address(address).packed, TTL)
 
 
 class NameService(asyncio.DatagramProtocol):
@@ -74,6 +66,6 @@ class NameService(asyncio.DatagramProtocol):
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr) -> None:
-        reply = answer(self.profile, self.address, data[:576])
+        reply = answer(self.profile, self.address, data[:MAX_DATAGRAM])
         if reply is not None and self.transport is not None:
             self.transport.sendto(reply, addr)

@@ -62,11 +62,13 @@ def frame(payload: bytes, msg_type: int = SESSION_MESSAGE) -> bytes:
     return _TYPE_AND_LENGTH.pack((msg_type << 24) | n) + payload
 
 
-def encode_name(name: str, suffix: int = 0x20) -> bytes:
-    """First-level encoding (RFC 1001 14.1): pad to 15 chars, add the suffix
-    byte, split each byte into two nibbles + 'A'; prefix the length 32 and end
-    with the empty root label."""
-    raw = name.upper().encode("ascii", "replace")[:15].ljust(15, b" ") + bytes([suffix])
+def encode_label(raw: bytes) -> bytes:
+    """First-level encoding (RFC 1001 14.1) of a 16-byte NetBIOS name: each
+    byte split into two nibbles + 'A', prefixed with the length 32 and ended
+    with the empty root label.  The one copy: the session request's names and
+    the name service's (protocol/nbns.py) both come here."""
+    if len(raw) != 16:
+        raise ProtocolError(f"netbios: a NetBIOS name is 16 bytes, not {len(raw)}")
     out = bytearray([32])
     for b in raw:
         out.append(0x41 + (b >> 4))
@@ -75,17 +77,31 @@ def encode_name(name: str, suffix: int = 0x20) -> bytes:
     return bytes(out)
 
 
-def decode_name(data: bytes, offset: int = 0) -> tuple[str, int, int]:
-    """Inverse of encode_name: return (name, suffix, offset after the name)."""
-    if offset >= len(data) or data[offset] != 32 or len(data) < offset + 34:
+def decode_half_bytes(enc: bytes) -> bytes:
+    """The 16 raw bytes of the 32 encoded characters ('A'-'P' each): the
+    inverse of encode_label's body, without the length byte and terminator."""
+    if len(enc) != 32:
         raise ProtocolError("netbios: bad encoded name")
-    enc = data[offset + 1 : offset + 33]
     raw = bytearray()
     for i in range(0, 32, 2):
         hi, lo = enc[i] - 0x41, enc[i + 1] - 0x41
         if not (0 <= hi < 16 and 0 <= lo < 16):
             raise ProtocolError("netbios: bad encoded name character")
         raw.append((hi << 4) | lo)
+    return bytes(raw)
+
+
+def encode_name(name: str, suffix: int = 0x20) -> bytes:
+    """First-level encoding of `name` (upper-cased, padded to 15 characters
+    with spaces) and the suffix byte."""
+    return encode_label(name.upper().encode("ascii", "replace")[:15].ljust(15, b" ") + bytes([suffix]))
+
+
+def decode_name(data: bytes, offset: int = 0) -> tuple[str, int, int]:
+    """Inverse of encode_name: return (name, suffix, offset after the name)."""
+    if offset >= len(data) or data[offset] != 32 or len(data) < offset + 34:
+        raise ProtocolError("netbios: bad encoded name")
+    raw = decode_half_bytes(data[offset + 1 : offset + 33])
     if data[offset + 33] != 0:
         raise ProtocolError("netbios: scoped names are not supported")
     return raw[:15].decode("latin-1").rstrip(" "), raw[15], offset + 34

@@ -17,7 +17,8 @@ import time
 from functools import lru_cache
 from importlib import resources
 
-from ...protocol import ntlm
+from ...protocol import nbns, ntlm
+from ...protocol.errors import ProtocolError
 from ...services import credssp, der, ldap
 from ...services.common import ServiceError
 from ..mix import parse_range
@@ -256,15 +257,14 @@ def ntlm_challenge(win: dict) -> bytes:
 
 
 def nbns_answer(conf: dict, query: bytes) -> bytes | None:
-    if len(query) < 50 or query[2] & 0x80:
+    """The node status reply (protocol/nbns.py's) of the host `conf` describes, or None
+    when `query` is not a query; names [name, suffix, group] and the MAC come from conf."""
+    try:
+        request = nbns.parse_query(query)
+    except ProtocolError:
         return None
-    names = b""
-    for name, suffix, group in conf["names"]:
-        names += name.encode("latin-1")[:15].ljust(15, b" ") + bytes([suffix]) + struct.pack(">H", (0x8000 if group else 0) | 0x0400)
     mac = bytes.fromhex(conf.get("mac", "00:00:00:00:00:00").replace(":", ""))
-    rdata = bytes([len(conf["names"])]) + names + mac + b"\x00" * 40
-    qname = query[12:12 + 34]
-    return query[:2] + struct.pack(">HHHHH", 0x8400, 0, 1, 0, 0) + qname + struct.pack(">HHIH", 0x21, 1, 0, len(rdata)) + rdata
+    return nbns.status_reply(request, conf["names"], mac)
 
 
 # -- the servers --------------------------------------------------------------
