@@ -27,7 +27,19 @@ from corpus import SMB1, SMB2, client_requests, corpus_dir, server_replies, smb_
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from smbsentry.protocol import ProtocolError, fields, netbios, ntlm, smb1, smb1_trans, smb1_tree, smb2, smb2_pipe, spnego
+from smbsentry.protocol import (
+    ProtocolError,
+    fields,
+    nbns,
+    netbios,
+    ntlm,
+    smb1,
+    smb1_trans,
+    smb1_tree,
+    smb2,
+    smb2_pipe,
+    spnego,
+)
 
 # SMBSENTRY_FUZZ_EXAMPLES=20000 for a deeper (slower) run; the default keeps
 # the whole file well under a minute.
@@ -114,6 +126,14 @@ def _decode_name(b: bytes) -> None:
     netbios.decode_name(b, 0)
 
 
+def _nbns_query(b: bytes) -> None:
+    nbns.parse_query(b).name()
+
+
+def _nbns_status(b: bytes) -> None:
+    nbns.parse_status(b, None)
+
+
 def _frame_reader(b: bytes) -> None:
     """Feed in two pieces to a reader with a small cap; check the buffer bound."""
     reader = netbios.FrameReader(max_frame=256)
@@ -183,6 +203,8 @@ PARSERS: dict[str, Callable[[bytes], object]] = {
     "netbios.FrameReader": _frame_reader,
     "netbios.decode_name": _decode_name,
     "netbios.parse_session_response": _session_response,
+    "nbns.parse_query": _nbns_query,
+    "nbns.parse_status": _nbns_status,
     "smb1.parse_message": smb1.parse_message,
     "smb1.parse_negotiate_response": _smb1_negotiate_chain,
     "smb1.parse_session_setup_response": _smb1_session_setup_chain,
@@ -211,6 +233,8 @@ SEED_KINDS: dict[str, tuple[str, ...]] = {
     "netbios.FrameReader": ("netbios_stream",),
     "netbios.decode_name": ("netbios_name",),
     "netbios.parse_session_response": ("netbios_session_response",),
+    "nbns.parse_query": ("nbns_query",),
+    "nbns.parse_status": ("nbns_status",),
     "smb1.parse_message": (
         "smb1_negotiate",
         "smb1_session_setup",
@@ -242,6 +266,11 @@ PREFIXES: dict[str, list[bytes]] = {
     "netbios.FrameReader": [b"\x00\x00\x00", b"\x82\x00\x00\x00", b"\x85\x00\x00\x00"],
     "netbios.decode_name": [b"\x20", b"\x20" + b"A" * 32],
     "netbios.parse_session_response": [b"\x82", b"\x83", b"\x84"],
+    "nbns.parse_query": [nbns.Header.build(qdcount=1) + b"\x20"],
+    "nbns.parse_status": [
+        nbns.Header.build(flags=0x8400, ancount=1) + b"\x20",
+        nbns.Header.build(flags=0x8400, ancount=1) + b"\xc0\x0c",
+    ],
     "smb1.parse_message": [smb1.Header(flags=0x98).pack()],
     "smb1.parse_negotiate_response": [
         smb1.Header(command=smb1.NEGOTIATE, flags=0x98).pack() + b"\x11",
@@ -475,6 +504,18 @@ def _seeds() -> dict[str, list[bytes]]:
         netbios.encode_name("IE11WIN7", 0x20),
         netbios.encode_name("WORKGROUP", 0x1D) + netbios.encode_name("SMBSENTRY"),
         netbios.session_request()[4:],
+    ]
+    # the name service, as the lab's replies and the scanner's query are built
+    status_q = nbns.parse_query(nbns.status_query(7))
+    name_q = nbns.parse_query(nbns.Header.build(txid=9, flags=0x0110, qdcount=1) + netbios.encode_name("IE11WIN7", 0)
+                              + nbns.Question.build())
+    kinds["nbns_query"] = [nbns.status_query(7), nbns.status_query(0xFFFF), name_q.header.pack() + name_q.qname
+                           + nbns.Question.build()]
+    kinds["nbns_status"] = [
+        nbns.status_reply(status_q, [["IE11WIN7", 0, False], ["IE11WIN7", 0x20, False], ["WORKGROUP", 0, True]],
+                          bytes(6)),
+        nbns.status_reply(status_q, [["DC1", 0x1C, True]], b"\x02\x00\x7f\x00\x00\x01"),
+        nbns.status_reply(status_q, [], b""),
     ]
     kinds["netbios_session_response"] = [
         b"\x82",
@@ -890,6 +931,50 @@ def test_session_request_round_trip(called, calling):
         calling.upper()[:15].rstrip(" "),
         68,
     )
+
+
+NBNS_NAMES = st.lists(
+    st.tuples(
+        st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=15),
+        st.integers(0, 255),
+        st.booleans(),
+    ),
+    max_size=12,
+)
+
+
+@ROUND_TRIP
+@given(txid=st.integers(0, 0xFFFF), names=NBNS_NAMES, mac=st.binary(min_size=6, max_size=6))
+def test_nbns_status_round_trip(txid, names, mac):
+    """The lab's node status reply to the scanner's query reads back, in the
+    scanner's parser, as the names, flags and MAC it was built from."""
+    query = nbns.parse_query(nbns.status_query(txid))
+    assert (query.header.txid, query.qtype, query.name()[1]) == (txid, nbns.NBSTAT, 0)
+    facts = nbns.parse_status(nbns.status_reply(query, names, mac), txid)
+    assert [(n["name"], n["suffix"], n["group"]) for n in facts["names"]] == names
+    assert all(n["flags"] & nbns.ACTIVE for n in facts["names"])
+    assert facts["mac"] == ":".join(f"{b:02x}" for b in mac)
+    assert facts["domain_controller"] == any(s == 0x1C and g for _, s, g in names)
+    with pytest.raises(ProtocolError):
+        nbns.parse_status(nbns.status_reply(query, names, mac), txid ^ 1)
+
+
+@ROUND_TRIP
+@given(txid=st.integers(0, 0xFFFF), name=NB_NAMES, suffix=st.integers(0, 255), rd=st.booleans(),
+       address=st.binary(min_size=4, max_size=4))
+def test_nbns_name_reply_round_trip(txid, name, suffix, rd, address):
+    request = (nbns.Header.build(txid=txid, flags=0x0110 if rd else 0x0010, qdcount=1)
+               + netbios.encode_name(name, suffix) + nbns.Question.build())
+    query = nbns.parse_query(request)
+    assert query.name() == (name.upper()[:15].rstrip(" "), suffix)
+    reply = nbns.name_reply(query, address, 300000)
+    hdr = nbns.Header.unpack_from(reply)
+    assert (hdr.txid, hdr.ancount, bool(hdr.flags & nbns.RECURSION_DESIRED)) == (txid, 1, rd)
+    assert hdr.flags & nbns.RESPONSE and reply[12:46] == request[12:46]
+    rr = nbns.RecordHeader.unpack_from(reply, 46)
+    assert (rr.rtype, rr.ttl, rr.rdlength, reply[-4:]) == (nbns.NB, 300000, 6, address)
+    with pytest.raises(ProtocolError):
+        nbns.parse_query(reply)  # a reply is no query
 
 
 @ROUND_TRIP
