@@ -1,6 +1,6 @@
 """Non-SMB services of a host, for the Shadow Brokers exposure checks.
 
-Sans-I/O parsers (rdp, http, kerberos, mail, nbns, ldap) and small asyncio probes,
+Sans-I/O parsers (rdp, http, kerberos, mail, ldap; nbns's messages are protocol/nbns.py's) and small asyncio probes,
 each with a timeout and a 64 KiB read cap.  `probe_services` runs the probes
 for the ports asked and returns a JSON-able dict; a probe that fails leaves
 {"error": reason} under its key, a service whose port was not asked is None.
