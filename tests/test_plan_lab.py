@@ -147,7 +147,7 @@ def test_hosts_planned_while_the_scan_runs_give_the_plan_made_after_it(lab_plan,
         made.clear()
     # with the SMB1 traffic `detect --store` recorded (read before the scan ends, as respond does): a client of
     # one host, and the captures every host's view names; still nothing planned again, and the same plan
-    smb1_host = next(r for r in records if (r.get("smb1") or {}).get("enabled"))
+    smb1_host = next(r for r in records if lab_plan["profiles"].get(r["address"]) == "win7-sp1-unpatched")
     usage = [{"kind": "smb1-usage", "address": smb1_host["address"],
               "smb1_usage": {"clients": [{"client": "127.0.0.99", "dialect": "NT LM 0.12", "last_seen": "2026-12-01T10:00:00Z"}],
                              "captures": ["floor3.pcap"], "span": ["2026-12-01T00:00:00Z", "2026-12-02T00:00:00Z"]}}]
