@@ -89,6 +89,7 @@ def machine(tmp_path: Path) -> dict:
     # The stub may use real tools by absolute path: it stands for apt-get, not
     # for the fresh PATH the script sees.
     _stub(bin_dir / "apt-get", f"""echo "$*" >> {log}
+[ -n "${{APT_FAILS:-}}" ] && [ "$1" = "$APT_FAILS" ] && {{ echo "E: $1 failed" >&2; exit 100; }}
 [ "$1" = install ] || exit 0
 [ -n "${{APT_INSTALLS_NOTHING:-}}" ] && exit 0
 for pkg in "$@"; do
@@ -153,6 +154,15 @@ def test_apt_get_that_installs_nothing_is_a_failure_naming_what_is_missing(machi
     assert "still missing" in result.stderr
     for pkg in ("samba", "nmap", "postgresql", "python3-dev"):
         assert pkg in result.stderr
+
+
+@pytest.mark.parametrize("step", ["update", "install"])
+def test_apt_get_failing_is_exit_1_with_one_line_not_its_own_status(machine, step):
+    """A fresh machine's first apt-get can fail (no network, stale sources): the script says so and exits 1, the
+    status its header promises, not apt-get's 100 under set -e."""
+    result = _run(machine, APT_FAILS=step)
+    assert result.returncode == 1, (result.returncode, result.stderr)
+    assert f"install-system-deps: apt-get {step} failed" in result.stderr and "samba" in result.stderr
 
 
 def test_not_root_names_the_packages_and_installs_nothing(machine):
