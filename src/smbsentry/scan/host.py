@@ -36,14 +36,10 @@ def split_ports(asked: tuple[int, ...], checks) -> tuple[tuple[int, ...], frozen
     QUIC's (UDP 443: which of HTTPS and QUIC 443 means is settled by the
     checks, see services.probe_services `skip`).  One rule for the local CLI
     and the engines."""
-    from ..services import DEFAULT_PORTS, QUIC_PORTS, service_ports
+    from ..services import DEFAULT_PORTS, QUIC_PORTS
 
     known = DEFAULT_PORTS | frozenset(QUIC_PORTS)
-    service = frozenset(p for p in asked if p in known)
-    by_name = service_ports()
-    for c in checks:
-        if Need.SERVICES in c.needs:  # the services the check reads (Check.services), or all of them
-            service |= DEFAULT_PORTS if c.services is None else frozenset(p for n in c.services for p in by_name[n])
+    service = frozenset(p for p in asked if p in known).union(*(_wanted_ports(c) for c in checks))
     if any(Need.QUIC in c.needs for c in checks):
         service |= frozenset(QUIC_PORTS)
     return tuple(p for p in asked if p not in known), service
@@ -53,18 +49,22 @@ def domain_only_ports(asked: tuple[int, ...], checks) -> frozenset[int]:
     """The service ports only checks with `services_domain_only` (ntlm-relay's 80, 443, 389) want: not asked by
     number in --ports, not wanted by any other check (the Shadow Brokers checks, --checks all's others).
     host_service_ports leaves them out on a workgroup host; what anything else asks is probed as before."""
+    gated = frozenset().union(*(_wanted_ports(c) for c in checks if c.services_domain_only))
+    others = frozenset(asked).union(*(_wanted_ports(c) for c in checks if not c.services_domain_only))
+    return gated - others
+
+
+def _wanted_ports(check) -> frozenset[int]:
+    """The TCP service ports a check's probes need: those of the services it reads (Check.services), or all of
+    them; none for a check that needs no service probe."""
     from ..services import DEFAULT_PORTS, service_ports
 
+    if Need.SERVICES not in check.needs:
+        return frozenset()
+    if check.services is None:
+        return DEFAULT_PORTS
     by_name = service_ports()
-
-    def wanted(c) -> frozenset[int]:
-        if Need.SERVICES not in c.needs:
-            return frozenset()
-        return DEFAULT_PORTS if c.services is None else frozenset(p for n in c.services for p in by_name[n])
-
-    gated = frozenset(p for c in checks if c.services_domain_only for p in wanted(c))
-    others = frozenset(asked).union(*(wanted(c) for c in checks if not c.services_domain_only))
-    return gated - others
+    return frozenset(p for n in check.services for p in by_name[n])
 
 
 def host_service_ports(result: HostResult, options: ScanOptions) -> set[int]:
