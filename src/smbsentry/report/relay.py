@@ -15,7 +15,7 @@ probed" with the reason: never absent, never "refused".
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 from markupsafe import Markup
 
@@ -68,15 +68,15 @@ def host_relay_rows(h: dict, lang: str, labels: dict | None = None) -> tuple[lis
     return rows, smb_relay_target(h)
 
 
-def relay_section(records: list[dict], lang: str, made: dict | None = None) -> dict:
+def relay_section(records: list[dict], lang: str, made: Callable[[dict], tuple | None] | None = None) -> dict:
     """{"rows": [RelayRow], "targets": n, "hosts": n} for the report's template and the dashboard's relay pages
-    (web/routes/relay.py: the whole scan, or one host's record): one computation for both. `made`: address ->
-    (record, host_relay_rows() of it) made earlier for some records (respond, while the scan ran)."""
+    (web/routes/relay.py: the whole scan, or one host's record): one computation for both. `made(record)`:
+    host_relay_rows() of that record made earlier (respond, while the scan ran), or None."""
     labels = _labels(lang)
     rows, targets, hosts = [], 0, 0
     for h in sorted(records, key=lambda h: address_key(h["address"])):
-        got = made.get(h["address"]) if made else None
-        host, target = got[1] if got is not None and got[0] is h else host_relay_rows(h, lang, labels)
+        got = made(h) if made is not None else None
+        host, target = got if got is not None else host_relay_rows(h, lang, labels)
         if not host:
             continue
         hosts += 1

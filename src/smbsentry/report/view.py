@@ -110,6 +110,13 @@ def _made(made: dict | None, h: dict) -> Pieces | None:
     return got[1] if got is not None and got[0] is h else None
 
 
+def _relay_made(made: dict | None):
+    """relay_section's `made`: a record's relay rows from its pieces (None without)."""
+    if not made:
+        return None
+    return lambda h: got.relay if (got := _made(made, h)) is not None else None
+
+
 def finding_entries(h: dict, lang: str) -> list[tuple]:
     """(finding id, status, section row or None) per finding of one record; rows for the hosts not proven clean."""
     sentence = i18n.sentence_html
@@ -229,7 +236,7 @@ def build(records: list[dict], lang: str, *, scan: dict | None = None, trend: li
         "actions_hidden_ranks": ", ".join(dict.fromkeys(ranks.get(r.category, r.category) for r in hidden)),
         "sections": sections(records, lang, fixes, pieces), "hosts": host_rows(records, lang, untested, pieces),
         "charts": chart_list(records, c, lang, trend), "arsenal": arsenal_table(records, lang),
-        "relay": relay_section(records, lang, pieces and {a: (r, p.relay) for a, (r, p) in pieces.items()}),
+        "relay": relay_section(records, lang, _relay_made(pieces)),
         "plan_error": errors[0] if errors else None,
     }
 
