@@ -172,7 +172,7 @@ def _start_side_job(req: RespondRequest, tmp: Path, merged: list[dict], views: l
 
     def job() -> None:
         for lang in other:
-            page_plan = make_plan([], lang, views=views, ready=ahead.ready(lang), scripts=False)  # the page shows no scripts
+            page_plan = make_plan([], lang, views=views, ready=ahead.ready(lang), scripts=False)  # no page shows scripts
             _report_html(tmp, merged, lang, page_plan, scan_row, ahead.pieces(lang))
 
     return side(job, "the " + "/".join(other) + " report")
@@ -209,11 +209,8 @@ def _report_json(tmp: Path, merged: list[dict], p, scan_row: dict | None, follow
     """report.json, the shape of `report N --format json`: the hosts' texts are the follower's when it has them."""
     from ..report import view
 
-    actions = [r.to_dict() for r in p.actions]
-    verify = len({r["key"] for r in actions if r["category"] == "verify"})
-    report = {"format": "smbsentry-report", "version": 1, "scan": scan_row,
-              "counts": view.counts(merged, verify).to_dict(), "actions": actions}
-    head = json.dumps(report, ensure_ascii=False)[:-1]  # "hosts" last, as json.dumps of the whole would write it
+    # "hosts" last, as json.dumps of the whole would write it
+    head = json.dumps(view.report_json_head(scan_row, merged, p), ensure_ascii=False)[:-1]
     hosts = follower.json_texts if follower is not None else [json.dumps(h, ensure_ascii=False) for h in merged]
     (tmp / "report.json").write_text(head + ', "hosts": [' + ", ".join(hosts) + "]}\n", encoding="utf-8")
 
@@ -333,6 +330,7 @@ def _scan_and_write(req: RespondRequest, tmp: Path, made: list[Path], out: Conso
     # the language asked first: its plan and report are on the critical path after the scan
     langs = (req.lang, *(lang for lang in REPORT_LANGS if lang != req.lang))
     ahead = PlanAhead(follower, langs, enabled=not req.inventories)
+
     def orphaned() -> None:  # the parent was killed during the scan: nothing is written, nothing stays
         shutil.rmtree(tmp, ignore_errors=True)
         _unmake(made)
@@ -395,9 +393,8 @@ def _ended(message: str) -> tuple[int | None, int]:
 
 def _finish(req: RespondRequest, tmp: Path, ahead: PlanAhead, scan_id: int | None, scan_status: int, out: Console,
             err: Console) -> int:
-    """Everything after the scan: its records in tmp/scan.jsonl (read, and each host planned, by `ahead` while the scan
-    wrote them)
-    are audited, planned and written, and tmp takes the place of the folder asked."""
+    """Everything after the scan: its records in tmp/scan.jsonl (read, and each host planned, by `ahead` while
+    the scan wrote them) are audited, planned and written, and tmp takes the place of the folder asked."""
     from ..remediate.hosts import collect_hosts
     from ..remediate.planner import plan
     from ..resultfile import smb1_usage_records

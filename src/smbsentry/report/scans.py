@@ -123,12 +123,8 @@ def render_report(store, scan_id: int, fmt: str = "html", lang: str = "en") -> s
         return json.dumps(export_ocsf(store, scan_id), indent=2, ensure_ascii=False) + "\n"
     hosts = _all_hosts(store, scan_id)
     if fmt == "json":
-        p = view.make_plan(hosts, lang)
-        actions = [r.to_dict() for r in p.actions] if p is not None else []
-        verify = len({r["key"] for r in actions if r["category"] == "verify"})
-        return json.dumps({"format": "smbsentry-report", "version": 1, "scan": scan, "counts": view.counts(hosts, verify).to_dict(),
-                           "actions": actions, "hosts": hosts},
-                          indent=2, ensure_ascii=False) + "\n"
+        head = view.report_json_head(scan, hosts, view.make_plan(hosts, lang))
+        return json.dumps({**head, "hosts": hosts}, indent=2, ensure_ascii=False) + "\n"
     if fmt == "csv":
         return hosts_csv(hosts)
     title = f"{i18n.label('report', 'title', lang)} #{scan_id}"

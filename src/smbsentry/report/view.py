@@ -241,6 +241,15 @@ def build(records: list[dict], lang: str, *, scan: dict | None = None, trend: li
     }
 
 
+def report_json_head(scan: dict | None, records: list[dict], plan) -> dict:
+    """report.json (`report N --format json`, respond) but its "hosts", which comes last: the format, the scan
+    row, the counts and the ranked action list (empty without a plan)."""
+    actions = [r.to_dict() for r in plan.actions] if plan is not None else []
+    verify = len({r["key"] for r in actions if r["category"] == "verify"})
+    return {"format": "smbsentry-report", "version": 1, "scan": scan, "counts": counts(records, verify).to_dict(),
+            "actions": actions}
+
+
 def make_plan(records: list[dict], lang: str, errors: list[str] | None = None):
     """The remediation plan, or None when the records cannot be planned (the report is still written;
     the reason goes to `errors`)."""
