@@ -57,30 +57,33 @@ class PlanAhead:
         if not self.enabled or n >= len(records):
             return False
         self._done[lang] = min(n + BATCH, len(records))
-        self._plan(records, range(n, self._done[lang]), lang)
+        self._plan(lang, [(records[i], self._view(i)) for i in range(n, self._done[lang])])
         return True
 
     def add(self, records: list[dict]) -> None:
         """Plan the hosts of these scan records in every language (one view each, as if each were the host's
         only record)."""
+        made = [(rec, _views(rec, self.usage)) for rec in records]
         for lang in self.langs:
-            self._plan(records, range(len(records)), lang, own=True)
+            self._plan(lang, made)
 
-    def _plan(self, records: list[dict], which: range, lang: str, own: bool = False) -> None:
+    def _plan(self, lang: str, made: list[tuple[dict, list]]) -> None:
+        """Plan (record, its views) pairs in `lang`: each view's plan and action rows, each record's page pieces."""
         from ..remediate.actions import host_rows
         from ..remediate.planner import plan_host
         from ..report import view
 
         today = date.today()
-        for i in which:
-            rec = records[i]
-            for v in self._view(records, i) if not own else _views(rec, self.usage):
+        for rec, views in made:
+            for v in views:
                 hp = plan_host(v, lang, today)
                 self._ready[lang][v.key] = (v, today, hp, host_rows(v, hp))
             if rec.get("address"):
                 self._pieces[lang][rec["address"]] = (rec, view.pieces(rec, lang))
 
-    def _view(self, records: list[dict], i: int) -> list:
+    def _view(self, i: int) -> list:
+        """The views of follower.records[i], made once for every language."""
+        records = self.follower.records
         while len(self._views) <= i:
             self._views.append(_views(records[len(self._views)], self.usage))
         return self._views[i]
