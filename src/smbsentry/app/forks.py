@@ -90,8 +90,7 @@ class Deferred:
     """A child forked before long work of the parent's (the scan): it loads what it will need (`warm`) while
     the parent works, at a lower priority (the parent's work goes first where the cores are busy), then waits,
     Ctrl-C ignored, for one message; `go(message)` has it run `run(message)` with Ctrl-C restored and returns
-    its exit status, `cancel()` ends it unused. A parent that dies closes
-    the pipe, and the child ends with it."""
+    its exit status, `cancel()` ends it unused. A parent that dies closes the pipe, and the child ends with it."""
 
     def __init__(self, run: Callable[[str], int], pid: int | None, pipe: int | None):
         self._run, self.pid, self._pipe = run, pid, pipe
@@ -101,8 +100,8 @@ class Deferred:
               idle: Callable[[], object] | None = None, orphaned: Callable[[], None] | None = None) -> "Deferred":
         """`idle`, when given, is called while the child waits (respond reads the scan's records as they are
         written and plans their hosts): again at once while it returns true (more is waiting; each call should
-        be short, the message is read between calls), else after IDLE_SECONDS; `orphaned` when the parent died without a word (killed), so that
-        what it left (respond's temporary folder) does not stay behind."""
+        be short, the message is read between calls), else after IDLE_SECONDS. `orphaned` is called when the
+        parent died without a word (killed), so that what it left (respond's temporary folder) does not stay."""
         if not hasattr(os, "fork"):
             return cls(run, None, None)
         r, w = os.pipe()

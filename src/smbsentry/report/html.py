@@ -29,7 +29,8 @@ def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=loader, autoescape=True, trim_blocks=True, lstrip_blocks=True)
     i18n.install(env)
     # the long tables' rows, written in one pass with every value escaped (rows.py: a third of the page's time)
-    env.filters.update(action_rows=rows.action_rows, finding_rows=rows.finding_rows, host_rows=rows.host_rows, relay_rows=rows.relay_rows)
+    env.filters.update(action_rows=rows.action_rows, finding_rows=rows.finding_rows, host_rows=rows.host_rows,
+                       relay_rows=rows.relay_rows)
     return env
 
 
